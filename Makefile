@@ -1,0 +1,36 @@
+# Two entry points: `make run` and `make test`. Both create .venv with the machine's python3.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+# Opens the studio on the demo model; with no display, runs the headless pipeline into out/.
+run: $(STAMP)
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+		$(VENV)/bin/npu-studio resources/models/demo_cnn.onnx; \
+	else \
+		echo "No display: running the headless pipeline on the demo model into out/"; \
+		$(VENV)/bin/npu-studio pipeline resources/models/demo_cnn.onnx -o out; \
+	fi
+
+test: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check studio tests bench resources
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check studio tests bench resources
+	$(VENV)/bin/ruff format --check studio tests bench resources
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

@@ -1,0 +1,6 @@
+"""`python -m studio` behaves exactly like the `npu-studio` command."""
+
+from studio.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

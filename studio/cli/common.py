@@ -1,0 +1,79 @@
+"""Helpers shared by subcommands: shape fixes, JSON output, progress on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from studio.core.errors import BadInputError
+from studio.core.jobs import JobContext
+
+
+def add_input_shape_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="NAME=D0,D1,...",
+        help="fix a dynamic input shape, e.g. input=1,3,224,224 (repeatable)",
+    )
+
+
+def parse_input_shapes(items: list[str]) -> dict[str, list[int]]:
+    """Parse repeated ``NAME=1,3,224,224`` arguments into ``{name: [dims]}``."""
+    shapes: dict[str, list[int]] = {}
+    for item in items or []:
+        name, sep, dims = item.rpartition("=")
+        if not sep or not name:
+            raise BadInputError(f"--input-shape '{item}': expected NAME=D0,D1,...")
+        try:
+            values = [int(d) for d in dims.replace("x", ",").split(",") if d.strip()]
+        except ValueError as exc:
+            raise BadInputError(f"--input-shape '{item}': dims must be integers") from exc
+        if not values or any(v <= 0 for v in values):
+            raise BadInputError(f"--input-shape '{item}': dims must be positive integers")
+        shapes[name] = values
+    return shapes
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "to_json"):
+        return obj.to_json()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, set):
+        return sorted(obj)
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+
+def _finite(obj: Any) -> Any:
+    """Replace NaN/Inf by None: strict JSON readers reject them."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def print_json(data: Any) -> None:
+    text = json.dumps(data, default=_json_default)
+    print(json.dumps(_finite(json.loads(text)), indent=2))
+
+
+def stderr_context(quiet: bool = False) -> JobContext:
+    """A JobContext that prints progress and log lines on stderr (stdout stays for results)."""
+
+    def on_progress(fraction: float, text: str) -> None:
+        if not quiet:
+            print(f"[{fraction * 100:5.1f}%] {text}", file=sys.stderr, flush=True)
+
+    def on_log(line: str) -> None:
+        if not quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    return JobContext(on_progress=on_progress, on_log=on_log, min_interval_s=0.5)

@@ -1,0 +1,81 @@
+"""The Job protocol shared by the CLI, the GUI and the worker process.
+
+A job is a plain function ``fn(request: dict, ctx: JobContext) -> dict``. It never touches widgets;
+it reports progress and log lines through ``ctx`` and checks ``ctx.cancelled`` between steps
+(cooperative cancel, as superqt's thread_worker and Orange3 do). The same function runs in-process
+(tests, CLI) or inside the worker process (native code that may crash).
+
+Requests and results are JSON-able dicts; arrays travel as ``.npy``/``.npz`` files.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from studio.core.errors import JobCancelledError
+
+ProgressFn = Callable[[float, str], None]
+LogFn = Callable[[str], None]
+
+
+class CancelToken:
+    """Thread-safe flag a job polls; setting it asks the job to stop at its next check."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class JobContext:
+    """Handle given to a job function: progress, log, cancel.
+
+    Progress callbacks are throttled (at most one every ``min_interval_s``, plus the final 1.0) so a
+    tight loop cannot flood a UI thread or a pipe.
+    """
+
+    on_progress: ProgressFn | None = None
+    on_log: LogFn | None = None
+    token: CancelToken = field(default_factory=CancelToken)
+    stage: str = ""
+    min_interval_s: float = 0.05
+    _last_progress: float = field(default=0.0, repr=False)
+
+    def progress(self, fraction: float, text: str = "") -> None:
+        now = time.monotonic()
+        if fraction < 1.0 and now - self._last_progress < self.min_interval_s:
+            return
+        self._last_progress = now
+        if self.on_progress is not None:
+            self.on_progress(max(0.0, min(1.0, float(fraction))), text)
+
+    def log(self, line: str) -> None:
+        if self.on_log is not None:
+            self.on_log(line)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.token.cancelled
+
+    def check_cancelled(self) -> None:
+        """Raise JobCancelledError if the user asked to stop; call between units of work."""
+        if self.token.cancelled:
+            raise JobCancelledError("cancelled by the user")
+
+
+JobFn = Callable[[dict[str, Any], JobContext], dict[str, Any]]
+
+
+def run_inline(fn: JobFn, request: dict[str, Any], ctx: JobContext | None = None) -> dict[str, Any]:
+    """Run a job function in this process (CLI and tests). Errors propagate as they are."""
+    return fn(request, ctx or JobContext())

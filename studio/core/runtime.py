@@ -1,0 +1,172 @@
+"""Session factories for the backends: QNN HTP/GPU (onnxruntime-qnn plugin EP) and ORT CPU.
+
+The QNN EP must be opened the plugin way (register the library, pick its EP devices, add them to the
+session options). Passing ``providers=[("QNNExecutionProvider", ...)]`` silently runs on CPU, so
+every session built here records which providers it really got, and ``disable_cpu_fallback``
+proves full offload by making ORT refuse to place any node on the CPU EP.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from studio.core.errors import BackendUnavailableError, BadInputError
+
+QNN_EP = "QNNExecutionProvider"
+CPU_EP = "CPUExecutionProvider"
+BACKENDS = ("htp", "gpu", "cpu")
+
+_register_lock = threading.Lock()
+_qnn_registered: bool | None = None
+_qnn_register_error: str | None = None
+
+
+def qnn_library_path() -> str:
+    """Path of the QNN EP shared library shipped by onnxruntime-qnn (raises when not installed)."""
+    try:
+        import onnxruntime_qnn
+    except ImportError as exc:  # pragma: no cover - the package is a hard dependency
+        raise BackendUnavailableError(f"onnxruntime-qnn is not installed: {exc}") from exc
+    return str(onnxruntime_qnn.get_library_path())
+
+
+def register_qnn() -> None:
+    """Register the QNN plugin EP with ORT once per process; raise BackendUnavailableError if not."""
+    global _qnn_registered, _qnn_register_error
+    with _register_lock:
+        if _qnn_registered is None:
+            try:
+                ort.register_execution_provider_library(QNN_EP, qnn_library_path())
+                _qnn_registered = True
+            except Exception as exc:  # ORT raises plain RuntimeError/Fail here
+                _qnn_registered = False
+                _qnn_register_error = str(exc)
+        if not _qnn_registered:
+            raise BackendUnavailableError(f"QNN EP could not be registered: {_qnn_register_error}")
+
+
+def qnn_ep_devices() -> list[Any]:
+    """The OrtEpDevice objects of the QNN plugin (empty when it exposes none)."""
+    register_qnn()
+    return [d for d in ort.get_ep_devices() if d.ep_name == QNN_EP]
+
+
+@dataclass
+class SessionInfo:
+    """What a session really is: requested backend, providers ORT placed it on, options used."""
+
+    backend: str
+    providers: list[str]
+    provider_options: dict[str, str] = field(default_factory=dict)
+    session_config: dict[str, str] = field(default_factory=dict)
+    cpu_fallback_disabled: bool = False
+
+
+def make_session(
+    model_path: str | Path,
+    backend: str = "cpu",
+    *,
+    provider_options: dict[str, Any] | None = None,
+    session_config: dict[str, Any] | None = None,
+    disable_cpu_fallback: bool = False,
+    intra_op_num_threads: int | None = None,
+    enable_profiling: bool = False,
+    profile_prefix: str | None = None,
+) -> tuple[ort.InferenceSession, SessionInfo]:
+    """Create an ORT session on ``backend`` ('htp', 'gpu' or 'cpu').
+
+    For QNN backends ``disable_cpu_fallback=True`` makes creation fail unless every node is
+    offloaded: that is the only way a session is called "on HTP" without qualification.
+    """
+    if backend not in BACKENDS:
+        raise BadInputError(f"unknown backend '{backend}' (choose one of {', '.join(BACKENDS)})")
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if intra_op_num_threads:
+        so.intra_op_num_threads = int(intra_op_num_threads)
+    if enable_profiling:
+        so.enable_profiling = True
+        if profile_prefix:
+            so.profile_file_prefix = profile_prefix
+    config = {str(k): str(v) for k, v in (session_config or {}).items()}
+    if backend != "cpu" and disable_cpu_fallback:
+        config["session.disable_cpu_ep_fallback"] = "1"
+    for key, value in config.items():
+        so.add_session_config_entry(key, value)
+    opts = {str(k): str(v) for k, v in (provider_options or {}).items()}
+    if backend == "cpu":
+        sess = ort.InferenceSession(str(model_path), sess_options=so, providers=[CPU_EP])
+    else:
+        devices = qnn_ep_devices()
+        if not devices:
+            raise BackendUnavailableError("the QNN EP exposes no devices on this machine")
+        opts.setdefault("backend_type", backend)
+        so.add_provider_for_devices(devices, opts)
+        try:
+            sess = ort.InferenceSession(str(model_path), sess_options=so)
+        except Exception as exc:
+            raise BackendUnavailableError(
+                f"QNN {backend.upper()} session for {model_path} failed: {_short(str(exc))}"
+            ) from exc
+        if QNN_EP not in sess.get_providers():
+            raise BackendUnavailableError(
+                f"QNN {backend.upper()} was not used: ORT fell back to CPU"
+            )
+    info = SessionInfo(
+        backend=backend,
+        providers=list(sess.get_providers()),
+        provider_options=opts,
+        session_config=config,
+        cpu_fallback_disabled=backend != "cpu" and disable_cpu_fallback,
+    )
+    return sess, info
+
+
+_ORT_TO_NUMPY = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(int16)": np.int16,
+    "tensor(uint16)": np.uint16,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(bool)": np.bool_,
+}
+
+
+def random_inputs(
+    sess: ort.InferenceSession, fixed_shapes: dict[str, list[int]] | None = None, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Random inputs with the session's shapes and dtypes; dynamic dims need ``fixed_shapes``."""
+    rng = np.random.default_rng(seed)
+    feeds: dict[str, np.ndarray] = {}
+    for inp in sess.get_inputs():
+        shape = (fixed_shapes or {}).get(inp.name) or inp.shape
+        if any(not isinstance(d, int) or d <= 0 for d in shape):
+            raise BadInputError(
+                f"input '{inp.name}' has dynamic shape {inp.shape}: fix it with "
+                f"--input-shape {inp.name}=..."
+            )
+        dtype = _ORT_TO_NUMPY.get(inp.type)
+        if dtype is None:
+            raise BadInputError(f"input '{inp.name}' has unsupported type {inp.type}")
+        if np.issubdtype(dtype, np.floating):
+            feeds[inp.name] = rng.random(shape, dtype=np.float32).astype(dtype)
+        elif dtype is np.bool_:
+            feeds[inp.name] = rng.integers(0, 2, size=shape).astype(np.bool_)
+        else:
+            feeds[inp.name] = rng.integers(0, 10, size=shape).astype(dtype)
+    return feeds
+
+
+def _short(text: str, limit: int = 400) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

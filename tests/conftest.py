@@ -1,0 +1,23 @@
+"""Shared fixtures: small real ONNX models built with onnx.helper, written to tmp folders."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+from tests import builders  # noqa: E402
+
+
+@pytest.fixture
+def conv_model(tmp_path):
+    """A float Conv->Relu->Conv->Add->GlobalAveragePool->Gemm model, static shapes."""
+    return builders.save(builders.small_cnn(), tmp_path / "small_cnn.onnx")
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    """A float Conv->Relu model with input x [1,3,16,16]."""
+    return builders.save(builders.conv_relu(), tmp_path / "conv_relu.onnx")
