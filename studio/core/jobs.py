@@ -79,3 +79,40 @@ JobFn = Callable[[dict[str, Any], JobContext], dict[str, Any]]
 def run_inline(fn: JobFn, request: dict[str, Any], ctx: JobContext | None = None) -> dict[str, Any]:
     """Run a job function in this process (CLI and tests). Errors propagate as they are."""
     return fn(request, ctx or JobContext())
+
+
+_JOB_ATTR = "__studio_job__"
+_ALLOWED_PREFIX = "studio.core."
+
+
+def job(fn: JobFn) -> JobFn:
+    """Mark a function as a job the worker process may run (by its kind ``module:function``)."""
+    setattr(fn, _JOB_ATTR, True)
+    return fn
+
+
+def job_kind(fn: JobFn) -> str:
+    """The string that names ``fn`` in a worker request: ``"studio.core.x:function"``."""
+    return f"{fn.__module__}:{fn.__name__}"
+
+
+def resolve_job(kind: str) -> JobFn:
+    """Find the job function for ``kind``; only ``@job`` functions under studio.core qualify.
+
+    The worker resolves requests through this, so a request can never name arbitrary code.
+    """
+    import importlib
+
+    from studio.core.errors import BadInputError
+
+    module_name, sep, func_name = kind.partition(":")
+    if not sep or not module_name.startswith(_ALLOWED_PREFIX) or not func_name.isidentifier():
+        raise BadInputError(f"unknown job kind '{kind}'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BadInputError(f"unknown job kind '{kind}': {exc}") from exc
+    fn = getattr(module, func_name, None)
+    if fn is None or not getattr(fn, _JOB_ATTR, False):
+        raise BadInputError(f"unknown job kind '{kind}'")
+    return fn

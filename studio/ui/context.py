@@ -1,0 +1,60 @@
+"""The one object every workspace talks through: current model, selection, overlays, jobs.
+
+Workspaces never reach into each other. The Quantization workspace that wants SQNR on the graph
+calls ``ctx.set_overlay(...)``; the Graph workspace listens. A row selected in a table calls
+``ctx.select_node(node_id)``; the graph and the other tables follow. This mirrors Model Explorer's
+"per-node data keyed by node id, loadable onto any graph".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+
+class StudioContext(QObject):
+    """Shared state of one studio window. Signals carry plain Python data (no Qt types)."""
+
+    model_changed = Signal(object)  # studio.core.model.ModelGraph | None
+    node_selected = Signal(str)  # node id ("" clears)
+    # name, values dict[node_id -> float], colormap name, unit label
+    overlay_changed = Signal(str, object, str, str)
+    # name, badges dict[node_id -> str]
+    badges_changed = Signal(str, object)
+    overlay_cleared = Signal()
+    status_message = Signal(str)
+    error_raised = Signal(str, str)  # title, message
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.graph: Any = None  # ModelGraph
+        self.model_path: str | None = None
+        self.selected_node: str = ""
+        self.jobs: Any = None  # studio.ui.jobs.JobManager, set by the main window
+        self.input_shapes: dict[str, list[int]] = {}
+
+    def set_model(self, graph: Any, path: str | None) -> None:
+        self.graph = graph
+        self.model_path = path
+        self.selected_node = ""
+        self.model_changed.emit(graph)
+
+    def select_node(self, node_id: str) -> None:
+        if node_id != self.selected_node:
+            self.selected_node = node_id
+            self.node_selected.emit(node_id)
+
+    def set_overlay(
+        self, name: str, values: dict[str, float], colormap: str = "viridis", unit: str = ""
+    ) -> None:
+        self.overlay_changed.emit(name, dict(values), colormap, unit)
+
+    def set_badges(self, name: str, badges: dict[str, str]) -> None:
+        self.badges_changed.emit(name, dict(badges))
+
+    def clear_overlay(self) -> None:
+        self.overlay_cleared.emit()
+
+    def show_error(self, title: str, message: str) -> None:
+        self.error_raised.emit(title, message)
