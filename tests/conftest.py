@@ -5,6 +5,16 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Chromium (QtWebEngine) refuses to start as root without --no-sandbox (REFERENCE.md §6); it must be
+# set, and QtWebEngineWidgets imported, before pytest-qt creates the QApplication.
+if hasattr(os, "geteuid") and os.geteuid() == 0:
+    flags = os.environ.get("QTWEBENGINE_CHROMIUM_FLAGS", "")
+    if "--no-sandbox" not in flags:
+        os.environ["QTWEBENGINE_CHROMIUM_FLAGS"] = (flags + " --no-sandbox").strip()
+try:  # noqa: SIM105 - optional module
+    import PySide6.QtWebEngineWidgets  # noqa: F401
+except ImportError:
+    pass
 
 import pytest  # noqa: E402
 

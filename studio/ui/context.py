@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
 
 
 class StudioContext(QObject):
@@ -33,6 +34,9 @@ class StudioContext(QObject):
         self.selected_node: str = ""
         self.jobs: Any = None  # studio.ui.jobs.JobManager, set by the main window
         self.input_shapes: dict[str, list[int]] = {}
+        # One undo stack for every edit in every workspace (Edit > Undo, History view).
+        self.undo_stack = QUndoStack(self)
+        self.project: Any = None  # studio.core.project.Project, when one is open
 
     def set_model(self, graph: Any, path: str | None) -> None:
         self.graph = graph
