@@ -1,0 +1,435 @@
+"""The project: everything a user decided about one model, saved so that no work is ever lost.
+
+A ``.npustudio`` file is JSON with a ``schema_version`` and a migration path. It keeps the model
+path and sha256 (a moved or changed model is detected), input-shape fixes, calibration settings
+and cache key, the quantisation plan with every edit, backend config, constraints and pins,
+profiling run history (results stored beside it in ``<name>.runs/``), overlays and UI layout.
+
+Saves are atomic; autosave writes a sibling recovery file that is offered back after a crash.
+Workspace-specific sections are kept as plain JSON dicts owned by their core modules
+(``QuantPlan.to_json()``, ...): this module validates the envelope and the types it knows, and
+never drops a section it does not understand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.core.atomic import atomic_write_json, read_json_strict
+from studio.core.errors import ConfigError
+
+SCHEMA_VERSION = 2
+PROJECT_SUFFIX = ".npustudio"
+BACKENDS = ("htp", "gpu", "cpu")
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Stream a file's sha256 (models can be gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class Constraints:
+    """What the user asked of the backend assignment."""
+
+    power_critical: bool = False
+    performance_critical: bool = False
+    latency_budget_ms: float | None = None
+    pins: dict[str, str] = field(default_factory=dict)  # node id -> backend
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "power_critical": self.power_critical,
+            "performance_critical": self.performance_critical,
+            "latency_budget_ms": self.latency_budget_ms,
+            "pins": dict(self.pins),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, source: str = "<memory>") -> Constraints:
+        data = _expect(data, dict, "constraints", source)
+        budget = data.get("latency_budget_ms")
+        if budget is not None:
+            budget = _number(budget, "constraints.latency_budget_ms", source)
+            if budget <= 0:
+                raise ConfigError("constraints.latency_budget_ms must be > 0", path=source)
+        pins = _expect(data.get("pins", {}), dict, "constraints.pins", source)
+        for node, backend in pins.items():
+            if backend not in BACKENDS:
+                raise ConfigError(
+                    f"constraints.pins['{node}']: unknown backend '{backend}' "
+                    f"(expected one of {', '.join(BACKENDS)})",
+                    path=source,
+                )
+        return cls(
+            power_critical=_bool(
+                data.get("power_critical", False), "constraints.power_critical", source
+            ),
+            performance_critical=_bool(
+                data.get("performance_critical", False), "constraints.performance_critical", source
+            ),
+            latency_budget_ms=budget,
+            pins={str(k): str(v) for k, v in pins.items()},
+        )
+
+
+@dataclass
+class RunRef:
+    """A profiling run kept in the project's history; the full record lives in its own file."""
+
+    id: str
+    label: str
+    file: str  # relative to the project's runs folder
+    backend: str = ""
+    created: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "label": self.label,
+            "file": self.file,
+            "backend": self.backend,
+            "created": self.created,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, source: str, where: str) -> RunRef:
+        data = _expect(data, dict, where, source)
+        for key in ("id", "file"):
+            _expect(data.get(key), str, f"{where}.{key}", source)
+        if Path(data["file"]).is_absolute() or ".." in Path(data["file"]).parts:
+            raise ConfigError(f"{where}.file must stay inside the runs folder", path=source)
+        return cls(
+            id=data["id"],
+            label=str(data.get("label", data["id"])),
+            file=data["file"],
+            backend=str(data.get("backend", "")),
+            created=_number(data.get("created", 0.0), f"{where}.created", source),
+        )
+
+
+@dataclass
+class ModelCheck:
+    """Result of comparing the project's recorded model with what is on disk now."""
+
+    status: str  # "ok" | "missing" | "changed"
+    path: Path
+    expected_sha256: str
+    actual_sha256: str | None = None
+
+    @property
+    def message(self) -> str:
+        if self.status == "missing":
+            return f"the model file {self.path} is missing (moved or deleted?)"
+        if self.status == "changed":
+            return (
+                f"the model file {self.path} changed since the project was saved "
+                f"(sha256 {self.expected_sha256[:12]}… -> {(self.actual_sha256 or '')[:12]}…)"
+            )
+        return "model unchanged"
+
+
+@dataclass
+class Project:
+    """All of a user's decisions about one model. Mutate through methods so ``dirty`` is right."""
+
+    model_path: Path
+    model_sha256: str = ""
+    path: Path | None = None  # where it is saved; None until the first save
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    quant_plan: dict[str, Any] = field(default_factory=dict)
+    backend_config: dict[str, Any] = field(default_factory=dict)
+    constraints: Constraints = field(default_factory=Constraints)
+    runs: list[RunRef] = field(default_factory=list)
+    overlays: dict[str, Any] = field(default_factory=dict)
+    ui: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # sections from newer tools, kept verbatim
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    dirty: bool = False
+
+    # ----- creation and persistence -------------------------------------------------------
+    @classmethod
+    def new(cls, model_path: str | Path) -> Project:
+        model = Path(model_path).resolve()
+        sha = file_sha256(model) if model.is_file() else ""
+        return cls(model_path=model, model_sha256=sha)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Project:
+        """Read and validate a project file; errors name the file and the field."""
+        source = Path(path)
+        data = read_json_strict(source, error_type=ConfigError)
+        project = cls.from_json(data, source=str(source), base=source.parent)
+        project.path = source.resolve()
+        project.dirty = False
+        return project
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Atomically write the project; on failure the previous file stays intact."""
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise ConfigError("the project has no file yet: choose where to save it")
+        if target.suffix != PROJECT_SUFFIX:
+            target = target.with_suffix(PROJECT_SUFFIX)
+        target = target.resolve()
+        atomic_write_json(target, self.to_json(base=target.parent))
+        self.path = target
+        self.dirty = False
+        discard_recovery(self)
+        return target
+
+    def autosave(self) -> Path:
+        """Write the recovery file (not the project itself); cheap enough to call often."""
+        target = autosave_path(self)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = self.to_json(base=(self.path.parent if self.path else None))
+        data["autosave_of"] = str(self.path) if self.path else None
+        data["autosaved_at"] = time.time()
+        atomic_write_json(target, data)
+        return target
+
+    # ----- edits --------------------------------------------------------------------------
+    def update(self, section: str, value: Any) -> None:
+        """Replace one section (e.g. ``quant_plan``) and mark the project dirty."""
+        if section not in _SECTIONS:
+            raise ConfigError(f"unknown project section '{section}'")
+        if section == "constraints" and not isinstance(value, Constraints):
+            value = Constraints.from_json(value)
+        setattr(self, section, value)
+        self.dirty = True
+
+    def add_run(self, run_id: str, label: str, record: dict[str, Any], backend: str = "") -> RunRef:
+        """Store a profiling run record beside the project and reference it in the history."""
+        folder = self.runs_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+        atomic_write_json(folder / f"{safe}.json", record)
+        ref = RunRef(
+            id=run_id, label=label, file=f"{safe}.json", backend=backend, created=time.time()
+        )
+        self.runs = [r for r in self.runs if r.id != run_id] + [ref]
+        self.dirty = True
+        return ref
+
+    def load_run(self, run_id: str) -> dict[str, Any]:
+        for ref in self.runs:
+            if ref.id == run_id:
+                return read_json_strict(self.runs_dir() / ref.file, error_type=ConfigError)
+        raise ConfigError(f"no run '{run_id}' in the project")
+
+    def runs_dir(self) -> Path:
+        if self.path is not None:
+            return self.path.with_suffix(".runs")
+        return _data_home() / "unsaved" / f"{self.id}.runs"
+
+    def check_model(self) -> ModelCheck:
+        """Detect a moved or changed model so the UI can ask the user what to do."""
+        if not self.model_path.is_file():
+            return ModelCheck("missing", self.model_path, self.model_sha256)
+        actual = file_sha256(self.model_path)
+        if self.model_sha256 and actual != self.model_sha256:
+            return ModelCheck("changed", self.model_path, self.model_sha256, actual)
+        return ModelCheck("ok", self.model_path, self.model_sha256, actual)
+
+    def relocate_model(self, new_path: str | Path, accept_changed: bool = False) -> ModelCheck:
+        """Point the project at a moved model; refuse a different model unless accepted."""
+        candidate = Path(new_path).resolve()
+        if not candidate.is_file():
+            raise ConfigError("model file not found", path=str(candidate))
+        actual = file_sha256(candidate)
+        if self.model_sha256 and actual != self.model_sha256 and not accept_changed:
+            return ModelCheck("changed", candidate, self.model_sha256, actual)
+        self.model_path, self.model_sha256, self.dirty = candidate, actual, True
+        return ModelCheck("ok", candidate, actual, actual)
+
+    # ----- JSON ---------------------------------------------------------------------------
+    def to_json(self, base: Path | None = None) -> dict[str, Any]:
+        model = self.model_path
+        if base is not None:
+            try:
+                model = Path(os.path.relpath(self.model_path, base))
+            except ValueError:  # different drives on Windows
+                model = self.model_path
+        data = {
+            "schema_version": SCHEMA_VERSION,
+            "id": self.id,
+            "model": {"path": str(model), "sha256": self.model_sha256},
+            "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
+            "calibration": self.calibration,
+            "quant_plan": self.quant_plan,
+            "backend_config": self.backend_config,
+            "constraints": self.constraints.to_json(),
+            "runs": [r.to_json() for r in self.runs],
+            "overlays": self.overlays,
+            "ui": self.ui,
+        }
+        data.update(self.extra)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any, source: str = "<memory>", base: Path | None = None) -> Project:
+        data = migrate(_expect(data, dict, "project", source), source)
+        model = _expect(data.get("model"), dict, "model", source)
+        model_path = Path(_expect(model.get("path"), str, "model.path", source))
+        if not model_path.is_absolute() and base is not None:
+            model_path = (base / model_path).resolve()
+        shapes = _expect(data.get("input_shapes", {}), dict, "input_shapes", source)
+        for name, dims in shapes.items():
+            dims = _expect(dims, list, f"input_shapes.{name}", source)
+            if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+                raise ConfigError(
+                    f"input_shapes.{name} must be a list of positive integers", path=source
+                )
+        runs = _expect(data.get("runs", []), list, "runs", source)
+        known = {
+            "schema_version",
+            "id",
+            "model",
+            "input_shapes",
+            "autosave_of",
+            "autosaved_at",
+            *_SECTIONS,
+        }
+        project = cls(
+            model_path=model_path,
+            model_sha256=str(model.get("sha256", "")),
+            input_shapes={str(k): list(v) for k, v in shapes.items()},
+            calibration=_expect(data.get("calibration", {}), dict, "calibration", source),
+            quant_plan=_expect(data.get("quant_plan", {}), dict, "quant_plan", source),
+            backend_config=_expect(data.get("backend_config", {}), dict, "backend_config", source),
+            constraints=Constraints.from_json(data.get("constraints", {}), source),
+            runs=[RunRef.from_json(r, source, f"runs[{i}]") for i, r in enumerate(runs)],
+            overlays=_expect(data.get("overlays", {}), dict, "overlays", source),
+            ui=_expect(data.get("ui", {}), dict, "ui", source),
+            extra={k: v for k, v in data.items() if k not in known},
+            id=str(data.get("id") or uuid.uuid4().hex),
+        )
+        return project
+
+
+_SECTIONS = (
+    "calibration",
+    "quant_plan",
+    "backend_config",
+    "constraints",
+    "runs",
+    "overlays",
+    "ui",
+    "input_shapes",
+)
+
+
+def migrate(data: dict[str, Any], source: str = "<memory>") -> dict[str, Any]:
+    """Bring an older project document up to SCHEMA_VERSION, one step at a time.
+
+    v1 (first prototype) kept ``model_path``/``model_sha256`` at the top level and pins beside the
+    constraints; v2 groups them. A newer file than this tool understands is refused, not guessed.
+    """
+    version = data.get("schema_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ConfigError("schema_version must be an integer", path=source)
+    if version > SCHEMA_VERSION:
+        raise ConfigError(
+            f"written by a newer npu-studio (schema {version}, this one reads up to "
+            f"{SCHEMA_VERSION}): update npu-studio to open it",
+            path=source,
+        )
+    data = dict(data)
+    if version == 1:
+        if "model" not in data:
+            data["model"] = {
+                "path": data.pop("model_path", None),
+                "sha256": data.pop("model_sha256", ""),
+            }
+        constraints = _expect(data.get("constraints") or {}, dict, "constraints", source)
+        constraints = dict(constraints)
+        if "pins" in data:
+            constraints["pins"] = data.pop("pins")
+        data["constraints"] = constraints
+        version = 2
+    data["schema_version"] = version
+    return data
+
+
+# ----- autosave and recovery ------------------------------------------------------------------
+def _data_home() -> Path:
+    root = os.environ.get("NPU_STUDIO_DATA_DIR") or os.path.join(
+        os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "npu-studio"
+    )
+    return Path(root)
+
+
+def autosave_path(project: Project) -> Path:
+    """Saved projects autosave beside themselves; untitled ones under the user's data folder."""
+    if project.path is not None:
+        return project.path.with_name(f".{project.path.name}.autosave")
+    return _data_home() / "autosave" / f"{project.id}{PROJECT_SUFFIX}"
+
+
+def find_recovery(path: str | Path) -> Path | None:
+    """An autosave newer than the saved project, i.e. work that a crash would otherwise lose."""
+    target = Path(path).resolve()
+    candidate = target.with_name(f".{target.name}.autosave")
+    if not candidate.is_file():
+        return None
+    if target.is_file() and candidate.stat().st_mtime <= target.stat().st_mtime:
+        return None
+    return candidate
+
+
+def orphan_autosaves() -> list[Path]:
+    """Autosaves of untitled projects left behind by a crash (offered at start-up)."""
+    folder = _data_home() / "autosave"
+    return sorted(folder.glob(f"*{PROJECT_SUFFIX}")) if folder.is_dir() else []
+
+
+def load_recovery(recovery: str | Path, original: str | Path | None = None) -> Project:
+    """Open an autosave as an unsaved (dirty) project bound to its original file, if any."""
+    source = Path(recovery)
+    data = read_json_strict(source, error_type=ConfigError)
+    base = Path(original).resolve().parent if original else source.parent
+    project = Project.from_json(data, source=str(source), base=base)
+    target = original or data.get("autosave_of")
+    project.path = Path(target).resolve() if target else None
+    project.dirty = True
+    return project
+
+
+def discard_recovery(project: Project) -> None:
+    try:
+        autosave_path(project).unlink()
+    except (FileNotFoundError, OSError):
+        pass
+
+
+# ----- validation helpers ---------------------------------------------------------------------
+def _expect(value: Any, kind: type, where: str, source: str) -> Any:
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(
+            f"field '{where}' must be {kind.__name__}, got {type(value).__name__}", path=source
+        )
+    return value
+
+
+def _number(value: Any, where: str, source: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"field '{where}' must be a finite number, got {value!r}", path=source)
+    return float(value)
+
+
+def _bool(value: Any, where: str, source: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"field '{where}' must be true or false, got {value!r}", path=source)
+    return value
