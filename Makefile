@@ -25,12 +25,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/ruff check studio tests bench resources
+	$(VENV)/bin/ruff check studio tests $(wildcard bench resources)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check studio tests bench resources
-	$(VENV)/bin/ruff format --check studio tests bench resources
+	$(VENV)/bin/ruff check studio tests $(wildcard bench resources)
+	$(VENV)/bin/ruff format --check studio tests $(wildcard bench resources)
 
 clean:
 	rm -rf $(VENV) out build *.egg-info
