@@ -1,0 +1,436 @@
+"""ModelGraph: one ONNX model as the studio sees it, loaded safely and analysed once.
+
+Why this shape: every workspace keys its data (overlays, plans, pins, profiles) by node id, so the
+model is turned once into plain lists and dicts (nodes in topological order, tensors with their
+producer and consumers, per-node MACs/params/bytes) that any module can read without touching
+protobuf. External weights stay on disk (``model_io``): a 1 GB model opens in a few MB, and
+:meth:`ModelGraph.initializer_array` reads one tensor's bytes only when asked.
+
+Node ids: the node's name when it is set and unique, else ``<OpType>_<index>`` (REFERENCE §7: Paddle
+exports leave half their nodes unnamed). ``NodeInfo.synthetic_id`` says which is which.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import AttributeProto, helper
+
+from studio.core import model_io
+from studio.core.errors import ModelLoadError
+from studio.core.model_stats import NON_PARAM_DTYPES, dtype_name, nbytes, node_macs
+
+Shape = list[int | str | None] | None
+
+
+@dataclass
+class TensorInfo:
+    """A value in the graph: its type, shape and who produces and consumes it."""
+
+    name: str
+    shape: Shape = None
+    dtype: str | None = None
+    elem_type: int | None = None
+    is_initializer: bool = False
+    is_input: bool = False
+    is_output: bool = False
+    producer: str | None = None
+    consumers: list[str] = field(default_factory=list)
+    external: bool = False
+
+    @property
+    def nbytes(self) -> int | None:
+        return nbytes(self.shape, self.elem_type)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "shape": self.shape,
+            "dtype": self.dtype,
+            "is_initializer": self.is_initializer,
+        }
+
+
+@dataclass
+class NodeInfo:
+    """One operator with the figures the UI shows: parameters, MACs and activation bytes."""
+
+    id: str
+    name: str
+    index: int
+    op_type: str
+    domain: str = ""
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    synthetic_id: bool = False
+    params: int = 0
+    macs: int = 0
+    activation_bytes: int = 0
+    scope: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "op_type": self.op_type,
+            "domain": self.domain,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "params": self.params,
+            "macs": self.macs,
+            "activation_bytes": self.activation_bytes,
+        }
+
+
+def scope_of(name: str) -> list[str]:
+    """Name-scope path of a node: ``/encoder/layer.3/attn/MatMul`` -> ['encoder', 'layer.3', 'attn']."""
+    parts = [p for p in name.split("/") if p]
+    return parts[:-1]
+
+
+def _attribute_value(attr: AttributeProto) -> Any:
+    """A JSON-friendly view of an attribute; tensors and graphs are summarised, not copied."""
+    kind = attr.type
+    if kind == AttributeProto.INT:
+        return attr.i
+    if kind == AttributeProto.INTS:
+        return list(attr.ints)
+    if kind == AttributeProto.FLOAT:
+        return attr.f
+    if attr.type == AttributeProto.TENSOR:
+        t = attr.t
+        return f"tensor {dtype_name(t.data_type)}{list(t.dims)}"
+    if attr.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
+        return "<subgraph>"
+    if attr.type == AttributeProto.SPARSE_TENSOR:
+        return "<sparse tensor>"
+    value = helper.get_attribute_value(attr)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, list):
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value]
+    return value
+
+
+def _dims(type_proto: onnx.TypeProto) -> tuple[Shape, int | None]:
+    if not type_proto.HasField("tensor_type"):
+        return None, None
+    tt = type_proto.tensor_type
+    elem = tt.elem_type or None
+    if not tt.HasField("shape"):
+        return None, elem
+    dims: list[int | str | None] = []
+    for d in tt.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    return dims, elem
+
+
+def _topological_order(graph: onnx.GraphProto, path: Path) -> list[int]:
+    """Kahn's order of node indices; a cycle is a ModelLoadError naming nodes on it."""
+    producer: dict[str, int] = {}
+    for i, node in enumerate(graph.node):
+        for out in node.output:
+            if out:
+                producer[out] = i
+    deps = [set() for _ in graph.node]
+    users: list[list[int]] = [[] for _ in graph.node]
+    for i, node in enumerate(graph.node):
+        for name in node.input:
+            j = producer.get(name)
+            if j is not None and j != i and j not in deps[i]:
+                deps[i].add(j)
+                users[j].append(i)
+            elif j == i:
+                raise ModelLoadError(
+                    f"node '{node.name or node.op_type}' consumes its own output '{name}' "
+                    "(the graph has a cycle)",
+                    path=str(path),
+                )
+    remaining = [len(d) for d in deps]
+    ready = deque(i for i, n in enumerate(remaining) if n == 0)
+    order: list[int] = []
+    while ready:
+        i = ready.popleft()
+        order.append(i)
+        for u in users[i]:
+            remaining[u] -= 1
+            if remaining[u] == 0:
+                ready.append(u)
+    if len(order) != len(graph.node):
+        stuck = [graph.node[i].name or graph.node[i].op_type for i, n in enumerate(remaining) if n]
+        raise ModelLoadError(
+            f"the graph has a cycle through {len(stuck)} nodes, e.g. {', '.join(stuck[:5])}",
+            path=str(path),
+        )
+    return order
+
+
+def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]], path: Path) -> None:
+    inputs = {i.name: i for i in model.graph.input}
+    for name, dims in shapes.items():
+        if name not in inputs:
+            known = ", ".join(i for i in inputs if i not in _initializer_names(model)) or "none"
+            raise ModelLoadError(
+                f"--input-shape names '{name}', which is not a model input (inputs: {known})",
+                path=str(path),
+            )
+        tt = inputs[name].type.tensor_type
+        current = tt.shape.dim
+        if len(current) and len(current) != len(dims):
+            raise ModelLoadError(
+                f"--input-shape {name} has {len(dims)} dims but the input has {len(current)}",
+                path=str(path),
+            )
+        del tt.shape.dim[:]
+        for d in dims:
+            tt.shape.dim.add().dim_value = int(d)
+
+
+def _initializer_names(model: onnx.ModelProto) -> set[str]:
+    return {t.name for t in model.graph.initializer}
+
+
+def _infer_shapes(model: onnx.ModelProto, path: Path) -> tuple[onnx.ModelProto, list[str]]:
+    """onnx shape inference, then ORT's symbolic inference when onnx left float tensors unshaped."""
+    notes: list[str] = []
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception as exc:  # onnx raises InferenceError/RuntimeError on inconsistent models
+        notes.append(f"onnx shape inference failed: {' '.join(str(exc).split())[:300]}")
+        inferred = model
+    if _unshaped_outputs(inferred):
+        try:
+            from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+            symbolic = SymbolicShapeInference.infer_shapes(copy.deepcopy(inferred), auto_merge=True)
+            if symbolic is not None and len(_unshaped_outputs(symbolic)) < len(
+                _unshaped_outputs(inferred)
+            ):
+                notes.append("shapes completed by onnxruntime's symbolic shape inference")
+                inferred = symbolic
+        except Exception as exc:  # best effort: a partial shape map is still usable
+            notes.append(f"symbolic shape inference failed: {' '.join(str(exc).split())[:200]}")
+    return inferred, notes
+
+
+def _unshaped_outputs(model: onnx.ModelProto) -> list[str]:
+    known = {v.name for v in model.graph.value_info} | {v.name for v in model.graph.output}
+    return [o for n in model.graph.node for o in n.output if o and o not in known]
+
+
+class ModelGraph:
+    """A loaded, validated, shape-inferred ONNX model with per-node statistics.
+
+    Build with :meth:`load`. Attributes are plain data; nothing here holds weights in memory
+    except initializers stored inside the protobuf itself (models under 2 GB without external data).
+    """
+
+    def __init__(self, path: Path, proto: onnx.ModelProto, notes: list[str] | None = None) -> None:
+        self.path = path
+        self.proto = proto
+        self.notes: list[str] = list(notes or [])
+        self.nodes: list[NodeInfo] = []
+        self.node_by_id: dict[str, NodeInfo] = {}
+        self.tensors: dict[str, TensorInfo] = {}
+        self.inputs: list[TensorInfo] = []
+        self.outputs: list[TensorInfo] = []
+        self.external_refs: dict[str, model_io.ExternalRef] = {}
+        self._sha256: str | None = None
+
+    # ----- loading ----------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path, input_shapes: dict[str, list[int]] | None = None) -> ModelGraph:
+        """Read, validate and analyse ``path``; every failure is a ModelLoadError naming it."""
+        model_path = Path(path)
+        proto = model_io.read_model_proto(model_path)
+        refs = model_io.validate_external_data(proto, model_path)
+        order = _topological_order(proto.graph, model_path)
+        if order != list(range(len(order))):
+            reordered = [proto.graph.node[i] for i in order]
+            del proto.graph.node[:]
+            proto.graph.node.extend(reordered)
+            model_io.run_checker(model_path, proto)
+        else:
+            model_io.run_checker(model_path, None if refs else proto)
+        if input_shapes:
+            _fix_input_shapes(proto, input_shapes, model_path)
+        inferred, notes = _infer_shapes(proto, model_path)
+        graph = cls(model_path, inferred, notes)
+        graph.external_refs = refs
+        graph._analyse()
+        return graph
+
+    def _analyse(self) -> None:
+        g = self.proto.graph
+        inits = {t.name: t for t in g.initializer}
+        for t in g.initializer:
+            self.tensors[t.name] = TensorInfo(
+                name=t.name,
+                shape=[int(d) for d in t.dims],
+                dtype=dtype_name(t.data_type),
+                elem_type=t.data_type,
+                is_initializer=True,
+                external=model_io.is_external(t),
+            )
+        for vi in list(g.input) + list(g.value_info) + list(g.output):
+            shape, elem = _dims(vi.type)
+            info = self.tensors.setdefault(vi.name, TensorInfo(name=vi.name))
+            if info.shape is None:
+                info.shape = shape
+            if info.elem_type is None and elem:
+                info.elem_type, info.dtype = elem, dtype_name(elem)
+        for vi in g.input:
+            if vi.name not in inits:
+                self.tensors[vi.name].is_input = True
+                self.inputs.append(self.tensors[vi.name])
+        for vi in g.output:
+            self.tensors[vi.name].is_output = True
+            self.outputs.append(self.tensors[vi.name])
+
+        names = Counter(n.name for n in g.node if n.name)
+        for index, node in enumerate(g.node):
+            unique = bool(node.name) and names[node.name] == 1
+            node_id = node.name if unique else f"{node.op_type}_{index}"
+            while node_id in self.node_by_id:
+                node_id += "_"
+            info = NodeInfo(
+                id=node_id,
+                name=node.name,
+                index=index,
+                op_type=node.op_type,
+                domain=node.domain,
+                inputs=list(node.input),
+                outputs=list(node.output),
+                attributes={a.name: _attribute_value(a) for a in node.attribute},
+                synthetic_id=not unique,
+                scope=scope_of(node.name) if unique else [],
+            )
+            self.nodes.append(info)
+            self.node_by_id[node_id] = info
+            for name in node.input:
+                if name:
+                    self.tensors.setdefault(name, TensorInfo(name=name)).consumers.append(node_id)
+            for name in node.output:
+                if name:
+                    self.tensors.setdefault(name, TensorInfo(name=name)).producer = node_id
+        for node in self.nodes:
+            self._node_stats(node)
+
+    def _node_stats(self, node: NodeInfo) -> None:
+        ins = [self.tensors[t] if t in self.tensors else None for t in node.inputs]
+        outs = [self.tensors.get(t) for t in node.outputs]
+        node.macs = node_macs(
+            node.op_type,
+            node.attributes,
+            [t.shape if t else None for t in ins],
+            [t.shape if t else None for t in outs],
+        )
+        node.params = sum(
+            _count(t.shape)
+            for t in ins
+            if t is not None and t.is_initializer and t.dtype not in NON_PARAM_DTYPES
+        )
+        node.activation_bytes = sum(
+            (t.nbytes or 0) for t in ins + outs if t is not None and not t.is_initializer
+        )
+
+    # ----- queries ----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.proto.graph.name or self.path.stem
+
+    @property
+    def opset(self) -> int:
+        for op in self.proto.opset_import:
+            if op.domain in ("", "ai.onnx"):
+                return int(op.version)
+        return 0
+
+    def sha256(self) -> str:
+        """SHA-256 of the model file (cached): the key for caches and project checks."""
+        if self._sha256 is None:
+            self._sha256 = model_io.file_sha256(self.path)
+        return self._sha256
+
+    def initializer_array(self, name: str) -> np.ndarray:
+        """Values of one initializer, reading only its bytes when it is stored externally."""
+        for t in self.proto.graph.initializer:
+            if t.name == name:
+                return model_io.read_tensor(t, self.external_refs.get(name))
+        raise KeyError(name)
+
+    def dynamic_inputs(self) -> dict[str, Shape]:
+        """Inputs whose shape has a symbolic or unknown dim (they need --input-shape)."""
+        return {
+            t.name: t.shape
+            for t in self.inputs
+            if t.shape is None or any(not isinstance(d, int) or d <= 0 for d in t.shape)
+        }
+
+    def op_histogram(self) -> dict[str, int]:
+        return dict(Counter(n.op_type for n in self.nodes).most_common())
+
+    @property
+    def total_params(self) -> int:
+        return sum(
+            _count(t.shape)
+            for t in self.tensors.values()
+            if t.is_initializer and t.dtype not in NON_PARAM_DTYPES
+        )
+
+    @property
+    def total_macs(self) -> int:
+        return sum(n.macs for n in self.nodes)
+
+    def summary(self) -> dict[str, Any]:
+        """What ``npu-studio inspect --json`` prints; also the report's model section."""
+        producer = self.proto.producer_name
+        if self.proto.producer_version:
+            producer = f"{producer} {self.proto.producer_version}".strip()
+        return {
+            "schema_version": 1,
+            "path": str(self.path),
+            "name": self.name,
+            "sha256": self.sha256(),
+            "ir_version": int(self.proto.ir_version),
+            "opset": self.opset,
+            "opsets": {op.domain or "ai.onnx": int(op.version) for op in self.proto.opset_import},
+            "producer": producer,
+            "inputs": [_io(t) for t in self.inputs],
+            "outputs": [_io(t) for t in self.outputs],
+            "dynamic_inputs": self.dynamic_inputs(),
+            "node_count": len(self.nodes),
+            "unnamed_nodes": sum(1 for n in self.nodes if n.synthetic_id),
+            "op_types": self.op_histogram(),
+            "total_params": self.total_params,
+            "total_macs": self.total_macs,
+            "external_data": bool(self.external_refs),
+            "notes": self.notes,
+        }
+
+
+def _count(shape: Shape) -> int:
+    if shape is None:
+        return 0
+    total = 1
+    for d in shape:
+        if not isinstance(d, int) or d < 0:
+            return 0
+        total *= d
+    return total
+
+
+def _io(t: TensorInfo) -> dict[str, Any]:
+    return {"name": t.name, "shape": t.shape, "dtype": t.dtype}
