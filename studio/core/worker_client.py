@@ -165,6 +165,9 @@ class WorkerProcess:
         self._stop_reason: str | None = None  # "cancel" | "timeout"
         self._kill_at: float | None = None
         self.recent_lines: collections.deque[str] = collections.deque(maxlen=KEEP_LINES)
+        # faulthandler's dump after a crash: kept apart so it cannot push the job's own last log
+        # lines out of the message; only its innermost frame is quoted there.
+        self.crash_dump: list[str] = []
 
     @property
     def pid(self) -> int | None:
@@ -187,7 +190,9 @@ class WorkerProcess:
                 env=env,
             )
         except OSError as exc:
-            raise JobFailedError(f"could not start a worker process for {self.kind}: {exc}") from exc
+            raise JobFailedError(
+                f"could not start a worker process for {self.kind}: {exc}"
+            ) from exc
         self._proc = proc
         with _registry_lock:
             _registry[proc.pid] = (proc, WorkerInfo(proc.pid, self.kind, time.monotonic()))
@@ -239,8 +244,7 @@ class WorkerProcess:
                         if fd == stdout_fd:
                             outcome = self._on_protocol_line(text, ctx) or outcome
                         elif text:
-                            self.recent_lines.append(text)
-                            ctx.log(text)
+                            self._on_stderr_line(text, ctx)
                 now = time.monotonic()
                 if self._stop_reason is None and ctx.token.cancelled:
                     self.cancel("cancel")
@@ -263,6 +267,20 @@ class WorkerProcess:
             proc.stdout.close()
             proc.stderr.close()
         return self._conclude(outcome, returncode, timeout_s)
+
+    def _on_stderr_line(self, text: str, ctx: JobContext) -> None:
+        if self.crash_dump or text.startswith("Fatal Python error"):
+            self.crash_dump.append(text)
+        else:
+            self.recent_lines.append(text)
+        ctx.log(text)
+
+    def _crash_frame(self) -> str:
+        """The innermost Python frame of faulthandler's dump (it prints most recent first)."""
+        for line in self.crash_dump:
+            if line.strip().startswith("File "):
+                return line.strip()
+        return ""
 
     def _on_protocol_line(self, text: str, ctx: JobContext) -> dict[str, Any] | None:
         if not text:
@@ -309,9 +327,15 @@ class WorkerProcess:
             sig = -returncode
             verb = "was killed by" if sig in (signal.SIGKILL, signal.SIGTERM) else "crashed with"
             message = f"worker {verb} {_signal_name(sig)} (signal {sig}) while running {self.kind}"
+            frame = self._crash_frame()
+            if frame:
+                message += f" (in {frame})"
         else:
-            message = f"worker exited with code {returncode} without a result while running {self.kind}"
-        raise JobFailedError(message + tail, detail="\n".join(self.recent_lines) or None)
+            message = (
+                f"worker exited with code {returncode} without a result while running {self.kind}"
+            )
+        detail = "\n".join([*self.recent_lines, *self.crash_dump]) or None
+        raise JobFailedError(message + tail, detail=detail)
 
     def _tail(self) -> str:
         lines = list(self.recent_lines)[-SHOW_LINES:]
