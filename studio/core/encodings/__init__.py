@@ -13,8 +13,30 @@ from studio.core.encodings.encoding import (
     EncodingSet,
     parse_qtype,
 )
+from studio.core.encodings.formats.ort import OrtOverrides
+from studio.core.encodings.formats.ort import to_overrides as to_ort_overrides
+from studio.core.encodings.io import (
+    FORMATS,
+    detect_format,
+    dump_encodings,
+    load_encodings,
+    parse_encodings,
+    save_encodings,
+)
+from studio.core.encodings.model_info import CoverageReport, ModelView, coverage
 
 __all__ = [
+    "FORMATS",
+    "CoverageReport",
+    "ModelView",
+    "OrtOverrides",
+    "coverage",
+    "detect_format",
+    "dump_encodings",
+    "load_encodings",
+    "parse_encodings",
+    "save_encodings",
+    "to_ort_overrides",
     "FLOAT_BITWIDTHS",
     "INT_BITWIDTHS",
     "SCHEMA_VERSION",

@@ -1,0 +1,1 @@
+"""Encodings file formats: one module per tool (QNN, AIMET, ONNX Runtime)."""

@@ -1,0 +1,121 @@
+"""Load any supported encodings file (format auto-detected) and save to any of them atomically.
+
+Formats: ``qnn`` (0.6.1 overrides; legacy shape read too), ``aimet1``, ``aimet2``, ``ort``
+(TensorQuantOverrides as JSON) and ``studio`` (our own schema). Every failure is an
+EncodingsError naming the file and, where there is one, the tensor and the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from studio.core.atomic import atomic_write_json, read_json_strict
+from studio.core.encodings._fields import Fields
+from studio.core.encodings.encoding import STUDIO_FORMAT, EncodingSet
+from studio.core.encodings.formats import aimet, ort, qnn
+from studio.core.encodings.formats._common import check_channels
+from studio.core.encodings.model_info import ModelView
+from studio.core.errors import EncodingsError, StudioError
+
+FORMATS = ("qnn", "aimet1", "aimet2", "ort", "studio")
+
+_WRITERS: dict[str, Callable[[EncodingSet], dict[str, Any]]] = {
+    "qnn": qnn.write,
+    "aimet1": aimet.write_v1,
+    "aimet2": aimet.write_v2,
+    "ort": ort.write,
+    "studio": EncodingSet.to_json,
+}
+
+
+def detect_format(data: Any, source: str = "<memory>") -> str:
+    """Which format a parsed JSON document is in; EncodingsError when none fits."""
+    if not isinstance(data, dict):
+        raise EncodingsError(
+            f"expected a JSON object at the top level, got {type(data).__name__}", path=source
+        )
+    if data.get("format") == STUDIO_FORMAT:
+        return "studio"
+    if ort.looks_like(data):
+        return "ort"
+    if aimet.looks_like_v2(data):
+        return "aimet2"
+    if aimet.looks_like_v1(data):
+        return "aimet1"
+    if qnn.looks_like(data):
+        return "qnn"
+    raise EncodingsError(
+        "not an encodings file: expected QNN (activation_encodings/param_encodings objects), "
+        "AIMET 1.0.0/2.0.0, ONNX Runtime overrides or npu-studio encodings",
+        path=source,
+    )
+
+
+def parse_encodings(
+    data: Any,
+    source: str = "<memory>",
+    model: Any = None,
+    *,
+    fmt: str | None = None,
+    skip_unsupported: bool = False,
+) -> tuple[EncodingSet, list[str]]:
+    """Parse an already-loaded JSON document. ``model`` (ModelGraph, ModelProto or path)
+    supplies per-channel axes, bias/weight roles and channel counts to check against."""
+    fmt = fmt or detect_format(data, source)
+    view = ModelView.of(model)
+    try:
+        if fmt == "qnn":
+            encset, warnings = qnn.read(data, source, view)
+        elif fmt == "aimet1":
+            encset, warnings = aimet.read_v1(data, source, view, skip_unsupported)
+        elif fmt == "aimet2":
+            encset, warnings = aimet.read_v2(data, source, view, skip_unsupported)
+        elif fmt == "ort":
+            encset, warnings = ort.read(data, source, view)
+        elif fmt == "studio":
+            encset, warnings = _read_studio(data, source, view), []
+        else:
+            raise EncodingsError(f"unknown encodings format {fmt!r} (one of {FORMATS})")
+    except StudioError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+        # A shape no parser check anticipated: still a user's bad file, not a crash.
+        raise EncodingsError(f"malformed {fmt} encodings: {exc}", path=source) from exc
+    encset.meta.setdefault("source_format", fmt)
+    return encset, warnings
+
+
+def _read_studio(data: Any, source: str, view: ModelView | None) -> EncodingSet:
+    encset = EncodingSet.from_json(data, source)
+    for enc in encset.values():
+        check_channels(Fields(enc.to_json(), source, enc.tensor), enc, view)
+    return encset
+
+
+def load_encodings(
+    path: str | Path, model: Any = None, *, skip_unsupported: bool = False
+) -> tuple[EncodingSet, list[str]]:
+    """Read an encodings file in any supported format; returns the set and warnings to show."""
+    source = str(path)
+    data = read_json_strict(path, error_type=EncodingsError)
+    return parse_encodings(data, source, model, skip_unsupported=skip_unsupported)
+
+
+def dump_encodings(encset: EncodingSet, fmt: str) -> dict[str, Any]:
+    """The JSON document for ``fmt``; every encoding is validated first."""
+    if fmt not in _WRITERS:
+        raise EncodingsError(f"unknown encodings format {fmt!r} (one of {list(FORMATS)})")
+    for enc in encset.values():
+        enc.validate()
+    return _WRITERS[fmt](encset)
+
+
+def save_encodings(encset: EncodingSet, path: str | Path, fmt: str = "studio") -> None:
+    """Write atomically: on any error nothing (not even a partial file) replaces ``path``."""
+    try:
+        data = dump_encodings(encset, fmt)
+    except EncodingsError as exc:
+        raise EncodingsError(f"not saved: {exc}", path=str(path)) from exc
+    atomic_write_json(path, data)
