@@ -111,3 +111,64 @@ def small_cnn(seed: int = 0) -> onnx.ModelProto:
         inits,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
+def qdq_conv_erf(seed: int = 0) -> onnx.ModelProto:
+    """A hand-built QDQ model: Q, DQ, Conv (int8 weights), Q, DQ, Relu, Q, DQ, then Erf and Mul.
+
+    The quantised Conv block is HTP work; ``Erf`` is not supported by the QNN EP, so the float
+    tail (``/tail/Erf``, ``/tail/Mul``) is where an assignment has to hand over to the CPU.
+    """
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0, 0.2, (8, 3, 3, 3)).astype(np.float32)
+    b = rng.normal(0, 0.05, (8,)).astype(np.float32)
+    s_in, s_w, s_out = 1.0 / 255.0, float(np.abs(w).max() / 127.0), 3.0 / 255.0
+    w_q = np.clip(np.round(w / s_w), -127, 127).astype(np.int8)
+    b_q = np.round(b / (s_in * s_w)).astype(np.int32)
+
+    def scalar(name: str, value, dtype) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.array(value, dtype=dtype), name)
+
+    inits = [
+        scalar("x_scale", s_in, np.float32),
+        scalar("x_zp", 0, np.uint8),
+        numpy_helper.from_array(w_q, "conv.weight_q"),
+        scalar("w_scale", s_w, np.float32),
+        scalar("w_zp", 0, np.int8),
+        numpy_helper.from_array(b_q, "conv.bias_q"),
+        scalar("b_scale", s_in * s_w, np.float32),
+        scalar("b_zp", 0, np.int32),
+        scalar("c_scale", 2 * s_out, np.float32),
+        scalar("c_zp", 128, np.uint8),
+        scalar("y_scale", s_out, np.float32),
+        scalar("y_zp", 0, np.uint8),
+        scalar("half", 0.5, np.float32),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zp"], ["x_q"], name="x_Q"),
+        helper.make_node("DequantizeLinear", ["x_q", "x_scale", "x_zp"], ["x_dq"], name="x_DQ"),
+        helper.make_node(
+            "DequantizeLinear", ["conv.weight_q", "w_scale", "w_zp"], ["w_dq"], name="w_DQ"
+        ),
+        helper.make_node(
+            "DequantizeLinear", ["conv.bias_q", "b_scale", "b_zp"], ["b_dq"], name="b_DQ"
+        ),
+        helper.make_node(
+            "Conv", ["x_dq", "w_dq", "b_dq"], ["conv_out"], name="/conv/Conv", pads=[1, 1, 1, 1]
+        ),
+        helper.make_node("QuantizeLinear", ["conv_out", "c_scale", "c_zp"], ["c_q"], name="c_Q"),
+        helper.make_node("DequantizeLinear", ["c_q", "c_scale", "c_zp"], ["c_dq"], name="c_DQ"),
+        helper.make_node("Relu", ["c_dq"], ["relu_out"], name="/conv/Relu"),
+        helper.make_node("QuantizeLinear", ["relu_out", "y_scale", "y_zp"], ["r_q"], name="r_Q"),
+        helper.make_node("DequantizeLinear", ["r_q", "y_scale", "y_zp"], ["r_dq"], name="r_DQ"),
+        helper.make_node("Erf", ["r_dq"], ["erf_out"], name="/tail/Erf"),
+        helper.make_node("Mul", ["erf_out", "half"], ["y"], name="/tail/Mul"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "qdq_conv_erf",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])

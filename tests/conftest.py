@@ -31,3 +31,19 @@ def conv_model(tmp_path):
 def tiny_model(tmp_path):
     """A float Conv->Relu model with input x [1,3,16,16]."""
     return builders.save(builders.conv_relu(), tmp_path / "conv_relu.onnx")
+
+
+@pytest.fixture(scope="session")
+def qdq_erf_probed(tmp_path_factory):
+    """The QDQ Conv + Erf model and its real HTP op-support report, probed once per test session.
+
+    Shared by the op-support, assignment and partition tests (probing costs ~1 s of compiles).
+    """
+    from studio.core.model import ModelGraph
+    from studio.core.opsupport import probe_op_support
+
+    folder = tmp_path_factory.mktemp("qdq_erf")
+    path = builders.save(builders.qdq_conv_erf(), folder / "qdq_conv_erf.onnx")
+    graph = ModelGraph.load(path)
+    report = probe_op_support(graph, ("htp", "gpu"), use_cache=False)
+    return path, graph, report
