@@ -1,0 +1,237 @@
+"""The profile job: set-up times, warm-up, the measured loop, the per-layer pass, one ProfileRun.
+
+Runs in the worker process (``run_in_worker(job_kind(profile_model), request)``) so a native crash
+in QNN fails only the job, and inline in tests and the CLI's ``--inline``. Request keys:
+
+``model`` (path, required), ``backend`` (htp|gpu|cpu, default cpu), ``provider_options``,
+``session_config``, ``disable_cpu_fallback`` (default False: measure what a user would get and
+report the nodes ORT placed on the CPU), ``runs`` (default 50), ``warmup`` (default 5),
+``duration_s`` (sustained mode), ``input_shapes``, ``seed``, ``layers`` (default True),
+``layer_runs`` (default 3), ``artifacts_dir`` (keep the raw profiler files there), ``out`` (save the
+record there), ``label``, ``max_saved_latencies`` (default 20000), ``timeline_bin_s``.
+
+Set-up is measured in parts: loading the model (parse, checks, shape inference), registering the
+QNN EP library (the first-load cost, paid once per process), creating the session (graph
+compile / QNN finalize) and the first inference (VTCM acquire, power-on, allocations), each
+separate from the warm runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from studio.core.errors import BackendUnavailableError, BadInputError
+from studio.core.jobs import JobContext, job
+from studio.core.model import ModelGraph
+from studio.core.profiling.layers import profile_layers
+from studio.core.profiling.measure import measure_loop, peak_rss_mb, rss_mb
+from studio.core.profiling.ort_profile import parse_ort_profile
+from studio.core.profiling.records import ProfileRun
+from studio.core.profiling.stats import downsample, latency_stats, timeline_bins
+from studio.core.runtime import QNN_EP, make_session, random_inputs, register_qnn
+
+SIMULATION_NOTE = (
+    "HTP simulated on x86-64: cycle counts are the simulator's, wall times are this host's "
+    "(not a device's)"
+)
+
+
+def _int(request: dict[str, Any], key: str, default: int, minimum: int = 0) -> int:
+    value = request.get(key, default)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as exc:
+        raise BadInputError(f"profile request: '{key}' must be an integer (got {value!r})") from exc
+    if number < minimum:
+        raise BadInputError(f"profile request: '{key}' must be >= {minimum} (got {number})")
+    return number
+
+
+def host_info() -> dict[str, Any]:
+    """What machine and software measured the run: latencies mean little without it."""
+    info: dict[str, Any] = {
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+    }
+    try:
+        from importlib.metadata import version
+
+        info["onnxruntime_qnn"] = version("onnxruntime-qnn")
+    except Exception:  # not installed: the field is simply absent
+        pass
+    return info
+
+
+def is_simulated(backend: str) -> bool:
+    """QNN HTP on an x86-64 host is the simulator (onnxruntime-qnn ships no x86 HTP hardware)."""
+    return backend == "htp" and platform.machine().lower() in ("x86_64", "amd64")
+
+
+def _placement(ort_json: str, model: str, backend: str) -> tuple[int, int]:
+    """Kernels of the first run on the QNN EP vs on the CPU EP; raise if QNN ran nothing.
+
+    ORT lists the QNN EP among a session's providers even when the backend failed to initialise
+    (the QNN GPU backend without an Adreno GPU) and then runs every node on the CPU: that must be
+    an error, not a CPU latency reported as a GPU one. Profiling ends after this run.
+    """
+    runs = parse_ort_profile(ort_json).runs
+    nodes = runs[0].nodes if runs else []
+    on_qnn = sum(1 for n in nodes if n.provider == QNN_EP)
+    on_cpu = sum(1 for n in nodes if n.provider != QNN_EP)
+    if on_qnn == 0:
+        raise BackendUnavailableError(
+            f"QNN {backend.upper()} ran no part of {Path(model).name}: the backend did not "
+            f"initialise on this machine (or supports none of its ops) and ORT ran all "
+            f"{on_cpu} kernels on the CPU"
+        )
+    return on_qnn, on_cpu
+
+
+@job
+def profile_model(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Measure one model on one backend; returns ``ProfileRun.to_json()``."""
+    model = request.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadInputError("profile request needs 'model' (path of an ONNX model)")
+    backend = str(request.get("backend", "cpu"))
+    runs = _int(request, "runs", 50)
+    warmup = _int(request, "warmup", 5)
+    duration = request.get("duration_s")
+    duration_s = float(duration) if duration else None
+    if not runs and not duration_s:
+        raise BadInputError("profile request: give runs > 0 or a duration")
+    shapes = request.get("input_shapes") or None
+    provider_options = dict(request.get("provider_options") or {})
+    session_config = dict(request.get("session_config") or {})
+    fallback_off = bool(request.get("disable_cpu_fallback", False))
+    setup: dict[str, Any] = {}
+    notes: list[str] = []
+
+    ctx.stage = "load"
+    ctx.progress(0.0, f"loading {Path(model).name}")
+    t = time.perf_counter()
+    graph = ModelGraph.load(model, input_shapes=shapes)
+    setup["model_load_s"] = time.perf_counter() - t
+    if backend != "cpu":
+        t = time.perf_counter()
+        register_qnn()
+        setup["qnn_register_s"] = time.perf_counter() - t
+    rss_before = rss_mb()
+
+    ctx.stage = "session"
+    ctx.check_cancelled()
+    probe_dir = tempfile.TemporaryDirectory(prefix="studio-probe-")
+    t = time.perf_counter()
+    sess, info = make_session(
+        model,
+        backend,
+        provider_options=provider_options,
+        session_config=session_config,
+        disable_cpu_fallback=fallback_off,
+        # QNN: the first run is profiled by ORT to see where nodes really ran (see _placement).
+        enable_profiling=backend != "cpu",
+        profile_prefix=str(Path(probe_dir.name) / "placement"),
+    )
+    setup["session_create_s"] = time.perf_counter() - t
+    setup["rss_session_delta_mb"] = rss_mb() - rss_before
+    feeds = random_inputs(sess, shapes, seed=_int(request, "seed", 0))
+    t = time.perf_counter()
+    sess.run(None, feeds)
+    setup["first_run_ms"] = (time.perf_counter() - t) * 1000.0
+    if backend != "cpu":
+        placement = _placement(sess.end_profiling(), model, backend)
+        setup["nodes_on_qnn"], setup["nodes_on_cpu"] = placement
+    probe_dir.cleanup()
+
+    ctx.stage = "warmup"
+    for i in range(warmup):
+        ctx.check_cancelled()
+        sess.run(None, feeds)
+        ctx.progress((i + 1) / max(1, warmup), f"warm-up {i + 1}/{warmup}")
+
+    ctx.stage = "measure"
+    once = functools.partial(sess.run, None, feeds)  # no Python frame of ours per run
+    loop = measure_loop(once, runs=runs or None, duration_s=duration_s, ctx=ctx)
+    del once, sess
+    latencies = list(loop.latencies_ms)
+    stats = latency_stats(latencies, loop.wall_s)
+    kept, stride = downsample(latencies, _int(request, "max_saved_latencies", 20000, 1))
+    if stride > 1:
+        notes.append(f"per-run latencies saved every {stride}th of {len(latencies)} runs")
+    bin_s = float(request.get("timeline_bin_s") or max(0.25, loop.wall_s / 60.0))
+    timeline = timeline_bins(np.asarray(loop.offsets_s), np.asarray(loop.latencies_ms), bin_s)
+    resources = loop.resources()
+    resources["rss_before_session_mb"] = rss_before
+    resources["peak_rss_mb"] = peak_rss_mb()
+
+    record = ProfileRun(
+        model_path=str(Path(model).resolve()),
+        model_sha256=graph.sha256(),
+        backend=backend,
+        stats=stats,
+        latencies_ms=kept,
+        latency_stride=stride,
+        label=str(request.get("label") or f"{graph.name} on {backend}"),
+        providers=list(info.providers),
+        options={
+            "provider_options": info.provider_options,
+            "session_config": info.session_config,
+            "disable_cpu_fallback": fallback_off,
+            "runs": runs,
+            "warmup": warmup,
+            "duration_s": duration_s,
+            "input_shapes": shapes,
+        },
+        host=host_info(),
+        setup=setup,
+        resources=resources,
+        timeline=timeline,
+    )
+    if is_simulated(backend):
+        notes.append(SIMULATION_NOTE)
+    notes.append(
+        "latencies measured with profiling off; per-layer figures come from a separate, shorter "
+        "profiled pass (profiling adds time to every run)"
+    )
+
+    if request.get("layers", True):
+        ctx.stage = "layers"
+        ctx.check_cancelled()
+        layer_pass = profile_layers(
+            graph,
+            model,
+            backend,
+            feeds,
+            provider_options=provider_options,
+            session_config=session_config,
+            disable_cpu_fallback=fallback_off,
+            runs=_int(request, "layer_runs", 3, 1),
+            workdir=request.get("artifacts_dir"),
+            ctx=ctx,
+        )
+        record.layers, record.extra = layer_pass.layers, layer_pass.extra
+        record.unmapped_nodes = layer_pass.unmapped
+        record.backend_stats = layer_pass.backend_stats
+        record.layer_source = layer_pass.source
+        notes.extend(layer_pass.notes)
+        if layer_pass.artifacts:
+            record.options["artifacts"] = layer_pass.artifacts
+    record.notes = notes
+    ctx.progress(1.0, f"mean {stats.mean_ms:.3f} ms over {stats.count} runs")
+    out = request.get("out")
+    if out:
+        record.save(out)
+    return record.to_json()

@@ -1,0 +1,289 @@
+"""Mapping backend op names back to ONNX node ids, and building the per-layer table.
+
+Backends rename what they run. What we have seen (onnxruntime-qnn 2.x, ORT 1.2x):
+
+* QNN keeps a node's name and may add ``_token_N`` when it rewrites the op (``/stem/Conv`` ->
+  ``/stem/Conv_token_1``); an unnamed node becomes ``<OpType><index>`` (``Relu1``, ``Gemm13``) or
+  just ``_token_N``; fused ops report their cycles on one op and 0 on the others; layout
+  ``Transpose``\\ s and ``Input``/``Output`` ops are inserted. QNN's JSON graph dump
+  (``dump_json_qnn_graph``) gives each QNN op's type and output tensor names, which resolves the
+  rest: an output named after an ONNX tensor (``/stem/Relu_output_0_QuantizeLinear``) names the
+  ONNX node that produced it.
+* ORT's CPU kernels keep node names, name NCHWc-fused nodes after their output
+  (``/stem/Relu_output_0_nchwc``), name unnamed nodes ``<OpType>_<index>`` (as ModelGraph's
+  synthetic ids do) and insert ``ReorderInput``/``ReorderOutput``.
+
+Ops that match no ONNX node become rows with ``inserted=True`` and a note saying what they are.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from studio.core.profiling.records import LayerRow
+
+_TOKEN_RE = re.compile(r"_token_\d+$")
+_OPTYPE_INDEX_RE = re.compile(r"^(?P<op>[A-Za-z][A-Za-z]*?)_?(?P<index>\d+)$")
+_QNN_TENSOR_SUFFIXES = (
+    "_QuantizeLinear_Output",
+    "_DequantizeLinear_Output",
+    "_QuantizeLinear_Input",
+    "_QuantizeLinear",
+    "_DequantizeLinear",
+)
+_ORT_SUFFIXES = ("_nchwc", "_fused")
+# ORT fused kernels and the ONNX op they started from.
+_ORT_OP_ALIASES = {"FusedConv": "Conv", "FusedGemm": "Gemm", "FusedMatMul": "MatMul"}
+_LAYOUT_OPS = {"Transpose", "ReorderInput", "ReorderOutput", "Reshape"}
+_QDQ_ONNX = {"QuantizeLinear", "DequantizeLinear"}
+# Ops backends fold into the op before them (activations, residual adds, BN) or elide (views).
+_FUSABLE = {
+    "Relu",
+    "Clip",
+    "LeakyRelu",
+    "PRelu",
+    "Sigmoid",
+    "HardSigmoid",
+    "HardSwish",
+    "Tanh",
+    "Elu",
+    "Selu",
+    "Gelu",
+    "Add",
+    "Sum",
+    "Sub",
+    "Mul",
+    "Div",
+    "BatchNormalization",
+    "Identity",
+    "Reshape",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+}
+_QUANT_OPS = {"Quantize", "Dequantize", "QuantizeLinear", "DequantizeLinear", "Convert", "Cast"}
+
+
+@dataclass
+class BackendOp:
+    """One backend op's figure per inference (median over profiled runs).
+
+    ``unit`` is ``"CYCLES"`` or ``"US"``; ``op_type`` / ``outputs`` come from the backend when
+    known (QNN JSON dump, ORT's ``op_name``) and improve the mapping.
+    """
+
+    name: str
+    value: float
+    unit: str
+    backend: str
+    op_type: str = ""
+    outputs: list[str] = field(default_factory=list)
+
+
+def _strip_suffixes(name: str, suffixes: Iterable[str]) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for suffix in suffixes:
+            if name.endswith(suffix) and len(name) > len(suffix):
+                name = name[: -len(suffix)]
+                changed = True
+    return name
+
+
+class NodeMatcher:
+    """Finds the ONNX node (and the nodes fused into it) behind a backend op name."""
+
+    def __init__(self, graph: Any) -> None:
+        self.graph = graph
+        self.by_id = graph.node_by_id
+        self.by_name = {n.name: n for n in graph.nodes if n.name}
+        self.by_op_index = {(n.op_type, n.index): n for n in graph.nodes}
+        self.producer = {t: n.id for n in graph.nodes for t in n.outputs}
+
+    def _tensor_node(self, tensor: str) -> str | None:
+        for candidate in (tensor, _strip_suffixes(tensor, _QNN_TENSOR_SUFFIXES)):
+            if candidate in self.producer:
+                return self.producer[candidate]
+        return None
+
+    def _direct(self, name: str) -> str | None:
+        for candidate in (name, _TOKEN_RE.sub("", name), _strip_suffixes(name, _ORT_SUFFIXES)):
+            if candidate in self.by_id:
+                return candidate
+            if candidate in self.by_name:
+                return self.by_name[candidate].id
+        m = _OPTYPE_INDEX_RE.match(name)
+        if m:
+            node = self.by_op_index.get((m.group("op"), int(m.group("index"))))
+            if node is not None:
+                return node.id
+        return None
+
+    def _walk_back(self, start: str, op_type: str, limit: int = 6) -> tuple[str, list[str]]:
+        """From the node producing a fused op's output, walk up single-input chains to the node
+        of ``op_type`` (the op the backend says it ran); returns (primary, fused others)."""
+        path = [start]
+        node = self.by_id[start]
+        want = _ORT_OP_ALIASES.get(op_type, op_type)
+        for _ in range(limit):
+            if node.op_type == want or not want:
+                break
+            parents = [self.producer[t] for t in node.inputs if t in self.producer]
+            if not parents:
+                break
+            node = self.by_id[parents[0]]
+            path.append(node.id)
+        if node.op_type != want:
+            return start, []
+        return node.id, [p for p in path if p != node.id]
+
+    def match(self, op: BackendOp) -> tuple[str | None, list[str]]:
+        """(primary ONNX node id or None, other ONNX node ids fused into this op)."""
+        primary = self._direct(op.name)
+        fused: list[str] = []
+        producers = [p for p in (self._tensor_node(t) for t in op.outputs) if p]
+        if primary is None:
+            stripped = _strip_suffixes(op.name, _ORT_SUFFIXES)
+            if stripped != op.name or stripped in self.producer:
+                producers = producers or [p for p in [self._tensor_node(stripped)] if p]
+            if producers:
+                primary, fused = self._walk_back(producers[0], op.op_type)
+        else:
+            for p in producers:
+                if p != primary:
+                    fused.extend(self._chain_between(primary, p))
+        return primary, sorted(set(fused) - {primary} if primary else set())
+
+    def _chain_between(self, primary: str, last: str, limit: int = 6) -> list[str]:
+        """Nodes from ``last`` back to ``primary`` (exclusive): what the backend fused after it."""
+        out = []
+        node = self.by_id.get(last)
+        for _ in range(limit):
+            if node is None or node.id == primary:
+                return out
+            out.append(node.id)
+            parents = [self.producer[t] for t in node.inputs if t in self.producer]
+            node = self.by_id.get(parents[0]) if parents else None
+        return []
+
+
+def _inserted_note(op: BackendOp) -> tuple[str, str]:
+    """(op type, note) for a backend op that matches no ONNX node."""
+    base = _TOKEN_RE.sub("", op.name)
+    op_type = op.op_type or re.sub(r"[_\d]+$", "", base) or base
+    if op.name in ("Input", "Output"):
+        return op.name, "graph I/O op inserted by backend"
+    if op_type in _LAYOUT_OPS or base in _LAYOUT_OPS:
+        return op_type, "layout conversion inserted by backend"
+    if op_type in _QUANT_OPS:
+        return op_type, "quantize/dequantize inserted by backend"
+    return op_type, "inserted by backend (no matching ONNX node)"
+
+
+def build_layer_rows(
+    graph: Any, ops: list[BackendOp]
+) -> tuple[list[LayerRow], list[LayerRow], list[str]]:
+    """Per-layer rows (ONNX nodes), extra rows (inserted by backend), unmapped ONNX node ids.
+
+    Several backend ops that map to one ONNX node are summed into its row (a node the backend
+    splits into parts). Shares are computed per measure over all rows, extras included.
+    """
+    matcher = NodeMatcher(graph)
+    rows: dict[tuple[str, str], LayerRow] = {}
+    extra: list[LayerRow] = []
+    for op in ops:
+        primary, fused = matcher.match(op)
+        is_cycles = op.unit.upper() == "CYCLES"
+        if primary is None:
+            op_type, note = _inserted_note(op)
+            extra.append(
+                LayerRow(
+                    node_id=op.name,
+                    op_type=op_type,
+                    backend=op.backend,
+                    cycles=op.value if is_cycles else None,
+                    time_us=None if is_cycles else op.value,
+                    backend_ops=[op.name],
+                    inserted=True,
+                    note=note,
+                )
+            )
+            continue
+        node = graph.node_by_id[primary]
+        key = (primary, op.backend)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = LayerRow(node_id=primary, op_type=node.op_type, backend=op.backend)
+        if is_cycles:
+            row.cycles = (row.cycles or 0.0) + op.value
+        else:
+            row.time_us = (row.time_us or 0.0) + op.value
+        row.backend_ops.append(op.name)
+        row.fused = sorted(set(row.fused) | set(fused))
+    layers = list(rows.values())
+    for row in layers:
+        row.fused = [f for f in row.fused if graph.node_by_id[f].op_type not in _QDQ_ONNX]
+    _attribute_unreported(graph, layers)
+    for row in layers:
+        node = graph.node_by_id[row.node_id]
+        row.macs = int(node.macs) + sum(int(graph.node_by_id[f].macs) for f in row.fused)
+        if row.cycles is not None and row.macs > 0:
+            row.cycles_per_mac = row.cycles / row.macs
+        reported = [f for f in row.fused if f not in row.inferred]
+        notes = []
+        if reported:
+            notes.append("fused by backend: " + ", ".join(reported))
+        if row.inferred:
+            notes.append(
+                "not reported by the backend, attributed to this upstream node (likely fused): "
+                + ", ".join(row.inferred)
+            )
+        row.note = "; ".join(notes)
+    _fill_shares([*layers, *extra])
+    covered = {r.node_id for r in layers} | {f for r in layers for f in r.fused}
+    unmapped = [n.id for n in graph.nodes if n.id not in covered and n.op_type not in _QDQ_ONNX]
+    order = {n.id: i for i, n in enumerate(graph.nodes)}
+    layers.sort(key=lambda r: order.get(r.node_id, 0))
+    return layers, extra, unmapped
+
+
+def _attribute_unreported(graph: Any, layers: list[LayerRow]) -> None:
+    """Give nodes the backend did not report to the measured row just upstream of them.
+
+    ORT's CPU kernels fuse e.g. a residual Add and the Relu after it into the preceding Conv
+    (NCHWc "Sum" fusion) and report only the Conv. A fusable node (activation, element-wise,
+    BatchNorm, view) all of whose producers are covered by measured rows is attributed to the row
+    of its first producer; anything else (Q/DQ, nodes fed only by initializers, a heavy op) is
+    left unmapped rather than guessed. Recorded in
+    ``LayerRow.inferred`` so the UI can say it is an inference.
+    """
+    owner: dict[str, LayerRow] = {}
+    for row in layers:
+        owner[row.node_id] = row
+        for f in row.fused:
+            owner[f] = row
+    producer = {t: n.id for n in graph.nodes for t in n.outputs}
+    for node in graph.nodes:
+        if node.id in owner or node.op_type not in _FUSABLE:
+            continue
+        ups = [producer[t] for t in node.inputs if t in producer]
+        rows = [owner[u] for u in ups if u in owner]
+        if ups and rows and len(rows) == len(ups):
+            target = rows[0]
+            target.fused.append(node.id)
+            target.inferred.append(node.id)
+            owner[node.id] = target
+
+
+def _fill_shares(rows: list[LayerRow]) -> None:
+    totals: dict[str, float] = {}
+    for r in rows:
+        if r.measure:
+            totals[r.measure] = totals.get(r.measure, 0.0) + float(r.value or 0.0)
+    for r in rows:
+        total = totals.get(r.measure or "", 0.0)
+        r.share = (float(r.value or 0.0) / total) if r.measure and total > 0 else None

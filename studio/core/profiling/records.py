@@ -1,0 +1,161 @@
+"""The saved shape of a profile: :class:`ProfileRun` and its per-layer :class:`LayerRow` s.
+
+One record carries everything a later reader needs without the model or the machine: latency
+statistics and the raw per-run latencies (so percentiles can be recomputed), the sustained-mode
+timeline, resource use, set-up times, and the per-layer table mapped to ONNX node ids. The CLI's
+``--json``, the project file, the report and the UI dashboard all read this one shape.
+
+``from_json`` checks ``schema_version`` and migrates older records; unknown keys are ignored so a
+newer studio's record still opens in an older one as far as it can.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from studio.core.atomic import atomic_write_json, read_json_strict
+from studio.core.errors import BadInputError
+from studio.core.profiling.stats import LatencyStats
+
+SCHEMA_VERSION = 1
+
+# Where a layer row's figure came from; also the unit of ``LayerRow.value``.
+MEASURE_CYCLES = "cycles"
+MEASURE_TIME = "time_us"
+
+
+@dataclass
+class LayerRow:
+    """One ONNX node (or one backend op that matches none: ``inserted=True``) and its cost.
+
+    ``cycles`` come from the QNN profiler (simulator cycles on x86-64), ``time_us`` from ORT's
+    kernel timer; a row has whichever its backend reports. ``share`` is the fraction of the total
+    of the same measure over all rows of the run (inserted rows included), so shares of one
+    measure add up to 1. ``backend_ops`` are the backend's names that were summed into this row;
+    ``fused`` the other ONNX nodes the backend folded into it; ``inferred`` the subset of those the
+    backend did not report at all (attributed by graph position, see mapping.py).
+    """
+
+    node_id: str
+    op_type: str
+    backend: str
+    cycles: float | None = None
+    time_us: float | None = None
+    share: float | None = None
+    macs: int = 0
+    cycles_per_mac: float | None = None
+    backend_ops: list[str] = field(default_factory=list)
+    fused: list[str] = field(default_factory=list)
+    inferred: list[str] = field(default_factory=list)
+    inserted: bool = False
+    note: str = ""
+
+    @property
+    def measure(self) -> str | None:
+        if self.cycles is not None:
+            return MEASURE_CYCLES
+        if self.time_us is not None:
+            return MEASURE_TIME
+        return None
+
+    @property
+    def value(self) -> float | None:
+        return self.cycles if self.cycles is not None else self.time_us
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LayerRow:
+        names = {f.name for f in fields(cls)}
+        if "node_id" not in data:
+            raise BadInputError("layer row lacks node_id")
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class ProfileRun:
+    """A measured profile of one model on one backend with one set of options."""
+
+    model_path: str
+    model_sha256: str
+    backend: str
+    stats: LatencyStats
+    latencies_ms: list[float]
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    label: str = ""
+    created: str = field(default_factory=_now)
+    providers: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    host: dict[str, Any] = field(default_factory=dict)
+    setup: dict[str, Any] = field(default_factory=dict)
+    resources: dict[str, Any] = field(default_factory=dict)
+    backend_stats: dict[str, Any] = field(default_factory=dict)
+    latency_stride: int = 1
+    timeline: list[dict[str, float]] = field(default_factory=list)
+    layers: list[LayerRow] = field(default_factory=list)
+    extra: list[LayerRow] = field(default_factory=list)
+    layer_source: str = ""
+    unmapped_nodes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def all_rows(self) -> list[LayerRow]:
+        return [*self.layers, *self.extra]
+
+    def overlay(self) -> dict[str, float]:
+        """Per-node share of cost, keyed by ONNX node id: the graph view's heat overlay.
+
+        Fused nodes are listed under the row they were folded into, so they take no value.
+        """
+        return {r.node_id: float(r.share) for r in self.layers if r.share is not None}
+
+    def to_json(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["stats"] = self.stats.to_json()
+        data["layers"] = [r.to_json() for r in self.layers]
+        data["extra"] = [r.to_json() for r in self.extra]
+        data["schema_version"] = SCHEMA_VERSION
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProfileRun:
+        if not isinstance(data, dict):
+            raise BadInputError("profile run must be a JSON object")
+        version = data.get("schema_version")
+        if not isinstance(version, int) or version < 1:
+            raise BadInputError(f"profile run has no valid schema_version (got {version!r})")
+        if version > SCHEMA_VERSION:
+            raise BadInputError(
+                f"profile run schema_version {version} is newer than this studio "
+                f"understands ({SCHEMA_VERSION}); update npu-studio"
+            )
+        for key in ("model_path", "backend", "stats", "latencies_ms"):
+            if key not in data:
+                raise BadInputError(f"profile run lacks '{key}'")
+        names = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in names}
+        kwargs["stats"] = LatencyStats.from_json(data["stats"])
+        kwargs["layers"] = [LayerRow.from_json(r) for r in data.get("layers", [])]
+        kwargs["extra"] = [LayerRow.from_json(r) for r in data.get("extra", [])]
+        kwargs.setdefault("model_sha256", "")
+        kwargs["schema_version"] = SCHEMA_VERSION
+        return cls(**kwargs)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the record atomically as JSON (no NaN/Inf: None where nothing was measured)."""
+        atomic_write_json(path, self.to_json())
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ProfileRun:
+        return cls.from_json(read_json_strict(path, error_type=BadInputError))

@@ -1,0 +1,165 @@
+"""The profile job: set-up times, loop, per-layer table mapped to ONNX nodes, record round trip."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from studio.core.errors import BackendUnavailableError, BadInputError, JobCancelledError
+from studio.core.jobs import JobContext, job_kind, run_inline
+from studio.core.model import ModelGraph
+from studio.core.profiling.job import profile_model
+from studio.core.profiling.mapping import BackendOp, build_layer_rows
+from studio.core.profiling.records import ProfileRun
+from studio.core.worker_client import run_in_worker
+
+
+def _rows(record: ProfileRun) -> dict[str, object]:
+    return {r.node_id: r for r in record.layers}
+
+
+def test_cpu_profile_inline(prof_models, tmp_path):
+    out = tmp_path / "run.json"
+    events = []
+    ctx = JobContext(on_progress=lambda f, t: events.append((f, t)), min_interval_s=0.0)
+    data = run_inline(
+        profile_model,
+        {"model": str(prof_models["float"]), "runs": 30, "warmup": 2, "out": str(out)},
+        ctx,
+    )
+    rec = ProfileRun.from_json(data)
+    assert rec.stats.count == 30 and len(rec.latencies_ms) == 30
+    assert rec.stats.min_ms <= rec.stats.p50_ms <= rec.stats.p99_ms <= rec.stats.max_ms
+    assert rec.setup["session_create_s"] > 0 and rec.setup["first_run_ms"] > 0
+    assert rec.resources["rss_max_mb"] > 0 and rec.resources["cpu_percent"] >= 0
+    rows = _rows(rec)
+    # Every compute node is accounted for: measured, or fused into a measured row.
+    assert {"/stem/Conv", "/block/conv/Conv", "/head/Gemm"} <= set(rows)
+    covered = set(rows) | {f for r in rec.layers for f in r.fused}
+    assert {n.id for n in ModelGraph.load(prof_models["float"]).nodes} <= covered
+    assert "/stem/Relu" in rows["/stem/Conv"].fused  # ORT's NCHWc Conv+Relu fusion
+    assert rows["/block/conv/Conv"].macs == 8 * 8 * 9 * 32 * 32
+    shares = [r.share for r in rec.all_rows if r.share is not None]
+    assert sum(shares) == pytest.approx(1.0)
+    assert any(r.inserted and r.op_type == "ReorderOutput" for r in rec.extra)
+    assert events and events[-1][0] == 1.0
+    assert ProfileRun.load(out).to_json() == rec.to_json()
+
+
+def test_unnamed_nodes_map_to_synthetic_ids(prof_models):
+    rec = ProfileRun.from_json(
+        run_inline(profile_model, {"model": str(prof_models["unnamed"]), "runs": 5})
+    )
+    assert {"Conv_0", "Conv_2", "Gemm_7"} <= set(_rows(rec))
+
+
+def test_sustained_mode_keeps_a_timeline(prof_models):
+    rec = ProfileRun.from_json(
+        run_inline(
+            profile_model,
+            {
+                "model": str(prof_models["float"]),
+                "runs": 0,
+                "duration_s": 0.6,
+                "timeline_bin_s": 0.2,
+                "layers": False,
+                "max_saved_latencies": 50,
+            },
+        )
+    )
+    assert rec.stats.wall_s >= 0.6
+    assert rec.stats.count > 50 and len(rec.latencies_ms) <= 50 and rec.latency_stride > 1
+    assert len(rec.timeline) >= 3
+    assert sum(b["count"] for b in rec.timeline) == rec.stats.count
+
+
+def test_cancel_stops_the_loop(prof_models):
+    ctx = JobContext()
+    threading.Timer(0.3, ctx.token.cancel).start()
+    with pytest.raises(JobCancelledError):
+        run_inline(
+            profile_model, {"model": str(prof_models["float"]), "runs": 0, "duration_s": 30}, ctx
+        )
+
+
+def test_bad_requests(prof_models):
+    with pytest.raises(BadInputError, match="model"):
+        run_inline(profile_model, {})
+    with pytest.raises(BadInputError, match="runs"):
+        run_inline(profile_model, {"model": str(prof_models["float"]), "runs": "many"})
+
+
+def test_gpu_is_reported_unavailable(prof_models):
+    # No Adreno GPU here: QNN GPU fails to initialise and ORT would silently run on CPU.
+    with pytest.raises(BackendUnavailableError, match="GPU"):
+        run_inline(profile_model, {"model": str(prof_models["float"]), "backend": "gpu"})
+
+
+def test_runs_in_the_worker_process(prof_models):
+    data = run_in_worker(
+        job_kind(profile_model),
+        {"model": str(prof_models["float"]), "runs": 10, "warmup": 1},
+        timeout_s=120,
+    )
+    rec = ProfileRun.from_json(data)
+    assert rec.stats.count == 10 and rec.layers
+
+
+def test_mapping_of_qnn_names(prof_models):
+    graph = ModelGraph.load(prof_models["unnamed"])
+    ops = [
+        BackendOp("Input", 100, "CYCLES", "htp"),
+        BackendOp("Transpose", 400, "CYCLES", "htp"),
+        BackendOp("_token_2", 0, "CYCLES", "htp", "Conv2d", ["/stem/Conv_output_0"]),
+        BackendOp("Relu1", 1000, "CYCLES", "htp"),
+        BackendOp("_token_7", 2500, "CYCLES", "htp", "Conv2d", ["/block/conv/Conv_output_0"]),
+        BackendOp("Gemm7", 0, "CYCLES", "htp"),
+    ]
+    layers, extra, unmapped = build_layer_rows(graph, ops)
+    by_id = {r.node_id: r for r in layers}
+    assert by_id["Relu_1"].cycles == 1000 and by_id["Conv_2"].cycles == 2500
+    assert by_id["Conv_0"].cycles == 0 and "Gemm_7" in by_id
+    assert by_id["Conv_2"].macs >= 8 * 8 * 9 * 32 * 32
+    assert by_id["Conv_2"].cycles_per_mac == pytest.approx(2500 / by_id["Conv_2"].macs)
+    assert {r.node_id: r.note for r in extra} == {
+        "Input": "graph I/O op inserted by backend",
+        "Transpose": "layout conversion inserted by backend",
+    }
+    assert sum(r.share for r in layers + extra) == pytest.approx(1.0)
+    assert by_id["Conv_2"].share == pytest.approx(2500 / 4000)
+    # Add_3 and Relu_4 were not reported: attributed to the Conv before them, marked inferred.
+    assert by_id["Conv_2"].inferred == ["Add_3", "Relu_4"]
+    assert "GlobalAveragePool_5" in unmapped and "Flatten_6" in unmapped
+
+
+@pytest.mark.htp
+def test_htp_profile_of_a_qdq_model(prof_models, tmp_path):
+    rec = ProfileRun.from_json(
+        run_inline(
+            profile_model,
+            {
+                "model": str(prof_models["qdq"]),
+                "backend": "htp",
+                "runs": 10,
+                "warmup": 2,
+                "layer_runs": 2,
+                "artifacts_dir": str(tmp_path / "art"),
+            },
+        )
+    )
+    assert rec.providers[0] == "QNNExecutionProvider"
+    rows = _rows(rec)
+    for node in ("/stem/Conv", "/block/conv/Conv", "/block/Add", "/head/Gemm"):
+        assert rows[node].backend == "htp" and rows[node].cycles is not None
+    assert rows["/block/conv/Conv"].cycles > rows["/head/Gemm"].cycles
+    assert rows["/block/conv/Conv"].cycles_per_mac > 0
+    assert any(r.op_type == "Transpose" and r.inserted for r in rec.extra)
+    cyc = [r.cycles for r in rec.all_rows if r.cycles is not None]
+    # Per-op cycles add up to the accelerator's own total (medians: within a few percent).
+    total = rec.backend_stats["accelerator_cycles"]["p50"]
+    assert sum(cyc) == pytest.approx(total, rel=0.35)
+    assert any("simulated" in n for n in rec.notes) or rec.host["machine"] != "x86_64"
+    assert any("separate" in n for n in rec.notes)
+    assert (tmp_path / "art" / "qnn_profile.csv").exists()
+    assert rec.setup["qnn_register_s"] >= 0 and rec.backend_stats["qnn_finalize_us"] > 0
