@@ -20,7 +20,16 @@ from studio.core.errors import BackendUnavailableError, BadInputError
 
 QNN_EP = "QNNExecutionProvider"
 CPU_EP = "CPUExecutionProvider"
-BACKENDS = ("htp", "gpu", "cpu")
+BACKENDS = ("htp", "gpu", "cpu", "qnn-cpu")
+# The QNN backend_type behind each QNN backend name ("qnn-cpu" is QNN's own CPU backend, as opposed
+# to "cpu", ORT's CPU EP).
+QNN_BACKEND_TYPE = {"htp": "htp", "gpu": "gpu", "qnn-cpu": "cpu"}
+GRAPH_OPT_LEVELS = {
+    "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
 
 _register_lock = threading.Lock()
 _qnn_registered: bool | None = None
@@ -78,6 +87,8 @@ def make_session(
     intra_op_num_threads: int | None = None,
     enable_profiling: bool = False,
     profile_prefix: str | None = None,
+    graph_optimization_level: str | None = None,
+    log_severity_level: int = 3,
 ) -> tuple[ort.InferenceSession, SessionInfo]:
     """Create an ORT session on ``backend`` ('htp', 'gpu' or 'cpu').
 
@@ -87,7 +98,16 @@ def make_session(
     if backend not in BACKENDS:
         raise BadInputError(f"unknown backend '{backend}' (choose one of {', '.join(BACKENDS)})")
     so = ort.SessionOptions()
-    so.log_severity_level = 3
+    so.log_severity_level = int(log_severity_level)
+    if log_severity_level == 0:
+        so.log_verbosity_level = 0
+    if graph_optimization_level is not None:
+        if graph_optimization_level not in GRAPH_OPT_LEVELS:
+            raise BadInputError(
+                f"unknown graph_optimization_level '{graph_optimization_level}' "
+                f"(choose one of {', '.join(GRAPH_OPT_LEVELS)})"
+            )
+        so.graph_optimization_level = GRAPH_OPT_LEVELS[graph_optimization_level]
     if intra_op_num_threads:
         so.intra_op_num_threads = int(intra_op_num_threads)
     if enable_profiling:
@@ -106,7 +126,7 @@ def make_session(
         devices = qnn_ep_devices()
         if not devices:
             raise BackendUnavailableError("the QNN EP exposes no devices on this machine")
-        opts.setdefault("backend_type", backend)
+        opts.setdefault("backend_type", QNN_BACKEND_TYPE[backend])
         so.add_provider_for_devices(devices, opts)
         try:
             sess = ort.InferenceSession(str(model_path), sess_options=so)

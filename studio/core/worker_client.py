@@ -277,8 +277,10 @@ class WorkerProcess:
 
     def _crash_frame(self) -> str:
         """The innermost Python frame of faulthandler's dump (it prints most recent first)."""
+        current = False
         for line in self.crash_dump:
-            if line.strip().startswith("File "):
+            current = current or line.startswith("Current thread")
+            if current and line.strip().startswith("File "):
                 return line.strip()
         return ""
 

@@ -1,0 +1,75 @@
+"""Capture what native libraries (ORT, the QNN EP) print on file descriptor 2.
+
+ORT and the QNN EP put the real reason for a failure in their log, not in the exception: a GPU
+session that cannot start raises "nodes assigned to the default CPU EP" while the log says
+"QNN_BACKEND_ERROR_CANNOT_INITIALIZE". Python's ``sys.stderr`` never sees these lines; only a
+redirect of the file descriptor does. The captured text is echoed back to the real stderr
+afterwards, so nothing disappears from a terminal or from the worker's log stream.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+# fd 2 is process-wide: two captures at once would steal each other's lines.
+_capture_lock = threading.Lock()
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# "2026-11-25 09:39:45.58 [E:onnxruntime:, file.cc:2290 Func] message"
+_ORT_LINE = re.compile(r"^\S+ \S+ \[([VIWEF]):onnxruntime:[^,]*, (\S+) ([^\]]*)\] ?(.*)$")
+
+
+@dataclass
+class CapturedLog:
+    """Text written to fd 2 while the capture was active (ANSI colours removed)."""
+
+    text: str = ""
+    lines: list[str] = field(default_factory=list)
+
+    def ort_messages(self, levels: str = "EF") -> list[str]:
+        """ORT log messages of the given severity letters, without timestamp and source."""
+        found = []
+        for line in self.lines:
+            match = _ORT_LINE.match(line)
+            if match and match.group(1) in levels:
+                found.append(match.group(4).strip())
+        return found
+
+
+@contextmanager
+def capture_fd2(echo: bool = True) -> Iterator[CapturedLog]:
+    """Redirect fd 2 to a temporary file for the duration of the block.
+
+    ``echo`` writes the captured text back to the real stderr when the block ends (the worker turns
+    that into log lines; a terminal user still sees it).
+    """
+    log = CapturedLog()
+    with _capture_lock:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile(mode="w+b") as tmp:
+            os.dup2(tmp.fileno(), 2)
+            try:
+                yield log
+            finally:
+                try:
+                    sys.stderr.flush()
+                except (OSError, ValueError):
+                    pass
+                os.dup2(saved, 2)
+                os.close(saved)
+                tmp.seek(0)
+                raw = tmp.read().decode("utf-8", "replace")
+                log.text = _ANSI.sub("", raw)
+                log.lines = [ln for ln in log.text.splitlines() if ln.strip()]
+                if echo and raw:
+                    try:
+                        os.write(2, raw.encode("utf-8", "replace"))
+                    except OSError:
+                        pass

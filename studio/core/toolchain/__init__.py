@@ -1,0 +1,163 @@
+"""Compile a model for a QNN backend and package it as a deployment bundle.
+
+Two paths lead to the same bundle layout (see :mod:`.bundle`):
+
+* embedded (default): onnxruntime-qnn's EPContext writes the context binary; no SDK needed.
+* SDK: ``qnn-onnx-converter`` -> ``qnn-model-lib-generator`` -> ``qnn-context-binary-generator``
+  when ``QNN_SDK_ROOT`` is set or a folder is given (see :mod:`.sdk`).
+
+``compile_model`` runs native code: call it through the worker (``engine_jobs.compile``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+from studio.core.atomic import atomic_write_json
+from studio.core.errors import BadInputError
+from studio.core.jobs import JobContext
+from studio.core.toolchain.bundle import (
+    INPUT_SPECS,
+    QUANT_CONFIG,
+    Bundle,
+    input_specs,
+    is_bundle,
+    load_bundle,
+    qdq_encodings,
+    write_manifest,
+)
+
+__all__ = [
+    "Bundle",
+    "compile_model",
+    "is_bundle",
+    "load_bundle",
+    "resolve_model_or_bundle",
+]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def compile_model(
+    model_path: str | Path,
+    out_dir: str | Path,
+    *,
+    backend: str = "htp",
+    provider_options: dict[str, str] | None = None,
+    session_config: dict[str, str] | None = None,
+    sdk_root: str | Path | None = None,
+    encodings: str | Path | None = None,
+    config_file: str | Path | None = None,
+    ctx: JobContext | None = None,
+    warnings: list[str] | None = None,
+) -> dict[str, Any]:
+    """Compile ``model_path`` into the bundle folder ``out_dir`` and return what was done."""
+    from studio.core.backends import versions
+    from studio.core.toolchain import sdk as sdk_mod
+
+    ctx = ctx or JobContext()
+    src = Path(model_path)
+    if not src.is_file():
+        raise BadInputError("model file not found", path=str(src))
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not is_bundle(out):
+        raise BadInputError(
+            "output folder exists and is not a bundle; refusing to write into it", path=str(out)
+        )
+    if is_bundle(out):  # recompiling: start from an empty bundle, never mix two compiles
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sdk = sdk_mod.find_sdk(sdk_root)
+    info: dict[str, Any] = {
+        "backend": backend,
+        "path": "sdk" if sdk else "embedded",
+        "source_model": {"path": str(src.resolve()), "sha256": _sha256(src)},
+        "tools": versions(),
+        "session": {
+            "provider_options": dict(provider_options or {}),
+            "session_config": dict(session_config or {}),
+        },
+        "warnings": list(warnings or []),
+    }
+    enc_data = None
+    if encodings is not None:
+        from studio.core.atomic import read_json_strict
+        from studio.core.errors import EncodingsError
+
+        enc_data = read_json_strict(encodings, error_type=EncodingsError)
+        info["encodings_source"] = str(encodings)
+    else:
+        enc_data = qdq_encodings(src)
+        if enc_data is not None:
+            info["encodings_source"] = "extracted from the QDQ model"
+    if enc_data is not None:
+        atomic_write_json(out / QUANT_CONFIG, enc_data)
+    atomic_write_json(out / INPUT_SPECS, input_specs(src))
+    if sdk is not None:
+        ctx.log(f"QNN SDK at {sdk.root}: converter -> model library -> context binary")
+        result = sdk_mod.sdk_compile(
+            sdk,
+            src,
+            out,
+            backend=backend,
+            encodings=(out / QUANT_CONFIG) if enc_data is not None else None,
+            config_file=Path(config_file) if config_file else None,
+            ctx=ctx,
+        )
+        info["tools"]["qnn_sdk_cli"] = result["sdk_version"]
+    else:
+        from studio.core.toolchain.embedded import compile_embedded
+
+        result = compile_embedded(
+            src,
+            out,
+            backend=backend,
+            provider_options=provider_options,
+            session_config=session_config,
+            ctx=ctx,
+        )
+        info["offload"] = {
+            "full_offload": result["offload"]["full_offload"],
+            "cpu_nodes": [n["name"] for n in result["offload"]["cpu_nodes"]],
+        }
+        info["verify"] = result.get("verify")
+    manifest = write_manifest(out, info)
+    return {"bundle": str(out), "manifest": manifest, **result}
+
+
+def resolve_model_or_bundle(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """For ``run``/``profile``: a model path as it is, or a VERIFIED bundle's EPContext model.
+
+    Returns ``(model_path, options)``; for a bundle ``options`` holds ``backend``,
+    ``provider_options`` and ``session_config`` as compiled, and ``bundle`` (its folder).
+    """
+    target = Path(path)
+    if is_bundle(target):
+        bundle = load_bundle(target)
+        if bundle.context_model is None:
+            raise BadInputError(
+                "this bundle has no EPContext model (it was built with the QNN SDK); run it "
+                "with --sdk so qnn-net-run executes its context binary",
+                path=str(target),
+            )
+        session = bundle.session_options()
+        return bundle.context_model, {
+            "backend": bundle.backend,
+            "provider_options": dict(session.get("provider_options", {})),
+            "session_config": {},
+            "bundle": str(bundle.root),
+        }
+    if target.is_dir():
+        raise BadInputError("folder is not a bundle (no manifest.json)", path=str(target))
+    if not target.is_file():
+        raise BadInputError("model file not found", path=str(target))
+    return target, {}
