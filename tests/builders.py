@@ -172,3 +172,43 @@ def qdq_conv_erf(seed: int = 0) -> onnx.ModelProto:
         inits,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
+def small_cnn_erf_head(seed: int = 0) -> onnx.ModelProto:
+    """small_cnn with an ``Erf`` on the logits (output ``probs``): one op the QNN EP rejects.
+
+    Quantised with :func:`quantize_for_qnn`, every node but ``/head/Erf`` (and the Q/DQ pair
+    around it) goes to HTP: the fallback report must name it.
+    """
+    model = small_cnn(seed)
+    graph = model.graph
+    graph.node.append(helper.make_node("Erf", ["logits"], ["probs"], name="/head/Erf"))
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 10]))
+    return model
+
+
+def quantize_for_qnn(float_path: Path, qdq_path: Path, samples: int = 4, seed: int = 0) -> Path:
+    """QDQ model for QNN HTP: ORT's quantize with get_qnn_qdq_config (uint8 act, int8 weights)."""
+    from onnxruntime.quantization import CalibrationDataReader, quantize
+    from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
+
+    model = onnx.load(str(float_path))
+    inputs = [
+        (i.name, [d.dim_value for d in i.type.tensor_type.shape.dim]) for i in model.graph.input
+    ]
+    rng = np.random.default_rng(seed)
+    batches = [
+        {name: rng.random(shape, dtype=np.float32) for name, shape in inputs}
+        for _ in range(samples)
+    ]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(batches)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    quantize(str(float_path), str(qdq_path), get_qnn_qdq_config(str(float_path), Reader()))
+    return Path(qdq_path)
