@@ -113,15 +113,16 @@ def small_cnn(seed: int = 0) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
 
 
-def qdq_conv_erf(seed: int = 0) -> onnx.ModelProto:
+def qdq_conv_erf(seed: int = 0, c_in: int = 16, c_out: int = 32, size: int = 32) -> onnx.ModelProto:
     """A hand-built QDQ model: Q, DQ, Conv (int8 weights), Q, DQ, Relu, Q, DQ, then Erf and Mul.
 
     The quantised Conv block is HTP work; ``Erf`` is not supported by the QNN EP, so the float
-    tail (``/tail/Erf``, ``/tail/Mul``) is where an assignment has to hand over to the CPU.
+    tail (``/tail/Erf``, ``/tail/Mul``) is where an assignment has to hand over to the CPU. The
+    Conv is large enough (4.7 M MACs by default) that running it on HTP is worth two boundaries.
     """
     rng = np.random.default_rng(seed)
-    w = rng.normal(0, 0.2, (8, 3, 3, 3)).astype(np.float32)
-    b = rng.normal(0, 0.05, (8,)).astype(np.float32)
+    w = rng.normal(0, 0.2 / np.sqrt(c_in), (c_out, c_in, 3, 3)).astype(np.float32)
+    b = rng.normal(0, 0.05, (c_out,)).astype(np.float32)
     s_in, s_w, s_out = 1.0 / 255.0, float(np.abs(w).max() / 127.0), 3.0 / 255.0
     w_q = np.clip(np.round(w / s_w), -127, 127).astype(np.int8)
     b_q = np.round(b / (s_in * s_w)).astype(np.int32)
@@ -167,8 +168,8 @@ def qdq_conv_erf(seed: int = 0) -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes,
         "qdq_conv_erf",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c_in, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c_out, size, size])],
         inits,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])

@@ -1,36 +1,40 @@
 """Per-layer backend scoring and a cost-minimising assignment that explains itself.
 
 Each node gets, per backend, a score with visible parts: supported (a hard gate, with the real
-backend's reason when not), precision fit, tensor size against the backend's fast memory, power
-efficiency, and cost (measured time when a profile exists, else a MAC/byte-based estimate that is
-labelled as such). The assignment then minimises total cost over the topological order with a
-dynamic programme whose transitions charge the price of a backend boundary (transfer plus
-quantise/dequantise), so one cheap node is not ping-ponged to another backend.
+backend's reason from :mod:`studio.core.opsupport`), precision fit, tensor size against HTP's VTCM,
+power efficiency, and cost: measured time when a per-layer profile of that backend exists, else a
+MAC/byte-based estimate that is labelled "estimated" everywhere it appears. The assignment then
+minimises total cost over the topological order with a dynamic programme whose transitions charge
+the price of a backend boundary (transfer of every tensor live across the cut, plus quantise or
+dequantise), so one cheap node is never ping-ponged to another backend.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from studio.core.errors import BackendUnavailableError, BadInputError
+from studio.core.errors import BackendUnavailableError, BadInputError, ConfigError
+from studio.core.project import Constraints
 
 SCHEMA_VERSION = 1
+PLAN_KIND = "npu-studio.backend-plan"
 BACKEND_ORDER = ("htp", "gpu", "cpu")
 
-# Rough effective rates used only when nothing was measured. Every figure derived from them is
-# labelled "estimated" in the plan and the UI. MAC/ms and bytes/ms per backend.
+# Effective rates used ONLY when nothing was measured; every figure derived from them is labelled
+# "estimated". MAC/ms and bytes/ms per backend, and a fixed per-op dispatch overhead.
 EST_MACS_PER_MS = {"htp": 5e8, "gpu": 1e8, "cpu": 2e7}
 EST_BYTES_PER_MS = {"htp": 2e7, "gpu": 1e7, "cpu": 5e6}
 EST_OP_OVERHEAD_MS = {"htp": 0.004, "gpu": 0.02, "cpu": 0.002}
-# Relative energy per unit of work (HTP is the most efficient; CPU the least).
+# Relative energy per ms of work (HTP the most efficient) and the 0-1 efficiency shown in scores.
 ENERGY_PER_MS = {"htp": 1.0, "gpu": 3.0, "cpu": 8.0}
 POWER_EFFICIENCY = {"htp": 1.0, "gpu": 0.45, "cpu": 0.15}
 BOUNDARY_BYTES_PER_MS = 5e6  # ~5 GB/s shared-memory copy
-BOUNDARY_SYNC_MS = 0.05
+BOUNDARY_SYNC_MS = 0.05  # one hand-over between sessions
 VTCM_BYTES_DEFAULT = 8 * 1024 * 1024
+QDQ = ("QuantizeLinear", "DequantizeLinear")
 
 
 @dataclass
@@ -43,32 +47,9 @@ class Support:
 
 
 @dataclass
-class Cost:
-    ms: float
-    source: str  # "measured" | "estimated"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"ms": self.ms, "source": self.source}
-
-
-@dataclass
-class Constraints:
-    power_critical: bool = False
-    performance_critical: bool = False
-    latency_budget_ms: float | None = None
-    pins: dict[str, str] = field(default_factory=dict)
-
-    def weights(self) -> tuple[float, float]:
-        """(time weight, energy weight) of the objective."""
-        if self.performance_critical:
-            return 1.0, 0.0
-        if self.power_critical:
-            return 1.0, 2.0
-        return 1.0, 0.1
-
-
-@dataclass
 class BackendScore:
+    """One node on one backend: the parts of the score, each visible in the table."""
+
     backend: str
     supported: bool
     reason: str
@@ -77,11 +58,15 @@ class BackendScore:
     size_fit: float
     power_efficiency: float
     cost_ms: float | None
-    cost_source: str
+    cost_source: str  # "measured" | "estimated" | ""
     score: float  # 0-100, higher is better; 0 when unsupported
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BackendScore:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
 
 
 @dataclass
@@ -91,19 +76,32 @@ class NodeDecision:
     backend: str
     reason: str
     scores: dict[str, BackendScore]
+    pinned: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
             "node_id": self.node_id,
             "op_type": self.op_type,
             "backend": self.backend,
+            "pinned": self.pinned,
             "reason": self.reason,
             "scores": {b: s.to_json() for b, s in self.scores.items()},
         }
 
 
+def weights(constraints: Constraints) -> tuple[float, float]:
+    """(time weight, energy weight) of the objective the constraints ask for."""
+    if constraints.performance_critical:
+        return 1.0, 0.0
+    if constraints.power_critical:
+        return 1.0, 2.0
+    return 1.0, 0.1
+
+
 @dataclass
 class Plan:
+    """The assignment: a backend per node, why, and the totals. Saved as versioned JSON."""
+
     model_sha256: str
     backends: list[str]
     constraints: Constraints
@@ -114,41 +112,109 @@ class Plan:
     def assignment(self) -> dict[str, str]:
         return {d.node_id: d.backend for d in self.decisions}
 
+    def decision(self, node_id: str) -> NodeDecision | None:
+        return next((d for d in self.decisions if d.node_id == node_id), None)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
-            "kind": "npu-studio.backend-plan",
+            "kind": PLAN_KIND,
             "model_sha256": self.model_sha256,
             "backends": list(self.backends),
-            "constraints": {
-                "power_critical": self.constraints.power_critical,
-                "performance_critical": self.constraints.performance_critical,
-                "latency_budget_ms": self.constraints.latency_budget_ms,
-                "pins": dict(self.constraints.pins),
-            },
+            "constraints": self.constraints.to_json(),
             "nodes": [d.to_json() for d in self.decisions],
             "summary": self.summary,
         }
 
+    @classmethod
+    def from_json(cls, data: Any, source: str = "<memory>", graph: Any = None) -> Plan:
+        """Read a plan; with ``graph``, nodes the model lacks are a ConfigError naming them."""
+        if not isinstance(data, dict) or data.get("kind") != PLAN_KIND:
+            raise ConfigError(
+                "not a backend plan (missing kind npu-studio.backend-plan)", path=source
+            )
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ConfigError(
+                f"backend plan schema_version {version!r} is not supported "
+                f"(this version reads {SCHEMA_VERSION})",
+                path=source,
+            )
+        try:
+            decisions = []
+            for item in data["nodes"]:
+                backend = str(item["backend"])
+                if backend not in BACKEND_ORDER:
+                    raise ConfigError(
+                        f"node '{item['node_id']}' has unknown backend '{backend}'", path=source
+                    )
+                decisions.append(
+                    NodeDecision(
+                        node_id=str(item["node_id"]),
+                        op_type=str(item.get("op_type", "")),
+                        backend=backend,
+                        reason=str(item.get("reason", "")),
+                        scores={
+                            b: BackendScore.from_json(s) for b, s in item.get("scores", {}).items()
+                        },
+                        pinned=bool(item.get("pinned", False)),
+                    )
+                )
+            plan = cls(
+                model_sha256=str(data.get("model_sha256", "")),
+                backends=[str(b) for b in data["backends"]],
+                constraints=Constraints.from_json(data.get("constraints", {}), source),
+                decisions=decisions,
+                summary=dict(data.get("summary", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"malformed backend plan: {type(exc).__name__} {exc}", path=source
+            ) from exc
+        if graph is not None:
+            plan.check_against(graph, source)
+        return plan
 
-def _precision(node: Any, graph: Any, backend: str, quantized: bool) -> tuple[str, float]:
-    """What arithmetic this node would use on ``backend`` and how well that suits the backend."""
-    if backend == "htp":
-        return ("int8/int16", 1.0) if quantized else ("fp16", 0.8)
-    if backend == "gpu":
-        return ("fp16", 1.0) if not quantized else ("fp16 (dequantised)", 0.7)
-    return ("fp32", 1.0) if not quantized else ("int8 (CPU QDQ)", 0.9)
+    def check_against(self, graph: Any, source: str = "<memory>") -> None:
+        """ConfigError naming the nodes this plan assigns that ``graph`` does not have."""
+        missing = [d.node_id for d in self.decisions if d.node_id not in graph.node_by_id]
+        if missing:
+            shown = ", ".join(f"'{m}'" for m in missing[:8])
+            more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+            raise ConfigError(
+                f"the plan names {len(missing)} node(s) the model lacks: {shown}{more} "
+                "(was it made for another model?)",
+                path=source,
+            )
 
 
-def _is_quantized(node: Any, graph: Any) -> bool:
-    """A node is quantised when a DequantizeLinear feeds it (QDQ format)."""
+# ----- scoring --------------------------------------------------------------------------------
+def quant_bits(node: Any, graph: Any) -> int | None:
+    """8 or 16 when the node runs quantised (a DequantizeLinear feeds it), else None."""
+    if node.op_type in QDQ:
+        tensor = node.inputs[0] if node.op_type == "DequantizeLinear" else node.outputs[0]
+        return _bits(graph, tensor)
     for tensor in node.inputs:
         info = graph.tensors.get(tensor)
-        if info is not None and info.producer:
-            producer = graph.node_by_id.get(info.producer)
-            if producer is not None and producer.op_type == "DequantizeLinear":
-                return True
-    return node.op_type in ("QuantizeLinear", "DequantizeLinear")
+        producer = graph.node_by_id.get(info.producer) if info and info.producer else None
+        if producer is not None and producer.op_type == "DequantizeLinear" and producer.inputs:
+            return _bits(graph, producer.inputs[0])
+    return None
+
+
+def _bits(graph: Any, tensor: str) -> int | None:
+    info = graph.tensors.get(tensor)
+    dtype = info.dtype if info is not None else None
+    return {"uint8": 8, "int8": 8, "uint16": 16, "int16": 16, "int32": 32}.get(dtype or "", None)
+
+
+def precision_fit(backend: str, bits: int | None) -> tuple[str, float]:
+    """What arithmetic the node uses on ``backend`` and how well that suits it (0-1)."""
+    if backend == "htp":
+        return (f"int{min(bits, 16)}", 1.0) if bits else ("fp16", 0.7)
+    if backend == "gpu":
+        return ("fp16", 1.0) if not bits else ("fp16 (dequantised)", 0.7)
+    return ("fp32", 1.0) if not bits else (f"int{min(bits, 16)} (CPU QDQ)", 0.8)
 
 
 def estimate_ms(node: Any, backend: str) -> float:
@@ -158,38 +224,35 @@ def estimate_ms(node: Any, backend: str) -> float:
     return EST_OP_OVERHEAD_MS[backend] + max(work, traffic)
 
 
+def largest_tensor(node: Any, graph: Any) -> int:
+    sizes = [graph.tensors[t].nbytes or 0 for t in node.inputs + node.outputs if t in graph.tensors]
+    return max(sizes, default=0)
+
+
 def score_node(
     node: Any,
     graph: Any,
     backend: str,
     support: Support,
     measured_ms: float | None,
+    constraints: Constraints | None = None,
     vtcm_bytes: int = VTCM_BYTES_DEFAULT,
 ) -> BackendScore:
-    quantized = _is_quantized(node, graph)
-    precision, fit = _precision(node, graph, backend, quantized)
-    largest = max(
-        (graph.tensors[t].nbytes or 0 for t in node.outputs if t in graph.tensors), default=0
-    )
-    size_fit = 1.0 if backend != "htp" or largest <= vtcm_bytes else 0.5
+    """The visible parts of one node's score on one backend (see the module docstring)."""
+    precision, fit = precision_fit(backend, quant_bits(node, graph))
+    size_fit = 1.0 if backend != "htp" or largest_tensor(node, graph) <= vtcm_bytes else 0.5
+    power = POWER_EFFICIENCY[backend]
     if not support.supported:
         return BackendScore(
-            backend,
-            False,
-            support.reason,
-            precision,
-            fit,
-            size_fit,
-            POWER_EFFICIENCY[backend],
-            None,
-            "",
-            0.0,
+            backend, False, support.reason, precision, fit, size_fit, power, None, "", 0.0
         )
     cost = measured_ms if measured_ms is not None else estimate_ms(node, backend)
     source = "measured" if measured_ms is not None else "estimated"
-    # A bounded, comparable 0-100 figure: fast, well-fitting, efficient backends score high.
-    speed = 1.0 / (1.0 + cost / 0.1)
-    score = 100.0 * (0.5 * speed + 0.2 * fit + 0.15 * size_fit + 0.15 * POWER_EFFICIENCY[backend])
+    power_w = 0.3 if constraints is not None and constraints.power_critical else 0.15
+    speed_w = 0.65 - power_w if constraints is None or not constraints.performance_critical else 0.6
+    speed = 1.0 / (1.0 + cost / 0.1)  # bounded: 0.1 ms scores 0.5
+    rest = 1.0 - speed_w - power_w
+    score = 100.0 * (speed_w * speed + power_w * power + rest * (0.6 * fit + 0.4 * size_fit))
     return BackendScore(
         backend,
         True,
@@ -197,19 +260,51 @@ def score_node(
         precision,
         fit,
         size_fit,
-        POWER_EFFICIENCY[backend],
+        power,
         cost,
         source,
         round(score, 1),
     )
 
 
-def boundary_ms(num_bytes: int, quantize: bool) -> float:
-    """Cost of handing a tensor to another backend: sync + copy (+ (de)quantise when needed)."""
+def boundary_ms(num_bytes: int, convert: bool) -> float:
+    """Cost of handing tensors to another backend: sync + copy (+ (de)quantise when needed)."""
     copy = num_bytes / BOUNDARY_BYTES_PER_MS
-    return BOUNDARY_SYNC_MS + copy * (2.0 if quantize else 1.0)
+    return BOUNDARY_SYNC_MS + copy * (2.0 if convert else 1.0)
 
 
+def cut_costs(nodes: list[Any], graph: Any) -> list[float]:
+    """cost[i]: price of a backend change between nodes[i-1] and nodes[i].
+
+    Every tensor produced before the cut and consumed after it crosses; a float tensor crossing
+    to or from HTP must also be (de)quantised, so float crossings cost twice the copy.
+    """
+    position = {n.id: i for i, n in enumerate(nodes)}
+    crossing = [0] * (len(nodes) + 1)
+    floats = [0] * (len(nodes) + 1)
+    for i, node in enumerate(nodes):
+        for tensor in node.outputs:
+            info = graph.tensors.get(tensor)
+            if info is None:
+                continue
+            last = max((position.get(c, -1) for c in info.consumers), default=-1)
+            if last <= i:
+                continue
+            size = info.nbytes or 0
+            crossing[i + 1] += size
+            crossing[last + 1] -= size
+            if info.dtype in ("float32", "float16"):
+                floats[i + 1] += 1
+                floats[last + 1] -= 1
+    costs, live, live_floats = [0.0], 0, 0
+    for i in range(1, len(nodes)):
+        live += crossing[i]
+        live_floats += floats[i]
+        costs.append(boundary_ms(live, live_floats > 0))
+    return costs
+
+
+# ----- the assignment -------------------------------------------------------------------------
 def assign(
     graph: Any,
     support: Mapping[str, Mapping[str, Support]],
@@ -218,65 +313,84 @@ def assign(
     measured: Mapping[str, Mapping[str, float]] | None = None,
     vtcm_bytes: int = VTCM_BYTES_DEFAULT,
 ) -> Plan:
-    """Choose a backend per node minimising time (+ weighted energy) plus boundary costs."""
+    """Choose a backend per node minimising time (+ weighted energy) plus boundary costs.
+
+    ``support``: node id -> backend -> Support (from opsupport); a backend with no entry for a
+    node counts as NOT supported ("not probed"), except the CPU reference. ``measured``: backend
+    -> node id -> ms from a per-layer profile; missing figures fall back to labelled estimates.
+    """
     constraints = constraints or Constraints()
     measured = measured or {}
     backends = [b for b in BACKEND_ORDER if b in available]
     if not backends:
         raise BackendUnavailableError("no backend is available to assign nodes to")
     nodes = [n for n in graph.nodes if not (n.op_type == "Constant" and not n.inputs)]
-    for node_id, backend in constraints.pins.items():
-        if node_id not in graph.node_by_id:
-            raise BadInputError(f"pin names node '{node_id}' that the model lacks")
-        if backend not in backends:
-            raise BackendUnavailableError(
-                f"pin '{node_id}={backend}': backend '{backend}' is not available here"
-            )
-        if not support.get(node_id, {}).get(backend, Support(True)).supported:
-            reason = support[node_id][backend].reason
-            raise BadInputError(
-                f"pin '{node_id}={backend}': {backend.upper()} rejects it: {reason}"
-            )
 
+    def support_of(node_id: str, backend: str) -> Support:
+        found = support.get(node_id, {}).get(backend)
+        if found is not None:
+            return found
+        if backend == "cpu":
+            return Support(True, "ONNX Runtime CPU EP (reference)")
+        return Support(False, f"{backend.upper()} support not probed for this node")
+
+    _check_pins(graph, constraints, backends, support_of)
     scores = [
         {
             b: score_node(
                 n,
                 graph,
                 b,
-                support.get(n.id, {}).get(b, Support(True)),
-                measured.get(n.id, {}).get(b),
+                support_of(n.id, b),
+                measured.get(b, {}).get(n.id),
+                constraints,
                 vtcm_bytes,
             )
             for b in backends
         }
         for n in nodes
     ]
-    time_w, energy_w = constraints.weights()
-    choice = _solve(nodes, graph, scores, backends, constraints.pins, time_w, energy_w)
-    total = _estimated_total(nodes, graph, scores, choice)
+    cuts = cut_costs(nodes, graph)
+    time_w, energy_w = weights(constraints)
+    choice = _solve(nodes, scores, cuts, backends, constraints.pins, time_w, energy_w)
+    total = _estimated_total(scores, cuts, choice)
     budget = constraints.latency_budget_ms
-    over_budget = False
+    switched = False
     if budget is not None and total > budget and energy_w > 0:
-        fastest = _solve(nodes, graph, scores, backends, constraints.pins, 1.0, 0.0)
-        if _estimated_total(nodes, graph, scores, fastest) < total:
-            choice = fastest
-            total = _estimated_total(nodes, graph, scores, choice)
-    if budget is not None and total > budget:
-        over_budget = True
-
+        fastest = _solve(nodes, scores, cuts, backends, constraints.pins, 1.0, 0.0)
+        if _estimated_total(scores, cuts, fastest) < total:
+            choice, total, switched = fastest, _estimated_total(scores, cuts, fastest), True
     decisions = [
         NodeDecision(
             n.id,
             n.op_type,
             choice[i],
-            _explain(i, nodes, graph, scores, choice, constraints),
+            _explain(i, nodes, scores, choice, constraints),
             scores[i],
+            pinned=n.id in constraints.pins,
         )
         for i, n in enumerate(nodes)
     ]
-    summary = _summarise(nodes, graph, scores, choice, backends, total, budget, over_budget)
+    summary = _summarise(nodes, scores, cuts, choice, backends, total, budget)
+    summary["budget_forced_fastest"] = switched
     return Plan(graph.sha256(), backends, constraints, decisions, summary)
+
+
+def _check_pins(graph: Any, constraints: Constraints, backends: list[str], support_of) -> None:
+    missing = [n for n in constraints.pins if n not in graph.node_by_id]
+    if missing:
+        raise ConfigError(f"pins name node(s) the model lacks: {', '.join(missing)}")
+    for node_id, backend in constraints.pins.items():
+        if backend not in backends:
+            raise BackendUnavailableError(
+                f"pin '{node_id}={backend}': backend '{backend}' is not available here "
+                f"(available: {', '.join(backends)})"
+            )
+        verdict = support_of(node_id, backend)
+        if not verdict.supported:
+            raise BadInputError(
+                f"pin '{node_id}={backend}': {backend.upper()} rejects this node: {verdict.reason}"
+            )
 
 
 def _node_cost(score: BackendScore, time_w: float, energy_w: float) -> float:
@@ -286,14 +400,8 @@ def _node_cost(score: BackendScore, time_w: float, energy_w: float) -> float:
     return time_w * adjusted + energy_w * score.cost_ms * ENERGY_PER_MS[score.backend]
 
 
-def _transition(nodes: list[Any], graph: Any, i: int) -> float:
-    """Boundary cost if node i-1 and node i run on different backends."""
-    prev = nodes[i - 1]
-    nbytes = sum(graph.tensors[t].nbytes or 0 for t in prev.outputs if t in graph.tensors)
-    return boundary_ms(int(nbytes), quantize=True)
-
-
-def _solve(nodes, graph, scores, backends, pins, time_w, energy_w) -> list[str]:
+def _solve(nodes, scores, cuts, backends, pins, time_w, energy_w) -> list[str]:
+    """Viterbi over the topological order: state = backend of the current node."""
     n = len(nodes)
     if n == 0:
         return []
@@ -301,27 +409,27 @@ def _solve(nodes, graph, scores, backends, pins, time_w, energy_w) -> list[str]:
     back = [[0] * len(backends) for _ in range(n)]
     for i, node in enumerate(nodes):
         pinned = pins.get(node.id)
-        trans = _transition(nodes, graph, i) if i else 0.0
         for j, b in enumerate(backends):
             if pinned is not None and b != pinned:
                 continue
             here = _node_cost(scores[i][b], time_w, energy_w)
-            if pinned == b and math.isinf(here):
-                here = 1e9  # pinned: honour it even when we could not cost it
+            if math.isinf(here):
+                continue
             if i == 0:
                 cost[i][j] = here
                 continue
             best, arg = math.inf, 0
             for k in range(len(backends)):
-                candidate = cost[i - 1][k] + (trans if k != j else 0.0)
+                candidate = cost[i - 1][k] + (cuts[i] if k != j else 0.0)
                 if candidate < best:
                     best, arg = candidate, k
             cost[i][j] = best + here
             back[i][j] = arg
+        if all(math.isinf(c) for c in cost[i]):
+            raise BackendUnavailableError(
+                f"no available backend ({', '.join(backends)}) accepts node '{node.id}'"
+            )
     j = min(range(len(backends)), key=lambda k: cost[n - 1][k])
-    if math.isinf(cost[n - 1][j]):
-        blocked = next(nd.id for i, nd in enumerate(nodes) if all(math.isinf(c) for c in cost[i]))
-        raise BackendUnavailableError(f"no available backend accepts node '{blocked}'")
     choice = [""] * n
     for i in range(n - 1, -1, -1):
         choice[i] = backends[j]
@@ -329,59 +437,81 @@ def _solve(nodes, graph, scores, backends, pins, time_w, energy_w) -> list[str]:
     return choice
 
 
-def _estimated_total(nodes, graph, scores, choice) -> float:
+def _estimated_total(scores, cuts, choice) -> float:
     total = 0.0
     for i, b in enumerate(choice):
         total += scores[i][b].cost_ms or 0.0
         if i and choice[i - 1] != b:
-            total += _transition(nodes, graph, i)
+            total += cuts[i]
     return total
 
 
-def _explain(i, nodes, graph, scores, choice, constraints) -> str:
+def _explain(i, nodes, scores, choice, constraints) -> str:
     node, chosen = nodes[i], choice[i]
     if node.id in constraints.pins:
         return f"pinned to {chosen.upper()} by the user"
     own = scores[i][chosen]
-    rejected = [s for s in scores[i].values() if not s.supported]
-    parts = []
-    if rejected:
-        parts.append("; ".join(f"{s.backend.upper()} rejects it: {s.reason}" for s in rejected))
+    parts = [
+        f"{s.backend.upper()} rejects it: {s.reason}" for s in scores[i].values() if not s.supported
+    ]
     supported = {b: s for b, s in scores[i].items() if s.supported and s.cost_ms is not None}
     cheapest = min(supported, key=lambda b: supported[b].cost_ms) if supported else chosen
     if cheapest != chosen:
+        if constraints.power_critical and ENERGY_PER_MS[chosen] < ENERGY_PER_MS[cheapest]:
+            why = "power-critical: it uses less energy"
+        else:
+            why = "moving it alone would add backend boundaries"
         parts.append(
-            f"kept on {chosen.upper()} with its neighbours: {cheapest.upper()} would be "
-            f"{supported[cheapest].cost_ms:.3f} ms ({supported[cheapest].cost_source}) vs "
-            f"{own.cost_ms:.3f} ms, but moving it alone adds backend boundaries"
+            f"kept on {chosen.upper()} ({own.cost_ms:.3f} ms {own.cost_source}) although "
+            f"{cheapest.upper()} would take {supported[cheapest].cost_ms:.3f} ms "
+            f"({supported[cheapest].cost_source}): {why}"
         )
     else:
         others = ", ".join(
             f"{b.upper()} {s.cost_ms:.3f} ms" for b, s in supported.items() if b != chosen
         )
         parts.append(
-            f"{chosen.upper()} {own.cost_ms:.3f} ms ({own.cost_source}), {own.precision}"
-            + (f"; vs {others}" if others else "")
+            f"{chosen.upper()} is cheapest: {own.cost_ms:.3f} ms ({own.cost_source}), "
+            f"{own.precision}" + (f"; vs {others}" if others else "")
         )
     return "; ".join(parts)
 
 
-def _summarise(
-    nodes, graph, scores, choice, backends, total, budget, over_budget
-) -> dict[str, Any]:
+def _summarise(nodes, scores, cuts, choice, backends, total, budget) -> dict[str, Any]:
     per_backend = {b: {"nodes": 0, "macs": 0, "estimated_ms": 0.0} for b in backends}
     for i, b in enumerate(choice):
         per_backend[b]["nodes"] += 1
         per_backend[b]["macs"] += int(nodes[i].macs or 0)
         per_backend[b]["estimated_ms"] += scores[i][b].cost_ms or 0.0
-    boundaries = sum(1 for i in range(1, len(choice)) if choice[i] != choice[i - 1])
-    sources = {scores[i][b].cost_source for i, b in enumerate(choice)}
+    boundaries = [i for i in range(1, len(choice)) if choice[i] != choice[i - 1]]
     return {
+        "nodes": len(choice),
         "per_backend": per_backend,
-        "boundaries": boundaries,
-        "segments": boundaries + 1 if choice else 0,
+        "boundaries": len(boundaries),
+        "boundary_ms": sum(cuts[i] for i in boundaries),
+        "segments": len(boundaries) + 1 if choice else 0,
         "estimated_total_ms": total,
-        "cost_sources": sorted(sources),
+        "cost_sources": sorted({scores[i][b].cost_source for i, b in enumerate(choice)}),
         "latency_budget_ms": budget,
-        "over_budget": over_budget,
+        "over_budget": budget is not None and total > budget,
     }
+
+
+def plan_for(
+    graph: Any,
+    report: Any,
+    constraints: Constraints | None = None,
+    measured: Mapping[str, Mapping[str, float]] | None = None,
+) -> Plan:
+    """Assign using an :class:`~studio.core.opsupport.OpSupportReport` (its backends and verdicts)."""
+    from studio.core.opsupport import support_map
+
+    vtcm_mb = float(report.options.get("vtcm_mb", VTCM_BYTES_DEFAULT / 1024 / 1024))
+    return assign(
+        graph,
+        support_map(report),
+        report.available(),
+        constraints,
+        measured,
+        vtcm_bytes=int(vtcm_mb * 1024 * 1024),
+    )

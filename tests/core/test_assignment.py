@@ -1,0 +1,129 @@
+"""Assignment: real op support in, contiguous segments out, every decision explained."""
+
+from __future__ import annotations
+
+import pytest
+
+from studio.core.assignment import Plan, Support, assign, cut_costs, plan_for
+from studio.core.errors import BackendUnavailableError, BadInputError, ConfigError
+from studio.core.model import ModelGraph
+from studio.core.project import Constraints
+from tests import builders
+
+
+@pytest.mark.htp
+def test_erf_tail_goes_to_cpu_conv_block_to_htp(qdq_erf_probed):
+    _, graph, report = qdq_erf_probed
+    plan = plan_for(graph, report)
+    chosen = plan.assignment
+    assert chosen["/conv/Conv"] == "htp" and chosen["/conv/Relu"] == "htp"
+    assert chosen["/tail/Erf"] == "cpu" and chosen["r_DQ"] == "cpu"
+    # Mul alone would be supported on HTP, but one node is not worth two more boundaries.
+    assert report.nodes["/tail/Mul"]["htp"].supported and chosen["/tail/Mul"] == "cpu"
+    erf = plan.decision("/tail/Erf")
+    assert "HTP rejects it" in erf.reason and "Erf" in erf.reason
+    assert erf.scores["htp"].score == 0 and not erf.scores["htp"].supported
+    conv = plan.decision("/conv/Conv").scores["htp"]
+    assert conv.precision == "int8" and conv.cost_source == "estimated"
+    summary = plan.summary
+    backends_used = [chosen[n.id] for n in graph.nodes if n.id in chosen]
+    changes = sum(1 for a, b in zip(backends_used, backends_used[1:], strict=False) if a != b)
+    assert summary["boundaries"] == changes and summary["segments"] == changes + 1
+    assert summary["per_backend"]["htp"]["macs"] == graph.node_by_id["/conv/Conv"].macs
+    assert summary["cost_sources"] == ["estimated"]
+    assert "gpu" not in plan.backends
+
+
+@pytest.mark.htp
+def test_pins(qdq_erf_probed):
+    _, graph, report = qdq_erf_probed
+    plan = plan_for(graph, report, Constraints(pins={"/conv/Relu": "cpu"}))
+    assert plan.assignment["/conv/Relu"] == "cpu"
+    assert plan.decision("/conv/Relu").pinned
+    assert "pinned" in plan.decision("/conv/Relu").reason
+    with pytest.raises(BackendUnavailableError, match="gpu"):
+        plan_for(graph, report, Constraints(pins={"/conv/Relu": "gpu"}))
+    with pytest.raises(ConfigError, match="nope"):
+        plan_for(graph, report, Constraints(pins={"nope": "cpu"}))
+    with pytest.raises(BadInputError, match="Erf"):
+        plan_for(graph, report, Constraints(pins={"/tail/Erf": "htp"}))
+
+
+@pytest.mark.htp
+def test_plan_json_round_trip_and_foreign_nodes(qdq_erf_probed, tmp_path):
+    _, graph, report = qdq_erf_probed
+    plan = plan_for(graph, report, Constraints(power_critical=True, latency_budget_ms=5.0))
+    data = plan.to_json()
+    assert data["schema_version"] == 1
+    back = Plan.from_json(data, graph=graph)
+    assert back.to_json() == data
+    other = ModelGraph.load(builders.save(builders.conv_relu(), tmp_path / "other.onnx"))
+    with pytest.raises(ConfigError, match=r"12 node\(s\) the model lacks: .x_Q."):
+        Plan.from_json(data, "plan.json", graph=other)
+    with pytest.raises(ConfigError, match="schema_version"):
+        Plan.from_json({**data, "schema_version": 7}, "plan.json")
+    broken = {**data, "nodes": [{"node_id": "x"}]}
+    with pytest.raises(ConfigError, match="malformed"):
+        Plan.from_json(broken, "plan.json")
+
+
+def _float_graph(tmp_path):
+    return ModelGraph.load(builders.save(builders.small_cnn(), tmp_path / "cnn.onnx"))
+
+
+def _all_supported(graph):
+    return {n.id: {"htp": Support(True), "cpu": Support(True)} for n in graph.nodes}
+
+
+def test_measured_cost_beats_estimate_and_power_vs_performance(tmp_path):
+    graph = _float_graph(tmp_path)
+    support = _all_supported(graph)
+    # Profiles (as the profiling workspace hands them over): HTP 2 ms per node, CPU 1 ms.
+    measured = {
+        "htp": {n.id: 2.0 for n in graph.nodes},
+        "cpu": {n.id: 1.0 for n in graph.nodes},
+    }
+    fast = assign(graph, support, ["htp", "cpu"], Constraints(performance_critical=True), measured)
+    assert set(fast.assignment.values()) == {"cpu"}
+    assert fast.summary["cost_sources"] == ["measured"]
+    frugal = assign(graph, support, ["htp", "cpu"], Constraints(power_critical=True), measured)
+    assert set(frugal.assignment.values()) == {"htp"}
+    assert "power-critical" in frugal.decisions[0].reason
+    # A budget the power-optimal plan misses makes the assignment take the fastest one.
+    budget = Constraints(power_critical=True, latency_budget_ms=10.0)
+    forced = assign(graph, support, ["htp", "cpu"], budget, measured)
+    assert set(forced.assignment.values()) == {"cpu"}
+    assert forced.summary["budget_forced_fastest"] and not forced.summary["over_budget"]
+    tight = assign(graph, support, ["htp", "cpu"], Constraints(latency_budget_ms=0.5), measured)
+    assert tight.summary["over_budget"]
+
+
+def test_no_ping_pong_for_one_cheap_node(tmp_path):
+    graph = _float_graph(tmp_path)
+    support = _all_supported(graph)
+    measured = {
+        "htp": {n.id: 0.01 for n in graph.nodes},
+        "cpu": {n.id: 1.0 for n in graph.nodes},
+    }
+    measured["cpu"]["/block/Add"] = 0.009  # marginally cheaper alone on CPU
+    plan = assign(graph, support, ["htp", "cpu"], Constraints(performance_critical=True), measured)
+    assert plan.assignment["/block/Add"] == "htp" and plan.summary["boundaries"] == 0
+    assert "boundaries" in plan.decision("/block/Add").reason
+    # Unprobed backends are never assumed to work.
+    partial = {n.id: {"cpu": Support(True)} for n in graph.nodes}
+    unprobed = assign(graph, partial, ["htp", "cpu"])
+    assert set(unprobed.assignment.values()) == {"cpu"}
+    assert "not probed" in unprobed.decisions[0].scores["htp"].reason
+
+
+def test_cut_cost_counts_tensors_live_across_the_cut(tmp_path):
+    graph = _float_graph(tmp_path)
+    nodes = graph.nodes
+    cuts = cut_costs(nodes, graph)
+    # Between stem Relu and block Conv, the Relu output crosses (used by Conv and the residual Add);
+    # between block Conv and Add both the Conv output and the residual cross: a larger cut.
+    i_conv = next(i for i, n in enumerate(nodes) if n.id == "/block/conv/Conv")
+    i_add = next(i for i, n in enumerate(nodes) if n.id == "/block/Add")
+    assert cuts[i_add] > cuts[i_conv] > 0
+    with pytest.raises(BackendUnavailableError):
+        assign(graph, _all_supported(graph), [])
