@@ -380,3 +380,67 @@ def test_coverage_against_model_and_names(model_path):
     assert coverage(encs, ["x", "ghost"]).unknown_tensors == [
         t for t in encs if t not in ("x", "ghost")
     ]
+
+
+# ----------------------------------------------------------------------------- ORT, for real
+def test_ort_overrides_drive_quantize_static(tiny_model, tmp_path):
+    """The live overrides go into onnxruntime's quantize_static unchanged and come out as the
+    QDQ model's scale/zero-point initializers; ORT derives the int32 bias from them."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    from studio.core.encodings import to_ort_overrides
+
+    model = onnx.load(str(tiny_model))
+    w = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "conv1.weight"))
+    absmax = np.abs(w).reshape(8, -1).max(axis=1)
+    encs = EncodingSet(
+        [
+            Encoding.from_range("x", -1.0, 1.0, 8),
+            Encoding.from_range("y", 0.0, 3.0, 8),
+            Encoding.from_range("conv1.weight", -absmax, absmax, 8, True, 0, "param"),
+            Encoding.from_scale_offset("conv1.bias", [1e-5] * 8, -(2**31), 32, True, 0, "bias"),
+            Encoding.float_fallback("/conv1/Conv_output_0"),
+        ]
+    )
+    ov = to_ort_overrides(encs)
+    assert ov.biases == ["conv1.bias"] and ov.float_tensors == {"/conv1/Conv_output_0": 16}
+    assert ov.overrides["x"][0]["scale"].dtype == np.float32
+    assert ov.overrides["x"][0]["zero_point"].dtype == np.uint8
+    assert ov.overrides["conv1.weight"][3]["zero_point"].dtype == np.int8
+    assert len(ov.overrides["conv1.weight"]) == 8 and ov.overrides["conv1.weight"][0]["axis"] == 0
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.it = iter([{"x": rng.uniform(-1, 1, (1, 3, 16, 16)).astype(np.float32)}])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    out = tmp_path / "q.onnx"
+    quantize_static(
+        str(tiny_model),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        extra_options={"TensorQuantOverrides": ov.overrides},
+    )
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(out)).graph.initializer}
+    assert inits["x_scale"] == np.float32(encs["x"].scale[0])
+    assert inits["x_zero_point"] == 128 and inits["x_zero_point"].dtype == np.uint8
+    assert inits["y_zero_point"] == 0 and inits["y_scale"] == np.float32(3.0 / 255)
+    np.testing.assert_array_equal(inits["conv1.weight_scale"], encs["conv1.weight"].onnx_scale())
+    np.testing.assert_array_equal(inits["conv1.weight_zero_point"], np.zeros(8, np.int8))
+    np.testing.assert_allclose(
+        inits["conv1.bias_quantized_scale"],
+        np.float32(encs["x"].scale[0]) * encs["conv1.weight"].onnx_scale(),
+        rtol=1e-6,
+    )

@@ -97,6 +97,11 @@ def _entries(encset: EncodingSet, result: OrtOverrides) -> dict[str, list[dict[s
             result.biases.append(enc.tensor)  # ORT makes it: int32, input_scale * weight_scale
             continue
         qtype = _qtype_for(enc)
+        f32 = enc.onnx_scale()
+        if not (np.all(np.isfinite(f32)) and np.all(f32 > 0)):
+            raise EncodingsError(
+                f"tensor '{enc.tensor}': scale {enc.scale} does not fit a float32 (ORT scales are float32)"
+            )
         zps = enc.onnx_zero_point(qtype.startswith("int"))
         chans = []
         for i in range(enc.channels):
@@ -228,7 +233,7 @@ def read(data: Any, source: str, view: ModelView | None) -> tuple[EncodingSet, l
                 scales,
                 [-(z + 2**31) for z in zps],
                 32,
-                not any(zps),
+                name in symmetric if "symmetric" in data else not any(zps),
                 kind_hint="bias",
                 per_channel=axis is not None,
                 axis=axis,
