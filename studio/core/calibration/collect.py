@@ -1,0 +1,341 @@
+"""The calibration pass: prepare the model once, run every sample once, keep running statistics.
+
+Why it is fast: the model is first prepared (dynamic dims fixed, BatchNorm folded and constants
+folded by ORT's basic optimiser, as ORT's ``quant_pre_process`` does), then run on the CPU EP with
+every float intermediate exposed as an output, and each output is reduced in place by numpy into
+:class:`RunningHistogram` (min/max + a growable histogram) and dropped. Nothing is stored per
+sample, so memory stays flat and one pass gives every method (minmax, percentile, entropy, MSE).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from studio.core.calibration.data import CalibrationSource, InputSpec, Preprocess
+from studio.core.calibration.histogram import DEFAULT_BINS, RunningHistogram
+from studio.core.calibration.stats import (
+    PREPARED_MODEL,
+    STATS_JSON,
+    CalibrationStats,
+    cache_key,
+    default_cache_dir,
+)
+from studio.core.errors import BadInputError, ModelLoadError
+from studio.core.jobs import JobContext, job
+from studio.core.model_io import file_sha256
+
+_FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
+
+
+def load_fixed(
+    model_path: str | Path, input_shapes: dict[str, list[int]] | None
+) -> onnx.ModelProto:
+    """Read the model and fix the given input dims (dynamic dims must be fixed before calibrating)."""
+    src = Path(model_path)
+    if not src.is_file():
+        raise ModelLoadError("model file not found", path=str(src))
+    try:
+        proto = onnx.load(str(src))
+    except Exception as exc:  # protobuf/onnx raise many types here
+        raise ModelLoadError(f"cannot read model: {exc}", path=str(src)) from exc
+    _fix_shapes(proto, input_shapes or {}, src)
+    return proto
+
+
+def prepare_model(
+    model: str | Path | onnx.ModelProto,
+    out_path: str | Path,
+    input_shapes: dict[str, list[int]] | None = None,
+    *,
+    optimize: bool = True,
+) -> onnx.ModelProto:
+    """Write the model calibration and quantisation work on: shapes fixed, BN/constants folded.
+
+    Quantising an unfolded BatchNorm (or a Paddle ``Constant`` feeding a Mul) as an activation costs
+    many dB (REFERENCE.md §7); folding first is what ORT's pre-processing and QNN's converter do.
+    Tensor names that survive keep their names, so encodings files still apply.
+    """
+    proto = model if isinstance(model, onnx.ModelProto) else load_fixed(model, input_shapes)
+    out = Path(out_path)
+    if optimize:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        so.optimized_model_filepath = str(out)
+        so.log_severity_level = 3
+        try:
+            ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelLoadError(
+                f"onnxruntime cannot load the model: {' '.join(str(exc).split())[:300]}",
+                path=str(model) if not isinstance(model, onnx.ModelProto) else None,
+            ) from exc
+        proto = onnx.load(str(out))
+    try:
+        proto = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
+    except Exception:  # partial shapes are fine: ORT reports output types at run time
+        pass
+    onnx.save(proto, str(out))
+    return proto
+
+
+def _fix_shapes(proto: onnx.ModelProto, shapes: dict[str, list[int]], path: Path) -> None:
+    inits = {t.name for t in proto.graph.initializer}
+    inputs = {i.name: i for i in proto.graph.input if i.name not in inits}
+    for name, dims in shapes.items():
+        if name not in inputs:
+            raise BadInputError(
+                f"--input-shape names '{name}', which is not a model input "
+                f"(inputs: {', '.join(inputs) or 'none'})",
+                path=str(path),
+            )
+        dim_list = inputs[name].type.tensor_type.shape.dim
+        if len(dim_list) and len(dim_list) != len(dims):
+            raise BadInputError(
+                f"--input-shape {name} has {len(dims)} dims but the input has {len(dim_list)}",
+                path=str(path),
+            )
+        del dim_list[:]
+        for d in dims:
+            dim_list.add().dim_value = int(d)
+
+
+def model_inputs(proto: onnx.ModelProto) -> list[InputSpec]:
+    """Real graph inputs (not initializers) with fixed shapes where known."""
+    inits = {t.name for t in proto.graph.initializer}
+    specs = []
+    for vi in proto.graph.input:
+        if vi.name in inits:
+            continue
+        tt = vi.type.tensor_type
+        shape = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name
+        specs.append(InputSpec(vi.name, shape, dtype))
+    return specs
+
+
+def _float_tensors(proto: onnx.ModelProto) -> tuple[list[str], dict[str, list[int]]]:
+    """Every float activation (node outputs and graph inputs), in graph order, with shapes."""
+    inits = {t.name for t in proto.graph.initializer}
+    infos = {v.name: v for v in list(proto.graph.value_info) + list(proto.graph.output)}
+    infos.update({v.name: v for v in proto.graph.input})
+    names: list[str] = []
+    shapes: dict[str, list[int]] = {}
+
+    def add(name: str) -> None:
+        if not name or name in inits or name in shapes:
+            return
+        vi = infos.get(name)
+        if vi is not None and vi.type.tensor_type.elem_type not in _FLOAT_TYPES:
+            return
+        names.append(name)
+        dims = vi.type.tensor_type.shape.dim if vi is not None else []
+        shapes[name] = [d.dim_value if d.HasField("dim_value") else -1 for d in dims]
+
+    for vi in proto.graph.input:
+        add(vi.name)
+    for node in proto.graph.node:
+        for out in node.output:
+            add(out)
+    return names, shapes
+
+
+def _augmented_session(
+    proto: onnx.ModelProto, tensors: list[str], threads: int | None
+) -> ort.InferenceSession:
+    """A CPU session whose outputs are the model's outputs plus every tensor in ``tensors``."""
+    aug = onnx.ModelProto()
+    aug.CopyFrom(proto)
+    existing = {o.name for o in aug.graph.output} | {i.name for i in aug.graph.input}
+    infos = {v.name: v for v in aug.graph.value_info}
+    for name in tensors:
+        if name in existing:
+            continue
+        vi = onnx.ValueInfoProto()
+        if name in infos:
+            vi.CopyFrom(infos[name])
+        else:
+            vi.name = name
+        aug.graph.output.append(vi)
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    # the prepared model is already folded; higher levels only add layout reorders per output
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    if threads:
+        so.intra_op_num_threads = int(threads)
+    return ort.InferenceSession(aug.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def collect_stats(
+    proto: onnx.ModelProto,
+    source: CalibrationSource,
+    *,
+    bins: int = DEFAULT_BINS,
+    ctx: JobContext | None = None,
+    threads: int | None = None,
+) -> tuple[dict[str, RunningHistogram], dict[str, str], dict[str, list[int]], int]:
+    """Run every sample once; return per-tensor histograms, dtypes, shapes and sample count."""
+    ctx = ctx or JobContext()
+    tensors, shapes = _float_tensors(proto)
+    input_names = {i.name for i in source.inputs}
+    sess = _augmented_session(proto, [t for t in tensors if t not in input_names], threads)
+    out_names = [o.name for o in sess.get_outputs()]
+    wanted = set(tensors)
+    fetch = [n for n in out_names if n in wanted]
+    hists = {name: RunningHistogram(max_bins=bins) for name in tensors}
+    dtypes: dict[str, str] = {}
+    total = max(source.count(), 1)
+    scratch = np.empty(0, dtype=np.float32)
+    n = 0
+    ctx.progress(0.0, f"calibrating on {total} samples")
+    for feed in source:
+        ctx.check_cancelled()
+        try:
+            values = sess.run(fetch, feed)
+        except Exception as exc:  # ORT reports shape/type mismatches as plain exceptions
+            raise BadInputError(
+                f"the model rejected calibration sample {n}: {' '.join(str(exc).split())[:300]}",
+                path=source.spec,
+            ) from exc
+        pairs = [(k, v) for k, v in feed.items() if k in wanted] + list(
+            zip(fetch, values, strict=True)
+        )
+        for name, arr in pairs:
+            if arr.dtype.kind != "f":
+                continue
+            if arr.size > scratch.size:
+                scratch = np.empty(arr.size, dtype=np.float32)
+            lo, hi = hists[name].update(arr, scratch)
+            if not (np.isfinite(lo) and np.isfinite(hi)):
+                bad = "NaN" if np.isnan(lo) or np.isnan(hi) else "Inf"
+                raise BadInputError(
+                    f"tensor '{name}' holds {bad} values on calibration sample {n}: the model "
+                    "overflows on this data",
+                    path=source.spec,
+                )
+            dtypes[name] = arr.dtype.name
+            if name not in shapes or any(d < 0 for d in shapes[name]):
+                shapes[name] = list(arr.shape)
+        n += 1
+        ctx.progress(n / total, f"calibrated {n}/{total} samples")
+    if n == 0:
+        raise BadInputError("the calibration source holds no samples", path=source.spec)
+    hists = {k: h for k, h in hists.items() if h.count > 0}
+    return hists, dtypes, {k: shapes[k] for k in hists}, n
+
+
+def calibrate(
+    model_path: str | Path,
+    data: str | Path,
+    *,
+    input_shapes: dict[str, list[int]] | None = None,
+    preprocess: Preprocess | None = None,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    bins: int = DEFAULT_BINS,
+    optimize: bool = True,
+    limit: int | None = None,
+    seed: int = 0,
+    ctx: JobContext | None = None,
+    threads: int | None = None,
+    on_cache: Callable[[bool], None] | None = None,
+) -> CalibrationStats:
+    """Calibration statistics for ``model_path`` over ``data``, from the cache when possible.
+
+    ``data`` is an image folder, a .npy/.npz file or folder, or ``random:N`` (warned about).
+    The result's :attr:`CalibrationStats.prepared_model` is the model the QDQ builder must use.
+    """
+    ctx = ctx or JobContext()
+    start = time.perf_counter()
+    raw = load_fixed(model_path, input_shapes)
+    model_sha = file_sha256(Path(model_path))
+    options = {
+        "input_shapes": {k: list(v) for k, v in sorted((input_shapes or {}).items())},
+        "bins": int(bins),
+        "optimize": bool(optimize),
+        "seed": int(seed),
+    }
+    source = CalibrationSource(data, model_inputs(raw), preprocess, seed=seed, limit=limit)
+    for warning in source.warnings:
+        ctx.log(f"warning: {warning}")
+    data_hash = source.data_hash
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    final = root / cache_key(model_sha, data_hash, options)
+    if use_cache and (final / STATS_JSON).is_file() and (final / PREPARED_MODEL).is_file():
+        try:
+            stats = CalibrationStats.load(final)
+            if on_cache:
+                on_cache(True)
+            ctx.progress(1.0, "calibration statistics read from the cache")
+            return stats
+        except BadInputError as exc:
+            ctx.log(f"ignoring a broken calibration cache entry: {exc}")
+    if on_cache:
+        on_cache(False)
+    root.mkdir(parents=True, exist_ok=True)
+    # build the entry in a scratch folder and rename it: a crash never leaves half an entry
+    tmp = Path(tempfile.mkdtemp(prefix=".calib-", dir=root))
+    try:
+        proto = prepare_model(raw, tmp / PREPARED_MODEL, optimize=optimize)
+        hists, dtypes, shapes, n = collect_stats(proto, source, bins=bins, ctx=ctx, threads=threads)
+        stats = CalibrationStats(
+            model_sha256=model_sha,
+            data_hash=data_hash,
+            options=options,
+            num_samples=n,
+            histograms=hists,
+            dtypes=dtypes,
+            shapes=shapes,
+            input_names=[i.name for i in source.inputs],
+            output_names=[o.name for o in proto.graph.output],
+            warnings=list(source.warnings),
+            elapsed_s=time.perf_counter() - start,
+        )
+        stats.save(tmp)
+        if final.exists():
+            shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        stats.folder = final
+        return stats
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@job
+def calibrate_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Worker/GUI job: ``{"model", "data", "input_shapes"?, "preprocess"?, "cache_dir"?, ...}``."""
+    hit: list[bool] = []
+    stats = calibrate(
+        request["model"],
+        request["data"],
+        input_shapes=request.get("input_shapes"),
+        preprocess=Preprocess.from_json(request.get("preprocess")),
+        cache_dir=request.get("cache_dir"),
+        use_cache=bool(request.get("use_cache", True)),
+        bins=int(request.get("bins", DEFAULT_BINS)),
+        optimize=bool(request.get("optimize", True)),
+        limit=request.get("limit"),
+        seed=int(request.get("seed", 0)),
+        ctx=ctx,
+        on_cache=hit.append,
+    )
+    return {
+        "schema_version": 1,
+        "stats_dir": str(stats.folder),
+        "prepared_model": str(stats.prepared_model),
+        "cache_hit": bool(hit and hit[0]),
+        "num_samples": stats.num_samples,
+        "tensors": len(stats.histograms),
+        "warnings": stats.warnings,
+        "elapsed_s": stats.elapsed_s,
+    }
