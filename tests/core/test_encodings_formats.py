@@ -196,6 +196,7 @@ def test_legacy_seed_shape_is_normalised_with_warnings():
     assert encs["/conv1/Conv_output_0"].bitwidth == 16  # top-level activation_bitwidth
     assert encs["conv1.bias"].kind == "bias" and encs["conv1.bias"].bitwidth == 32
     assert any("legacy" in m for m in warnings)
+    assert not any("disagree" in m for m in warnings)
     assert any("'conv1.weight'" in m and "positive offset 127" in m for m in warnings)
 
 
@@ -444,3 +445,29 @@ def test_ort_overrides_drive_quantize_static(tiny_model, tmp_path):
         np.float32(encs["x"].scale[0]) * encs["conv1.weight"].onnx_scale(),
         rtol=1e-6,
     )
+
+
+def test_model_graph_is_accepted_as_the_model(model_path):
+    from studio.core.model import ModelGraph
+
+    graph = ModelGraph.load(model_path)
+    back, _ = parse_encodings(dump_encodings(full_set(), "aimet1"), "f.json", model=graph)
+    assert {n: back[n].axis for n in AXES} == AXES
+    report = coverage(full_set(), graph)
+    assert report.missing_tensors == ["p", "f"] and report.unknown_tensors == []
+
+
+def test_min_max_disagreeing_with_scale_offset_is_reported():
+    doc = _qnn({**GOOD, "min": -1.28, "max": 1.27}, "activation_encodings", "a")
+    _, warnings = parse_encodings(doc, "ok.json")
+    assert warnings == []
+    doc = _qnn({**GOOD, "min": -0.5, "max": 0.5}, "activation_encodings", "a")
+    encs, warnings = parse_encodings(doc, "mm.json")
+    assert encs["a"].min == [-1.28] and len(warnings) == 1
+    assert "mm.json: tensor 'a': min/max in the file disagree" in warnings[0]
+
+
+def test_qnn_min_max_only_entries_are_computed_like_the_converter():
+    doc = _qnn({"bitwidth": 8, "min": -0.5, "max": 1.7}, "activation_encodings", "a")
+    encs, _ = parse_encodings(doc, "r.json")
+    assert encs["a"].offset == [-58] and encs["a"].scale[0] == pytest.approx(2.2 / 255)

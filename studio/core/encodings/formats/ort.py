@@ -87,6 +87,16 @@ def to_overrides(encset: EncodingSet) -> OrtOverrides:
     return result
 
 
+def plan(encset: EncodingSet) -> OrtOverrides:
+    """The JSON-able overrides (quant types by name, plain numbers), without importing ORT."""
+    result = OrtOverrides()
+    result.overrides = _entries(encset, result)
+    for chans in result.overrides.values():
+        for entry in chans:
+            entry.pop("_qtype")
+    return result
+
+
 def _entries(encset: EncodingSet, result: OrtOverrides) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for enc in encset.values():
