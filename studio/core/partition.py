@@ -1,16 +1,16 @@
-"""Execute a backend assignment: split the model into contiguous per-backend segments and chain them.
+"""Split a model along a backend assignment into contiguous per-backend segment models.
 
 Each segment is a valid ONNX sub-model whose inputs are the boundary tensors it consumes and whose
 outputs are the tensors later segments (or the graph outputs) need. Segments follow the model's
 topological order, so running them one after the other with a shared tensor dictionary reproduces
 the whole model. ``Constant`` nodes are copied into every segment that uses them instead of
 becoming boundary tensors (they are free to recompute and would otherwise cost a transfer).
+Execution (sessions per backend, chained, timed) lives in :mod:`studio.core.partition_run`.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from studio.core.errors import BadInputError
+from studio.core.errors import BadInputError, ConfigError
 
 # Numpy dtype names (as ModelGraph reports them) -> ONNX element types, for boundary value infos.
 _ELEM_TYPES = {
@@ -66,14 +66,21 @@ def split_segments(graph: Any, assignment: Mapping[str, str]) -> list[Segment]:
 
     ``graph`` is a ``ModelGraph``; ``assignment`` maps every non-Constant node id to a backend.
     """
-    missing = [n.id for n in graph.nodes if n.op_type != "Constant" and n.id not in assignment]
+    missing = [
+        n.id
+        for n in graph.nodes
+        if not (n.op_type == "Constant" and not n.inputs) and n.id not in assignment
+    ]
     if missing:
-        raise BadInputError(
-            f"the assignment leaves {len(missing)} node(s) without a backend, e.g. '{missing[0]}'"
+        raise ConfigError(
+            f"the plan leaves {len(missing)} node(s) without a backend: "
+            + ", ".join(f"'{m}'" for m in missing[:8])
         )
     unknown = sorted(set(assignment) - set(graph.node_by_id))
     if unknown:
-        raise BadInputError(f"the assignment names node(s) the model lacks, e.g. '{unknown[0]}'")
+        raise ConfigError(
+            "the plan names node(s) the model lacks: " + ", ".join(f"'{u}'" for u in unknown[:8])
+        )
 
     segments: list[Segment] = []
     for node in graph.nodes:
@@ -127,10 +134,14 @@ def write_segment_models(
     full_model: onnx.ModelProto | None = None,
 ) -> list[Path]:
     """Write one ONNX file per segment (weights included) into ``folder``; returns their paths."""
+    from studio.core.opsupport_probe import load_full_model
+
     out_dir = Path(folder)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = full_model if full_model is not None else onnx.load(str(graph.path))
+    # graph.proto is in topological order with fixed input shapes; NodeInfo.index points into it.
+    model = full_model if full_model is not None else load_full_model(graph)
     by_index = list(model.graph.node)
+    value_infos = {vi.name: vi for vi in model.graph.value_info}
     initializers = {init.name: init for init in model.graph.initializer}
     constants = {
         out: n
@@ -144,12 +155,20 @@ def write_segment_models(
         used = {t for n in nodes for t in n.input if t}
         const_nodes = [constants[t] for t in sorted(used) if t in constants]
         inits = [initializers[t] for t in sorted(used) if t in initializers]
+        boundary = set(seg.inputs) | set(seg.outputs)
+        inner = [
+            value_infos[t]
+            for n in nodes
+            for t in n.output
+            if t in value_infos and t not in boundary
+        ]
         sub = helper.make_graph(
             const_nodes + nodes,
             f"{model.graph.name or 'graph'}_segment{seg.index}_{seg.backend}",
             [_value_info(graph, t) for t in seg.inputs],
             [_value_info(graph, t) for t in seg.outputs],
             inits,
+            value_info=inner,
         )
         sub_model = helper.make_model(sub, opset_imports=list(model.opset_import))
         sub_model.ir_version = model.ir_version
@@ -171,65 +190,3 @@ def _value_info(graph: Any, name: str) -> onnx.ValueInfoProto:
     shape = getattr(info, "shape", None)
     dims = None if shape is None else [d if isinstance(d, int) and d > 0 else None for d in shape]
     return helper.make_tensor_value_info(name, _ELEM_TYPES[dtype], dims)
-
-
-@dataclass
-class SegmentTiming:
-    index: int
-    backend: str
-    run_ms: float
-    boundary_in_bytes: int
-    boundary_ms: float
-
-    def to_json(self) -> dict[str, Any]:
-        return self.__dict__.copy()
-
-
-@dataclass
-class PartitionedResult:
-    outputs: dict[str, np.ndarray]
-    timings: list[SegmentTiming]
-
-    @property
-    def total_ms(self) -> float:
-        return sum(t.run_ms + t.boundary_ms for t in self.timings)
-
-
-SessionFactory = Callable[[Segment], Any]
-
-
-class PartitionedRunner:
-    """Owns one session per segment and runs them in order, timing each segment and boundary."""
-
-    def __init__(self, segments: list[Segment], session_factory: SessionFactory) -> None:
-        if any(seg.model_path is None for seg in segments):
-            raise BadInputError("segments must be written with write_segment_models() first")
-        self.segments = segments
-        self.sessions = [session_factory(seg) for seg in segments]
-
-    def run(self, feeds: Mapping[str, np.ndarray], output_names: list[str]) -> PartitionedResult:
-        values: dict[str, np.ndarray] = dict(feeds)
-        timings: list[SegmentTiming] = []
-        for seg, sess in zip(self.segments, self.sessions, strict=True):
-            start = time.perf_counter()
-            try:
-                seg_feeds = {name: np.ascontiguousarray(values[name]) for name in seg.inputs}
-            except KeyError as exc:
-                raise BadInputError(
-                    f"segment {seg.index} needs tensor {exc} that nothing produced"
-                ) from exc
-            boundary_ms = (time.perf_counter() - start) * 1e3
-            start = time.perf_counter()
-            results = sess.run(seg.outputs, seg_feeds)
-            run_ms = (time.perf_counter() - start) * 1e3
-            values.update(zip(seg.outputs, results, strict=True))
-            timings.append(
-                SegmentTiming(
-                    index=seg.index,
-                    backend=seg.backend,
-                    run_ms=run_ms,
-                    boundary_in_bytes=int(sum(a.nbytes for a in seg_feeds.values())),
-                    boundary_ms=boundary_ms,
-                )
-            )
-        return PartitionedResult({n: values[n] for n in output_names}, timings)
