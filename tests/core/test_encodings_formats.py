@@ -445,6 +445,16 @@ def test_ort_overrides_drive_quantize_static(tiny_model, tmp_path):
         np.float32(encs["x"].scale[0]) * encs["conv1.weight"].onnx_scale(),
         rtol=1e-6,
     )
+    # and reading the QDQ model gives our encodings back, the bias as QNN would derive it
+    from studio.core.encodings import bias_encoding, from_qdq_model
+
+    back = from_qdq_model(out)
+    assert sorted(back) == ["conv1.bias", "conv1.weight", "x", "y"]
+    for name in ("x", "y", "conv1.weight"):
+        assert back[name].same_as(encs[name], rtol=2**-23), name
+    derived = bias_encoding("conv1.bias", encs["x"], encs["conv1.weight"])
+    assert back["conv1.bias"].same_as(derived, rtol=1e-6)
+    assert back["conv1.bias"].kind == "bias" and back["conv1.bias"].axis == 0
 
 
 def test_model_graph_is_accepted_as_the_model(model_path):
@@ -471,3 +481,21 @@ def test_qnn_min_max_only_entries_are_computed_like_the_converter():
     doc = _qnn({"bitwidth": 8, "min": -0.5, "max": 1.7}, "activation_encodings", "a")
     encs, _ = parse_encodings(doc, "r.json")
     assert encs["a"].offset == [-58] and encs["a"].scale[0] == pytest.approx(2.2 / 255)
+
+
+def test_from_qdq_model_reads_a_hand_built_qdq_graph():
+    from studio.core.encodings import bias_encoding, from_qdq_model
+    from tests import builders
+
+    encs = from_qdq_model(builders.qdq_conv_erf())
+    assert sorted(encs) == ["conv.bias_q", "conv.weight_q", "conv_out", "relu_out", "x"]
+    x = encs["x"]
+    assert x.kind == "activation" and x.offset == [0] and x.scale[0] == pytest.approx(1 / 255)
+    assert encs["conv_out"].offset == [-128] and encs["conv_out"].onnx_zero_point() == [128]
+    w = encs["conv.weight_q"]
+    assert w.kind == "param" and w.symmetric and w.onnx_qtype() == "int8" and w.axis is None
+    b = encs["conv.bias_q"]
+    assert b.kind == "bias" and b.bitwidth == 32 and b.offset == [-(2**31)]
+    assert b.same_as(bias_encoding("conv.bias_q", x, w), rtol=1e-6)
+    with pytest.raises(EncodingsError, match="bias 'b': its input and weight"):
+        bias_encoding("b", Encoding.float_fallback("f"), w)

@@ -24,13 +24,16 @@ from studio.core.encodings.io import (
     save_encodings,
 )
 from studio.core.encodings.model_info import CoverageReport, ModelView, coverage
+from studio.core.encodings.qdq import bias_encoding, from_qdq_model
 
 __all__ = [
     "FORMATS",
     "CoverageReport",
     "ModelView",
     "OrtOverrides",
+    "bias_encoding",
     "coverage",
+    "from_qdq_model",
     "detect_format",
     "dump_encodings",
     "load_encodings",
