@@ -503,7 +503,7 @@ def plan_for(
     constraints: Constraints | None = None,
     measured: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Plan:
-    """Assign using an :class:`~studio.core.opsupport.OpSupportReport` (its backends and verdicts)."""
+    """Assign from an :class:`~studio.core.opsupport.OpSupportReport` (backends and verdicts)."""
     from studio.core.opsupport import support_map
 
     vtcm_mb = float(report.options.get("vtcm_mb", VTCM_BYTES_DEFAULT / 1024 / 1024))

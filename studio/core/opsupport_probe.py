@@ -256,7 +256,7 @@ def qdq_owner(graph: Any, node: Any) -> str | None:
 
 
 # ----- the worker job -------------------------------------------------------------------------
-def _compile(path: str, backend: str, options: dict[str, str], no_fallback: bool) -> dict:
+def compile_verbose(path: str, backend: str, options: dict[str, str], no_fallback: bool) -> dict:
     import onnxruntime as ort
 
     from studio.core.native_log import capture_fd2
@@ -303,14 +303,14 @@ def probe_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         for i, item in enumerate(probes):
             ctx.check_cancelled()
             mark("start", item["key"])
-            res = _compile(item["path"], backend, options, no_fallback=True)
+            res = compile_verbose(item["path"], backend, options, no_fallback=True)
             res.pop("log", None)
             out["probes"][item["key"]] = res
             mark("done", item["key"], res)
             ctx.progress((i + 1) / max(total, 1), f"probe {i + 1}/{len(probes)}")
         if request.get("whole_model"):
             mark("start", "__whole__")
-            whole = _compile(str(request["whole_model"]), backend, options, False)
+            whole = compile_verbose(str(request["whole_model"]), backend, options, False)
             verdicts = parse_units(whole.pop("log", ""))
             out["whole"] = {**whole, "verdicts": {k: list(v) for k, v in verdicts.items()}}
             mark("done", "__whole__", {"ok": whole["ok"]})

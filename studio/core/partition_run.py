@@ -190,8 +190,16 @@ def _open(seg: Mapping[str, Any], options: Mapping[str, Mapping[str, str]]) -> t
             disable_cpu_fallback=backend != "cpu",
         )
     except StudioError as exc:
+        reason = str(exc)
+        if backend != "cpu":  # ORT's exception is generic; the EP's verbose log names the cause
+            from studio.core.opsupport_probe import compile_verbose
+
+            found = compile_verbose(
+                seg["model_path"], backend, dict(options.get(backend, {})), True
+            )
+            reason = found.get("reason") or reason
         raise BackendUnavailableError(
-            f"{label} could not start on {backend.upper()}: {exc}"
+            f"{label} could not start on {backend.upper()}: {reason}"
         ) from exc
     except Exception as exc:  # ORT's own exception types
         raise BackendUnavailableError(f"{label} could not start: {exc}") from exc
