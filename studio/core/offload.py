@@ -71,7 +71,7 @@ class OffloadReport:
         if self.error:
             return f"{self.backend.upper()} session could not be created: {self.error}"
         if self.full_offload:
-            text = f"fully offloaded to {self.backend.upper()}: {self.qnn_node_count} nodes"
+            text = f"fully offloaded to {self.backend.upper()}: {self.qnn_node_count} node(s)"
             if self.io_quant_nodes:
                 text += (
                     f" (+{len(self.io_quant_nodes)} graph I/O (de)quantize nodes on CPU by design)"

@@ -1,0 +1,84 @@
+"""``npu-studio compile``: build a QNN context binary and write a deployment bundle.
+
+    npu-studio compile MODEL --backend htp -o BUNDLE_DIR [--soc-model N] [--htp-arch N]
+                       [--config backend_config.json] [--sdk QNN_SDK_DIR] [--encodings enc.json]
+                       [--json]
+
+Without an SDK (no ``--sdk``, no ``QNN_SDK_ROOT``) onnxruntime-qnn's EPContext writes the context
+binary; the result is re-loaded and run against the source model before the bundle is called
+done. With an SDK, qnn-onnx-converter -> qnn-model-lib-generator -> qnn-context-binary-generator
+run with their output in the log. The bundle holds context_binaries/, quantization_config.json,
+input_specs.json and a manifest.json with checksums.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from studio.cli.common import print_json, stderr_context
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "compile",
+        help="compile a model to a QNN context binary and write a deployment bundle",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", help="ONNX model (QDQ-quantised, or float for fp16)")
+    parser.add_argument("--backend", default="htp", help="target backend (htp)")
+    parser.add_argument("-o", "--output", required=True, help="bundle folder to write")
+    parser.add_argument("--soc-model", type=int, help="QNN soc_model (e.g. 60)")
+    parser.add_argument("--htp-arch", type=int, help="HTP architecture (68, 69, 73, 75, 79, 81)")
+    parser.add_argument("--config", help="backend_config.json")
+    parser.add_argument("--sdk", help="QNN SDK folder (default: $QNN_SDK_ROOT, else embedded)")
+    parser.add_argument("--encodings", help="encodings JSON for the SDK converter")
+    parser.add_argument("--timeout", type=float, default=None, help="give up after N seconds")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from studio.core.worker_client import run_in_worker
+
+    request = {
+        "model": args.model,
+        "backend": args.backend,
+        "output": args.output,
+        "soc_model": args.soc_model,
+        "htp_arch": args.htp_arch,
+        "config": args.config,
+        "sdk": args.sdk,
+        "encodings": args.encodings,
+    }
+    result = run_in_worker(
+        "studio.core.engine_jobs:compile_bundle",
+        request,
+        stderr_context(quiet=args.json),
+        timeout_s=args.timeout,
+    )
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"bundle written: {result['bundle']}")
+    for path in result.get("context_binaries", []):
+        print(f"  context binary: {path}")
+    offload = result.get("offload")
+    if offload:
+        if offload["full_offload"]:
+            print(f"  fully offloaded to {args.backend.upper()}")
+        else:
+            names = ", ".join(n["name"] for n in offload["cpu_nodes"])
+            print(f"  nodes left on CPU: {names}")
+    verify = result.get("verify")
+    if verify:
+        print(
+            "  verified: re-loaded context model matches the source on "
+            f"{args.backend.upper()} (max |diff| {verify['max_abs_diff_vs_source_on_backend']:.3g}); "
+            f"vs CPU reference max |diff| {verify['max_abs_diff_vs_cpu']:.3g}"
+        )
+    for warning in result.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0

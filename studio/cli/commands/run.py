@@ -1,0 +1,87 @@
+"""``npu-studio run``: inference on a model or a compiled bundle, in a worker process.
+
+    npu-studio run MODEL|BUNDLE [--backend htp|cpu|gpu|qnn-cpu] [--config backend_config.json]
+                   [--inputs X.npz|DIR] [-o outputs.npz] [--input-shape NAME=1,3,224,224]
+                   [--allow-cpu-fallback] [--sdk QNN_SDK_DIR] [--seed N] [--json]
+
+Without ``--inputs`` the model gets random inputs of its shapes and dtypes (and says so). On a
+QNN backend the run is refused when any node would fall back to the CPU EP, naming those nodes,
+unless ``--allow-cpu-fallback`` is given. A bundle runs with the options it was compiled with;
+with ``--sdk`` its context binary is run by the SDK's qnn-net-run instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from studio.cli.common import add_input_shape_arg, parse_input_shapes, print_json, stderr_context
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run inference on a model or bundle (HTP, CPU, GPU) in a worker process",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", help="ONNX model or bundle folder")
+    parser.add_argument("--backend", help="htp (default), cpu, gpu or qnn-cpu")
+    parser.add_argument("--config", help="backend_config.json")
+    parser.add_argument("--inputs", help=".npz, .npy or a folder of NAME.npy files")
+    parser.add_argument("-o", "--output", help="write the outputs to this .npz")
+    add_input_shape_arg(parser)
+    parser.add_argument(
+        "--allow-cpu-fallback",
+        action="store_true",
+        help="run even if some nodes fall back to the CPU EP (they are listed)",
+    )
+    parser.add_argument("--sdk", help="QNN SDK folder: run a bundle with qnn-net-run")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    parser.add_argument("--timeout", type=float, default=None, help="give up after N seconds")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from studio.core.worker_client import run_in_worker
+
+    request = {
+        "model": args.model,
+        "backend": args.backend,
+        "config": args.config,
+        "inputs": args.inputs,
+        "output": args.output,
+        "input_shapes": parse_input_shapes(args.input_shape),
+        "allow_cpu_fallback": args.allow_cpu_fallback,
+        "sdk": args.sdk,
+        "seed": args.seed,
+    }
+    result = run_in_worker(
+        "studio.core.engine_jobs:run",
+        request,
+        stderr_context(quiet=args.json),
+        timeout_s=args.timeout,
+    )
+    if args.json:
+        print_json(result)
+        return 0
+    where = ", ".join(result.get("providers", []))
+    print(f"{result['model']}: ran on {result['backend'].upper()} ({where})")
+    if result.get("offload"):
+        print(f"  {result['offload']['summary']}")
+    if result.get("random_inputs"):
+        print(f"  inputs: random (seed {args.seed}), no --inputs given")
+    for name, info in result["outputs"].items():
+        stats = ""
+        if "min" in info:
+            stats = f" min {info['min']:.6g} max {info['max']:.6g} mean {info['mean']:.6g}"
+        print(f"  output {name}: {info['dtype']} {info['shape']}{stats}")
+    if result.get("output_path"):
+        print(f"  wrote {result['output_path']}")
+    if result.get("note"):
+        print(f"  note: {result['note']}")
+    for warning in result.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
