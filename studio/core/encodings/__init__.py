@@ -10,9 +10,9 @@ from studio.core.encodings.encoding import (
     INT_BITWIDTHS,
     SCHEMA_VERSION,
     Encoding,
-    EncodingSet,
     parse_qtype,
 )
+from studio.core.encodings.encoding_set import EncodingSet
 from studio.core.encodings.formats.ort import OrtOverrides
 from studio.core.encodings.formats.ort import to_overrides as to_ort_overrides
 from studio.core.encodings.io import (

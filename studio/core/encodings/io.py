@@ -13,7 +13,8 @@ from typing import Any
 
 from studio.core.atomic import atomic_write_json, read_json_strict
 from studio.core.encodings._fields import Fields
-from studio.core.encodings.encoding import STUDIO_FORMAT, EncodingSet
+from studio.core.encodings.encoding import STUDIO_FORMAT
+from studio.core.encodings.encoding_set import EncodingSet
 from studio.core.encodings.formats import aimet, ort, qnn
 from studio.core.encodings.formats._common import check_channels
 from studio.core.encodings.model_info import ModelView

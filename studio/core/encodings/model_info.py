@@ -15,7 +15,7 @@ from typing import Any
 
 import onnx
 
-from studio.core.encodings.encoding import EncodingSet
+from studio.core.encodings.encoding_set import EncodingSet
 from studio.core.errors import EncodingsError, ModelLoadError
 
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}

@@ -18,7 +18,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from studio.core.encodings.encoding import Encoding, EncodingSet
+from studio.core.encodings.encoding import Encoding
+from studio.core.encodings.encoding_set import EncodingSet
 from studio.core.encodings.model_info import ModelView
 from studio.core.errors import EncodingsError
 

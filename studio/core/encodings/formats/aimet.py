@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from studio.core.encodings._fields import Fields
-from studio.core.encodings.encoding import Encoding, EncodingSet, parse_qtype
+from studio.core.encodings.encoding import Encoding, parse_qtype
+from studio.core.encodings.encoding_set import EncodingSet
 from studio.core.encodings.formats._common import Unsupported, build_int, resolve_kind
 from studio.core.encodings.model_info import ModelView
 

@@ -17,7 +17,8 @@ from collections import Counter
 from typing import Any
 
 from studio.core.encodings._fields import Fields
-from studio.core.encodings.encoding import Encoding, EncodingSet
+from studio.core.encodings.encoding import Encoding
+from studio.core.encodings.encoding_set import EncodingSet
 from studio.core.encodings.formats._common import build_int, range_warning, resolve_kind
 from studio.core.encodings.model_info import ModelView
 from studio.core.errors import EncodingsError
