@@ -214,7 +214,7 @@ def precision_fit(backend: str, bits: int | None) -> tuple[str, float]:
         return (f"int{min(bits, 16)}", 1.0) if bits else ("fp16", 0.7)
     if backend == "gpu":
         return ("fp16", 1.0) if not bits else ("fp16 (dequantised)", 0.7)
-    return ("fp32", 1.0) if not bits else (f"int{min(bits, 16)} (CPU QDQ)", 0.8)
+    return ("fp32", 1.0) if not bits else ("fp32 (QDQ simulated)", 0.8)
 
 
 def estimate_ms(node: Any, backend: str) -> float:
@@ -452,7 +452,9 @@ def _explain(i, nodes, scores, choice, constraints) -> str:
         return f"pinned to {chosen.upper()} by the user"
     own = scores[i][chosen]
     parts = [
-        f"{s.backend.upper()} rejects it: {s.reason}" for s in scores[i].values() if not s.supported
+        f"{s.backend.upper()} rejects it: {s.reason.rstrip('.')}"
+        for s in scores[i].values()
+        if not s.supported
     ]
     supported = {b: s for b, s in scores[i].items() if s.supported and s.cost_ms is not None}
     cheapest = min(supported, key=lambda b: supported[b].cost_ms) if supported else chosen
@@ -515,3 +517,27 @@ def plan_for(
         measured,
         vtcm_bytes=int(vtcm_mb * 1024 * 1024),
     )
+
+
+def measured_from_profile(run: Mapping[str, Any]) -> tuple[str, dict[str, float]]:
+    """Backend and node id -> ms from a saved profile run (``ProfileRun.to_json()`` shape).
+
+    Rows timed in µs (ORT's kernel timer) are used as they are. Rows in QNN cycles get the run's
+    measured median latency apportioned by their share of cycles: cycles cannot be turned into ms
+    without the chip's clock, but their proportions are measured and so is the total.
+    """
+    backend = str(run.get("backend", ""))
+    if backend not in BACKEND_ORDER:
+        raise BadInputError(f"profile run is for backend {backend!r}, not one of htp/gpu/cpu")
+    rows = [r for r in run.get("layers", []) if isinstance(r, Mapping) and r.get("node_id")]
+    p50 = float((run.get("stats") or {}).get("p50_ms") or 0.0)
+    cycles_total = sum(float(r["cycles"]) for r in rows if r.get("cycles") is not None)
+    ms: dict[str, float] = {}
+    for r in rows:
+        if r.get("cycles") is not None and cycles_total > 0 and p50 > 0:
+            ms[str(r["node_id"])] = p50 * float(r["cycles"]) / cycles_total
+        elif r.get("time_us") is not None:
+            ms[str(r["node_id"])] = float(r["time_us"]) / 1000.0
+        for fused in r.get("fused") or []:
+            ms.setdefault(str(fused), 0.0)  # folded into this row's op by the backend
+    return backend, ms

@@ -1,0 +1,67 @@
+"""`npu-studio assign`: writes a plan from real op support; errors exit 2 or 3, never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from studio.cli import main
+from tests import builders
+
+pytestmark = pytest.mark.htp
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("assign_cli")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NPU_STUDIO_CACHE_DIR", str(folder / "cache"))  # probe once for the module
+    yield builders.save(builders.qdq_conv_erf(), folder / "qdq.onnx")
+    mp.undo()
+
+
+def test_assign_writes_a_plan(model, tmp_path, capsys):
+    out = tmp_path / "plan.json"
+    assert main(["assign", str(model), "-o", str(out), "--pin", "/tail/Mul=cpu"]) == 0
+    plan = json.loads(out.read_text())
+    assert plan["schema_version"] == 1 and plan["kind"] == "npu-studio.backend-plan"
+    by_node = {n["node_id"]: n for n in plan["nodes"]}
+    assert by_node["/tail/Erf"]["backend"] == "cpu"
+    assert "Erf" in by_node["/tail/Erf"]["scores"]["htp"]["reason"]
+    assert by_node["/conv/Conv"]["backend"] == "htp"
+    assert by_node["/tail/Mul"]["pinned"] and plan["constraints"]["pins"] == {"/tail/Mul": "cpu"}
+    assert plan["op_support"]["backends"]["gpu"]["available"] is False
+    text = capsys.readouterr().out
+    assert "GPU unavailable:" in text and "/tail/Erf" in text and "segment(s)" in text
+
+
+def test_assign_json_and_constraints(model, tmp_path, capsys):
+    out = tmp_path / "plan.json"
+    args = ["assign", str(model), "-o", str(out), "--json", "--power-critical"]
+    assert main([*args, "--latency-budget-ms", "0.001"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["constraints"]["power_critical"] is True
+    assert printed["summary"]["over_budget"] is True
+    assert json.loads(out.read_text())["nodes"] == printed["nodes"]
+
+
+def test_pin_to_unavailable_backend_exits_3(model, tmp_path, capsys):
+    code = main(["assign", str(model), "-o", str(tmp_path / "p.json"), "--pin", "/conv/Conv=gpu"])
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "gpu" in err and "not available" in err and "Traceback" not in err
+    assert not (tmp_path / "p.json").exists()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--pin", "ghost=cpu"], "ghost"),
+        (["--pin", "no-backend"], "NODE=htp|gpu|cpu"),
+        (["--latency-budget-ms", "-1"], "must be > 0"),
+    ],
+)
+def test_bad_input_exits_2(model, tmp_path, capsys, extra, message):
+    assert main(["assign", str(model), "-o", str(tmp_path / "p.json"), *extra]) == 2
+    assert message in capsys.readouterr().err
