@@ -153,7 +153,7 @@ def profile_model(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     setup["first_run_ms"] = (time.perf_counter() - t) * 1000.0
     if backend != "cpu":
         placement = _placement(sess.end_profiling(), model, backend)
-        setup["nodes_on_qnn"], setup["nodes_on_cpu"] = placement
+        setup["qnn_partitions_run"], setup["cpu_kernels_run"] = placement
     probe_dir.cleanup()
 
     ctx.stage = "warmup"

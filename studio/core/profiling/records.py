@@ -112,12 +112,33 @@ class ProfileRun:
     def all_rows(self) -> list[LayerRow]:
         return [*self.layers, *self.extra]
 
+    @property
+    def primary_measure(self) -> str | None:
+        """The unit the backend itself reports layers in: cycles on QNN, µs on CPU.
+
+        On a QNN run, rows in µs are the nodes ORT placed on the CPU; shares are per measure, so
+        rankings and heat maps use this measure and list the others apart.
+        """
+        measures = {r.measure for r in self.all_rows}
+        if MEASURE_CYCLES in measures:
+            return MEASURE_CYCLES
+        return MEASURE_TIME if MEASURE_TIME in measures else None
+
+    def ranked(self, measure: str | None = None) -> list[LayerRow]:
+        """Rows of ``measure`` (default: the primary one), costliest first."""
+        m = measure or self.primary_measure
+        rows = [r for r in self.all_rows if r.measure == m and r.value is not None]
+        return sorted(rows, key=lambda r: r.value or 0.0, reverse=True)
+
     def overlay(self) -> dict[str, float]:
         """Per-node share of cost, keyed by ONNX node id: the graph view's heat overlay.
 
         Fused nodes are listed under the row they were folded into, so they take no value.
         """
-        return {r.node_id: float(r.share) for r in self.layers if r.share is not None}
+        m = self.primary_measure
+        return {
+            r.node_id: float(r.share) for r in self.layers if r.share is not None and r.measure == m
+        }
 
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}

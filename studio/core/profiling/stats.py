@@ -104,9 +104,7 @@ def downsample(values: list[float], max_points: int) -> tuple[list[float], int]:
     return list(values[::stride]), stride
 
 
-def timeline_bins(
-    offsets_s: Any, latencies_ms: Any, bin_s: float
-) -> list[dict[str, float]]:
+def timeline_bins(offsets_s: Any, latencies_ms: Any, bin_s: float) -> list[dict[str, float]]:
     """Latency over time for sustained runs: per time bin, the count, mean, p95 and max.
 
     Drift or throttling shows as a rising mean/p95 across bins; one bin per ``bin_s`` seconds.

@@ -1,0 +1,144 @@
+"""Comparison, suggestions, exports and the HTML report, on runs measured here."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+
+import pytest
+from onnxruntime.quantization import QuantType
+
+from studio.core.jobs import run_inline
+from studio.core.model import ModelGraph
+from studio.core.profiling.compare import compare_runs
+from studio.core.profiling.export import export_run, layers_csv, runs_csv
+from studio.core.profiling.graph_svg import heat_graph_svg
+from studio.core.profiling.job import profile_model
+from studio.core.profiling.records import ProfileRun
+from studio.core.profiling.report import build_report, write_report
+from studio.core.profiling.suggestions import activation_bits, suggest
+from studio.core.synthetic import transformer_like
+from tests import builders
+from tests.core.profiling.conftest import quantize_for_qnn
+
+
+def _profile(model, backend="cpu", **kw) -> ProfileRun:
+    req = {"model": str(model), "backend": backend, "runs": 10, "warmup": 1, "layer_runs": 2}
+    req.update(kw)
+    return ProfileRun.from_json(run_inline(profile_model, req))
+
+
+@pytest.fixture(scope="module")
+def cpu_run(prof_models):
+    return _profile(prof_models["float"], label="fp32 CPU")
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+
+
+def _check_html(text: str) -> list[str]:
+    parser = _Collect()
+    parser.feed(text)
+    assert "script" not in parser.tags  # self-contained, nothing to execute
+    assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
+    svgs = re.findall(r"<svg.*?</svg>", text, re.S)
+    for svg in svgs:
+        ET.fromstring(svg)  # every chart is well-formed XML
+    return svgs
+
+
+def test_report_of_a_cpu_run(cpu_run, prof_models, tmp_path):
+    graph = ModelGraph.load(prof_models["float"])
+    path = write_report(
+        tmp_path / "r.html",
+        [cpu_run],
+        graph,
+        quantization={"activation": "none (float32)"},
+        assignment={"/stem/Conv": "cpu"},
+    )
+    text = path.read_text()
+    svgs = _check_html(text)
+    assert len(svgs) == 5  # histogram, over time, top layers, op types, graph heat
+    for needle in ("/block/conv/Conv", "p95", "depthwise", "small_cnn", "float32", "data:text/csv"):
+        assert needle in text
+    assert f"{cpu_run.stats.p50_ms:.3g} ms" in text
+
+
+def test_suggestions_cite_nodes_and_numbers(cpu_run, prof_models):
+    graph = ModelGraph.load(prof_models["float"])
+    items = suggest(cpu_run, graph)
+    kinds = {s.kind for s in items}
+    assert {"hotspot", "depthwise", "layout"} <= kinds
+    dw = next(s for s in items if s.kind == "depthwise")
+    assert dw.nodes == ["/block/conv/Conv"]
+    # 8->8 channels, 3x3, 32x32 output: standard vs depthwise + pointwise MACs.
+    assert dw.evidence["macs"] == 32 * 32 * 8 * 8 * 9
+    assert dw.evidence["depthwise_separable_macs"] == 32 * 32 * 8 * 9 + 32 * 32 * 8 * 8
+    assert "fallback" not in kinds  # a CPU run has no CPU fallback
+
+
+def test_compare_and_exports(cpu_run, prof_models, tmp_path):
+    other = _profile(prof_models["unnamed"], label="unnamed")
+    same = _profile(prof_models["float"], label="again")
+    comp = compare_runs([cpu_run, same, other])
+    row = next(r for r in comp.rows if r.node_id == "/block/conv/Conv")
+    assert row.share_delta_pp[0] == 0.0 and row.value_ratio[0] == 1.0
+    assert row.cells[2] is None  # the unnamed model's ids differ: no cell, not a made-up one
+    assert comp.runs[1]["mean_ratio_vs_baseline"] == pytest.approx(
+        same.stats.mean_ms / cpu_run.stats.mean_ms
+    )
+    table = list(csv.reader(io.StringIO(comp.to_csv())))
+    assert table[0][:3] == ["node_id", "op_type", "inserted_by_backend"]
+    assert len(table) == len(comp.rows) + 1
+    layers = list(csv.DictReader(io.StringIO(layers_csv(cpu_run))))
+    assert {r["node_id"] for r in layers} == {r.node_id for r in cpu_run.all_rows}
+    assert len(list(csv.reader(io.StringIO(runs_csv([cpu_run, other]))))) == 3
+    paths = export_run(cpu_run, tmp_path / "exp")
+    assert ProfileRun.load(paths["json"]).stats == cpu_run.stats
+    with pytest.raises(Exception, match="baseline"):
+        compare_runs([cpu_run], baseline=3)
+
+
+def test_big_graph_draws_only_the_hot_path():
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "t.onnx"
+        builders.save(transformer_like(400), path)
+        graph = ModelGraph.load(path)
+    heat = {n.id: (i % 7) / 7 for i, n in enumerate(graph.nodes)}
+    svg, caption = heat_graph_svg(graph, heat, max_nodes=25)
+    ET.fromstring(svg)
+    assert "hot path" in caption
+    assert svg.count("<rect x=") <= 25
+
+
+@pytest.mark.htp
+def test_int8_vs_16bit_vs_cpu_report(prof_models, cpu_run, tmp_path):
+    a16 = quantize_for_qnn(
+        prof_models["float"], tmp_path / "a16.onnx", activation_type=QuantType.QUInt16
+    )
+    int8 = _profile(prof_models["qdq"], "htp", label="INT8 HTP")
+    mixed = _profile(a16, "htp", label="A16W8 HTP")
+    g16 = ModelGraph.load(a16)
+    assert set(activation_bits(g16).values()) == {16}
+    items = suggest(mixed, g16)
+    bits = [s for s in items if s.kind == "bits16"]
+    assert bits and all(s.evidence["cycles"] > 0 for s in bits)
+    conv8 = next(r for r in int8.layers if r.node_id == "/block/conv/Conv")
+    conv16 = next(r for r in mixed.layers if r.node_id == "/block/conv/Conv")
+    assert conv16.cycles > conv8.cycles  # 16-bit activations cost the simulator more cycles
+    assert any(s.kind == "layout" for s in suggest(int8, ModelGraph.load(prof_models["qdq"])))
+    text = build_report([int8, mixed, cpu_run], ModelGraph.load(prof_models["qdq"]))
+    _check_html(text)
+    assert "Comparison of runs" in text and "A16W8 HTP" in text and "simulated" in text
