@@ -217,3 +217,17 @@ def test_property_scale_offset_round_trip(scale, bw, frac):
 
 def test_errors_are_studio_errors():
     assert issubclass(EncodingsError, StudioError)
+
+
+def test_set_versions_and_mapping_protocol():
+    encs = EncodingSet([Encoding.from_range("a", -1, 1, 8)])
+    data = encs.to_json()
+    for bad, match in [(0, "unsupported schema_version 0"), ("1", "must be an integer")]:
+        with pytest.raises(EncodingsError, match=match):
+            EncodingSet.from_json({**data, "schema_version": bad}, "v.json")
+    encs["b"] = Encoding.from_range("b", 0, 1, 16)
+    assert encs.keys() == ["a", "b"] and encs["b"].bitwidth == 16
+    with pytest.raises(EncodingsError, match="tensor 'c': the encoding is for 'a'"):
+        encs["c"] = encs["a"]
+    del encs["a"]
+    assert list(encs) == ["b"]

@@ -6,7 +6,7 @@ what a source file said about itself (format, quantizer args) so a re-export can
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from studio.core.encodings.encoding import SCHEMA_VERSION, STUDIO_FORMAT, Encoding
@@ -38,6 +38,19 @@ class EncodingSet:
         if not isinstance(other, EncodingSet):
             return NotImplemented
         return [e.to_json() for e in self.values()] == [e.to_json() for e in other.values()]
+
+    def __setitem__(self, tensor: str, enc: Encoding) -> None:
+        if not isinstance(enc, Encoding) or enc.tensor != tensor:
+            raise EncodingsError(
+                f"tensor '{tensor}': the encoding is for {getattr(enc, 'tensor', enc)!r}"
+            )
+        self._items[tensor] = enc
+
+    def __delitem__(self, tensor: str) -> None:
+        del self._items[tensor]
+
+    def keys(self) -> list[str]:
+        return list(self._items)
 
     def get(self, tensor: str, default: Encoding | None = None) -> Encoding | None:
         return self._items.get(tensor, default)
@@ -74,12 +87,7 @@ class EncodingSet:
     def from_json(cls, data: Any, source: str = "<memory>") -> EncodingSet:
         if not isinstance(data, dict):
             raise EncodingsError("expected a JSON object at the top level", path=source)
-        version = data.get("schema_version")
-        if version != SCHEMA_VERSION or isinstance(version, bool):
-            raise EncodingsError(
-                f"unsupported schema_version {version!r} (this build reads {SCHEMA_VERSION})",
-                path=source,
-            )
+        data = _migrate(data, source)
         entries = data.get("encodings")
         if not isinstance(entries, list):
             raise EncodingsError("'encodings' must be a list", path=source)
@@ -93,3 +101,27 @@ class EncodingSet:
                 raise EncodingsError(f"tensor '{enc.tensor}' appears twice", path=source)
             out.set(enc)
         return out
+
+
+# schema_version -> function upgrading a document of that version to the next one. Version 1 is
+# the first; when the schema changes, add the old version's upgrade here (never edit old files).
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _migrate(data: dict[str, Any], source: str) -> dict[str, Any]:
+    version = data.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise EncodingsError(f"schema_version must be an integer, got {version!r}", path=source)
+    if version > SCHEMA_VERSION:
+        raise EncodingsError(
+            f"unsupported schema_version {version} (written by a newer npu-studio; this one "
+            f"reads up to {SCHEMA_VERSION})",
+            path=source,
+        )
+    while version < SCHEMA_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise EncodingsError(f"unsupported schema_version {version}", path=source)
+        data = step(data)
+        version = data["schema_version"]
+    return data
