@@ -1,0 +1,162 @@
+"""JobManager + JobsDock + BackendPanel with real worker processes (offscreen)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import psutil
+import pytest
+from PySide6.QtCore import Qt
+
+from studio.core.jobs import JobContext
+from studio.core.worker_client import live_workers
+from studio.ui.backend_panel import BackendPanel
+from studio.ui.jobs import CANCELLED, DONE, FAILED, JobManager
+from studio.ui.jobs_dock import JobsDock
+
+T = "studio.core.testing_jobs:"
+SHOTS = "/tmp/shots"
+
+
+@pytest.fixture
+def manager(qtbot):
+    mgr = JobManager()
+    yield mgr
+    mgr.shutdown()
+
+
+def _wait_final(qtbot, job, timeout=15000):
+    qtbot.waitUntil(lambda: job.is_final, timeout=timeout)
+
+
+def test_worker_job_result_and_log_reach_the_ui_thread(qtbot, manager):
+    job = manager.submit(T + "echo", {"lines": ["hello", "world"], "n": 3}, title="Echo")
+    with qtbot.waitSignal(job.result, timeout=15000) as blocker:
+        pass
+    assert blocker.args[0]["echo"]["n"] == 3
+    _wait_final(qtbot, job)
+    assert job.state == DONE and job.fraction == 1.0
+    assert list(job.lines)[:2] == ["hello", "world"]
+
+
+def test_crash_fails_one_job_and_the_next_runs(qtbot, manager):
+    crash = manager.submit(T + "segfault", {}, title="Crash")
+    _wait_final(qtbot, crash)
+    assert crash.state == FAILED
+    assert "SIGSEGV" in crash.error_message and "about to crash" in crash.error_message
+    ok = manager.submit(T + "echo", {"x": 1}, title="After")
+    _wait_final(qtbot, ok)
+    assert ok.state == DONE
+
+
+def test_dock_cancel_button_stops_worker_within_a_second(qtbot, manager, tmp_path):
+    dock = JobsDock(manager)
+    qtbot.addWidget(dock)
+    pid_file = tmp_path / "child.pid"
+    job = manager.submit(
+        T + "sleep",
+        {"seconds": 30, "spawn_child": True, "child_pid_file": str(pid_file)},
+        title="Long sleep",
+    )
+    qtbot.waitUntil(lambda: pid_file.exists() and pid_file.read_text() != "", timeout=15000)
+    assert dock.selected_job is job and dock.cancel_button.isEnabled()
+    workers = [w.pid for w in live_workers()]
+    child = int(pid_file.read_text())
+    started = time.monotonic()
+    qtbot.mouseClick(dock.cancel_button, Qt.MouseButton.LeftButton)
+    _wait_final(qtbot, job, timeout=3000)
+    assert time.monotonic() - started < 1.0
+    assert job.state == CANCELLED
+    for pid in [*workers, child]:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not dock.cancel_button.isEnabled()
+
+
+def test_lanes_serialise_and_supersede_cancels_the_stale_job(qtbot, manager):
+    first = manager.submit(T + "sleep", {"seconds": 20}, lane="panel")
+    second = manager.submit(T + "echo", {"k": 2}, lane="panel")
+    qtbot.waitUntil(lambda: first.state == "running", timeout=10000)
+    assert second.state == "queued"  # one running job per lane
+    third = manager.submit(T + "echo", {"k": 3}, lane="panel", supersede=True)
+    _wait_final(qtbot, third, timeout=15000)
+    assert first.state == CANCELLED and second.state == CANCELLED and third.state == DONE
+
+
+def test_in_process_progress_is_throttled(qtbot, manager):
+    seen: list[float] = []
+
+    def body(ctx: JobContext) -> dict:
+        for i in range(2000):
+            ctx.progress(i / 2000, "step")
+        ctx.progress(1.0, "done")
+        return {"ok": True}
+
+    job = manager.submit_callable(body, title="Chatty")
+    job.progress.connect(lambda f, s, t: seen.append(f))
+    _wait_final(qtbot, job)
+    qtbot.wait(50)
+    assert job.state == DONE and job.value == {"ok": True}
+    assert 1 <= len(seen) < 100 and seen[-1] == 1.0
+
+
+def test_in_process_job_kind_runs_without_a_worker(qtbot, manager):
+    job = manager.submit(T + "echo", {"q": 1}, in_process=True)
+    _wait_final(qtbot, job)
+    assert job.state == DONE and job.value["pid"] == os.getpid()
+
+
+def test_shutdown_stops_running_workers(qtbot):
+    mgr = JobManager()
+    job = mgr.submit(T + "sleep", {"seconds": 30})
+    qtbot.waitUntil(lambda: bool(live_workers()), timeout=10000)
+    pids = [w.pid for w in live_workers()]
+    mgr.shutdown()
+    assert job.is_final and live_workers() == []
+    assert all(not psutil.pid_exists(p) for p in pids)
+
+
+def test_dock_shows_states_and_error_text_screenshot(qtbot, manager):
+    dock = JobsDock(manager)
+    qtbot.addWidget(dock)
+    dock.resize(900, 520)
+    dock.show()
+    done = manager.submit(T + "echo", {"lines": ["probe ok"]}, title="Probe backends")
+    _wait_final(qtbot, done)
+    failed = manager.submit(T + "segfault", {}, title="Compile bundle (htp)")
+    _wait_final(qtbot, failed)
+    running = manager.submit(T + "sleep", {"seconds": 20}, title="Run model on HTP")
+    qtbot.waitUntil(lambda: running.fraction > 0.05, timeout=15000)
+    dock.select_job(failed)
+    qtbot.wait(50)
+    assert dock.model.rowCount() == 3
+    assert dock.error.isVisible() and "SIGSEGV" in dock.error.text()
+    assert "about to crash on purpose" in dock.log_view.toPlainText()
+    assert dock.model.index(1, 1).data() == FAILED
+    os.makedirs(SHOTS, exist_ok=True)
+    assert dock.grab().save(f"{SHOTS}/jobs_dock.png")
+    running.cancel()
+    _wait_final(qtbot, running)
+    qtbot.mouseClick(dock.clear_button, Qt.MouseButton.LeftButton)
+    assert dock.model.rowCount() == 0
+
+
+@pytest.mark.htp
+def test_backend_panel_lists_probe_results_screenshot(qtbot):
+    panel = BackendPanel()
+    qtbot.addWidget(panel)
+    panel.resize(1000, 300)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 4, timeout=30000)
+    rows = {
+        panel.model.statuses[r].name: [panel.model.index(r, c).data() for c in range(5)]
+        for r in range(4)
+    }
+    assert rows["htp"][1].startswith("yes") and rows["cpu"][1] == "yes"
+    if panel.model.statuses[0].simulated:
+        assert "(simulated)" in rows["htp"][1] and panel.note_label.isVisible()
+        assert "simulation" in panel.note_label.text()
+        assert rows["gpu"][1] == "no" and "QNN" in rows["gpu"][2]
+    assert "onnxruntime" in panel.versions_label.text()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=5000)
+    assert panel.grab().save(f"{SHOTS}/backend_panel.png")
