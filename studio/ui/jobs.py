@@ -76,6 +76,30 @@ class JobHandle(QObject):
         self.ended_at: float | None = None
         self.token = CancelToken()
         self._cancel_hook: Callable[[], None] | None = None
+        self._relay: _Relay | None = None  # set for jobs registered with JobManager.track
+
+    # --- reporting for tracked (external) jobs: safe to call from any thread -------------------
+    def context(self) -> JobContext:
+        """A JobContext that feeds this handle (for jobs registered with ``JobManager.track``)."""
+        relay = self._relay
+        if relay is None:
+            raise RuntimeError("context() is for jobs registered with JobManager.track")
+        ctx = JobContext(token=self.token, min_interval_s=PROGRESS_INTERVAL_S)
+        ctx.on_progress = lambda f, t: relay.progress.emit(float(f), ctx.stage, str(t))
+        ctx.on_log = relay.log.emit
+        return ctx
+
+    def report_result(self, value: Any) -> None:
+        if self._relay is not None:
+            self._relay.outcome.emit(DONE, value, "", "", "")
+
+    def report_error(self, title: str, message: str, detail: str = "") -> None:
+        if self._relay is not None:
+            self._relay.outcome.emit(FAILED, None, title, message, detail)
+
+    def report_cancelled(self) -> None:
+        if self._relay is not None:
+            self._relay.outcome.emit(CANCELLED, None, "", "", "")
 
     @property
     def is_final(self) -> bool:
@@ -275,6 +299,36 @@ class JobManager(QObject):
         self._pending.append((handle, body))
         self.job_added.emit(handle)
         self._start_ready()
+        return handle
+
+    def track(
+        self,
+        title: str,
+        *,
+        token: CancelToken | None = None,
+        lane: str | None = None,
+        kind: str = "external",
+    ) -> JobHandle:
+        """List a job that runs on the caller's own thread (so the dock shows it too).
+
+        The caller reports through ``handle.context()`` (a JobContext whose progress/log calls are
+        safe from any thread) and ends it with ``report_result`` / ``report_error`` /
+        ``report_cancelled``. The dock's Cancel sets ``token`` (pass the one the job polls).
+        """
+        handle = JobHandle(title, kind, lane=lane, parent=self)
+        if token is not None:
+            handle.token = token
+        relay = _Relay(self, handle)
+        relay.started.connect(handle._on_started)
+        relay.progress.connect(handle._on_progress)
+        relay.log.connect(handle._on_log)
+        relay.outcome.connect(handle._on_outcome)
+        handle._relay = relay
+        handle.changed.connect(lambda h=handle: self.job_changed.emit(h))
+        handle.finished.connect(lambda _state, h=handle: self.job_finished.emit(h))
+        self.jobs.append(handle)
+        self.job_added.emit(handle)
+        handle._on_started()
         return handle
 
     # --- scheduling -------------------------------------------------------------------------------

@@ -160,3 +160,37 @@ def test_backend_panel_lists_probe_results_screenshot(qtbot):
     assert "onnxruntime" in panel.versions_label.text()
     qtbot.waitUntil(lambda: not panel.busy, timeout=5000)
     assert panel.grab().save(f"{SHOTS}/backend_panel.png")
+
+
+def test_tracked_external_job_reports_from_its_own_thread(qtbot, manager):
+    import threading
+
+    from studio.core.jobs import CancelToken
+
+    token = CancelToken()
+    dock = JobsDock(manager)
+    qtbot.addWidget(dock)
+    job = manager.track("Calibrate (quant workspace)", token=token, lane="quant")
+    ctx = job.context()
+
+    def work() -> None:
+        ctx.stage = "calibrate"
+        ctx.log("batch 1/2")
+        ctx.progress(0.5, "half")
+        while not ctx.cancelled:
+            time.sleep(0.01)
+        job.report_cancelled()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    qtbot.waitUntil(lambda: job.fraction == 0.5 and list(job.lines) == ["batch 1/2"], timeout=5000)
+    assert job.stage == "calibrate" and dock.model.rowCount() == 1
+    assert dock.cancel_button.isEnabled()
+    qtbot.mouseClick(dock.cancel_button, Qt.MouseButton.LeftButton)
+    _wait_final(qtbot, job, timeout=3000)
+    thread.join(2)
+    assert token.cancelled and job.state == CANCELLED
+    done = manager.track("Build QDQ")
+    done.report_result({"path": "m.onnx"})
+    _wait_final(qtbot, done)
+    assert done.value == {"path": "m.onnx"}
