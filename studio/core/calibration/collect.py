@@ -22,7 +22,7 @@ import onnx
 import onnxruntime as ort
 
 from studio.core.calibration.data import CalibrationSource, InputSpec, Preprocess
-from studio.core.calibration.histogram import DEFAULT_BINS, RunningHistogram
+from studio.core.calibration.histogram import DEFAULT_BINS, RunningHistogram, Scratch
 from studio.core.calibration.stats import (
     PREPARED_MODEL,
     STATS_JSON,
@@ -34,6 +34,9 @@ from studio.core.errors import BadInputError, ModelLoadError
 from studio.core.jobs import JobContext, job
 from studio.core.model_io import file_sha256
 
+# stack up to this many samples / bytes of activations before one histogram pass per tensor
+_FLUSH_SAMPLES = 16
+_FLUSH_BYTES = 64 << 20
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
 
 
@@ -168,8 +171,8 @@ def _augmented_session(
         aug.graph.output.append(vi)
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    # the prepared model is already folded; higher levels only add layout reorders per output
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    # full optimisation still pays with every tensor exposed (NCHWc convs: ~2.5x on CPU)
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         so.intra_op_num_threads = int(threads)
     return ort.InferenceSession(aug.SerializeToString(), so, providers=["CPUExecutionProvider"])
@@ -194,7 +197,29 @@ def collect_stats(
     hists = {name: RunningHistogram(max_bins=bins) for name in tensors}
     dtypes: dict[str, str] = {}
     total = max(source.count(), 1)
-    scratch = np.empty(0, dtype=np.float32)
+    pending: dict[str, list[np.ndarray]] = {}
+    pending_bytes = 0
+    first_pending = 0
+    scratch = Scratch()
+
+    def flush(last: int) -> None:
+        # Small tensors are stacked over several samples first: one numpy pass per tensor per
+        # batch instead of per sample (per-call overhead dominates small activations).
+        for name, arrays in pending.items():
+            arr = arrays[0] if len(arrays) == 1 else np.concatenate([a.ravel() for a in arrays])
+            lo, hi = hists[name].update(arr, scratch)
+            if not (np.isfinite(lo) and np.isfinite(hi)):
+                bad = "NaN" if np.isnan(lo) or np.isnan(hi) else "Inf"
+                where = (
+                    f"sample {last}" if first_pending == last else f"samples {first_pending}-{last}"
+                )
+                raise BadInputError(
+                    f"tensor '{name}' holds {bad} values on calibration {where}: the model "
+                    "overflows on this data",
+                    path=source.spec,
+                )
+        pending.clear()
+
     n = 0
     ctx.progress(0.0, f"calibrating on {total} samples")
     for feed in source:
@@ -209,24 +234,24 @@ def collect_stats(
         pairs = [(k, v) for k, v in feed.items() if k in wanted] + list(
             zip(fetch, values, strict=True)
         )
+        if not pending:
+            first_pending = n
         for name, arr in pairs:
             if arr.dtype.kind != "f":
                 continue
-            if arr.size > scratch.size:
-                scratch = np.empty(arr.size, dtype=np.float32)
-            lo, hi = hists[name].update(arr, scratch)
-            if not (np.isfinite(lo) and np.isfinite(hi)):
-                bad = "NaN" if np.isnan(lo) or np.isnan(hi) else "Inf"
-                raise BadInputError(
-                    f"tensor '{name}' holds {bad} values on calibration sample {n}: the model "
-                    "overflows on this data",
-                    path=source.spec,
-                )
-            dtypes[name] = arr.dtype.name
-            if name not in shapes or any(d < 0 for d in shapes[name]):
-                shapes[name] = list(arr.shape)
+            pending.setdefault(name, []).append(arr)
+            pending_bytes += arr.nbytes
+            if name not in dtypes:
+                dtypes[name] = arr.dtype.name
+                if name not in shapes or any(d < 0 for d in shapes[name]):
+                    shapes[name] = list(arr.shape)
+        if pending_bytes >= _FLUSH_BYTES or n - first_pending + 1 >= _FLUSH_SAMPLES:
+            flush(n)
+            pending_bytes = 0
         n += 1
         ctx.progress(n / total, f"calibrated {n}/{total} samples")
+    if pending:
+        flush(n - 1)
     if n == 0:
         raise BadInputError("the calibration source holds no samples", path=source.spec)
     hists = {k: h for k, h in hists.items() if h.count > 0}

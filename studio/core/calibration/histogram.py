@@ -18,28 +18,38 @@ from dataclasses import dataclass, field
 import numpy as np
 
 DEFAULT_BINS = 2048
+_CHUNK = 1 << 15
+
+
+class Scratch:
+    """Reusable float32 + index buffers for :meth:`RunningHistogram.update`."""
+
+    def __init__(self) -> None:
+        self._f = np.empty(_CHUNK, dtype=np.float32)
+        self._i = np.empty(_CHUNK, dtype=np.int32)
+
+    def get(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._f[:size], self._i[:size]
 
 
 @dataclass
 class RunningHistogram:
-    """min/max/count/sum of everything seen, and its histogram on the grid ``k * width``."""
+    """min/max/count of everything seen, and its histogram on the grid ``k * width``."""
 
     max_bins: int = DEFAULT_BINS
     minimum: float = math.inf
     maximum: float = -math.inf
     count: int = 0
-    total: float = 0.0
-    total_sq: float = 0.0
     width: float = 0.0
     first_bin: int = 0
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     # ----- collecting ------------------------------------------------------------------------
-    def update(self, values: np.ndarray, scratch: np.ndarray | None = None) -> tuple[float, float]:
+    def update(self, values: np.ndarray, scratch: Scratch | None = None) -> tuple[float, float]:
         """Add ``values`` (any shape, float); returns this batch's (min, max).
 
-        ``scratch`` is an optional float32 buffer at least ``values.size`` long, reused across calls
-        to avoid one allocation per tensor per sample.
+        ``scratch`` holds buffers reused across calls: fresh multi-MB temporaries would cost a
+        page fault per 4 KB on every call, more than the arithmetic itself.
         """
         flat = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
         if flat.size == 0:
@@ -51,19 +61,24 @@ class RunningHistogram:
         self.minimum = min(self.minimum, lo)
         self.maximum = max(self.maximum, hi)
         self.count += int(flat.size)
-        # float64 accumulation of the moments: cheap, and mean/std are shown in the editor
-        self.total += float(flat.sum(dtype=np.float64))
-        self.total_sq += float(np.dot(flat, flat))
         self._cover(lo, hi)
         nb = self.counts.size
-        buf = scratch[: flat.size] if scratch is not None and scratch.size >= flat.size else None
-        t = np.multiply(flat, np.float32(1.0 / self.width), out=buf)
+        scratch = scratch or Scratch()
+        inv = np.float32(1.0 / self.width)
         # one guard bin each side absorbs float32 rounding at the edges (cheaper than a clip pass)
-        np.subtract(t, np.float32(self.first_bin - 1), out=t)
-        if abs(self.first_bin) > (1 << 20):  # far from zero float32 loses the bin: clip to be safe
-            np.clip(t, 0, nb + 1, out=t)
-        idx = t.astype(np.intp)
-        binned = np.bincount(idx, minlength=nb + 2)
+        shift = np.float32(self.first_bin - 1)
+        clip = abs(self.first_bin) > (1 << 20)  # far from zero float32 may lose the bin: clip
+        binned = np.zeros(nb + 2, dtype=np.int64)
+        # chunks keep the temporaries in L2; int32 indices convert ~7x faster than int64 ones
+        for start in range(0, flat.size, _CHUNK):
+            chunk = flat[start : start + _CHUNK]
+            fbuf, ibuf = scratch.get(chunk.size)
+            np.multiply(chunk, inv, out=fbuf)
+            np.subtract(fbuf, shift, out=fbuf)
+            if clip:
+                np.clip(fbuf, 0, nb + 1, out=fbuf)
+            np.copyto(ibuf, fbuf, casting="unsafe")  # truncation == floor: values are >= 0
+            binned += np.bincount(ibuf, minlength=nb + 2)
         self.counts += binned[1 : nb + 1]
         self.counts[0] += binned[0]
         self.counts[-1] += binned[nb + 1 :].sum()
@@ -104,13 +119,22 @@ class RunningHistogram:
 
     @property
     def mean(self) -> float:
-        return self.total / self.count if self.count else 0.0
+        """Mean from the histogram (bin centres): within half a bin width of the exact mean."""
+        counts, edges = self.clipped_counts()
+        total = counts.sum()
+        if not total:
+            return 0.0
+        return float(np.dot(counts, (edges[:-1] + edges[1:]) * 0.5) / total)
 
     @property
     def std(self) -> float:
-        if not self.count:
+        counts, edges = self.clipped_counts()
+        total = counts.sum()
+        if not total:
             return 0.0
-        return math.sqrt(max(0.0, self.total_sq / self.count - self.mean**2))
+        centres = (edges[:-1] + edges[1:]) * 0.5
+        var = float(np.dot(counts, (centres - self.mean) ** 2) / total)
+        return math.sqrt(max(var, 0.0))
 
     def clipped_counts(self) -> tuple[np.ndarray, np.ndarray]:
         """(counts, edges) restricted to [minimum, maximum]: the outer bins end at the true extremes.

@@ -1,0 +1,14 @@
+"""Quantisation: QuantPlan (user decisions) + CalibrationStats (data) -> QDQ model.
+
+Public API::
+
+    plan = QuantPlan(activation_bitwidth=8, weight_bitwidth=8, per_channel=True, method="minmax")
+    plan.set_override(TensorOverride("/conv1/Conv_output_0", bitwidth=16))
+    result = build_qdq(stats, plan, "model.qdq.onnx")   # no inference: ranges come from stats
+    result.encodings                                    # what the QDQ model really uses
+"""
+
+from studio.core.quantize.build import BuildResult, build_qdq, encodings_of_qdq
+from studio.core.quantize.plan import QuantPlan, TensorOverride
+
+__all__ = ["BuildResult", "QuantPlan", "TensorOverride", "build_qdq", "encodings_of_qdq"]

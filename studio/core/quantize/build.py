@@ -1,0 +1,422 @@
+"""Build the QDQ model from a plan and stored ranges, through onnxruntime.quantization.
+
+Why through ORT: ``get_qnn_qdq_config`` knows QNN's rules (16-bit Sigmoid/Tanh fixed encodings,
+per-tensor MatMul weights, mixed-precision boundaries: it inserts the 8<->16-bit converts) and
+ORT's ``QDQQuantizer`` (what ``quantize_static`` runs after calibrating) writes Q/DQ the way the
+QNN EP fuses them. What we avoid is ORT's own calibration and its file round trips: the ranges
+come from our stats as ORT's ``TensorsData``, and every activation's scale/zero point is given
+explicitly as a TensorQuantOverride computed with the QNN arithmetic in :class:`Encoding`. So
+the built model's encodings are exactly the plan's (and an imported file's), and a rebuild after
+an edit costs one quantiser run, no inference.
+
+Two steps, because ORT's mixed-precision fixer rejects explicit 8-bit scales on tensors it wants
+to widen: (1) let the fixer decide the types from type-only overrides; (2) add scale/zero point
+for each tensor at the type it ended up with (and for each ``convert``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from studio.core.atomic import atomic_write_bytes
+from studio.core.calibration import CalibrationStats
+from studio.core.encodings import Encoding, EncodingSet
+from studio.core.errors import BadInputError, EncodingsError
+from studio.core.jobs import JobContext
+from studio.core.quantize.plan import QuantPlan
+
+_ACT_TYPES = {8: "QUInt8", 16: "QUInt16"}
+_WEIGHT_TYPES = {4: "QInt4", 8: "QInt8", 16: "QInt16"}
+_QTYPE_BITS = {"QUInt8": 8, "QInt8": 8, "QUInt16": 16, "QInt16": 16, "QUInt4": 4, "QInt4": 4}
+_ELEM_QTYPE = {
+    onnx.TensorProto.UINT8: "uint8",
+    onnx.TensorProto.INT8: "int8",
+    onnx.TensorProto.UINT16: "uint16",
+    onnx.TensorProto.INT16: "int16",
+    onnx.TensorProto.UINT4: "uint4",
+    onnx.TensorProto.INT4: "int4",
+    onnx.TensorProto.INT32: "int32",
+}
+
+
+@dataclass
+class BuildResult:
+    """What a build produced: the file, its real encodings, and what differs from the defaults."""
+
+    qdq_path: str
+    elapsed_s: float
+    activation_bitwidths: dict[str, int] = field(default_factory=dict)
+    float_tensors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    _proto: onnx.ModelProto | None = field(default=None, repr=False, compare=False)
+    _encodings: EncodingSet | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def encodings(self) -> EncodingSet:
+        """The encodings the QDQ model really uses (read from its Q/DQ nodes on first use)."""
+        if self._encodings is None:
+            proto = self._proto if self._proto is not None else onnx.load(self.qdq_path)
+            self._encodings = encodings_of_qdq(proto)
+            self._proto = None
+        return self._encodings
+
+    @property
+    def wide_tensors(self) -> list[str]:
+        """Activations quantised at 16 bits (after ORT's boundary fixes)."""
+        return [t for t, b in self.activation_bitwidths.items() if b == 16]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": 1,
+            "qdq_path": self.qdq_path,
+            "elapsed_s": self.elapsed_s,
+            "encodings": self.encodings.to_json(),
+            "activation_bitwidths": dict(self.activation_bitwidths),
+            "float_tensors": list(self.float_tensors),
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BuildResult:
+        return cls(
+            qdq_path=str(data["qdq_path"]),
+            _encodings=EncodingSet.from_json(data["encodings"]),
+            elapsed_s=float(data.get("elapsed_s", 0.0)),
+            activation_bitwidths={
+                k: int(v) for k, v in data.get("activation_bitwidths", {}).items()
+            },
+            float_tensors=list(data.get("float_tensors", [])),
+            warnings=list(data.get("warnings", [])),
+        )
+
+
+class _NoData:
+    """get_qnn_qdq_config wants a reader; ours never reads (ranges come from the stats)."""
+
+    def get_next(self) -> None:
+        return None
+
+
+@contextmanager
+def _quiet_ort_logging():
+    """ORT's quantiser warns through the root logger about pre-processing we already did."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def build_qdq(
+    stats: CalibrationStats,
+    plan: QuantPlan,
+    out_path: str | Path,
+    *,
+    ctx: JobContext | None = None,
+    model: onnx.ModelProto | None = None,
+) -> BuildResult:
+    """Write the QDQ model for ``plan`` over ``stats`` to ``out_path`` (atomically)."""
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization.calibrate import TensorData
+    from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
+
+    ctx = ctx or JobContext()
+    start = time.perf_counter()
+    if stats.prepared_model is None or not stats.prepared_model.is_file():
+        raise BadInputError("calibration stats have no prepared model (save them first)")
+    proto = model if model is not None else onnx.load(str(stats.prepared_model))
+    _name_unnamed_nodes(proto)
+    ctx.progress(0.05, "computing encodings")
+    warnings: list[str] = list(stats.warnings) + _check_plan(plan, stats, proto)
+    planned = plan.encodings(stats, proto, weights="edited")
+    act_names = [n for n in stats.tensor_names() if n in planned]
+    float_acts = [n for n in act_names if planned[n].is_float]
+
+    # step 1: types only, so ORT's fixer can place the converts at 8/16-bit boundaries
+    default_act = QuantType[_ACT_TYPES[plan.activation_bitwidth]]
+    weight_type = QuantType[_WEIGHT_TYPES[plan.weight_bitwidth]]
+    type_overrides: dict[str, list[dict[str, Any]]] = {}
+    for name in act_names:
+        enc = planned[name]
+        if not enc.is_float and enc.bitwidth != plan.activation_bitwidth:
+            type_overrides[name] = [{"quant_type": QuantType[_ACT_TYPES[enc.bitwidth]]}]
+    type_overrides.update(_weight_overrides(plan, planned, proto))
+    excluded = _nodes_for_float(proto, planned, float_acts)
+    with _quiet_ort_logging():
+        try:
+            cfg = get_qnn_qdq_config(
+                proto,
+                _NoData(),
+                activation_type=default_act,
+                weight_type=weight_type,
+                per_channel=plan.per_channel,
+                init_overrides=type_overrides or None,
+                activation_symmetric=plan.activation_symmetric,
+                weight_symmetric=plan.weight_symmetric,
+                nodes_to_exclude=excluded or None,
+            )
+        except ValueError as exc:
+            raise BadInputError(f"these quantisation settings cannot be built: {exc}") from exc
+    overrides = cfg.extra_options["TensorQuantOverrides"]
+
+    # step 2: explicit scale/zero point for every activation at its final type
+    ranges: dict[str, Any] = {}
+    act_bits: dict[str, int] = {}
+    for name in act_names:
+        if name in float_acts:
+            overrides.pop(name, None)
+            continue
+        enc = planned[name]
+        entry = (overrides.get(name) or [{}])[0]
+        qtype = entry.get("quant_type", default_act)
+        bits = _QTYPE_BITS[qtype.name]
+        if "scale" not in entry:
+            final = (
+                enc
+                if enc.bitwidth == bits
+                else Encoding.from_range(
+                    name, enc.min[0], enc.max[0], bits, symmetric=enc.symmetric
+                )
+            )
+            entry.update(_scale_zp(final, qtype))
+            entry["quant_type"] = qtype
+        if "convert" in entry and "scale" not in entry["convert"]:
+            conv_type = entry["convert"]["quant_type"]
+            conv = Encoding.from_range(
+                name, enc.min[0], enc.max[0], _QTYPE_BITS[conv_type.name], symmetric=enc.symmetric
+            )
+            entry["convert"].update(_scale_zp(conv, conv_type))
+        overrides[name] = [entry]
+        act_bits[name] = bits
+        ranges[name] = TensorData(
+            lowest=np.array(enc.min[0], dtype=np.float32),
+            highest=np.array(enc.max[0], dtype=np.float32),
+        )
+
+    ctx.progress(0.3, "writing the QDQ model")
+    with _quiet_ort_logging():
+        try:
+            qproto = _run_qdq_quantizer(proto, cfg, ranges)
+        except (ValueError, KeyError, TypeError, AssertionError) as exc:
+            raise BadInputError(f"onnxruntime could not quantise the model: {exc}") from exc
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, qproto.SerializeToString())
+    ctx.progress(1.0, "QDQ model written")
+    return BuildResult(
+        qdq_path=str(out),
+        elapsed_s=time.perf_counter() - start,
+        activation_bitwidths=act_bits,
+        float_tensors=float_acts,
+        warnings=warnings,
+        _proto=qproto,
+    )
+
+
+def _check_plan(plan: QuantPlan, stats: CalibrationStats, proto: onnx.ModelProto) -> list[str]:
+    """Overrides must name real tensors with buildable settings; imports may miss some (warned)."""
+    inits = {t.name for t in proto.graph.initializer}
+    acts = set(stats.tensor_names())
+    for name, ov in plan.overrides.items():
+        if name not in acts and name not in inits:
+            raise BadInputError(
+                f"override for tensor '{name}', which is not a float tensor of the model"
+            )
+        if name in acts and ov.dtype == "int" and ov.bitwidth not in (None, 8, 16):
+            raise BadInputError(
+                f"tensor '{name}': activations are quantised to 8 or 16 bits, not {ov.bitwidth}"
+            )
+    warnings = []
+    if plan.imported is not None:
+        unknown = [t for t in plan.imported if t not in acts and t not in inits]
+        if unknown:
+            warnings.append(
+                f"{len(unknown)} imported encoding(s) name tensors not in the model "
+                f"(e.g. '{unknown[0]}'): ignored"
+            )
+        missing = [t for t in acts if t not in plan.imported]
+        if missing:
+            warnings.append(
+                f"{len(missing)} activation(s) have no imported encoding (e.g. '{missing[0]}'): "
+                "they use the calibrated range"
+            )
+    return warnings
+
+
+def _run_qdq_quantizer(proto: onnx.ModelProto, cfg: Any, ranges: dict[str, Any]) -> onnx.ModelProto:
+    """What ``quantize_static`` does after calibration, minus its file round trips.
+
+    ``quantize_static`` would save the model, re-run shape inference and load it back, and want a
+    calibration cache file; the prepared model already carries inferred shapes, so we mark it
+    (ORT's own ``onnx.infer`` metadata) and hand the ranges over in memory.
+    """
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData
+    from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
+    from onnxruntime.quantization.quant_utils import add_infer_metadata, update_opset_version
+
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    add_infer_metadata(model)
+    model = update_opset_version(
+        model,
+        cfg.weight_type,
+        cfg.activation_type,
+        tensor_quant_overrides=cfg.extra_options.get("TensorQuantOverrides"),
+    )
+    quantizer = QDQQuantizer(
+        model,
+        cfg.per_channel,
+        False,  # reduce_range: QNN uses full ranges
+        cfg.weight_type,
+        cfg.activation_type,
+        TensorsData(CalibrationMethod.MinMax, ranges),
+        None,
+        cfg.nodes_to_exclude,
+        cfg.op_types_to_quantize,
+        cfg.extra_options,
+    )
+    quantizer.quantize_model()
+    quantizer.model.topological_sort()
+    out = quantizer.model.model
+    # our marker is not part of the product
+    kept = [p for p in out.metadata_props if p.key != "onnx.infer"]
+    del out.metadata_props[:]
+    out.metadata_props.extend(kept)
+    return out
+
+
+def _scale_zp(enc: Encoding, qtype: Any) -> dict[str, Any]:
+    """ORT override values for ``enc`` on ``qtype`` (signed types shift the zero point)."""
+    signed = qtype.name.startswith("QInt")
+    zp = enc.onnx_zero_point(signed)[0]
+    np_type = {
+        "QUInt8": np.uint8,
+        "QInt8": np.int8,
+        "QUInt16": np.uint16,
+        "QInt16": np.int16,
+    }[qtype.name]
+    return {
+        "scale": np.array(enc.scale[0], dtype=np.float32),
+        "zero_point": np.array(zp, dtype=np_type),
+    }
+
+
+def _weight_overrides(
+    plan: QuantPlan, planned: EncodingSet, proto: onnx.ModelProto
+) -> dict[str, list[dict[str, Any]]]:
+    """Explicit overrides for weights the user edited or imported; ORT computes the rest."""
+    from studio.core.encodings.formats.ort import to_overrides
+
+    inits = {t.name for t in proto.graph.initializer}
+    chosen = EncodingSet()
+    for name, enc in planned.items():
+        if name not in inits or enc.is_float or enc.kind == "bias":
+            continue
+        edited = name in plan.overrides
+        imported = plan.imported is not None and name in plan.imported
+        if edited or imported:
+            chosen.set(enc)
+    if not len(chosen):
+        return {}
+    try:
+        return to_overrides(chosen).overrides
+    except EncodingsError as exc:
+        raise BadInputError(f"cannot express a weight encoding for onnxruntime: {exc}") from exc
+
+
+def _nodes_for_float(
+    proto: onnx.ModelProto, planned: EncodingSet, float_acts: list[str]
+) -> list[str]:
+    """Nodes to leave unquantised: the producer and consumers of a float activation (so no Q/DQ
+    touches it), and the consumers of a float weight."""
+    floats = set(float_acts)
+    float_inputs = floats | {n for n, e in planned.items() if e.is_float and e.kind != "activation"}
+    names = []
+    for node in proto.graph.node:
+        if any(o in floats for o in node.output) or any(i in float_inputs for i in node.input):
+            names.append(node.name)
+    return names
+
+
+def _name_unnamed_nodes(proto: onnx.ModelProto) -> None:
+    """ORT's mixed-precision fixer needs node names; give unnamed nodes stable ones."""
+    used = {n.name for n in proto.graph.node if n.name}
+    for index, node in enumerate(proto.graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{index}"
+            while name in used:
+                name += "_"
+            node.name = name
+            used.add(name)
+
+
+def encodings_of_qdq(proto: onnx.ModelProto) -> EncodingSet:
+    """The encodings a QDQ model really uses, read from its Q/DQ nodes (the source of truth).
+
+    Activations: the QuantizeLinear whose input is the float tensor. Weights and biases: the
+    DequantizeLinear of a quantised initializer ``<name>_quantized`` (ORT's naming).
+    """
+    inits = {t.name: t for t in proto.graph.initializer}
+    producers = {o: n for n in proto.graph.node for o in n.output}
+
+    def arr(name: str) -> np.ndarray | None:
+        t = inits.get(name)
+        return numpy_helper.to_array(t) if t is not None else None
+
+    out = EncodingSet(meta={"source": "qdq-model"})
+    for node in proto.graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        src = node.input[0]
+        axis = next((a.i for a in node.attribute if a.name == "axis"), None)
+        scale = arr(node.input[1])
+        zp = arr(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if scale is None:
+            continue
+        if node.op_type == "QuantizeLinear":
+            if src in inits or src in out:
+                continue
+            prod = producers.get(src)
+            if prod is not None and prod.op_type == "DequantizeLinear":
+                continue  # a convert (8<->16 bit) re-quantises a tensor already recorded
+            qtype = _ELEM_QTYPE.get(_np_elem(zp), "uint8") if zp is not None else "uint8"
+            kind = "activation"
+            # ORT renames a quantised graph output's producer tensor to "<name>_QuantizeLinear_Input"
+            name = src.removesuffix("_QuantizeLinear_Input")
+        else:
+            if src not in inits:
+                continue
+            name = src[: -len("_quantized")] if src.endswith("_quantized") else src
+            if name in out:
+                continue
+            qtype = _ELEM_QTYPE.get(inits[src].data_type, "int8")
+            kind = "bias" if qtype == "int32" else "param"
+        per_channel = scale.size > 1
+        try:
+            enc = Encoding.from_onnx(
+                name,
+                scale.reshape(-1),
+                (zp if zp is not None else np.zeros_like(scale)).reshape(-1),
+                qtype,
+                axis=(axis if axis is not None else 1) if per_channel else None,
+                kind=kind,
+            )
+        except EncodingsError:
+            continue  # e.g. a degenerate bias scale: not a user-facing encoding
+        out.set(enc)
+    return out
+
+
+def _np_elem(arr: np.ndarray) -> int:
+    return onnx.helper.np_dtype_to_tensor_dtype(arr.dtype)

@@ -1,0 +1,190 @@
+"""QuantPlan -> QDQ model: QNN HTP full offload, imported encodings honoured exactly, edits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from studio.core.calibration import CalibrationStats, calibrate
+from studio.core.encodings import Encoding, EncodingSet
+from studio.core.errors import BadInputError, ConfigError
+from studio.core.quantize import QuantPlan, TensorOverride, build_qdq, encodings_of_qdq
+from studio.core.runtime import make_session
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "resources" / "models" / "demo_cnn.onnx"
+
+
+@pytest.fixture
+def cnn_stats(conv_model, tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", input=rng.random((6, 3, 32, 32), dtype=np.float32))
+    return calibrate(conv_model, tmp_path / "calib.npz", cache_dir=tmp_path / "cache")
+
+
+def _q_params(model: onnx.ModelProto) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Scale/zero point of every QuantizeLinear (by input) and weight DequantizeLinear."""
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    out = {}
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear" or (
+            node.op_type == "DequantizeLinear" and node.input[0] in inits
+        ):
+            out.setdefault(node.input[0], (inits[node.input[1]], inits[node.input[2]]))
+    return out
+
+
+def _sqnr(ref: np.ndarray, test: np.ndarray) -> float:
+    noise = np.linalg.norm(ref - test)
+    return float("inf") if noise == 0 else 20 * np.log10(np.linalg.norm(ref) / noise)
+
+
+def _htp_vs_cpu(qdq: str, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    htp, info = make_session(qdq, "htp", disable_cpu_fallback=True)
+    assert info.providers[0] == "QNNExecutionProvider" and info.cpu_fallback_disabled
+    cpu, _ = make_session(qdq, "cpu")
+    return htp.run(None, feeds)[0], cpu.run(None, feeds)[0]
+
+
+def test_default_plan_builds_qnn_style_qdq(cnn_stats, tmp_path):
+    result = build_qdq(cnn_stats, QuantPlan(), tmp_path / "q.onnx")
+    model = onnx.load(result.qdq_path)
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv", "Gemm"} <= ops
+    assert "Relu" not in ops  # lone Relus are folded into their producer's output encoding
+    encs = result.encodings
+    assert encs["stem.weight"].per_channel and encs["stem.weight"].symmetric
+    assert encs["stem.weight"].onnx_qtype() == "int8"
+    assert encs["input"].bitwidth == 8 and encs["input"].onnx_qtype() == "uint8"
+    assert encs["block.conv.bias"].kind == "bias" and encs["block.conv.bias"].bitwidth == 32
+    # activation ranges are the calibrated ones (QNN arithmetic: zero forced in range)
+    lo, hi = cnn_stats.range("logits")
+    assert encs["logits"].min[0] <= min(lo, 0) + encs["logits"].scale[0]
+    assert encs["logits"].max[0] >= hi - encs["logits"].scale[0]
+
+
+@pytest.mark.htp
+def test_small_cnn_runs_fully_on_htp_and_matches_cpu_qdq(cnn_stats, tmp_path):
+    result = build_qdq(cnn_stats, QuantPlan(), tmp_path / "q.onnx")
+    x = {"input": np.random.default_rng(5).random((1, 3, 32, 32), dtype=np.float32)}
+    htp_out, cpu_out = _htp_vs_cpu(result.qdq_path, x)
+    scale = result.encodings["logits"].scale[0]
+    # HTP requantises in fixed point: allow a few output steps, and demand high agreement
+    assert np.abs(htp_out - cpu_out).max() <= 4 * scale
+    assert _sqnr(cpu_out, htp_out) > 25.0
+
+
+@pytest.mark.htp
+@pytest.mark.skipif(not DEMO.is_file(), reason="demo model not built")
+def test_demo_cnn_with_mixed_precision_runs_fully_on_htp(tmp_path):
+    stats = calibrate(DEMO, "random:4", cache_dir=tmp_path / "cache")
+    plan = QuantPlan(method="percentile")
+    plan.set_override(TensorOverride("/res/Add_output_0", bitwidth=16))
+    result = build_qdq(stats, plan, tmp_path / "demo.qdq.onnx")
+    assert "/res/Add_output_0" in result.wide_tensors
+    x = {"image": np.random.default_rng(1).normal(0, 1, (1, 3, 64, 64)).astype(np.float32)}
+    htp_out, cpu_out = _htp_vs_cpu(result.qdq_path, x)
+    # probabilities (Softmax): 8-bit steps of 1/255 at most a few apart
+    assert np.abs(htp_out - cpu_out).max() <= 4 / 255
+    assert _sqnr(cpu_out, htp_out) > 25.0
+
+
+def test_imported_encodings_are_honoured_exactly(cnn_stats, conv_model, tmp_path):
+    from studio.core.encodings.io import load_encodings, save_encodings
+
+    w = numpy_helper.to_array(
+        next(t for t in onnx.load(str(conv_model)).graph.initializer if t.name == "stem.weight")
+    )
+    w_scales = np.abs(w).reshape(8, -1).max(axis=1) / 127 * 1.25  # deliberately not calibrated
+    imported = EncodingSet(
+        [
+            Encoding.from_scale_offset("input", 0.0045, -10, 8),
+            Encoding.from_scale_offset("/stem/Relu_output_0", 0.02, 0, 8),
+            Encoding.from_scale_offset(
+                "stem.weight", w_scales, [-128] * 8, 8, symmetric=True, axis=0, kind="param"
+            ),
+        ]
+    )
+    save_encodings(imported, tmp_path / "enc.json", fmt="qnn")
+    loaded, _warnings = load_encodings(tmp_path / "enc.json", conv_model)
+    plan = QuantPlan(imported=loaded, imported_source=str(tmp_path / "enc.json"))
+    result = build_qdq(cnn_stats, plan, tmp_path / "q.onnx")
+    assert any("no imported encoding" in w for w in result.warnings)
+    params = _q_params(onnx.load(result.qdq_path))
+    scale, zp = params["input"]
+    assert scale == np.float32(0.0045) and zp.dtype == np.uint8 and int(zp) == 10
+    scale, zp = params["/stem/Relu_output_0"]
+    assert scale == np.float32(0.02) and int(zp) == 0
+    scale, zp = params["stem.weight_quantized"]
+    assert np.array_equal(scale, w_scales.astype(np.float32))
+    assert zp.dtype == np.int8 and not zp.any()
+    # and the read-back encodings say the same in QNN terms
+    back = encodings_of_qdq(onnx.load(result.qdq_path))
+    assert back["input"].offset == [-10] and back["stem.weight"].offset == [-128] * 8
+
+
+def test_user_override_beats_import_and_ranges(cnn_stats, tmp_path):
+    plan = QuantPlan()
+    plan.set_override(TensorOverride("/stem/Relu_output_0", min=0.0, max=5.1))
+    plan.set_override(TensorOverride("logits", scale=[0.01], offset=[-100]))
+    result = build_qdq(cnn_stats, plan, tmp_path / "q.onnx")
+    encs = result.encodings
+    assert encs["/stem/Relu_output_0"].scale[0] == pytest.approx(5.1 / 255, rel=1e-6)
+    assert encs["logits"].scale[0] == pytest.approx(0.01, rel=1e-6)
+    assert encs["logits"].offset == [-100]
+
+
+def test_method_change_rebuilds_from_cached_stats_without_data(cnn_stats, tmp_path):
+    stats = CalibrationStats.load(cnn_stats.folder)  # as after re-opening a project
+    a = build_qdq(stats, QuantPlan(method="minmax"), tmp_path / "a.onnx").encodings
+    b = build_qdq(stats, QuantPlan(method="percentile", percentile=99.0), tmp_path / "b.onnx")
+    assert b.encodings["input"].scale[0] < a["input"].scale[0]
+
+
+def test_float_fallback_keeps_tensor_float(cnn_stats, tmp_path):
+    plan = QuantPlan()
+    plan.set_override(TensorOverride("/block/conv/Conv_output_0", dtype="float"))
+    result = build_qdq(cnn_stats, plan, tmp_path / "q.onnx")
+    model = onnx.load(result.qdq_path)
+    quantized = {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    assert "/block/conv/Conv_output_0" not in quantized
+    assert "/block/conv/Conv_output_0" in result.float_tensors
+    sess, _ = make_session(result.qdq_path, "cpu")
+    assert np.isfinite(sess.run(None, {"input": np.ones((1, 3, 32, 32), np.float32)})[0]).all()
+
+
+def test_int4_weights(cnn_stats, tmp_path):
+    result = build_qdq(cnn_stats, QuantPlan(weight_bitwidth=4), tmp_path / "q4.onnx")
+    enc = result.encodings["block.conv.weight"]
+    assert enc.bitwidth == 4 and enc.symmetric and enc.per_channel
+    sess, _ = make_session(result.qdq_path, "cpu")
+    out = sess.run(None, {"input": np.ones((1, 3, 32, 32), np.float32)})[0]
+    assert out.shape == (1, 10) and np.isfinite(out).all()
+
+
+def test_bad_overrides_are_named(cnn_stats, tmp_path):
+    plan = QuantPlan()
+    plan.set_override(TensorOverride("no/such/tensor", bitwidth=16))
+    with pytest.raises(BadInputError, match="no/such/tensor"):
+        build_qdq(cnn_stats, plan, tmp_path / "q.onnx")
+    assert not (tmp_path / "q.onnx").exists()
+    with pytest.raises(ConfigError, match="min"):
+        TensorOverride("x", min=1.0).validate()
+    with pytest.raises(ConfigError):
+        QuantPlan(activation_bitwidth=4)
+
+
+def test_plan_json_roundtrip():
+    imported = EncodingSet([Encoding.from_range("t", -1.0, 2.0, 16)])
+    plan = QuantPlan(weight_bitwidth=4, method="mse", imported=imported, imported_source="a.json")
+    plan.set_override(TensorOverride("t", bitwidth=8, symmetric=True))
+    plan.set_override(TensorOverride("w", per_channel=False, scale=[0.1], offset=[-128]))
+    again = QuantPlan.from_json(plan.to_json())
+    assert again.to_json() == plan.to_json()
+    assert again.overrides["w"].scale == [0.1] and again.imported["t"].bitwidth == 16
+    with pytest.raises(ConfigError, match="unknown keys"):
+        QuantPlan.from_json({"overrides": [{"tensor": "t", "bits": 3}]})
