@@ -1,0 +1,201 @@
+"""The control bar: backend (with availability), runs, warm-up, sustained duration, Start/Cancel.
+
+Backend availability comes from the core's probe (a real session on each backend, in the worker
+process). A backend that is not present here (QNN GPU needs an Adreno GPU) stays in the list,
+disabled, with the probe's reason as its tooltip: the user sees why, and never a number for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtGui import QStandardItemModel
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+BACKENDS = (("htp", "QNN HTP (NPU)"), ("gpu", "QNN GPU (Adreno)"), ("cpu", "ORT CPU"))
+
+
+class _ProbeBridge(QObject):
+    done = Signal(object)  # list[BackendStatus] or str error
+
+
+class _ProbeRunnable(QRunnable):
+    def __init__(self, bridge: _ProbeBridge) -> None:
+        super().__init__()
+        self.bridge = bridge
+
+    def run(self) -> None:
+        try:
+            from studio.core.backends import probe_backends
+
+            self.bridge.done.emit(probe_backends())
+        except Exception as exc:  # noqa: BLE001 - shown in the combo's tooltip
+            self.bridge.done.emit(f"{type(exc).__name__}: {exc}")
+
+
+class ControlBar(QWidget):
+    """Emits ``start_requested(options)`` and ``cancel_requested``; shows the job's progress."""
+
+    start_requested = Signal(dict)
+    cancel_requested = Signal()
+    availability_changed = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.available: dict[str, bool | None] = {name: None for name, _ in BACKENDS}
+        self.reasons: dict[str, str] = {}
+        self.backend = QComboBox(self)
+        for name, label in BACKENDS:
+            self.backend.addItem(label, name)
+        self.backend.setCurrentIndex(2)
+        self.backend.setToolTip("Checking which backends this machine can run…")
+        self.runs = QSpinBox(self)
+        self.runs.setRange(1, 1_000_000)
+        self.runs.setValue(100)
+        self.runs.setToolTip("Measured inferences (after warm-up)")
+        self.warmup = QSpinBox(self)
+        self.warmup.setRange(0, 10_000)
+        self.warmup.setValue(10)
+        self.warmup.setToolTip("Inferences run and discarded before measuring")
+        self.sustained = QCheckBox("Sustained", self)
+        self.sustained.setToolTip("Run for a fixed time instead of a number of runs")
+        self.duration = QDoubleSpinBox(self)
+        self.duration.setRange(0.5, 3600.0)
+        self.duration.setValue(10.0)
+        self.duration.setSuffix(" s")
+        self.duration.setEnabled(False)
+        self.sustained.toggled.connect(self.duration.setEnabled)
+        self.sustained.toggled.connect(lambda on: self.runs.setEnabled(not on))
+        self.start_btn = QPushButton("▶  Start", self)
+        self.start_btn.setObjectName("primaryButton")
+        self.start_btn.clicked.connect(self._start)
+        self.cancel_btn = QPushButton("Cancel", self)
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.clicked.connect(self.cancel_requested)
+        self.progress = QProgressBar(self)
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.setFixedWidth(140)
+        self.progress.setFixedHeight(8)
+        self.status = QLabel("", self)
+        self.status.setObjectName("profilingMuted")
+        self.status.setMinimumWidth(160)
+
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for label, widget in (
+            ("Backend", self.backend),
+            ("Runs", self.runs),
+            ("Warm-up", self.warmup),
+        ):
+            layout.addWidget(QLabel(label, self))
+            layout.addWidget(widget)
+        layout.addWidget(self.sustained)
+        layout.addWidget(self.duration)
+        layout.addSpacing(8)
+        layout.addWidget(self.start_btn)
+        layout.addWidget(self.cancel_btn)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status, 1)
+        self._probe_bridge = _ProbeBridge(self)
+        self._probe_bridge.done.connect(self._probe_done)
+        self._probing = False
+        self._model_ready = False
+
+    # ----- availability -------------------------------------------------------------------
+    def probe(self, pool: QThreadPool | None = None) -> None:
+        """Ask the core which backends run here (in the background; once per workspace)."""
+        if self._probing:
+            return
+        self._probing = True
+        self.status.setText("checking backends…")
+        (pool or QThreadPool.globalInstance()).start(_ProbeRunnable(self._probe_bridge))
+
+    def set_availability(self, statuses: list[Any]) -> None:
+        """Enable/disable each backend from the probe's BackendStatus list (reason as tooltip)."""
+        model = self.backend.model()
+        assert isinstance(model, QStandardItemModel)
+        by_name = {s.name: s for s in statuses}
+        for i, (name, label) in enumerate(BACKENDS):
+            status = by_name.get(name)
+            item = model.item(i)
+            if status is None:
+                continue
+            self.available[name] = bool(status.available)
+            self.reasons[name] = status.reason or ""
+            item.setEnabled(bool(status.available))
+            if status.available:
+                tip = status.note or status.label
+                item.setText(label + ("  (simulated)" if status.simulated else ""))
+            else:
+                tip = f"Not available on this machine: {status.reason or 'unknown reason'}"
+                item.setText(f"{label}  — not available")
+            item.setToolTip(tip)
+        current = self.backend.currentData()
+        if not self.available.get(current, True):
+            self.backend.setCurrentIndex(2)
+        self.backend.setToolTip("Hover a backend for its status")
+        self.availability_changed.emit()
+
+    def _probe_done(self, result: object) -> None:
+        self._probing = False
+        if isinstance(result, str):
+            self.backend.setToolTip(f"Backend probe failed: {result}")
+            self.status.setText("backend probe failed (see tooltip)")
+            return
+        self.set_availability(list(result))  # type: ignore[arg-type]
+        if self.status.text() == "checking backends…":
+            self.status.setText("")
+
+    def select_backend(self, name: str) -> bool:
+        for i, (n, _) in enumerate(BACKENDS):
+            if n == name and self.available.get(n) is not False:
+                self.backend.setCurrentIndex(i)
+                return True
+        return False
+
+    # ----- running ------------------------------------------------------------------------
+    def set_model_ready(self, ready: bool, why: str = "") -> None:
+        self._model_ready = ready
+        self.start_btn.setEnabled(ready and not self.cancel_btn.isEnabled())
+        self.start_btn.setToolTip("" if ready else why)
+
+    def options(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {
+            "backend": self.backend.currentData(),
+            "warmup": self.warmup.value(),
+        }
+        if self.sustained.isChecked():
+            opts["duration_s"] = self.duration.value()
+            opts["runs"] = 0
+        else:
+            opts["runs"] = self.runs.value()
+        return opts
+
+    def _start(self) -> None:
+        self.start_requested.emit(self.options())
+
+    def set_running(self, running: bool) -> None:
+        self.start_btn.setEnabled(not running and self._model_ready)
+        self.cancel_btn.setEnabled(running)
+        for w in (self.backend, self.warmup, self.sustained):
+            w.setEnabled(not running)
+        self.runs.setEnabled(not running and not self.sustained.isChecked())
+        self.duration.setEnabled(not running and self.sustained.isChecked())
+        if running:
+            self.progress.setValue(0)
+
+    def show_progress(self, fraction: float, stage: str, text: str) -> None:
+        self.progress.setValue(int(fraction * 1000))
+        self.status.setText(f"{stage}: {text}" if stage else text)

@@ -1,0 +1,159 @@
+"""Run history: the project's saved runs (``Project.runs``) or, without a project, this session's.
+
+Records are read lazily from the project's runs folder and cached; a record that cannot be read
+is listed with the reason instead of disappearing, so a user knows a file went missing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.errors import StudioError
+from studio.core.profiling.records import ProfileRun
+from studio.ui.profiling.view_data import fmt_ms
+
+
+@dataclass
+class HistoryEntry:
+    id: str
+    label: str
+    backend: str
+    created: str
+    run: ProfileRun | None = None
+    error: str = ""
+
+
+class RunStore:
+    """Where runs live: the open project (saved beside it) or an in-memory list."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self._memory: list[ProfileRun] = []
+        self._cache: dict[str, ProfileRun] = {}
+
+    @property
+    def project(self) -> Any:
+        return getattr(self.ctx, "project", None)
+
+    def add(self, run: ProfileRun) -> None:
+        self._cache[run.id] = run
+        if self.project is not None:
+            self.project.add_run(run.id, run.label, run.to_json(), backend=run.backend)
+        else:
+            self._memory = [r for r in self._memory if r.id != run.id] + [run]
+
+    def entries(self) -> list[HistoryEntry]:
+        if self.project is None:
+            return [HistoryEntry(r.id, r.label, r.backend, r.created, r) for r in self._memory]
+        out = []
+        for ref in self.project.runs:
+            created = _dt.datetime.fromtimestamp(ref.created, _dt.timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
+            entry = HistoryEntry(ref.id, ref.label, ref.backend, created)
+            try:
+                entry.run = self.get(ref.id)
+            except StudioError as exc:
+                entry.error = str(exc)
+            out.append(entry)
+        return out
+
+    def get(self, run_id: str) -> ProfileRun:
+        if run_id in self._cache:
+            return self._cache[run_id]
+        for run in self._memory:
+            if run.id == run_id:
+                return run
+        if self.project is None:
+            raise StudioError(f"no run '{run_id}' in this session")
+        run = ProfileRun.from_json(self.project.load_run(run_id))
+        self._cache[run_id] = run
+        return run
+
+
+class RunHistoryPanel(QWidget):
+    """List of runs; the current one is shown on the dashboard, a multi-selection is compared."""
+
+    run_chosen = Signal(str)
+    compare_requested = Signal(list)
+
+    def __init__(self, store: RunStore, parent=None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.list = QListWidget(self)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.list.setAlternatingRowColors(True)
+        self.list.currentItemChanged.connect(self._current_changed)
+        self.list.itemSelectionChanged.connect(self._selection_changed)
+        self.compare_btn = QPushButton("Compare selected", self)
+        self.compare_btn.setEnabled(False)
+        self.compare_btn.setToolTip("Select two or more runs (Ctrl/Shift+click) to compare them")
+        self.compare_btn.clicked.connect(lambda: self.compare_requested.emit(self.selected_ids()))
+        self.hint = QLabel("", self)
+        self.hint.setObjectName("profilingMuted")
+        self.hint.setWordWrap(True)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("<b>Run history</b>", self))
+        row.addStretch(1)
+        row.addWidget(self.compare_btn)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.list, 1)
+        layout.addWidget(self.hint)
+        self._silent = False
+
+    def refresh(self, current: str = "") -> None:
+        self._silent = True
+        try:
+            self.list.clear()
+            for entry in reversed(self.store.entries()):  # newest first
+                item = QListWidgetItem(self._text(entry))
+                item.setData(Qt.ItemDataRole.UserRole, entry.id)
+                item.setToolTip(entry.error or f"{entry.id} · {entry.created}")
+                if entry.error:
+                    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsSelectable)
+                self.list.addItem(item)
+                if entry.id == current:
+                    self.list.setCurrentItem(item)
+            where = "saved in the project" if self.store.project is not None else "this session"
+            self.hint.setText(f"{self.list.count()} run(s), {where}")
+        finally:
+            self._silent = False
+
+    @staticmethod
+    def _text(entry: HistoryEntry) -> str:
+        if entry.run is None:
+            return f"{entry.label}  ·  unreadable"
+        s = entry.run.stats
+        when = entry.created[11:19] if len(entry.created) >= 19 else entry.created
+        return f"{entry.label}\n{entry.backend.upper()} · p50 {fmt_ms(s.p50_ms)} · {when}"
+
+    def selected_ids(self) -> list[str]:
+        return [i.data(Qt.ItemDataRole.UserRole) for i in self.list.selectedItems()]
+
+    def select_ids(self, ids: list[str]) -> None:
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            item.setSelected(item.data(Qt.ItemDataRole.UserRole) in ids)
+
+    def _current_changed(self, item: QListWidgetItem | None, _prev) -> None:
+        if item is not None and not self._silent:
+            self.run_chosen.emit(item.data(Qt.ItemDataRole.UserRole))
+
+    def _selection_changed(self) -> None:
+        self.compare_btn.setEnabled(len(self.selected_ids()) >= 2)

@@ -1,0 +1,151 @@
+"""Runs the core profile job off the UI thread and reports back with Qt signals.
+
+The job itself always runs in the worker process (``run_in_worker``): a native crash in QNN must
+fail the profile, never the studio. When the main window provides a JobManager (``ctx.jobs``) the
+job goes through it, so it shows in the jobs dock; otherwise a QThreadPool runnable drives the
+worker directly. Either way the workspace sees the same four signals.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from studio.core.errors import JobCancelledError, StudioError
+from studio.core.jobs import CancelToken, JobContext, job_kind
+from studio.core.profiling.job import profile_model
+
+log = logging.getLogger(__name__)
+PROFILE_KIND = job_kind(profile_model)
+
+
+class _Bridge(QObject):
+    """Signals emitted from the pool thread; Qt queues them to the receiver's (UI) thread."""
+
+    progress = Signal(float, str, str)  # fraction, stage, text
+    log_line = Signal(str)
+    done = Signal(object)  # result dict
+    failed = Signal(str, str)  # title, message
+    cancelled = Signal()
+
+
+class _WorkerRunnable(QRunnable):
+    def __init__(self, request: dict[str, Any], bridge: _Bridge, token: CancelToken) -> None:
+        super().__init__()
+        self.request = request
+        self.bridge = bridge
+        self.token = token
+
+    def run(self) -> None:
+        from studio.core.worker_client import run_in_worker
+
+        jctx = JobContext(token=self.token)
+        jctx.on_progress = lambda f, t: self.bridge.progress.emit(f, jctx.stage, t)
+        jctx.on_log = self.bridge.log_line.emit
+        try:
+            result = run_in_worker(PROFILE_KIND, self.request, jctx)
+        except JobCancelledError:
+            self.bridge.cancelled.emit()
+        except StudioError as exc:
+            self.bridge.failed.emit("Profiling failed", str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug must reach the user, not kill the thread
+            log.exception("profile job crashed in the UI bridge")
+            self.bridge.failed.emit("Profiling failed", f"{type(exc).__name__}: {exc}")
+        else:
+            self.bridge.done.emit(result)
+
+
+class ProfileRunner(QObject):
+    """One profile at a time: ``start(request)``, ``cancel()``; results arrive as signals."""
+
+    progress = Signal(float, str, str)
+    log_line = Signal(str)
+    finished = Signal(object)  # ProfileRun JSON dict
+    failed = Signal(str, str)
+    cancelled = Signal()
+
+    def __init__(self, ctx: Any, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.busy = False
+        self._token: CancelToken | None = None
+        self._handle: Any = None
+        self._bridge = _Bridge(self)
+        self._bridge.progress.connect(self.progress)
+        self._bridge.log_line.connect(self.log_line)
+        self._bridge.done.connect(self._on_done)
+        self._bridge.failed.connect(self._on_failed)
+        self._bridge.cancelled.connect(self._on_cancelled)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+
+    def start(self, request: dict[str, Any], title: str = "Profile") -> None:
+        if self.busy:
+            return
+        self.busy = True
+        manager = getattr(self.ctx, "jobs", None)
+        if manager is not None and hasattr(manager, "submit"):
+            self._handle = self._submit_to_manager(manager, request, title)
+            if self._handle is not None:
+                return
+        self._token = CancelToken()
+        self.pool.start(_WorkerRunnable(request, self._bridge, self._token))
+
+    def _submit_to_manager(self, manager: Any, request: dict[str, Any], title: str) -> Any:
+        """Hand the job to the main window's JobManager (it shows in the jobs dock)."""
+        try:
+            handle = manager.submit(PROFILE_KIND, request, title=title)
+        except TypeError:
+            return None
+        for name, slot in (
+            ("progress", self._bridge_progress),
+            ("log", self.log_line.emit),
+            ("result", self._on_done),
+            ("error", self._on_failed_any),
+            ("cancelled", self._on_cancelled),
+        ):
+            sig = getattr(handle, name, None)
+            if sig is not None:
+                sig.connect(slot)
+        return handle
+
+    def _bridge_progress(self, *args: Any) -> None:
+        fraction = float(args[0]) if args else 0.0
+        text = str(args[-1]) if len(args) > 1 else ""
+        stage = str(args[1]) if len(args) > 2 else ""
+        self.progress.emit(fraction, stage, text)
+
+    def cancel(self) -> None:
+        if not self.busy:
+            return
+        if self._token is not None:
+            self._token.cancel()
+        elif self._handle is not None and hasattr(self._handle, "cancel"):
+            self._handle.cancel()
+
+    def wait(self, msecs: int = 60000) -> bool:
+        """Block until the pool is idle (tests and shutdown)."""
+        return self.pool.waitForDone(msecs)
+
+    def _reset(self) -> None:
+        self.busy = False
+        self._token = None
+        self._handle = None
+
+    def _on_done(self, result: Any) -> None:
+        self._reset()
+        self.finished.emit(result)
+
+    def _on_failed(self, title: str, message: str) -> None:
+        self._reset()
+        self.failed.emit(title, message)
+
+    def _on_failed_any(self, *args: Any) -> None:
+        message = str(args[-1]) if args else "the job failed"
+        self._on_failed("Profiling failed", message)
+
+    def _on_cancelled(self, *args: Any) -> None:
+        self._reset()
+        self.cancelled.emit()

@@ -1,0 +1,130 @@
+"""Views of one ``ProfileRun`` shaped for plots and tables (no Qt, no new figures).
+
+The record holds per-layer rows that carry either simulator cycles (QNN HTP) or kernel time (ORT
+CPU, and nodes an HTP session left on the CPU EP). A chart can only rank like with like, so every
+view here picks one *measure* and uses only the rows measured that way; nothing is converted or
+estimated across measures.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from studio.core.profiling.records import MEASURE_CYCLES, MEASURE_TIME, LayerRow, ProfileRun
+
+MEASURE_LABEL = {MEASURE_CYCLES: "cycles", MEASURE_TIME: "time (µs)"}
+
+
+def primary_measure(run: ProfileRun) -> str | None:
+    """The measure the per-layer charts rank by: cycles when the backend reported any."""
+    return run.primary_measure
+
+
+def rows_with(
+    run: ProfileRun, measure: str | None, include_inserted: bool = True
+) -> list[LayerRow]:
+    rows = run.all_rows if include_inserted else run.layers
+    return [r for r in rows if measure and r.measure == measure and r.value is not None]
+
+
+def slowest(run: ProfileRun, n: int = 12) -> list[LayerRow]:
+    """The ``n`` costliest rows of the primary measure, costliest first."""
+    return run.ranked()[:n]
+
+
+def op_type_breakdown(run: ProfileRun) -> list[tuple[str, float, float]]:
+    """[(op type, summed value, share of total)] for the primary measure, largest first."""
+    totals: dict[str, float] = {}
+    for row in rows_with(run, primary_measure(run)):
+        totals[row.op_type or "?"] = totals.get(row.op_type or "?", 0.0) + float(row.value or 0.0)
+    grand = sum(totals.values())
+    out = [(op, v, v / grand if grand > 0 else 0.0) for op, v in totals.items()]
+    return sorted(out, key=lambda t: t[1], reverse=True)
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """What "Show on graph" sends to the Graph workspace."""
+
+    name: str
+    values: dict[str, float]
+    unit: str
+
+
+def overlay_for(run: ProfileRun) -> Overlay | None:
+    """Per-ONNX-node cost in the primary measure (cycles, or milliseconds for kernel time).
+
+    Rows inserted by the backend have no ONNX node and are left out; nodes fused into another
+    node's row carry no value of their own.
+    """
+    measure = primary_measure(run)
+    rows = rows_with(run, measure, include_inserted=False)
+    if not rows:
+        return None
+    if measure == MEASURE_CYCLES:
+        return Overlay("cycles", {r.node_id: float(r.cycles or 0.0) for r in rows}, "cycles")
+    return Overlay("time", {r.node_id: float(r.time_us or 0.0) / 1000.0 for r in rows}, "ms")
+
+
+def histogram(values: list[float], bins: int | None = None) -> tuple[list[float], list[int]]:
+    """(edges, counts) with a bin count that suits the sample size (Sturges, 10..60 bins)."""
+    import numpy as np
+
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        return [], []
+    if bins is None:
+        bins = int(min(60, max(10, math.ceil(math.log2(arr.size) + 1) * 2)))
+    lo, hi = float(arr.min()), float(arr.max())
+    if hi <= lo:
+        hi = lo + max(abs(lo) * 1e-3, 1e-6)
+    counts, edges = np.histogram(arr, bins=bins, range=(lo, hi))
+    return edges.tolist(), counts.astype(int).tolist()
+
+
+def run_indices(run: ProfileRun) -> list[float]:
+    """Run numbers of the saved latencies (a long run keeps every ``latency_stride``-th one)."""
+    stride = max(1, int(run.latency_stride or 1))
+    return [float(i * stride) for i in range(len(run.latencies_ms))]
+
+
+def is_sustained(run: ProfileRun) -> bool:
+    return bool(run.options.get("duration_s")) and len(run.timeline) > 1
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    if value >= 100:
+        return f"{value:.1f} ms"
+    if value >= 1:
+        return f"{value:.3f} ms"
+    return f"{value * 1000:.1f} µs"
+
+
+def fmt_count(value: float | None) -> str:
+    """1.23 M / 45.6 k style, for cycles and MACs."""
+    if value is None:
+        return "—"
+    v = float(value)
+    for div, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if abs(v) >= div:
+            return f"{v / div:.2f}{suffix}"
+    return f"{v:.0f}"
+
+
+def setup_figures(run: ProfileRun) -> list[tuple[str, str]]:
+    """(label, text) pairs of the set-up times the job measured; absent keys are skipped."""
+    s: dict[str, Any] = run.setup or {}
+    out: list[tuple[str, str]] = []
+    if s.get("model_load_s") is not None:
+        out.append(("Model load", fmt_ms(float(s["model_load_s"]) * 1000.0)))
+    if s.get("qnn_register_s") is not None:
+        out.append(("QNN EP load", fmt_ms(float(s["qnn_register_s"]) * 1000.0)))
+    if s.get("session_create_s") is not None:
+        out.append(("Session creation", fmt_ms(float(s["session_create_s"]) * 1000.0)))
+    if s.get("first_run_ms") is not None:
+        out.append(("First inference", fmt_ms(float(s["first_run_ms"]))))
+    return out

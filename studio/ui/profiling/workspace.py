@@ -1,0 +1,379 @@
+"""The Profiling workspace: run a profile, read it, put it on the graph, compare, export.
+
+Layout: a control bar on top; on the left the run history and the suggestions; on the right a
+Dashboard tab (key figures, four plots, the per-layer table) and a Compare tab. Everything shown
+comes from a core ``ProfileRun``; this class only wires panels to the context:
+
+* a bar, a table row or a suggestion calls ``ctx.select_node``; ``ctx.node_selected`` moves the
+  table selection and highlights the bar, so graph, chart and table always agree;
+* "Show on graph" sends the run's per-node cost to the Graph workspace (``ctx.set_overlay``);
+* finished runs go to the project (``Project.add_run``) or, without one, to this session's list.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QMenu,
+    QSplitter,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.atomic import atomic_write_text
+from studio.core.errors import StudioError
+from studio.core.profiling import export
+from studio.core.profiling.records import ProfileRun
+from studio.ui.profiling.compare import ComparePanel
+from studio.ui.profiling.controls import ControlBar
+from studio.ui.profiling.figures import KeyFiguresPanel
+from studio.ui.profiling.history import RunHistoryPanel, RunStore
+from studio.ui.profiling.layer_table import LayerTablePanel
+from studio.ui.profiling.plots import HistogramPlot, LatencyPlot, OpTypePlot, SlowestLayersPlot
+from studio.ui.profiling.runner import ProfileRunner
+from studio.ui.profiling.suggestions import SuggestionsPanel
+from studio.ui.profiling.view_data import overlay_for
+from studio.ui.theme import COLORS
+
+log = logging.getLogger(__name__)
+
+QSS = f"""
+QLabel#profilingMuted {{ color: {COLORS["muted"]}; }}
+QPushButton#primaryButton {{ background: {COLORS["accent"]}; color: white; font-weight: 600;
+                             border: none; border-radius: 4px; padding: 4px 14px; }}
+QPushButton#primaryButton:disabled {{ background: {COLORS["border"]}; color: {COLORS["muted"]}; }}
+QProgressBar {{ background: {COLORS["base"]}; border: none; border-radius: 4px; }}
+QProgressBar::chunk {{ background: {COLORS["accent"]}; border-radius: 4px; }}
+"""
+
+
+class ProfilingWorkspace(QWidget):
+    """The Profiling tab of the main window (``studio.ui.workspaces``)."""
+
+    def __init__(self, ctx: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.setObjectName("profilingWorkspace")
+        self.setStyleSheet(QSS)
+        self.run: ProfileRun | None = None
+        self.store = RunStore(ctx)
+        self.runner = ProfileRunner(ctx, self)
+        self._graphs: dict[str, Any] = {}
+        self._probed = False
+
+        self.controls = ControlBar(self)
+        self.overlay_btn = QToolButton(self)
+        self.overlay_btn.setText("Show on graph")
+        self.overlay_btn.setCheckable(True)
+        self.overlay_btn.setToolTip("Colour the Graph workspace's nodes by this run's cost")
+        self.overlay_btn.toggled.connect(self._overlay_toggled)
+        self.export_btn = QToolButton(self)
+        self.export_btn.setText("Export")
+        self.export_btn.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.export_btn)
+        menu.addAction("Run record (JSON)…", lambda: self._ask_export("json"))
+        menu.addAction("Per-layer table (CSV)…", lambda: self._ask_export("layers"))
+        menu.addAction("Latencies (CSV)…", lambda: self._ask_export("latencies"))
+        menu.addAction("Comparison (CSV)…", lambda: self._ask_export("compare"))
+        menu.addSeparator()
+        menu.addAction("HTML report…", lambda: self._ask_export("html"))
+        self.export_btn.setMenu(menu)
+        self.present_btn = QToolButton(self)
+        self.present_btn.setText("Presentation")
+        self.present_btn.setCheckable(True)
+        self.present_btn.setToolTip("Large type, key figures only (for live demos)")
+        self.present_btn.toggled.connect(self.set_presentation)
+
+        self.figures = KeyFiguresPanel(self)
+        self.latency = LatencyPlot(self)
+        self.hist = HistogramPlot(self)
+        self.slowest = SlowestLayersPlot(self)
+        self.optypes = OpTypePlot(self)
+        self.table = LayerTablePanel(self)
+        self.history = RunHistoryPanel(self.store, self)
+        self.suggestions = SuggestionsPanel(self)
+        self.compare = ComparePanel(self)
+        self._build_layout()
+
+        self.controls.start_requested.connect(self.start_profile)
+        self.controls.cancel_requested.connect(self.runner.cancel)
+        self.runner.progress.connect(self.controls.show_progress)
+        self.runner.finished.connect(self._on_result)
+        self.runner.failed.connect(self._on_failed)
+        self.runner.cancelled.connect(self._on_cancelled)
+        self.slowest.node_clicked.connect(self.ctx.select_node)
+        self.table.node_activated.connect(self.ctx.select_node)
+        self.suggestions.node_activated.connect(self.ctx.select_node)
+        self.compare.node_activated.connect(self.ctx.select_node)
+        self.history.run_chosen.connect(self.show_run_id)
+        self.history.compare_requested.connect(self.compare_ids)
+        self.ctx.node_selected.connect(self._follow_selection)
+        self.ctx.model_changed.connect(self._model_changed)
+        self._model_changed(getattr(ctx, "graph", None))
+        self.history.refresh()
+        self._clear_dashboard()
+
+    # ----- layout -------------------------------------------------------------------------
+    def _build_layout(self) -> None:
+        top = QHBoxLayout()
+        top.addWidget(self.controls, 1)
+        for w in (self.overlay_btn, self.export_btn, self.present_btn):
+            top.addWidget(w)
+
+        self.plots = QWidget(self)
+        grid = QGridLayout(self.plots)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(6)
+        grid.addWidget(self.latency, 0, 0)
+        grid.addWidget(self.hist, 0, 1)
+        grid.addWidget(self.slowest, 1, 0)
+        grid.addWidget(self.optypes, 1, 1)
+        self.dash_split = QSplitter(Qt.Orientation.Vertical, self)
+        self.dash_split.addWidget(self.plots)
+        self.dash_split.addWidget(self.table)
+        self.dash_split.setStretchFactor(0, 3)
+        self.dash_split.setStretchFactor(1, 2)
+        dashboard = QWidget(self)
+        dl = QVBoxLayout(dashboard)
+        dl.setContentsMargins(6, 6, 6, 6)
+        dl.addWidget(self.figures)
+        dl.addWidget(self.dash_split, 1)
+
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(dashboard, "Dashboard")
+        self.tabs.addTab(self.compare, "Compare")
+
+        self.side = QSplitter(Qt.Orientation.Vertical, self)
+        self.side.addWidget(self.history)
+        self.side.addWidget(self.suggestions)
+        self.side.setSizes([300, 400])
+        self.main_split = QSplitter(Qt.Orientation.Horizontal, self)
+        self.main_split.addWidget(self.side)
+        self.main_split.addWidget(self.tabs)
+        self.main_split.setStretchFactor(1, 1)
+        self.main_split.setSizes([300, 1200])
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addLayout(top)
+        layout.addWidget(self.main_split, 1)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if not self._probed:
+            self._probed = True
+            self.controls.probe()
+        self.history.refresh(self.run.id if self.run else "")
+
+    # ----- model and runs -----------------------------------------------------------------
+    def _model_changed(self, graph: Any) -> None:
+        path = getattr(self.ctx, "model_path", None)
+        if graph is None or not path:
+            self.controls.set_model_ready(False, "Open a model first")
+            return
+        self.controls.set_model_ready(True)
+        self._graphs[str(Path(path).resolve())] = graph
+        quantized = any(n.op_type == "QuantizeLinear" for n in getattr(graph, "nodes", []))
+        if quantized and self.controls.available.get("htp") is not False:
+            self.controls.select_backend("htp")
+
+    def request(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The profile job's request for the current model and the given control values."""
+        path = str(self.ctx.model_path)
+        req: dict[str, Any] = {"model": path, "layers": True, "layer_runs": 3, **options}
+        shapes = getattr(self.ctx, "input_shapes", None)
+        if shapes:
+            req["input_shapes"] = shapes
+        mode = (
+            f"{options['duration_s']:g} s"
+            if options.get("duration_s")
+            else f"{options['runs']} runs"
+        )
+        req["label"] = f"{Path(path).stem} · {str(options['backend']).upper()} · {mode}"
+        return req
+
+    def start_profile(self, options: dict[str, Any] | None = None) -> None:
+        if self.runner.busy or not getattr(self.ctx, "model_path", None):
+            return
+        req = self.request(options or self.controls.options())
+        self.controls.set_running(True)
+        self.controls.show_progress(0.0, "start", f"profiling on {req['backend'].upper()}…")
+        self.runner.start(req, title=f"Profile {req['label']}")
+
+    def _on_result(self, result: Any) -> None:
+        self.controls.set_running(False)
+        try:
+            run = ProfileRun.from_json(result)
+        except StudioError as exc:
+            self._on_failed("Profiling result unreadable", str(exc))
+            return
+        self.store.add(run)
+        self.history.refresh(run.id)
+        self.show_run(run)
+        self.controls.show_progress(1.0, "", f"done: {run.stats.count} runs")
+
+    def _on_failed(self, title: str, message: str) -> None:
+        self.controls.set_running(False)
+        self.controls.show_progress(0.0, "", f"failed: {message.splitlines()[0][:120]}")
+        self.controls.status.setToolTip(message)
+        self.ctx.show_error(title, message)
+
+    def _on_cancelled(self) -> None:
+        self.controls.set_running(False)
+        self.controls.show_progress(0.0, "", "cancelled")
+
+    def show_run_id(self, run_id: str) -> None:
+        try:
+            self.show_run(self.store.get(run_id))
+        except StudioError as exc:
+            self.ctx.show_error("Cannot open run", str(exc))
+
+    def show_run(self, run: ProfileRun) -> None:
+        """Put ``run`` on the dashboard; every plot updates its existing items in place."""
+        self.run = run
+        self.figures.show_run(run)
+        self.latency.show_run(run)
+        self.hist.show_run(run)
+        self.slowest.show_run(run)
+        self.optypes.show_run(run)
+        self.table.set_run(run)
+        self._update_suggestions(run)
+        self.overlay_btn.setEnabled(overlay_for(run) is not None)
+        if self.overlay_btn.isChecked():
+            self._send_overlay()
+        if self.ctx.selected_node:
+            self._follow_selection(self.ctx.selected_node)
+
+    def _clear_dashboard(self) -> None:
+        for plot in (self.latency, self.hist, self.slowest, self.optypes):
+            plot.clear_data()
+        self.overlay_btn.setEnabled(False)
+
+    def _graph_for(self, run: ProfileRun) -> Any:
+        """The profiled model's graph (the QDQ model may not be the one open in the studio)."""
+        key = str(Path(run.model_path).resolve())
+        if key not in self._graphs:
+            from studio.core.model import ModelGraph
+
+            try:
+                self._graphs[key] = ModelGraph.load(run.model_path)
+            except (StudioError, OSError) as exc:
+                log.info("suggestions without model structure: %s", exc)
+                self._graphs[key] = None
+        return self._graphs[key]
+
+    def _update_suggestions(self, run: ProfileRun) -> None:
+        from studio.core.profiling.suggestions import suggest
+
+        graph = self._graph_for(run)
+        note = "" if graph is not None else "Model file not found: structural rules skipped."
+        try:
+            self.suggestions.set_suggestions(suggest(run, graph), note)
+        except StudioError as exc:
+            self.suggestions.set_suggestions([], str(exc))
+
+    # ----- selection and overlay ----------------------------------------------------------
+    def _follow_selection(self, node_id: str) -> None:
+        self.table.select_node(node_id)
+        self.slowest.highlight(node_id)
+
+    def _overlay_toggled(self, on: bool) -> None:
+        if on:
+            self._send_overlay()
+        else:
+            self.ctx.clear_overlay()
+
+    def _send_overlay(self) -> None:
+        overlay = overlay_for(self.run) if self.run else None
+        if overlay is not None:
+            self.ctx.set_overlay(overlay.name, overlay.values, "inferno", overlay.unit)
+
+    # ----- comparison ---------------------------------------------------------------------
+    def compare_ids(self, ids: list[str]) -> None:
+        order = [e.id for e in self.store.entries()]  # oldest first: the first is the baseline
+        runs = []
+        for run_id in sorted(ids, key=lambda i: order.index(i) if i in order else len(order)):
+            try:
+                runs.append(self.store.get(run_id))
+            except StudioError as exc:
+                self.ctx.show_error("Cannot open run", str(exc))
+                return
+        self.compare.show_runs(runs)
+        self.tabs.setCurrentWidget(self.compare)
+
+    # ----- export -------------------------------------------------------------------------
+    def export(self, kind: str, path: str | Path) -> Path:
+        """Write the current run (or comparison) as ``kind``; raises StudioError if none."""
+        if kind == "compare":
+            if self.compare.comparison is None:
+                raise StudioError("nothing to export: compare two or more runs first")
+            atomic_write_text(path, self.compare.comparison.to_csv())
+            return Path(path)
+        if self.run is None:
+            raise StudioError("nothing to export: run a profile or pick one from the history")
+        if kind == "json":
+            return self.run.save(path)
+        if kind == "layers":
+            atomic_write_text(path, export.layers_csv(self.run))
+            return Path(path)
+        if kind == "latencies":
+            atomic_write_text(path, export.latencies_csv(self.run))
+            return Path(path)
+        if kind == "html":
+            return self._write_html(Path(path))
+        raise StudioError(f"unknown export kind '{kind}'")
+
+    def _write_html(self, path: Path) -> Path:
+        from studio.core.profiling import report
+
+        others = self.compare.runs if len(self.compare.runs) > 1 else []
+        return report.write_report(
+            self.run, path, graph=self._graph_for(self.run), compare_with=others
+        )
+
+    def _ask_export(self, kind: str) -> None:
+        filters = {
+            "json": "JSON (*.json)",
+            "layers": "CSV (*.csv)",
+            "latencies": "CSV (*.csv)",
+            "compare": "CSV (*.csv)",
+            "html": "HTML (*.html)",
+        }
+        stem = (self.run.label if self.run else "profile").replace(" · ", "_").replace(" ", "_")
+        suffix = filters[kind].split("*")[1].rstrip(")")
+        default = f"{stem}_{kind}{suffix}" if kind != "json" else f"{stem}{suffix}"
+        path, _ = QFileDialog.getSaveFileName(self, "Export", default, filters[kind])
+        if not path:
+            return
+        try:
+            written = self.export(kind, path)
+        except StudioError as exc:
+            self.ctx.show_error("Export failed", str(exc))
+            return
+        self.ctx.status_message.emit(f"Exported {written}")
+
+    # ----- presentation -------------------------------------------------------------------
+    def set_presentation(self, on: bool) -> None:
+        """Demo mode: key figures and the latency histogram only, in large type."""
+        if self.present_btn.isChecked() != on:
+            self.present_btn.setChecked(on)
+            return
+        self.figures.set_presentation(on)
+        for w in (self.side, self.table, self.latency, self.slowest, self.optypes):
+            w.setVisible(not on)
+        self.tabs.tabBar().setVisible(not on)
+        if on:
+            self.tabs.setCurrentIndex(0)
+        for plot in (self.latency, self.hist, self.slowest, self.optypes):
+            plot.set_font_size(16.0 if on else 9.0)
+        if self.run is not None:
+            self.hist.show_run(self.run)

@@ -1,0 +1,268 @@
+"""The Profiling workspace driven like a user would: real profiles of real models, real clicks.
+
+Every profile here runs the core profile job in the worker process (the same path as the GUI) on
+a small model, with few runs so the module stays well under a minute.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QApplication
+
+from studio.core.model import ModelGraph
+from studio.core.profiling.records import ProfileRun
+from studio.ui.context import StudioContext
+from studio.ui.profiling.workspace import ProfilingWorkspace
+from studio.ui.theme import apply_theme
+from tests import builders
+
+SHOTS = Path("/tmp/shots")
+JOB_TIMEOUT_MS = 60_000
+
+
+def _workspace(qtbot, model_path: Path, project=None) -> tuple[StudioContext, ProfilingWorkspace]:
+    apply_theme(QApplication.instance())  # the main window's look, for readable screenshots
+    ctx = StudioContext()
+    ctx.project = project
+    ctx.set_model(ModelGraph.load(model_path), str(model_path))
+    w = ProfilingWorkspace(ctx)
+    w._probed = True  # availability is probed explicitly where a test needs it
+    qtbot.addWidget(w)
+    w.resize(1600, 1000)
+    w.show()
+    return ctx, w
+
+
+def _profile(qtbot, w: ProfilingWorkspace, backend: str, runs: int, warmup: int = 2) -> ProfileRun:
+    w.controls.available[backend] = True
+    assert w.controls.select_backend(backend)
+    w.controls.runs.setValue(runs)
+    w.controls.warmup.setValue(warmup)
+    with qtbot.waitSignal(w.runner.finished, timeout=JOB_TIMEOUT_MS) as blocker:
+        qtbot.mouseClick(w.controls.start_btn, Qt.MouseButton.LeftButton)
+        assert w.controls.cancel_btn.isEnabled()
+    assert not w.controls.cancel_btn.isEnabled()
+    run = w.run
+    assert run is not None and run.id == blocker.args[0]["id"]
+    return run
+
+
+def _click_bar(qtbot, w: ProfilingWorkspace, index: int) -> None:
+    plot = w.slowest
+    scene_pos = plot.bar_center(index)
+    view_pos = plot.mapFromScene(scene_pos)
+    qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(view_pos))
+
+
+def _save_shot(qtbot, w, name: str) -> Path:
+    qtbot.wait(50)  # let posted layout requests settle, as a user's screen would
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / name
+    assert w.grab().save(str(path))
+    return path
+
+
+@pytest.fixture
+def cnn_path(tmp_path) -> Path:
+    return builders.save(builders.small_cnn(), tmp_path / "small_cnn.onnx")
+
+
+def test_cpu_profile_fills_every_view_and_drives_selection(qtbot, cnn_path, tmp_path):
+    ctx, w = _workspace(qtbot, cnn_path)
+    graph = ctx.graph
+    run = _profile(qtbot, w, "cpu", runs=25)
+
+    # The plots carry the measured data, not placeholders.
+    assert sum(w.hist.counts) == 25 == run.stats.count
+    xs, ys = w.latency.per_run.getData()
+    k = 1000.0 if run.stats.p50_ms < 1.0 else 1.0  # sub-ms latencies are plotted in µs
+    assert len(ys) == 25 and np.allclose(ys, np.asarray(run.latencies_ms) * k)
+    assert w.hist.markers["p95"].value() == pytest.approx(run.stats.p95_ms * k)
+    assert w.figures.cards["p50"].value.text() != "—"
+    assert w.figures.cards["setup"].value.text() != "—"
+    ranked = run.ranked()
+    assert ranked, "ORT's profiler gave no per-node times"
+    assert w.slowest.node_ids == [r.node_id for r in ranked[: w.slowest.top_n]]
+    assert w.slowest.values == pytest.approx([r.time_us for r in ranked[: w.slowest.top_n]])
+    assert w.table.model.rowCount() == len(run.all_rows)
+    assert w.optypes.labels and "Conv" in w.optypes.labels[0]
+
+    # Clicking a bar selects that ONNX node everywhere (the first real node in the ranking).
+    index = next(i for i, ins in enumerate(w.slowest.inserted) if not ins)
+    expected = w.slowest.node_ids[index]
+    with qtbot.waitSignal(ctx.node_selected, timeout=2000) as sel:
+        _click_bar(qtbot, w, index)
+    assert sel.args == [expected] and expected in graph.node_by_id
+    current = w.table.view.currentIndex()
+    assert w.table.model.rows[w.table.proxy.mapToSource(current).row()].node_id == expected
+    assert w.slowest.selected == expected
+
+    # A table row selects too; an inserted bar (no ONNX node) does not.
+    other = next(r for r in run.layers if r.node_id != expected)
+    with qtbot.waitSignal(ctx.node_selected, timeout=2000) as sel2:
+        row = w.table.model.row_of(other.node_id)
+        w.table.view.setCurrentIndex(w.table.proxy.mapFromSource(w.table.model.index(row, 0)))
+    assert sel2.args == [other.node_id]
+
+    # A suggestion that names a node selects it.
+    card = next(c for c in w.suggestions.cards if c.node and c.node != other.node_id)
+    with qtbot.waitSignal(ctx.node_selected, timeout=2000) as sel3:
+        qtbot.mouseClick(card, Qt.MouseButton.LeftButton)
+    assert sel3.args == [card.node] and card.node == card.suggestion.nodes[0]
+
+    # Heat overlay: kernel time per node in ms, keyed by real node ids.
+    with qtbot.waitSignal(ctx.overlay_changed, timeout=2000) as ov:
+        w.overlay_btn.click()
+    name, values, cmap, unit = ov.args
+    assert (name, cmap, unit) == ("time", "inferno", "ms")
+    assert set(values) <= set(graph.node_by_id) and values
+    for r in run.layers:
+        if r.time_us is not None:
+            assert values[r.node_id] == pytest.approx(r.time_us / 1000.0)
+    with qtbot.waitSignal(ctx.overlay_cleared, timeout=2000):
+        w.overlay_btn.click()
+
+    # Exports: the per-layer CSV and the run JSON hold the shown run.
+    out = w.export("layers", tmp_path / "layers.csv")
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["node_id"] for r in rows] == [r.node_id for r in run.all_rows]
+    conv = next(r for r in rows if r["node_id"] == "/block/conv/Conv")
+    assert float(conv["macs"]) == graph.node_by_id["/block/conv/Conv"].macs
+    lat = w.export("latencies", tmp_path / "lat.csv").read_text().splitlines()
+    assert len(lat) == 1 + 25
+    again = ProfileRun.load(w.export("json", tmp_path / "run.json"))
+    assert again.latencies_ms == run.latencies_ms
+
+    w.tabs.setCurrentIndex(0)
+    _save_shot(qtbot, w, "profiling_cpu.png")
+
+
+def test_history_and_comparison_of_two_runs(qtbot, cnn_path, tmp_path):
+    from studio.core.project import Project
+
+    project = Project.new(cnn_path)
+    project.save(tmp_path / "demo.npustudio")
+    ctx, w = _workspace(qtbot, cnn_path, project=project)
+    first = _profile(qtbot, w, "cpu", runs=12)
+    second = _profile(qtbot, w, "cpu", runs=18)
+
+    # Both runs are in the project, readable from its runs folder, newest listed first.
+    assert [ref.id for ref in project.runs] == [first.id, second.id]
+    assert ProfileRun.from_json(project.load_run(first.id)).stats.count == 12
+    assert w.history.list.count() == 2
+    assert w.history.list.item(0).data(Qt.ItemDataRole.UserRole) == second.id
+
+    # Pick the older run: the dashboard shows it.
+    w.history.list.setCurrentRow(1)
+    assert w.run.id == first.id and sum(w.hist.counts) == 12
+
+    w.history.select_ids([first.id, second.id])
+    assert w.history.compare_btn.isEnabled()
+    qtbot.mouseClick(w.history.compare_btn, Qt.MouseButton.LeftButton)
+    assert w.tabs.currentWidget() is w.compare
+    comp = w.compare.comparison
+    assert comp is not None and [r["id"] for r in comp.runs] == [first.id, second.id]
+    assert comp.rows and w.compare.model.rowCount() == len(comp.rows)
+    node_rows = [r for r in comp.rows if not r.inserted]
+    assert node_rows and all(r.cells[0] is not None and r.cells[1] is not None for r in node_rows)
+    ratio = node_rows[0].value_ratio[1]
+    assert ratio == pytest.approx(node_rows[0].cells[1].value / node_rows[0].cells[0].value)
+    counts = [int(np.sum(c.getData()[1])) for c in w.compare.hist.curves[:2]]
+    assert counts == [12, 18]
+
+    # A fresh workspace on the same project lists the saved runs.
+    ctx2 = StudioContext()
+    ctx2.project = project
+    w2 = ProfilingWorkspace(ctx2)
+    qtbot.addWidget(w2)
+    assert w2.history.list.count() == 2
+    out = w.export("compare", tmp_path / "compare.csv")
+    assert len(out.read_text().splitlines()) == 1 + len(comp.rows)
+    _save_shot(qtbot, w, "profiling_compare.png")
+
+
+def test_gpu_is_shown_unavailable_with_the_probe_reason(qtbot, cnn_path):
+    from studio.core.backends import probe_backends
+
+    _, w = _workspace(qtbot, cnn_path)
+    statuses = {s.name: s for s in probe_backends()}
+    w.controls.set_availability(list(statuses.values()))
+    model = w.controls.backend.model()
+    gpu_item = model.item(1)
+    assert w.controls.backend.itemData(1) == "gpu"
+    if not statuses["gpu"].available:
+        assert not gpu_item.isEnabled()
+        assert statuses["gpu"].reason and statuses["gpu"].reason in gpu_item.toolTip()
+        assert not w.controls.select_backend("gpu")
+    assert model.item(2).isEnabled()  # ORT CPU is always there
+
+
+def test_cancel_stops_a_sustained_run(qtbot, cnn_path):
+    _, w = _workspace(qtbot, cnn_path)
+    w.controls.select_backend("cpu")
+    w.controls.sustained.setChecked(True)
+    w.controls.duration.setValue(60.0)
+    with qtbot.waitSignal(w.runner.progress, timeout=JOB_TIMEOUT_MS):
+        w.controls.start_btn.click()
+    with qtbot.waitSignal(w.runner.cancelled, timeout=10_000):
+        w.controls.cancel_btn.click()
+    assert w.run is None and w.controls.start_btn.isEnabled()
+    assert w.controls.status.text() == "cancelled"
+
+
+def test_presentation_mode_keeps_key_figures_only(qtbot, cnn_path):
+    _, w = _workspace(qtbot, cnn_path)
+    _profile(qtbot, w, "cpu", runs=10)
+    w.present_btn.click()
+    assert not w.table.isVisible() and not w.side.isVisible()
+    assert w.hist.isVisible() and w.figures.isVisible()
+    _save_shot(qtbot, w, "profiling_presentation.png")
+    w.present_btn.click()
+    assert w.table.isVisible() and w.side.isVisible()
+
+
+def _qdq_model(tmp_path: Path) -> Path:
+    from onnxruntime.quantization import CalibrationDataReader, quantize
+    from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
+
+    float_path = builders.save(builders.small_cnn(), tmp_path / "small_cnn.onnx")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(0)
+            self.items = iter(
+                [{"input": rng.random((1, 3, 32, 32), dtype=np.float32)} for _ in range(4)]
+            )
+
+        def get_next(self):
+            return next(self.items, None)
+
+    qdq_path = tmp_path / "small_cnn_qdq.onnx"
+    quantize(str(float_path), str(qdq_path), get_qnn_qdq_config(str(float_path), Reader()))
+    return qdq_path
+
+
+@pytest.mark.htp
+def test_htp_profile_shows_cycles_and_the_simulation_note(qtbot, tmp_path):
+    qdq = _qdq_model(tmp_path)
+    ctx, w = _workspace(qtbot, qdq)
+    run = _profile(qtbot, w, "htp", runs=15)
+    assert run.backend == "htp" and "QNNExecutionProvider" in run.providers
+    assert sum(w.hist.counts) == 15
+    cycles = [r for r in run.layers if r.cycles is not None]
+    assert cycles, "the QNN profiler gave no per-op cycles"
+    assert w.slowest.values[0] == pytest.approx(max(r.cycles for r in run.all_rows if r.cycles))
+    assert "simulator" in w.figures.note.text()
+    with qtbot.waitSignal(ctx.overlay_changed, timeout=2000) as ov:
+        w.overlay_btn.click()
+    name, values, cmap, unit = ov.args
+    assert (name, unit) == ("cycles", "cycles")
+    assert values == {r.node_id: pytest.approx(r.cycles) for r in cycles}
+    assert w.suggestions.cards
+    _save_shot(qtbot, w, "profiling.png")
