@@ -3,7 +3,8 @@
 Runs in the worker process (``run_in_worker(job_kind(profile_model), request)``) so a native crash
 in QNN fails only the job, and inline in tests and the CLI's ``--inline``. Request keys:
 
-``model`` (path, required), ``backend`` (htp|gpu|cpu, default cpu), ``provider_options``,
+``model`` (path of a model or a compiled bundle, required), ``backend`` (htp|gpu|cpu|qnn-cpu;
+default: the bundle's, else htp as in ``npu-studio run``), ``config`` (backend_config.json), ``provider_options``,
 ``session_config``, ``disable_cpu_fallback`` (default False: measure what a user would get and
 report the nodes ORT placed on the CPU), ``runs`` (default 50), ``warmup`` (default 5),
 ``duration_s`` (sustained mode), ``input_shapes``, ``seed``, ``layers`` (default True),
@@ -36,7 +37,7 @@ from studio.core.profiling.measure import measure_loop, peak_rss_mb, rss_mb
 from studio.core.profiling.ort_profile import parse_ort_profile
 from studio.core.profiling.records import ProfileRun
 from studio.core.profiling.stats import downsample, latency_stats, timeline_bins
-from studio.core.runtime import QNN_EP, make_session, random_inputs, register_qnn
+from studio.core.runtime import BACKENDS, QNN_EP, make_session, random_inputs, register_qnn
 
 SIMULATION_NOTE = (
     "HTP simulated on x86-64: cycle counts are the simulator's, wall times are this host's "
@@ -80,6 +81,62 @@ def is_simulated(backend: str) -> bool:
     return backend == "htp" and platform.machine().lower() in ("x86_64", "amd64")
 
 
+def _resolve(request: dict[str, Any], source: str) -> tuple[str, str, dict[str, Any], list[str]]:
+    """(model path, backend, make_session kwargs, warnings) for a model or a compiled bundle.
+
+    A bundle (helper module studio.core.toolchain) is verified and profiled with the options it was
+    compiled with; a backend_config.json (``config``) adds its options; explicit
+    ``provider_options`` / ``session_config`` in the request win over both.
+    """
+    from studio.core.backend_config import is_quantized_model, load_backend_config
+    from studio.core.toolchain import resolve_model_or_bundle
+
+    model, bundle = resolve_model_or_bundle(source)
+    request["_bundle"] = bundle.get("bundle")
+    backend = str(request.get("backend") or bundle.get("backend") or "htp")
+    if backend not in BACKENDS:
+        raise BadInputError(f"unknown backend '{backend}' (choose one of {', '.join(BACKENDS)})")
+    if bundle and backend != bundle.get("backend"):
+        raise BadInputError(
+            f"this bundle was compiled for {bundle.get('backend')}, not {backend}", path=source
+        )
+    args = load_backend_config(request.get("config")).session_args(
+        backend, quantized=is_quantized_model(model)
+    )
+    kwargs = args.make_session_kwargs()
+    options = dict(bundle.get("provider_options") or {})
+    options.update(kwargs["provider_options"])
+    options.update({str(k): str(v) for k, v in (request.get("provider_options") or {}).items()})
+    config = dict(kwargs["session_config"])
+    config.update({str(k): str(v) for k, v in (request.get("session_config") or {}).items()})
+    kwargs["provider_options"], kwargs["session_config"] = options, config
+    return str(model), backend, kwargs, list(args.warnings)
+
+
+def _mapping_graph(bundle: str | None, graph: ModelGraph, shapes: Any) -> tuple[ModelGraph, str]:
+    """The graph whose node ids the per-layer rows use, and a note when it is not the obvious one.
+
+    A compiled bundle's EPContext model has one node (the context binary); its ops are those of
+    the model it was compiled from, which the manifest names with a checksum. That model is used
+    when it is still there unchanged; otherwise the rows keep the backend's op names.
+    """
+    if not bundle:
+        return graph, ""
+    from studio.core.toolchain.bundle import load_bundle, sha256_file
+
+    src = (load_bundle(bundle).manifest.get("source_model") or {}) if bundle else {}
+    path = Path(str(src.get("path", "")))
+    if path.is_file() and sha256_file(path) == src.get("sha256"):
+        return (
+            ModelGraph.load(path, input_shapes=shapes),
+            f"bundle: per-layer rows mapped to the nodes of its source model {path}",
+        )
+    return graph, (
+        f"bundle: its source model ({path or 'not recorded'}) is missing or changed, so backend "
+        "op names could not be mapped to ONNX nodes; 'inserted by backend' rows are unmapped ops"
+    )
+
+
 def _placement(ort_json: str, model: str, backend: str) -> tuple[int, int]:
     """Kernels of the first run on the QNN EP vs on the CPU EP; raise if QNN ran nothing.
 
@@ -103,10 +160,13 @@ def _placement(ort_json: str, model: str, backend: str) -> tuple[int, int]:
 @job
 def profile_model(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Measure one model on one backend; returns ``ProfileRun.to_json()``."""
-    model = request.get("model")
-    if not isinstance(model, str) or not model:
-        raise BadInputError("profile request needs 'model' (path of an ONNX model)")
-    backend = str(request.get("backend", "cpu"))
+    source = request.get("model")
+    if not isinstance(source, str) or not source:
+        raise BadInputError("profile request needs 'model' (path of an ONNX model or bundle)")
+    model, backend, kwargs, warnings = _resolve(request, source)
+    for line in warnings:
+        ctx.log(f"warning: {line}")
+    notes: list[str] = []
     runs = _int(request, "runs", 50)
     warmup = _int(request, "warmup", 5)
     duration = request.get("duration_s")
@@ -114,11 +174,8 @@ def profile_model(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     if not runs and not duration_s:
         raise BadInputError("profile request: give runs > 0 or a duration")
     shapes = request.get("input_shapes") or None
-    provider_options = dict(request.get("provider_options") or {})
-    session_config = dict(request.get("session_config") or {})
     fallback_off = bool(request.get("disable_cpu_fallback", False))
     setup: dict[str, Any] = {}
-    notes: list[str] = []
 
     ctx.stage = "load"
     ctx.progress(0.0, f"loading {Path(model).name}")
@@ -138,8 +195,7 @@ def profile_model(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     sess, info = make_session(
         model,
         backend,
-        provider_options=provider_options,
-        session_config=session_config,
+        **kwargs,
         disable_cpu_fallback=fallback_off,
         # QNN: the first run is profiled by ORT to see where nodes really ran (see _placement).
         enable_profiling=backend != "cpu",
@@ -187,8 +243,12 @@ def profile_model(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         label=str(request.get("label") or f"{graph.name} on {backend}"),
         providers=list(info.providers),
         options={
+            "source": str(source),
             "provider_options": info.provider_options,
             "session_config": info.session_config,
+            "intra_op_num_threads": kwargs.get("intra_op_num_threads"),
+            "graph_optimization_level": kwargs.get("graph_optimization_level"),
+            "config": request.get("config"),
             "disable_cpu_fallback": fallback_off,
             "runs": runs,
             "warmup": warmup,
@@ -210,13 +270,16 @@ def profile_model(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     if request.get("layers", True):
         ctx.stage = "layers"
         ctx.check_cancelled()
+        mapping_graph, mapping_note = _mapping_graph(request.get("_bundle"), graph, shapes)
+        if mapping_note:
+            notes.append(mapping_note)
+        record.options["layers_mapped_to"] = str(mapping_graph.path)
         layer_pass = profile_layers(
-            graph,
+            mapping_graph,
             model,
             backend,
             feeds,
-            provider_options=provider_options,
-            session_config=session_config,
+            session_kwargs=kwargs,
             disable_cpu_fallback=fallback_off,
             runs=_int(request, "layer_runs", 3, 1),
             workdir=request.get("artifacts_dir"),
@@ -229,7 +292,7 @@ def profile_model(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         notes.extend(layer_pass.notes)
         if layer_pass.artifacts:
             record.options["artifacts"] = layer_pass.artifacts
-    record.notes = notes
+    record.notes = notes + [f"warning: {w}" for w in warnings]
     ctx.progress(1.0, f"mean {stats.mean_ms:.3f} ms over {stats.count} runs")
     out = request.get("out")
     if out:

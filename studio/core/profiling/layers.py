@@ -86,8 +86,7 @@ def profile_layers(
     backend: str,
     feeds: dict[str, Any],
     *,
-    provider_options: dict[str, Any] | None = None,
-    session_config: dict[str, Any] | None = None,
+    session_kwargs: dict[str, Any] | None = None,
     disable_cpu_fallback: bool = False,
     runs: int = 3,
     workdir: str | Path | None = None,
@@ -106,8 +105,7 @@ def profile_layers(
             backend,
             feeds,
             folder,
-            provider_options or {},
-            session_config or {},
+            dict(session_kwargs or {}),
             disable_cpu_fallback,
             max(1, int(runs)),
             ctx,
@@ -124,8 +122,7 @@ def _run_pass(
     backend: str,
     feeds: dict[str, Any],
     folder: Path,
-    provider_options: dict[str, Any],
-    session_config: dict[str, Any],
+    session_kwargs: dict[str, Any],
     disable_cpu_fallback: bool,
     runs: int,
     ctx: JobContext,
@@ -134,7 +131,7 @@ def _run_pass(
     out = LayerPass()
     csv_path = folder / "qnn_profile.csv"
     dump_dir = folder / "qnn_graph"
-    opts = dict(provider_options)
+    opts = dict(session_kwargs.pop("provider_options", None) or {})
     if backend != "cpu":
         if csv_path.exists():
             csv_path.unlink()  # the EP appends: a stale file would add another session's rows
@@ -151,7 +148,7 @@ def _run_pass(
         model_path,
         backend,
         provider_options=opts,
-        session_config=session_config,
+        **session_kwargs,
         disable_cpu_fallback=disable_cpu_fallback,
         enable_profiling=True,
         profile_prefix=str(folder / "ort_profile"),

@@ -25,7 +25,13 @@ def test_cpu_profile_inline(prof_models, tmp_path):
     ctx = JobContext(on_progress=lambda f, t: events.append((f, t)), min_interval_s=0.0)
     data = run_inline(
         profile_model,
-        {"model": str(prof_models["float"]), "runs": 30, "warmup": 2, "out": str(out)},
+        {
+            "model": str(prof_models["float"]),
+            "backend": "cpu",
+            "runs": 30,
+            "warmup": 2,
+            "out": str(out),
+        },
         ctx,
     )
     rec = ProfileRun.from_json(data)
@@ -49,7 +55,9 @@ def test_cpu_profile_inline(prof_models, tmp_path):
 
 def test_unnamed_nodes_map_to_synthetic_ids(prof_models):
     rec = ProfileRun.from_json(
-        run_inline(profile_model, {"model": str(prof_models["unnamed"]), "runs": 5})
+        run_inline(
+            profile_model, {"model": str(prof_models["unnamed"]), "backend": "cpu", "runs": 5}
+        )
     )
     assert {"Conv_0", "Conv_2", "Gemm_7"} <= set(_rows(rec))
 
@@ -60,6 +68,7 @@ def test_sustained_mode_keeps_a_timeline(prof_models):
             profile_model,
             {
                 "model": str(prof_models["float"]),
+                "backend": "cpu",
                 "runs": 0,
                 "duration_s": 0.6,
                 "timeline_bin_s": 0.2,
@@ -79,7 +88,9 @@ def test_cancel_stops_the_loop(prof_models):
     threading.Timer(0.3, ctx.token.cancel).start()
     with pytest.raises(JobCancelledError):
         run_inline(
-            profile_model, {"model": str(prof_models["float"]), "runs": 0, "duration_s": 30}, ctx
+            profile_model,
+            {"model": str(prof_models["float"]), "backend": "cpu", "runs": 0, "duration_s": 30},
+            ctx,
         )
 
 
@@ -87,7 +98,9 @@ def test_bad_requests(prof_models):
     with pytest.raises(BadInputError, match="model"):
         run_inline(profile_model, {})
     with pytest.raises(BadInputError, match="runs"):
-        run_inline(profile_model, {"model": str(prof_models["float"]), "runs": "many"})
+        run_inline(
+            profile_model, {"model": str(prof_models["float"]), "backend": "cpu", "runs": "x"}
+        )
 
 
 def test_gpu_is_reported_unavailable(prof_models):
@@ -99,7 +112,7 @@ def test_gpu_is_reported_unavailable(prof_models):
 def test_runs_in_the_worker_process(prof_models):
     data = run_in_worker(
         job_kind(profile_model),
-        {"model": str(prof_models["float"]), "runs": 10, "warmup": 1},
+        {"model": str(prof_models["float"]), "backend": "cpu", "runs": 10, "warmup": 1},
         timeout_s=120,
     )
     rec = ProfileRun.from_json(data)

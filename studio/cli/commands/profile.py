@@ -1,0 +1,149 @@
+"""``npu-studio profile``: latency statistics and a per-layer profile mapped to ONNX nodes.
+
+    npu-studio profile MODEL|BUNDLE [--backend htp|cpu|gpu|qnn-cpu] [--config backend_config.json]
+                       [--runs N] [--warmup N] [--duration S] [--layer-runs N] [--no-layers]
+                       [--input-shape NAME=1,3,224,224] [--disable-cpu-fallback]
+                       [--report out.html] [--compare RUN.json ...] [--save run.json]
+                       [--export DIR] [--artifacts DIR] [--label TEXT] [--json]
+
+The job runs in a worker process (a native crash fails the job, not the command). Latencies are
+measured with profiling off; per-layer figures (QNN cycles on HTP, ORT kernel times on CPU) come
+from a separate short profiled pass. ``--json`` prints the saved record: statistics, per-run
+latencies and the per-layer table keyed by ONNX node id, plus the suggestions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from studio.cli.common import add_input_shape_arg, parse_input_shapes, print_json, stderr_context
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "profile",
+        help="measure latency and per-layer cost on HTP, CPU or GPU; write an HTML report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", help="ONNX model or compiled bundle folder")
+    parser.add_argument("--backend", help="htp (default; a bundle's own), cpu, gpu or qnn-cpu")
+    parser.add_argument("--config", help="backend_config.json (provider/session options)")
+    parser.add_argument("--runs", type=int, default=50, help="measured runs (default 50)")
+    parser.add_argument("--warmup", type=int, default=5, help="warm-up runs (default 5)")
+    parser.add_argument(
+        "--duration", type=float, help="sustained mode: run for S seconds (with --runs 0: only)"
+    )
+    parser.add_argument("--layer-runs", type=int, default=3, help="profiled runs per layer pass")
+    parser.add_argument("--no-layers", action="store_true", help="skip the per-layer pass")
+    add_input_shape_arg(parser)
+    parser.add_argument(
+        "--disable-cpu-fallback",
+        action="store_true",
+        help="fail unless every node runs on the QNN backend",
+    )
+    parser.add_argument("--report", help="write a self-contained HTML report here")
+    parser.add_argument(
+        "--compare", nargs="+", default=[], metavar="RUN.json", help="saved runs for the report"
+    )
+    parser.add_argument("--save", help="save the run record (JSON) here")
+    parser.add_argument("--export", metavar="DIR", help="write run JSON + layer/latency CSVs")
+    parser.add_argument("--artifacts", metavar="DIR", help="keep raw profiler files here")
+    parser.add_argument("--label", help="name of this run in reports and comparisons")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    parser.add_argument("--timeout", type=float, default=None, help="give up after N seconds")
+    parser.add_argument("--inline", action="store_true", help="run in this process (debugging)")
+    parser.add_argument("--json", action="store_true", help="print the record as JSON")
+    parser.set_defaults(func=run)
+
+
+def build_request(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "model": args.model,
+        "backend": args.backend,
+        "config": args.config,
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "duration_s": args.duration,
+        "layers": not args.no_layers,
+        "layer_runs": args.layer_runs,
+        "input_shapes": parse_input_shapes(args.input_shape) or None,
+        "disable_cpu_fallback": args.disable_cpu_fallback,
+        "artifacts_dir": args.artifacts,
+        "label": args.label,
+        "seed": args.seed,
+        "out": args.save,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from studio.core.jobs import job_kind, run_inline
+    from studio.core.model import ModelGraph
+    from studio.core.profiling.export import export_run
+    from studio.core.profiling.job import profile_model
+    from studio.core.profiling.records import ProfileRun
+    from studio.core.profiling.report import write_report
+    from studio.core.profiling.suggestions import suggest
+    from studio.core.worker_client import run_in_worker
+
+    # Saved runs to compare are read first: a bad file fails fast, before minutes of measuring.
+    others = [ProfileRun.load(p) for p in args.compare]
+    request = build_request(args)
+    ctx = stderr_context(quiet=args.json)
+    if args.inline:
+        data = run_inline(profile_model, request, ctx)
+    else:
+        data = run_in_worker(job_kind(profile_model), request, ctx, timeout_s=args.timeout)
+    record = ProfileRun.from_json(data)
+    graph_path = record.options.get("layers_mapped_to") or record.model_path
+    graph = ModelGraph.load(graph_path, input_shapes=request["input_shapes"])
+    items = suggest(record, graph)
+    if args.report:
+        write_report(args.report, [record, *others], graph, suggestions=items)
+    exported = export_run(record, args.export) if args.export else {}
+    if args.json:
+        out = record.to_json()
+        out["suggestions"] = [s.to_json() for s in items]
+        out["report"] = args.report
+        out["exports"] = {k: str(v) for k, v in exported.items()}
+        print_json(out)
+        return 0
+    _print_summary(record, items)
+    if args.report:
+        print(f"report: {args.report}")
+    for kind, path in exported.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _print_summary(record: Any, items: list[Any]) -> None:
+    s = record.stats
+    print(f"{record.label}: {record.backend.upper()} on {', '.join(record.providers)}")
+    for note in record.notes:
+        print(f"  note: {note}", file=sys.stderr if note.startswith("warning") else sys.stdout)
+    print(
+        f"  latency over {s.count} runs: mean {s.mean_ms:.3f} ms  p50 {s.p50_ms:.3f}  "
+        f"p95 {s.p95_ms:.3f}  p99 {s.p99_ms:.3f}  min {s.min_ms:.3f}  max {s.max_ms:.3f}  "
+        f"({s.throughput_ips:.1f} inf/s)"
+    )
+    setup = record.setup
+    print(
+        f"  set-up: load {setup.get('model_load_s', 0) * 1000:.1f} ms, session "
+        f"{setup.get('session_create_s', 0) * 1000:.1f} ms, first run "
+        f"{setup.get('first_run_ms', 0):.2f} ms; CPU {record.resources.get('cpu_percent', 0):.0f}%"
+        f", peak RSS {record.resources.get('peak_rss_mb') or 0:.0f} MB"
+    )
+    ranked = record.ranked()
+    if ranked:
+        unit = "cycles" if record.primary_measure == "cycles" else "us"
+        print(f"  slowest layers ({unit}):")
+        for r in ranked[:10]:
+            tag = " [inserted by backend]" if r.inserted else ""
+            print(
+                f"    {r.value:>14,.1f}  {100 * (r.share or 0):5.1f}%  {r.node_id} ({r.op_type}){tag}"
+            )
+    for item in items:
+        if item.kind != "hotspot":
+            print(f"  suggestion: {item.title}")
