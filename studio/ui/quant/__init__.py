@@ -1,0 +1,1 @@
+"""The Quantization workspace (tensor table, histogram, SQNR charts) over the core QuantPlan."""

@@ -1,0 +1,326 @@
+"""The workspace's long and file-touching actions: calibrate, analyse, auto-mix, import, export,
+build, and restoring a project's plan.
+
+Each is a core call; the heavy ones run on the workspace's :class:`JobRunner` (progress, cancel,
+UI never blocked) and come back in a ``done`` callback that updates the session. Functions take
+the workspace as their first argument so the workspace module stays about layout and edits.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog
+
+from studio.core.calibration import CalibrationStats
+from studio.core.calibration import calibrate as core_calibrate
+from studio.core.encodings import coverage, load_encodings, save_encodings
+from studio.core.errors import StudioError
+from studio.core.quantize import QuantPlan
+from studio.core.quantize import build_qdq as core_build_qdq
+from studio.ui.quant.commands import ImportEncodingsCommand
+from studio.ui.quant.dialogs import CalibrateDialog, ExportDialog
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_SCHEMA = 1
+
+
+def _model_path(ws) -> str | None:
+    path = getattr(ws.ctx, "model_path", None)
+    graph = ws.session.graph
+    if not path and graph is not None:
+        path = str(getattr(graph, "path", "") or "")
+    return path or None
+
+
+def _need_stats(ws, what: str) -> bool:
+    if ws.session.stats is None:
+        ws.show_message(f"{what} needs calibration statistics: Calibrate first.", error=True)
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------- calibration
+def calibrate_dialog(ws) -> None:
+    if _model_path(ws) is None:
+        ws.show_message("Open a model first.", error=True)
+        return
+    plan = ws.session.plan
+    dialog = CalibrateDialog(ws, ws.data_spec, plan.method, plan.percentile)
+    if dialog.exec() == QDialog.DialogCode.Accepted:
+        choice = dialog.choice()
+        calibrate(ws, choice.data, choice.method, choice.percentile)
+
+
+def calibrate(ws, data: str, method: str | None = None, percentile: float | None = None) -> None:
+    """One calibration pass (cached by model + data) on the runner; stats replace the old ones."""
+    model = _model_path(ws)
+    if model is None:
+        ws.show_message("Open a model first.", error=True)
+        return
+    shapes = dict(getattr(ws.ctx, "input_shapes", {}) or {})
+
+    def job(jctx) -> CalibrationStats:
+        return core_calibrate(model, data, input_shapes=shapes or None, ctx=jctx)
+
+    def done(stats: CalibrationStats) -> None:
+        ws.data_spec = data
+        ws.session.set_stats(stats)
+        defaults = {}
+        if method:
+            defaults["method"] = method
+        if percentile is not None:
+            defaults["percentile"] = float(percentile)
+        if defaults:
+            ws.set_defaults(**defaults)
+        project = getattr(ws.ctx, "project", None)
+        if project is not None:
+            project.update(
+                "calibration",
+                {
+                    "schema_version": CALIBRATION_SCHEMA,
+                    "data": data,
+                    "stats_dir": str(stats.folder) if stats.folder else None,
+                    "num_samples": stats.num_samples,
+                    "model_sha256": stats.model_sha256,
+                },
+            )
+        ws._update_banner()
+        ws.show_message(
+            f"Calibrated on {stats.num_samples} samples ({data}): "
+            f"{len(stats.histograms)} activations, {len(ws.session.encodings)} encodings."
+        )
+
+    ws.runner.start("Calibrate", job, done)
+
+
+def restore_from_project(ws, project: Any) -> bool:
+    """Rebuild the plan (and cached stats, when still on disk) from an open project."""
+    if project is None:
+        return False
+    restored = False
+    if project.quant_plan:
+        try:
+            ws.session.set_plan(QuantPlan.from_json(project.quant_plan))
+            restored = True
+        except StudioError as exc:
+            ws.show_message(f"the project's quant_plan could not be read: {exc}", error=True)
+    calib = project.calibration or {}
+    folder = calib.get("stats_dir")
+    if folder and Path(folder).is_dir():
+        try:
+            stats = CalibrationStats.load(folder)
+        except StudioError as exc:
+            ws.show_message(f"cached calibration unreadable ({exc}); calibrate again", error=True)
+        else:
+            ws.data_spec = str(calib.get("data") or "")
+            ws.session.set_stats(stats)
+            ws.show_message(
+                f"Restored the project's plan and calibration ({stats.num_samples} samples, "
+                f"{calib.get('data')})."
+            )
+            return True
+    elif calib.get("data"):
+        ws.data_spec = str(calib["data"])
+        ws.show_message(
+            f"The project's plan is restored; its calibration cache is gone: Calibrate again "
+            f"({calib['data']})."
+        )
+    return restored
+
+
+# ---------------------------------------------------------------------- SQNR and auto-mix
+def _accuracy():
+    try:
+        from studio.core import accuracy
+    except ImportError:
+        return None
+    return accuracy
+
+
+def analyse(ws) -> None:
+    """Per-layer SQNR of the plan (float vs quantised) on the runner."""
+    if not _need_stats(ws, "Analyse"):
+        return
+    accuracy = _accuracy()
+    if accuracy is None:
+        ws.show_message(
+            "SQNR analysis is not available in this build (studio.core.accuracy).", error=True
+        )
+        return
+    stats, plan = ws.session.stats, ws.session.plan.copy()
+
+    def job(jctx):
+        return accuracy.layer_sqnr(stats, plan, ctx=jctx)
+
+    def done(result) -> None:
+        values = result.per_tensor if hasattr(result, "per_tensor") else dict(result)
+        ws.session.set_sqnr(values, "analyse")
+        output = getattr(result, "output_sqnr", None)
+        worst = min(values.items(), key=lambda kv: kv[1]) if values else None
+        text = f"SQNR measured on {len(values)} tensors"
+        if output is not None:
+            text += f"; model output {output:.1f} dB"
+        if worst:
+            text += f"; worst {worst[1]:.1f} dB at {worst[0]}"
+        ws.show_message(text)
+        ws.tabs.setCurrentWidget(ws.sqnr_chart)
+
+    ws.runner.start("Analyse", job, done)
+
+
+def automix_dialog(ws) -> None:
+    target, ok = QInputDialog.getDouble(
+        ws, "Auto mixed precision", "Target output SQNR (dB):", 30.0, 0.0, 120.0, 1
+    )
+    if ok:
+        auto_mix(ws, target)
+
+
+def auto_mix(ws, target_db: float) -> None:
+    if not _need_stats(ws, "Auto-mix"):
+        return
+    accuracy = _accuracy()
+    if accuracy is None:
+        ws.show_message(
+            "Auto-mix is not available in this build (studio.core.accuracy).", error=True
+        )
+        return
+    stats, plan = ws.session.stats, ws.session.plan.copy()
+
+    def job(jctx):
+        return accuracy.auto_mix(stats, plan, target_db, ctx=jctx)
+
+    def done(result) -> None:
+        ws.mix_result = result
+        steps = result.steps
+        counts = [len(s.wide) for s in steps]
+        sqnr = [s.sqnr for s in steps]
+        chosen = getattr(result, "chosen", None)
+        ws.mix_curve.set_curve(
+            counts,
+            sqnr,
+            target_db,
+            f"{len(steps)} configurations measured; click a point to apply it (undoable).",
+            chosen,
+        )
+        ws.tabs.setCurrentWidget(ws.mix_curve)
+        ws.show_message(f"Auto-mix: {len(steps)} configurations; target {target_db:.1f} dB")
+
+    ws.runner.start("Auto-mix", job, done)
+
+
+def apply_mix_point(ws, index: int) -> bool:
+    """Apply one auto-mix configuration: its tensors at 16 bits, the rest back to the default."""
+    result = ws.mix_result
+    if result is None or not 0 <= index < len(result.steps):
+        return False
+    step = result.steps[index]
+    wide = set(step.wide)
+    changes = {}
+    for name in result.candidates:
+        current = ws.session.override(name)
+        if name in wide:
+            ov = ws.session.edited_override(name, "bits", "16")
+            changes[name] = ov
+        elif current is not None and current.bitwidth == 16:
+            changes[name] = None
+    ok = ws.push_overrides(
+        changes, f"auto-mix: {len(wide)} tensors at 16 bits ({step.sqnr:.1f} dB)"
+    )
+    ws.mix_curve.mark(index)
+    return ok
+
+
+# ---------------------------------------------------------------------- files
+def import_encodings(ws, path: str) -> bool:
+    """Read any supported encodings file against the model; one undoable command."""
+    model = ws.session.proto if ws.session.proto is not None else ws.session.graph
+    try:
+        encset, warnings = load_encodings(path, model)
+    except StudioError as exc:
+        ws.show_message(f"import failed: {exc}", error=True)
+        return False
+    command = ImportEncodingsCommand(ws.session, encset, str(path), f"import {Path(path).name}")
+    try:
+        ws.session.apply_import(encset, str(path))
+    except StudioError as exc:
+        ws.show_message(f"import failed: {exc}", error=True)
+        return False
+    command.applied = True
+    ws.ctx.undo_stack.push(command)
+    text = f"Imported {len(encset)} encodings from {Path(path).name}"
+    if ws.session.proto is not None:
+        report = coverage(encset, ws.session.proto)
+        if report.unknown_tensors:
+            text += (
+                f"; {len(report.unknown_tensors)} name no tensor of the model "
+                f"(e.g. {report.unknown_tensors[0]})"
+            )
+    if warnings:
+        text += f"; {len(warnings)} warnings: {warnings[0]}"
+    ws.show_message(text, error=bool(warnings))
+    return True
+
+
+def export_dialog(ws) -> None:
+    default = ""
+    model = _model_path(ws)
+    if model:
+        default = str(Path(model).with_suffix(".encodings.json"))
+    dialog = ExportDialog(ws, default)
+    if dialog.exec() == QDialog.DialogCode.Accepted:
+        path, fmt = dialog.choice()
+        if path:
+            export_encodings(ws, path, fmt)
+
+
+def export_encodings(ws, path: str, fmt: str) -> bool:
+    """The encodings the plan asks for (calibrated + imported + edits) in ``fmt``."""
+    encset = ws.session.encodings
+    if not len(encset) and ws.session.plan.imported is not None:
+        encset = ws.session.plan.imported
+    if not len(encset):
+        ws.show_message("Nothing to export: calibrate or import encodings first.", error=True)
+        return False
+    try:
+        save_encodings(encset, path, fmt)
+    except StudioError as exc:
+        ws.show_message(f"export failed: {exc}", error=True)
+        return False
+    ws.show_message(f"Exported {len(encset)} encodings ({fmt}) to {path}")
+    return True
+
+
+def build_dialog(ws) -> None:
+    if not _need_stats(ws, "Building the QDQ model"):
+        return
+    model = _model_path(ws) or "model.onnx"
+    default = str(Path(model).with_suffix(".qdq.onnx"))
+    path, _ = QFileDialog.getSaveFileName(ws, "Build QDQ model", default, "ONNX (*.onnx)")
+    if path:
+        build_qdq(ws, path)
+
+
+def build_qdq(ws, path: str) -> None:
+    if not _need_stats(ws, "Building the QDQ model"):
+        return
+    stats, plan = ws.session.stats, ws.session.plan.copy()
+
+    def job(jctx):
+        return core_build_qdq(stats, plan, path, ctx=jctx)
+
+    def done(result) -> None:
+        ws.last_build = result
+        text = (
+            f"QDQ model written to {result.qdq_path} in {result.elapsed_s:.1f} s: "
+            f"{len(result.wide_tensors)} activations at 16 bits, {len(result.float_tensors)} float"
+        )
+        if result.warnings:
+            text += f"; {len(result.warnings)} warnings: {result.warnings[0]}"
+        ws.show_message(text, error=bool(result.warnings))
+
+    ws.runner.start("Build QDQ", job, done)

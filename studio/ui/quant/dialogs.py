@@ -1,0 +1,191 @@
+"""Small dialogs of the Quantization workspace: calibration data source, export format.
+
+They only collect choices; the workspace runs the work. Random calibration data is allowed
+(useful to try the pipeline) but the dialog says plainly, in the warning colour, that encodings
+from random data say nothing about real inputs (the core's RANDOM_WARNING text).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.calibration import METHODS, RANDOM_WARNING
+from studio.core.encodings import FORMATS
+
+SOURCE_KINDS = (
+    ("folder", "Image or .npy folder"),
+    ("file", ".npz / .npy file"),
+    ("random", "Random data"),
+)
+METHOD_LABELS = {
+    "minmax": "Min/max (exact range)",
+    "percentile": "Percentile (clip outliers)",
+    "entropy": "Entropy (KL divergence)",
+    "mse": "MSE (minimise error)",
+}
+FORMAT_LABELS = {
+    "qnn": "QNN overrides 0.6.1 (qnn-onnx-converter --quantization_overrides)",
+    "aimet1": "AIMET 1.0.0",
+    "aimet2": "AIMET 2.0.0",
+    "ort": "ONNX Runtime TensorQuantOverrides",
+    "studio": "npu-studio encodings",
+}
+
+
+@dataclass
+class CalibrationChoice:
+    data: str  # folder, file or "random:N"
+    method: str
+    percentile: float
+
+
+class CalibrateDialog(QDialog):
+    """Where the calibration samples come from and how ranges are chosen."""
+
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        data: str = "",
+        method: str = "minmax",
+        percentile: float = 99.99,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("calibrateDialog")
+        self.setWindowTitle("Calibrate")
+        self.setMinimumWidth(520)
+        self.kind = QComboBox(self)
+        for key, label in SOURCE_KINDS:
+            self.kind.addItem(label, key)
+        self.path = QLineEdit(self)
+        self.path.setPlaceholderText("folder of images / .npy files, or an .npz file")
+        self.browse = QPushButton("Browse…", self)
+        self.browse.clicked.connect(self._browse)
+        self.count = QSpinBox(self)
+        self.count.setRange(1, 10000)
+        self.count.setValue(16)
+        self.count.setSuffix(" samples")
+        self.warning = QLabel("⚠ " + RANDOM_WARNING[0].upper() + RANDOM_WARNING[1:], self)
+        self.warning.setObjectName("quantWarning")
+        self.warning.setWordWrap(True)
+        self.method = QComboBox(self)
+        for m in METHODS:
+            self.method.addItem(METHOD_LABELS.get(m, m), m)
+        self.method.setCurrentIndex(max(0, self.method.findData(method)))
+        self.percentile = QDoubleSpinBox(self)
+        self.percentile.setDecimals(3)
+        self.percentile.setRange(50.001, 100.0)
+        self.percentile.setValue(percentile)
+        self.percentile.setSuffix(" %")
+
+        path_row = QHBoxLayout()
+        path_row.addWidget(self.path, 1)
+        path_row.addWidget(self.browse)
+        form = QFormLayout()
+        form.addRow("Source", self.kind)
+        form.addRow("Path", path_row)
+        form.addRow("Random", self.count)
+        form.addRow("", self.warning)
+        form.addRow("Range method", self.method)
+        form.addRow("Percentile", self.percentile)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Calibrate")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.buttons)
+
+        self.kind.currentIndexChanged.connect(self._update)
+        self.method.currentIndexChanged.connect(self._update)
+        self.path.textChanged.connect(self._update)
+        if data.startswith("random:"):
+            self.kind.setCurrentIndex(2)
+            self.count.setValue(int(data.split(":", 1)[1] or 16))
+        elif data:
+            self.kind.setCurrentIndex(1 if Path(data).is_file() else 0)
+            self.path.setText(data)
+        self._update()
+
+    def choice(self) -> CalibrationChoice:
+        key = self.kind.currentData()
+        data = f"random:{self.count.value()}" if key == "random" else self.path.text().strip()
+        return CalibrationChoice(data, self.method.currentData(), self.percentile.value())
+
+    def _update(self) -> None:
+        random = self.kind.currentData() == "random"
+        self.path.setEnabled(not random)
+        self.browse.setEnabled(not random)
+        self.count.setEnabled(random)
+        self.warning.setVisible(random)
+        self.percentile.setEnabled(self.method.currentData() == "percentile")
+        ok = random or bool(self.path.text().strip())
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)
+
+    def _browse(self) -> None:
+        if self.kind.currentData() == "folder":
+            path = QFileDialog.getExistingDirectory(self, "Calibration folder")
+        else:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Calibration data", "", "Arrays (*.npz *.npy);;All files (*)"
+            )
+        if path:
+            self.path.setText(path)
+
+
+class ExportDialog(QDialog):
+    """Format and destination of an encodings export."""
+
+    def __init__(self, parent: QWidget | None = None, default_path: str = "") -> None:
+        super().__init__(parent)
+        self.setObjectName("exportDialog")
+        self.setWindowTitle("Export encodings")
+        self.setMinimumWidth(560)
+        self.format = QComboBox(self)
+        for fmt in FORMATS:
+            self.format.addItem(FORMAT_LABELS.get(fmt, fmt), fmt)
+        self.path = QLineEdit(default_path, self)
+        browse = QPushButton("Browse…", self)
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.path, 1)
+        row.addWidget(browse)
+        form = QFormLayout()
+        form.addRow("Format", self.format)
+        form.addRow("File", row)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def choice(self) -> tuple[str, str]:
+        return self.path.text().strip(), self.format.currentData()
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export encodings", self.path.text(), "JSON (*.json);;All files (*)"
+        )
+        if path:
+            self.path.setText(path)

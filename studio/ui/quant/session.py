@@ -1,0 +1,400 @@
+"""The workspace's state holder: the core QuantPlan, the calibration stats and what they give.
+
+Why a Qt object at all: the table, the histogram, the charts and the graph overlay all show the
+same plan, and each must repaint after an edit, an undo, an import or a recalibration. The session
+turns core results into signals; it decides nothing itself. Every edit is expressed as a core
+``TensorOverride`` (or an imported ``EncodingSet``), applied through an undo command
+(``commands.py``), and the effective encodings are recomputed by ``QuantPlan.encodings`` - the
+same call the CLI makes, so the GUI can never show an encoding the build would not use.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+from PySide6.QtCore import QObject, Signal
+
+from studio.core.calibration import CalibrationStats
+from studio.core.encodings import Encoding, EncodingSet
+from studio.core.encodings.model_info import ModelView
+from studio.core.errors import ConfigError, EncodingsError, StudioError
+from studio.core.quantize.plan import QuantPlan, TensorOverride
+
+log = logging.getLogger(__name__)
+
+WEIGHT_HIST_BINS = 256
+
+
+@dataclass(frozen=True)
+class TensorRow:
+    """One line of the table: a quantisable tensor and where it sits in the graph."""
+
+    name: str
+    kind: str  # activation | param | bias
+    op_type: str  # producing op (activations) or consuming op (weights)
+    node_id: str | None  # node id in ctx.graph to select; None when it has no counterpart
+
+
+def copy_override(ov: TensorOverride | None) -> TensorOverride | None:
+    return None if ov is None else TensorOverride.from_json(ov.to_json())
+
+
+class QuantSession(QObject):
+    """Plan + stats + model -> rows, encodings, SQNR; signals for every change."""
+
+    rows_reset = Signal()  # the set of tensors changed (new model, new calibration)
+    tensors_changed = Signal(list)  # names whose encodings changed ([] = all)
+    sqnr_changed = Signal()
+    plan_changed = Signal()  # after any change of the plan (autosave hook)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.plan = QuantPlan()
+        self.stats: CalibrationStats | None = None
+        self.graph: Any = None  # studio.core.model.ModelGraph of the original model
+        self.proto: onnx.ModelProto | None = None  # the model the tensor names belong to
+        self.rows: list[TensorRow] = []
+        self._row_index: dict[str, TensorRow] = {}
+        self.encodings = EncodingSet()
+        self.sqnr: dict[str, float] = {}
+        self.sqnr_source = ""
+        self.edited: set[str] = set()
+        self._weights: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ set-up
+    def set_model(self, graph: Any) -> None:
+        """A new model: no stats yet; rows from the model itself (encodings unknown)."""
+        self.graph = graph
+        self.stats = None
+        self.proto = graph.proto if graph is not None else None
+        self.sqnr = {}
+        self._weights = {}
+        self._rebuild_rows()
+        self._recompute()
+        self.rows_reset.emit()
+        self.sqnr_changed.emit()
+
+    def set_stats(self, stats: CalibrationStats | None) -> None:
+        """New calibration: tensor names now come from the prepared (folded) model."""
+        self.stats = stats
+        self._weights = {}
+        if stats is not None and stats.prepared_model is not None:
+            self.proto = onnx.load(str(stats.prepared_model))
+        elif self.graph is not None:
+            self.proto = self.graph.proto
+        self.sqnr = {}
+        self._recompute()
+        self._rebuild_rows()
+        self.rows_reset.emit()
+        self.sqnr_changed.emit()
+        self.plan_changed.emit()
+
+    def set_plan(self, plan: QuantPlan) -> None:
+        """Replace the whole plan (project opened); no undo entry."""
+        self.plan = plan
+        self._recompute()
+        self._rebuild_rows()
+        self.rows_reset.emit()
+
+    def set_sqnr(self, values: dict[str, float], source: str = "") -> None:
+        self.sqnr = {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}
+        self.sqnr_source = source
+        self.sqnr_changed.emit()
+        self.tensors_changed.emit([])
+
+    # ------------------------------------------------------------------ queries
+    def encoding(self, name: str) -> Encoding | None:
+        enc = self.encodings.get(name)
+        if enc is None and self.plan.imported is not None:
+            enc = self.plan.imported.get(name)
+        return enc
+
+    def row(self, name: str) -> TensorRow | None:
+        return self._row_index.get(name)
+
+    def histogram(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(counts, edges): calibration histogram for activations, the data for weights."""
+        if self.stats is not None and name in self.stats.histograms:
+            return self.stats.histogram(name)
+        data = self.weight_array(name)
+        if data is None or data.size == 0:
+            return None
+        lo, hi = float(data.min()), float(data.max())
+        if hi <= lo:
+            hi = lo + 1e-6
+        counts, edges = np.histogram(data, bins=WEIGHT_HIST_BINS, range=(lo, hi))
+        return counts, edges
+
+    def observed_range(self, name: str) -> tuple[float, float] | None:
+        if self.stats is not None and name in self.stats.histograms:
+            t = self.stats.tensor(name)
+            return t.minimum, t.maximum
+        data = self.weight_array(name)
+        if data is None or data.size == 0:
+            return None
+        return float(data.min()), float(data.max())
+
+    def weight_array(self, name: str) -> np.ndarray | None:
+        if name in self._weights:
+            return self._weights[name]
+        if self.proto is None:
+            return None
+        for init in self.proto.graph.initializer:
+            if init.name == name:
+                try:
+                    arr = numpy_helper.to_array(init)
+                except Exception:  # noqa: BLE001 - external data not loaded: no histogram
+                    return None
+                arr = arr.astype(np.float64, copy=False)
+                self._weights[name] = arr
+                return arr
+        return None
+
+    def can_per_channel(self, name: str) -> bool:
+        """Only weights of rank >= 2 have output channels to scale separately."""
+        row = self.row(name)
+        if row is None or row.kind == "activation":
+            return False
+        data = self.weight_array(name)
+        return data is not None and data.ndim >= 2
+
+    def node_values(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Map per-tensor values onto node ids (graph overlay); the first tensor of a node wins
+        for activations, weights only fill nodes without an activation value."""
+        out: dict[str, Any] = {}
+        for kind_pass in ("activation", "param"):
+            for r in self.rows:
+                if r.kind == kind_pass and r.node_id and r.name in values and r.node_id not in out:
+                    out[r.node_id] = values[r.name]
+        return out
+
+    def badges(self) -> dict[str, str]:
+        """``{node_id: "A16 W8"}``: bit widths per node, for the graph's badges."""
+        parts: dict[str, dict[str, str]] = {}
+        for r in self.rows:
+            enc = self.encoding(r.name)
+            if enc is None or not r.node_id or r.kind == "bias":
+                continue
+            prefix = "A" if r.kind == "activation" else "W"
+            text = "F" + str(enc.bitwidth) if enc.is_float else str(enc.bitwidth)
+            parts.setdefault(r.node_id, {}).setdefault(prefix, prefix + text)
+        return {n: " ".join(p[k] for k in ("A", "W") if k in p) for n, p in parts.items()}
+
+    # ------------------------------------------------------------------ edits (used by commands)
+    def override(self, name: str) -> TensorOverride | None:
+        return self.plan.overrides.get(name)
+
+    def apply_overrides(self, changes: dict[str, TensorOverride | None]) -> None:
+        """Set (or clear, for None) the overrides; raises and restores on a core refusal."""
+        before = {n: copy_override(self.plan.overrides.get(n)) for n in changes}
+        try:
+            for name, ov in changes.items():
+                if ov is None:
+                    self.plan.clear_override(name)
+                else:
+                    self.plan.set_override(copy_override(ov))
+            self._recompute()
+        except StudioError:
+            for name, ov in before.items():
+                if ov is None:
+                    self.plan.clear_override(name)
+                else:
+                    self.plan.overrides[name] = ov
+            self._recompute()
+            raise
+        self._changed(list(changes))
+
+    def apply_import(self, encset: EncodingSet | None, source: str | None) -> None:
+        self.plan.imported = encset.copy() if encset is not None else None
+        self.plan.imported_source = source
+        self._recompute()
+        self._rebuild_rows()
+        self.rows_reset.emit()
+        self.plan_changed.emit()
+
+    def apply_defaults(self, values: dict[str, Any]) -> None:
+        """Plan-wide settings (activation_bitwidth, method, ...); validated by the core."""
+        old = self.plan.to_json()
+        for key, value in values.items():
+            setattr(self.plan, key, value)
+        try:
+            self.plan.validate()
+            self._recompute()
+        except StudioError:
+            self.plan = QuantPlan.from_json(old)
+            self._recompute()
+            raise
+        self._changed([])
+
+    def _changed(self, names: list[str]) -> None:
+        # folding a Relu's range into its producer can change a neighbour: repaint all rows
+        self.tensors_changed.emit([])
+        self.plan_changed.emit()
+
+    def reflects(self, name: str, key: str, value: Any) -> bool:
+        """Whether the effective encoding shows a requested setting (the core may ignore one:
+        e.g. plain constants are quantised like activations, never symmetric per-channel)."""
+        from studio.ui.quant.delegates import parse_bitwidth
+
+        enc = self.encoding(name)
+        if enc is None or key == "reset":
+            return True
+        if key == "bits":
+            dtype, bits = parse_bitwidth(str(value))
+            return enc.dtype == dtype and (dtype == "float" or enc.bitwidth == bits)
+        if key == "symmetric":
+            return enc.is_float or enc.symmetric == bool(value)
+        if key == "per_channel":
+            return enc.is_float or enc.per_channel == bool(value)
+        return True
+
+    # ------------------------------------------------------------------ building new overrides
+    def edited_override(self, name: str, key: str, value: Any) -> TensorOverride:
+        """The override after the user sets ``key`` to ``value`` on ``name``; the core checks it.
+
+        Raises EncodingsError/ConfigError/ValueError with the core's message when invalid.
+        """
+        from studio.ui.quant.delegates import parse_bitwidth, parse_number
+
+        enc = self.encoding(name)
+        ov = copy_override(self.plan.overrides.get(name)) or TensorOverride(tensor=name)
+        if key == "bits":
+            dtype, bits = parse_bitwidth(str(value))
+            if dtype == "float":
+                return TensorOverride(tensor=name, dtype="float", bitwidth=bits)
+            row = self.row(name)
+            if row is not None and row.kind == "activation" and bits == 4:
+                raise EncodingsError(
+                    f"tensor '{name}': 4-bit activations are not supported (8 or 16; 4-bit is "
+                    "for weights)"
+                )
+            ov.dtype, ov.bitwidth = "int", bits
+            self._keep_range(ov, enc)
+        elif key == "symmetric":
+            ov.symmetric = bool(value)
+            self._keep_range(ov, enc)
+        elif key == "per_channel":
+            ov.per_channel = bool(value)
+            ov.scale = ov.offset = None
+        elif key in ("min", "max"):
+            if enc is None or enc.is_float:
+                raise EncodingsError(f"tensor '{name}': no integer encoding to edit")
+            number = parse_number(str(value))
+            lo = number if key == "min" else enc.min[0]
+            hi = number if key == "max" else enc.max[0]
+            return self.range_override(name, lo, hi)
+        elif key in ("scale", "offset"):
+            if enc is None or enc.is_float:
+                raise EncodingsError(f"tensor '{name}': no integer encoding to edit")
+            text = str(value).strip()
+            scale = parse_number(text) if key == "scale" else enc.scale[0]
+            if key == "offset":
+                offset_f = parse_number(text)
+                if offset_f != round(offset_f):
+                    raise EncodingsError(f"tensor '{name}': offset must be a whole number")
+                offset = int(offset_f)
+            else:
+                offset = enc.offset[0]
+            new = enc.with_scale_offset(scale, offset)  # raises "scale[0] = ... is not positive"
+            ov.scale, ov.offset, ov.min, ov.max = list(new.scale), list(new.offset), None, None
+            self._pin_bits(ov, enc)
+        else:
+            raise ConfigError(f"column '{key}' is not editable")
+        ov.validate()
+        return ov
+
+    def range_override(self, name: str, lo: float, hi: float) -> TensorOverride:
+        """The override giving ``name`` the range [lo, hi] (scale/offset follow in the core)."""
+        enc = self.encoding(name)
+        if enc is None or enc.is_float:
+            raise EncodingsError(f"tensor '{name}': no integer encoding to edit")
+        if enc.per_channel:
+            raise EncodingsError(f"tensor '{name}': per-channel ranges come from the weights")
+        if not lo < hi:
+            raise EncodingsError(f"tensor '{name}': min {lo:.6g} must be below max {hi:.6g}")
+        enc.with_range(lo, hi)  # the core's checks (finite numbers)
+        ov = copy_override(self.plan.overrides.get(name)) or TensorOverride(tensor=name)
+        ov.min, ov.max, ov.scale, ov.offset = float(lo), float(hi), None, None
+        self._pin_bits(ov, enc)
+        ov.validate()
+        return ov
+
+    @staticmethod
+    def _keep_range(ov: TensorOverride, enc: Encoding | None) -> None:
+        """A user-set scale/offset belongs to the old grid: keep its range, drop the codes."""
+        if ov.scale is not None and enc is not None and not enc.is_float and not enc.per_channel:
+            ov.min, ov.max = enc.min[0], enc.max[0]
+        ov.scale = ov.offset = None
+
+    @staticmethod
+    def _pin_bits(ov: TensorOverride, enc: Encoding) -> None:
+        ov.dtype = "int"
+        if ov.bitwidth is None:
+            ov.bitwidth = enc.bitwidth
+        if ov.symmetric is None:
+            ov.symmetric = enc.symmetric
+
+    # ------------------------------------------------------------------ internals
+    def _recompute(self) -> None:
+        if self.stats is None:
+            self.encodings = EncodingSet()
+        else:
+            self.encodings = self.plan.encodings(self.stats, self.proto)
+        self.edited = set(self.plan.overrides)
+
+    def _rebuild_rows(self) -> None:
+        """Rows in graph order: each node's weights, then its outputs (inputs first)."""
+        self.rows = []
+        self._row_index = {}
+        if self.proto is None:
+            return
+        view = ModelView(self.proto)
+        if self.stats is not None:
+            wanted = set(self.stats.tensor_names()) | set(self.encodings)
+        else:
+            wanted = set(view.quantizable_tensors())
+        if self.plan.imported is not None:
+            wanted |= set(self.plan.imported)
+        graph_nodes = getattr(self.graph, "node_by_id", {}) or {}
+        graph_tensors = getattr(self.graph, "tensors", {}) or {}
+
+        def node_id(proto_node: onnx.NodeProto | None, tensor: str) -> str | None:
+            # the original graph's producer first (BN folding keeps the BN output's name)
+            info = graph_tensors.get(tensor)
+            if info is not None and info.producer:
+                return info.producer
+            if proto_node is not None and proto_node.name in graph_nodes:
+                return proto_node.name
+            if info is not None and info.consumers:
+                return info.consumers[0]
+            return None
+
+        seen: set[str] = set()
+        for inp in self.proto.graph.input:
+            if inp.name in wanted and inp.name not in seen:
+                consumer = next((n for n in self.proto.graph.node if inp.name in n.input), None)
+                self.rows.append(
+                    TensorRow(inp.name, "activation", "input", node_id(consumer, inp.name))
+                )
+                seen.add(inp.name)
+        for node in self.proto.graph.node:
+            for name in node.input:
+                if name in wanted and name not in seen and name in view.initializers:
+                    kind = view.kind_of(name)
+                    self.rows.append(TensorRow(name, kind, node.op_type, node_id(node, name)))
+                    seen.add(name)
+            for name in node.output:
+                if name in wanted and name not in seen:
+                    self.rows.append(
+                        TensorRow(name, "activation", node.op_type, node_id(node, name))
+                    )
+                    seen.add(name)
+        for name in sorted(wanted - seen):  # imported names the model does not have
+            enc = self.encoding(name)
+            self.rows.append(TensorRow(name, enc.kind if enc else "activation", "?", None))
+        self._row_index = {r.name: r for r in self.rows}

@@ -1,0 +1,56 @@
+"""Colours for the quantization plots and table, taken from the studio theme.
+
+The plots paint themselves (pyqtgraph ignores the QSS), so they read the theme's colour table
+here; the SQNR colour scale is the same red-yellow-green the graph overlay uses ("RdYlGn").
+"""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QColor
+
+try:  # the theme module belongs to the main window; fall back to its values if absent
+    from studio.ui.theme import COLORS
+except ImportError:  # pragma: no cover - theme ships with the ui package
+    COLORS = {
+        "window": "#1e2024",
+        "base": "#17191c",
+        "panel": "#25282d",
+        "border": "#33373e",
+        "text": "#d8dbe0",
+        "muted": "#8b919a",
+        "accent": "#4c9bff",
+        "error": "#f07178",
+        "warning": "#e5b567",
+        "ok": "#7ec699",
+    }
+
+PLOT_BG = COLORS["base"]
+PLOT_FG = COLORS["text"]
+
+# SQNR (dB) below which a tensor is clearly broken / at which it is comfortably fine.
+SQNR_BAD_DB = 10.0
+SQNR_GOOD_DB = 40.0
+
+_RDYLGN = [(0.0, (215, 48, 39)), (0.5, (254, 224, 139)), (1.0, (26, 152, 80))]
+
+
+def color(name: str) -> str:
+    return COLORS.get(name, "#d8dbe0")
+
+
+def rdylgn(fraction: float) -> QColor:
+    """Red (0) -> yellow (0.5) -> green (1), clamped."""
+    f = min(1.0, max(0.0, float(fraction)))
+    for (f0, c0), (f1, c1) in zip(_RDYLGN, _RDYLGN[1:], strict=False):
+        if f <= f1:
+            t = (f - f0) / (f1 - f0) if f1 > f0 else 0.0
+            return QColor(*(round(a + (b - a) * t) for a, b in zip(c0, c1, strict=False)))
+    return QColor(*_RDYLGN[-1][1])
+
+
+def sqnr_color(db: float) -> QColor:
+    return rdylgn((db - SQNR_BAD_DB) / (SQNR_GOOD_DB - SQNR_BAD_DB))
+
+
+KIND_COLORS = {"activation": "#4c9bff", "param": "#c792ea", "bias": "#8b919a"}
+BITWIDTH_COLORS = {4: "#f07178", 8: "#d8dbe0", 16: "#7ec699", 32: "#8b919a"}

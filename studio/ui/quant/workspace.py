@@ -1,0 +1,552 @@
+"""The Quantization workspace: calibrate, edit per-tensor encodings, analyse SQNR, export, build.
+
+Thin over the core: the state is a :class:`studio.core.quantize.QuantPlan` (held by
+:class:`QuantSession`), every edit is an undo command on ``ctx.undo_stack``, every long action
+(calibration, analysis, auto-mix, QDQ build) is a core call run by :class:`JobRunner` off the UI
+thread with progress and cancel. The plan is written to ``ctx.project`` after each change so the
+project's autosave keeps it, and rebuilt from the project when a model is opened.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.errors import StudioError
+from studio.core.quantize.plan import QuantPlan, TensorOverride
+from studio.ui.quant import actions
+from studio.ui.quant.charts import MixCurve, SqnrChart
+from studio.ui.quant.commands import SetDefaultsCommand, SetOverridesCommand
+from studio.ui.quant.editor import EditorPanel
+from studio.ui.quant.histogram import HistogramView
+from studio.ui.quant.runner import JobRunner
+from studio.ui.quant.session import QuantSession
+from studio.ui.quant.style import color
+
+log = logging.getLogger(__name__)
+
+STYLE = f"""
+#quantBanner {{ background: #3a2f1a; color: {color("warning")}; border: 1px solid #5a4620;
+  border-radius: 4px; padding: 5px 8px; }}
+#quantMessage[error="true"] {{ color: {color("error")}; }}
+#quantMessage {{ color: {color("muted")}; }}
+#quantWarning {{ color: {color("warning")}; }}
+#quantHistTitle {{ font-weight: 600; }}
+#quantHistInfo, #quantChartCaption {{ color: {color("muted")}; }}
+QToolButton#quantBulkButton {{ padding: 3px 8px; }}
+"""
+
+
+class QuantizationWorkspace(QWidget):
+    """The page of the main window's Quantization tab."""
+
+    def __init__(self, ctx, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("quantWorkspace")
+        self.setStyleSheet(STYLE)
+        self.ctx = ctx
+        self.session = QuantSession(self)
+        self.runner = JobRunner(self)
+        self.data_spec = ""
+        self.last_build: Any = None
+        self.mix_result: Any = None
+        self._syncing = False
+        self._local_shortcuts: list[QAction] = []
+
+        self._build_toolbar()
+        self.banner = QLabel(self)
+        self.banner.setObjectName("quantBanner")
+        self.banner.setWordWrap(True)
+        self.banner.hide()
+
+        self.editor = EditorPanel(self.session, self)
+        self.histogram = HistogramView(self)
+        self.sqnr_chart = SqnrChart(self)
+        self.mix_curve = MixCurve(self)
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(self.sqnr_chart, "Per-layer SQNR")
+        self.tabs.addTab(self.mix_curve, "Auto mixed precision")
+        right = QSplitter(Qt.Orientation.Vertical, self)
+        right.addWidget(self.histogram)
+        right.addWidget(self.tabs)
+        right.setSizes([320, 280])
+        split = QSplitter(Qt.Orientation.Horizontal, self)
+        split.addWidget(self.editor)
+        split.addWidget(right)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setSizes([900, 560])
+        self.splitter = split
+
+        self.progress = QProgressBar(self)
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(8)
+        self.progress_text = QLabel(self)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.clicked.connect(self.runner.cancel)
+        self.message = QLabel("Open a model, then Calibrate.", self)
+        self.message.setObjectName("quantMessage")
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        status = QHBoxLayout()
+        status.addWidget(self.message, 1)
+        status.addWidget(self.progress_text)
+        status.addWidget(self.progress)
+        status.addWidget(self.cancel_button)
+        self._set_busy(False)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 6)
+        layout.setSpacing(6)
+        layout.addLayout(self.toolbar)
+        layout.addWidget(self.banner)
+        layout.addWidget(split, 1)
+        layout.addLayout(status)
+
+        # wiring
+        self.editor.model.edit_fn = self.edit_field
+        self.editor.bulk_requested.connect(self.bulk_edit)
+        self.editor.selection_changed.connect(self._rows_selected)
+        self.histogram.range_edited.connect(self.edit_range)
+        self.sqnr_chart.tensor_clicked.connect(lambda n: self.editor.select_names([n]))
+        self.mix_curve.point_clicked.connect(self.apply_mix_point)
+        self.session.tensors_changed.connect(self._refresh_selected)
+        self.session.rows_reset.connect(self._refresh_selected)
+        self.session.plan_changed.connect(self._plan_changed)
+        self.session.sqnr_changed.connect(self._sqnr_changed)
+        self.runner.started.connect(lambda t: self._set_busy(True, t))
+        self.runner.progress.connect(self._progress)
+        self.runner.log_line.connect(self._log_line)
+        self.runner.finished.connect(lambda t, _r: self._set_busy(False))
+        self.runner.failed.connect(self._job_failed)
+        self.runner.cancelled.connect(self._job_cancelled)
+        ctx.model_changed.connect(self.open_model)
+        ctx.node_selected.connect(self._node_selected)
+        if getattr(ctx, "graph", None) is not None:
+            self.open_model(ctx.graph)
+
+    # ------------------------------------------------------------------ layout pieces
+    def _build_toolbar(self) -> None:
+        self.toolbar = QHBoxLayout()
+        self.toolbar.setSpacing(6)
+
+        def button(text: str, tip: str, slot) -> QPushButton:
+            b = QPushButton(text, self)
+            b.setToolTip(tip)
+            b.clicked.connect(slot)
+            self.toolbar.addWidget(b)
+            return b
+
+        self.calibrate_button = button(
+            "Calibrate…",
+            "Run the model once over calibration data to learn tensor ranges",
+            self.calibrate_dialog,
+        )
+        self.analyse_button = button(
+            "Analyse", "Measure per-layer SQNR: float model vs the quantised plan", self.analyse
+        )
+        self.automix_button = button(
+            "Auto-mix…",
+            "Raise the worst tensors to 16 bits until a target SQNR is met",
+            self.automix_dialog,
+        )
+        self.toolbar.addSpacing(12)
+        self.import_button = button(
+            "Import…",
+            "Import encodings (QNN overrides, AIMET 1.0.0/2.0.0, ORT, npu-studio)",
+            self.import_dialog,
+        )
+        self.export_button = button("Export…", "Export the plan's encodings", self.export_dialog)
+        self.build_button = button(
+            "Build QDQ model…", "Write the QDQ ONNX model of this plan", self.build_dialog
+        )
+        self.toolbar.addStretch(1)
+        self.act_bits = QComboBox(self)
+        self.act_bits.addItems(["A8", "A16"])
+        self.act_bits.setToolTip("Default activation bit width")
+        self.weight_bits = QComboBox(self)
+        self.weight_bits.addItems(["W4", "W8", "W16"])
+        self.weight_bits.setCurrentText("W8")
+        self.weight_bits.setToolTip("Default weight bit width")
+        self.method = QComboBox(self)
+        from studio.core.calibration import METHODS
+
+        self.method.addItems(list(METHODS))
+        self.method.setToolTip("How a calibrated range is chosen from the histogram")
+        for w in (self.act_bits, self.weight_bits, self.method):
+            self.toolbar.addWidget(w)
+        self.act_bits.activated.connect(
+            lambda _i: self.set_defaults(activation_bitwidth=int(self.act_bits.currentText()[1:]))
+        )
+        self.weight_bits.activated.connect(
+            lambda _i: self.set_defaults(weight_bitwidth=int(self.weight_bits.currentText()[1:]))
+        )
+        self.method.activated.connect(
+            lambda _i: self.set_defaults(method=self.method.currentText())
+        )
+        self.undo_button = QToolButton(self)
+        self.undo_button.setText("↶")
+        self.undo_button.setToolTip("Undo (Ctrl+Z)")
+        self.undo_button.clicked.connect(self.ctx.undo_stack.undo)
+        self.redo_button = QToolButton(self)
+        self.redo_button.setText("↷")
+        self.redo_button.setToolTip("Redo (Ctrl+Shift+Z)")
+        self.redo_button.clicked.connect(self.ctx.undo_stack.redo)
+        self.ctx.undo_stack.canUndoChanged.connect(self.undo_button.setEnabled)
+        self.ctx.undo_stack.canRedoChanged.connect(self.redo_button.setEnabled)
+        self.undo_button.setEnabled(self.ctx.undo_stack.canUndo())
+        self.redo_button.setEnabled(self.ctx.undo_stack.canRedo())
+        self.toolbar.addWidget(self.undo_button)
+        self.toolbar.addWidget(self.redo_button)
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        self._install_local_shortcuts()
+
+    def _install_local_shortcuts(self) -> None:
+        """Ctrl+Z / Ctrl+Shift+Z here unless the window already has them (two actions on the
+        same keys in one window are ambiguous and neither would fire)."""
+        if self._local_shortcuts:
+            return
+        window = self.window()
+        for action in window.findChildren(QAction):
+            if (
+                action.shortcut().matches(QKeySequence(QKeySequence.StandardKey.Undo))
+                == (QKeySequence.SequenceMatch.ExactMatch)
+                and action not in self._local_shortcuts
+            ):
+                return
+        for keys, slot in (
+            (QKeySequence.StandardKey.Undo, self.ctx.undo_stack.undo),
+            (QKeySequence("Ctrl+Shift+Z"), self.ctx.undo_stack.redo),
+            (QKeySequence.StandardKey.Redo, self.ctx.undo_stack.redo),
+        ):
+            action = QAction(self)
+            action.setShortcut(QKeySequence(keys))
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            action.triggered.connect(slot)
+            self.addAction(action)
+            self._local_shortcuts.append(action)
+
+    # ------------------------------------------------------------------ model / project
+    def open_model(self, graph: Any) -> None:
+        """A model was opened (or closed): reset, then restore the project's plan and stats."""
+        self.runner.cancel()
+        self.mix_result = None
+        self.last_build = None
+        self.mix_curve.set_curve([], [])
+        self.session.set_model(graph)
+        project = getattr(self.ctx, "project", None)
+        restored = actions.restore_from_project(self, project) if graph is not None else False
+        self._sync_default_widgets()
+        self._update_banner()
+        if graph is None:
+            self.show_message("Open a model, then Calibrate.")
+        elif not restored:
+            self.show_message(
+                f"{len(self.session.rows)} quantisable tensors. Calibrate to compute encodings."
+            )
+
+    def _plan_changed(self) -> None:
+        project = getattr(self.ctx, "project", None)
+        if project is not None:
+            try:
+                project.update("quant_plan", self.session.plan.to_json())
+            except StudioError as exc:
+                self.show_message(f"project not updated: {exc}", error=True)
+        self._sync_default_widgets()
+        self._publish_badges()
+        self._update_banner()
+
+    def _sync_default_widgets(self) -> None:
+        plan = self.session.plan
+        self.act_bits.setCurrentText(f"A{plan.activation_bitwidth}")
+        self.weight_bits.setCurrentText(f"W{plan.weight_bitwidth}")
+        self.method.setCurrentText(plan.method)
+
+    def _update_banner(self) -> None:
+        notes = []
+        stats = self.session.stats
+        if stats is not None and stats.warnings:
+            notes.extend(stats.warnings)
+        if self.session.plan.imported_source:
+            notes.append(
+                f"encodings imported from {Path(self.session.plan.imported_source).name} "
+                "take precedence over calibrated ranges (your edits still win)"
+            )
+        if notes:
+            self.banner.setText("⚠ " + "\n⚠ ".join(notes))
+            self.banner.show()
+        else:
+            self.banner.hide()
+
+    # ------------------------------------------------------------------ edits
+    def push_overrides(
+        self, changes: dict[str, TensorOverride | None], text: str, merge_key: str | None = None
+    ) -> bool:
+        """Apply through the core first; push the command only if it was accepted."""
+        if not changes:
+            return False
+        command = SetOverridesCommand(self.session, changes, text, merge_key)
+        try:
+            self.session.apply_overrides(changes)
+        except StudioError as exc:
+            self.show_message(str(exc), error=True)
+            return False
+        command.applied = True
+        self.ctx.undo_stack.push(command)
+        self.show_message(text)
+        return True
+
+    def edit_field(self, name: str, key: str, value: Any) -> bool:
+        """One cell edit (the table's setData goes through the same path)."""
+        try:
+            ov = self.session.edited_override(name, key, value)
+        except (StudioError, ValueError) as exc:
+            self.show_message(str(exc), error=True)
+            return False
+        done = self.push_overrides({name: ov}, f"{name}: {key} = {value}")
+        if done and not self.session.reflects(name, key, value):
+            self.show_message(
+                f"{name}: {key} = {value} is recorded, but the quantiser does not apply it to "
+                "this tensor",
+                error=True,
+            )
+        return done
+
+    def bulk_edit(self, key: str, value: Any, names: list[str]) -> bool:
+        """One command for all ``names``; tensors the edit does not fit are skipped and counted."""
+        changes: dict[str, TensorOverride | None] = {}
+        skipped: list[str] = []
+        for name in names:
+            if key == "reset":
+                if self.session.override(name) is not None:
+                    changes[name] = None
+                continue
+            row = self.session.row(name)
+            if key == "per_channel" and (row is None or row.kind == "activation"):
+                skipped.append(name)
+                continue
+            try:
+                changes[name] = self.session.edited_override(name, key, value)
+            except (StudioError, ValueError):
+                skipped.append(name)
+        label = {"bits": f"bits = {value}", "reset": "reset to defaults"}.get(
+            key, f"{key} = {value}"
+        )
+        done = self.push_overrides(changes, f"{len(changes)} tensors: {label}")
+        ignored = [n for n in changes if done and not self.session.reflects(n, key, value)]
+        notes = []
+        if skipped:
+            notes.append(
+                f"{len(skipped)} skipped (the edit does not apply to them, e.g. {skipped[0]})"
+            )
+        if ignored:
+            notes.append(
+                f"{len(ignored)} kept their setting: the quantiser does not apply it to them "
+                f"(e.g. {ignored[0]})"
+            )
+        if notes:
+            self.show_message(
+                f"{len(changes)} tensors: {label}; " + "; ".join(notes), error=not done
+            )
+        return done
+
+    def edit_range(self, name: str, lo: float, hi: float) -> bool:
+        """Histogram drag: a new [min, max] for one tensor; consecutive drags merge."""
+        try:
+            ov = self.session.range_override(name, lo, hi)
+        except (StudioError, ValueError) as exc:
+            self.show_message(str(exc), error=True)
+            self._refresh_selected()
+            return False
+        ok = self.push_overrides({name: ov}, f"{name}: range [{lo:.4g}, {hi:.4g}]", name)
+        if not ok:
+            self._refresh_selected()
+        return ok
+
+    def set_defaults(self, **values: Any) -> bool:
+        changed = {k: v for k, v in values.items() if getattr(self.session.plan, k) != v}
+        if not changed:
+            return False
+        command = SetDefaultsCommand(
+            self.session, changed, ", ".join(f"default {k} = {v}" for k, v in changed.items())
+        )
+        try:
+            self.session.apply_defaults(changed)
+        except StudioError as exc:
+            self.show_message(str(exc), error=True)
+            self._sync_default_widgets()
+            return False
+        command.applied = True
+        self.ctx.undo_stack.push(command)
+        return True
+
+    # ------------------------------------------------------------------ selection
+    def _rows_selected(self, names: list[str]) -> None:
+        self._refresh_selected()
+        if self._syncing or not names:
+            return
+        row = self.session.row(names[0])
+        if row is not None and row.node_id:
+            self._syncing = True
+            try:
+                self.ctx.select_node(row.node_id)
+            finally:
+                self._syncing = False
+
+    def _node_selected(self, node_id: str) -> None:
+        if self._syncing or not node_id:
+            return
+        names = [r.name for r in self.session.rows if r.node_id == node_id]
+        if not names:
+            return
+        # the node's own output first, then its weights
+        names.sort(key=lambda n: self.session.row(n).kind != "activation")
+        self._syncing = True
+        try:
+            self.editor.select_names(names)
+        finally:
+            self._syncing = False
+
+    def _refresh_selected(self, *_args) -> None:
+        names = self.editor.selected_names()
+        name = names[0] if names else ""
+        if not name or self.session.row(name) is None:
+            self.histogram.show_tensor("", None, None, None)
+            return
+        if name == self.histogram.tensor:
+            self.histogram.set_encoding(self.session.encoding(name))
+        else:
+            hist = self.session.histogram(name)
+            counts, edges = hist if hist is not None else (None, None)
+            self.histogram.show_tensor(
+                name, counts, edges, self.session.encoding(name), self.session.observed_range(name)
+            )
+        self.sqnr_chart.highlight(name)
+
+    # ------------------------------------------------------------------ SQNR, overlay, badges
+    def _sqnr_changed(self) -> None:
+        order = [r.name for r in self.session.rows if r.name in self.session.sqnr]
+        self.sqnr_chart.set_values(order, [self.session.sqnr[n] for n in order])
+        if self.session.sqnr:
+            self.ctx.set_overlay(
+                "sqnr", self.session.node_values(self.session.sqnr), "RdYlGn", "dB"
+            )
+
+    def _publish_badges(self) -> None:
+        if self.session.rows:
+            self.ctx.set_badges("bitwidth", self.session.badges())
+
+    # ------------------------------------------------------------------ long actions (actions.py)
+    def calibrate_dialog(self) -> None:
+        actions.calibrate_dialog(self)
+
+    def calibrate(
+        self, data: str, method: str | None = None, percentile: float | None = None
+    ) -> None:
+        actions.calibrate(self, data, method, percentile)
+
+    def analyse(self) -> None:
+        actions.analyse(self)
+
+    def automix_dialog(self) -> None:
+        actions.automix_dialog(self)
+
+    def auto_mix(self, target_db: float) -> None:
+        actions.auto_mix(self, target_db)
+
+    def apply_mix_point(self, index: int) -> bool:
+        return actions.apply_mix_point(self, index)
+
+    def import_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Import encodings", "", "Encodings (*.json *.encodings);;All files (*)"
+        )
+        if path:
+            self.import_encodings(path)
+
+    def import_encodings(self, path: str) -> bool:
+        return actions.import_encodings(self, path)
+
+    def export_dialog(self) -> None:
+        actions.export_dialog(self)
+
+    def export_encodings(self, path: str, fmt: str) -> bool:
+        return actions.export_encodings(self, path, fmt)
+
+    def build_dialog(self) -> None:
+        actions.build_dialog(self)
+
+    def build_qdq(self, path: str) -> None:
+        actions.build_qdq(self, path)
+
+    # ------------------------------------------------------------------ status
+    def show_message(self, text: str, error: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setToolTip(text)
+        self.message.setProperty("error", "true" if error else "false")
+        self.message.style().unpolish(self.message)
+        self.message.style().polish(self.message)
+        status = getattr(self.ctx, "status_message", None)
+        if status is not None:
+            status.emit(text)
+
+    def _set_busy(self, busy: bool, title: str = "") -> None:
+        for w in (self.progress, self.progress_text, self.cancel_button):
+            w.setVisible(busy)
+        for b in (
+            self.calibrate_button,
+            self.analyse_button,
+            self.automix_button,
+            self.build_button,
+        ):
+            b.setEnabled(not busy)
+        if busy:
+            self.progress.setValue(0)
+            self.progress_text.setText(title)
+
+    def _progress(self, fraction: float, text: str) -> None:
+        self.progress.setValue(int(fraction * 1000))
+        if text:
+            self.progress_text.setText(text)
+
+    def _log_line(self, line: str) -> None:
+        log.info("%s: %s", self.runner.title, line)
+        if line.startswith("warning:"):
+            self.show_message(line)
+
+    def _job_failed(self, title: str, message: str, details: str) -> None:
+        self._set_busy(False)
+        self.show_message(f"{title} failed: {message}", error=True)
+        self.ctx.show_error(f"{title} failed", message)
+
+    def _job_cancelled(self, title: str) -> None:
+        self._set_busy(False)
+        self.show_message(f"{title} cancelled")
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.runner.cancel()
+        self.runner.wait(5000)
+        super().closeEvent(event)
+
+    # ------------------------------------------------------------------ for tests / main window
+    def plan(self) -> QuantPlan:
+        return self.session.plan

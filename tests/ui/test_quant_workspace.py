@@ -1,0 +1,324 @@
+"""Quantization workspace on a real model: real calibration, real edits through the table's own
+editing path, the shared undo stack, the histogram region, selection sync and encodings import."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtWidgets import QLineEdit
+
+from studio.core.encodings import Encoding, EncodingSet, load_encodings, save_encodings
+from studio.core.model import ModelGraph
+from studio.core.quantize import QuantPlan
+from studio.ui.context import StudioContext
+from studio.ui.quant.table import COL, TENSOR_ROLE
+from studio.ui.quant.workspace import QuantizationWorkspace
+
+DEMO = Path(__file__).resolve().parents[2] / "resources" / "models" / "demo_cnn.onnx"
+ADD = "/res/Add_output_0"  # an activation of the demo model (Add before a Relu)
+SHOTS = Path(os.environ.get("NPU_STUDIO_SHOTS", "/tmp/shots"))
+
+
+@pytest.fixture
+def ctx(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("NPU_STUDIO_CACHE", str(tmp_path / "cache"))
+    context = StudioContext()
+    context.set_model(ModelGraph.load(DEMO), str(DEMO))
+    return context
+
+
+@pytest.fixture
+def ws(qtbot, ctx):
+    w = QuantizationWorkspace(ctx)
+    qtbot.addWidget(w)
+    w.resize(1500, 850)
+    w.show()
+    yield w
+    w.runner.cancel()
+    w.runner.wait(10000)
+
+
+def calibrate(qtbot, w, data="random:4"):
+    with qtbot.waitSignal(w.runner.finished, timeout=30000):
+        w.calibrate(data)
+    assert w.session.stats is not None
+
+
+def index_of(w, name, key):
+    row = w.editor.model.row_of(name)
+    assert row is not None, name
+    return w.editor.proxy.mapFromSource(w.editor.model.index(row, COL[key]))
+
+
+def cell(w, name, key, role=Qt.ItemDataRole.DisplayRole):
+    return w.editor.proxy.data(index_of(w, name, key), role)
+
+
+def first_weight(w):
+    return next(r.name for r in w.session.rows if r.kind == "param" and r.op_type == "Conv")
+
+
+def test_opens_with_model_rows_then_calibrates(qtbot, ws):
+    # before calibration: the model's quantisable tensors, no encodings yet
+    assert len(ws.session.rows) > 20
+    assert cell(ws, ADD, "bits") == "-"
+    calibrate(qtbot, ws)
+    stats = ws.session.stats
+    enc = ws.session.encoding(ADD)
+    assert enc is not None and enc.bitwidth == 8
+    # the table shows the core's numbers for this tensor
+    assert cell(ws, ADD, "scale") == f"{enc.scale[0]:.4g}"
+    assert cell(ws, ADD, "offset") == str(enc.offset[0])
+    assert stats.num_samples == 4
+    assert "random" in ws.banner.text() and ws.banner.isVisible()
+    weight = first_weight(ws)
+    wenc = ws.session.encoding(weight)
+    assert wenc.per_channel and wenc.symmetric
+    assert cell(ws, weight, "per_channel", Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Checked
+
+
+def test_bitwidth_edit_undo_redo(qtbot, ws, ctx):
+    calibrate(qtbot, ws)
+    before = ws.session.encoding(ADD)
+    index = index_of(ws, ADD, "bits")
+    assert ws.editor.proxy.flags(index) & Qt.ItemFlag.ItemIsEditable
+    assert ws.editor.proxy.setData(index, "16", Qt.ItemDataRole.EditRole)
+    after = ws.session.encoding(ADD)
+    assert after.bitwidth == 16 and cell(ws, ADD, "bits") == "16"
+    # a finer grid over the calibrated range (no longer folded into the Relu's [0, max])
+    lo, hi = ws.session.observed_range(ADD)
+    assert after.scale[0] == pytest.approx((hi - lo) / 65535, rel=1e-3)
+    assert after.scale[0] < before.scale[0] / 100
+    assert ctx.undo_stack.count() == 1
+    ctx.undo_stack.undo()
+    assert ws.session.encoding(ADD).bitwidth == 8
+    assert ws.session.encoding(ADD).same_as(before)
+    assert cell(ws, ADD, "bits") == "8"
+    ctx.undo_stack.redo()
+    assert ws.session.encoding(ADD).bitwidth == 16
+    # float fallback through the same cell
+    assert ws.editor.proxy.setData(index, "float16", Qt.ItemDataRole.EditRole)
+    assert ws.session.encoding(ADD).is_float
+    assert cell(ws, ADD, "bits") == "float16"
+    # 4-bit activations are refused with the reason shown
+    assert not ws.editor.proxy.setData(index, "4", Qt.ItemDataRole.EditRole)
+    assert "4-bit activations" in ws.message.text()
+    assert ws.session.encoding(ADD).is_float
+
+
+def test_bulk_edit_is_one_command(qtbot, ws, ctx):
+    calibrate(qtbot, ws)
+    names = [r.name for r in ws.session.rows[:8]]
+    kinds = {ws.session.row(n).kind for n in names}
+    assert kinds == {"activation", "param"}
+    ws.editor.select_names(names)
+    assert ws.editor.selected_names()[0] in names and len(ws.editor.selected_names()) == 8
+    ws.editor.bulk_buttons["Set 16-bit"].click()
+    assert ctx.undo_stack.count() == 1
+    assert all(ws.session.encoding(n).bitwidth == 16 for n in names)
+    # 4-bit: weights change, activations are skipped and counted
+    ws.editor.bulk_buttons["Set 4-bit"].click()
+    assert ctx.undo_stack.count() == 2
+    for n in names:
+        expected = 4 if ws.session.row(n).kind == "param" else 16
+        assert ws.session.encoding(n).bitwidth == expected, n
+    assert "skipped" in ws.message.text()
+    ctx.undo_stack.undo()
+    ctx.undo_stack.undo()
+    assert all(ws.session.encoding(n).bitwidth == 8 for n in names)
+    assert not ws.session.plan.overrides
+    # symmetric toggles on the whole selection; plain constants (Clip's min/max) are quantised
+    # like activations by the core, which ignores the request: the message says so
+    ws.editor.request_bulk("symmetric")
+    for n in names:
+        assert ws.session.encoding(n).symmetric == ("clip_m" not in n), n
+    assert "kept their setting" in ws.message.text()
+    weight = first_weight(ws)
+    ws.editor.select_names([weight, ADD])
+    ws.editor.request_bulk("per_channel")
+    assert not ws.session.encoding(weight).per_channel
+    ov = ws.session.override(ADD)
+    assert ov is None or ov.per_channel is None
+    assert "skipped" in ws.message.text()
+
+
+def test_invalid_scale_rejected_with_message(qtbot, ws, ctx):
+    calibrate(qtbot, ws)
+    before = ws.session.encoding(ADD)
+    index = index_of(ws, ADD, "scale")
+    # the real editor: type into the delegate's line edit and commit
+    ws.editor.table.setCurrentIndex(index)
+    ws.editor.table.edit(index)
+    editor = ws.editor.table.findChild(QLineEdit, "numberEditor")
+    assert editor is not None
+    editor.setText("-0.5")
+    ws.editor.number_delegate.setModelData(editor, ws.editor.proxy, index)
+    assert "not positive" in ws.message.text() and ADD in ws.message.text()
+    assert ws.message.property("error") == "true"
+    assert ws.session.encoding(ADD).same_as(before)
+    assert ctx.undo_stack.count() == 0
+    for bad in ("nan", "inf", "0"):
+        assert not ws.editor.proxy.setData(index, bad, Qt.ItemDataRole.EditRole)
+    assert ctx.undo_stack.count() == 0
+    # a valid scale: min/max follow from scale/offset
+    assert ws.editor.proxy.setData(index, "0.02", Qt.ItemDataRole.EditRole)
+    enc = ws.session.encoding(ADD)
+    assert enc.scale[0] == pytest.approx(0.02)
+    assert enc.max[0] == pytest.approx(0.02 * (255 + enc.offset[0]))
+    assert cell(ws, ADD, "max") == f"{enc.max[0]:.4g}"
+    # min edit: scale and offset follow
+    assert ws.editor.proxy.setData(index_of(ws, ADD, "min"), "-1.0", Qt.ItemDataRole.EditRole)
+    enc = ws.session.encoding(ADD)
+    assert enc.min[0] == pytest.approx(-1.0, abs=enc.scale[0])
+    assert enc.offset[0] < 0
+    assert not ws.editor.proxy.setData(index_of(ws, ADD, "min"), "99", Qt.ItemDataRole.EditRole)
+    assert "below max" in ws.message.text()
+
+
+def test_histogram_region_drag_changes_range(qtbot, ws, ctx):
+    calibrate(qtbot, ws)
+    ws.editor.select_names([ADD])
+    hist = ws.histogram
+    assert hist.tensor == ADD and hist.region.isVisible()
+    counts, edges = ws.session.stats.histogram(ADD)
+    x, _y = hist.curve.getData()
+    assert np.allclose(x, edges)
+    enc = ws.session.encoding(ADD)
+    lo, hi = hist.region_values()
+    assert (lo, hi) == pytest.approx((enc.min[0], enc.max[0]))
+    # drag the lower edge to -1.5 as a mouse drag would (setRegion + change finished)
+    hist.region.setRegion((-1.5, enc.max[0]))
+    hist.region.sigRegionChangeFinished.emit(hist.region)
+    new = ws.session.encoding(ADD)
+    assert new.min[0] == pytest.approx(-1.5, abs=new.scale[0])
+    assert cell(ws, ADD, "min") == f"{new.min[0]:.4g}"
+    # the region snapped to the grid's real range
+    assert hist.region_values()[0] == pytest.approx(new.min[0])
+    # a second drag merges into the same undo step
+    hist.region.setRegion((-1.0, enc.max[0]))
+    hist.region.sigRegionChangeFinished.emit(hist.region)
+    assert ctx.undo_stack.count() == 1
+    ctx.undo_stack.undo()
+    assert ws.session.encoding(ADD).same_as(enc)
+    assert hist.region_values() == pytest.approx((enc.min[0], enc.max[0]))
+
+
+def test_selection_sync_with_context(qtbot, ws, ctx):
+    calibrate(qtbot, ws)
+    selected = []
+    ctx.node_selected.connect(selected.append)
+    ws.editor.select_names([ADD])
+    assert selected[-1] == "/res/Add" == ctx.graph.tensors[ADD].producer
+    # graph -> table: a Conv node selects its output and its weight
+    ctx.select_node("/res/conv1/Conv")
+    names = ws.editor.selected_names()
+    kinds = sorted(ws.session.row(n).kind for n in names)
+    assert kinds == ["param"] or "activation" in kinds
+    assert any(ws.session.row(n).kind == "param" for n in names)
+    assert all(ws.session.row(n).node_id == "/res/conv1/Conv" for n in names)
+    # a filtered table still selects what is visible
+    ws.editor.filter.setText("relu_out/")
+    assert ws.editor.proxy.rowCount() == 1
+    assert ws.editor.proxy.data(ws.editor.proxy.index(0, 0), TENSOR_ROLE).endswith("Relu_output_0")
+
+
+def test_badges_and_sqnr_overlay(qtbot, ws, ctx):
+    badges, overlays = [], []
+    ctx.badges_changed.connect(lambda name, b: badges.append((name, b)))
+    ctx.overlay_changed.connect(lambda *a: overlays.append(a))
+    calibrate(qtbot, ws)
+    name, last = badges[-1]
+    assert name == "bitwidth" and last["/res/Add"] == "A8"
+    assert last["/res/conv1/Conv"].endswith("W8")
+    ws.edit_field(ADD, "bits", "16")
+    assert badges[-1][1]["/res/Add"] == "A16"
+    if ws.analyse_button.isEnabled() and _has_accuracy():
+        with qtbot.waitSignal(ws.runner.finished, timeout=60000):
+            ws.analyse()
+        name, values, cmap, unit = overlays[-1]
+        assert (name, cmap, unit) == ("sqnr", "RdYlGn", "dB")
+        assert values and all(np.isfinite(v) for v in values.values())
+        assert set(values) <= set(ctx.graph.node_by_id)
+        assert ws.sqnr_chart.names and cell(ws, ws.sqnr_chart.names[0], "sqnr")
+
+
+def _has_accuracy() -> bool:
+    try:
+        import studio.core.accuracy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_import_encodings_file(qtbot, ws, ctx, tmp_path):
+    calibrate(qtbot, ws)
+    weight = first_weight(ws)
+    path = tmp_path / "overrides.json"
+    imported = EncodingSet(
+        [
+            Encoding.from_range(ADD, -0.25, 3.0, 16),
+            Encoding.float_fallback("/res/relu_out/Relu_output_0"),
+        ]
+    )
+    save_encodings(imported, path, "qnn")
+    assert load_encodings(path)[0][ADD].bitwidth == 16  # a real QNN file
+    assert ws.import_encodings(str(path))
+    enc = ws.session.encoding(ADD)
+    assert enc.bitwidth == 16 and enc.min[0] == pytest.approx(-0.25, abs=1e-4)
+    assert ws.session.encoding("/res/relu_out/Relu_output_0").is_float
+    assert cell(ws, ADD, "bits") == "16"
+    assert "overrides.json" in ws.banner.text()
+    assert ws.session.encoding(weight).bitwidth == 8  # not in the file: calibrated default
+    ctx.undo_stack.undo()
+    assert ws.session.encoding(ADD).bitwidth == 8 and ws.session.plan.imported is None
+    ctx.undo_stack.redo()
+    assert ws.session.encoding(ADD).bitwidth == 16
+    # a broken file: the core's message, nothing changes
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"activation_encodings": {"x": [{"bitwidth": 8, "scale": -1, "offset": 0}]}}')
+    count = ctx.undo_stack.count()
+    assert not ws.import_encodings(str(bad))
+    assert "import failed" in ws.message.text()
+    assert ctx.undo_stack.count() == count
+
+
+def test_export_roundtrip_and_project_autosave(qtbot, ws, ctx, tmp_path):
+    from studio.core.project import Project
+
+    ctx.project = Project.new(DEMO)
+    calibrate(qtbot, ws)
+    ws.edit_field(ADD, "bits", "16")
+    saved = QuantPlan.from_json(ctx.project.quant_plan)
+    assert saved.overrides[ADD].bitwidth == 16
+    assert ctx.project.calibration["stats_dir"]
+    out = tmp_path / "enc.json"
+    assert ws.export_encodings(str(out), "aimet1")
+    back, _warnings = load_encodings(out)
+    assert back[ADD].bitwidth == 16 and back[ADD].same_as(ws.session.encoding(ADD), rtol=1e-6)
+    # a new workspace on the same project restores plan and stats without recalibrating
+    w2 = QuantizationWorkspace(ctx)
+    qtbot.addWidget(w2)
+    assert w2.session.stats is not None
+    assert w2.session.encoding(ADD).bitwidth == 16
+
+
+def test_screenshot(qtbot, ws, ctx):
+    from PySide6.QtWidgets import QApplication
+
+    from studio.ui.theme import palette
+
+    QApplication.instance().setPalette(palette())
+    QApplication.instance().setStyle("Fusion")
+    calibrate(qtbot, ws)
+    ws.edit_field(ADD, "bits", "16")
+    ws.editor.select_names([ADD])
+    qtbot.wait(50)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    assert ws.grab().save(str(SHOTS / "quant.png"))
+    # histogram mouse drag, to be sure the region reacts to the real pointer too
+    vb = ws.histogram.plot.plotItem.vb
+    assert vb.mapViewToScene(QPointF(0, 0)) is not None
