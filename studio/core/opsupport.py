@@ -50,6 +50,9 @@ class NodeSupport:
 
     def tooltip(self, backend: str) -> str:
         """The one-line text the graph and the table show for this node."""
+        if self.source == "backend":  # the backend itself is missing, not this node
+            reason = self.reason.removeprefix(f"{backend.upper()} unavailable: ")
+            return f"{backend.upper()}: unavailable ({reason})"
         head = f"{backend.upper()}: " + ("supported" if self.supported else "rejected")
         text = f"{head} ({self.reason})" if self.reason else head
         if self.warnings:

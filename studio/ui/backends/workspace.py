@@ -1,0 +1,388 @@
+"""The Backends workspace: which backend can run each node, where each node goes, and why.
+
+Thin by design: "Probe op support" runs :func:`studio.core.opsupport.probe_op_support` (real QNN
+compiles, in the worker) and "Assign" runs :func:`studio.core.assignment.plan_for` off the UI
+thread; this page shows their results, edits constraints and pins (undoable, saved in the
+project), and colours the graph by backend through the shared context.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QPoint, QSortFilterProxyModel, Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.ui.backends.commands import PinCommand
+from studio.ui.backends.runner import BackgroundCall
+from studio.ui.backends.summary import backend_status_html, summary_html
+from studio.ui.backends.table import (
+    BACKENDS,
+    COL_NODE,
+    COL_REASON,
+    COLUMNS,
+    NODE_ID_ROLE,
+    SORT_ROLE,
+    NodeTableModel,
+)
+
+OVERLAY_VALUE = {"htp": 0.0, "gpu": 1.0, "cpu": 2.0}
+
+
+class BackendsWorkspace(QWidget):
+    """Per-node table, constraint controls, probe/assign buttons and a summary panel."""
+
+    def __init__(self, ctx: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.graph: Any = None
+        self.report: Any = None
+        self.plan: Any = None
+        self.local_pins: dict[str, str] = {}
+        self._busy: BackgroundCall | None = None
+        self._build()
+        ctx.model_changed.connect(self.set_graph)
+        ctx.node_selected.connect(self._select_row)
+        if getattr(ctx, "graph", None) is not None:
+            self.set_graph(ctx.graph)
+
+    # ----- layout -------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.power = QCheckBox("Power-critical")
+        self.performance = QCheckBox("Performance-critical")
+        self.budget = QDoubleSpinBox()
+        self.budget.setRange(0.0, 1e6)
+        self.budget.setDecimals(2)
+        self.budget.setSuffix(" ms")
+        self.budget.setSpecialValueText("no budget")
+        self.budget.setToolTip("end-to-end latency budget; 0 = none")
+        self.probe_button = QPushButton("Probe op support")
+        self.probe_button.setToolTip("compile every node on QNN HTP (and GPU) to learn support")
+        self.assign_button = QPushButton("Assign")
+        self.assign_button.setToolTip("choose a backend per node under the constraints")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setMaximumWidth(180)
+        self.progress.hide()
+        self.status = QLabel("Open a model, then probe op support.")
+        self.status.setWordWrap(True)
+        for box in (self.power, self.performance):
+            box.toggled.connect(self._on_constraint_toggled)
+        self.budget.valueChanged.connect(lambda _v: self._store_constraints())
+        self.probe_button.clicked.connect(self.probe)
+        self.assign_button.clicked.connect(self.assign)
+
+        bar = QHBoxLayout()
+        for widget in (self.power, self.performance, QLabel("Latency budget"), self.budget):
+            bar.addWidget(widget)
+        bar.addStretch(1)
+        for widget in (self.progress, self.probe_button, self.assign_button):
+            bar.addWidget(widget)
+
+        self.model = NodeTableModel(self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.proxy.setFilterKeyColumn(-1)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter nodes (id, op, backend, reason)…")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().hide()
+        self.table.setWordWrap(False)
+        self.table.setSortingEnabled(True)
+        # Rows start in the model's topological order; a header click sorts.
+        self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        for col, width in zip(
+            range(len(COLUMNS)), (150, 120, 80, 60, 90, 60, 70, 55), strict=False
+        ):
+            self.table.setColumnWidth(col, width)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        self.table.selectionModel().currentRowChanged.connect(self._on_row_changed)
+
+        self.backends_label = QLabel("")
+        self.backends_label.setWordWrap(True)
+        self.backends_label.setTextFormat(Qt.TextFormat.RichText)
+        self.summary = QTextBrowser()
+        self.summary.setOpenLinks(False)
+        self.details = QTextBrowser()
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.summary)
+        right.addWidget(self.details)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.filter)
+        left_layout.addWidget(self.table)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(self.backends_label)
+        layout.addWidget(split, 1)
+        layout.addWidget(self.status)
+        self._update_buttons()
+
+    # ----- model --------------------------------------------------------------------------------
+    def set_graph(self, graph: Any) -> None:
+        if self._busy is not None:
+            self._busy.cancel()
+            self._busy = None
+        self.graph, self.report, self.plan = graph, None, None
+        self.model.set_graph(graph)
+        self._load_constraints()
+        self.backends_label.setText("")
+        self.summary.setHtml("")
+        self.details.setHtml("")
+        self.status.setText(
+            "Probe op support to see which nodes each backend accepts." if graph is not None else ""
+        )
+        self.ctx.set_badges("backend", {})
+        self._update_buttons()
+
+    # ----- constraints and pins (saved in the project when there is one) ------------------------
+    def constraints(self) -> Any:
+        from studio.core.project import Constraints
+
+        budget = self.budget.value()
+        return Constraints(
+            power_critical=self.power.isChecked(),
+            performance_critical=self.performance.isChecked(),
+            latency_budget_ms=budget if budget > 0 else None,
+            pins=dict(self.pins()),
+        )
+
+    def pins(self) -> dict[str, str]:
+        project = getattr(self.ctx, "project", None)
+        if project is not None:
+            return dict(project.constraints.pins)
+        return dict(self.local_pins)
+
+    def _load_constraints(self) -> None:
+        project = getattr(self.ctx, "project", None)
+        if project is None:
+            self.model.set_pins(self.local_pins)
+            return
+        c = project.constraints
+        for widget, value in (
+            (self.power, c.power_critical),
+            (self.performance, c.performance_critical),
+        ):
+            widget.blockSignals(True)
+            widget.setChecked(bool(value))
+            widget.blockSignals(False)
+        self.budget.blockSignals(True)
+        self.budget.setValue(float(c.latency_budget_ms or 0.0))
+        self.budget.blockSignals(False)
+        self.model.set_pins(c.pins)
+
+    def _on_constraint_toggled(self, checked: bool) -> None:
+        sender = self.sender()
+        if checked:  # power- and performance-critical exclude each other
+            other = self.performance if sender is self.power else self.power
+            other.blockSignals(True)
+            other.setChecked(False)
+            other.blockSignals(False)
+        self._store_constraints()
+
+    def _store_constraints(self) -> None:
+        project = getattr(self.ctx, "project", None)
+        if project is not None:
+            project.update("constraints", self.constraints())
+
+    def _apply_pins(self, pins: dict[str, str]) -> None:
+        project = getattr(self.ctx, "project", None)
+        if project is not None:
+            c = self.constraints()
+            c.pins = dict(pins)
+            project.update("constraints", c)
+        else:
+            self.local_pins = dict(pins)
+        self.model.set_pins(pins)
+        self.status.setText(f"{len(pins)} pin(s); press Assign to apply them.")
+
+    def pin_nodes(self, node_ids: list[str], backend: str | None) -> None:
+        """Pin ``node_ids`` to ``backend`` (None unpins) through the shared undo stack."""
+        if not node_ids:
+            return
+        self.ctx.undo_stack.push(PinCommand(self.pins(), node_ids, backend, self._apply_pins))
+
+    def _selected_ids(self) -> list[str]:
+        rows = self.table.selectionModel().selectedRows()
+        return [self.proxy.data(r, NODE_ID_ROLE) for r in rows]
+
+    def _context_menu(self, pos: QPoint) -> None:
+        ids = self._selected_ids()
+        if not ids:
+            return
+        menu = QMenu(self)
+        available = self.report.available() if self.report is not None else list(BACKENDS)
+        for backend in BACKENDS:
+            action = menu.addAction(f"Pin to {backend.upper()}")
+            action.setEnabled(backend in available)
+            if backend not in available and self.report is not None:
+                action.setToolTip(self.report.backends.get(backend, {}).get("reason", ""))
+            action.triggered.connect(lambda _c=False, b=backend: self.pin_nodes(ids, b))
+        menu.addSeparator()
+        unpin = menu.addAction("Unpin")
+        unpin.setEnabled(any(i in self.pins() for i in ids))
+        unpin.triggered.connect(lambda _c=False: self.pin_nodes(ids, None))
+        menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    # ----- background work ----------------------------------------------------------------------
+    def probe(self) -> None:
+        """Probe op support on HTP and GPU (real compiles in the worker process)."""
+        if self.graph is None:
+            return
+        from studio.core.opsupport import probe_op_support
+
+        graph = self.graph
+        self._run(
+            "Probe op support",
+            lambda ctx: probe_op_support(graph, ("htp", "gpu"), ctx=ctx),
+            self._on_probed,
+        )
+
+    def assign(self) -> None:
+        """Assign under the current constraints (probing first when nothing was probed yet)."""
+        if self.graph is None:
+            return
+        from studio.core.assignment import plan_for
+        from studio.core.opsupport import probe_op_support
+
+        graph, report, constraints = self.graph, self.report, self.constraints()
+
+        def work(ctx: Any) -> Any:
+            found = report or probe_op_support(graph, ("htp", "gpu"), ctx=ctx)
+            return found, plan_for(graph, found, constraints)
+
+        self._run("Assign backends", work, self._on_assigned)
+
+    def _run(self, title: str, fn: Any, on_done: Any) -> None:
+        if self._busy is not None:
+            self._busy.cancel()
+        call = BackgroundCall(self)
+        call.progress.connect(self._on_progress)
+        call.done.connect(lambda result, c=call: self._finish(c, on_done, result))
+        call.failed.connect(lambda t, m, c=call: self._fail(c, t, m))
+        self._busy = call
+        self.progress.setValue(0)
+        self.progress.show()
+        self.status.setText(f"{title}…")
+        self._update_buttons()
+        call.start(getattr(self.ctx, "jobs", None), title, fn)
+
+    def _on_progress(self, fraction: float, text: str) -> None:
+        self.progress.setValue(int(fraction * 100))
+        if text:
+            self.status.setText(text)
+
+    def _finish(self, call: BackgroundCall, on_done: Any, result: Any) -> None:
+        if call is not self._busy:
+            return  # a superseded job
+        self._busy = None
+        self.progress.hide()
+        on_done(result)
+        self._update_buttons()
+
+    def _fail(self, call: BackgroundCall, title: str, message: str) -> None:
+        if call is not self._busy:
+            return
+        self._busy = None
+        self.progress.hide()
+        self.status.setText(f"{title} failed: {message}")
+        self._update_buttons()
+        if message != "cancelled":
+            self.ctx.show_error(title, message)
+
+    def _on_probed(self, report: Any) -> None:
+        self.report = report
+        self.model.set_report(report)
+        self.backends_label.setText(backend_status_html(report))
+        rejected = {b: len(report.rejected(b)) for b in report.available() if b != "cpu"}
+        parts = [f"{b.upper()} rejects {n} node(s)" for b, n in rejected.items()]
+        source = " (from cache)" if report.from_cache else f" in {report.elapsed_s:.1f} s"
+        self.status.setText(
+            f"Probed {report.signatures} signature(s) with {report.probes} compile(s){source}. "
+            + "; ".join(parts)
+        )
+        self.ctx.set_badges("backend", {})
+
+    def _on_assigned(self, result: Any) -> None:
+        report, plan = result
+        if self.report is not report:
+            self._on_probed(report)
+        self.plan = plan
+        self.model.set_plan(plan)
+        self.summary.setHtml(summary_html(plan))
+        badges = {d.node_id: d.backend.upper() for d in plan.decisions}
+        self.ctx.set_badges("backend", badges)
+        self.ctx.set_overlay(
+            "Backend",
+            {d.node_id: OVERLAY_VALUE[d.backend] for d in plan.decisions},
+            "coolwarm",
+            "0 HTP · 1 GPU · 2 CPU",
+        )
+        s = plan.summary
+        self.status.setText(
+            f"Assigned: {s['segments']} segment(s), {s['boundaries']} boundary(ies), "
+            f"{s['estimated_total_ms']:.3f} ms ({'/'.join(s['cost_sources'])})."
+        )
+
+    def _update_buttons(self) -> None:
+        has_model = self.graph is not None
+        self.probe_button.setEnabled(has_model and self._busy is None)
+        self.assign_button.setEnabled(has_model and self._busy is None)
+
+    # ----- selection ----------------------------------------------------------------------------
+    def _on_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if not current.isValid():
+            return
+        node_id = self.proxy.data(current, NODE_ID_ROLE)
+        self._show_details(node_id)
+        self.ctx.select_node(node_id)
+
+    def _select_row(self, node_id: str) -> None:
+        row = self.model.row_of(node_id)
+        if row < 0:
+            return
+        index = self.proxy.mapFromSource(self.model.index(row, COL_NODE))
+        if index.isValid() and self.table.currentIndex().row() != index.row():
+            self.table.selectRow(index.row())
+            self.table.scrollTo(index)
+
+    def _show_details(self, node_id: str) -> None:
+        from studio.ui.backends.summary import node_html
+
+        row = self.model.row_of(node_id)
+        reason = self.model.data(self.model.index(row, COL_REASON)) if row >= 0 else ""
+        self.details.setHtml(node_html(node_id, self.report, self.plan, reason))

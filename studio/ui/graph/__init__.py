@@ -1,0 +1,1 @@
+"""The Graph workspace: the model drawn natively (layout, LOD, overlays, search) plus Netron."""

@@ -1,0 +1,465 @@
+"""The Graph workspace: the model drawn natively (and in Netron), searchable, with overlays.
+
+It listens to the StudioContext only: ``model_changed`` lays the new model out on a worker thread
+(``studio.core.layout.compute``), ``node_selected`` from any workspace centres and highlights the
+node, ``overlay_changed``/``badges_changed`` colour and tag nodes without re-layout. A click here
+calls ``ctx.select_node`` so the other workspaces follow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QSplitter,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core import layout as lay
+from studio.ui.graph import colormaps
+from studio.ui.graph.canvas import GraphCanvas
+from studio.ui.graph.netron_tab import NetronTab
+from studio.ui.graph.overlay import BUILTIN, Overlay, builtin_overlay, vertex_values
+from studio.ui.graph.properties import PropertiesPanel
+from studio.ui.graph.search import SearchBar, find_nodes
+from studio.ui.model_loader import ModelLoader
+
+NO_OVERLAY = "No overlay"
+MAX_LEVELS = 6
+
+
+class GraphWorkspace(QWidget):
+    """Toolbar (fit, grouping, overlay, search) over a canvas and a properties panel."""
+
+    layout_ready = Signal()  # a new layout is on screen (tests and the benchmark wait for it)
+
+    def __init__(self, ctx: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("graphWorkspace")
+        self.ctx = ctx
+        self.graph: Any = None
+        self.layout_data: lay.Layout | None = None
+        self.collapsed: set[str] = set()
+        self.overlays: dict[str, Overlay] = {}
+        self.active_overlay = ""
+        self.badge_sets: dict[str, dict[str, str]] = {}
+        self.matches: list[str] = []
+        self.match_index = -1
+        self._pending_focus = ""
+        self._fit_after_layout = True
+        self._clicked = False
+        self._query = ""
+        self._runner = ModelLoader(self)
+        self._runner.loaded.connect(self._on_layout)
+        self._runner.failed.connect(self._on_layout_failed)
+
+        self.canvas = GraphCanvas(self)
+        self.scene = self.canvas.scene
+        self.view = self.canvas.view
+        self.properties = PropertiesPanel(self)
+        self.search_bar = SearchBar(self)
+        self.netron = NetronTab(self)
+        self._build_ui()
+        self._build_actions()
+
+        self.view.vertex_clicked.connect(self.select_vertex)
+        self.view.vertex_double_clicked.connect(self._on_double_click)
+        self.view.context_requested.connect(self._on_context_menu)
+        self.search_bar.query_changed.connect(self.search)
+        self.search_bar.step.connect(self.step_match)
+        ctx.model_changed.connect(self._on_model_changed)
+        ctx.node_selected.connect(self._on_node_selected)
+        ctx.overlay_changed.connect(self._on_overlay_changed)
+        ctx.badges_changed.connect(self._on_badges_changed)
+        ctx.overlay_cleared.connect(self._on_overlay_cleared)
+        if getattr(ctx, "graph", None) is not None:
+            self._on_model_changed(ctx.graph)
+
+    # ----- construction -------------------------------------------------------------------
+    def _build_ui(self) -> None:
+        bar = QWidget(self)
+        bar.setObjectName("graphToolbar")
+        row = QHBoxLayout(bar)
+        row.setContentsMargins(8, 6, 8, 6)
+        row.setSpacing(6)
+        self.fit_button = self._tool(bar, "Fit", "Zoom to fit (Ctrl+0)", self.zoom_to_fit)
+        row.addWidget(self.fit_button)
+        row.addWidget(
+            self._tool(bar, "−", "Zoom out (Ctrl+-)", lambda: self.view.zoom_by(1 / 1.25))
+        )
+        row.addWidget(self._tool(bar, "+", "Zoom in (Ctrl+=)", lambda: self.view.zoom_by(1.25)))
+        row.addSpacing(12)
+        row.addWidget(QLabel("Group", bar))
+        self.level_combo = QComboBox(bar)
+        self.level_combo.setObjectName("graphGroupCombo")
+        self.level_combo.setToolTip("Collapse name scopes (e.g. /encoder/layer.3) into one box")
+        self.level_combo.addItem("All nodes", 0)
+        self.level_combo.activated.connect(self._on_level_chosen)
+        row.addWidget(self.level_combo)
+        self.expand_button = self._tool(bar, "Expand all", "Expand every scope", self.expand_all)
+        row.addWidget(self.expand_button)
+        row.addSpacing(12)
+        row.addWidget(QLabel("Overlay", bar))
+        self.overlay_combo = QComboBox(bar)
+        self.overlay_combo.setObjectName("graphOverlayCombo")
+        self.overlay_combo.setMinimumWidth(170)
+        self.overlay_combo.addItem(NO_OVERLAY)
+        for title in BUILTIN:
+            self.overlay_combo.addItem(title)
+        self.overlay_combo.activated.connect(
+            lambda _i: self.show_overlay(self.overlay_combo.currentText())
+        )
+        row.addWidget(self.overlay_combo)
+        row.addStretch(1)
+        row.addWidget(self.search_bar, 2)
+
+        graph_page = QWidget(self)
+        page = QVBoxLayout(graph_page)
+        page.setContentsMargins(0, 0, 0, 0)
+        page.setSpacing(0)
+        page.addWidget(bar)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, graph_page)
+        self.splitter.addWidget(self.canvas)
+        self.splitter.addWidget(self.properties)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 0)
+        self.splitter.setSizes([1000, 400])
+        page.addWidget(self.splitter, 1)
+
+        self.tabs = QTabWidget(self)
+        self.tabs.setObjectName("graphTabs")
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(graph_page, "Graph")
+        self.tabs.addTab(self.netron, "Netron")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.tabs)
+
+    def _tool(self, parent: QWidget, text: str, tip: str, slot: Any) -> QToolButton:
+        button = QToolButton(parent)
+        button.setText(text)
+        button.setToolTip(tip)
+        button.clicked.connect(slot)
+        return button
+
+    def _build_actions(self) -> None:
+        def add(text: str, keys: Any, slot: Any) -> QAction:
+            action = QAction(text, self)
+            action.setShortcuts(keys if isinstance(keys, list) else [keys])
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            action.triggered.connect(slot)
+            self.addAction(action)
+            return action
+
+        self.find_action = add("Find node", QKeySequence.StandardKey.Find, self.search_bar.focus)
+        self.next_action = add("Next match", QKeySequence("F3"), lambda: self.step_match(1))
+        self.prev_action = add(
+            "Previous match", QKeySequence("Shift+F3"), lambda: self.step_match(-1)
+        )
+        self.fit_action = add("Zoom to fit", QKeySequence("Ctrl+0"), self.zoom_to_fit)
+        add(
+            "Zoom in",
+            [QKeySequence("Ctrl+="), QKeySequence("Ctrl++")],
+            lambda: self.view.zoom_by(1.25),
+        )
+        add("Zoom out", QKeySequence("Ctrl+-"), lambda: self.view.zoom_by(1 / 1.25))
+
+    # ----- model and layout -----------------------------------------------------------------
+    def _on_model_changed(self, graph: Any) -> None:
+        self.graph = graph
+        self.layout_data = None
+        self.collapsed = set()
+        self.matches, self.match_index = [], -1
+        self.overlays = {k: v for k, v in self.overlays.items() if k not in BUILTIN}
+        self.properties.clear()
+        self.scene.clear_graph()
+        self.canvas.legend.hide()
+        self.netron.set_model(getattr(self.ctx, "model_path", None) if graph is not None else None)
+        self._fill_levels()
+        if graph is None:
+            self.canvas.minimap.hide()
+            self.canvas.set_message("Open an ONNX model to see its graph")
+            return
+        self.canvas.set_message(f"Laying out {len(graph.nodes):,} nodes…")
+        self._fit_after_layout = True
+        self.relayout()
+
+    def relayout(self) -> None:
+        """Lay the current graph out again (with the current collapsed scopes), off the UI thread."""
+        graph, collapsed = self.graph, frozenset(self.collapsed)
+        if graph is None:
+            return
+        self._runner.run(str(getattr(graph, "path", "")), lambda: lay.compute(graph, collapsed))
+
+    def _on_layout(self, _path: str, result: Any) -> None:
+        if isinstance(result, lay.Layout) and self.graph is not None:
+            self.apply_layout(result)
+
+    def _on_layout_failed(self, _path: str, message: str, _details: str) -> None:
+        self.canvas.set_message(f"The graph could not be laid out: {message}")
+
+    def apply_layout(self, layout: lay.Layout) -> None:
+        """Put a computed layout on screen (UI thread); keeps selection, overlay and badges."""
+        self.layout_data = layout
+        self.scene.set_graph(self.graph, layout)
+        self.canvas.set_message("")
+        self.canvas.minimap.show()
+        self.canvas.minimap.invalidate()
+        self._recolour()
+        self._rebadge()
+        self._refresh_hits()
+        selected = getattr(self.ctx, "selected_node", "")
+        if selected and selected in layout.vertex_of:
+            self.scene.set_selected(layout.vertex_of[selected])
+        if self._fit_after_layout:
+            self._fit_after_layout = False
+            self.view.initial_view()
+        focus, self._pending_focus = self._pending_focus, ""
+        if focus and focus in layout.vertex_of:
+            self.view.center_on_rect(self.scene.vertex_rect(layout.vertex_of[focus]))
+        self.canvas._update_info()
+        self.layout_ready.emit()
+
+    def zoom_to_fit(self) -> None:
+        self.view.zoom_to_fit()
+
+    # ----- grouping -------------------------------------------------------------------------
+    def _fill_levels(self) -> None:
+        self.level_combo.clear()
+        self.level_combo.addItem("All nodes", 0)
+        if self.graph is None:
+            return
+        depth = max((len(n.scope) for n in self.graph.nodes), default=0)
+        for level in range(1, min(depth, MAX_LEVELS) + 1):
+            count = len(lay.scopes_at_depth(self.graph, level))
+            if count:
+                self.level_combo.addItem(f"Scopes, level {level} ({count})", level)
+
+    def _on_level_chosen(self, index: int) -> None:
+        self.collapse_to_level(int(self.level_combo.itemData(index) or 0))
+
+    def collapse_to_level(self, level: int) -> None:
+        if self.graph is None:
+            return
+        self.collapsed = set(lay.scopes_at_depth(self.graph, level)) if level > 0 else set()
+        self.relayout()
+
+    def collapse(self, scope: str) -> None:
+        """Fold one name scope (``encoder/layer.3``) into a box; inner collapsed scopes merge in."""
+        self.collapsed = {s for s in self.collapsed if not s.startswith(scope + "/")}
+        self.collapsed.add(scope)
+        self._pending_focus = lay.GROUP_PREFIX + scope
+        self.relayout()
+
+    def expand(self, scope: str) -> None:
+        self.collapsed.discard(scope)
+        members = (
+            self.layout_data.members.get(lay.GROUP_PREFIX + scope, []) if self.layout_data else []
+        )
+        if members:
+            self._pending_focus = members[0]
+        self.relayout()
+
+    def expand_all(self) -> None:
+        if self.collapsed:
+            self.collapsed = set()
+            self.level_combo.setCurrentIndex(0)
+            self.relayout()
+
+    def _on_double_click(self, vertex: int) -> None:
+        if vertex >= 0 and self.layout_data is not None:
+            vid = self.layout_data.ids[vertex]
+            if vid.startswith(lay.GROUP_PREFIX):
+                self.expand(vid[len(lay.GROUP_PREFIX) :])
+
+    def _on_context_menu(self, vertex: int, pos: QPoint) -> None:
+        menu = self.context_menu(vertex)
+        menu.exec(pos)
+
+    def context_menu(self, vertex: int) -> QMenu:
+        menu = QMenu(self)
+        if vertex >= 0 and self.layout_data is not None:
+            vid = self.layout_data.ids[vertex]
+            if vid.startswith(lay.GROUP_PREFIX):
+                scope = vid[len(lay.GROUP_PREFIX) :]
+                menu.addAction(f"Expand /{scope}", lambda: self.expand(scope))
+            elif vid in self.graph.node_by_id:
+                node = self.graph.node_by_id[vid]
+                for depth in range(len(node.scope), 0, -1):
+                    scope = lay.scope_key(node.scope[:depth])
+                    menu.addAction(f"Collapse /{scope}", lambda s=scope: self.collapse(s))
+            menu.addAction("Copy id", lambda: QGuiApplication.clipboard().setText(vid))
+            menu.addSeparator()
+        menu.addAction("Zoom to fit", self.zoom_to_fit)
+        if self.collapsed:
+            menu.addAction("Expand all", self.expand_all)
+        return menu
+
+    # ----- selection ------------------------------------------------------------------------
+    def select_vertex(self, vertex: int) -> None:
+        """A click on the canvas: select the node (and tell the other workspaces)."""
+        if self.layout_data is None:
+            return
+        self.scene.set_selected(vertex)
+        if vertex < 0:
+            self.properties.clear()
+            self.ctx.select_node("")
+            return
+        vid = self.layout_data.ids[vertex]
+        self._show_properties(vid)
+        if vid in self.graph.node_by_id:
+            self._clicked = True  # selected here: no need to centre the view on it
+            try:
+                self.ctx.select_node(vid)
+            finally:
+                self._clicked = False
+
+    def _show_properties(self, vid: str) -> None:
+        if vid.startswith(lay.GROUP_PREFIX):
+            members = self.layout_data.members.get(vid, [])
+            self.properties.show_group(self.graph, vid[len(lay.GROUP_PREFIX) :], members)
+        elif vid.startswith(lay.INPUT_PREFIX):
+            self.properties.show_tensor(self.graph, vid[len(lay.INPUT_PREFIX) :], "input")
+        elif vid.startswith(lay.OUTPUT_PREFIX):
+            self.properties.show_tensor(self.graph, vid[len(lay.OUTPUT_PREFIX) :], "output")
+        else:
+            self.properties.show_node(self.graph, vid)
+
+    def select_node(self, node_id: str) -> None:
+        """Select, centre and show ``node_id``; expands its scope when it is collapsed."""
+        if self.graph is None or node_id not in self.graph.node_by_id:
+            return
+        if self.ctx.selected_node != node_id:
+            self.ctx.select_node(node_id)  # comes back through _on_node_selected
+        else:
+            self._on_node_selected(node_id)
+
+    def _on_node_selected(self, node_id: str) -> None:
+        if self.graph is None:
+            return
+        if not node_id:
+            self.scene.set_selected(-1)
+            self.properties.clear()
+            return
+        if node_id not in self.graph.node_by_id:
+            return
+        self.properties.show_node(self.graph, node_id)
+        layout = self.layout_data
+        if layout is None:
+            return
+        vertex = layout.vertex_of.get(node_id, -1)
+        if vertex >= 0 and layout.ids[vertex] != node_id:  # hidden inside a collapsed scope
+            node = self.graph.node_by_id[node_id]
+            self.collapsed = {s for s in self.collapsed if lay.group_of(node.scope, {s}) is None}
+            self._pending_focus = node_id
+            self.relayout()
+            return
+        self.scene.set_selected(vertex)
+        if vertex >= 0 and not self._clicked:
+            self.view.center_on_rect(self.scene.vertex_rect(vertex))
+
+    # ----- search ---------------------------------------------------------------------------
+    def search(self, text: str) -> list[str]:
+        """Highlight every match of ``text`` and select the first; returns the matching ids."""
+        self._query = text
+        self.matches = find_nodes(self.graph, text)
+        self.match_index = -1
+        self._refresh_hits()
+        if self.matches:
+            self.step_match(1)
+        else:
+            self.search_bar.set_result(-1, 0, text)
+        return self.matches
+
+    def step_match(self, direction: int) -> None:
+        if not self.matches:
+            return
+        self.match_index = (self.match_index + direction) % len(self.matches)
+        self.search_bar.set_result(self.match_index, len(self.matches), self._query)
+        self.select_node(self.matches[self.match_index])
+        self._refresh_hits()
+
+    def _refresh_hits(self) -> None:
+        layout = self.layout_data
+        if layout is None:
+            return
+        hits = sorted({layout.vertex_of[m] for m in self.matches if m in layout.vertex_of})
+        current = -1
+        if 0 <= self.match_index < len(self.matches):
+            current = layout.vertex_of.get(self.matches[self.match_index], -1)
+        self.scene.set_hits(hits, current)
+
+    # ----- overlays and badges ----------------------------------------------------------------
+    def _on_overlay_changed(self, name: str, values: Any, colormap: str, unit: str) -> None:
+        self.overlays[name] = Overlay(name, dict(values or {}), colormap or colormaps.DEFAULT, unit)
+        if self.overlay_combo.findText(name) < 0:
+            self.overlay_combo.addItem(name)
+        self.show_overlay(name)
+
+    def show_overlay(self, name: str) -> None:
+        """Colour the graph by overlay ``name`` (a built-in title or one received); no re-layout."""
+        if name in BUILTIN and self.graph is not None:
+            self.overlays[name] = builtin_overlay(self.graph, name)
+        self.active_overlay = name if name in self.overlays else ""
+        index = self.overlay_combo.findText(self.active_overlay or NO_OVERLAY)
+        self.overlay_combo.setCurrentIndex(max(0, index))
+        self._recolour()
+
+    def _recolour(self) -> None:
+        layout = self.layout_data
+        overlay = self.overlays.get(self.active_overlay)
+        if layout is None or overlay is None:
+            self.scene.set_overlay_values(None)
+            self.canvas.legend.hide()
+            self.canvas.minimap.invalidate()
+            return
+        values = vertex_values(layout, overlay)
+        t, vmin, vmax, log = colormaps.normalise(values)
+        table = colormaps.lut(overlay.colormap)
+        self.scene.set_overlay_values(t, table)
+        node_mask = layout.kinds == lay.KIND_NODE
+        missing = bool(np.any(~np.isfinite(values[node_mask | (layout.kinds == lay.KIND_GROUP)])))
+        self.canvas.legend.set_overlay(overlay.name, table, vmin, vmax, overlay.unit, log, missing)
+        self.canvas.minimap.invalidate()
+
+    def _on_badges_changed(self, name: str, badges: Any) -> None:
+        if badges:
+            self.badge_sets[name] = {str(k): str(v) for k, v in dict(badges).items()}
+        else:
+            self.badge_sets.pop(name, None)
+        self._rebadge()
+
+    def _rebadge(self) -> None:
+        layout = self.layout_data
+        if layout is None:
+            return
+        per_vertex: dict[int, list[str]] = {}
+        for badges in self.badge_sets.values():
+            for node_id, text in badges.items():
+                vertex = layout.vertex_of.get(node_id)
+                if vertex is not None and text and text not in per_vertex.get(vertex, []):
+                    per_vertex.setdefault(vertex, []).append(text)
+        self.scene.set_badges(per_vertex)
+
+    def _on_overlay_cleared(self) -> None:
+        self.active_overlay = ""
+        self.badge_sets = {}
+        self.overlay_combo.setCurrentIndex(0)
+        self._recolour()
+        self._rebadge()
+
+    # ----- lifetime -----------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop background work (netron server, pending layout) before the window closes."""
+        self.netron.shutdown()
+        self._runner.wait(5000)

@@ -1,0 +1,108 @@
+"""Backends workspace: real probe and assignment in the background, pins undoable, graph coloured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from studio.core.model import ModelGraph
+from studio.core.project import Project
+from studio.ui.backends.table import COL_BACKEND, COL_GPU, COL_HTP, COL_PIN, COL_REASON
+from studio.ui.backends.workspace import BackendsWorkspace
+from studio.ui.context import StudioContext
+from tests import builders
+
+pytestmark = pytest.mark.htp
+
+
+@pytest.fixture
+def setup(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("NPU_STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    path = builders.save(builders.qdq_conv_erf(), tmp_path / "qdq.onnx")
+    ctx = StudioContext()
+    ctx.project = Project.new(path)
+    badges: list[tuple[str, dict]] = []
+    overlays: list[tuple[str, dict]] = []
+    ctx.badges_changed.connect(lambda name, b: badges.append((name, b)))
+    ctx.overlay_changed.connect(lambda name, v, cmap, unit: overlays.append((name, v)))
+    w = BackendsWorkspace(ctx)
+    qtbot.addWidget(w)
+    w.resize(1400, 700)
+    ctx.set_model(ModelGraph.load(path), str(path))
+    return ctx, w, badges, overlays
+
+
+def _cell(w, node_id, col):
+    row = w.model.row_of(node_id)
+    return w.model.data(w.model.index(row, col))
+
+
+def _tip(w, node_id, col):
+    from PySide6.QtCore import Qt
+
+    row = w.model.row_of(node_id)
+    return w.model.data(w.model.index(row, col), Qt.ItemDataRole.ToolTipRole)
+
+
+def test_probe_then_assign_colours_the_graph(qtbot, setup):
+    ctx, w, badges, overlays = setup
+    w.probe_button.click()
+    qtbot.waitUntil(lambda: w.report is not None, timeout=60000)
+    assert _cell(w, "/tail/Erf", COL_HTP) == "rejected"
+    assert "Erf" in _tip(w, "/tail/Erf", COL_HTP)
+    assert _cell(w, "/conv/Conv", COL_HTP) == "supported"
+    assert "GPU</b> unavailable: " in w.backends_label.text()
+    assert _cell(w, "/conv/Conv", COL_GPU) == "unavailable"
+    w.assign_button.click()
+    qtbot.waitUntil(lambda: w.plan is not None, timeout=60000)
+    assert _cell(w, "/tail/Erf", COL_BACKEND) == "CPU"
+    assert _cell(w, "/conv/Conv", COL_BACKEND) == "HTP"
+    assert "rejects it" in _cell(w, "/tail/Erf", COL_REASON)
+    name, last = badges[-1]
+    assert name == "backend" and last["/conv/Conv"] == "HTP" and last["/tail/Erf"] == "CPU"
+    assert overlays[-1][0] == "Backend" and overlays[-1][1]["/tail/Erf"] == 2.0
+    assert "segment(s)" in w.summary.toPlainText()
+    # Selecting a row selects the node everywhere.
+    w._select_row("/conv/Conv")
+    assert ctx.selected_node == "/conv/Conv"
+    assert "Runs on HTP" in w.details.toPlainText()
+    Path("/tmp/shots").mkdir(parents=True, exist_ok=True)
+    w.grab().save("/tmp/shots/backends.png")
+
+
+def test_pins_are_undoable_and_saved_in_the_project(qtbot, setup):
+    ctx, w, _, _ = setup
+    w.pin_nodes(["/conv/Relu"], "cpu")
+    assert ctx.project.constraints.pins == {"/conv/Relu": "cpu"}
+    assert _cell(w, "/conv/Relu", COL_PIN) == "CPU" and ctx.undo_stack.count() == 1
+    w.assign_button.click()
+    qtbot.waitUntil(lambda: w.plan is not None, timeout=60000)
+    assert w.plan.assignment["/conv/Relu"] == "cpu" and w.plan.decision("/conv/Relu").pinned
+    ctx.undo_stack.undo()
+    assert ctx.project.constraints.pins == {} and _cell(w, "/conv/Relu", COL_PIN) == ""
+    ctx.undo_stack.redo()
+    assert ctx.project.constraints.pins == {"/conv/Relu": "cpu"}
+
+
+def test_constraint_controls_write_the_project(qtbot, setup):
+    ctx, w, _, _ = setup
+    w.power.setChecked(True)
+    assert ctx.project.constraints.power_critical
+    w.performance.setChecked(True)  # exclusive with power-critical
+    assert not w.power.isChecked() and ctx.project.constraints.performance_critical
+    w.budget.setValue(2.5)
+    assert ctx.project.constraints.latency_budget_ms == 2.5
+    w.budget.setValue(0)
+    assert ctx.project.constraints.latency_budget_ms is None
+
+
+def test_pin_to_unavailable_backend_fails_visibly(qtbot, setup):
+    ctx, w, _, _ = setup
+    errors: list[tuple[str, str]] = []
+    ctx.error_raised.connect(lambda t, m: errors.append((t, m)))
+    w.pin_nodes(["/conv/Conv"], "gpu")
+    w.assign_button.click()
+    qtbot.waitUntil(lambda: bool(errors), timeout=60000)
+    assert "gpu" in errors[0][1] and "not available" in errors[0][1]
+    assert "failed" in w.status.text() and w.plan is None
