@@ -160,7 +160,7 @@ class BackendConfig:
         """Provider/session options for ``backend``; ``quantized`` picks HTP precision in auto mode."""
         args = SessionArgs(warnings=list(self.warnings))
         if backend == "htp":
-            _htp_args(self.htp_config, args, quantized, self.source or "backend_config.json")
+            _htp_args(self.htp_config, args, quantized, self.source or "a backend_config.json")
         elif backend == "gpu":
             _qnn_args(self.gpu_config, _GPU_FIELDS, args)
         elif backend == "cpu":
@@ -248,8 +248,8 @@ def _htp_args(cfg: dict[str, Any], args: SessionArgs, quantized: bool | None, so
         if "soc_model" not in args.provider_options:
             args.provider_options["soc_model"] = str(DEFAULT_FP16_SOC_MODEL)
             args.warnings.append(
-                f"{source}: fp16 on HTP needs a soc_model; using {DEFAULT_FP16_SOC_MODEL} "
-                "(set htp_config.soc_model to choose)"
+                f"fp16 on HTP needs a soc_model; using {DEFAULT_FP16_SOC_MODEL} "
+                f"(set htp_config.soc_model in {source} to choose)"
             )
     elif precision == "int8" and quantized is False:
         args.warnings.append(

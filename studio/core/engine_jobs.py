@@ -87,10 +87,8 @@ def _session_args(request: dict[str, Any], backend: str, model: Path, bundle_opt
 @job
 def run(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Inference on a model or bundle; outputs to ``request['output']`` (.npz) when given."""
-    from studio.core.backends import REGISTRY, SIMULATION_NOTE, is_x86_host
-    from studio.core.feeds import describe, make_feeds, save_outputs
-    from studio.core.offload import RECORD_ASSIGNMENT, offload_report, report_from_session
-    from studio.core.runtime import make_session
+    from studio.core.backends import REGISTRY
+    from studio.core.feeds import fix_input_shapes, needs_fixed_shapes
     from studio.core.toolchain import resolve_model_or_bundle
 
     source = _existing(request.get("model"), "model")
@@ -108,6 +106,30 @@ def run(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     args = _session_args(request, backend, model, bundle_opts)
     for warning in args.warnings:
         ctx.log(f"warning: {warning}")
+    with tempfile.TemporaryDirectory(prefix="studio-run-") as scratch:
+        shapes = request.get("input_shapes") or None
+        if shapes and not bundle_opts and needs_fixed_shapes(model, shapes):
+            ctx.log(
+                f"fixing input shapes {shapes} in a copy of the model (QNN needs static shapes)"
+            )
+            model = fix_input_shapes(model, shapes, scratch)
+        return _run_session(request, ctx, source, model, backend, bundle_opts, args)
+
+
+def _run_session(
+    request: dict[str, Any],
+    ctx: JobContext,
+    source: Path,
+    model: Path,
+    backend: str,
+    bundle_opts: dict[str, Any],
+    args: Any,
+) -> dict[str, Any]:
+    from studio.core.backends import REGISTRY, SIMULATION_NOTE, is_x86_host
+    from studio.core.feeds import describe, make_feeds, save_outputs
+    from studio.core.offload import RECORD_ASSIGNMENT, offload_report, report_from_session
+    from studio.core.runtime import make_session
+
     qnn = REGISTRY[backend].qnn_backend_type is not None
     config = dict(args.session_config)
     if qnn:
@@ -150,6 +172,11 @@ def run(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
                 f"{len(detailed.cpu_nodes)} node(s) would fall back to the CPU EP:\n"
                 + "\n".join(lines)
                 + "\n(allow it with --allow-cpu-fallback, or change the model)"
+                + (
+                    "\nThe model has dynamic shapes: fix them with --input-shape NAME=D0,D1,..."
+                    if any("Cannot get shape" in (n.reason or "") for n in detailed.cpu_nodes)
+                    else ""
+                )
             )
     ctx.check_cancelled()
     feeds, were_random = make_feeds(
@@ -235,8 +262,8 @@ def _run_with_sdk(request: dict[str, Any], source: Path, ctx: JobContext) -> dic
 @job
 def compile_bundle(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Compile a model into a bundle (embedded EPContext, or the QNN SDK chain)."""
-    from studio.core.backend_config import is_quantized_model, load_backend_config
-    from studio.core.toolchain import compile_model
+    from studio.core.backend_config import BackendConfig, is_quantized_model, load_backend_config
+    from studio.core.feeds import fix_input_shapes, needs_fixed_shapes
 
     model = _existing(request.get("model"), "model")
     backend = str(request.get("backend") or "htp")
@@ -248,15 +275,40 @@ def compile_bundle(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     output = request.get("output")
     if not isinstance(output, str) or not output:
         raise BadInputError("compile needs an output bundle folder (-o BUNDLE_DIR)")
-    args = load_backend_config(request.get("config")).session_args(
-        backend, quantized=is_quantized_model(model)
-    )
-    for key, option in (("soc_model", "soc_model"), ("htp_arch", "htp_arch")):
-        if request.get(key) is not None:
-            args.provider_options[option] = str(int(request[key]))
+    config = load_backend_config(request.get("config"))
+    overrides = {k: request[k] for k in ("soc_model", "htp_arch") if request.get(k) is not None}
+    if overrides:  # --soc-model / --htp-arch win over the file, checked like file values
+        checked = BackendConfig.from_json({"htp_config": overrides}, source="command line")
+        config.htp_config.update(checked.htp_config)
+    args = config.session_args(backend, quantized=is_quantized_model(model))
     for warning in args.warnings:
         ctx.log(f"warning: {warning}")
-    result = compile_model(
+    with tempfile.TemporaryDirectory(prefix="studio-compile-") as scratch:
+        shapes = request.get("input_shapes") or None
+        source = model
+        if shapes and needs_fixed_shapes(model, shapes):
+            ctx.log(
+                f"fixing input shapes {shapes} in a copy of the model (QNN needs static shapes)"
+            )
+            model = fix_input_shapes(model, shapes, scratch)
+        result = _compile(request, ctx, model, source, backend, output, args)
+    result.pop("manifest", None)
+    result["warnings"] = args.warnings
+    return result
+
+
+def _compile(
+    request: dict[str, Any],
+    ctx: JobContext,
+    model: Path,
+    source: Path,
+    backend: str,
+    output: str,
+    args: Any,
+) -> dict[str, Any]:
+    from studio.core.toolchain import compile_model
+
+    return compile_model(
         model,
         output,
         backend=backend,
@@ -266,7 +318,6 @@ def compile_bundle(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         encodings=request.get("encodings"),
         ctx=ctx,
         warnings=args.warnings,
+        source_path=source,
+        input_shapes=request.get("input_shapes") or None,
     )
-    result.pop("manifest", None)
-    result["warnings"] = args.warnings
-    return result

@@ -111,3 +111,62 @@ def describe(value: np.ndarray) -> dict[str, Any]:
             mean=float(array.astype(np.float64).mean()),
         )
     return info
+
+
+def needs_fixed_shapes(model_path: str | Path, shapes: dict[str, list[int]] | None) -> bool:
+    """True when ``shapes`` names a model input whose declared shape is not already that."""
+    import onnx
+
+    if not shapes:
+        return False
+    model = onnx.load(str(model_path), load_external_data=False)
+    names = {i.name for i in model.graph.input}
+    unknown = sorted(set(shapes) - names)
+    if unknown:
+        raise BadInputError(
+            f"--input-shape names {', '.join(unknown)}, not a model input "
+            f"(inputs: {', '.join(sorted(names))})",
+            path=str(model_path),
+        )
+    for inp in model.graph.input:
+        if inp.name in shapes:
+            dims = inp.type.tensor_type.shape.dim
+            declared = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+            if declared != list(shapes[inp.name]):
+                return True
+    return False
+
+
+def fix_input_shapes(
+    model_path: str | Path, shapes: dict[str, list[int]], folder: str | Path
+) -> Path:
+    """A copy of the model with ``shapes`` fixed (dim_params replaced graph-wide), in ``folder``.
+
+    QNN needs static shapes: a dynamic batch dim makes every node "Cannot get shape" and fall
+    back to the CPU. ``--input-shape`` therefore fixes the model itself, not only the random feed.
+    """
+    import onnx
+    from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_input_shape_fixed
+
+    src = Path(model_path)
+    model = onnx.load(str(src))  # with external data: the copy must be self-contained
+    names = {i.name for i in model.graph.input}
+    for name, dims in shapes.items():
+        if name not in names:
+            raise BadInputError(
+                f"--input-shape names '{name}', which is not a model input "
+                f"(inputs: {', '.join(sorted(names))})",
+                path=str(src),
+            )
+        try:
+            make_input_shape_fixed(model.graph, name, list(dims))
+        except ValueError as exc:
+            raise BadInputError(f"cannot fix the shape of '{name}': {exc}", path=str(src)) from exc
+    try:
+        fix_output_shapes(model)
+    except Exception as exc:  # noqa: BLE001 - onnx raises several types; name the model
+        raise BadInputError(f"shapes {shapes} do not fit the model: {exc}", path=str(src)) from exc
+    target = Path(folder) / f"{src.stem}.fixed.onnx"
+    large = model.ByteSize() > 1_800_000_000
+    onnx.save(model, str(target), save_as_external_data=large, location=f"{target.name}.data")
+    return target

@@ -167,3 +167,36 @@ def test_run_bundle_with_fake_sdk_uses_qnn_net_run(models, tmp_path, fake_sdk): 
     total = float(np.load(models["inputs"])["input"].sum())
     out = np.load(tmp_path / "o.npz")["logits"]
     assert out.shape == (1, 10) and out[0, 0] == pytest.approx(total, rel=1e-5)
+
+
+@pytest.mark.htp
+def test_input_shape_fixes_a_dynamic_batch_model_for_htp(models, tmp_path):
+    model = builders.small_cnn()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    path = builders.save(model, tmp_path / "dyn.onnx")
+    with pytest.raises(
+        BackendUnavailableError, match="dynamic shapes: fix them with --input-shape"
+    ):
+        run_in_worker(E + "run", {"model": str(path), "backend": "htp"})
+    result = run_in_worker(
+        E + "run",
+        {"model": str(path), "backend": "htp", "input_shapes": {"input": [2, 3, 32, 32]}},
+    )
+    assert result["offload"]["full_offload"]
+    assert result["outputs"]["logits"]["shape"] == [2, 10]
+    with pytest.raises(BadInputError, match="--input-shape names image"):
+        run_in_worker(E + "run", {"model": str(path), "input_shapes": {"image": [1, 3]}})
+    bundle = tmp_path / "b"
+    compiled = run_in_worker(
+        E + "compile_bundle",
+        {"model": str(path), "output": str(bundle), "input_shapes": {"input": [1, 3, 32, 32]},
+         "soc_model": 57},
+    )  # fmt: skip
+    assert compiled["offload"]["full_offload"]
+    assert compiled["warnings"] == []  # --soc-model given: no "using 60" warning
+    import json
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["source_model"]["path"] == str(path.resolve())
+    assert manifest["session"]["provider_options"]["soc_model"] == "57"

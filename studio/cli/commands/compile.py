@@ -2,7 +2,7 @@
 
     npu-studio compile MODEL --backend htp -o BUNDLE_DIR [--soc-model N] [--htp-arch N]
                        [--config backend_config.json] [--sdk QNN_SDK_DIR] [--encodings enc.json]
-                       [--json]
+                       [--input-shape NAME=D0,D1,...] [--json]
 
 Without an SDK (no ``--sdk``, no ``QNN_SDK_ROOT``) onnxruntime-qnn's EPContext writes the context
 binary; the result is re-loaded and run against the source model before the bundle is called
@@ -17,7 +17,7 @@ import argparse
 import sys
 from typing import Any
 
-from studio.cli.common import print_json, stderr_context
+from studio.cli.common import add_input_shape_arg, parse_input_shapes, print_json, stderr_context
 
 
 def register(subparsers: Any) -> None:
@@ -35,6 +35,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--config", help="backend_config.json")
     parser.add_argument("--sdk", help="QNN SDK folder (default: $QNN_SDK_ROOT, else embedded)")
     parser.add_argument("--encodings", help="encodings JSON for the SDK converter")
+    add_input_shape_arg(parser)
     parser.add_argument("--timeout", type=float, default=None, help="give up after N seconds")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         "config": args.config,
         "sdk": args.sdk,
         "encodings": args.encodings,
+        "input_shapes": parse_input_shapes(args.input_shape),
     }
     result = run_in_worker(
         "studio.core.engine_jobs:compile_bundle",

@@ -59,8 +59,13 @@ def compile_model(
     config_file: str | Path | None = None,
     ctx: JobContext | None = None,
     warnings: list[str] | None = None,
+    source_path: str | Path | None = None,
+    input_shapes: dict[str, list[int]] | None = None,
 ) -> dict[str, Any]:
-    """Compile ``model_path`` into the bundle folder ``out_dir`` and return what was done."""
+    """Compile ``model_path`` into the bundle folder ``out_dir`` and return what was done.
+
+    ``source_path`` is the user's model when ``model_path`` is a shape-fixed copy of it.
+    """
     from studio.core.backends import versions
     from studio.core.toolchain import sdk as sdk_mod
 
@@ -80,7 +85,11 @@ def compile_model(
     info: dict[str, Any] = {
         "backend": backend,
         "path": "sdk" if sdk else "embedded",
-        "source_model": {"path": str(src.resolve()), "sha256": _sha256(src)},
+        "source_model": {
+            "path": str(Path(source_path or src).resolve()),
+            "sha256": _sha256(Path(source_path or src)),
+        },
+        "input_shapes": input_shapes,
         "tools": versions(),
         "session": {
             "provider_options": dict(provider_options or {}),
