@@ -389,3 +389,33 @@ def test_find_sdk_uses_env_and_rejects_non_sdk(tmp_path, monkeypatch, fake_sdk):
     with pytest.raises(BadInputError, match="not a QNN SDK"):
         sdk_mod.find_sdk(tmp_path / "nothing")
     assert os.environ["QNN_SDK_ROOT"] == str(root)
+
+
+def test_sdk_compile_converts_aimet_encodings_to_qnn_for_the_converter(fake_sdk, tmp_path):
+    root, log = fake_sdk
+    model = builders.save(builders.small_cnn(), tmp_path / "cnn.onnx")
+    aimet = tmp_path / "aimet.encodings"
+    aimet.write_text(
+        json.dumps(
+            {
+                "version": "1.0.0",
+                "activation_encodings": [
+                    {"name": "input", "enc_type": "PER_TENSOR", "dtype": "INT", "bw": 8,
+                     "is_sym": False, "scale": [0.00392157], "offset": [0]},
+                ],
+                "param_encodings": [
+                    {"name": "stem.weight", "enc_type": "PER_TENSOR", "dtype": "INT", "bw": 8,
+                     "is_sym": True, "scale": [0.0055], "offset": [-128]},
+                ],
+            }
+        )
+    )  # fmt: skip
+    out = tmp_path / "b"
+    compile_model(model, out, sdk_root=root, encodings=aimet)
+    enc = json.loads((out / "quantization_config.json").read_text())
+    assert enc["version"] == "0.6.1"
+    assert enc["activation_encodings"]["input"][0]["scale"] == pytest.approx(0.00392157)
+    assert enc["param_encodings"]["stem.weight"][0]["offset"] == -128
+    conv = _calls(log)[0]
+    assert conv[-2:] == ["--quantization_overrides", str(out / "quantization_config.json")]
+    assert json.loads((out / "manifest.json").read_text())["encodings_source"] == str(aimet)

@@ -26,6 +26,7 @@ from studio.core.toolchain.bundle import (
     input_specs,
     is_bundle,
     load_bundle,
+    normalised_encodings,
     qdq_encodings,
     write_manifest,
 )
@@ -99,11 +100,11 @@ def compile_model(
     }
     enc_data = None
     if encodings is not None:
-        from studio.core.atomic import read_json_strict
-        from studio.core.errors import EncodingsError
-
-        enc_data = read_json_strict(encodings, error_type=EncodingsError)
+        enc_data, enc_warnings = normalised_encodings(encodings, src)
         info["encodings_source"] = str(encodings)
+        info["warnings"].extend(enc_warnings)
+        for line in enc_warnings:
+            ctx.log(f"warning: {line}")
     else:
         enc_data = qdq_encodings(src)
         if enc_data is not None:

@@ -124,74 +124,29 @@ def input_specs(model_path: str | Path) -> dict[str, Any]:
 def qdq_encodings(model_path: str | Path) -> dict[str, Any] | None:
     """The QDQ model's scales/zero points as a QNN 0.6.1 encodings dict (None for a float model).
 
-    Activation encodings come from QuantizeLinear nodes (keyed by the float tensor they quantise);
-    parameter encodings from DequantizeLinear nodes whose input is a quantised initializer (keyed by
-    the dequantised tensor name). Uses studio.core.encodings for the arithmetic and the writer.
+    Read by :func:`studio.core.encodings.from_qdq_model` (original tensor names, ORT's
+    ``_quantized``/``_QuantizeLinear_Input`` suffixes removed) and written in QNN format.
     """
-    from studio.core.encodings import Encoding, EncodingSet
+    from studio.core.encodings import dump_encodings, from_qdq_model
 
-    model = onnx.load(str(model_path), load_external_data=False)
-    inits = {i.name for i in model.graph.initializer}
-    encodings: list[Encoding] = []
-    seen: set[str] = set()
-    for node in model.graph.node:
-        # ORT's quantiser renames tensors around the nodes it inserts; the encodings are keyed by
-        # the ORIGINAL names, which the SDK converter and the float model use.
-        if node.op_type == "QuantizeLinear" and node.input[0] not in inits:
-            tensor, kind = _strip(node.input[0], "_QuantizeLinear_Input"), "activation"
-        elif node.op_type == "DequantizeLinear" and node.input[0] in inits:
-            tensor, kind = _strip(node.input[0], "_quantized"), "param"
-        else:
-            continue
-        params = _qdq_params(model, node)
-        if params is None or tensor in seen:
-            continue
-        if params["qtype"] == "int32":
-            kind = "bias" if kind == "param" else kind
-        try:
-            enc = Encoding.from_onnx(
-                tensor,
-                params["scale"],
-                params["zero_point"],
-                params["qtype"],
-                axis=params["axis"],
-                kind=kind,
-            )
-        except Exception as exc:  # noqa: BLE001 - name the tensor, keep going
-            raise BadInputError(f"cannot read the quantisation of '{tensor}': {exc}") from exc
-        seen.add(tensor)
-        encodings.append(enc)
-    if not encodings:
+    encset = from_qdq_model(str(model_path))
+    if len(encset) == 0:
         return None
-    try:  # helper A1's writer, when present; the same 0.6.1 shape is written below otherwise
-        from studio.core.encodings.formats import qnn
-    except ImportError:
-        return _write_qnn_061(encodings)
-    return qnn.write(EncodingSet(encodings))
+    return dump_encodings(encset, "qnn")
 
 
-def _strip(name: str, suffix: str) -> str:
-    return name[: -len(suffix)] if name.endswith(suffix) and len(name) > len(suffix) else name
+def normalised_encodings(
+    path: str | Path, model_path: str | Path
+) -> tuple[dict[str, Any], list[str]]:
+    """Any supported encodings file (QNN, AIMET 1.0.0/2.0.0, ...) as QNN 0.6.1, plus warnings.
 
+    The SDK converter's ``--quantization_overrides`` reads the QNN format; the model supplies the
+    per-channel axes that AIMET files leave out.
+    """
+    from studio.core.encodings import ModelView, dump_encodings, load_encodings
 
-def _write_qnn_061(encodings: list[Any]) -> dict[str, Any]:
-    """QNN 0.6.1 encodings (REFERENCE.md §2): tensor -> list of per-channel dicts."""
-    sections: dict[str, dict[str, Any]] = {"activation_encodings": {}, "param_encodings": {}}
-    for enc in encodings:
-        key = "activation_encodings" if enc.kind == "activation" else "param_encodings"
-        sections[key][enc.tensor] = [
-            {
-                "bitwidth": enc.bitwidth,
-                "dtype": "int",
-                "is_symmetric": "True" if enc.symmetric else "False",
-                "min": enc.min[i],
-                "max": enc.max[i],
-                "scale": enc.scale[i],
-                "offset": enc.offset[i],
-            }
-            for i in range(len(enc.scale))
-        ]
-    return {"version": "0.6.1", **sections, "quantizer_args": {}}
+    encset, warnings = load_encodings(path, model=ModelView.of(str(model_path)))
+    return dump_encodings(encset, "qnn"), warnings
 
 
 @dataclass
