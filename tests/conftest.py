@@ -45,5 +45,10 @@ def qdq_erf_probed(tmp_path_factory):
     folder = tmp_path_factory.mktemp("qdq_erf")
     path = builders.save(builders.qdq_conv_erf(), folder / "qdq_conv_erf.onnx")
     graph = ModelGraph.load(path)
-    report = probe_op_support(graph, ("htp", "gpu"), use_cache=False)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("NPU_STUDIO_CACHE_DIR", str(folder / "cache"))
+    try:
+        report = probe_op_support(graph, ("htp", "gpu"), use_cache=False)
+    finally:
+        patch.undo()
     return path, graph, report

@@ -29,7 +29,7 @@ from typing import Any
 
 from studio.core import opsupport_probe as probe
 from studio.core.atomic import atomic_write_json, read_json_strict
-from studio.core.errors import ConfigError, JobCancelledError, StudioError
+from studio.core.errors import BadInputError, ConfigError, JobCancelledError, StudioError
 from studio.core.jobs import JobContext
 
 SCHEMA_VERSION = 1
@@ -259,6 +259,7 @@ def probe_op_support(
     ctx: JobContext | None = None,
     use_cache: bool = True,
     availability: Mapping[str, Mapping[str, Any]] | None = None,
+    isolate: str = "unconfirmed",
 ) -> OpSupportReport:
     """Probe every node of ``graph`` (a ModelGraph) on ``backends`` (CPU is always included).
 
@@ -270,7 +271,9 @@ def probe_op_support(
     started = time.perf_counter()
     names = [b for b in dict.fromkeys([*backends, "cpu"])]
     options = {str(k): str(v) for k, v in (provider_options or {}).items()}
-    key = _cache_key(graph, names, {**options, "vtcm_mb": vtcm_mb})
+    if isolate not in ("unconfirmed", "all"):
+        raise BadInputError(f"isolate must be 'unconfirmed' or 'all', not {isolate!r}")
+    key = _cache_key(graph, names, {**options, "vtcm_mb": vtcm_mb, "isolate": isolate})
     cached = cache_dir() / f"{key}.json"
     if use_cache and cached.is_file():
         try:
@@ -294,7 +297,7 @@ def probe_op_support(
         },
         nodes=nodes,
         notes=model_notes(graph),
-        options={**options, "vtcm_mb": vtcm_mb},
+        options={**options, "vtcm_mb": vtcm_mb, "isolate": isolate},
     )
     qnn = [b for b in names if b != "cpu"]
     for i, backend in enumerate(qnn):
@@ -303,7 +306,7 @@ def probe_op_support(
             for per in nodes.values():
                 per[backend] = NodeSupport(False, str(info.get("reason", "")), "backend")
             continue
-        _probe_backend(graph, backend, options, report, ctx, (i, len(qnn)))
+        _probe_backend(graph, backend, options, report, ctx, (i, len(qnn)), isolate)
         for node in graph.nodes:
             if backend == "htp" and node.id in nodes:
                 nodes[node.id][backend].warnings.extend(vtcm_warnings(graph, node, vtcm_mb))
@@ -311,12 +314,11 @@ def probe_op_support(
         per["cpu"] = NodeSupport(True, "ONNX Runtime CPU EP (reference)", "reference")
     report.elapsed_s = round(time.perf_counter() - started, 3)
     ctx.progress(1.0, "op support probed")
-    if use_cache:
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(cached, report.to_json())
-        except (OSError, StudioError) as exc:
-            ctx.log(f"could not cache op support in {cached}: {exc}")
+    try:  # a fresh probe always refreshes the cache; use_cache only controls reading it
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(cached, report.to_json())
+    except (OSError, StudioError) as exc:
+        ctx.log(f"could not cache op support in {cached}: {exc}")
     return report
 
 
@@ -327,7 +329,14 @@ def _probe_backend(
     report: OpSupportReport,
     ctx: JobContext,
     position: tuple[int, int],
+    isolate: str,
 ) -> None:
+    """Whole-model compile plus single-node probes for ``backend``, surviving backend crashes.
+
+    Each worker appends its results to a JSON-lines file; when a probe crashes the worker, the
+    finished results are kept, the crashing probe is marked with the crash message, and a fresh
+    worker continues with the rest.
+    """
     from studio.core.worker_client import run_in_worker
 
     full_model = probe.load_full_model(graph)
@@ -336,51 +345,60 @@ def _probe_backend(
         groups, failures = probe.write_probes(graph, full_model, folder)
         whole = folder / "whole.onnx"
         probe.write_named_model(graph, full_model, whole)
-        items = [{"key": k, "path": str(p)} for k, (p, _) in groups.items()]
+        items = [{"key": k, "path": str(p), "node_ids": ids} for k, (p, ids) in groups.items()]
         report.signatures += len(groups)
         results: dict[str, dict[str, Any]] = {}
-        whole_result: dict[str, Any] = {}
+        whole_result: dict[str, Any] | None = None
         pending = list(items)
-        crashes = 0
-        while pending or not whole_result:
+        for attempt in range(6):
             request = {
                 "backend": backend,
                 "provider_options": options,
                 "probes": pending,
-                "whole_model": None if whole_result else str(whole),
-                "results_file": str(folder / f"results-{crashes}.jsonl"),
+                "whole_model": str(whole),
+                "whole_result": whole_result,
+                "isolate": isolate,
+                "results_file": str(folder / f"results-{attempt}.jsonl"),
             }
             sub = JobContext(
                 on_progress=lambda f, t: ctx.progress(
                     (position[0] + f) / max(position[1], 1), f"{backend.upper()}: {t}"
                 ),
-                on_log=None,
                 token=ctx.token,
             )
             try:
                 out = run_in_worker(PROBE_JOB, request, sub, timeout_s=600)
-                results.update(out["probes"])
-                whole_result = out.get("whole") or {"ok": False, "reason": "not run"}
-                pending = []
+            except JobCancelledError:
+                raise
             except StudioError as exc:
-                if isinstance(exc, JobCancelledError):
-                    raise
-                done, current = probe.read_partial(Path(request["results_file"]))
+                done, whole_done, current = probe.read_partial(Path(request["results_file"]))
                 results.update(done)
-                crashes += 1
-                if current is None or crashes > 5:
+                whole_result = whole_done or whole_result
+                if current is None:
                     raise
-                results[current] = {"ok": False, "reason": f"the backend crashed: {exc}"}
-                pending = [p for p in pending if p["key"] not in results]
+                crash = {"ok": False, "reason": f"the backend crashed compiling it: {exc}"}
                 if current == "__whole__":
-                    whole_result = {"ok": False, "reason": f"the backend crashed: {exc}"}
-        report.probes += len(items)
+                    whole_result = {**crash, "verdicts": {}, "off_qnn": []}
+                else:
+                    results[current] = crash
+                pending = [p for p in pending if p["key"] not in results]
+                ctx.log(f"{backend.upper()} probe worker crashed; continuing: {exc}")
+                continue
+            results.update(out["probes"])
+            whole_result = out.get("whole") or whole_result
+            break
+        report.probes += sum(1 for r in results.values() if not r.get("skipped"))
+    whole_result = whole_result or {"ok": False, "reason": "not run", "verdicts": {}}
     verdicts = {k: tuple(v) for k, v in (whole_result.get("verdicts") or {}).items()}
+    off_qnn = set(whole_result.get("off_qnn") or [])
     for key, (_, node_ids) in groups.items():
         res = results.get(key, {"ok": False, "reason": "not probed"})
         for node_id in node_ids:
             is_qdq = graph.node_by_id[node_id].op_type in probe.QDQ
-            report.nodes[node_id][backend] = _combine(node_id, res, verdicts, is_qdq)
+            found = _combine(node_id, res, verdicts, is_qdq)
+            if found.supported and node_id in off_qnn and found.source != "model":
+                found.warnings.append("ORT left it to the CPU EP in the full-model compile")
+            report.nodes[node_id][backend] = found
     for node_id, reason in failures.items():
         report.nodes[node_id][backend] = NodeSupport(False, reason, "probe")
     for node in graph.nodes:
@@ -390,7 +408,7 @@ def _probe_backend(
             report.nodes[node.id][backend] = NodeSupport(
                 verdict.supported, f"part of the QDQ unit of '{owner}': {verdict.reason}", "unit"
             )
-    if whole_result and not whole_result.get("ok"):
+    if not whole_result.get("ok"):
         report.notes.append(
             f"{backend.upper()}: the whole model did not compile with CPU fallback allowed: "
             f"{whole_result.get('reason', '')}"
@@ -400,8 +418,10 @@ def _probe_backend(
 def _combine(
     node_id: str, res: Mapping[str, Any], verdicts: Mapping[str, Any], is_qdq: bool
 ) -> NodeSupport:
-    """A node is supported when its own probe compiled and the full model did not reject it."""
+    """Merge a node's own probe with the full-model verdict (a failure in either rejects it)."""
     verdict = verdicts.get(node_id)
+    if res.get("skipped"):
+        return NodeSupport(True, "placed on QNN in the full-model compile", "model")
     if not res.get("ok"):
         if is_qdq and verdict is not None and verdict[0]:
             # A lone Q/DQ is never offloaded by itself, but in the model it joins a partition.

@@ -285,45 +285,95 @@ def compile_verbose(path: str, backend: str, options: dict[str, str], no_fallbac
     return {"ok": True, "reason": "", "log": text}
 
 
+_PLACED_ON = re.compile(r"(?:Node\(s\)|All nodes) placed on \[(\w+)\]")
+_PLACED_NODE = re.compile(r"VerifyEachNodeIsAssignedToAnEp\]\s+(\S+) \((.*)\)\s*$")
+
+
+def parse_placements(log: str) -> dict[str, str]:
+    """Node name -> execution provider, from ORT's verbose "Node placements" block.
+
+    QNN partitions appear as fused nodes; only nodes ORT left outside them are named, so the
+    result lists what ran on the CPU EP (and any other non-QNN provider).
+    """
+    placed: dict[str, str] = {}
+    current = ""
+    for line in log.splitlines():
+        header = _PLACED_ON.search(line)
+        if header:
+            current = header.group(1)
+            continue
+        node = _PLACED_NODE.search(line)
+        if node and current:
+            placed[node.group(2).strip()] = current
+    return placed
+
+
+def whole_model_verdict(path: str, backend: str, options: dict[str, str]) -> dict[str, Any]:
+    """Compile the whole model with fallback allowed: per-unit verdicts and real placements."""
+    whole = compile_verbose(path, backend, options, no_fallback=False)
+    log = whole.pop("log", "")
+    verdicts = parse_units(log)
+    off_qnn = [n for n, ep in parse_placements(log).items() if ep != "QNNExecutionProvider"]
+    return {**whole, "verdicts": {k: list(v) for k, v in verdicts.items()}, "off_qnn": off_qnn}
+
+
+def confirmed_nodes(whole: dict[str, Any] | None) -> set[str]:
+    """Nodes the full-model compile proved: validation PASSED and not left to another EP."""
+    if not whole or not whole.get("ok"):
+        return set()
+    off = set(whole.get("off_qnn") or [])
+    return {
+        n for n, (passed, _) in (whole.get("verdicts") or {}).items() if passed and n not in off
+    }
+
+
 @job
 def probe_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    """Compile each probe (fallback disabled) and the whole model (fallback allowed)."""
+    """Compile the whole model once (fallback allowed), then each needed probe (fallback off).
+
+    With ``isolate="unconfirmed"`` (the default) a probe whose nodes the full-model compile
+    already placed on QNN is skipped: that compile is stronger evidence than an isolated one.
+    ``isolate="all"`` compiles every probe regardless.
+    """
     backend = str(request["backend"])
     options = {str(k): str(v) for k, v in (request.get("provider_options") or {}).items()}
     probes = list(request.get("probes") or [])
+    isolate = str(request.get("isolate") or "unconfirmed")
     results_file = Path(str(request["results_file"]))
-    out: dict[str, Any] = {"probes": {}, "whole": None}
-    total = len(probes) + (1 if request.get("whole_model") else 0)
+    out: dict[str, Any] = {"probes": {}, "whole": request.get("whole_result")}
     with open(results_file, "a", encoding="utf-8") as sink:
 
         def mark(kind: str, key: str, value: Any = None) -> None:
             sink.write(json.dumps({"event": kind, "key": key, "result": value}) + "\n")
             sink.flush()
 
+        if out["whole"] is None and request.get("whole_model"):
+            mark("start", "__whole__")
+            ctx.progress(0.0, "compiling the whole model")
+            out["whole"] = whole_model_verdict(str(request["whole_model"]), backend, options)
+            mark("done", "__whole__", out["whole"])
+        confirmed = confirmed_nodes(out["whole"]) if isolate == "unconfirmed" else set()
         for i, item in enumerate(probes):
             ctx.check_cancelled()
+            if item.get("node_ids") and set(item["node_ids"]) <= confirmed:
+                out["probes"][item["key"]] = {"ok": True, "reason": "", "skipped": True}
+                continue
             mark("start", item["key"])
             res = compile_verbose(item["path"], backend, options, no_fallback=True)
             res.pop("log", None)
             out["probes"][item["key"]] = res
             mark("done", item["key"], res)
-            ctx.progress((i + 1) / max(total, 1), f"probe {i + 1}/{len(probes)}")
-        if request.get("whole_model"):
-            mark("start", "__whole__")
-            whole = compile_verbose(str(request["whole_model"]), backend, options, False)
-            verdicts = parse_units(whole.pop("log", ""))
-            out["whole"] = {**whole, "verdicts": {k: list(v) for k, v in verdicts.items()}}
-            mark("done", "__whole__", {"ok": whole["ok"]})
-            ctx.progress(1.0, "whole model")
+            ctx.progress((i + 1) / max(len(probes), 1), f"probe {i + 1}/{len(probes)}")
     return out
 
 
-def read_partial(path: Path) -> tuple[dict[str, Any], str | None]:
-    """Results written before a crash, and the key of the probe that was running (or None)."""
+def read_partial(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
+    """Probe results and the whole-model result written before a crash, and what was running."""
     done: dict[str, Any] = {}
+    whole = None
     current = None
     if not path.is_file():
-        return done, None
+        return done, None, None
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             event = json.loads(line)
@@ -332,10 +382,12 @@ def read_partial(path: Path) -> tuple[dict[str, Any], str | None]:
         if event.get("event") == "start":
             current = event["key"]
         elif event.get("event") == "done":
-            if event["key"] != "__whole__":
+            if event["key"] == "__whole__":
+                whole = event["result"]
+            else:
                 done[event["key"]] = event["result"]
             current = None
-    return done, current
+    return done, whole, current
 
 
 @job

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper
 from studio.core.errors import ConfigError
 from studio.core.model import ModelGraph
 from studio.core.opsupport import OpSupportReport, probe_op_support, vtcm_warnings
-from studio.core.opsupport_probe import parse_units, qdq_owner
+from studio.core.opsupport_probe import parse_placements, parse_units, qdq_owner
 from tests import builders
 
 pytestmark = pytest.mark.htp
@@ -54,9 +54,16 @@ def test_identical_signatures_share_one_probe(tmp_path, monkeypatch):
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     g = ModelGraph.load(builders.save(model, tmp_path / "relus.onnx"))
+    isolated = probe_op_support(g, ("htp",), isolate="all")
+    assert isolated.signatures == 2 and isolated.probes == 2  # 6 Relus share one probe, 1 Erf
+    assert all(
+        isolated.nodes[f"r{i}"]["htp"].reason == "compiled alone and in the model" for i in range(6)
+    )
+    # Default: nodes the full-model compile already placed on QNN need no probe of their own.
     report = probe_op_support(g, ("htp",))
-    assert report.signatures == 2 and report.probes == 2  # 6 Relus, 1 Erf
+    assert report.signatures == 2 and report.probes == 1
     assert all(report.nodes[f"r{i}"]["htp"].supported for i in range(6))
+    assert report.nodes["r0"]["htp"].source == "model"
     assert not report.nodes["erf"]["htp"].supported
     again = probe_op_support(g, ("htp",))
     assert again.from_cache and again.to_json()["nodes"] == report.to_json()["nodes"]
@@ -139,3 +146,20 @@ def test_signature_ignores_weight_values(tmp_path):
     groups, failures = write_probes(g, load_full_model(g), tmp_path)
     assert not failures
     assert sorted(len(ids) for _, ids in groups.values()) == [1, 1, 2]
+
+
+def test_parse_placements_lists_nodes_left_off_qnn():
+    prefix = "2026-11-25 09:52:03.06 [V:onnxruntime:, session_state.cc:1606 VerifyEachNodeIsAssignedToAnEp]"
+    log = "\n".join(
+        [
+            f"{prefix[:-43]}session_state.cc:1598 VerifyEachNodeIsAssignedToAnEp] Node placements",
+            f"{prefix}  Node(s) placed on [QNNExecutionProvider]. Number of nodes: 1",
+            f"{prefix}   QNNExecutionProvider_123_2 (QNNExecutionProvider_QNN_123_2_0)",
+            f"{prefix}  Node(s) placed on [CPUExecutionProvider]. Number of nodes: 2",
+            f"{prefix}   QuantizeLinear (x_Q)",
+            f"{prefix}   Erf (/tail/Erf)",
+        ]
+    )
+    placed = parse_placements(log)
+    assert placed["x_Q"] == "CPUExecutionProvider" and placed["/tail/Erf"] == "CPUExecutionProvider"
+    assert placed["QNNExecutionProvider_QNN_123_2_0"] == "QNNExecutionProvider"
