@@ -1,0 +1,97 @@
+"""Jobs for the GUI and the worker: SQNR analysis and automatic mixed precision.
+
+Requests are JSON dicts (paths, options); results are the dataclasses' ``to_json``. A profiler
+for the mixed-precision curve is named as ``"studio.core.<module>:<function>"`` (resolved only
+inside studio.core, never arbitrary code) taking the QDQ path and returning HTP cycles.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+
+from studio.core.accuracy.automp import auto_mixed_precision
+from studio.core.accuracy.sqnr import Analyser
+from studio.core.calibration import CalibrationSource, CalibrationStats, Preprocess
+from studio.core.calibration.collect import load_fixed, model_inputs
+from studio.core.errors import BadInputError
+from studio.core.jobs import JobContext, job
+from studio.core.quantize import QuantPlan
+
+DEFAULT_EVAL_SAMPLES = 8
+
+
+def load_feeds(
+    model: str,
+    data: str,
+    *,
+    input_shapes: dict[str, list[int]] | None = None,
+    preprocess: Preprocess | None = None,
+    limit: int | None = DEFAULT_EVAL_SAMPLES,
+    seed: int = 1,
+) -> list[dict[str, np.ndarray]]:
+    """Evaluation samples for ``model`` from a calibration-style source (checked the same way).
+
+    ``random:N`` uses a different seed from calibration's by default, so a random evaluation
+    does not score the very samples the ranges were fitted to.
+    """
+    inputs = model_inputs(load_fixed(model, input_shapes))
+    source = CalibrationSource(data, inputs, preprocess, seed=seed, limit=limit)
+    return list(source)
+
+
+def _profile_fn(name: str | None):
+    if not name:
+        return None
+    module_name, sep, func = str(name).partition(":")
+    if not sep or not module_name.startswith("studio.core.") or not func.isidentifier():
+        raise BadInputError(f"profile_fn '{name}' must be 'studio.core.<module>:<function>'")
+    try:
+        return getattr(importlib.import_module(module_name), func)
+    except (ImportError, AttributeError) as exc:
+        raise BadInputError(f"profile_fn '{name}' not found: {exc}") from exc
+
+
+@job
+def analyse_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """``{"float_model", "qdq_model", "data", "backend"?, "samples"?, "input_shapes"?}``."""
+    feeds = load_feeds(
+        request["float_model"],
+        request["data"],
+        input_shapes=request.get("input_shapes"),
+        preprocess=Preprocess.from_json(request.get("preprocess")),
+        limit=int(request.get("samples", DEFAULT_EVAL_SAMPLES)),
+    )
+    report = Analyser(request["float_model"], cache_float=False).analyse(
+        request["qdq_model"], feeds, backend=request.get("backend", "cpu"), ctx=ctx
+    )
+    return report.to_json()
+
+
+@job
+def auto_mp_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """``{"stats_dir", "plan"?, "data", "out", "target_db", "max_steps"?, "step_size"?,
+    "max_promoted"?, "samples"?, "profile_fn"?}``."""
+    stats = CalibrationStats.load(request["stats_dir"])
+    plan = QuantPlan.from_json(request["plan"]) if request.get("plan") else QuantPlan()
+    feeds = load_feeds(
+        str(stats.prepared_model),
+        request["data"],
+        preprocess=Preprocess.from_json(request.get("preprocess")),
+        limit=int(request.get("samples", DEFAULT_EVAL_SAMPLES)),
+    )
+    result = auto_mixed_precision(
+        stats,
+        plan,
+        feeds,
+        request["out"],
+        target_db=float(request["target_db"]),
+        max_steps=int(request.get("max_steps", 10)),
+        step_size=int(request.get("step_size", 1)),
+        max_promoted=request.get("max_promoted"),
+        profile_fn=_profile_fn(request.get("profile_fn")),
+        ctx=ctx,
+    )
+    return result.to_json()

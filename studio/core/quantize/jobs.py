@@ -1,0 +1,25 @@
+"""Job for the GUI and the worker: build the QDQ model from cached stats and a plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from studio.core.calibration import CalibrationStats
+from studio.core.encodings.model_info import coverage
+from studio.core.jobs import JobContext, job
+from studio.core.quantize.build import build_qdq
+from studio.core.quantize.plan import QuantPlan
+
+
+@job
+def build_qdq_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """``{"stats_dir", "plan"?, "out"}`` -> BuildResult JSON plus encodings coverage.
+
+    No data and no inference: this is the rebuild after every edit in the editor.
+    """
+    stats = CalibrationStats.load(request["stats_dir"])
+    plan = QuantPlan.from_json(request["plan"]) if request.get("plan") else QuantPlan()
+    result = build_qdq(stats, plan, request["out"], ctx=ctx)
+    data = result.to_json()
+    data["coverage"] = coverage(result.encodings, str(stats.prepared_model)).to_json()
+    return data

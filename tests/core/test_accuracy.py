@@ -1,0 +1,162 @@
+"""Per-layer SQNR (CPU and HTP) and automatic mixed precision, on real sessions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from studio.core.accuracy import (
+    Analyser,
+    AutoMpResult,
+    SqnrReport,
+    analyse,
+    auto_mixed_precision,
+)
+from studio.core.accuracy.jobs import analyse_job, auto_mp_job
+from studio.core.calibration import calibrate
+from studio.core.jobs import run_inline
+from studio.core.quantize import QuantPlan, build_qdq
+from studio.core.runtime import make_session
+
+
+@pytest.fixture
+def setup(conv_model, tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.random((6, 3, 32, 32), dtype=np.float32)
+    np.savez(tmp_path / "calib.npz", input=data)
+    stats = calibrate(conv_model, tmp_path / "calib.npz", cache_dir=tmp_path / "cache")
+    feeds = [{"input": data[i : i + 1]} for i in range(4)]
+    return stats, feeds, tmp_path
+
+
+def _direct_output_sqnr(float_path, qdq_path, feeds, backend="cpu") -> float:
+    f, _ = make_session(float_path, "cpu")
+    q, _ = make_session(qdq_path, backend, disable_cpu_fallback=backend != "cpu")
+    sig = noise = 0.0
+    for feed in feeds:
+        x = f.run(None, feed)[0].astype(np.float64)
+        y = q.run(None, feed)[0].astype(np.float64)
+        sig += float(np.sum(x * x))
+        noise += float(np.sum((x - y) ** 2))
+    return 10 * math.log10(sig / noise)
+
+
+def test_cpu_report_matches_a_direct_measurement(setup):
+    stats, feeds, tmp = setup
+    built = build_qdq(stats, QuantPlan(), tmp / "q.onnx")
+    report = analyse(stats.prepared_model, built.qdq_path, feeds)
+    direct = _direct_output_sqnr(stats.prepared_model, built.qdq_path, feeds)
+    assert report.outputs["logits"] == pytest.approx(direct, abs=0.5)
+    assert report.samples == 4 and report.backend == "cpu"
+    names = [layer.tensor for layer in report.layers]
+    assert names[0] == "input" and "/stem/Relu_output_0" in names and "logits" in names
+    for layer in report.layers:
+        assert 10.0 < layer.sqnr_db < 80.0 and layer.added_db >= 0.0
+        assert layer.bitwidth == 8
+    assert set(report.weights) == {"stem.weight", "block.conv.weight", "head.weight"}
+    assert all(35.0 < v < 60.0 for v in report.weights.values())
+
+
+def test_wider_types_measure_better(setup):
+    stats, feeds, tmp = setup
+    analyser = Analyser(stats.prepared_model)
+    a8 = analyser.analyse(build_qdq(stats, QuantPlan(), tmp / "a.onnx").qdq_path, feeds)
+    a16 = analyser.analyse(
+        build_qdq(stats, QuantPlan(activation_bitwidth=16), tmp / "b.onnx").qdq_path, feeds
+    )
+    w4 = analyser.analyse(
+        build_qdq(stats, QuantPlan(weight_bitwidth=4), tmp / "c.onnx").qdq_path, feeds
+    )
+    assert a16.layer("input").sqnr_db > a8.layer("input").sqnr_db + 30  # ~6 dB per bit
+    assert a16.outputs["logits"] > a8.outputs["logits"]
+    for name, db in w4.weights.items():
+        assert db < a8.weights[name] - 15  # 4 bits fewer: ~24 dB less
+
+
+@pytest.mark.htp
+def test_htp_report_is_measured_on_htp(setup):
+    stats, feeds, tmp = setup
+    built = build_qdq(stats, QuantPlan(), tmp / "q.onnx")
+    report = analyse(stats.prepared_model, built.qdq_path, feeds, backend="htp")
+    assert report.backend == "htp" and report.notes
+    direct = _direct_output_sqnr(stats.prepared_model, built.qdq_path, feeds, backend="htp")
+    assert report.outputs["logits"] == pytest.approx(direct, abs=0.01)
+    if report.htp_intermediates:
+        assert report.layer("/stem/Relu_output_0") is not None
+    else:
+        assert report.layers == []
+
+
+def test_auto_mixed_precision_curve(setup):
+    stats, feeds, tmp = setup
+    base = analyse(
+        stats.prepared_model, build_qdq(stats, QuantPlan(), tmp / "base.onnx").qdq_path, feeds
+    )
+    calls: list[str] = []
+
+    def profile(path: str) -> float:
+        calls.append(path)
+        return float(len(open(path, "rb").read()))  # a real, varying figure of the built model
+
+    result = auto_mixed_precision(
+        stats,
+        QuantPlan(),
+        feeds,
+        tmp / "mp.onnx",
+        target_db=base.output_sqnr_db + 3.0,
+        max_steps=4,
+        step_size=1,
+        profile_fn=profile,
+    )
+    assert result.curve[0].wide_tensors == 0
+    assert result.curve[0].output_sqnr_db == pytest.approx(base.output_sqnr_db, abs=1e-6)
+    assert len(calls) == len(result.curve) and all(p.cycles for p in result.curve)
+    assert [p.wide_tensors for p in result.curve] == sorted(p.wide_tensors for p in result.curve)
+    assert result.promoted == [t for p in result.curve for t in p.promoted]
+    if result.met:
+        assert result.curve[-1].output_sqnr_db >= result.target_db
+    else:
+        assert len(result.curve) == 5
+    assert (tmp / "mp.onnx").is_file() and not (tmp / "mp.search.onnx").exists()
+    again = AutoMpResult.from_json(result.to_json())
+    assert again.to_json() == result.to_json()
+
+
+def test_report_json_roundtrip_keeps_infinities(setup):
+    stats, feeds, tmp = setup
+    report = analyse(
+        stats.prepared_model, build_qdq(stats, QuantPlan(), tmp / "q.onnx").qdq_path, feeds
+    )
+    report.outputs["exact"] = math.inf
+    again = SqnrReport.from_json(report.to_json())
+    assert again.outputs["exact"] == math.inf
+    assert again.to_json() == report.to_json()
+
+
+def test_jobs(setup):
+    stats, _feeds, tmp = setup
+    built = build_qdq(stats, QuantPlan(), tmp / "q.onnx")
+    out = run_inline(
+        analyse_job,
+        {
+            "float_model": str(stats.prepared_model),
+            "qdq_model": built.qdq_path,
+            "data": str(tmp / "calib.npz"),
+            "samples": 3,
+        },
+    )
+    assert out["samples"] == 3 and out["schema_version"] == 1
+    mp = run_inline(
+        auto_mp_job,
+        {
+            "stats_dir": str(stats.folder),
+            "data": str(tmp / "calib.npz"),
+            "out": str(tmp / "mp.onnx"),
+            "target_db": 200.0,
+            "max_steps": 1,
+            "samples": 2,
+        },
+    )
+    assert mp["met"] is False and len(mp["curve"]) == 2 and mp["curve"][1]["promoted"]
