@@ -322,3 +322,23 @@ def test_screenshot(qtbot, ws, ctx):
     # histogram mouse drag, to be sure the region reacts to the real pointer too
     vb = ws.histogram.plot.plotItem.vb
     assert vb.mapViewToScene(QPointF(0, 0)) is not None
+
+
+def test_jobs_go_through_the_job_manager(qtbot, ws, ctx):
+    from studio.ui.jobs import JobManager
+
+    ctx.jobs = JobManager()
+    progress = []
+    ws.runner.progress.connect(lambda f, _t: progress.append(f))
+    calibrate(qtbot, ws, "random:3")
+    handle = ctx.jobs.jobs[-1]
+    assert handle.title == "Calibrate" and handle.state == "done" and handle.lane == "quant"
+    assert ws.session.stats.num_samples == 3
+    assert progress and progress[-1] == pytest.approx(1.0)
+    # a failing job: the core's message reaches the workspace, nothing changes
+    stats = ws.session.stats
+    with qtbot.waitSignal(ws.runner.failed, timeout=30000):
+        ws.calibrate(str(DEMO.parent / "no-such-folder"))
+    assert ws.session.stats is stats
+    assert ws.message.property("error") == "true" and "no-such-folder" in ws.message.text()
+    assert ctx.jobs.jobs[-1].state == "failed"

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.ui.quant.delegates import BitwidthDelegate, NumberDelegate
-from studio.ui.quant.table import COL, TENSOR_ROLE, TensorFilterProxy, TensorTableModel
+from studio.ui.quant.table import COL, COLUMNS, TENSOR_ROLE, TensorFilterProxy, TensorTableModel
 
 # (label, key, value, tooltip); value None for toggles computed from the selection
 BULK_ACTIONS = (
@@ -37,6 +37,21 @@ BULK_ACTIONS = (
     ("Per-channel", "per_channel", None, "Toggle per-channel scales on the selected weights"),
     ("Reset", "reset", None, "Drop your edits: back to the calibrated defaults"),
 )
+
+
+# the widest value a column usually shows (per-column width from the font)
+COLUMN_SAMPLES = {
+    "op": "Conv ABC",
+    "kind": "activation",
+    "bits": "float16",
+    "symmetric": "Sym",
+    "per_channel": "Per-ch",
+    "min": "-0.06697",
+    "max": "-0.06697",
+    "scale": "3.922e-05",
+    "offset": "-29461",
+    "sqnr": "SQNR dB",
+}
 
 
 class EditorPanel(QWidget):
@@ -92,21 +107,7 @@ class EditorPanel(QWidget):
         header.setStretchLastSection(False)
         header.setSectionResizeMode(COL["tensor"], QHeaderView.ResizeMode.Stretch)
         header.setHighlightSections(False)
-        widths = {
-            "tensor": 220,
-            "op": 80,
-            "kind": 70,
-            "bits": 50,
-            "symmetric": 36,
-            "per_channel": 50,
-            "min": 64,
-            "max": 64,
-            "scale": 72,
-            "offset": 56,
-            "sqnr": 62,
-        }
-        for key, width in widths.items():
-            self.table.setColumnWidth(COL[key], width)
+        self._size_columns()
         self.bits_delegate = BitwidthDelegate(self.table)
         self.number_delegate = NumberDelegate(parent=self.table)
         self.int_delegate = NumberDelegate(integer=True, parent=self.table)
@@ -141,6 +142,18 @@ class EditorPanel(QWidget):
         layout.addLayout(bulk)
         layout.addWidget(self.table, 1)
         self._update_buttons()
+
+    def _size_columns(self) -> None:
+        """Widths from the font (the theme's font is larger than Qt's default): wide enough
+        for typical values, so numbers are never elided."""
+        fm = self.table.fontMetrics()
+        pad = 18
+        for key, title in COLUMNS:
+            if key == "tensor":
+                continue
+            sample = COLUMN_SAMPLES.get(key, "")
+            width = max(fm.horizontalAdvance(title), fm.horizontalAdvance(sample)) + pad
+            self.table.setColumnWidth(COL[key], width)
 
     # ------------------------------------------------------------------ selection
     def selected_names(self) -> list[str]:

@@ -3,8 +3,9 @@
 Why here and not in each button handler: the workspace has one running task at a time (Orange3's
 rule: a new request cancels the stale one), and every long action (calibrate, analyse, auto-mix,
 build) needs the same progress/cancel plumbing. When the main window provides a JobManager
-(``ctx.jobs``) it is told about the job too, so the Jobs dock lists it; the thread itself stays
-here so this workspace also works standalone (tests, a bare window).
+(``ctx.jobs``, studio.ui.jobs) the job is submitted there, in the "quant" lane, so the Jobs dock
+lists it with its log and Cancel; without one (tests, a bare window) a private QThreadPool runs it.
+Either way the workspace sees the same signals.
 """
 
 from __future__ import annotations
@@ -70,8 +71,12 @@ class JobRunner(QObject):
     cancelled = Signal(str)
     busy_changed = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(
+        self, parent: QObject | None = None, manager: Callable[[], Any] | None = None
+    ) -> None:
         super().__init__(parent)
+        self.manager = manager or (lambda: None)  # returns the JobManager, if any, now
+        self.handle: Any = None  # the JobManager's JobHandle of the running job
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
         self.title = ""
@@ -101,10 +106,26 @@ class JobRunner(QObject):
         self._token, self._signals, self._on_done, self.title = token, signals, on_done, title
         self.started.emit(title)
         self.busy_changed.emit(True)
+        manager = self.manager()
+        if manager is not None:
+            handle = manager.submit_callable(fn, title=title, lane="quant", supersede=True)
+            self._token = handle.token
+            self.handle = handle
+            handle.progress.connect(lambda f, _stage, text: signals.progress.emit(f, text))
+            handle.log.connect(signals.log)
+            handle.result.connect(signals.done)
+            handle.error.connect(
+                lambda _t, message, h=handle: signals.failed.emit(message, h.error_detail)
+            )
+            handle.cancelled.connect(signals.cancelled)
+            return
+        self.handle = None
         self.pool.start(_Task(fn, token, signals))
 
     def cancel(self) -> None:
         if self._token is not None:
+            if self.handle is not None:
+                self.handle.cancel()
             self._token.cancel()
             self._finish(self._signals, "cancelled", None)
 
@@ -116,7 +137,7 @@ class JobRunner(QObject):
         if signals is None or signals is not self._signals:
             return  # a stale job (already cancelled or replaced)
         on_done, title = self._on_done, self.title
-        self._token = self._signals = self._on_done = None
+        self._token = self._signals = self._on_done = self.handle = None
         self.busy_changed.emit(False)
         if how == "done":
             try:

@@ -92,7 +92,6 @@ class QuantSession(QObject):
         self._rebuild_rows()
         self.rows_reset.emit()
         self.sqnr_changed.emit()
-        self.plan_changed.emit()
 
     def set_plan(self, plan: QuantPlan) -> None:
         """Replace the whole plan (project opened); no undo entry."""

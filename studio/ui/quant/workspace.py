@@ -63,7 +63,7 @@ class QuantizationWorkspace(QWidget):
         self.setStyleSheet(STYLE)
         self.ctx = ctx
         self.session = QuantSession(self)
-        self.runner = JobRunner(self)
+        self.runner = JobRunner(self, manager=lambda: getattr(ctx, "jobs", None))
         self.data_spec = ""
         self.last_build: Any = None
         self.mix_result: Any = None
@@ -92,7 +92,7 @@ class QuantizationWorkspace(QWidget):
         split.addWidget(right)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
-        split.setSizes([900, 560])
+        split.setSizes([1000, 560])
         self.splitter = split
 
         self.progress = QProgressBar(self)
@@ -129,6 +129,7 @@ class QuantizationWorkspace(QWidget):
         self.mix_curve.point_clicked.connect(self.apply_mix_point)
         self.session.tensors_changed.connect(self._refresh_selected)
         self.session.rows_reset.connect(self._refresh_selected)
+        self.session.rows_reset.connect(self._publish_badges)
         self.session.plan_changed.connect(self._plan_changed)
         self.session.sqnr_changed.connect(self._sqnr_changed)
         self.runner.started.connect(lambda t: self._set_busy(True, t))
@@ -536,7 +537,8 @@ class QuantizationWorkspace(QWidget):
     def _job_failed(self, title: str, message: str, details: str) -> None:
         self._set_busy(False)
         self.show_message(f"{title} failed: {message}", error=True)
-        self.ctx.show_error(f"{title} failed", message)
+        if getattr(self.ctx, "jobs", None) is None:  # the Jobs dock reports it otherwise
+            self.ctx.show_error(f"{title} failed", message)
 
     def _job_cancelled(self, title: str) -> None:
         self._set_busy(False)
