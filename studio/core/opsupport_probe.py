@@ -18,7 +18,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import re
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -359,12 +361,24 @@ def probe_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
                 out["probes"][item["key"]] = {"ok": True, "reason": "", "skipped": True}
                 continue
             mark("start", item["key"])
+            _crash_for_tests(item["path"])
             res = compile_verbose(item["path"], backend, options, no_fallback=True)
             res.pop("log", None)
             out["probes"][item["key"]] = res
             mark("done", item["key"], res)
             ctx.progress((i + 1) / max(len(probes), 1), f"probe {i + 1}/{len(probes)}")
     return out
+
+
+def _crash_for_tests(path: str) -> None:
+    """Die like a native crash when the probe file name contains $STUDIO_TEST_CRASH_PROBE.
+
+    The only way to prove that one crashing probe costs only itself is to crash one; QNN offers
+    no op that reliably does so. Unset (always, outside the test suite) this does nothing.
+    """
+    marker = os.environ.get("STUDIO_TEST_CRASH_PROBE")
+    if marker and marker in Path(path).name:
+        os.kill(os.getpid(), signal.SIGSEGV)
 
 
 def read_partial(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:

@@ -163,3 +163,15 @@ def test_parse_placements_lists_nodes_left_off_qnn():
     placed = parse_placements(log)
     assert placed["x_Q"] == "CPUExecutionProvider" and placed["/tail/Erf"] == "CPUExecutionProvider"
     assert placed["QNNExecutionProvider_QNN_123_2_0"] == "QNNExecutionProvider"
+
+
+def test_a_crashing_probe_costs_only_itself(tmp_path, monkeypatch):
+    """A probe that kills its worker is reported with the crash; the other probes still run."""
+    monkeypatch.setenv("NPU_STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("STUDIO_TEST_CRASH_PROBE", "_Erf")
+    g = ModelGraph.load(builders.save(builders.qdq_conv_erf(size=8), tmp_path / "m.onnx"))
+    report = probe_op_support(g, ("htp",), availability=_htp_only(), isolate="all")
+    erf = report.nodes["/tail/Erf"]["htp"]
+    assert not erf.supported and "crashed" in erf.reason and "SIGSEGV" in erf.reason
+    assert report.nodes["/conv/Conv"]["htp"].supported
+    assert report.nodes["/tail/Mul"]["htp"].supported  # probed by the second worker
