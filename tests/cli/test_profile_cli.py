@@ -77,3 +77,20 @@ def test_htp_profile_of_model_and_bundle(models, tmp_path, capsys):
     out = _json(capsys)
     assert out["options"]["layers_mapped_to"] == str(models["qdq"])
     assert "/block/conv/Conv" in {r["node_id"] for r in out["layers"]}
+
+
+@pytest.mark.htp
+def test_pipeline_writes_report_and_stages(tmp_path, capsys):
+    out = tmp_path / "out"
+    model = builders.save(builders.small_cnn(), tmp_path / "cnn.onnx")
+    assert main(["pipeline", str(model), "-o", str(out), "--runs", "5", "--json"]) == 0
+    result = _json(capsys)
+    assert result["schema_version"] == 1
+    assert [s["status"] for s in result["stages"].values()] == ["ok"] * 5
+    assert json.loads((out / "pipeline.json").read_text()) == result
+    assert (out / "model_qdq.onnx").is_file() and (out / "bundle" / "manifest.json").is_file()
+    assert result["stages"]["profile"]["backend"] == "htp"
+    assert len(result["stages"]["profile"]["outputs"]) == 2  # HTP run + CPU baseline
+    text = (out / "report.html").read_text()
+    assert "Quantisation" in text and "random:16" in text and "Comparison of runs" in text
+    assert any("random data" in n for n in result["notes"])

@@ -160,7 +160,7 @@ def suggest(
         )
     out.extend(_fallback(run))
     out.extend(_inserted(run, graph))
-    out.extend(_cycles_per_mac(run))
+    out.extend(_cycles_per_mac(run, graph))
     if graph is not None:
         for r in run.layers:
             s = _depthwise(graph, r, max(min_share, 0.10))
@@ -288,7 +288,14 @@ def _inserted(run: ProfileRun, graph: Any | None) -> list[Suggestion]:
     return out
 
 
-def _cycles_per_mac(run: ProfileRun, factor: float = 3.0) -> list[Suggestion]:
+def _grouped(graph: Any | None, node_id: str) -> int:
+    node = graph.node_by_id.get(node_id) if graph is not None else None
+    if node is None or node.op_type not in ("Conv", "ConvTranspose"):
+        return 1
+    return int(node.attributes.get("group", 1) or 1)
+
+
+def _cycles_per_mac(run: ProfileRun, graph: Any | None, factor: float = 3.0) -> list[Suggestion]:
     rows = [r for r in run.layers if r.cycles_per_mac is not None and r.macs > 0]
     if len(rows) < 3:
         return []
@@ -310,9 +317,17 @@ def _cycles_per_mac(run: ProfileRun, factor: float = 3.0) -> list[Suggestion]:
                     },
                     text=(
                         f"{r.node_id} ({r.op_type}) spends {r.cycles_per_mac:.3g} cycles per MAC "
-                        f"against a model median of {median:.3g}: check for shapes that tile "
-                        "poorly on HTP (channel counts not multiples of 32, odd spatial sizes), "
-                        "or an op variant the backend runs on its scalar path."
+                        f"against a model median of {median:.3g}: "
+                        + (
+                            f"it is a grouped convolution (group={_grouped(graph, r.node_id)}), "
+                            "which does little arithmetic per byte moved and cannot keep the "
+                            "matrix unit busy; its MAC count understates its cost. Fusing it with "
+                            "the following pointwise Conv, or fewer/wider depthwise stages, helps."
+                            if _grouped(graph, r.node_id) > 1
+                            else "check for shapes that tile poorly on HTP (channel counts not "
+                            "multiples of 32, odd spatial sizes), or an op variant the backend "
+                            "runs on its scalar path."
+                        )
                     ),
                     impact=r.share or 0.0,
                 )
