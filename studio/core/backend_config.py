@@ -253,8 +253,9 @@ def _htp_args(cfg: dict[str, Any], args: SessionArgs, quantized: bool | None, so
             )
     elif precision == "int8" and quantized is False:
         args.warnings.append(
-            "precision_mode int8 with a float model: HTP will refuse its float ops; "
-            "quantise the model first or use fp16"
+            "precision_mode int8 with a float model: there is no quantisation to run in int8, so "
+            "the graph runs in float (fp32 in the x86 simulator); quantise the model, or set "
+            "precision_mode fp16 to match how HTP devices run float graphs"
         )
 
 

@@ -20,13 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.errors import BadInputError, StudioError
+from studio.core.native_log import pick_reason
+
+__all__ = ["REGISTRY", "BackendSpec", "BackendStatus", "pick_reason", "probe_backends"]
 
 SCHEMA_VERSION = 1
-# Error lines that restate the symptom rather than the cause; skipped when picking a reason.
-_GENERIC = (
-    "fallback to CPU EP has been explicitly disabled",
-    "OrtEp::GetCapability() for QNNExecutionProvider failed",
-)
 SIMULATION_NOTE = (
     "HTP runs as a simulation on this x86-64 host: results are real quantized arithmetic and "
     "cycle counts are the simulator's, but wall-clock times are not phone times."
@@ -169,14 +167,6 @@ def _probe_model(folder: Path) -> Path:
     path = folder / "probe.onnx"
     onnx.save(model, str(path))
     return path
-
-
-def pick_reason(exc_text: str, native_errors: list[str]) -> str:
-    """The most specific error: a native log line that names the cause, else the exception."""
-    for message in reversed(native_errors):
-        if not any(g in message for g in _GENERIC):
-            return _shorten(message)
-    return _shorten(exc_text)
 
 
 def _shorten(text: str, limit: int = 300) -> str:

@@ -161,6 +161,14 @@ def _run_session(
             "cpu_nodes": [n.name for n in report.cpu_nodes],
         }
         ctx.log(report.summary())
+        if report.qnn_node_count == 0:  # nothing went to QNN: say why the backend is out
+            from studio.core.backends import probe_backend
+
+            status = probe_backend(backend)
+            if not status.available:
+                raise BackendUnavailableError(
+                    f"{backend.upper()} cannot run {model.name}: {status.reason}"
+                )
         if not report.full_offload and not request.get("allow_cpu_fallback"):
             detailed = offload_report(model, backend, provider_options=args.provider_options)
             lines = [

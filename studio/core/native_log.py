@@ -18,8 +18,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-# fd 2 is process-wide: two captures at once would steal each other's lines.
-_capture_lock = threading.Lock()
+# fd 2 is process-wide: two captures at once would steal each other's lines. Re-entrant, because
+# a capture may wrap code that captures again (offload_report -> make_session): the inner one
+# restores fd 2 to the outer one's file and echoes into it.
+_capture_lock = threading.RLock()
+# Error lines that restate the symptom rather than the cause; skipped when picking a reason.
+_GENERIC = (
+    "fallback to CPU EP has been explicitly disabled",
+    "OrtEp::GetCapability() for QNNExecutionProvider failed",
+)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # "2026-11-25 09:39:45.58 [E:onnxruntime:, file.cc:2290 Func] message"
 _ORT_LINE = re.compile(r"^\S+ \S+ \[([VIWEF]):onnxruntime:[^,]*, (\S+) ([^\]]*)\] ?(.*)$")
@@ -73,3 +80,16 @@ def capture_fd2(echo: bool = True) -> Iterator[CapturedLog]:
                         os.write(2, raw.encode("utf-8", "replace"))
                     except OSError:
                         pass
+
+
+def pick_reason(exc_text: str, native_errors: list[str], limit: int = 300) -> str:
+    """The most specific error: a native log line that names the cause, else the exception."""
+    for message in reversed(native_errors):
+        if not any(g in message for g in _GENERIC):
+            return _shorten(message, limit)
+    return _shorten(exc_text, limit)
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

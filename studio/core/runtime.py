@@ -128,11 +128,18 @@ def make_session(
             raise BackendUnavailableError("the QNN EP exposes no devices on this machine")
         opts.setdefault("backend_type", QNN_BACKEND_TYPE[backend])
         so.add_provider_for_devices(devices, opts)
+        from studio.core.native_log import capture_fd2, pick_reason
+
+        log = None
         try:
-            sess = ort.InferenceSession(str(model_path), sess_options=so)
+            # The QNN EP logs the cause (e.g. "QNN_BACKEND_ERROR_CANNOT_INITIALIZE") while the
+            # exception only states the symptom ("nodes assigned to the CPU EP"): keep the cause.
+            with capture_fd2(echo=True) as log:
+                sess = ort.InferenceSession(str(model_path), sess_options=so)
         except Exception as exc:
+            reason = pick_reason(str(exc), log.ort_messages() if log else [], limit=400)
             raise BackendUnavailableError(
-                f"QNN {backend.upper()} session for {model_path} failed: {_short(str(exc))}"
+                f"QNN {backend.upper()} session for {model_path} failed: {reason}"
             ) from exc
         if QNN_EP not in sess.get_providers():
             raise BackendUnavailableError(

@@ -200,3 +200,16 @@ def test_input_shape_fixes_a_dynamic_batch_model_for_htp(models, tmp_path):
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["source_model"]["path"] == str(path.resolve())
     assert manifest["session"]["provider_options"]["soc_model"] == "57"
+
+
+@pytest.mark.htp
+def test_unavailable_gpu_says_why_not_which_nodes(models):
+    from studio.core.backends import is_x86_host
+
+    if not is_x86_host():
+        pytest.skip("an Adreno GPU may be present on an ARM host")
+    with pytest.raises(BackendUnavailableError) as info:
+        run_in_worker(E + "run", {"model": str(models["qdq"]), "backend": "gpu"})
+    assert "GPU cannot run cnn_qdq.onnx: QNN SetupBackend failed" in str(info.value)
+    with pytest.raises(BackendUnavailableError, match="QNN_BACKEND_ERROR|SetupBackend"):
+        make_session(models["qdq"], "gpu", disable_cpu_fallback=True)
