@@ -1,0 +1,248 @@
+"""``npu-studio quantize``: calibrate once, build a QNN-ready QDQ model, optionally mixed precision.
+
+    npu-studio quantize MODEL -o OUT.onnx [--calib DIR|FILE.npz|FILE.npy|random:N]
+        [--method minmax|percentile|entropy|mse] [--percentile P] [--act-bw 8|16] [--weight-bw 8|4]
+        [--per-channel | --no-per-channel] [--encodings IN.json]
+        [--export-encodings OUT.json --format qnn|aimet1|aimet2|ort|studio]
+        [--auto-mp --target-sqnr DB [--max-steps N]] [--mean R,G,B --std R,G,B --layout NCHW|NHWC]
+        [--input-shape NAME=D0,D1,...] [--cache-dir DIR] [--plan PLAN.json] [--json]
+
+Calibration statistics are cached by model + data hash, so re-running with another method,
+bitwidth or encodings file does not run the model over the data again. ``--encodings`` imports a
+QNN / AIMET / ORT file and keeps its scales and offsets exactly. The output SQNR reported is
+measured on CPU (float vs the written QDQ model) over up to 8 samples of the calibration source.
+Nothing is written unless everything succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from studio.cli.common import add_input_shape_arg, parse_input_shapes, print_json, stderr_context
+from studio.core.errors import BadInputError
+
+EVAL_SAMPLES = 8
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "quantize",
+        help="calibrate and write a QNN-ready QDQ model (with optional auto mixed precision)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", help="float ONNX model")
+    parser.add_argument("-o", "--output", required=True, help="QDQ model to write")
+    add_calibration_args(parser)
+    parser.add_argument(
+        "--method", default="minmax", choices=("minmax", "percentile", "entropy", "mse")
+    )
+    parser.add_argument("--percentile", type=float, default=99.99, help="for --method percentile")
+    parser.add_argument("--act-bw", type=int, default=8, choices=(8, 16), help="activation bits")
+    parser.add_argument("--weight-bw", type=int, default=8, choices=(4, 8, 16), help="weight bits")
+    parser.add_argument(
+        "--per-channel",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="per-channel weights for Conv/Gemm (default on)",
+    )
+    parser.add_argument("--plan", help="a saved quant_plan JSON (overrides the flags above)")
+    parser.add_argument("--encodings", help="import encodings (QNN, AIMET 1/2, ORT): kept exactly")
+    parser.add_argument("--export-encodings", help="also write the model's encodings here")
+    parser.add_argument(
+        "--format",
+        default="qnn",
+        choices=("qnn", "aimet1", "aimet2", "ort", "studio"),
+        help="format of --export-encodings (default qnn)",
+    )
+    parser.add_argument("--auto-mp", action="store_true", help="promote tensors to 16 bit")
+    parser.add_argument("--target-sqnr", type=float, help="output SQNR target (dB) for --auto-mp")
+    parser.add_argument("--max-steps", type=int, default=10, help="--auto-mp step budget")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    parser.set_defaults(func=run)
+
+
+def add_calibration_args(parser: argparse.ArgumentParser) -> None:
+    """Data-source flags shared with ``npu-studio compare``."""
+    parser.add_argument(
+        "--calib",
+        default=None,
+        help="image folder, .npy/.npz file or folder, or random:N (default random:8, warned)",
+    )
+    parser.add_argument("--mean", help="image mean per channel, e.g. 0.485,0.456,0.406")
+    parser.add_argument("--std", help="image std per channel, e.g. 0.229,0.224,0.225")
+    parser.add_argument("--scale", type=float, default=1.0 / 255.0, help="pixel scale (1/255)")
+    parser.add_argument("--layout", choices=("NCHW", "NHWC"), help="image input layout")
+    parser.add_argument("--bgr", action="store_true", help="feed images as BGR")
+    parser.add_argument("--cache-dir", help="calibration cache folder")
+    add_input_shape_arg(parser)
+
+
+def preprocess_from_args(args: argparse.Namespace):
+    from studio.core.calibration import Preprocess
+
+    def floats(text: str | None, name: str, default: list[float]) -> list[float]:
+        if not text:
+            return default
+        try:
+            return [float(v) for v in text.split(",")]
+        except ValueError as exc:
+            raise BadInputError(f"--{name} '{text}': expected comma-separated numbers") from exc
+
+    return Preprocess(
+        layout=args.layout,
+        mean=floats(args.mean, "mean", [0.0, 0.0, 0.0]),
+        std=floats(args.std, "std", [1.0, 1.0, 1.0]),
+        scale=args.scale,
+        color="BGR" if args.bgr else "RGB",
+    )
+
+
+def _plan(args: argparse.Namespace, stats: Any):
+    from studio.core.atomic import read_json_strict
+    from studio.core.encodings import load_encodings
+    from studio.core.errors import ConfigError
+    from studio.core.quantize import QuantPlan
+
+    if args.plan:
+        plan = QuantPlan.from_json(read_json_strict(args.plan, error_type=ConfigError))
+    else:
+        plan = QuantPlan(
+            activation_bitwidth=args.act_bw,
+            weight_bitwidth=args.weight_bw,
+            per_channel=args.per_channel,
+            method=args.method,
+            percentile=args.percentile,
+        )
+    warnings: list[str] = []
+    if args.encodings:
+        imported, warnings = load_encodings(args.encodings, str(stats.prepared_model))
+        plan.imported, plan.imported_source = imported, str(args.encodings)
+    return plan, warnings
+
+
+def run(args: argparse.Namespace) -> int:
+    from studio.core.accuracy import Analyser, auto_mixed_precision
+    from studio.core.accuracy.jobs import load_feeds
+    from studio.core.calibration import calibrate
+    from studio.core.encodings import coverage, save_encodings
+    from studio.core.quantize import build_qdq
+
+    if args.auto_mp and args.target_sqnr is None:
+        raise BadInputError("--auto-mp needs --target-sqnr DB")
+    if (
+        args.export_encodings
+        and Path(args.export_encodings).resolve() == Path(args.output).resolve()
+    ):
+        raise BadInputError("--export-encodings must differ from -o")
+    ctx = stderr_context(quiet=False)
+    calib = args.calib or "random:8"
+    shapes = parse_input_shapes(args.input_shape)
+    hit: list[bool] = []
+    stats = calibrate(
+        args.model,
+        calib,
+        input_shapes=shapes,
+        preprocess=preprocess_from_args(args),
+        cache_dir=args.cache_dir,
+        ctx=ctx,
+        on_cache=hit.append,
+    )
+    plan, warnings = _plan(args, stats)
+    feeds = load_feeds(
+        str(stats.prepared_model),
+        calib,
+        preprocess=preprocess_from_args(args),
+        limit=EVAL_SAMPLES,
+    )
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # build beside the target, publish only when everything (incl. the encodings export) worked
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    curve: list[dict[str, Any]] = []
+    try:
+        if args.auto_mp:
+            mp = auto_mixed_precision(
+                stats,
+                plan,
+                feeds,
+                tmp,
+                target_db=args.target_sqnr,
+                max_steps=args.max_steps,
+                ctx=ctx,
+            )
+            curve = [p.to_json() for p in mp.curve]
+            plan = mp.plan
+            built = build_qdq(stats, plan, tmp, ctx=ctx)
+            promoted = mp.promoted
+        else:
+            built = build_qdq(stats, plan, tmp, ctx=ctx)
+            promoted = []
+        report = Analyser(stats.prepared_model, cache_float=False).analyse(tmp, feeds)
+        encodings = built.encodings
+        if args.export_encodings:
+            save_encodings(encodings, args.export_encodings, fmt=args.format)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    cov = coverage(encodings, str(stats.prepared_model))
+    summary = {
+        "schema_version": 1,
+        "model": str(args.model),
+        "output": str(out),
+        "calibration": {
+            "source": calib,
+            "samples": stats.num_samples,
+            "cache_hit": bool(hit and hit[0]),
+            "stats_dir": str(stats.folder),
+            "method": plan.method,
+        },
+        "activation_bitwidth": plan.activation_bitwidth,
+        "weight_bitwidth": plan.weight_bitwidth,
+        "per_channel": plan.per_channel,
+        "encodings_coverage": cov.to_json(),
+        "encodings_count": len(encodings),
+        "imported_encodings": plan.imported_source,
+        "output_sqnr_db": report.to_json()["output_sqnr_db"],
+        "outputs_sqnr_db": report.to_json()["outputs"],
+        "sqnr_samples": report.samples,
+        "sqnr_backend": "cpu",
+        "wide_tensors": built.wide_tensors,
+        "promoted": promoted,
+        "curve": curve,
+        "exported_encodings": args.export_encodings,
+        "export_format": args.format if args.export_encodings else None,
+        "warnings": list(dict.fromkeys(stats.warnings + warnings + built.warnings)),
+    }
+    if args.json:
+        print_json(summary)
+    else:
+        _print_human(summary, args)
+    return 0
+
+
+def _print_human(summary: dict[str, Any], args: argparse.Namespace) -> None:
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}")
+    cal = summary["calibration"]
+    print(
+        f"calibrated on {cal['samples']} samples ({'cached' if cal['cache_hit'] else 'new pass'}),"
+        f" method {cal['method']}"
+    )
+    print(
+        f"wrote {summary['output']}: A{summary['activation_bitwidth']}"
+        f"W{summary['weight_bitwidth']}, {summary['encodings_count']} encodings, "
+        f"{len(summary['wide_tensors'])} 16-bit activations"
+    )
+    print(f"output SQNR (CPU, {summary['sqnr_samples']} samples): {summary['output_sqnr_db']} dB")
+    if summary["promoted"]:
+        print(f"promoted to 16 bit: {', '.join(summary['promoted'])}")
+    if args.export_encodings:
+        print(f"encodings ({args.format}) written to {args.export_encodings}")

@@ -1,0 +1,162 @@
+"""`npu-studio quantize` / `compare`: real models, real sessions, exit codes, atomic outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from studio.cli import main
+from studio.core.encodings import Encoding, EncodingSet, load_encodings, save_encodings
+
+
+def _run(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture
+def calib(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "calib.npz"
+    np.savez(path, input=rng.random((5, 3, 32, 32), dtype=np.float32))
+    return path
+
+
+def _q_scale(model_path, tensor):
+    model = onnx.load(str(model_path))
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    node = next(
+        n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == tensor
+    )
+    return float(inits[node.input[1]]), int(inits[node.input[2]])
+
+
+def test_quantize_json_summary_and_export(capsys, conv_model, calib, tmp_path):
+    out = tmp_path / "q.onnx"
+    enc = tmp_path / "enc.json"
+    rc, stdout, err = _run(
+        capsys, "quantize", conv_model, "-o", out, "--calib", calib, "--cache-dir",
+        tmp_path / "cache", "--export-encodings", enc, "--format", "qnn", "--json",
+    )  # fmt: skip
+    assert rc == 0, err
+    data = json.loads(stdout)
+    assert data["schema_version"] == 1 and data["output"] == str(out)
+    assert data["calibration"]["samples"] == 5 and data["calibration"]["cache_hit"] is False
+    assert 15.0 < data["output_sqnr_db"] < 80.0
+    assert data["promoted"] == [] and data["wide_tensors"] == []
+    assert data["encodings_coverage"]["covered"] > 0 and not data["warnings"]
+    exported, _ = load_encodings(enc, conv_model)
+    scale, zp = _q_scale(out, "input")
+    assert exported["input"].scale[0] == pytest.approx(scale, rel=1e-6)
+    assert exported["input"].offset == [-zp]
+    # same model + data: the second run reads the stats from the cache
+    rc, stdout, _ = _run(
+        capsys, "quantize", conv_model, "-o", out, "--calib", calib, "--cache-dir",
+        tmp_path / "cache", "--method", "percentile", "--json",
+    )  # fmt: skip
+    assert rc == 0 and json.loads(stdout)["calibration"]["cache_hit"] is True
+
+
+def test_quantize_imports_encodings_exactly(capsys, conv_model, calib, tmp_path):
+    enc = tmp_path / "in.json"
+    save_encodings(
+        EncodingSet([Encoding.from_scale_offset("input", 0.005, -7, 8)]), enc, fmt="aimet1"
+    )
+    out = tmp_path / "q.onnx"
+    rc, stdout, err = _run(
+        capsys, "quantize", conv_model, "-o", out, "--calib", calib, "--encodings", enc,
+        "--cache-dir", tmp_path / "cache", "--json",
+    )  # fmt: skip
+    assert rc == 0, err
+    scale, zp = _q_scale(out, "input")
+    assert scale == np.float32(0.005) and zp == 7
+    assert json.loads(stdout)["imported_encodings"] == str(enc)
+
+
+def test_random_calibration_is_warned(capsys, tiny_model, tmp_path):
+    rc, stdout, _ = _run(
+        capsys, "quantize", tiny_model, "-o", tmp_path / "q.onnx", "--calib", "random:3",
+        "--cache-dir", tmp_path / "c", "--json",
+    )  # fmt: skip
+    assert rc == 0
+    assert any("random data" in w for w in json.loads(stdout)["warnings"])
+
+
+def test_bad_calibration_file_exits_2_and_writes_nothing(capsys, conv_model, tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, input=np.zeros((1, 3, 8, 8), np.float32))
+    out, enc = tmp_path / "q.onnx", tmp_path / "enc.json"
+    rc, _, err = _run(
+        capsys, "quantize", conv_model, "-o", out, "--calib", bad, "--export-encodings", enc,
+        "--cache-dir", tmp_path / "c",
+    )  # fmt: skip
+    assert rc == 2
+    assert "bad.npz" in err and "'input'" in err and "Traceback" not in err
+    assert not out.exists() and not enc.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".q.onnx")] == []
+
+
+def test_unwritable_export_format_leaves_no_model(capsys, conv_model, calib, tmp_path):
+    out = tmp_path / "q.onnx"
+    rc, _, err = _run(
+        capsys, "quantize", conv_model, "-o", out, "--calib", calib, "--export-encodings",
+        tmp_path / "missing-dir" / "enc.json", "--cache-dir", tmp_path / "c",
+    )  # fmt: skip
+    assert rc == 2 and "enc.json" in err
+    assert not out.exists()
+
+
+def test_auto_mp_needs_a_target(capsys, conv_model, tmp_path):
+    rc, _, err = _run(capsys, "quantize", conv_model, "-o", tmp_path / "q.onnx", "--auto-mp")
+    assert rc == 2 and "--target-sqnr" in err
+
+
+def test_auto_mp_reports_curve(capsys, conv_model, calib, tmp_path):
+    rc, stdout, err = _run(
+        capsys, "quantize", conv_model, "-o", tmp_path / "q.onnx", "--calib", calib,
+        "--auto-mp", "--target-sqnr", "200", "--max-steps", "2", "--cache-dir", tmp_path / "c",
+        "--json",
+    )  # fmt: skip
+    assert rc == 0, err
+    data = json.loads(stdout)
+    assert len(data["curve"]) == 3 and len(data["promoted"]) == 2
+    assert set(data["promoted"]) <= set(data["wide_tensors"])
+    assert data["curve"][0]["wide_tensors"] == 0
+
+
+def test_compare_json(capsys, conv_model, calib, tmp_path):
+    out = tmp_path / "q.onnx"
+    assert _run(capsys, "quantize", conv_model, "-o", out, "--calib", calib, "--cache-dir",
+                tmp_path / "c")[0] == 0  # fmt: skip
+    rc, stdout, err = _run(capsys, "compare", conv_model, out, "--calib", calib, "--json")
+    assert rc == 0, err
+    data = json.loads(stdout)
+    assert data["backend"] == "cpu" and data["samples"] == 5
+    assert {layer["tensor"] for layer in data["layers"]} >= {"input", "logits"}
+    assert isinstance(data["outputs"]["logits"], float)
+    rc, stdout, _ = _run(capsys, "compare", conv_model, out, "--calib", calib)
+    assert rc == 0 and "output logits:" in stdout
+
+
+@pytest.mark.htp
+def test_compare_on_htp(capsys, conv_model, calib, tmp_path):
+    out = tmp_path / "q.onnx"
+    assert _run(capsys, "quantize", conv_model, "-o", out, "--calib", calib, "--cache-dir",
+                tmp_path / "c")[0] == 0  # fmt: skip
+    rc, stdout, err = _run(
+        capsys, "compare", conv_model, out, "--calib", calib, "--backend", "htp", "--json"
+    )
+    assert rc == 0, err
+    data = json.loads(stdout)
+    assert data["backend"] == "htp" and data["notes"]
+    assert data["outputs"]["logits"] > 15.0
+
+
+def test_compare_mismatched_models_exit_2(capsys, conv_model, tiny_model, tmp_path):
+    rc, _, err = _run(capsys, "compare", conv_model, tiny_model, "--samples", "1")
+    assert rc == 2 and "Traceback" not in err
