@@ -14,6 +14,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
+from studio.core.errors import StudioError
 from studio.core.model import ModelGraph
 from studio.core.profiling.records import ProfileRun
 from studio.ui.context import StudioContext
@@ -87,8 +88,10 @@ def test_cpu_profile_fills_every_view_and_drives_selection(qtbot, cnn_path, tmp_
     assert w.figures.cards["setup"].value.text() != "—"
     ranked = run.ranked()
     assert ranked, "ORT's profiler gave no per-node times"
-    assert w.slowest.node_ids == [r.node_id for r in ranked[: w.slowest.top_n]]
-    assert w.slowest.values == pytest.approx([r.time_us for r in ranked[: w.slowest.top_n]])
+    shown = len(w.slowest.node_ids)  # as many as fit the plot's height, at least 3
+    assert 3 <= shown <= w.slowest.top_n
+    assert w.slowest.node_ids == [r.node_id for r in ranked[:shown]]
+    assert w.slowest.values == pytest.approx([r.time_us for r in ranked[:shown]])
     assert w.table.model.rowCount() == len(run.all_rows)
     assert w.optypes.labels and "Conv" in w.optypes.labels[0]
 
@@ -175,6 +178,11 @@ def test_history_and_comparison_of_two_runs(qtbot, cnn_path, tmp_path):
     assert ratio == pytest.approx(node_rows[0].cells[1].value / node_rows[0].cells[0].value)
     counts = [int(np.sum(c.getData()[1])) for c in w.compare.hist.curves[:2]]
     assert counts == [12, 18]
+    w.compare.baseline.setCurrentIndex(1)  # the newer run as the baseline
+    assert w.compare.comparison.baseline == 1
+    assert w.compare.comparison.runs[0]["mean_ratio_vs_baseline"] == pytest.approx(
+        first.stats.mean_ms / second.stats.mean_ms
+    )
 
     # A fresh workspace on the same project lists the saved runs.
     ctx2 = StudioContext()
@@ -184,7 +192,27 @@ def test_history_and_comparison_of_two_runs(qtbot, cnn_path, tmp_path):
     assert w2.history.list.count() == 2
     out = w.export("compare", tmp_path / "compare.csv")
     assert len(out.read_text().splitlines()) == 1 + len(comp.rows)
+
+    # The HTML report holds the shown run first and the compared one after it.
+    html = w.export("html", tmp_path / "report.html").read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and "<svg" in html
+    assert f"run {first.id}" in html and second.label in html
     _save_shot(qtbot, w, "profiling_compare.png")
+
+
+def test_profile_through_the_main_windows_job_manager(qtbot, cnn_path):
+    from studio.ui.jobs import JobManager
+
+    ctx, w = _workspace(qtbot, cnn_path)
+    ctx.jobs = JobManager()
+    try:
+        run = _profile(qtbot, w, "cpu", runs=8)
+        handle = ctx.jobs.jobs[-1]
+        assert handle.state == "done" and handle.value["id"] == run.id
+        assert run.label in handle.title and handle.lane == "profiling"
+        assert sum(w.hist.counts) == 8
+    finally:
+        ctx.jobs.shutdown()
 
 
 def test_gpu_is_shown_unavailable_with_the_probe_reason(qtbot, cnn_path):
@@ -201,6 +229,63 @@ def test_gpu_is_shown_unavailable_with_the_probe_reason(qtbot, cnn_path):
         assert statuses["gpu"].reason and statuses["gpu"].reason in gpu_item.toolTip()
         assert not w.controls.select_backend("gpu")
     assert model.item(2).isEnabled()  # ORT CPU is always there
+
+
+def test_a_run_forced_onto_an_absent_gpu_fails_and_shows_no_numbers(qtbot, cnn_path):
+    """Even if the combo were bypassed, a GPU that is not there gives an error, never figures."""
+    from studio.core.backends import probe_backends
+
+    if next(s for s in probe_backends() if s.name == "gpu").available:
+        pytest.skip("this machine has a QNN GPU")
+    ctx, w = _workspace(qtbot, cnn_path)
+    errors: list[tuple[str, str]] = []
+    ctx.error_raised.connect(lambda t, m: errors.append((t, m)))
+    w.controls.available["gpu"] = True
+    assert w.controls.select_backend("gpu")
+    with qtbot.waitSignal(w.runner.failed, timeout=JOB_TIMEOUT_MS):
+        w.controls.start_btn.click()
+    assert errors and "GPU" in errors[0][1]
+    assert w.run is None and w.history.list.count() == 0
+    assert all(c.value.text() == "—" for c in w.figures.cards.values())
+    assert w.hist.counts == [] and w.slowest.values == []
+    assert w.controls.start_btn.isEnabled()
+
+
+def test_sustained_mode_plots_latency_over_time(qtbot, cnn_path):
+    _, w = _workspace(qtbot, cnn_path)
+    w.controls.select_backend("cpu")
+    w.controls.sustained.setChecked(True)
+    w.controls.duration.setValue(1.0)
+    with qtbot.waitSignal(w.runner.finished, timeout=JOB_TIMEOUT_MS):
+        w.controls.start_btn.click()
+    run = w.run
+    assert run.options["duration_s"] == 1.0 and run.stats.wall_s >= 0.9
+    assert len(run.timeline) >= 2
+    t, mean = w.latency.tl_mean.getData()
+    assert list(t) == [b["t_s"] for b in run.timeline]
+    assert w.latency.tl_mean.isVisible() and not w.latency.per_run.isVisible()
+    assert sum(w.hist.counts) == len(run.latencies_ms)
+
+
+def test_selection_made_elsewhere_is_followed(qtbot, cnn_path):
+    ctx, w = _workspace(qtbot, cnn_path)
+    run = _profile(qtbot, w, "cpu", runs=5)
+    target = run.ranked()[1] if not run.ranked()[1].inserted else run.layers[0]
+    ctx.select_node(target.node_id)  # as the Graph workspace does on a click
+    current = w.table.proxy.mapToSource(w.table.view.currentIndex()).row()
+    assert w.table.model.rows[current].node_id == target.node_id
+    assert w.slowest.selected == target.node_id
+
+
+def test_without_a_model_nothing_can_start(qtbot):
+    ctx = StudioContext()
+    w = ProfilingWorkspace(ctx)
+    qtbot.addWidget(w)
+    assert not w.controls.start_btn.isEnabled()
+    assert "model" in w.controls.start_btn.toolTip().lower()
+    assert w.figures.cards["p50"].value.text() == "—"
+    with pytest.raises(StudioError):
+        w.export("layers", "/nonexistent/never_written.csv")
 
 
 def test_cancel_stops_a_sustained_run(qtbot, cnn_path):

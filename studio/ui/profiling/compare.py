@@ -33,8 +33,8 @@ from PySide6.QtWidgets import (
 
 from studio.core.profiling.compare import Comparison, compare_runs
 from studio.core.profiling.records import ProfileRun
-from studio.ui.profiling.plots import OverlaidHistograms
-from studio.ui.profiling.view_data import fmt_count, fmt_ms
+from studio.ui.profiling.plots import SERIES, OverlaidHistograms
+from studio.ui.profiling.view_data import fmt_count, fmt_ms, run_tag
 from studio.ui.theme import COLORS
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -76,14 +76,21 @@ class CompareTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else 2 + len(self.PER_RUN) * self._n_runs()
 
     def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        if orientation != Qt.Orientation.Horizontal or role != Qt.ItemDataRole.DisplayRole:
+        if orientation != Qt.Orientation.Horizontal:
             return None
         if section < 2:
-            return ("Node", "Op")[section]
+            return ("Node", "Op")[section] if role == Qt.ItemDataRole.DisplayRole else None
         run_i, part = divmod(section - 2, len(self.PER_RUN))
-        run = self.comparison.runs[run_i] if self.comparison else {}
-        tag = run.get("label") or run.get("id", "")
-        return f"{tag}\n{self.PER_RUN[part]}"
+        if role == Qt.ItemDataRole.DisplayRole:
+            base = run_tag(self.comparison.baseline) if self.comparison else "A"
+            name = f"× {base}" if part == 3 else self.PER_RUN[part]
+            return f"{run_tag(run_i)} {name}"
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return QColor(SERIES[run_i % len(SERIES)])
+        if role == Qt.ItemDataRole.ToolTipRole and self.comparison:
+            run = self.comparison.runs[run_i]
+            return f"{run_tag(run_i)}: {run.get('label') or run.get('id')}"
+        return None
 
     def _cell(self, row_i: int, col: int) -> tuple[str, Any]:
         assert self.comparison is not None
@@ -158,12 +165,16 @@ class SummaryModel(QAbstractTableModel):
         return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
-        if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
+        if not index.isValid():
+            return None
+        if role == Qt.ItemDataRole.ForegroundRole and index.column() == 0:
+            return QColor(SERIES[index.row() % len(SERIES)])
+        if role != Qt.ItemDataRole.DisplayRole:
             return None
         r = self.runs[index.row()]
         ratio = r.get("mean_ratio_vs_baseline")
         return (
-            r.get("label") or r.get("id"),
+            f"{run_tag(index.row())}  {r.get('label') or r.get('id')}",
             str(r.get("backend", "")).upper(),
             fmt_ms(r.get("p50_ms")),
             fmt_ms(r.get("p95_ms")),
@@ -192,6 +203,9 @@ class ComparePanel(QWidget):
         self.summary.setModel(self.summary_model)
         self.summary.verticalHeader().setVisible(False)
         self.summary.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.summary.horizontalHeader().setSectionResizeMode(
+            0, QHeaderView.ResizeMode.ResizeToContents
+        )
         self.summary.setMaximumHeight(130)
         self.model = CompareTableModel(self)
         self.proxy = QSortFilterProxyModel(self)
@@ -239,6 +253,11 @@ class ComparePanel(QWidget):
         self.comparison = compare_runs(self.runs, baseline=base)
         self.model.set_comparison(self.comparison)
         self.summary_model.set_runs(self.comparison.runs)
+        per = len(CompareTableModel.PER_RUN)
+        for i in range(len(self.runs)):
+            for part in (2, 3):  # the baseline's own delta and ratio columns say nothing
+                self.table.setColumnHidden(2 + i * per + part, i == base)
+        self.table.sortByColumn(2 + base * per + 1, Qt.SortOrder.DescendingOrder)
         self.table.resizeColumnsToContents()
         self.table.horizontalHeader().setStretchLastSection(True)
         n = len(self.comparison.rows)

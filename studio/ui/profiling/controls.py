@@ -59,6 +59,7 @@ class ControlBar(QWidget):
         for name, label in BACKENDS:
             self.backend.addItem(label, name)
         self.backend.setCurrentIndex(2)
+        self.backend.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.backend.setToolTip("Checking which backends this machine can run…")
         self.runs = QSpinBox(self)
         self.runs.setRange(1, 1_000_000)

@@ -211,6 +211,25 @@ class _HBarPlot(StudioPlot):
         self.getAxis("left").setStyle(textFillLimits=[(0, 1.0)], hideOverlappingLabels=False)
         self.labels: list[str] = []
         self.values: list[float] = []
+        self.run: ProfileRun | None = None
+        self.top_n = 12
+        self._fit = self.top_n
+
+    def fitting_bars(self) -> int:
+        """How many labelled bars fit the plot's height (at least 3, at most ``top_n``)."""
+        font = self.getAxis("left").style.get("tickFont") or QFont()
+        row = QFontMetrics(font).height() + 3
+        height = self.getViewBox().height() or self.height() * 0.7
+        return max(3, min(self.top_n, int(height // row)))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        run = self.__dict__.get("run")  # resize events arrive during PlotWidget's own __init__
+        if run is not None and self.fitting_bars() != self._fit:
+            self.show_run(run)
+
+    def show_run(self, run: ProfileRun) -> None:
+        raise NotImplementedError
 
     def _set_bars(self, labels: list[str], values: list[float], brushes: list[QColor]) -> None:
         self.labels, self.values = labels, values
@@ -244,7 +263,7 @@ class SlowestLayersPlot(_HBarPlot):
 
     def __init__(self, parent=None, top_n: int = 12) -> None:
         super().__init__("Slowest layers", parent)
-        self.top_n = top_n
+        self.top_n = self._fit = top_n
         self.node_ids: list[str] = []
         self.inserted: list[bool] = []
         self._base: list[QColor] = []
@@ -253,12 +272,15 @@ class SlowestLayersPlot(_HBarPlot):
         self.setCursor(Qt.CursorShape.PointingHandCursor)
 
     def clear_data(self) -> None:
+        self.run = None
         self.node_ids, self.inserted, self._base = [], [], []
         self._set_bars([], [], [])
         self.set_title("Slowest layers", "no per-layer figures")
 
     def show_run(self, run: ProfileRun) -> None:
-        rows = vd.slowest(run, self.top_n)
+        self.run = run
+        self._fit = self.fitting_bars()
+        rows = vd.slowest(run, self._fit)
         measure = vd.primary_measure(run)
         self.node_ids = [r.node_id for r in rows]
         self.inserted = [r.inserted for r in rows]
@@ -315,15 +337,18 @@ class OpTypePlot(_HBarPlot):
 
     def __init__(self, parent=None, top_n: int = 10) -> None:
         super().__init__("Cost by op type", parent)
-        self.top_n = top_n
+        self.top_n = self._fit = top_n
         self.axis_label("bottom", "share of total (%)")
 
     def clear_data(self) -> None:
+        self.run = None
         self._set_bars([], [], [])
         self.set_title("Cost by op type", "no per-layer figures")
 
     def show_run(self, run: ProfileRun) -> None:
-        items = vd.op_type_breakdown(run)[: self.top_n]
+        self.run = run
+        self._fit = self.fitting_bars()
+        items = vd.op_type_breakdown(run)[: self._fit]
         labels = [f"{op}  {share * 100:.1f}%" for op, _, share in items]
         values = [share * 100.0 for _, _, share in items]
         colours = [QColor(SERIES[i % len(SERIES)]) for i in range(len(items))]
@@ -366,7 +391,7 @@ class OverlaidHistograms(StudioPlot):
                 counts, _ = np.histogram(np.asarray(runs[i].latencies_ms) * k, bins=edges)
                 curve.setData(edges, counts.tolist())
                 curve.show()
-                self.legend.addItem(curve, runs[i].label or runs[i].id)
+                self.legend.addItem(curve, f"{vd.run_tag(i)}  {runs[i].label or runs[i].id}")
             else:
                 curve.setData([], [])
                 curve.hide()

@@ -86,43 +86,25 @@ class ProfileRunner(QObject):
             return
         self.busy = True
         manager = getattr(self.ctx, "jobs", None)
-        if manager is not None and hasattr(manager, "submit"):
-            self._handle = self._submit_to_manager(manager, request, title)
-            if self._handle is not None:
-                return
+        if manager is not None:
+            # The main window's JobManager: the job shows in the jobs dock, with its log.
+            handle = manager.submit(PROFILE_KIND, request, title=title, lane="profiling")
+            handle.progress.connect(self.progress)
+            handle.log.connect(self.log_line)
+            handle.result.connect(self._on_done)
+            handle.error.connect(self._on_failed)
+            handle.cancelled.connect(self._on_cancelled)
+            self._handle = handle
+            return
         self._token = CancelToken()
         self.pool.start(_WorkerRunnable(request, self._bridge, self._token))
-
-    def _submit_to_manager(self, manager: Any, request: dict[str, Any], title: str) -> Any:
-        """Hand the job to the main window's JobManager (it shows in the jobs dock)."""
-        try:
-            handle = manager.submit(PROFILE_KIND, request, title=title)
-        except TypeError:
-            return None
-        for name, slot in (
-            ("progress", self._bridge_progress),
-            ("log", self.log_line.emit),
-            ("result", self._on_done),
-            ("error", self._on_failed_any),
-            ("cancelled", self._on_cancelled),
-        ):
-            sig = getattr(handle, name, None)
-            if sig is not None:
-                sig.connect(slot)
-        return handle
-
-    def _bridge_progress(self, *args: Any) -> None:
-        fraction = float(args[0]) if args else 0.0
-        text = str(args[-1]) if len(args) > 1 else ""
-        stage = str(args[1]) if len(args) > 2 else ""
-        self.progress.emit(fraction, stage, text)
 
     def cancel(self) -> None:
         if not self.busy:
             return
         if self._token is not None:
             self._token.cancel()
-        elif self._handle is not None and hasattr(self._handle, "cancel"):
+        elif self._handle is not None:
             self._handle.cancel()
 
     def wait(self, msecs: int = 60000) -> bool:
@@ -142,10 +124,6 @@ class ProfileRunner(QObject):
         self._reset()
         self.failed.emit(title, message)
 
-    def _on_failed_any(self, *args: Any) -> None:
-        message = str(args[-1]) if args else "the job failed"
-        self._on_failed("Profiling failed", message)
-
-    def _on_cancelled(self, *args: Any) -> None:
+    def _on_cancelled(self) -> None:
         self._reset()
         self.cancelled.emit()

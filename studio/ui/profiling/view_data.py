@@ -69,17 +69,21 @@ def overlay_for(run: ProfileRun) -> Overlay | None:
 
 
 def histogram(values: list[float], bins: int | None = None) -> tuple[list[float], list[int]]:
-    """(edges, counts) with a bin count that suits the sample size (Sturges, 10..60 bins)."""
+    """(edges, counts). Bin width by the Freedman-Diaconis rule (10..100 bins), so a few slow
+    outliers widen the range without swallowing the bulk of the runs into one bin."""
     import numpy as np
 
     arr = np.asarray(values, dtype=float)
     if arr.size == 0:
         return [], []
-    if bins is None:
-        bins = int(min(60, max(10, math.ceil(math.log2(arr.size) + 1) * 2)))
     lo, hi = float(arr.min()), float(arr.max())
     if hi <= lo:
         hi = lo + max(abs(lo) * 1e-3, 1e-6)
+    if bins is None:
+        q75, q25 = np.percentile(arr, [75, 25])
+        width = 2.0 * float(q75 - q25) / arr.size ** (1.0 / 3.0)
+        bins = int(math.ceil((hi - lo) / width)) if width > 0 else 10
+        bins = min(100, max(10, bins))
     counts, edges = np.histogram(arr, bins=bins, range=(lo, hi))
     return edges.tolist(), counts.astype(int).tolist()
 
@@ -88,6 +92,11 @@ def run_indices(run: ProfileRun) -> list[float]:
     """Run numbers of the saved latencies (a long run keeps every ``latency_stride``-th one)."""
     stride = max(1, int(run.latency_stride or 1))
     return [float(i * stride) for i in range(len(run.latencies_ms))]
+
+
+def run_tag(i: int) -> str:
+    """Short tag of the i-th compared run (A, B, …) used in column headers and legends."""
+    return chr(ord("A") + i) if i < 26 else f"R{i + 1}"
 
 
 def is_sustained(run: ProfileRun) -> bool:

@@ -118,9 +118,8 @@ class ProfilingWorkspace(QWidget):
         self.history.compare_requested.connect(self.compare_ids)
         self.ctx.node_selected.connect(self._follow_selection)
         self.ctx.model_changed.connect(self._model_changed)
-        self._model_changed(getattr(ctx, "graph", None))
-        self.history.refresh()
         self._clear_dashboard()
+        self._model_changed(getattr(ctx, "graph", None))
 
     # ----- layout -------------------------------------------------------------------------
     def _build_layout(self) -> None:
@@ -142,6 +141,7 @@ class ProfilingWorkspace(QWidget):
         self.dash_split.addWidget(self.table)
         self.dash_split.setStretchFactor(0, 3)
         self.dash_split.setStretchFactor(1, 2)
+        self.dash_split.setSizes([620, 300])
         dashboard = QWidget(self)
         dl = QVBoxLayout(dashboard)
         dl.setContentsMargins(6, 6, 6, 6)
@@ -176,6 +176,16 @@ class ProfilingWorkspace(QWidget):
 
     # ----- model and runs -----------------------------------------------------------------
     def _model_changed(self, graph: Any) -> None:
+        # A new model usually comes with a new project: its history replaces the list, and a
+        # run that is not in it leaves the dashboard.
+        ids = {e.id for e in self.store.entries()}
+        if self.run is not None and self.run.id not in ids:
+            self.run = None
+            self.figures.clear()
+            self.table.set_run(None)
+            self.suggestions.set_suggestions([])
+            self._clear_dashboard()
+        self.history.refresh(self.run.id if self.run else "")
         path = getattr(self.ctx, "model_path", None)
         if graph is None or not path:
             self.controls.set_model_ready(False, "Open a model first")
@@ -333,11 +343,16 @@ class ProfilingWorkspace(QWidget):
         raise StudioError(f"unknown export kind '{kind}'")
 
     def _write_html(self, path: Path) -> Path:
-        from studio.core.profiling import report
+        """The core's self-contained report: this run first, then the compared runs, if any."""
+        from studio.core.profiling.report import write_report
 
-        others = self.compare.runs if len(self.compare.runs) > 1 else []
-        return report.write_report(
-            self.run, path, graph=self._graph_for(self.run), compare_with=others
+        others = [r for r in self.compare.runs if r.id != self.run.id]
+        suggestions = [c.suggestion for c in self.suggestions.cards]
+        return write_report(
+            path,
+            [self.run, *others],
+            self._graph_for(self.run),
+            suggestions=suggestions or None,
         )
 
     def _ask_export(self, kind: str) -> None:
