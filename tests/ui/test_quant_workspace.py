@@ -236,22 +236,50 @@ def test_badges_and_sqnr_overlay(qtbot, ws, ctx):
     assert last["/res/conv1/Conv"].endswith("W8")
     ws.edit_field(ADD, "bits", "16")
     assert badges[-1][1]["/res/Add"] == "A16"
-    if ws.analyse_button.isEnabled() and _has_accuracy():
-        with qtbot.waitSignal(ws.runner.finished, timeout=60000):
-            ws.analyse()
-        name, values, cmap, unit = overlays[-1]
-        assert (name, cmap, unit) == ("sqnr", "RdYlGn", "dB")
-        assert values and all(np.isfinite(v) for v in values.values())
-        assert set(values) <= set(ctx.graph.node_by_id)
-        assert ws.sqnr_chart.names and cell(ws, ws.sqnr_chart.names[0], "sqnr")
+    with qtbot.waitSignal(ws.runner.finished, timeout=60000):
+        ws.analyse_button.click()
+    report = ws.sqnr_report
+    assert report.backend == "cpu" and report.samples == 4 and report.layers
+    name, values, cmap, unit = overlays[-1]
+    assert (name, cmap, unit) == ("sqnr", "RdYlGn", "dB")
+    assert values and set(values) <= set(ctx.graph.node_by_id)
+    # the overlay carries the measured per-layer values, keyed by the producing node
+    relu = report.layer("/res/relu_out/Relu_output_0")
+    assert values["/res/relu_out/Relu"] == pytest.approx(relu.sqnr_db)
+    assert all(np.isfinite(v) for v in values.values())
+    # the table column and the bar chart show the same numbers, sortable by SQNR
+    assert cell(ws, "/res/relu_out/Relu_output_0", "sqnr") == f"{relu.sqnr_db:.1f}"
+    assert len(ws.sqnr_chart.names) == len(ws.session.sqnr)
+    ws.editor.table.sortByColumn(COL["sqnr"], Qt.SortOrder.AscendingOrder)
+    first = ws.editor.proxy.data(ws.editor.proxy.index(0, 0), TENSOR_ROLE)
+    assert ws.session.sqnr[first] == min(ws.session.sqnr.values())
+    assert "model output" in ws.message.text()
 
 
-def _has_accuracy() -> bool:
-    try:
-        import studio.core.accuracy  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def test_auto_mix_curve_points_apply(qtbot, ws, ctx):
+    calibrate(qtbot, ws)
+    with qtbot.waitSignal(ws.runner.finished, timeout=60000):
+        ws.analyse()
+    base = ws.sqnr_report.output_sqnr_db
+    with qtbot.waitSignal(ws.runner.finished, timeout=120000):
+        ws.auto_mix(base + 40.0, max_steps=3)  # out of reach: the search runs every step
+    _start, result = ws.mix_result
+    assert len(result.curve) == 4 and not result.met
+    x, y = ws.mix_curve.curve.getData()
+    assert list(x) == [p.wide_tensors for p in result.curve]
+    assert list(y) == pytest.approx([p.output_sqnr_db for p in result.curve])
+    assert y[0] == pytest.approx(base, abs=1e-6)
+    # the last point was applied as one undo step
+    promoted = result.promoted
+    assert promoted and ctx.undo_stack.count() == 1
+    assert all(ws.session.override(n).bitwidth == 16 for n in promoted)
+    # clicking the first point goes back to the starting plan (another undo step)
+    ws.mix_curve.point_clicked.emit(0)
+    assert all(ws.session.override(n) is None for n in promoted)
+    assert ctx.undo_stack.count() == 2
+    ctx.undo_stack.undo()
+    assert all(ws.session.override(n).bitwidth == 16 for n in promoted)
+    assert "Cycles: not measured" in ws.mix_curve.caption.text()
 
 
 def test_import_encodings_file(qtbot, ws, ctx, tmp_path):

@@ -9,6 +9,7 @@ the workspace as their first argument so the workspace module stays about layout
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from studio.ui.quant.dialogs import CalibrateDialog, ExportDialog
 log = logging.getLogger(__name__)
 
 CALIBRATION_SCHEMA = 1
+EVAL_SAMPLES = 8  # evaluation samples for SQNR (the core's default)
 
 
 def _model_path(ws) -> str | None:
@@ -133,106 +135,146 @@ def restore_from_project(ws, project: Any) -> bool:
 
 
 # ---------------------------------------------------------------------- SQNR and auto-mix
-def _accuracy():
-    try:
-        from studio.core import accuracy
-    except ImportError:
-        return None
-    return accuracy
+def _evaluation(ws, stats: CalibrationStats):
+    """(Analyser, feeds) for these stats, kept between runs: the float side is computed once.
+
+    Evaluation samples come from the calibration source (``random:N`` is re-seeded by the core
+    so an evaluation does not score the very samples the ranges were fitted to)."""
+    from studio.core.accuracy import Analyser
+    from studio.core.accuracy.jobs import load_feeds
+
+    key = (stats.key, ws.data_spec)
+    cached = ws._evaluation
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
+    feeds = load_feeds(str(stats.prepared_model), ws.data_spec, limit=EVAL_SAMPLES)
+    analyser = Analyser(stats.prepared_model, cache_float=True)
+    ws._evaluation = (key, analyser, feeds)
+    return analyser, feeds
 
 
-def analyse(ws) -> None:
-    """Per-layer SQNR of the plan (float vs quantised) on the runner."""
-    if not _need_stats(ws, "Analyse"):
-        return
-    accuracy = _accuracy()
-    if accuracy is None:
-        ws.show_message(
-            "SQNR analysis is not available in this build (studio.core.accuracy).", error=True
-        )
+def _need_data(ws) -> bool:
+    if not ws.data_spec:
+        ws.show_message("No evaluation data: Calibrate first (its data is reused).", error=True)
+        return False
+    return True
+
+
+def analyse(ws, backend: str = "cpu") -> None:
+    """Build the plan's QDQ model, then per-layer SQNR against the float model (on the runner)."""
+    if not _need_stats(ws, "Analyse") or not _need_data(ws):
         return
     stats, plan = ws.session.stats, ws.session.plan.copy()
+    target = ws.scratch_path("analyse.qdq.onnx")
 
     def job(jctx):
-        return accuracy.layer_sqnr(stats, plan, ctx=jctx)
+        jctx.progress(0.0, "building the QDQ model")
+        core_build_qdq(stats, plan, target, ctx=None)
+        jctx.check_cancelled()
+        analyser, feeds = _evaluation(ws, stats)
+        return analyser.analyse(target, feeds, backend=backend, ctx=jctx)
 
-    def done(result) -> None:
-        values = result.per_tensor if hasattr(result, "per_tensor") else dict(result)
-        ws.session.set_sqnr(values, "analyse")
-        output = getattr(result, "output_sqnr", None)
-        worst = min(values.items(), key=lambda kv: kv[1]) if values else None
-        text = f"SQNR measured on {len(values)} tensors"
-        if output is not None:
-            text += f"; model output {output:.1f} dB"
-        if worst:
-            text += f"; worst {worst[1]:.1f} dB at {worst[0]}"
+    def done(report) -> None:
+        values = {layer.tensor: layer.sqnr_db for layer in report.layers}
+        values.update(report.weights)
+        ws.sqnr_report = report
+        ws.session.set_sqnr(values, f"analyse on {report.backend.upper()}")
+        text = (
+            f"SQNR on {report.backend.upper()} over {report.samples} samples: model output "
+            f"{report.output_sqnr_db:.1f} dB; {len(report.layers)} activations, "
+            f"{len(report.weights)} weights"
+        )
+        finite = {k: v for k, v in values.items() if math.isfinite(v)}
+        if finite:
+            worst = min(finite, key=finite.get)
+            text += f"; worst {finite[worst]:.1f} dB at {worst}"
+        if report.notes:
+            text += f" ({report.notes[0]})"
         ws.show_message(text)
         ws.tabs.setCurrentWidget(ws.sqnr_chart)
 
-    ws.runner.start("Analyse", job, done)
+    ws.runner.start("Analyse SQNR", job, done)
 
 
 def automix_dialog(ws) -> None:
+    start = 30.0
+    report = getattr(ws, "sqnr_report", None)
+    if report is not None and math.isfinite(report.output_sqnr_db):
+        start = round(report.output_sqnr_db + 6.0)
     target, ok = QInputDialog.getDouble(
-        ws, "Auto mixed precision", "Target output SQNR (dB):", 30.0, 0.0, 120.0, 1
+        ws, "Auto mixed precision", "Target output SQNR (dB):", start, 0.0, 150.0, 1
     )
     if ok:
         auto_mix(ws, target)
 
 
-def auto_mix(ws, target_db: float) -> None:
-    if not _need_stats(ws, "Auto-mix"):
+def auto_mix(ws, target_db: float, max_steps: int = 10) -> None:
+    """Raise the worst tensors to 16 bits until the output SQNR meets ``target_db``; the curve
+    is shown and its last point applied as one undoable step (any point can be applied)."""
+    if not _need_stats(ws, "Auto-mix") or not _need_data(ws):
         return
-    accuracy = _accuracy()
-    if accuracy is None:
-        ws.show_message(
-            "Auto-mix is not available in this build (studio.core.accuracy).", error=True
-        )
-        return
-    stats, plan = ws.session.stats, ws.session.plan.copy()
+    from studio.core.accuracy import auto_mixed_precision
+
+    stats, start_plan = ws.session.stats, ws.session.plan.copy()
+    out = ws.scratch_path("automix.qdq.onnx")
 
     def job(jctx):
-        return accuracy.auto_mix(stats, plan, target_db, ctx=jctx)
+        _analyser, feeds = _evaluation(ws, stats)
+        return auto_mixed_precision(
+            stats, start_plan, feeds, out, target_db=target_db, max_steps=max_steps, ctx=jctx
+        )
 
     def done(result) -> None:
-        ws.mix_result = result
-        steps = result.steps
-        counts = [len(s.wide) for s in steps]
-        sqnr = [s.sqnr for s in steps]
-        chosen = getattr(result, "chosen", None)
+        ws.mix_result = (start_plan, result)
+        curve = result.curve
+        cycles = [p.cycles for p in curve if p.cycles is not None]
+        caption = (
+            f"{len(curve)} configurations measured in {result.elapsed_s:.1f} s; target "
+            f"{target_db:.1f} dB {'met' if result.met else 'NOT met'}. Click a point to apply it."
+        )
+        caption += (
+            f" HTP cycles {min(cycles):,.0f} .. {max(cycles):,.0f}."
+            if cycles
+            else " Cycles: not measured (no profiler attached)."
+        )
         ws.mix_curve.set_curve(
-            counts,
-            sqnr,
+            [p.wide_tensors for p in curve],
+            [p.output_sqnr_db for p in curve],
             target_db,
-            f"{len(steps)} configurations measured; click a point to apply it (undoable).",
-            chosen,
+            caption,
         )
         ws.tabs.setCurrentWidget(ws.mix_curve)
-        ws.show_message(f"Auto-mix: {len(steps)} configurations; target {target_db:.1f} dB")
+        apply_mix_point(ws, len(curve) - 1)
 
-    ws.runner.start("Auto-mix", job, done)
+    ws.runner.start("Auto mixed precision", job, done)
 
 
 def apply_mix_point(ws, index: int) -> bool:
-    """Apply one auto-mix configuration: its tensors at 16 bits, the rest back to the default."""
-    result = ws.mix_result
-    if result is None or not 0 <= index < len(result.steps):
+    """Apply curve point ``index``: tensors promoted up to it take the search's override, the
+    ones promoted after it go back to what they were before the search. One undo step."""
+    if ws.mix_result is None:
         return False
-    step = result.steps[index]
-    wide = set(step.wide)
+    start_plan, result = ws.mix_result
+    if not 0 <= index < len(result.curve):
+        return False
+    upto = {name for point in result.curve[: index + 1] for name in point.promoted}
     changes = {}
-    for name in result.candidates:
-        current = ws.session.override(name)
-        if name in wide:
-            ov = ws.session.edited_override(name, "bits", "16")
-            changes[name] = ov
-        elif current is not None and current.bitwidth == 16:
-            changes[name] = None
-    ok = ws.push_overrides(
-        changes, f"auto-mix: {len(wide)} tensors at 16 bits ({step.sqnr:.1f} dB)"
-    )
+    for name in result.promoted:
+        if name in upto:
+            changes[name] = result.plan.overrides.get(name)
+        else:
+            changes[name] = start_plan.overrides.get(name)
+    point = result.curve[index]
     ws.mix_curve.mark(index)
-    return ok
+    if not changes:
+        ws.show_message(
+            f"auto-mix point {index}: the starting plan ({point.output_sqnr_db:.1f} dB)"
+        )
+        return True
+    return ws.push_overrides(
+        changes,
+        f"auto-mix: {len(upto)} tensors widened ({point.output_sqnr_db:.1f} dB at step {index})",
+    )
 
 
 # ---------------------------------------------------------------------- files

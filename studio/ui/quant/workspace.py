@@ -10,6 +10,7 @@ project's autosave keeps it, and rebuilt from the project when a model is opened
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,10 @@ class QuantizationWorkspace(QWidget):
         self.runner = JobRunner(self, manager=lambda: getattr(ctx, "jobs", None))
         self.data_spec = ""
         self.last_build: Any = None
-        self.mix_result: Any = None
+        self.mix_result: Any = None  # (plan before the search, AutoMpResult)
+        self.sqnr_report: Any = None
+        self._evaluation: Any = None  # (key, Analyser, feeds), see actions._evaluation
+        self._scratch = tempfile.TemporaryDirectory(prefix="npu-studio-quant-")
         self._syncing = False
         self._local_shortcuts: list[QAction] = []
 
@@ -151,7 +155,7 @@ class QuantizationWorkspace(QWidget):
         def button(text: str, tip: str, slot) -> QPushButton:
             b = QPushButton(text, self)
             b.setToolTip(tip)
-            b.clicked.connect(slot)
+            b.clicked.connect(lambda _checked=False, f=slot: f())
             self.toolbar.addWidget(b)
             return b
 
@@ -163,6 +167,14 @@ class QuantizationWorkspace(QWidget):
         self.analyse_button = button(
             "Analyse", "Measure per-layer SQNR: float model vs the quantised plan", self.analyse
         )
+        self.backend = QComboBox(self)
+        self.backend.addItem("on CPU", "cpu")
+        self.backend.addItem("on QNN HTP", "htp")
+        self.backend.setToolTip(
+            "Where the quantised model runs for SQNR: CPU (ORT QDQ) or QNN HTP (the simulator "
+            "on x86-64)"
+        )
+        self.toolbar.addWidget(self.backend)
         self.automix_button = button(
             "Auto-mix…",
             "Raise the worst tensors to 16 bits until a target SQNR is met",
@@ -251,6 +263,8 @@ class QuantizationWorkspace(QWidget):
         """A model was opened (or closed): reset, then restore the project's plan and stats."""
         self.runner.cancel()
         self.mix_result = None
+        self.sqnr_report = None
+        self._evaluation = None
         self.last_build = None
         self.mix_curve.set_curve([], [])
         self.session.set_model(graph)
@@ -465,14 +479,14 @@ class QuantizationWorkspace(QWidget):
     ) -> None:
         actions.calibrate(self, data, method, percentile)
 
-    def analyse(self) -> None:
-        actions.analyse(self)
+    def analyse(self, backend: str | None = None) -> None:
+        actions.analyse(self, backend or self.backend.currentData())
 
     def automix_dialog(self) -> None:
         actions.automix_dialog(self)
 
-    def auto_mix(self, target_db: float) -> None:
-        actions.auto_mix(self, target_db)
+    def auto_mix(self, target_db: float, max_steps: int = 10) -> None:
+        actions.auto_mix(self, target_db, max_steps)
 
     def apply_mix_point(self, index: int) -> bool:
         return actions.apply_mix_point(self, index)
@@ -548,6 +562,10 @@ class QuantizationWorkspace(QWidget):
         self.runner.cancel()
         self.runner.wait(5000)
         super().closeEvent(event)
+
+    def scratch_path(self, name: str) -> str:
+        """A file in this workspace's temporary folder (QDQ models built for analysis)."""
+        return str(Path(self._scratch.name) / name)
 
     # ------------------------------------------------------------------ for tests / main window
     def plan(self) -> QuantPlan:
