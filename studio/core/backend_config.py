@@ -200,6 +200,7 @@ def _check_section(
             warnings.append(
                 f"{source}: {where}: {len(value)} option(s) passed through unchecked: "
                 + ", ".join(sorted(value))
+                + " (onnxruntime-qnn accepts unknown option names and values without an error)"
             )
             checked[key] = {str(k): v for k, v in value.items()}
             continue
