@@ -522,22 +522,57 @@ def plan_for(
 def measured_from_profile(run: Mapping[str, Any]) -> tuple[str, dict[str, float]]:
     """Backend and node id -> ms from a saved profile run (``ProfileRun.to_json()`` shape).
 
-    Rows timed in µs (ORT's kernel timer) are used as they are. Rows in QNN cycles get the run's
-    measured median latency apportioned by their share of cycles: cycles cannot be turned into ms
-    without the chip's clock, but their proportions are measured and so is the total.
+    Only rows in the backend's own measure are used: on CPU, ORT's kernel times (µs); on QNN,
+    the profiler's cycles, while rows timed in µs there are nodes ORT ran on the CPU EP, not on
+    this backend. Cycles cannot become ms without the chip's clock, but their proportions are
+    measured and so is the run's median latency: each op gets the QNN part of that latency
+    (median minus the CPU-placed rows) in proportion to its cycles. On an x86-64 host HTP is a
+    simulator, so these are simulator times: the plan labels its source "measured" and the
+    profile record says which host measured it.
     """
     backend = str(run.get("backend", ""))
     if backend not in BACKEND_ORDER:
         raise BadInputError(f"profile run is for backend {backend!r}, not one of htp/gpu/cpu")
     rows = [r for r in run.get("layers", []) if isinstance(r, Mapping) and r.get("node_id")]
     p50 = float((run.get("stats") or {}).get("p50_ms") or 0.0)
-    cycles_total = sum(float(r["cycles"]) for r in rows if r.get("cycles") is not None)
+    cycle_rows = [r for r in rows if r.get("cycles") is not None]
     ms: dict[str, float] = {}
+    if cycle_rows:
+        other_ms = sum(
+            float(r["time_us"]) / 1000.0
+            for r in rows
+            if r.get("cycles") is None and r.get("time_us") is not None
+        )
+        total = sum(float(r["cycles"]) for r in cycle_rows)
+        budget = max(p50 - other_ms, 0.0)
+        for r in cycle_rows:
+            if total > 0 and budget > 0:
+                ms[str(r["node_id"])] = budget * float(r["cycles"]) / total
+    else:
+        for r in rows:
+            if r.get("time_us") is not None:
+                ms[str(r["node_id"])] = float(r["time_us"]) / 1000.0
     for r in rows:
-        if r.get("cycles") is not None and cycles_total > 0 and p50 > 0:
-            ms[str(r["node_id"])] = p50 * float(r["cycles"]) / cycles_total
-        elif r.get("time_us") is not None:
-            ms[str(r["node_id"])] = float(r["time_us"]) / 1000.0
-        for fused in r.get("fused") or []:
-            ms.setdefault(str(fused), 0.0)  # folded into this row's op by the backend
+        if str(r["node_id"]) in ms:
+            for fused in r.get("fused") or []:
+                ms.setdefault(str(fused), 0.0)  # folded into this row's op by the backend
     return backend, ms
+
+
+def measured_from_runs(
+    runs: list[Mapping[str, Any]], model_sha256: str = ""
+) -> dict[str, dict[str, float]]:
+    """backend -> node id -> ms from several profile records; later records win per backend.
+
+    Records of another model (a different sha256) are skipped: their node ids may coincide
+    while their costs mean nothing here.
+    """
+    measured: dict[str, dict[str, float]] = {}
+    for run in runs:
+        sha = str(run.get("model_sha256") or "")
+        if model_sha256 and sha and sha != model_sha256:
+            continue
+        backend, ms = measured_from_profile(run)
+        if ms:
+            measured[backend] = ms
+    return measured

@@ -127,3 +127,33 @@ def test_cut_cost_counts_tensors_live_across_the_cut(tmp_path):
     assert cuts[i_add] > cuts[i_conv] > 0
     with pytest.raises(BackendUnavailableError):
         assign(graph, _all_supported(graph), [])
+
+
+@pytest.mark.htp
+def test_measured_per_layer_times_from_real_profiles_replace_estimates(qdq_erf_probed):
+    """Profiles from the profiling core (HTP cycles, CPU kernel times) feed the assignment."""
+    from studio.core.assignment import measured_from_runs
+    from studio.core.worker_client import run_in_worker
+
+    path, graph, report = qdq_erf_probed
+    records = [
+        run_in_worker(
+            "studio.core.profiling.job:profile_model",
+            {"model": str(path), "backend": b, "runs": 3, "warmup": 1, "layer_runs": 2},
+            timeout_s=120,
+        )
+        for b in ("htp", "cpu")
+    ]
+    measured = measured_from_runs(records, graph.sha256())
+    assert set(measured) == {"htp", "cpu"}
+    # HTP rows are cycles: the QNN share of the measured median is split by cycle counts.
+    htp_cycles = [r for r in records[0]["layers"] if r.get("cycles") is not None]
+    assert htp_cycles and set(measured["htp"]) >= {r["node_id"] for r in htp_cycles}
+    assert "/tail/Erf" not in measured["htp"]  # ORT ran it on the CPU EP in the HTP run
+    assert measured["cpu"]["/conv/Conv"] > 0
+    plan = plan_for(graph, report, Constraints(), measured)
+    conv_cpu = plan.decision("/conv/Conv").scores["cpu"]
+    assert conv_cpu.cost_source == "measured" and conv_cpu.cost_ms == measured["cpu"]["/conv/Conv"]
+    assert "measured" in plan.summary["cost_sources"]
+    other = dict(records[1], model_sha256="0" * 64)
+    assert measured_from_runs([other], graph.sha256()) == {}

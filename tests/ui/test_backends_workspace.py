@@ -19,6 +19,7 @@ pytestmark = pytest.mark.htp
 @pytest.fixture
 def setup(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("NPU_STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NPU_STUDIO_DATA_DIR", str(tmp_path / "data"))  # unsaved project's runs
     path = builders.save(builders.qdq_conv_erf(), tmp_path / "qdq.onnx")
     ctx = StudioContext()
     ctx.project = Project.new(path)
@@ -106,3 +107,21 @@ def test_pin_to_unavailable_backend_fails_visibly(qtbot, setup):
     qtbot.waitUntil(lambda: bool(errors), timeout=60000)
     assert "gpu" in errors[0][1] and "not available" in errors[0][1]
     assert "failed" in w.status.text() and w.plan is None
+
+
+def test_assign_uses_the_projects_profile_runs(qtbot, setup):
+    """A profile run saved in the project turns estimates into measured costs."""
+    from studio.core.worker_client import run_in_worker
+
+    ctx, w, _, _ = setup
+    record = run_in_worker(
+        "studio.core.profiling.job:profile_model",
+        {"model": ctx.model_path, "backend": "cpu", "runs": 3, "warmup": 1, "layer_runs": 2},
+        timeout_s=120,
+    )
+    ctx.project.add_run("cpu-1", "CPU profile", record, backend="cpu")
+    w.assign_button.click()
+    qtbot.waitUntil(lambda: w.plan is not None, timeout=60000)
+    assert "measured" in w.plan.summary["cost_sources"]
+    assert w.plan.decision("/conv/Conv").scores["cpu"].cost_source == "measured"
+    assert "measured" in w.summary.toPlainText()

@@ -45,6 +45,28 @@ from studio.ui.backends.table import (
 OVERLAY_VALUE = {"htp": 0.0, "gpu": 1.0, "cpu": 2.0}
 
 
+def project_measurements(project: Any, graph: Any) -> dict[str, dict[str, float]]:
+    """Per-layer ms of the project's saved profile runs of this model (oldest first, newest wins).
+
+    Runs that cannot be read are skipped: a damaged run file must not block an assignment.
+    """
+    from studio.core.assignment import measured_from_runs
+    from studio.core.errors import StudioError
+
+    if project is None or not getattr(project, "runs", None):
+        return {}
+    records = []
+    for ref in sorted(project.runs, key=lambda r: r.created):
+        try:
+            records.append(project.load_run(ref.id))
+        except StudioError:
+            continue
+    try:
+        return measured_from_runs(records, graph.sha256())
+    except StudioError:
+        return {}
+
+
 class BackendsWorkspace(QWidget):
     """Per-node table, constraint controls, probe/assign buttons and a summary panel."""
 
@@ -72,6 +94,11 @@ class BackendsWorkspace(QWidget):
         self.budget.setSuffix(" ms")
         self.budget.setSpecialValueText("no budget")
         self.budget.setToolTip("end-to-end latency budget; 0 = none")
+        self.use_profiles = QCheckBox("Use measured profiles")
+        self.use_profiles.setChecked(True)
+        self.use_profiles.setToolTip(
+            "use per-layer times of the project's profile runs instead of MAC-based estimates"
+        )
         self.probe_button = QPushButton("Probe op support")
         self.probe_button.setToolTip("compile every node on QNN HTP (and GPU) to learn support")
         self.assign_button = QPushButton("Assign")
@@ -91,6 +118,7 @@ class BackendsWorkspace(QWidget):
         bar = QHBoxLayout()
         for widget in (self.power, self.performance, QLabel("Latency budget"), self.budget):
             bar.addWidget(widget)
+        bar.addWidget(self.use_profiles)
         bar.addStretch(1)
         for widget in (self.progress, self.probe_button, self.assign_button):
             bar.addWidget(widget)
@@ -280,10 +308,11 @@ class BackendsWorkspace(QWidget):
         from studio.core.opsupport import probe_op_support
 
         graph, report, constraints = self.graph, self.report, self.constraints()
+        project = getattr(self.ctx, "project", None) if self.use_profiles.isChecked() else None
 
         def work(ctx: Any) -> Any:
             found = report or probe_op_support(graph, ("htp", "gpu"), ctx=ctx)
-            return found, plan_for(graph, found, constraints)
+            return found, plan_for(graph, found, constraints, project_measurements(project, graph))
 
         self._run("Assign backends", work, self._on_assigned)
 
