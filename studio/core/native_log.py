@@ -58,15 +58,21 @@ def capture_fd2(echo: bool = True) -> Iterator[CapturedLog]:
     """
     log = CapturedLog()
     with _capture_lock:
-        sys.stderr.flush()
-        saved = os.dup(2)
+        try:
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no fd 2 (a GUI started without a console): no capture
+            yield log
+            return
         with tempfile.TemporaryFile(mode="w+b") as tmp:
             os.dup2(tmp.fileno(), 2)
             try:
                 yield log
             finally:
                 try:
-                    sys.stderr.flush()
+                    if sys.stderr is not None:
+                        sys.stderr.flush()
                 except (OSError, ValueError):
                     pass
                 os.dup2(saved, 2)

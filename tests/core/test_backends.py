@@ -227,3 +227,17 @@ def test_parse_rejections_reads_qnn_log_blocks():
         "/head/Erf": "Operators of type `Erf` are not supported by QNN EP.",
         "q1": "Operators of type `Erf` are not supported by QNN EP.",
     }
+
+
+def test_capture_fd2_sees_native_writes_and_echoes_them(capfd):
+    import os
+
+    from studio.core.native_log import capture_fd2
+
+    with capture_fd2(echo=True) as outer:
+        os.write(2, b"outer line\n")
+        with capture_fd2(echo=True) as inner:  # re-entrant: offload_report -> make_session
+            os.write(2, b"2026-01-01 00:00:00.0 [E:onnxruntime:, x.cc:1 F] the cause\n")
+        assert inner.ort_messages() == ["the cause"]
+    assert "outer line" in outer.text and "the cause" in outer.text  # inner echoed into outer
+    assert "the cause" in capfd.readouterr().err  # and the outer echoed to the real stderr

@@ -419,3 +419,20 @@ def test_sdk_compile_converts_aimet_encodings_to_qnn_for_the_converter(fake_sdk,
     conv = _calls(log)[0]
     assert conv[-2:] == ["--quantization_overrides", str(out / "quantization_config.json")]
     assert json.loads((out / "manifest.json").read_text())["encodings_source"] == str(aimet)
+
+
+@pytest.mark.htp
+def test_bundle_still_runs_after_being_moved(bundle, tmp_path):
+    import shutil
+
+    from studio.core.runtime import make_session, random_inputs
+
+    out, _, _ = bundle
+    moved = tmp_path / "elsewhere" / "renamed_bundle"
+    shutil.copytree(out, moved)
+    model, opts = resolve_model_or_bundle(moved)
+    assert model.parent.parent == moved
+    sess, info = make_session(model, "htp", provider_options=opts["provider_options"])
+    assert info.providers[0] == "QNNExecutionProvider"
+    (y,) = sess.run(None, random_inputs(sess))
+    assert y.shape == (1, 10)
