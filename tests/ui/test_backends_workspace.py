@@ -125,3 +125,17 @@ def test_assign_uses_the_projects_profile_runs(qtbot, setup):
     assert "measured" in w.plan.summary["cost_sources"]
     assert w.plan.decision("/conv/Conv").scores["cpu"].cost_source == "measured"
     assert "measured" in w.summary.toPlainText()
+
+
+def test_jobs_go_through_the_studio_job_manager(qtbot, setup):
+    """With the main window's JobManager the probe is a tracked job (Jobs dock, cancel)."""
+    from studio.ui.jobs import JobManager
+
+    ctx, w, _, _ = setup
+    ctx.jobs = JobManager()
+    w.probe_button.click()
+    qtbot.waitUntil(lambda: w.report is not None, timeout=60000)
+    (job,) = ctx.jobs.jobs
+    assert job.title == "Probe op support" and job.lane == "backends"
+    qtbot.waitUntil(lambda: job.is_final, timeout=10000)
+    ctx.jobs.shutdown()
