@@ -254,6 +254,11 @@ def test_badges_and_sqnr_overlay(qtbot, ws, ctx):
     first = ws.editor.proxy.data(ws.editor.proxy.index(0, 0), TENSOR_ROLE)
     assert ws.session.sqnr[first] == min(ws.session.sqnr.values())
     assert "model output" in ws.message.text()
+    # an edit makes the numbers stale: said in the chart, no stale overlay sent to the graph
+    sent = len(overlays)
+    ws.edit_field(ADD, "bits", "8")
+    assert ws.session.sqnr_stale and "run Analyse again" in ws.sqnr_chart.caption.text()
+    assert len(overlays) == sent
 
 
 def test_auto_mix_curve_points_apply(qtbot, ws, ctx):

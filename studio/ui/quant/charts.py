@@ -62,17 +62,24 @@ class SqnrChart(QWidget):
         self.plot.addItem(self.marker)
         self.placeholder = _placeholder(self.plot, "No SQNR yet: run Analyse")
         self.plot.scene().sigMouseClicked.connect(self._clicked)
+        self.plot.scene().sigMouseMoved.connect(self._hover)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
         layout.addWidget(self.caption)
         layout.addWidget(self.plot, 1)
 
-    def set_values(self, names: Sequence[str], values: Sequence[float], caption: str = "") -> None:
+    def set_values(
+        self, names: Sequence[str], values: Sequence[float], caption: str = "", stale: bool = False
+    ) -> None:
+        """Bars for ``values``; ``stale`` greys them (the plan changed since they were measured)."""
         self.names = list(names)
         self.values = np.asarray(values, dtype=np.float64)
         x = np.arange(len(self.names))
-        brushes = [pg.mkBrush(sqnr_color(v)) for v in self.values]
+        if stale:
+            brushes = [pg.mkBrush(color("border")) for _ in self.values]
+        else:
+            brushes = [pg.mkBrush(sqnr_color(v)) for v in self.values]
         # (an explicit empty ``pens`` list trips pyqtgraph 0.14; one shared pen is used instead)
         self.bars.setOpts(
             x=x, height=self.values, width=0.8, brushes=brushes or None, pen=pg.mkPen(None)
@@ -97,14 +104,21 @@ class SqnrChart(QWidget):
         else:
             self.marker.setOpts(x=[], height=[])
 
+    def _bar_at(self, scene_pos) -> int | None:
+        pos = self.plot.plotItem.vb.mapSceneToView(scene_pos)
+        i = int(round(pos.x()))
+        return i if 0 <= i < len(self.names) else None
+
+    def _hover(self, scene_pos) -> None:
+        i = self._bar_at(scene_pos) if self.names else None
+        text = "" if i is None else f"{self.names[i]}\n{self.values[i]:.1f} dB"
+        self.plot.setToolTip(text)
+
     def _clicked(self, event) -> None:
         if not self.names or event.button() != Qt.MouseButton.LeftButton:
             return
-        pos = self.plot.plotItem.vb.mapSceneToView(event.scenePos())
-        i = int(round(pos.x()))
-        if 0 <= i < len(self.names) and 0 <= pos.y() <= max(self.values[i], 0) + 1e-9:
-            self.tensor_clicked.emit(self.names[i])
-        elif 0 <= i < len(self.names):
+        i = self._bar_at(event.scenePos())
+        if i is not None:
             self.tensor_clicked.emit(self.names[i])
 
 
@@ -137,7 +151,7 @@ class MixCurve(QWidget):
             angle=0,
             movable=False,
             pen=pg.mkPen(color("warning"), style=Qt.PenStyle.DashLine),
-            label="target {value:.0f} dB",
+            label="target",
             labelOpts={"color": color("warning"), "position": 0.08},
         )
         self.target.hide()
@@ -170,6 +184,7 @@ class MixCurve(QWidget):
             self.target.hide()
         else:
             self.target.setValue(target)
+            self.target.label.setFormat(f"target {target:.1f} dB")
             self.target.show()
         self.mark(chosen)
         if caption:

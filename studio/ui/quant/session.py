@@ -63,6 +63,7 @@ class QuantSession(QObject):
         self.encodings = EncodingSet()
         self.sqnr: dict[str, float] = {}
         self.sqnr_source = ""
+        self.sqnr_stale = False  # the plan changed since the SQNR was measured
         self.edited: set[str] = set()
         self._weights: dict[str, np.ndarray] = {}
 
@@ -103,6 +104,7 @@ class QuantSession(QObject):
     def set_sqnr(self, values: dict[str, float], source: str = "") -> None:
         self.sqnr = {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}
         self.sqnr_source = source
+        self.sqnr_stale = False
         self.sqnr_changed.emit()
         self.tensors_changed.emit([])
 
@@ -211,6 +213,7 @@ class QuantSession(QObject):
     def apply_import(self, encset: EncodingSet | None, source: str | None) -> None:
         self.plan.imported = encset.copy() if encset is not None else None
         self.plan.imported_source = source
+        self._mark_stale()
         self._recompute()
         self._rebuild_rows()
         self.rows_reset.emit()
@@ -232,8 +235,14 @@ class QuantSession(QObject):
 
     def _changed(self, names: list[str]) -> None:
         # folding a Relu's range into its producer can change a neighbour: repaint all rows
+        self._mark_stale()
         self.tensors_changed.emit([])
         self.plan_changed.emit()
+
+    def _mark_stale(self) -> None:
+        if self.sqnr and not self.sqnr_stale:
+            self.sqnr_stale = True
+            self.sqnr_changed.emit()
 
     def reflects(self, name: str, key: str, value: Any) -> bool:
         """Whether the effective encoding shows a requested setting (the core may ignore one:

@@ -143,7 +143,7 @@ class TensorTableModel(QAbstractTableModel):
             return Qt.CheckState.Checked if on else Qt.CheckState.Unchecked
         if role == Qt.ItemDataRole.ForegroundRole:
             return self._foreground(row, key, enc)
-        if role == Qt.ItemDataRole.BackgroundRole and key == "sqnr":
+        if role == Qt.ItemDataRole.BackgroundRole and key == "sqnr" and not self.session.sqnr_stale:
             db = self.session.sqnr.get(row.name)
             if db is not None:
                 c = sqnr_color(db)
@@ -213,6 +213,8 @@ class TensorTableModel(QAbstractTableModel):
             if enc.is_float:
                 return QBrush(QColor(color("warning")))
             return QBrush(QColor(BITWIDTH_COLORS.get(enc.bitwidth, color("text"))))
+        if key == "sqnr" and self.session.sqnr_stale:
+            return QBrush(QColor(color("muted")))
         if key == "op" or (enc is not None and enc.per_channel and key in NUMERIC - {"sqnr"}):
             return QBrush(QColor(color("muted")))
         if row.name in self.session.edited and key == "tensor":

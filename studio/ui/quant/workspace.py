@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
@@ -460,8 +461,18 @@ class QuantizationWorkspace(QWidget):
     # ------------------------------------------------------------------ SQNR, overlay, badges
     def _sqnr_changed(self) -> None:
         order = [r.name for r in self.session.rows if r.name in self.session.sqnr]
-        self.sqnr_chart.set_values(order, [self.session.sqnr[n] for n in order])
-        if self.session.sqnr:
+        caption = ""
+        if order and self.session.sqnr_stale:
+            values = [self.session.sqnr[n] for n in order]
+            caption = (
+                f"{len(order)} tensors, measured before your last edits "
+                f"(median {float(np.median(values)):.1f} dB): run Analyse again"
+            )
+        self.sqnr_chart.set_values(
+            order, [self.session.sqnr[n] for n in order], caption, stale=self.session.sqnr_stale
+        )
+        self.editor.model.refresh()
+        if self.session.sqnr and not self.session.sqnr_stale:
             self.ctx.set_overlay(
                 "sqnr", self.session.node_values(self.session.sqnr), "RdYlGn", "dB"
             )
