@@ -43,6 +43,7 @@ from studio.ui.backends.table import (
 )
 
 OVERLAY_VALUE = {"htp": 0.0, "gpu": 1.0, "cpu": 2.0}
+OVERLAY_NAME = "Backend (0 HTP, 1 GPU, 2 CPU)"
 
 
 def project_measurements(project: Any, graph: Any) -> dict[str, dict[str, float]]:
@@ -196,6 +197,11 @@ class BackendsWorkspace(QWidget):
         )
         self.ctx.set_badges("backend", {})
         self._update_buttons()
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        """A project opened while this page was hidden may carry other constraints and pins."""
+        super().showEvent(event)
+        self._load_constraints()
 
     # ----- constraints and pins (saved in the project when there is one) ------------------------
     def constraints(self) -> Any:
@@ -376,10 +382,10 @@ class BackendsWorkspace(QWidget):
         badges = {d.node_id: d.backend.upper() for d in plan.decisions}
         self.ctx.set_badges("backend", badges)
         self.ctx.set_overlay(
-            "Backend",
+            OVERLAY_NAME,
             {d.node_id: OVERLAY_VALUE[d.backend] for d in plan.decisions},
             "coolwarm",
-            "0 HTP · 1 GPU · 2 CPU",
+            "",
         )
         s = plan.summary
         self.status.setText(
