@@ -278,6 +278,8 @@ def test_auto_mix_curve_points_apply(qtbot, ws, ctx):
     promoted = result.promoted
     assert promoted and ctx.undo_stack.count() == 1
     assert all(ws.session.override(n).bitwidth == 16 for n in promoted)
+    # ... and its measured SQNR is what the table shows now
+    assert not ws.session.sqnr_stale and ws.sqnr_report is result.final_report
     # clicking the first point goes back to the starting plan (another undo step)
     ws.mix_curve.point_clicked.emit(0)
     assert all(ws.session.override(n) is None for n in promoted)
@@ -375,3 +377,21 @@ def test_jobs_go_through_the_job_manager(qtbot, ws, ctx):
     assert ws.session.stats is stats
     assert ws.message.property("error") == "true" and "no-such-folder" in ws.message.text()
     assert ctx.jobs.jobs[-1].state == "failed"
+
+
+def test_calibrate_dialog_warns_about_random_data(qtbot):
+    from studio.ui.quant.dialogs import CalibrateDialog
+
+    dialog = CalibrateDialog(None, "random:7", "percentile", 99.9)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.warning.isVisible() and "random data" in dialog.warning.text()
+    assert dialog.percentile.isEnabled()
+    choice = dialog.choice()
+    assert (choice.data, choice.method, choice.percentile) == ("random:7", "percentile", 99.9)
+    dialog.kind.setCurrentIndex(1)  # a file: no warning, and a path is required
+    assert not dialog.warning.isVisible()
+    ok = dialog.buttons.button(dialog.buttons.StandardButton.Ok)
+    assert not ok.isEnabled()
+    dialog.path.setText(str(DEMO))
+    assert ok.isEnabled() and dialog.choice().data == str(DEMO)

@@ -175,16 +175,13 @@ def analyse(ws, backend: str = "cpu") -> None:
         return analyser.analyse(target, feeds, backend=backend, ctx=jctx)
 
     def done(report) -> None:
-        values = {layer.tensor: layer.sqnr_db for layer in report.layers}
-        values.update(report.weights)
-        ws.sqnr_report = report
-        ws.session.set_sqnr(values, f"analyse on {report.backend.upper()}")
+        _show_report(ws, report, f"analyse on {report.backend.upper()}")
         text = (
             f"SQNR on {report.backend.upper()} over {report.samples} samples: model output "
             f"{report.output_sqnr_db:.1f} dB; {len(report.layers)} activations, "
             f"{len(report.weights)} weights"
         )
-        finite = {k: v for k, v in values.items() if math.isfinite(v)}
+        finite = {k: v for k, v in ws.session.sqnr.items() if math.isfinite(v)}
         if finite:
             worst = min(finite, key=finite.get)
             text += f"; worst {finite[worst]:.1f} dB at {worst}"
@@ -194,6 +191,13 @@ def analyse(ws, backend: str = "cpu") -> None:
         ws.tabs.setCurrentWidget(ws.sqnr_chart)
 
     ws.runner.start("Analyse SQNR", job, done)
+
+
+def _show_report(ws, report, source: str) -> None:
+    values = {layer.tensor: layer.sqnr_db for layer in report.layers}
+    values.update(report.weights)
+    ws.sqnr_report = report
+    ws.session.set_sqnr(values, source)
 
 
 def automix_dialog(ws) -> None:
@@ -244,7 +248,9 @@ def auto_mix(ws, target_db: float, max_steps: int = 10) -> None:
             caption,
         )
         ws.tabs.setCurrentWidget(ws.mix_curve)
-        apply_mix_point(ws, len(curve) - 1)
+        if apply_mix_point(ws, len(curve) - 1) and result.final_report is not None:
+            # the search measured exactly the configuration just applied: show its SQNR
+            _show_report(ws, result.final_report, "auto-mix final point")
 
     ws.runner.start("Auto mixed precision", job, done)
 

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.calibration import METHODS, RANDOM_WARNING
 from studio.core.encodings import FORMATS
+from studio.ui.quant.style import color
 
 SOURCE_KINDS = (
     ("folder", "Image or .npy folder"),
@@ -83,6 +84,7 @@ class CalibrateDialog(QDialog):
         self.count.setSuffix(" samples")
         self.warning = QLabel("⚠ " + RANDOM_WARNING[0].upper() + RANDOM_WARNING[1:], self)
         self.warning.setObjectName("quantWarning")
+        self.warning.setStyleSheet(f"color: {color('warning')};")
         self.warning.setWordWrap(True)
         self.method = QComboBox(self)
         for m in METHODS:
