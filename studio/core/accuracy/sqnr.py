@@ -1,8 +1,8 @@
 """Per-layer SQNR: the float model against its QDQ model, tensor by tensor, on CPU or QNN HTP.
 
-How (as ``onnxruntime.quantization.qdq_loss_debug`` does): every float activation of the float
-model and the DequantizeLinear output that stands for it in the QDQ model are exposed as graph
-outputs; both models run once per sample; the pairs are reduced on the fly to ``sum(x^2)`` and
+How (as ``onnxruntime.quantization.qdq_loss_debug`` does, but tapping the QuantizeLinear codes
+so the integer kernels stay fused): every quantised activation of the QDQ model and the float
+tensor of the same name in the float model are exposed as graph outputs; both models run once per sample; the pairs are reduced on the fly to ``sum(x^2)`` and
 ``sum((x-y)^2)`` per tensor, pooled over samples, so memory stays flat:
 
     SQNR = 20 log10(||x|| / ||x - y||) = 10 log10(sum x^2 / sum (x - y)^2)
@@ -36,6 +36,7 @@ from studio.core.jobs import JobContext
 from studio.core.runtime import make_session
 
 SCHEMA_VERSION = 1
+_PHASE = 8  # samples per float/QDQ phase
 _FLOAT = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
 
 
@@ -144,25 +145,48 @@ def _unnum(value: Any) -> float:
 
 
 # ----- pairing float tensors with their QDQ stand-ins -----------------------------------------
-def qdq_pairs(qdq: onnx.ModelProto) -> dict[str, str]:
-    """Float tensor name -> the DequantizeLinear output that carries its quantised value."""
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in qdq.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    inits = {t.name for t in qdq.graph.initializer}
-    pairs: dict[str, str] = {}
+@dataclass
+class QuantTap:
+    """Where a float tensor's quantised value can be read in the QDQ model: the QuantizeLinear
+    output (integer codes) and its per-tensor scale and zero point."""
+
+    output: str
+    scale: float
+    zero_point: float
+
+    def dequantize(self, codes: np.ndarray) -> np.ndarray:
+        x = codes.astype(np.float32)
+        x -= np.float32(self.zero_point)
+        x *= np.float32(self.scale)
+        return x
+
+
+def qdq_pairs(qdq: onnx.ModelProto) -> dict[str, QuantTap]:
+    """Float tensor name -> the QuantizeLinear that quantises it (ORT's QDQ layout).
+
+    The Q output, not the DequantizeLinear output, is exposed: ORT (and QNN) fuse DQ -> op -> Q
+    into integer kernels only while a DQ output is not a graph output, so tapping the codes
+    keeps the measured model the model that ships, and it runs at full speed.
+    """
+    inits = {t.name: t for t in qdq.graph.initializer}
+    producers = {o: n for n in qdq.graph.node for o in n.output}
+    pairs: dict[str, QuantTap] = {}
     for node in qdq.graph.node:
         if node.op_type != "QuantizeLinear" or node.input[0] in inits:
             continue
+        prod = producers.get(node.input[0])
+        if prod is not None and prod.op_type == "DequantizeLinear":
+            continue  # an 8<->16-bit convert of a tensor already tapped
         src = node.input[0].removesuffix("_QuantizeLinear_Input")
-        if src in pairs:
+        scale = inits.get(node.input[1])
+        zp = inits.get(node.input[2]) if len(node.input) > 2 else None
+        if src in pairs or scale is None:
             continue
-        dq = next(
-            (c for c in consumers.get(node.output[0], []) if c.op_type == "DequantizeLinear"), None
-        )
-        if dq is not None:
-            pairs[src] = dq.output[0]
+        scale_v = numpy_helper.to_array(scale).reshape(-1)
+        zp_v = numpy_helper.to_array(zp).reshape(-1) if zp is not None else np.zeros(1)
+        if scale_v.size != 1:
+            continue  # per-channel activations: not produced by our builder
+        pairs[src] = QuantTap(node.output[0], float(scale_v[0]), float(zp_v[0]))
     return pairs
 
 
@@ -182,24 +206,9 @@ def _expose(model: onnx.ModelProto, names: Iterable[str]) -> bytes:
 def _cpu_session(data: bytes | str) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.log_severity_level = 3
+    # two sessions take turns here: idle pool threads spinning would steal the other's cores
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
-
-
-def _float_activations(model: onnx.ModelProto) -> set[str]:
-    inits = {t.name for t in model.graph.initializer}
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # types come from ORT at run time then
-        inferred = model
-    types = {
-        v.name: v.type.tensor_type.elem_type
-        for v in list(inferred.graph.value_info)
-        + list(inferred.graph.output)
-        + list(inferred.graph.input)
-    }
-    names = {i.name for i in model.graph.input if i.name not in inits}
-    names |= {o for n in model.graph.node for o in n.output if o}
-    return {n for n in names if types.get(n, onnx.TensorProto.FLOAT) in _FLOAT}
 
 
 class Analyser:
@@ -210,21 +219,29 @@ class Analyser:
         self.float_proto = (
             float_model if isinstance(float_model, onnx.ModelProto) else onnx.load(str(float_model))
         )
-        self.float_names = _float_activations(self.float_proto)
+        self.float_names = {i.name for i in self.float_proto.graph.input} | {
+            o for n in self.float_proto.graph.node for o in n.output if o
+        }
         self.cache_float = cache_float
         self._float_sess: ort.InferenceSession | None = None
         self._float_fetch: list[str] = []
+        self._float_exposed: frozenset[str] = frozenset()
         self._float_cache: list[dict[str, np.ndarray]] | None = None
         self._cached_feeds: list[dict[str, np.ndarray]] | None = None
         self._probe_feed: dict[str, np.ndarray] | None = None
 
     def _float_values(self, feeds: list[dict[str, np.ndarray]], wanted: set[str]):
+        """Float tensors per sample; only ``wanted`` ones are exposed (fewer copies, and ORT
+        keeps fusing everything else). A wider request later re-instruments the session."""
+        if not wanted <= self._float_exposed:
+            self._float_cache = None
+            self._float_exposed = frozenset(wanted | set(self._float_exposed))
+            self._float_sess = _cpu_session(_expose(self.float_proto, sorted(self._float_exposed)))
+            self._float_fetch = [o.name for o in self._float_sess.get_outputs()]
         if self._float_cache is not None and self._cached_feeds is feeds:
             yield from self._float_cache
             return
-        if self._float_sess is None:
-            self._float_sess = _cpu_session(_expose(self.float_proto, sorted(self.float_names)))
-            self._float_fetch = [o.name for o in self._float_sess.get_outputs()]
+        assert self._float_sess is not None
         cache: list[dict[str, np.ndarray]] = []
         fetch = self._float_fetch
         for feed in feeds:
@@ -250,7 +267,7 @@ class Analyser:
         if not feeds:
             raise BadInputError("SQNR needs at least one input sample")
         qproto = onnx.load(str(qdq_model))
-        pairs = {f: q for f, q in qdq_pairs(qproto).items() if f in self.float_names}
+        pairs = {f: tap for f, tap in qdq_pairs(qproto).items() if f in self.float_names}
         outputs = [o.name for o in self.float_proto.graph.output]
         q_outputs = {o.name for o in qproto.graph.output}
         missing = [o for o in outputs if o not in q_outputs]
@@ -266,16 +283,28 @@ class Analyser:
         )
         report.htp_intermediates = backend != "cpu" and intermediates
         sums = {name: [0.0, 0.0] for name in list(pairs) + outputs}
-        for i, fvals in enumerate(self._float_values(feeds, set(pairs))):
-            ctx.check_cancelled()
-            qvals = dict(zip(fetch, qsess.run(fetch, feeds[i]), strict=True))
-            for name in outputs:
-                _accumulate(sums[name], fvals[name], qvals[name])
-            if intermediates:
-                for fname, qname in pairs.items():
-                    if fname in fvals and qname in qvals:
-                        _accumulate(sums[fname], fvals[fname], qvals[qname])
-            ctx.progress((i + 1) / len(feeds), f"SQNR {i + 1}/{len(feeds)} samples")
+        float_iter = self._float_values(feeds, set(pairs) | set(outputs))
+        done = 0
+        # Run the two models in phases of a few samples, not alternately: two ORT thread pools
+        # taking turns sample by sample slow each other down several times on a small machine.
+        for begin in range(0, len(feeds), _PHASE):
+            chunk = feeds[begin : begin + _PHASE]
+            fchunk = [next(float_iter) for _ in chunk]
+            for feed, fvals in zip(chunk, fchunk, strict=True):
+                ctx.check_cancelled()
+                qvals = dict(zip(fetch, qsess.run(fetch, feed), strict=True))
+                for name in outputs:
+                    _accumulate(sums[name], fvals[name], qvals[name])
+                if intermediates:
+                    for fname, tap in pairs.items():
+                        if fname in fvals and tap.output in qvals:
+                            _accumulate(
+                                sums[fname], fvals[fname], tap.dequantize(qvals[tap.output])
+                            )
+                done += 1
+                ctx.progress(done / len(feeds), f"SQNR {done}/{len(feeds)} samples")
+        for _rest in float_iter:  # let the generator finish (it fills the float cache)
+            pass
         report.outputs = {name: sqnr_db(*sums[name]) for name in outputs}
         if intermediates:
             report.layers = _layers(self.float_proto, pairs, sums, qproto)
@@ -284,7 +313,7 @@ class Analyser:
         return report
 
     def _qdq_session(self, path, qproto, pairs, outputs, backend, report):
-        names = list(pairs.values())
+        names = [tap.output for tap in pairs.values()]
         if backend == "cpu":
             sess = _cpu_session(_expose(qproto, names))
             return sess, [o.name for o in sess.get_outputs()], True
@@ -324,12 +353,12 @@ class Analyser:
 
 
 def _accumulate(acc: list[float], ref: np.ndarray, test: np.ndarray) -> None:
-    x = np.asarray(ref, dtype=np.float32).ravel()
-    y = np.asarray(test, dtype=np.float32).ravel()
+    x = np.asarray(ref, dtype=np.float32).reshape(-1)
+    y = np.asarray(test, dtype=np.float32).reshape(-1)
     if x.shape != y.shape:
         return
     acc[0] += float(np.dot(x, x))
-    d = x - y
+    d = np.subtract(x, y)
     acc[1] += float(np.dot(d, d))
 
 
