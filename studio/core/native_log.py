@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import IO
 
 # fd 2 is process-wide: two captures at once would steal each other's lines. Re-entrant, because
 # a capture may wrap code that captures again (offload_report -> make_session): the inner one
@@ -49,6 +50,31 @@ class CapturedLog:
         return found
 
 
+# Set by the worker client: captures go to files in this folder, so when native code crashes
+# mid-capture the parent can still read what it printed (an unlinked temp file would be lost).
+CAPTURE_DIR_ENV = "STUDIO_CAPTURE_DIR"
+
+
+@contextmanager
+def _capture_file() -> Iterator[IO[bytes]]:
+    folder = os.environ.get(CAPTURE_DIR_ENV)
+    if not folder or not os.path.isdir(folder):
+        with tempfile.TemporaryFile(mode="w+b") as tmp:
+            yield tmp
+        return
+    tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed and removed below
+        mode="w+b", dir=folder, prefix="fd2-", suffix=".log", delete=False
+    )
+    try:
+        yield tmp
+    finally:
+        tmp.close()
+        try:
+            os.unlink(tmp.name)
+        except OSError:
+            pass
+
+
 @contextmanager
 def capture_fd2(echo: bool = True) -> Iterator[CapturedLog]:
     """Redirect fd 2 to a temporary file for the duration of the block.
@@ -65,7 +91,7 @@ def capture_fd2(echo: bool = True) -> Iterator[CapturedLog]:
         except (OSError, ValueError):  # no fd 2 (a GUI started without a console): no capture
             yield log
             return
-        with tempfile.TemporaryFile(mode="w+b") as tmp:
+        with _capture_file() as tmp:
             os.dup2(tmp.fileno(), 2)
             try:
                 yield log

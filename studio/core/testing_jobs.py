@@ -40,6 +40,18 @@ def segfault(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 
 
 @job
+def segfault_in_capture(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Crash while fd 2 is captured, as a QNN backend crashing inside session creation would."""
+    from studio.core.native_log import capture_fd2
+
+    ctx.log("creating a session that will crash")
+    with capture_fd2(echo=True):
+        os.write(2, b"native line printed just before the crash\n")
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return {}
+
+
+@job
 def abort(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Crash with SIGABRT, as a failing C++ assertion in a backend would."""
     ctx.log("about to abort on purpose")

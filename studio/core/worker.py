@@ -36,6 +36,7 @@ PARENT_POLL_S = 0.25
 # The parent's pid, set by worker_client: if the parent died before we started, getppid() is
 # already someone else's and the watch must still fire.
 PARENT_PID_ENV = "STUDIO_WORKER_PARENT_PID"
+_crash_stream: IO[str] | None = None  # kept open for faulthandler for the process's lifetime
 
 
 class _Channel:
@@ -190,8 +191,12 @@ def serve(stdin: IO[str], channel: _Channel) -> int:
 
 def main() -> int:
     channel = _Channel(_take_protocol_stdout())
-    # On SIGSEGV/SIGABRT, dump the Python stack to stderr: the parent shows its last lines.
-    faulthandler.enable(file=sys.stderr)
+    # On SIGSEGV/SIGABRT, dump the Python stack to stderr: the parent shows its last lines. A
+    # private duplicate of fd 2, so the dump still reaches the parent while native_log.capture_fd2
+    # has pointed fd 2 at a file.
+    global _crash_stream
+    _crash_stream = os.fdopen(os.dup(2), "w", buffering=1)
+    faulthandler.enable(file=_crash_stream)
     parent = os.environ.get(PARENT_PID_ENV, "")
     _watch_parent(int(parent) if parent.isdigit() else os.getppid())
     code = serve(sys.stdin, channel)

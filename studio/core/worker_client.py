@@ -15,9 +15,11 @@ import collections
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from typing import Any
 
 from studio.core.errors import BadInputError, JobCancelledError, JobFailedError, StudioError
 from studio.core.jobs import JobContext
+from studio.core.native_log import CAPTURE_DIR_ENV
 from studio.core.worker import PARENT_PID_ENV
 
 TERM_GRACE_S = 0.5  # SIGTERM lets a job clean up; SIGKILL follows after this long
@@ -168,6 +171,7 @@ class WorkerProcess:
         # faulthandler's dump after a crash: kept apart so it cannot push the job's own last log
         # lines out of the message; only its innermost frame is quoted there.
         self.crash_dump: list[str] = []
+        self._capture_dir: str | None = None
 
     @property
     def pid(self) -> int | None:
@@ -178,6 +182,8 @@ class WorkerProcess:
         env = dict(os.environ)
         env.update(self._env or {})
         env[PARENT_PID_ENV] = str(os.getpid())
+        self._capture_dir = tempfile.mkdtemp(prefix="studio-worker-")
+        env[CAPTURE_DIR_ENV] = self._capture_dir
         env["PYTHONUNBUFFERED"] = "1"
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         try:
@@ -266,7 +272,24 @@ class WorkerProcess:
                 _registry.pop(proc.pid, None)
             proc.stdout.close()
             proc.stderr.close()
+            self._collect_captures(ctx)
         return self._conclude(outcome, returncode, timeout_s)
+
+    def _collect_captures(self, ctx: JobContext) -> None:
+        """Native output captured when the worker died mid-capture: keep it for the message."""
+        folder, self._capture_dir = self._capture_dir, None
+        if not folder:
+            return
+        for path in sorted(Path(folder).glob("fd2-*.log")):
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            for line in text.splitlines():
+                if line.strip():
+                    self.recent_lines.append(line)
+                    ctx.log(line)
+        shutil.rmtree(folder, ignore_errors=True)
 
     def _on_stderr_line(self, text: str, ctx: JobContext) -> None:
         if self.crash_dump or text.startswith("Fatal Python error"):

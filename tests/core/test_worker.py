@@ -160,3 +160,12 @@ def test_kill_all_workers_stops_running_workers():
         with pytest.raises(JobFailedError):
             w.run(timeout_s=5)
     assert worker_client.live_workers() == []
+
+
+def test_crash_inside_native_capture_keeps_the_native_lines_and_the_stack():
+    with pytest.raises(JobFailedError) as info:
+        run_in_worker(T + "segfault_in_capture", {})
+    message = str(info.value)
+    assert "SIGSEGV" in message and "segfault_in_capture" in message  # faulthandler still works
+    assert "native line printed just before the crash" in message
+    assert "creating a session that will crash" in message
