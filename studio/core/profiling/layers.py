@@ -80,6 +80,40 @@ def ort_ops(
     return [(n, *meta[n], _median(v)) for n, v in values.items()], len(runs)
 
 
+def ort_optimized_graph(
+    model_path: str, session_kwargs: dict[str, Any], path: Path
+) -> dict[str, tuple[str, list[str], list[str]]]:
+    """{node name: (op type, inputs, outputs)} of the graph ORT's CPU EP really runs.
+
+    ORT's profile names kernels after its *optimized* graph (fused nodes get new names such as
+    ``SkipLayerNormalization`` or ``.../MatMulAddFusion``); that graph, saved by an identically
+    configured CPU session, tells which tensors each kernel reads and writes, and so which ONNX
+    nodes it replaced. Empty if ORT cannot save it (the mapping then works on names alone).
+    """
+    import onnx
+    import onnxruntime as ort
+
+    from studio.core.runtime import GRAPH_OPT_LEVELS
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.optimized_model_filepath = str(path)
+    level = session_kwargs.get("graph_optimization_level")
+    if level in GRAPH_OPT_LEVELS:
+        so.graph_optimization_level = GRAPH_OPT_LEVELS[level]
+    for key, value in (session_kwargs.get("session_config") or {}).items():
+        so.add_session_config_entry(str(key), str(value))
+    try:
+        ort.InferenceSession(model_path, sess_options=so, providers=["CPUExecutionProvider"])
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # an unsaveable graph only weakens the mapping
+        return {}
+    finally:
+        for extra in path.parent.glob(path.name + "*.data"):
+            extra.unlink(missing_ok=True)
+    return {n.name: (n.op_type, list(n.input), list(n.output)) for n in proto.graph.node if n.name}
+
+
 def profile_layers(
     graph: Any,
     model_path: str,
@@ -165,10 +199,16 @@ def _run_pass(
     qnn_partition_us = [
         sum(n.dur_us for n in r.nodes if n.provider == QNN_EP) for r in ort.runs[1:] or ort.runs
     ]
+    optimized = (
+        ort_optimized_graph(model_path, session_kwargs, folder / "ort_optimized.onnx")
+        if backend == "cpu"
+        else {}
+    )
     for name, op_type, provider, us in cpu_ops:
         if provider == QNN_EP:
             continue  # a whole QNN partition; its ops come from the CSV
-        ops.append(BackendOp(name, us, "US", "cpu", op_type=op_type))
+        _, ins, outs = optimized.get(name, (op_type, [], []))
+        ops.append(BackendOp(name, us, "US", "cpu", op_type=op_type, inputs=ins, outputs=outs))
     if backend != "cpu":
         qnn = parse_qnn_csv(csv_path)
         out.notes.extend(f"QNN CSV: {n}" for n in qnn.notes)
@@ -186,6 +226,7 @@ def _run_pass(
                     backend,
                     op_type=info_op.op_type if info_op else "",
                     outputs=info_op.outputs if info_op else [],
+                    inputs=info_op.inputs if info_op else [],
                 )
             )
         kept = qnn.blocks[1:] if len(qnn.blocks) > 1 else qnn.blocks

@@ -37,7 +37,7 @@ _QNN_TENSOR_SUFFIXES = (
 _ORT_SUFFIXES = ("_nchwc", "_fused")
 # ORT fused kernels and the ONNX op they started from.
 _ORT_OP_ALIASES = {"FusedConv": "Conv", "FusedGemm": "Gemm", "FusedMatMul": "MatMul"}
-_LAYOUT_OPS = {"Transpose", "ReorderInput", "ReorderOutput", "Reshape"}
+_LAYOUT_OPS = {"Transpose", "ReorderInput", "ReorderOutput"}
 _QDQ_ONNX = {"QuantizeLinear", "DequantizeLinear"}
 # Ops backends fold into the op before them (activations, residual adds, BN) or elide (views).
 _FUSABLE = {
@@ -71,8 +71,9 @@ _QUANT_OPS = {"Quantize", "Dequantize", "QuantizeLinear", "DequantizeLinear", "C
 class BackendOp:
     """One backend op's figure per inference (median over profiled runs).
 
-    ``unit`` is ``"CYCLES"`` or ``"US"``; ``op_type`` / ``outputs`` come from the backend when
-    known (QNN JSON dump, ORT's ``op_name``) and improve the mapping.
+    ``unit`` is ``"CYCLES"`` or ``"US"``; ``op_type`` / ``outputs`` / ``inputs`` come from the
+    backend when known (QNN JSON dump, ORT's optimized graph, ORT's ``op_name``) and let an op
+    whose name says nothing be mapped through the tensors it reads and writes.
     """
 
     name: str
@@ -81,6 +82,7 @@ class BackendOp:
     backend: str
     op_type: str = ""
     outputs: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
 
 
 def _strip_suffixes(name: str, suffixes: Iterable[str]) -> str:
@@ -111,7 +113,17 @@ class NodeMatcher:
         return None
 
     def _direct(self, name: str) -> str | None:
-        for candidate in (name, _TOKEN_RE.sub("", name), _strip_suffixes(name, _ORT_SUFFIXES)):
+        # ORT names some fusions after the node they start from: ".../MatMul/MatMulAddFusion".
+        if name.startswith("fused "):  # ORT's activation fusion: "fused <node name>"
+            name = name[len("fused ") :]
+        head, _, last = name.rstrip("/").rpartition("/")
+        fusion = head if head and last.endswith("Fusion") else name
+        for candidate in (
+            name,
+            _TOKEN_RE.sub("", name),
+            _strip_suffixes(name, _ORT_SUFFIXES),
+            fusion,
+        ):
             if candidate in self.by_id:
                 return candidate
             if candidate in self.by_name:
@@ -123,40 +135,86 @@ class NodeMatcher:
                 return node.id
         return None
 
-    def _walk_back(self, start: str, op_type: str, limit: int = 6) -> tuple[str, list[str]]:
-        """From the node producing a fused op's output, walk up single-input chains to the node
-        of ``op_type`` (the op the backend says it ran); returns (primary, fused others)."""
-        path = [start]
-        node = self.by_id[start]
-        want = _ORT_OP_ALIASES.get(op_type, op_type)
-        for _ in range(limit):
-            if node.op_type == want or not want:
-                break
-            parents = [self.producer[t] for t in node.inputs if t in self.producer]
-            if not parents:
-                break
-            node = self.by_id[parents[0]]
-            path.append(node.id)
-        if node.op_type != want:
-            return start, []
-        return node.id, [p for p in path if p != node.id]
+    def _closure(
+        self, producers: list[str], want: str, stops: set[str], claimed: set[str], limit: int = 48
+    ) -> list[str]:
+        """ONNX nodes a fused backend op covers: backwards from the producers of its outputs.
 
-    def match(self, op: BackendOp) -> tuple[str | None, list[str]]:
+        The walk stops at the op's own input tensors (``stops``), at initializers and graph
+        inputs, at nodes another op already covers (``claimed``), and at the head node of the
+        op's type (a fused Conv+Relu starts at the Conv). Without known inputs and without a
+        node of the op's type, nothing beyond the output producers is claimed: no guessing.
+        """
+        seen: list[str] = []
+        queue = list(dict.fromkeys(producers))
+        expand = (
+            bool(stops)
+            or any(self.by_id[p].op_type == want for p in producers)
+            or bool(want and self._upstream_has(producers, want, claimed))
+        )
+        while queue and len(seen) < limit:
+            nid = queue.pop(0)
+            if nid in seen or (nid in claimed and nid not in producers):
+                continue
+            seen.append(nid)
+            node = self.by_id[nid]
+            if not expand or (want and node.op_type == want):
+                continue
+            for t in node.inputs:
+                if t in stops or t not in self.producer:
+                    continue
+                queue.append(self.producer[t])
+        return seen
+
+    def _upstream_has(
+        self, producers: list[str], want: str, claimed: set[str], depth: int = 6
+    ) -> bool:
+        """Whether a node of type ``want`` lies within ``depth`` single steps upstream."""
+        frontier = list(producers)
+        for _ in range(depth):
+            nxt = []
+            for nid in frontier:
+                node = self.by_id[nid]
+                if node.op_type == want:
+                    return True
+                nxt += [
+                    self.producer[t]
+                    for t in node.inputs
+                    if t in self.producer and self.producer[t] not in claimed
+                ]
+            frontier = nxt
+        return False
+
+    def match(self, op: BackendOp, claimed: set[str] | None = None) -> tuple[str | None, list[str]]:
         """(primary ONNX node id or None, other ONNX node ids fused into this op)."""
+        claimed = claimed if claimed is not None else set()
         primary = self._direct(op.name)
-        fused: list[str] = []
         producers = [p for p in (self._tensor_node(t) for t in op.outputs) if p]
-        if primary is None:
-            stripped = _strip_suffixes(op.name, _ORT_SUFFIXES)
-            if stripped != op.name or stripped in self.producer:
-                producers = producers or [p for p in [self._tensor_node(stripped)] if p]
-            if producers:
-                primary, fused = self._walk_back(producers[0], op.op_type)
-        else:
+        if primary is not None:
+            fused: list[str] = []
             for p in producers:
                 if p != primary:
                     fused.extend(self._chain_between(primary, p))
-        return primary, sorted(set(fused) - {primary} if primary else set())
+            return primary, sorted(set(fused) - {primary})
+        if not producers:
+            stripped = _strip_suffixes(op.name, _ORT_SUFFIXES)
+            if stripped != op.name or stripped in self.producer:
+                producers = [p for p in [self._tensor_node(stripped)] if p]
+        producers = [p for p in producers if p not in claimed]
+        if not producers:
+            return None, []
+        want = _ORT_OP_ALIASES.get(op.op_type, op.op_type)
+        stops = {t for t in op.inputs if t in self.producer}
+        stops |= {_strip_suffixes(t, _QNN_TENSOR_SUFFIXES) for t in op.inputs}
+        covered = self._closure(producers, want, stops, claimed)
+        heads = [n for n in covered if self.by_id[n].op_type == want]
+        if not heads and (op.op_type in _LAYOUT_OPS or op.op_type in _QUANT_OPS):
+            # A reorder/transpose that writes a node's final tensor did not compute that node.
+            return None, []
+        # The head of the op's type, else the node doing the most arithmetic, else the producer.
+        pool = heads or covered
+        primary = max(pool, key=lambda n: (self.by_id[n].macs, n in producers))
+        return primary, sorted(set(covered) - {primary})
 
     def _chain_between(self, primary: str, last: str, limit: int = 6) -> list[str]:
         """Nodes from ``last`` back to ``primary`` (exclusive): what the backend fused after it."""
@@ -195,8 +253,13 @@ def build_layer_rows(
     matcher = NodeMatcher(graph)
     rows: dict[tuple[str, str], LayerRow] = {}
     extra: list[LayerRow] = []
+    # Ops named after their node claim it first, so a fused op's walk never swallows them.
+    claimed = {nid for nid in (matcher._direct(op.name) for op in ops) if nid}
     for op in ops:
-        primary, fused = matcher.match(op)
+        primary, fused = matcher.match(op, claimed)
+        if primary is not None:
+            claimed.add(primary)
+            claimed.update(fused)
         is_cycles = op.unit.upper() == "CYCLES"
         if primary is None:
             op_type, note = _inserted_note(op)

@@ -176,3 +176,29 @@ def test_htp_profile_of_a_qdq_model(prof_models, tmp_path):
     assert any("separate" in n for n in rec.notes)
     assert (tmp_path / "art" / "qnn_profile.csv").exists()
     assert rec.setup["qnn_register_s"] >= 0 and rec.backend_stats["qnn_finalize_us"] > 0
+
+
+def test_ort_fusions_map_back_to_the_nodes_they_replaced(tmp_path):
+    from studio.core.synthetic import transformer_like
+    from tests import builders
+
+    path = builders.save(transformer_like(150), tmp_path / "t.onnx")
+    rec = ProfileRun.from_json(
+        run_inline(
+            profile_model, {"model": str(path), "backend": "cpu", "runs": 3, "layer_runs": 1}
+        )
+    )
+    graph = ModelGraph.load(path)
+    # ORT fuses each LayerNorm subgraph into one SkipLayerNormalization kernel (a new name):
+    # it maps to the LayerNorm's nodes, not to an "inserted" row.
+    ln = [r for r in rec.layers if any(o.startswith("SkipLayerNorm") for o in r.backend_ops)]
+    assert ln and all("LayerNorm" in r.node_id for r in ln)
+    assert all(any("LayerNorm" in f for f in r.fused) for r in ln)
+    fused_mm = [r for r in rec.layers if any("MatMulAddFusion" in o for o in r.backend_ops)]
+    assert fused_mm and all(graph.node_by_id[r.node_id].op_type == "MatMul" for r in fused_mm)
+    assert not [
+        r for r in rec.extra if r.op_type in ("SkipLayerNormalization", "Gemm", "FusedMatMul")
+    ]
+    # Every id in the table is a real node of the model.
+    assert all(r.node_id in graph.node_by_id for r in rec.layers)
+    assert all(f in graph.node_by_id for r in rec.layers for f in r.fused)
