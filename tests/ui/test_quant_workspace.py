@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF, Qt
-from PySide6.QtWidgets import QLineEdit
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication, QLineEdit
 
 from studio.core.encodings import Encoding, EncodingSet, load_encodings, save_encodings
 from studio.core.model import ModelGraph
@@ -207,6 +208,50 @@ def test_histogram_region_drag_changes_range(qtbot, ws, ctx):
     assert hist.region_values() == pytest.approx((enc.min[0], enc.max[0]))
 
 
+def drag(widget, start, end, steps=10):
+    """A real pointer drag on a pyqtgraph view: press, moves with the button held, release."""
+    vp = widget.viewport()
+
+    def send(kind, point, buttons):
+        event = QMouseEvent(
+            kind,
+            QPointF(point),
+            QPointF(vp.mapToGlobal(point)),
+            Qt.MouseButton.LeftButton,
+            buttons,
+            Qt.KeyboardModifier.NoModifier,
+        )
+        QApplication.sendEvent(vp, event)
+
+    send(QEvent.Type.MouseButtonPress, start, Qt.MouseButton.LeftButton)
+    for i in range(1, steps + 1):
+        point = QPoint(start.x() + (end.x() - start.x()) * i // steps, start.y())
+        send(QEvent.Type.MouseMove, point, Qt.MouseButton.LeftButton)
+    send(QEvent.Type.MouseButtonRelease, end, Qt.MouseButton.NoButton)
+
+
+def test_histogram_mouse_drag_moves_max(qtbot, ws, ctx):
+    name = "/res/bn2/BatchNormalization_output_0"
+    calibrate(qtbot, ws)
+    ws.editor.select_names([name])
+    qtbot.wait(20)
+    before = ws.session.encoding(name)
+    plot = ws.histogram.plot
+    vb = plot.plotItem.vb
+    y = sum(vb.viewRange()[1]) / 2
+    hi = before.max[0]
+
+    def at(x):
+        return plot.mapFromScene(vb.mapViewToScene(QPointF(x, y)))
+
+    drag(plot, at(hi), at(hi + 0.5))
+    after = ws.session.encoding(name)
+    assert after.max[0] == pytest.approx(hi + 0.5, abs=0.05)
+    assert after.min[0] == pytest.approx(before.min[0], abs=2 * after.scale[0])
+    assert ctx.undo_stack.count() == 1
+    assert cell(ws, name, "max") == f"{after.max[0]:.4g}"
+
+
 def test_selection_sync_with_context(qtbot, ws, ctx):
     calibrate(qtbot, ws)
     selected = []
@@ -354,9 +399,6 @@ def test_screenshot(qtbot, ws, ctx):
     qtbot.wait(50)
     SHOTS.mkdir(parents=True, exist_ok=True)
     assert ws.grab().save(str(SHOTS / "quant.png"))
-    # histogram mouse drag, to be sure the region reacts to the real pointer too
-    vb = ws.histogram.plot.plotItem.vb
-    assert vb.mapViewToScene(QPointF(0, 0)) is not None
 
 
 def test_jobs_go_through_the_job_manager(qtbot, ws, ctx):
@@ -395,3 +437,28 @@ def test_calibrate_dialog_warns_about_random_data(qtbot):
     assert not ok.isEnabled()
     dialog.path.setText(str(DEMO))
     assert ok.isEnabled() and dialog.choice().data == str(DEMO)
+
+
+def test_build_qdq_model_and_cancel(qtbot, ws, ctx, tmp_path):
+    import onnx
+
+    from studio.core.quantize import encodings_of_qdq
+
+    calibrate(qtbot, ws)
+    ws.edit_field(ADD, "bits", "16")
+    out = tmp_path / "demo.qdq.onnx"
+    with qtbot.waitSignal(ws.runner.finished, timeout=60000):
+        ws.build_qdq(str(out))
+    assert out.is_file() and str(out) in ws.message.text()
+    built = encodings_of_qdq(onnx.load(str(out)))
+    assert built[ADD].bitwidth == 16
+    assert ADD in ws.last_build.wide_tensors
+    # a long calibration cancelled from the Cancel button: old stats stay, UI idle again
+    stats = ws.session.stats
+    with qtbot.waitSignal(ws.runner.cancelled, timeout=30000):
+        ws.calibrate("random:5000")
+        assert ws.cancel_button.isVisible() and not ws.calibrate_button.isEnabled()
+        ws.cancel_button.click()
+    assert ws.session.stats is stats and not ws.runner.busy
+    assert ws.calibrate_button.isEnabled() and "cancelled" in ws.message.text()
+    ws.runner.wait(30000)
