@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from studio.core.errors import BackendUnavailableError, BadInputError, ConfigError
@@ -107,6 +107,7 @@ class Plan:
     constraints: Constraints
     decisions: list[NodeDecision]
     summary: dict[str, Any]
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def assignment(self) -> dict[str, str]:
@@ -122,6 +123,7 @@ class Plan:
             "model_sha256": self.model_sha256,
             "backends": list(self.backends),
             "constraints": self.constraints.to_json(),
+            "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
             "nodes": [d.to_json() for d in self.decisions],
             "summary": self.summary,
         }
@@ -166,6 +168,9 @@ class Plan:
                 constraints=Constraints.from_json(data.get("constraints", {}), source),
                 decisions=decisions,
                 summary=dict(data.get("summary", {})),
+                input_shapes={
+                    str(k): [int(d) for d in v] for k, v in data.get("input_shapes", {}).items()
+                },
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(
@@ -373,7 +378,12 @@ def assign(
     ]
     summary = _summarise(nodes, scores, cuts, choice, backends, total, budget)
     summary["budget_forced_fastest"] = switched
-    return Plan(graph.sha256(), backends, constraints, decisions, summary)
+    shapes = {
+        t.name: list(t.shape)
+        for t in graph.inputs
+        if t.shape and all(isinstance(d, int) and d > 0 for d in t.shape)
+    }
+    return Plan(graph.sha256(), backends, constraints, decisions, summary, shapes)
 
 
 def _check_pins(graph: Any, constraints: Constraints, backends: list[str], support_of) -> None:

@@ -113,9 +113,10 @@ def run_plan(
     from studio.core.worker_client import run_in_worker
 
     ctx = ctx or JobContext()
-    graph = ModelGraph.load(model_path, input_shapes=input_shapes)
     if not isinstance(plan, Plan):
-        plan = Plan.from_json(plan, graph=graph)
+        plan = Plan.from_json(plan)
+    # The plan remembers the input shapes it was made with (e.g. from --input-shape).
+    graph = ModelGraph.load(model_path, input_shapes=input_shapes or plan.input_shapes or None)
     plan.check_against(graph)
     segments = split_segments(graph, plan.assignment)
     feeds = dict(feeds) if feeds is not None else random_feeds(graph)

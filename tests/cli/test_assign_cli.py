@@ -65,3 +65,24 @@ def test_pin_to_unavailable_backend_exits_3(model, tmp_path, capsys):
 def test_bad_input_exits_2(model, tmp_path, capsys, extra, message):
     assert main(["assign", str(model), "-o", str(tmp_path / "p.json"), *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_dynamic_input_needs_input_shape_and_the_plan_remembers_it(tmp_path, capsys, monkeypatch):
+    from studio.core.partition_run import run_plan
+
+    monkeypatch.setenv("NPU_STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    model = builders.conv_relu()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    path = builders.save(model, tmp_path / "dyn.onnx")
+    out = tmp_path / "plan.json"
+    assert main(["assign", str(path), "-o", str(out), "--no-cache"]) == 0
+    text = capsys.readouterr().out
+    assert "HTP needs static shapes" in text
+    loose = json.loads(out.read_text())
+    assert {n["backend"] for n in loose["nodes"]} == {"cpu"}  # HTP rejected the dynamic nodes
+    assert main(["assign", str(path), "-o", str(out), "--input-shape", "x=1,3,16,16"]) == 0
+    plan = json.loads(out.read_text())
+    assert plan["input_shapes"] == {"x": [1, 3, 16, 16]}
+    assert plan["summary"]["per_backend"]["htp"]["nodes"] == 2
+    result = run_plan(path, plan)  # shapes come from the plan
+    assert result.outputs["y"].shape == (1, 8, 16, 16)

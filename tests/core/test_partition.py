@@ -91,3 +91,28 @@ def test_backend_refusing_its_segment_is_a_clear_error(qdq_erf_probed):
         node["backend"] = "htp" if node["node_id"] != "x_Q" else "cpu"
     with pytest.raises(BackendUnavailableError, match=r"segment 1 \(HTP.*Erf"):
         run_plan(path, data)
+
+
+@pytest.mark.htp
+def test_five_segments_with_a_residual_crossing_two_boundaries(tmp_path):
+    """HTP/CPU alternating on a residual block: the skip tensor feeds a segment two steps on."""
+    from studio.core.assignment import Support, assign
+    from studio.core.model import ModelGraph
+    from studio.core.project import Constraints
+
+    path = builders.save(builders.small_cnn(), tmp_path / "cnn.onnx")
+    graph = ModelGraph.load(path)
+    cpu = {"/block/conv/Conv", "/pool/GlobalAveragePool", "/pool/Flatten"}
+    pins = {n.id: "cpu" if n.id in cpu else "htp" for n in graph.nodes}
+    support = {n.id: {"htp": Support(True), "cpu": Support(True)} for n in graph.nodes}
+    plan = assign(graph, support, ["htp", "cpu"], Constraints(pins=pins))
+    segments = split_segments(graph, plan.assignment)
+    assert [s.backend for s in segments] == ["htp", "cpu", "htp", "cpu", "htp"]
+    assert "/stem/Relu_output_0" in segments[2].inputs  # the residual skips segment 1
+    feeds = random_feeds(graph, seed=1)
+    result = run_plan(path, plan, feeds)
+    (reference,) = make_session(path, "cpu")[0].run(None, feeds)
+    # Float ops on the HTP simulator: fp16 at worst, so 1e-3 of the output range.
+    scale = float(np.abs(reference).max())
+    assert np.abs(result.outputs["logits"] - reference).max() <= 1e-3 * scale
+    assert [t.providers[0] for t in result.timings][::2] == ["QNNExecutionProvider"] * 3
