@@ -251,6 +251,7 @@ def build_layer_rows(
     splits into parts). Shares are computed per measure over all rows, extras included.
     """
     matcher = NodeMatcher(graph)
+    _carry_through_reorders(ops, matcher.producer)
     rows: dict[tuple[str, str], LayerRow] = {}
     extra: list[LayerRow] = []
     # Ops named after their node claim it first, so a fused op's walk never swallows them.
@@ -312,6 +313,25 @@ def build_layer_rows(
     order = {n.id: i for i, n in enumerate(graph.nodes)}
     layers.sort(key=lambda r: order.get(r.node_id, 0))
     return layers, extra, unmapped
+
+
+def _carry_through_reorders(ops: list[BackendOp], onnx_tensors: dict[str, str]) -> None:
+    """Give a kernel the ONNX tensor that a layout op right after it writes.
+
+    ORT's NCHWc Conv writes a blocked tensor (``reorder_token_4``) that a ``ReorderOutput`` turns
+    into the ONNX tensor the fused group produced (``/res/relu_out/Relu_output_0``): that tensor
+    tells which ONNX nodes the Conv kernel covered. The layout op itself stays an inserted row.
+    """
+    made_by = {t: op for op in ops for t in op.outputs}
+    for op in ops:
+        if op.op_type not in _LAYOUT_OPS or not op.inputs:
+            continue
+        src = made_by.get(op.inputs[0])
+        if src is None or src is op or src.op_type in _LAYOUT_OPS:
+            continue
+        named = [t for t in op.outputs if t in onnx_tensors and t not in src.outputs]
+        if named and not any(t in onnx_tensors for t in src.outputs):
+            src.outputs = [*src.outputs, *named]
 
 
 def _attribute_unreported(graph: Any, layers: list[LayerRow]) -> None:

@@ -202,3 +202,21 @@ def test_ort_fusions_map_back_to_the_nodes_they_replaced(tmp_path):
     # Every id in the table is a real node of the model.
     assert all(r.node_id in graph.node_by_id for r in rec.layers)
     assert all(f in graph.node_by_id for r in rec.layers for f in r.fused)
+
+
+def test_nchwc_sum_fusion_is_attributed_from_the_reorder_after_it():
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parents[3] / "resources/models/demo_cnn.onnx"
+    rec = ProfileRun.from_json(
+        run_inline(
+            profile_model, {"model": str(demo), "backend": "cpu", "runs": 3, "layer_runs": 1}
+        )
+    )
+    rows = _rows(rec)
+    # ORT's NCHWc Conv fuses BN, the residual Add and the Relu; its ReorderOutput writes the Relu's
+    # tensor, which is how we know the Add belongs to conv2 and not to the branch it adds.
+    assert {"/res/Add", "/res/relu_out/Relu"} <= set(rows["/res/conv2/Conv"].fused)
+    assert "/res/Add" not in rows["/dsconv/pw/Conv"].fused
+    assert not rows["/res/conv2/Conv"].inferred  # known from ORT's graph, not inferred
+    assert rec.unmapped_nodes == []
