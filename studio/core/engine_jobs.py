@@ -300,8 +300,8 @@ def compile_bundle(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
             )
             model = fix_input_shapes(model, shapes, scratch)
         result = _compile(request, ctx, model, source, backend, output, args)
-    result.pop("manifest", None)
-    result["warnings"] = args.warnings
+    manifest = result.pop("manifest", None) or {}
+    result["warnings"] = list(manifest.get("warnings", args.warnings))
     return result
 
 

@@ -114,6 +114,15 @@ def compile_model(
     atomic_write_json(out / INPUT_SPECS, input_specs(src))
     if sdk is not None:
         ctx.log(f"QNN SDK at {sdk.root}: converter -> model library -> context binary")
+        ignored = sorted(k for k in (provider_options or {}) if k != "backend_type")
+        if ignored:
+            note = (
+                "the SDK chain does not take ORT provider options ("
+                + ", ".join(ignored)
+                + "); a target SoC needs a backend-extension --config_file, not generated here"
+            )
+            info["warnings"].append(note)
+            ctx.log(f"warning: {note}")
         result = sdk_mod.sdk_compile(
             sdk,
             src,
