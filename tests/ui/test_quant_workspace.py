@@ -462,3 +462,21 @@ def test_build_qdq_model_and_cancel(qtbot, ws, ctx, tmp_path):
     assert ws.session.stats is stats and not ws.runner.busy
     assert ws.calibrate_button.isEnabled() and "cancelled" in ws.message.text()
     ws.runner.wait(30000)
+
+
+@pytest.mark.htp
+def test_analyse_on_htp_runs_in_the_worker(qtbot, ws, ctx):
+    overlays = []
+    ctx.overlay_changed.connect(lambda *a: overlays.append(a))
+    calibrate(qtbot, ws)
+    ws.backend.setCurrentIndex(ws.backend.findData("htp"))
+    with qtbot.waitSignal(ws.runner.finished, timeout=120000):
+        ws.analyse_button.click()
+    report = ws.sqnr_report
+    assert report.backend == "htp" and np.isfinite(report.output_sqnr_db)
+    assert report.output_sqnr_db > 15  # a working 8-bit model, measured on the HTP simulator
+    assert "HTP" in ws.message.text()
+    name, values, _cmap, _unit = overlays[-1]
+    assert name == "sqnr" and values
+    if report.htp_intermediates:
+        assert len(report.layers) > 5

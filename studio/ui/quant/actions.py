@@ -167,10 +167,26 @@ def analyse(ws, backend: str = "cpu") -> None:
     stats, plan = ws.session.stats, ws.session.plan.copy()
     target = ws.scratch_path("analyse.qdq.onnx")
 
+    data = ws.data_spec
+
     def job(jctx):
         jctx.progress(0.0, "building the QDQ model")
         core_build_qdq(stats, plan, target, ctx=None)
         jctx.check_cancelled()
+        if backend != "cpu":
+            # QNN runs native code that may crash: in the worker process, never in the GUI
+            from studio.core.accuracy import SqnrReport
+            from studio.core.worker_client import run_in_worker
+
+            request = {
+                "float_model": str(stats.prepared_model),
+                "qdq_model": target,
+                "data": data,
+                "backend": backend,
+                "samples": EVAL_SAMPLES,
+            }
+            result = run_in_worker("studio.core.accuracy.jobs:analyse_job", request, jctx)
+            return SqnrReport.from_json(result)
         analyser, feeds = _evaluation(ws, stats)
         return analyser.analyse(target, feeds, backend=backend, ctx=jctx)
 
