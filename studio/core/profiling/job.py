@@ -225,6 +225,7 @@ def profile_model(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     latencies = list(loop.latencies_ms)
     stats = latency_stats(latencies, loop.wall_s)
     kept, stride = downsample(latencies, _int(request, "max_saved_latencies", 20000, 1))
+    offsets = list(loop.offsets_s)[::stride]  # start of each kept run, seconds into the loop
     if stride > 1:
         notes.append(f"per-run latencies saved every {stride}th of {len(latencies)} runs")
     bin_s = float(request.get("timeline_bin_s") or max(0.25, loop.wall_s / 60.0))
@@ -240,6 +241,7 @@ def profile_model(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         stats=stats,
         latencies_ms=kept,
         latency_stride=stride,
+        latency_offsets_s=offsets,
         label=str(request.get("label") or f"{graph.name} on {backend}"),
         providers=list(info.providers),
         options={

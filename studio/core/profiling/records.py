@@ -100,6 +100,7 @@ class ProfileRun:
     resources: dict[str, Any] = field(default_factory=dict)
     backend_stats: dict[str, Any] = field(default_factory=dict)
     latency_stride: int = 1
+    latency_offsets_s: list[float] = field(default_factory=list)
     timeline: list[dict[str, float]] = field(default_factory=list)
     layers: list[LayerRow] = field(default_factory=list)
     extra: list[LayerRow] = field(default_factory=list)

@@ -111,9 +111,12 @@ def _latency_section(run: ProfileRun) -> str:
         {"p50": s.p50_ms, "p95": s.p95_ms, "p99": s.p99_ms},
         title=f"Latency distribution ({run.label})",
     )
-    idx = [i * run.latency_stride for i in range(len(run.latencies_ms))]
-    series = {"per run": (idx, run.latencies_ms)}
-    over_time = line_svg(series, title="Latency over the loop", xlabel="run", ylabel="ms")
+    if len(run.latency_offsets_s) == len(run.latencies_ms):
+        xs, xlabel = run.latency_offsets_s, "seconds into the loop"
+    else:
+        xs, xlabel = [i * run.latency_stride for i in range(len(run.latencies_ms))], "run"
+    series = {"per run": (xs, run.latencies_ms)}
+    over_time = line_svg(series, title="Latency over the loop", xlabel=xlabel, ylabel="ms")
     charts = [hist, over_time]
     if len(run.timeline) >= 2:
         t = [b["t_s"] for b in run.timeline]

@@ -79,6 +79,9 @@ def test_sustained_mode_keeps_a_timeline(prof_models):
     )
     assert rec.stats.wall_s >= 0.6
     assert rec.stats.count > 50 and len(rec.latencies_ms) <= 50 and rec.latency_stride > 1
+    assert len(rec.latency_offsets_s) == len(rec.latencies_ms)
+    assert rec.latency_offsets_s == sorted(rec.latency_offsets_s)
+    assert 0.4 < rec.latency_offsets_s[-1] <= rec.stats.wall_s
     assert len(rec.timeline) >= 3
     assert sum(b["count"] for b in rec.timeline) == rec.stats.count
 
