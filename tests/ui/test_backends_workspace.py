@@ -17,8 +17,9 @@ pytestmark = pytest.mark.htp
 
 
 @pytest.fixture
-def setup(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("NPU_STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+def setup(qtbot, tmp_path, tmp_path_factory, monkeypatch):
+    # One probe cache for the module: the model is the same, so only the first test compiles.
+    monkeypatch.setenv("NPU_STUDIO_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "ui-cache"))
     monkeypatch.setenv("NPU_STUDIO_DATA_DIR", str(tmp_path / "data"))  # unsaved project's runs
     path = builders.save(builders.qdq_conv_erf(), tmp_path / "qdq.onnx")
     ctx = StudioContext()
