@@ -48,6 +48,7 @@ def _profile(qtbot, w: ProfilingWorkspace, backend: str, runs: int, warmup: int 
         qtbot.mouseClick(w.controls.start_btn, Qt.MouseButton.LeftButton)
         assert w.controls.cancel_btn.isEnabled()
     assert not w.controls.cancel_btn.isEnabled()
+    qtbot.wait(50)  # let the dashboard's posted layout settle (bar counts follow plot height)
     run = w.run
     assert run is not None and run.id == blocker.args[0]["id"]
     return run

@@ -109,7 +109,8 @@ class ControlBar(QWidget):
         layout.addWidget(self.cancel_btn)
         layout.addWidget(self.progress)
         layout.addWidget(self.status, 1)
-        self._probe_bridge = _ProbeBridge(self)
+        # No Qt parent: the probe thread may outlive this widget and still emit into it.
+        self._probe_bridge = _ProbeBridge()
         self._probe_bridge.done.connect(self._probe_done)
         self._probing = False
         self._model_ready = False

@@ -102,6 +102,7 @@ class KeyFiguresPanel(QWidget):
         scale = 2.0 if on else 1.0
         for card in self.cards.values():
             card.set_scale(scale)
+        self.note.setStyleSheet(f"color: {COLORS['warning']}; font-size: {13 if on else 9}pt;")
         cols = 4 if on else len(self.KEYS)
         for i, (key, _) in enumerate(self.KEYS):
             self.grid.addWidget(self.cards[key], i // cols, i % cols)
@@ -115,7 +116,7 @@ class KeyFiguresPanel(QWidget):
         c["mean"].set(vd.fmt_ms(s.mean_ms), f"± {vd.fmt_ms(s.std_ms)}")
         c["throughput"].set(
             f"{s.throughput_ips:,.1f} /s",
-            f"{s.count} runs in {s.wall_s:.2f} s",
+            f"{s.count} runs in {vd.fmt_ms(s.wall_s * 1000.0)}",
             "runs divided by the wall time of the whole measured loop",
         )
         res = run.resources or {}
@@ -142,13 +143,23 @@ class KeyFiguresPanel(QWidget):
             "\n".join(f"{k}: {v}" for k, v in setup),
         )
         self.note.setText(self.notes_text(run))
+        self.show_notes_tooltip(run)
 
     @staticmethod
     def notes_text(run: ProfileRun) -> str:
+        """The qualifiers a reader must see next to the numbers (all notes are in the tooltip)."""
         lines = []
-        simulated = run.backend == "htp" and any("simulat" in n.lower() for n in run.notes)
-        if simulated or (run.backend == "htp" and run.host.get("machine") in ("x86_64", "AMD64")):
+        simulated = any("simulat" in n.lower() for n in run.notes)
+        if run.backend == "htp" and (simulated or run.host.get("machine") in ("x86_64", "AMD64")):
             lines.append(f"⚠ HTP simulated on x86-64: {SIM_NOTE}.")
+        lines += [n for n in run.notes if "ran on the CPU EP" in n]
         providers = ", ".join(run.providers)
-        lines.append(f"{run.backend.upper()} · providers: {providers}" if providers else "")
-        return "  ".join(x for x in lines if x)
+        if providers:
+            lines.append(f"{run.backend.upper()} · providers: {providers}")
+        return "   ".join(lines)
+
+    def show_notes_tooltip(self, run: ProfileRun) -> None:
+        parts = list(run.notes)
+        if run.layer_source:
+            parts.append(f"Per-layer figures: {run.layer_source}")
+        self.note.setToolTip("\n".join(f"• {p}" for p in parts))

@@ -269,6 +269,10 @@ class SlowestLayersPlot(_HBarPlot):
         self._base: list[QColor] = []
         self.selected = ""
         self.scene().sigMouseClicked.connect(self._on_click)
+        self.setToolTip(
+            "Blue: ran on the target backend · amber: timed on the CPU EP · "
+            "grey: op inserted by the backend (no ONNX node)"
+        )
         self.setCursor(Qt.CursorShape.PointingHandCursor)
 
     def clear_data(self) -> None:

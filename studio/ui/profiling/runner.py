@@ -72,7 +72,8 @@ class ProfileRunner(QObject):
         self.busy = False
         self._token: CancelToken | None = None
         self._handle: Any = None
-        self._bridge = _Bridge(self)
+        # No Qt parent: the pool thread may outlive this object and still emit into it.
+        self._bridge = _Bridge()
         self._bridge.progress.connect(self.progress)
         self._bridge.log_line.connect(self.log_line)
         self._bridge.done.connect(self._on_done)

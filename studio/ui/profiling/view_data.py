@@ -106,6 +106,8 @@ def is_sustained(run: ProfileRun) -> bool:
 def fmt_ms(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "—"
+    if value >= 10_000:
+        return f"{value / 1000:.1f} s"
     if value >= 100:
         return f"{value:.1f} ms"
     if value >= 1:
