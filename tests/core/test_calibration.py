@@ -212,3 +212,34 @@ def test_dynamic_input_needs_a_shape(tmp_path):
         path, "random:2", cache_dir=tmp_path / "c", input_shapes={"x": [1, 3, 16, 16]}
     )
     assert stats.shapes["y"] == [1, 8, 16, 16]
+
+
+def test_batching_falls_back_when_the_model_hardcodes_its_batch(tmp_path):
+    from onnx import TensorProto, helper
+
+    from tests import builders
+
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [1, -1])
+    graph = helper.make_graph(
+        [
+            helper.make_node("Reshape", ["x", "shape"], ["flat"]),
+            helper.make_node("Relu", ["flat"], ["y"]),
+        ],
+        "hardcoded_batch",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 48])],
+        [shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", builders.OPSET)])
+    path = builders.save(model, tmp_path / "hard.onnx")
+    rng = np.random.default_rng(4)
+    data = rng.normal(0, 1, (6, 3, 4, 4)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=data)
+    logs: list[str] = []
+    stats = calibrate(
+        path, tmp_path / "d.npz", cache_dir=tmp_path / "c", ctx=JobContext(on_log=logs.append)
+    )
+    assert any("one sample at a time" in line for line in logs)
+    assert stats.num_samples == 6
+    assert stats.range("flat") == pytest.approx((data.min(), data.max()))
+    assert stats.tensor("y").count == data.size and stats.shapes["y"] == [1, 48]

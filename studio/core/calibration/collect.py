@@ -23,6 +23,7 @@ import onnxruntime as ort
 
 from studio.core.calibration.data import CalibrationSource, InputSpec, Preprocess
 from studio.core.calibration.histogram import DEFAULT_BINS, RunningHistogram, Scratch
+from studio.core.calibration.runner import SampleRunner
 from studio.core.calibration.stats import (
     PREPARED_MODEL,
     STATS_JSON,
@@ -152,32 +153,6 @@ def _float_tensors(proto: onnx.ModelProto) -> tuple[list[str], dict[str, list[in
     return names, shapes
 
 
-def _augmented_session(
-    proto: onnx.ModelProto, tensors: list[str], threads: int | None
-) -> ort.InferenceSession:
-    """A CPU session whose outputs are the model's outputs plus every tensor in ``tensors``."""
-    aug = onnx.ModelProto()
-    aug.CopyFrom(proto)
-    existing = {o.name for o in aug.graph.output} | {i.name for i in aug.graph.input}
-    infos = {v.name: v for v in aug.graph.value_info}
-    for name in tensors:
-        if name in existing:
-            continue
-        vi = onnx.ValueInfoProto()
-        if name in infos:
-            vi.CopyFrom(infos[name])
-        else:
-            vi.name = name
-        aug.graph.output.append(vi)
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    # full optimisation still pays with every tensor exposed (NCHWc convs: ~2.5x on CPU)
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        so.intra_op_num_threads = int(threads)
-    return ort.InferenceSession(aug.SerializeToString(), so, providers=["CPUExecutionProvider"])
-
-
 def collect_stats(
     proto: onnx.ModelProto,
     source: CalibrationSource,
@@ -189,11 +164,8 @@ def collect_stats(
     """Run every sample once; return per-tensor histograms, dtypes, shapes and sample count."""
     ctx = ctx or JobContext()
     tensors, shapes = _float_tensors(proto)
-    input_names = {i.name for i in source.inputs}
-    sess = _augmented_session(proto, [t for t in tensors if t not in input_names], threads)
-    out_names = [o.name for o in sess.get_outputs()]
+    runner = SampleRunner(proto, tensors, shapes, [i.name for i in source.inputs], threads=threads)
     wanted = set(tensors)
-    fetch = [n for n in out_names if n in wanted]
     hists = {name: RunningHistogram(max_bins=bins) for name in tensors}
     dtypes: dict[str, str] = {}
     total = max(source.count(), 1)
@@ -222,40 +194,37 @@ def collect_stats(
 
     n = 0
     ctx.progress(0.0, f"calibrating on {total} samples")
-    for feed in source:
-        ctx.check_cancelled()
-        try:
-            values = sess.run(fetch, feed)
-        except Exception as exc:  # ORT reports shape/type mismatches as plain exceptions
-            raise BadInputError(
-                f"the model rejected calibration sample {n}: {' '.join(str(exc).split())[:300]}",
-                path=source.spec,
-            ) from exc
-        pairs = [(k, v) for k, v in feed.items() if k in wanted] + list(
-            zip(fetch, values, strict=True)
-        )
+    for first, count, values in runner.run(_cancellable(source, ctx), source.spec):
         if not pending:
-            first_pending = n
-        for name, arr in pairs:
-            if arr.dtype.kind != "f":
+            first_pending = first
+        for name, arr in values.items():
+            if name not in wanted or arr.dtype.kind != "f":
                 continue
             pending.setdefault(name, []).append(arr)
             pending_bytes += arr.nbytes
             if name not in dtypes:
                 dtypes[name] = arr.dtype.name
                 if name not in shapes or any(d < 0 for d in shapes[name]):
-                    shapes[name] = list(arr.shape)
-        if pending_bytes >= _FLUSH_BYTES or n - first_pending + 1 >= _FLUSH_SAMPLES:
-            flush(n)
+                    shapes[name] = [1, *arr.shape[1:]] if count > 1 else list(arr.shape)
+        n = first + count
+        if pending_bytes >= _FLUSH_BYTES or n - first_pending >= _FLUSH_SAMPLES:
+            flush(n - 1)
             pending_bytes = 0
-        n += 1
         ctx.progress(n / total, f"calibrated {n}/{total} samples")
     if pending:
         flush(n - 1)
+    if runner.fell_back:
+        ctx.log("calibration ran one sample at a time: the model does not batch cleanly")
     if n == 0:
         raise BadInputError("the calibration source holds no samples", path=source.spec)
     hists = {k: h for k, h in hists.items() if h.count > 0}
     return hists, dtypes, {k: shapes[k] for k in hists}, n
+
+
+def _cancellable(source: CalibrationSource, ctx: JobContext):
+    for feed in source:
+        ctx.check_cancelled()
+        yield feed
 
 
 def calibrate(
@@ -325,7 +294,7 @@ def calibrate(
             warnings=list(source.warnings),
             elapsed_s=time.perf_counter() - start,
         )
-        stats.save(tmp)
+        stats.save(tmp, durable=False)  # the folder rename below is the commit
         if final.exists():
             shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)

@@ -159,15 +159,25 @@ class CalibrationStats:
             ],
         }
 
-    def save(self, folder: str | Path) -> Path:
-        """Write stats.json + stats.npz atomically into ``folder`` (created)."""
+    def save(self, folder: str | Path, *, durable: bool = True) -> Path:
+        """Write stats.json + stats.npz atomically into ``folder`` (created).
+
+        ``durable=False`` skips the fsyncs: for a cache entry that is built in a scratch folder
+        and renamed into place whole (a lost entry is only recomputed), where the syncs cost
+        more than the histograms on a busy disk.
+        """
         target = Path(folder)
         target.mkdir(parents=True, exist_ok=True)
         arrays = {f"h{i}": h.counts for i, h in enumerate(self.histograms.values())}
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        atomic_write_bytes(target / STATS_NPZ, buf.getvalue())
-        atomic_write_json(target / STATS_JSON, self.to_json())
+        if durable:
+            atomic_write_bytes(target / STATS_NPZ, buf.getvalue())
+            atomic_write_json(target / STATS_JSON, self.to_json())
+        else:
+            (target / STATS_NPZ).write_bytes(buf.getvalue())
+            text = json.dumps(self.to_json(), allow_nan=False)
+            (target / STATS_JSON).write_text(text, encoding="utf-8")
         self.folder = target
         return target
 

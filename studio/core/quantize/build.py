@@ -17,6 +17,8 @@ for each tensor at the type it ended up with (and for each ``convert``).
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +29,6 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from studio.core.atomic import atomic_write_bytes
 from studio.core.calibration import CalibrationStats
 from studio.core.encodings import Encoding, EncodingSet
 from studio.core.errors import BadInputError, EncodingsError
@@ -212,7 +213,7 @@ def build_qdq(
             raise BadInputError(f"onnxruntime could not quantise the model: {exc}") from exc
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out, qproto.SerializeToString())
+    _replace(out, qproto.SerializeToString())
     ctx.progress(1.0, "QDQ model written")
     return BuildResult(
         qdq_path=str(out),
@@ -222,6 +223,22 @@ def build_qdq(
         warnings=warnings,
         _proto=qproto,
     )
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Atomic (temp file + rename) but not fsynced: a QDQ model is rebuilt after every edit and
+    is derived data; the syncs would cost more than the build on a busy disk."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise BadInputError(
+            f"could not write the QDQ model: {exc.strerror or exc}", path=str(path)
+        ) from exc
 
 
 def _check_plan(plan: QuantPlan, stats: CalibrationStats, proto: onnx.ModelProto) -> list[str]:
