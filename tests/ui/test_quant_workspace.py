@@ -480,3 +480,25 @@ def test_analyse_on_htp_runs_in_the_worker(qtbot, ws, ctx):
     assert name == "sqnr" and values
     if report.htp_intermediates:
         assert len(report.layers) > 5
+
+
+def test_defaults_undoable_and_commands_stay_with_their_model(qtbot, ws, ctx, conv_model):
+    calibrate(qtbot, ws)
+    ws.act_bits.setCurrentText("A16")
+    ws.act_bits.activated.emit(ws.act_bits.currentIndex())
+    acts = [r.name for r in ws.session.rows if r.kind == "activation"]
+    assert all(ws.session.encoding(n).bitwidth == 16 for n in acts)
+    ws.edit_field(ADD, "bits", "8")
+    assert ctx.undo_stack.count() == 2
+    ctx.undo_stack.undo()
+    ctx.undo_stack.undo()
+    assert ws.act_bits.currentText() == "A8"
+    assert all(ws.session.encoding(n).bitwidth == 8 for n in acts)
+    ctx.undo_stack.redo()
+    # another model: the old commands on the shared stack no longer touch the plan
+    ctx.set_model(ModelGraph.load(conv_model), str(conv_model))
+    assert ws.session.stats is None and ADD not in [r.name for r in ws.session.rows]
+    assert not ws.session.plan.overrides and ws.act_bits.currentText() == "A8"
+    plan_before = ws.session.plan.to_json()
+    ctx.undo_stack.undo()
+    assert ws.session.plan.to_json() == plan_before

@@ -65,12 +65,15 @@ class QuantSession(QObject):
         self.sqnr_source = ""
         self.sqnr_stale = False  # the plan changed since the SQNR was measured
         self.edited: set[str] = set()
+        self.generation = 0  # bumped per model: undo commands of another model do nothing
         self._weights: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ set-up
     def set_model(self, graph: Any) -> None:
         """A new model: no stats yet; rows from the model itself (encodings unknown)."""
         self.graph = graph
+        self.generation += 1
+        self.plan = QuantPlan()  # the project's plan, if any, is restored by the workspace
         self.stats = None
         self.proto = graph.proto if graph is not None else None
         self.sqnr = {}
