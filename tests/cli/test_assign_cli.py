@@ -86,3 +86,41 @@ def test_dynamic_input_needs_input_shape_and_the_plan_remembers_it(tmp_path, cap
     assert plan["summary"]["per_backend"]["htp"]["nodes"] == 2
     result = run_plan(path, plan)  # shapes come from the plan
     assert result.outputs["y"].shape == (1, 8, 16, 16)
+
+
+def test_run_and_profile_execute_the_plan(model, tmp_path, capsys):
+    import numpy as np
+
+    plan = tmp_path / "plan.json"
+    assert main(["assign", str(model), "-o", str(plan), "--json"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "out.npz"
+    assert main(["run", str(model), "--plan", str(plan), "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "segment 1 HTP" in text and "QNNExecutionProvider" in text and "segment 2 CPU" in text
+    with np.load(out) as data:
+        assert data["y"].shape == (1, 32, 32, 32)
+    saved = tmp_path / "profile.json"
+    args = ["profile", str(model), "--plan", str(plan), "--runs", "3", "--warmup", "1"]
+    assert main([*args, "--json", "--save", str(saved)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["kind"] == "npu-studio.partitioned-profile" and data["runs"] == 3
+    assert len(data["boundaries"]) == 2 and all(b["bytes"] > 0 for b in data["boundaries"])
+    assert json.loads(saved.read_text())["timings"] == data["timings"]
+
+
+def test_a_segment_the_backend_refuses_exits_3(model, tmp_path, capsys):
+    plan = tmp_path / "plan.json"
+    assert main(["assign", str(model), "-o", str(plan), "--json"]) == 0
+    capsys.readouterr()
+    data = json.loads(plan.read_text())
+    for node in data["nodes"]:  # hand-edit: Erf onto HTP, which rejects it
+        node["backend"] = "cpu" if node["node_id"] == "x_Q" else "htp"
+    plan.write_text(json.dumps(data))
+    assert main(["run", str(model), "--plan", str(plan)]) == 3
+    err = capsys.readouterr().err
+    assert "segment 1 (HTP" in err and "Erf" in err and "Traceback" not in err
+    data["nodes"][0]["node_id"] = "not-in-this-model"
+    plan.write_text(json.dumps(data))
+    assert main(["run", str(model), "--plan", str(plan)]) == 2
+    assert "not-in-this-model" in capsys.readouterr().err

@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 from studio.cli.common import add_input_shape_arg, parse_input_shapes, print_json, stderr_context
+from studio.cli.plan_option import add_plan_arg, run_with_plan
 
 
 def register(subparsers: Any) -> None:
@@ -56,6 +57,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--timeout", type=float, default=None, help="give up after N seconds")
     parser.add_argument("--inline", action="store_true", help="run in this process (debugging)")
     parser.add_argument("--json", action="store_true", help="print the record as JSON")
+    add_plan_arg(parser)  # --plan PLAN.json (npu-studio assign): partitioned execution
     parser.set_defaults(func=run)
 
 
@@ -79,6 +81,8 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.plan:
+        return run_with_plan(args, "profile")
     from studio.core.jobs import job_kind, run_inline
     from studio.core.model import ModelGraph
     from studio.core.profiling.export import export_run

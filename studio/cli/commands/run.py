@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from studio.cli.common import add_input_shape_arg, parse_input_shapes, print_json, stderr_context
+from studio.cli.plan_option import add_plan_arg, run_with_plan
 
 
 def register(subparsers: Any) -> None:
@@ -41,10 +42,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     parser.add_argument("--timeout", type=float, default=None, help="give up after N seconds")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_plan_arg(parser)  # --plan PLAN.json (npu-studio assign): partitioned execution
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.plan:
+        return run_with_plan(args, "run")
     from studio.core.worker_client import run_in_worker
 
     request = {
