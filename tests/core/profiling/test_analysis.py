@@ -128,8 +128,9 @@ def test_int8_vs_16bit_vs_cpu_report(prof_models, cpu_run, tmp_path):
     a16 = quantize_for_qnn(
         prof_models["float"], tmp_path / "a16.onnx", activation_type=QuantType.QUInt16
     )
-    int8 = _profile(prof_models["qdq"], "htp", label="INT8 HTP")
-    mixed = _profile(a16, "htp", label="A16W8 HTP")
+    # Simulator cycles wobble when the host is busy: medians over 5 profiled runs.
+    int8 = _profile(prof_models["qdq"], "htp", label="INT8 HTP", layer_runs=5)
+    mixed = _profile(a16, "htp", label="A16W8 HTP", layer_runs=5)
     g16 = ModelGraph.load(a16)
     assert set(activation_bits(g16).values()) == {16}
     items = suggest(mixed, g16)
