@@ -4,7 +4,9 @@ Why separate from the latency loop: profiling costs time (QNN's detailed profili
 kernel timer both add work to every run), so latencies are measured with profiling off and the
 per-layer figures come from this pass. Its first run is discarded (VTCM acquire, power-on and
 cache warm-up inflate it: the simulator reported 1.04 M cycles for an input quantize on the first
-run and 0.62 M on the third); per op we keep the median over the remaining runs.
+run and 0.62 M on the third); per op we keep the median over the remaining runs. The simulator's
+counts also wobble when the host is busy (one block of a 3x3 Conv read 3.7x its usual cycles while
+other processes loaded both cores), which is why the default is 3 runs and the median, not 1.
 
 * HTP: QNN profiler CSV (``profiling_level=detailed``) for per-op cycles, QNN's JSON graph dump to
   name ops, and ORT's profile JSON for nodes ORT placed on the CPU EP (fallback) and the wall time

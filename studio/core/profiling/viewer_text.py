@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from studio.core.errors import BadInputError
 from studio.core.profiling.qnn_csv import QnnOpTime, split_op_identifier
@@ -108,6 +109,20 @@ def parse_viewer_text(text: str, source: str = "<text>") -> ViewerReport:
     if count == 0:
         raise BadInputError("no qnn-profile-viewer figures found in this text", path=source)
     return report
+
+
+def viewer_layer_rows(
+    report: ViewerReport, graph: Any, backend: str = "htp"
+) -> tuple[list, list, list]:
+    """Per-layer rows of an SDK run (``qnn-net-run --profiling_level detailed``) mapped to ``graph``.
+
+    Same mapping as the in-process profile (:func:`studio.core.profiling.mapping.build_layer_rows`);
+    the figures are the viewer's own averages over the SDK run's inferences.
+    """
+    from studio.core.profiling.mapping import BackendOp, build_layer_rows
+
+    ops = [BackendOp(o.name, o.value, o.unit or "CYCLES", backend) for o in report.ops()]
+    return build_layer_rows(graph, ops)
 
 
 def parse_viewer_file(path: str | Path) -> ViewerReport:

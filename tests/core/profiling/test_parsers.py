@@ -193,3 +193,15 @@ def test_viewer_text():
     ]
     with pytest.raises(BadInputError):
         parse_viewer_text("hello\nworld\n")
+
+
+def test_viewer_ops_map_to_onnx_nodes(prof_models):
+    from studio.core.model import ModelGraph
+    from studio.core.profiling.viewer_text import viewer_layer_rows
+
+    layers, extra, _ = viewer_layer_rows(
+        parse_viewer_text(VIEWER_SAMPLE), ModelGraph.load(prof_models["qdq"])
+    )
+    by_id = {r.node_id: r for r in layers}
+    assert by_id["/stem/Conv"].cycles == 1410140 and by_id["/head/Gemm"].cycles == 6639
+    assert [r.node_id for r in extra] == ["Input"] and extra[0].inserted
