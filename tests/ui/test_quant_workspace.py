@@ -502,3 +502,16 @@ def test_defaults_undoable_and_commands_stay_with_their_model(qtbot, ws, ctx, co
     plan_before = ws.session.plan.to_json()
     ctx.undo_stack.undo()
     assert ws.session.plan.to_json() == plan_before
+
+
+def test_local_undo_shortcuts_when_standalone(qtbot, ws, ctx):
+    calibrate(qtbot, ws)
+    ws.edit_field(ADD, "bits", "16")
+    ws.activateWindow()
+    ws.editor.table.setFocus()
+    qtbot.waitUntil(lambda: ws.editor.table.hasFocus(), timeout=2000)
+    qtbot.keyClick(ws.editor.table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert ws.session.encoding(ADD).bitwidth == 8
+    redo = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    qtbot.keyClick(ws.editor.table, Qt.Key.Key_Z, redo)
+    assert ws.session.encoding(ADD).bitwidth == 16

@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
-    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -26,7 +25,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -41,6 +39,7 @@ from studio.ui.quant.histogram import HistogramView
 from studio.ui.quant.runner import JobRunner
 from studio.ui.quant.session import QuantSession
 from studio.ui.quant.style import color
+from studio.ui.quant.toolbar import build_toolbar, install_local_shortcuts
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ class QuantizationWorkspace(QWidget):
         self._syncing = False
         self._local_shortcuts: list[QAction] = []
 
-        self._build_toolbar()
+        self.toolbar = build_toolbar(self)
         self.banner = QLabel(self)
         self.banner.setObjectName("quantBanner")
         self.banner.setWordWrap(True)
@@ -149,115 +148,10 @@ class QuantizationWorkspace(QWidget):
             self.open_model(ctx.graph)
 
     # ------------------------------------------------------------------ layout pieces
-    def _build_toolbar(self) -> None:
-        self.toolbar = QHBoxLayout()
-        self.toolbar.setSpacing(6)
-
-        def button(text: str, tip: str, slot) -> QPushButton:
-            b = QPushButton(text, self)
-            b.setToolTip(tip)
-            b.clicked.connect(lambda _checked=False, f=slot: f())
-            self.toolbar.addWidget(b)
-            return b
-
-        self.calibrate_button = button(
-            "Calibrate…",
-            "Run the model once over calibration data to learn tensor ranges",
-            self.calibrate_dialog,
-        )
-        self.analyse_button = button(
-            "Analyse", "Measure per-layer SQNR: float model vs the quantised plan", self.analyse
-        )
-        self.backend = QComboBox(self)
-        self.backend.addItem("on CPU", "cpu")
-        self.backend.addItem("on QNN HTP", "htp")
-        self.backend.setToolTip(
-            "Where the quantised model runs for SQNR: CPU (ORT QDQ) or QNN HTP (the simulator "
-            "on x86-64)"
-        )
-        self.toolbar.addWidget(self.backend)
-        self.automix_button = button(
-            "Auto-mix…",
-            "Raise the worst tensors to 16 bits until a target SQNR is met",
-            self.automix_dialog,
-        )
-        self.toolbar.addSpacing(12)
-        self.import_button = button(
-            "Import…",
-            "Import encodings (QNN overrides, AIMET 1.0.0/2.0.0, ORT, npu-studio)",
-            self.import_dialog,
-        )
-        self.export_button = button("Export…", "Export the plan's encodings", self.export_dialog)
-        self.build_button = button(
-            "Build QDQ model…", "Write the QDQ ONNX model of this plan", self.build_dialog
-        )
-        self.toolbar.addStretch(1)
-        self.act_bits = QComboBox(self)
-        self.act_bits.addItems(["A8", "A16"])
-        self.act_bits.setToolTip("Default activation bit width")
-        self.weight_bits = QComboBox(self)
-        self.weight_bits.addItems(["W4", "W8", "W16"])
-        self.weight_bits.setCurrentText("W8")
-        self.weight_bits.setToolTip("Default weight bit width")
-        self.method = QComboBox(self)
-        from studio.core.calibration import METHODS
-
-        self.method.addItems(list(METHODS))
-        self.method.setToolTip("How a calibrated range is chosen from the histogram")
-        for w in (self.act_bits, self.weight_bits, self.method):
-            self.toolbar.addWidget(w)
-        self.act_bits.activated.connect(
-            lambda _i: self.set_defaults(activation_bitwidth=int(self.act_bits.currentText()[1:]))
-        )
-        self.weight_bits.activated.connect(
-            lambda _i: self.set_defaults(weight_bitwidth=int(self.weight_bits.currentText()[1:]))
-        )
-        self.method.activated.connect(
-            lambda _i: self.set_defaults(method=self.method.currentText())
-        )
-        self.undo_button = QToolButton(self)
-        self.undo_button.setText("↶")
-        self.undo_button.setToolTip("Undo (Ctrl+Z)")
-        self.undo_button.clicked.connect(self.ctx.undo_stack.undo)
-        self.redo_button = QToolButton(self)
-        self.redo_button.setText("↷")
-        self.redo_button.setToolTip("Redo (Ctrl+Shift+Z)")
-        self.redo_button.clicked.connect(self.ctx.undo_stack.redo)
-        self.ctx.undo_stack.canUndoChanged.connect(self.undo_button.setEnabled)
-        self.ctx.undo_stack.canRedoChanged.connect(self.redo_button.setEnabled)
-        self.undo_button.setEnabled(self.ctx.undo_stack.canUndo())
-        self.redo_button.setEnabled(self.ctx.undo_stack.canRedo())
-        self.toolbar.addWidget(self.undo_button)
-        self.toolbar.addWidget(self.redo_button)
-
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
-        self._install_local_shortcuts()
-
-    def _install_local_shortcuts(self) -> None:
-        """Ctrl+Z / Ctrl+Shift+Z here unless the window already has them (two actions on the
-        same keys in one window are ambiguous and neither would fire)."""
-        if self._local_shortcuts:
-            return
-        window = self.window()
-        for action in window.findChildren(QAction):
-            if (
-                action.shortcut().matches(QKeySequence(QKeySequence.StandardKey.Undo))
-                == (QKeySequence.SequenceMatch.ExactMatch)
-                and action not in self._local_shortcuts
-            ):
-                return
-        for keys, slot in (
-            (QKeySequence.StandardKey.Undo, self.ctx.undo_stack.undo),
-            (QKeySequence("Ctrl+Shift+Z"), self.ctx.undo_stack.redo),
-            (QKeySequence.StandardKey.Redo, self.ctx.undo_stack.redo),
-        ):
-            action = QAction(self)
-            action.setShortcut(QKeySequence(keys))
-            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            action.triggered.connect(slot)
-            self.addAction(action)
-            self._local_shortcuts.append(action)
+        if not self._local_shortcuts:
+            self._local_shortcuts = install_local_shortcuts(self, self.ctx.undo_stack)
 
     # ------------------------------------------------------------------ model / project
     def open_model(self, graph: Any) -> None:
