@@ -69,8 +69,34 @@ def test_probe_then_assign_colours_the_graph(qtbot, setup):
     w._select_row("/conv/Conv")
     assert ctx.selected_node == "/conv/Conv"
     assert "Runs on HTP" in w.details.toPlainText()
+    # Run the plan: every segment on its backend, timed.
+    assert w.run_button.isEnabled()
+    w.run_button.click()
+    qtbot.waitUntil(lambda: w.last_run is not None, timeout=60000)
+    timings = w.last_run["timings"]
+    assert [t["backend"] for t in timings] == [s.backend for s in _segments(w)]
+    assert "Measured run" in w.summary.toPlainText()
     Path("/tmp/shots").mkdir(parents=True, exist_ok=True)
     w.grab().save("/tmp/shots/backends.png")
+
+
+def _segments(w):
+    from studio.core.partition import split_segments
+
+    return split_segments(w.graph, w.plan.assignment)
+
+
+def test_export_plan_reads_back(qtbot, setup, tmp_path):
+    from studio.core.assignment import Plan
+    from studio.core.atomic import read_json_strict
+
+    _, w, _, _ = setup
+    assert not w.export_button.isEnabled()
+    w.assign_button.click()
+    qtbot.waitUntil(lambda: w.plan is not None, timeout=60000)
+    w.export_plan(str(tmp_path / "plan.json"))
+    back = Plan.from_json(read_json_strict(tmp_path / "plan.json"), graph=w.graph)
+    assert back.assignment == w.plan.assignment
 
 
 def test_pins_are_undoable_and_saved_in_the_project(qtbot, setup):

@@ -91,3 +91,22 @@ def node_html(node_id: str, report: Any, plan: Any, reason: str) -> str:
             )
         out.append(f"<p>{line}</p>")
     return "".join(out)
+
+
+def run_html(data: dict[str, Any]) -> str:
+    """Measured per-segment and per-boundary times of a partitioned run."""
+    rows = "".join(
+        f"<tr><td>{t['index']}</td><td><b style='color:{BACKEND_COLOURS.get(t['backend'], '#444')}'>"
+        f"{t['backend'].upper()}</b></td><td align=right>{t['nodes']}</td>"
+        f"<td align=right>{t['run_ms']:.3f}</td>"
+        f"<td align=right>{(t['boundary_ms'] if t['index'] else 0.0):.3f}</td>"
+        f"<td align=right>{(t['boundary_in_bytes'] if t['index'] else 0):,}</td></tr>"
+        for t in data["timings"]
+    )
+    return (
+        f"<h3>Measured run (median of {data['runs']})</h3>"
+        "<table cellspacing=4><tr><th>#</th><th></th><th>Nodes</th><th>ms</th>"
+        f"<th>In ms</th><th>In bytes</th></tr>{rows}</table>"
+        f"<p>End to end {data['total_ms']:.3f} ms.</p>"
+        f"<p style='color:#777'>{escape(str(data.get('note', '')))}</p>"
+    )

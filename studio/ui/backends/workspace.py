@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from studio.ui.backends.commands import PinCommand
 from studio.ui.backends.runner import BackgroundCall
-from studio.ui.backends.summary import backend_status_html, summary_html
+from studio.ui.backends.summary import backend_status_html, run_html, summary_html
 from studio.ui.backends.table import (
     BACKENDS,
     COL_NODE,
@@ -78,6 +78,7 @@ class BackendsWorkspace(QWidget):
         self.report: Any = None
         self.plan: Any = None
         self.local_pins: dict[str, str] = {}
+        self.last_run: dict[str, Any] | None = None
         self._busy: BackgroundCall | None = None
         self._build()
         ctx.model_changed.connect(self.set_graph)
@@ -104,6 +105,13 @@ class BackendsWorkspace(QWidget):
         self.probe_button.setToolTip("compile every node on QNN HTP (and GPU) to learn support")
         self.assign_button = QPushButton("Assign")
         self.assign_button.setToolTip("choose a backend per node under the constraints")
+        self.run_button = QPushButton("Run plan")
+        self.run_button.setToolTip(
+            "run the assigned segments chained on their backends (10 timed runs) and time each "
+            "segment and boundary"
+        )
+        self.export_button = QPushButton("Export plan…")
+        self.export_button.setToolTip("save the plan as JSON for `npu-studio run --plan`")
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setMaximumWidth(180)
@@ -115,13 +123,21 @@ class BackendsWorkspace(QWidget):
         self.budget.valueChanged.connect(lambda _v: self._store_constraints())
         self.probe_button.clicked.connect(self.probe)
         self.assign_button.clicked.connect(self.assign)
+        self.run_button.clicked.connect(self.run_plan)
+        self.export_button.clicked.connect(self._export_dialog)
 
         bar = QHBoxLayout()
         for widget in (self.power, self.performance, QLabel("Latency budget"), self.budget):
             bar.addWidget(widget)
         bar.addWidget(self.use_profiles)
         bar.addStretch(1)
-        for widget in (self.progress, self.probe_button, self.assign_button):
+        for widget in (
+            self.progress,
+            self.probe_button,
+            self.assign_button,
+            self.run_button,
+            self.export_button,
+        ):
             bar.addWidget(widget)
 
         self.model = NodeTableModel(self)
@@ -171,8 +187,9 @@ class BackendsWorkspace(QWidget):
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(right)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
+        split.setStretchFactor(0, 5)
+        split.setStretchFactor(1, 2)
+        right.setMinimumWidth(400)
 
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
@@ -186,7 +203,7 @@ class BackendsWorkspace(QWidget):
         if self._busy is not None:
             self._busy.cancel()
             self._busy = None
-        self.graph, self.report, self.plan = graph, None, None
+        self.graph, self.report, self.plan, self.last_run = graph, None, None, None
         self.model.set_graph(graph)
         self._load_constraints()
         self.backends_label.setText("")
@@ -322,6 +339,46 @@ class BackendsWorkspace(QWidget):
 
         self._run("Assign backends", work, self._on_assigned)
 
+    def run_plan(self) -> None:
+        """Execute the plan: segments chained in the worker, timed per segment and boundary."""
+        if self.graph is None or self.plan is None:
+            return
+        from studio.core.partition_run import profile_plan
+
+        path, plan = str(self.graph.path), self.plan
+        shapes = dict(getattr(self.ctx, "input_shapes", {}) or {}) or None
+
+        def work(ctx: Any) -> Any:
+            return profile_plan(path, plan, None, ctx, runs=10, warmup=2, input_shapes=shapes)
+
+        self._run("Run plan", work, self._on_ran)
+
+    def export_plan(self, path: str) -> None:
+        """Write the plan (versioned JSON, atomically) for the CLI's ``--plan``."""
+        from studio.core.atomic import atomic_write_json
+
+        if self.plan is None:
+            return
+        atomic_write_json(path, self.plan.to_json())
+        self.status.setText(f"Plan written to {path}")
+
+    def _export_dialog(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getSaveFileName(self, "Export plan", "plan.json", "JSON (*.json)")
+        if path:
+            try:
+                self.export_plan(path)
+            except Exception as exc:  # noqa: BLE001 - StudioError or OSError: show, never crash
+                self.ctx.show_error("Export plan", str(exc))
+
+    def _on_ran(self, data: Any) -> None:
+        self.last_run = data
+        self.summary.setHtml(run_html(data) + summary_html(self.plan))
+        self.status.setText(
+            f"Ran {len(data['timings'])} segment(s): {data['total_ms']:.3f} ms median end to end."
+        )
+
     def _run(self, title: str, fn: Any, on_done: Any) -> None:
         if self._busy is not None:
             self._busy.cancel()
@@ -397,6 +454,8 @@ class BackendsWorkspace(QWidget):
         has_model = self.graph is not None
         self.probe_button.setEnabled(has_model and self._busy is None)
         self.assign_button.setEnabled(has_model and self._busy is None)
+        self.run_button.setEnabled(self.plan is not None and self._busy is None)
+        self.export_button.setEnabled(self.plan is not None)
 
     # ----- selection ----------------------------------------------------------------------------
     def _on_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
