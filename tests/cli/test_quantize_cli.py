@@ -160,3 +160,15 @@ def test_compare_on_htp(capsys, conv_model, calib, tmp_path):
 def test_compare_mismatched_models_exit_2(capsys, conv_model, tiny_model, tmp_path):
     rc, _, err = _run(capsys, "compare", conv_model, tiny_model, "--samples", "1")
     assert rc == 2 and "Traceback" not in err
+
+
+@pytest.mark.htp
+def test_auto_mp_measured_on_htp(capsys, conv_model, calib, tmp_path):
+    rc, stdout, err = _run(
+        capsys, "quantize", conv_model, "-o", tmp_path / "q.onnx", "--calib", calib,
+        "--auto-mp", "--mp-backend", "htp", "--target-sqnr", "200", "--max-steps", "1",
+        "--cache-dir", tmp_path / "c", "--json",
+    )  # fmt: skip
+    assert rc == 0, err
+    data = json.loads(stdout)
+    assert len(data["curve"]) == 2 and data["curve"][1]["wide_tensors"] > 0

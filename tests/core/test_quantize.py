@@ -188,3 +188,18 @@ def test_plan_json_roundtrip():
     assert again.overrides["w"].scale == [0.1] and again.imported["t"].bitwidth == 16
     with pytest.raises(ConfigError, match="unknown keys"):
         QuantPlan.from_json({"overrides": [{"tensor": "t", "bits": 3}]})
+
+
+def test_plan_encodings_from_a_model_graph(cnn_stats):
+    from studio.core.model import ModelGraph
+
+    plan = QuantPlan(method="mse")
+    graph = ModelGraph.load(cnn_stats.prepared_model)
+    by_graph = plan.encodings(cnn_stats, graph)
+    by_default = plan.encodings(cnn_stats)
+    assert by_graph == by_default
+    # weights computed from data: per-channel, symmetric, one scale per output channel
+    w = by_default["stem.weight"]
+    assert w.kind == "param" and w.per_channel and len(w.scale) == 8
+    assert by_default["input"].kind == "activation"
+    assert len(plan.encodings(cnn_stats, weights="none").by_kind("param")) == 0

@@ -4,7 +4,7 @@
         [--method minmax|percentile|entropy|mse] [--percentile P] [--act-bw 8|16] [--weight-bw 8|4]
         [--per-channel | --no-per-channel] [--encodings IN.json]
         [--export-encodings OUT.json --format qnn|aimet1|aimet2|ort|studio]
-        [--auto-mp --target-sqnr DB [--max-steps N]] [--mean R,G,B --std R,G,B --layout NCHW|NHWC]
+        [--auto-mp --target-sqnr DB [--max-steps N] [--mp-backend cpu|htp]] [--mean R,G,B --std R,G,B --layout NCHW|NHWC]
         [--input-shape NAME=D0,D1,...] [--cache-dir DIR] [--plan PLAN.json] [--json]
 
 Calibration statistics are cached by model + data hash, so re-running with another method,
@@ -62,6 +62,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--auto-mp", action="store_true", help="promote tensors to 16 bit")
     parser.add_argument("--target-sqnr", type=float, help="output SQNR target (dB) for --auto-mp")
     parser.add_argument("--max-steps", type=int, default=10, help="--auto-mp step budget")
+    parser.add_argument(
+        "--mp-backend",
+        default="cpu",
+        choices=("cpu", "htp"),
+        help="where --auto-mp measures SQNR (default cpu; htp runs every step on QNN HTP)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     parser.set_defaults(func=run)
 

@@ -66,6 +66,7 @@ class AutoMpResult:
     target_db: float
     met: bool
     plan: QuantPlan
+    backend: str = "cpu"
     curve: list[CurvePoint] = field(default_factory=list)
     promoted: list[str] = field(default_factory=list)
     final_report: SqnrReport | None = None
@@ -77,6 +78,7 @@ class AutoMpResult:
             "schema_version": SCHEMA_VERSION,
             "target_db": self.target_db,
             "met": self.met,
+            "backend": self.backend,
             "plan": self.plan.to_json(),
             "curve": [p.to_json() for p in self.curve],
             "promoted": list(self.promoted),
@@ -92,6 +94,7 @@ class AutoMpResult:
             target_db=float(data["target_db"]),
             met=bool(data["met"]),
             plan=QuantPlan.from_json(data["plan"]),
+            backend=str(data.get("backend", "cpu")),
             curve=[CurvePoint.from_json(p) for p in data.get("curve", [])],
             promoted=list(data.get("promoted", [])),
             final_report=SqnrReport.from_json(report) if report else None,
@@ -111,16 +114,22 @@ def auto_mixed_precision(
     max_promoted: int | None = None,
     step_size: int = 1,
     profile_fn: ProfileFn | None = None,
+    backend: str = "cpu",
     ctx: JobContext | None = None,
 ) -> AutoMpResult:
-    """Search from ``plan`` (left unchanged) and write the chosen QDQ model to ``out_path``."""
+    """Search from ``plan`` (left unchanged) and write the chosen QDQ model to ``out_path``.
+
+    ``backend="htp"`` measures every point on QNN HTP (CPU fallback disabled) instead of the
+    CPU QDQ reference: slower per step, but it ranks what the NPU really loses (e.g. its 8-bit
+    Softmax differs from ORT's CPU kernel by tens of dB on the demo model).
+    """
     ctx = ctx or JobContext()
     start = time.perf_counter()
     current = plan.copy()
     analyser = Analyser(stats.prepared_model)
     out = Path(out_path)
     work = out.with_name(out.stem + ".search.onnx")
-    result = AutoMpResult(target_db=float(target_db), met=False, plan=current)
+    result = AutoMpResult(target_db=float(target_db), met=False, plan=current, backend=backend)
     promoted_total: list[str] = []
     just_promoted: list[str] = []
     try:
@@ -128,7 +137,7 @@ def auto_mixed_precision(
             ctx.check_cancelled()
             ctx.progress(step / (max_steps + 1), f"mixed precision: step {step}")
             built = build_qdq(stats, current, work)
-            report = analyser.analyse(work, feeds)
+            report = analyser.analyse(work, feeds, backend=backend)
             cycles = float(profile_fn(str(work))) if profile_fn is not None else None
             result.curve.append(
                 CurvePoint(

@@ -73,7 +73,7 @@ def analyse_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 @job
 def auto_mp_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """``{"stats_dir", "plan"?, "data", "out", "target_db", "max_steps"?, "step_size"?,
-    "max_promoted"?, "samples"?, "profile_fn"?}``."""
+    "max_promoted"?, "samples"?, "profile_fn"?, "backend"?}``."""
     stats = CalibrationStats.load(request["stats_dir"])
     plan = QuantPlan.from_json(request["plan"]) if request.get("plan") else QuantPlan()
     feeds = load_feeds(
@@ -92,6 +92,7 @@ def auto_mp_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         step_size=int(request.get("step_size", 1)),
         max_promoted=request.get("max_promoted"),
         profile_fn=_profile_fn(request.get("profile_fn")),
+        backend=str(request.get("backend", "cpu")),
         ctx=ctx,
     )
     return result.to_json()

@@ -184,19 +184,25 @@ class QuantPlan:
     def encodings(
         self,
         stats: CalibrationStats,
-        model: onnx.ModelProto | None = None,
+        model: Any = None,
         *,
         weights: str = "all",
     ) -> EncodingSet:
         """The encodings this plan asks for: activations from ``stats`` + weights from data.
 
-        ``model`` defaults to the stats' prepared model (whose tensor names the stats use).
+        ``model`` (ModelProto or ModelGraph) defaults to the stats' prepared model, whose tensor
+        names the stats use; pass that one (BatchNorm is folded there).
         ``weights``: "all", "edited" (only weights with an override or an import: what the builder
         needs, ORT computes the rest from the same rule) or "none". The
         QDQ builder may still adjust types at mixed-precision boundaries; the built model's own
         encodings are read back by ``studio.core.quantize.encodings_of_qdq``.
         """
-        proto = model if model is not None else onnx.load(str(stats.prepared_model))
+        if model is None:
+            proto = onnx.load(str(stats.prepared_model))
+        elif isinstance(model, onnx.ModelProto):
+            proto = model
+        else:  # a ModelGraph of the prepared model (has .proto)
+            proto = model.proto
         view = ModelView(proto)
         out = EncodingSet(
             meta={"plan": {k: v for k, v in self.to_json().items() if k != "imported"}}
