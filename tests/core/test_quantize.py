@@ -203,3 +203,24 @@ def test_plan_encodings_from_a_model_graph(cnn_stats):
     assert w.kind == "param" and w.per_channel and len(w.scale) == 8
     assert by_default["input"].kind == "activation"
     assert len(plan.encodings(cnn_stats, weights="none").by_kind("param")) == 0
+
+
+def test_build_job_reports_full_coverage(cnn_stats, tmp_path):
+    from studio.core.jobs import job_kind, resolve_job, run_inline
+    from studio.core.quantize.jobs import build_qdq_job
+
+    assert resolve_job(job_kind(build_qdq_job)) is build_qdq_job
+    plan = QuantPlan(method="entropy")
+    out = run_inline(
+        build_qdq_job,
+        {
+            "stats_dir": str(cnn_stats.folder),
+            "plan": plan.to_json(),
+            "out": str(tmp_path / "j.onnx"),
+        },
+    )
+    assert (tmp_path / "j.onnx").is_file() and out["schema_version"] == 1
+    # Conv outputs feeding a lone Relu are folded: not counted as missing
+    assert "/stem/Conv_output_0" in out["folded_tensors"]
+    assert out["coverage"]["complete"], out["coverage"]
+    assert out["coverage"]["covered"] == out["coverage"]["quantizable"] > 10

@@ -135,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
     from studio.core.accuracy import Analyser, auto_mixed_precision
     from studio.core.accuracy.jobs import load_feeds
     from studio.core.calibration import calibrate
-    from studio.core.encodings import coverage, save_encodings
-    from studio.core.quantize import build_qdq
+    from studio.core.encodings import save_encodings
+    from studio.core.quantize import build_coverage, build_qdq
 
     if args.auto_mp and args.target_sqnr is None:
         raise BadInputError("--auto-mp needs --target-sqnr DB")
@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if tmp.exists():
             tmp.unlink()
-    cov = coverage(encodings, str(stats.prepared_model))
+    cov = build_coverage(built, stats)
     summary = {
         "schema_version": 1,
         "model": str(args.model),

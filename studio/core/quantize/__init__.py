@@ -8,7 +8,14 @@ Public API::
     result.encodings                                    # what the QDQ model really uses
 """
 
-from studio.core.quantize.build import BuildResult, build_qdq, encodings_of_qdq
+from studio.core.quantize.build import BuildResult, build_coverage, build_qdq, encodings_of_qdq
 from studio.core.quantize.plan import QuantPlan, TensorOverride
 
-__all__ = ["BuildResult", "QuantPlan", "TensorOverride", "build_qdq", "encodings_of_qdq"]
+__all__ = [
+    "BuildResult",
+    "QuantPlan",
+    "TensorOverride",
+    "build_coverage",
+    "build_qdq",
+    "encodings_of_qdq",
+]

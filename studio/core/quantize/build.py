@@ -57,6 +57,7 @@ class BuildResult:
     elapsed_s: float
     activation_bitwidths: dict[str, int] = field(default_factory=dict)
     float_tensors: list[str] = field(default_factory=list)
+    folded_tensors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     _proto: onnx.ModelProto | None = field(default=None, repr=False, compare=False)
     _encodings: EncodingSet | None = field(default=None, repr=False, compare=False)
@@ -83,6 +84,7 @@ class BuildResult:
             "encodings": self.encodings.to_json(),
             "activation_bitwidths": dict(self.activation_bitwidths),
             "float_tensors": list(self.float_tensors),
+            "folded_tensors": list(self.folded_tensors),
             "warnings": list(self.warnings),
         }
 
@@ -96,6 +98,7 @@ class BuildResult:
                 k: int(v) for k, v in data.get("activation_bitwidths", {}).items()
             },
             float_tensors=list(data.get("float_tensors", [])),
+            folded_tensors=list(data.get("folded_tensors", [])),
             warnings=list(data.get("warnings", [])),
         )
 
@@ -215,14 +218,29 @@ def build_qdq(
     out.parent.mkdir(parents=True, exist_ok=True)
     _replace(out, qproto.SerializeToString())
     ctx.progress(1.0, "QDQ model written")
+    present = {name for node in qproto.graph.node for name in (*node.input, *node.output)}
+    folded = [
+        n for n in act_names if n not in present and f"{n}_QuantizeLinear_Input" not in present
+    ]
     return BuildResult(
         qdq_path=str(out),
         elapsed_s=time.perf_counter() - start,
-        activation_bitwidths=act_bits,
+        activation_bitwidths={n: b for n, b in act_bits.items() if n not in folded},
         float_tensors=float_acts,
+        folded_tensors=folded,
         warnings=warnings,
         _proto=qproto,
     )
+
+
+def build_coverage(result: BuildResult, stats: CalibrationStats) -> Any:
+    """Encodings coverage of a build against the prepared model, not counting tensors the
+    quantiser folded away (a Conv output feeding a lone Relu no longer exists)."""
+    from studio.core.encodings.model_info import ModelView, coverage
+
+    view = ModelView.of(str(stats.prepared_model))
+    names = [n for n in view.quantizable_tensors() if n not in set(result.folded_tensors)]
+    return coverage(result.encodings, names)
 
 
 def _replace(path: Path, data: bytes) -> None:

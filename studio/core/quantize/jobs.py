@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from studio.core.calibration import CalibrationStats
-from studio.core.encodings.model_info import coverage
 from studio.core.jobs import JobContext, job
-from studio.core.quantize.build import build_qdq
+from studio.core.quantize.build import build_coverage, build_qdq
 from studio.core.quantize.plan import QuantPlan
 
 
@@ -21,5 +20,5 @@ def build_qdq_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     plan = QuantPlan.from_json(request["plan"]) if request.get("plan") else QuantPlan()
     result = build_qdq(stats, plan, request["out"], ctx=ctx)
     data = result.to_json()
-    data["coverage"] = coverage(result.encodings, str(stats.prepared_model)).to_json()
+    data["coverage"] = build_coverage(result, stats).to_json()
     return data
