@@ -299,6 +299,9 @@ def test_badges_and_sqnr_overlay(qtbot, ws, ctx):
     first = ws.editor.proxy.data(ws.editor.proxy.index(0, 0), TENSOR_ROLE)
     assert ws.session.sqnr[first] == min(ws.session.sqnr.values())
     assert "model output" in ws.message.text()
+    # a bar click selects its tensor in the table
+    ws.sqnr_chart.tensor_clicked.emit(ws.sqnr_chart.names[3])
+    assert ws.editor.selected_names() == [ws.sqnr_chart.names[3]]
     # an edit makes the numbers stale: said in the chart, no stale overlay sent to the graph
     sent = len(overlays)
     ws.edit_field(ADD, "bits", "8")
@@ -332,6 +335,7 @@ def test_auto_mix_curve_points_apply(qtbot, ws, ctx):
     ctx.undo_stack.undo()
     assert all(ws.session.override(n).bitwidth == 16 for n in promoted)
     assert "Cycles: not measured" in ws.mix_curve.caption.text()
+    assert not ws.mix_curve.plot.plotItem.getAxis("right").isVisible()
 
 
 def test_import_encodings_file(qtbot, ws, ctx, tmp_path):
@@ -515,3 +519,19 @@ def test_local_undo_shortcuts_when_standalone(qtbot, ws, ctx):
     redo = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
     qtbot.keyClick(ws.editor.table, Qt.Key.Key_Z, redo)
     assert ws.session.encoding(ADD).bitwidth == 16
+
+
+def test_mix_curve_shows_cycles_axis_only_with_figures(qtbot):
+    from studio.ui.quant.charts import MixCurve
+
+    chart = MixCurve()
+    qtbot.addWidget(chart)
+    chart.show()
+    chart.set_curve([0, 2, 4], [30.0, 33.5, 36.0], 35.0, cycles=[None, 1200.0, 1500.0])
+    assert chart.plot.plotItem.getAxis("right").isVisible()
+    x, y = chart.cycles_curve.getData()
+    assert list(x) == [2.0, 4.0] and list(y) == [1200.0, 1500.0]
+    clicked = []
+    chart.point_clicked.connect(clicked.append)
+    chart.curve.sigPointsClicked.emit(chart.curve, chart.curve.scatter.points()[1:2], None)
+    assert clicked == [1]

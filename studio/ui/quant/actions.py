@@ -262,6 +262,7 @@ def auto_mix(ws, target_db: float, max_steps: int = 10) -> None:
             [p.output_sqnr_db for p in curve],
             target_db,
             caption,
+            cycles=[p.cycles for p in curve],
         )
         ws.tabs.setCurrentWidget(ws.mix_curve)
         if apply_mix_point(ws, len(curve) - 1) and result.final_report is not None:

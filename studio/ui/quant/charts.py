@@ -161,6 +161,22 @@ class MixCurve(QWidget):
         )
         self.plot.addItem(self.chosen)
         self.placeholder = _placeholder(self.plot, "No configurations yet: run Auto-mix")
+        # HTP cycles of each configuration, when the search measured them: a right-hand axis
+        item = self.plot.plotItem
+        self.cycles_vb = pg.ViewBox()
+        item.scene().addItem(self.cycles_vb)
+        item.getAxis("right").linkToView(self.cycles_vb)
+        item.getAxis("right").setTextPen(PLOT_FG)
+        item.getAxis("right").setPen(color("border"))
+        self.cycles_vb.setXLink(item)
+        item.vb.sigResized.connect(lambda: self.cycles_vb.setGeometry(item.vb.sceneBoundingRect()))
+        self.cycles_curve = pg.PlotDataItem(
+            pen=pg.mkPen(color("ok"), width=1, style=Qt.PenStyle.DashLine),
+            symbol="s",
+            symbolSize=6,
+            symbolBrush=pg.mkBrush(color("ok")),
+        )
+        self.cycles_vb.addItem(self.cycles_curve)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
@@ -176,9 +192,22 @@ class MixCurve(QWidget):
         target: float | None = None,
         caption: str = "",
         chosen: int | None = None,
+        cycles: Sequence[float | None] | None = None,
     ) -> None:
+        """The search's points; ``cycles`` (one per point, None where unmeasured) adds the
+        right-hand HTP cycles axis, shown only when at least one point has a figure."""
         self.xs, self.ys = [float(c) for c in counts], [float(s) for s in sqnr]
         self.curve.setData(self.xs, self.ys)
+        measured = [(x, c) for x, c in zip(self.xs, cycles or [], strict=False) if c is not None]
+        item = self.plot.plotItem
+        if measured:
+            self.cycles_curve.setData([m[0] for m in measured], [m[1] for m in measured])
+            item.showAxis("right")
+            item.setLabel("right", "HTP cycles", color=PLOT_FG)
+            self.cycles_vb.enableAutoRange()
+        else:
+            self.cycles_curve.setData([], [])
+            item.hideAxis("right")
         self.placeholder.setVisible(not self.xs)
         if target is None:
             self.target.hide()

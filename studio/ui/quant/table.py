@@ -25,7 +25,7 @@ from studio.ui.quant.style import BITWIDTH_COLORS, KIND_COLORS, color, sqnr_colo
 
 COLUMNS = (
     ("tensor", "Tensor"),
-    ("op", "Producer"),
+    ("op", "Op"),
     ("kind", "Kind"),
     ("bits", "Bits"),
     ("symmetric", "Sym"),
@@ -255,6 +255,7 @@ class TensorTableModel(QAbstractTableModel):
 
 
 _HEADER_TIPS = {
+    "op": "The op producing an activation, or consuming a weight (in the folded model)",
     "bits": "Bit width of the integer grid (4/8/16) or a float fallback",
     "symmetric": "Symmetric grid (offset -2^(bw-1)); weights usually are",
     "per_channel": "One scale per output channel (weights only)",
