@@ -94,9 +94,12 @@ def _print_timings(data: dict[str, Any]) -> None:
             if t["index"]
             else ""
         )
+        where = ", ".join(t["providers"])
+        if t.get("cpu_fallback_disabled"):
+            where = f"{t['providers'][0]} (CPU fallback disabled: every node on it)"
         print(
             f"  segment {t['index']} {t['backend'].upper():4s} {t['nodes']:4d} nodes  "
-            f"{t['run_ms']:.3f} ms on {', '.join(t['providers'])}{hand}"
+            f"{t['run_ms']:.3f} ms on {where}{hand}"
         )
     if data.get("note"):
         print(f"  note: {data['note']}")

@@ -42,6 +42,7 @@ class SegmentTiming:
     boundary_in_bytes: int
     run_ms_all: list[float] = field(default_factory=list)
     providers: list[str] = field(default_factory=list)
+    cpu_fallback_disabled: bool = False  # QNN segments: ORT refused to put any node on the CPU
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -265,6 +266,7 @@ def run_segments_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]
             "boundary_in_bytes": boundary_bytes[seg["index"]],
             "run_ms_all": run_ms[seg["index"]],
             "providers": list(info.providers),
+            "cpu_fallback_disabled": bool(info.cpu_fallback_disabled),
         }
         for seg, _, info in sessions
     ]

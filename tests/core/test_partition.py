@@ -54,6 +54,7 @@ def test_htp_cpu_partition_matches_cpu_reference(qdq_erf_probed):
     assert "htp" in backends and "cpu" in backends
     htp = next(t for t in result.timings if t.backend == "htp")
     assert htp.providers[0] == "QNNExecutionProvider" and htp.run_ms > 0
+    assert htp.cpu_fallback_disabled  # ORT could not have put any HTP-segment node on the CPU
     assert htp.boundary_in_bytes > 0
 
 
