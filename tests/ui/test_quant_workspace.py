@@ -535,3 +535,15 @@ def test_mix_curve_shows_cycles_axis_only_with_figures(qtbot):
     chart.point_clicked.connect(clicked.append)
     chart.curve.sigPointsClicked.emit(chart.curve, chart.curve.scatter.points()[1:2], None)
     assert clicked == [1]
+
+
+@pytest.mark.htp
+def test_auto_mix_on_htp_in_the_worker(qtbot, ws, ctx):
+    calibrate(qtbot, ws)
+    with qtbot.waitSignal(ws.runner.finished, timeout=180000):
+        ws.auto_mix(200.0, max_steps=1, backend="htp")  # unreachable: both points are measured
+    _start, result = ws.mix_result
+    assert result.backend == "htp" and len(result.curve) == 2
+    assert all(np.isfinite(p.output_sqnr_db) for p in result.curve)
+    assert "on HTP" in ws.mix_curve.caption.text()
+    assert ctx.undo_stack.count() == 1

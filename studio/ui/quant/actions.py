@@ -225,12 +225,13 @@ def automix_dialog(ws) -> None:
         ws, "Auto mixed precision", "Target output SQNR (dB):", start, 0.0, 150.0, 1
     )
     if ok:
-        auto_mix(ws, target)
+        auto_mix(ws, target, backend=ws.backend.currentData())
 
 
-def auto_mix(ws, target_db: float, max_steps: int = 10) -> None:
+def auto_mix(ws, target_db: float, max_steps: int = 10, backend: str = "cpu") -> None:
     """Raise the worst tensors to 16 bits until the output SQNR meets ``target_db``; the curve
-    is shown and its last point applied as one undoable step (any point can be applied)."""
+    is shown and its last point applied as one undoable step (any point can be applied).
+    ``backend="htp"`` measures every point on QNN HTP (in the worker process)."""
     if not _need_stats(ws, "Auto-mix") or not _need_data(ws):
         return
     from studio.core.accuracy import auto_mixed_precision
@@ -238,7 +239,25 @@ def auto_mix(ws, target_db: float, max_steps: int = 10) -> None:
     stats, start_plan = ws.session.stats, ws.session.plan.copy()
     out = ws.scratch_path("automix.qdq.onnx")
 
+    data = ws.data_spec
+
     def job(jctx):
+        if backend != "cpu":  # every step runs on QNN: in the worker process
+            from studio.core.accuracy import AutoMpResult
+            from studio.core.worker_client import run_in_worker
+
+            request = {
+                "stats_dir": str(stats.folder),
+                "plan": start_plan.to_json(),
+                "data": data,
+                "out": out,
+                "target_db": float(target_db),
+                "max_steps": int(max_steps),
+                "samples": EVAL_SAMPLES,
+                "backend": backend,
+            }
+            result = run_in_worker("studio.core.accuracy.jobs:auto_mp_job", request, jctx)
+            return AutoMpResult.from_json(result)
         _analyser, feeds = _evaluation(ws, stats)
         return auto_mixed_precision(
             stats, start_plan, feeds, out, target_db=target_db, max_steps=max_steps, ctx=jctx
@@ -249,7 +268,8 @@ def auto_mix(ws, target_db: float, max_steps: int = 10) -> None:
         curve = result.curve
         cycles = [p.cycles for p in curve if p.cycles is not None]
         caption = (
-            f"{len(curve)} configurations measured in {result.elapsed_s:.1f} s; target "
+            f"{len(curve)} configurations measured on {result.backend.upper()} in "
+            f"{result.elapsed_s:.1f} s; target "
             f"{target_db:.1f} dB {'met' if result.met else 'NOT met'}. Click a point to apply it."
         )
         caption += (

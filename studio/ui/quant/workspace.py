@@ -390,8 +390,8 @@ class QuantizationWorkspace(QWidget):
     def automix_dialog(self) -> None:
         actions.automix_dialog(self)
 
-    def auto_mix(self, target_db: float, max_steps: int = 10) -> None:
-        actions.auto_mix(self, target_db, max_steps)
+    def auto_mix(self, target_db: float, max_steps: int = 10, backend: str = "cpu") -> None:
+        actions.auto_mix(self, target_db, max_steps, backend)
 
     def apply_mix_point(self, index: int) -> bool:
         return actions.apply_mix_point(self, index)
