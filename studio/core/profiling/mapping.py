@@ -288,7 +288,7 @@ def build_layer_rows(
             row.time_us = (row.time_us or 0.0) + op.value
         row.backend_ops.append(op.name)
         row.fused = sorted(set(row.fused) | set(fused))
-    layers = list(rows.values())
+    layers = _merge_zero_heads(graph, list(rows.values()))
     for row in layers:
         row.fused = [f for f in row.fused if graph.node_by_id[f].op_type not in _QDQ_ONNX]
     _attribute_unreported(graph, layers)
@@ -313,6 +313,68 @@ def build_layer_rows(
     order = {n.id: i for i, n in enumerate(graph.nodes)}
     layers.sort(key=lambda r: order.get(r.node_id, 0))
     return layers, extra, unmapped
+
+
+def _merge_zero_heads(graph: Any, layers: list[LayerRow]) -> list[LayerRow]:
+    """Give a fused group's cycles back to its head op.
+
+    On HTP in fp16, QNN reports a fused Conv+Relu as ``Conv_token_1: 0 cycles`` followed by
+    ``Relu: 201,733 cycles``: the whole group's cost sits on its last op. A 0-cycle row of a node
+    that does arithmetic, followed (in execution order) by a fusable node that consumes its
+    output, takes that row's cycles, and the fusable node is listed as fused into it.
+    """
+    out: list[LayerRow] = []
+    measured = {r.node_id for r in layers}
+    i = 0
+    while i < len(layers):
+        row = layers[i]
+        nxt = layers[i + 1] if i + 1 < len(layers) else None
+        node = graph.node_by_id[row.node_id]
+        if (
+            nxt is not None
+            and row.cycles == 0
+            and nxt.cycles
+            and row.backend == nxt.backend
+            and node.macs > 0
+            and graph.node_by_id[nxt.node_id].op_type in _FUSABLE
+        ):
+            produced = set(node.outputs)
+            for f in row.fused:
+                produced.update(graph.node_by_id[f].outputs)
+            between = _fusable_path(graph, produced, graph.node_by_id[nxt.node_id], measured)
+            if between is not None:
+                row.cycles = nxt.cycles
+                row.fused = sorted({*row.fused, nxt.node_id, *nxt.fused, *between})
+                row.backend_ops += nxt.backend_ops
+                out.append(row)
+                i += 2
+                continue
+        out.append(row)
+        i += 1
+    return out
+
+
+def _fusable_path(
+    graph: Any, produced: set[str], dst: Any, measured: set[str], depth: int = 4
+) -> list[str] | None:
+    """Unmeasured fusable nodes between tensors ``produced`` and node ``dst`` (None: no path).
+
+    QNN folds a BatchNormalization into the Conv before it without reporting it; the Relu that
+    carries the group's cycles then reads the BN's output, not the Conv's.
+    """
+    producer = {t: n for n in graph.nodes for t in n.outputs}
+    frontier: list[tuple[str, list[str]]] = [(t, []) for t in dst.inputs]
+    for _ in range(depth):
+        nxt: list[tuple[str, list[str]]] = []
+        for tensor, path in frontier:
+            if tensor in produced:
+                return path
+            node = producer.get(tensor)
+            if node is None or node.id in measured or node.op_type not in _FUSABLE:
+                continue
+            nxt += [(t, [*path, node.id]) for t in node.inputs]
+        frontier = nxt
+    return None
 
 
 def _carry_through_reorders(ops: list[BackendOp], onnx_tensors: dict[str, str]) -> None:

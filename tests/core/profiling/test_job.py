@@ -134,8 +134,10 @@ def test_mapping_of_qnn_names(prof_models):
     ]
     layers, extra, unmapped = build_layer_rows(graph, ops)
     by_id = {r.node_id: r for r in layers}
-    assert by_id["Relu_1"].cycles == 1000 and by_id["Conv_2"].cycles == 2500
-    assert by_id["Conv_0"].cycles == 0 and "Gemm_7" in by_id
+    assert by_id["Conv_2"].cycles == 2500 and "Gemm_7" in by_id
+    # "_token_2: 0 cycles" then "Relu1: 1000": the fused group's cycles belong to the Conv.
+    assert by_id["Conv_0"].cycles == 1000 and by_id["Conv_0"].fused == ["Relu_1"]
+    assert "Relu_1" not in by_id
     assert by_id["Conv_2"].macs >= 8 * 8 * 9 * 32 * 32
     assert by_id["Conv_2"].cycles_per_mac == pytest.approx(2500 / by_id["Conv_2"].macs)
     assert {r.node_id: r.note for r in extra} == {
@@ -223,3 +225,20 @@ def test_nchwc_sum_fusion_is_attributed_from_the_reorder_after_it():
     assert "/res/Add" not in rows["/dsconv/pw/Conv"].fused
     assert not rows["/res/conv2/Conv"].inferred  # known from ORT's graph, not inferred
     assert rec.unmapped_nodes == []
+
+
+@pytest.mark.htp
+def test_fp16_fused_conv_relu_cycles_go_to_the_conv(tiny_model):
+    # A float model on HTP (fp16): QNN reports the fused Conv+Relu as "Conv_token: 0 cycles" and
+    # the whole group's cycles on the Relu. The table gives them to the Conv that does the work.
+    rec = ProfileRun.from_json(
+        run_inline(
+            profile_model,
+            {"model": str(tiny_model), "backend": "htp", "runs": 2, "warmup": 1, "layer_runs": 2},
+        )
+    )
+    rows = _rows(rec)
+    assert rec.options["provider_options"].get("enable_htp_fp16_precision") == "1"
+    assert rows["/conv1/Conv"].cycles > 0 and "/relu1/Relu" in rows["/conv1/Conv"].fused
+    assert "/relu1/Relu" not in rows
+    assert len(rows["/conv1/Conv"].backend_ops) == 2
