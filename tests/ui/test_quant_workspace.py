@@ -383,11 +383,20 @@ def test_export_roundtrip_and_project_autosave(qtbot, ws, ctx, tmp_path):
     assert ws.export_encodings(str(out), "aimet1")
     back, _warnings = load_encodings(out)
     assert back[ADD].bitwidth == 16 and back[ADD].same_as(ws.session.encoding(ADD), rtol=1e-6)
-    # a new workspace on the same project restores plan and stats without recalibrating
-    w2 = QuantizationWorkspace(ctx)
+    # the project saved to disk and opened again: plan and cached stats come back, no recalibration
+    saved_path = ctx.project.save(tmp_path / "demo.npustudio")
+    ctx2 = StudioContext()
+    ctx2.project = Project.load(saved_path)
+    w2 = QuantizationWorkspace(ctx2)
     qtbot.addWidget(w2)
-    assert w2.session.stats is not None
+    calls = []
+    w2.runner.started.connect(calls.append)
+    ctx2.set_model(ModelGraph.load(DEMO), str(DEMO))
+    assert not calls and w2.session.stats is not None
+    assert w2.session.stats.num_samples == 4 and w2.data_spec == "random:4"
     assert w2.session.encoding(ADD).bitwidth == 16
+    assert w2.session.encoding(ADD).same_as(ws.session.encoding(ADD))
+    assert not ctx2.project.dirty  # restoring is not an edit
 
 
 def test_screenshot(qtbot, ws, ctx):

@@ -118,6 +118,15 @@ def restore_from_project(ws, project: Any) -> bool:
         except StudioError as exc:
             ws.show_message(f"cached calibration unreadable ({exc}); calibrate again", error=True)
         else:
+            graph = ws.session.graph
+            if graph is not None and stats.model_sha256 != graph.sha256():
+                ws.data_spec = str(calib.get("data") or "")
+                ws.show_message(
+                    "The model changed since it was calibrated: the plan is restored, "
+                    f"Calibrate again ({calib.get('data')}).",
+                    error=True,
+                )
+                return restored
             ws.data_spec = str(calib.get("data") or "")
             ws.session.set_stats(stats)
             ws.show_message(
