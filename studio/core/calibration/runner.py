@@ -20,6 +20,7 @@ import onnxruntime as ort
 from studio.core.errors import BadInputError
 
 MAX_BATCH = 16
+MAX_BATCH_BYTES = 256 << 20  # exposed activations of one batch
 _BATCH_DIM = "calibration_batch"
 
 
@@ -77,6 +78,9 @@ class SampleRunner:
         self.shapes = shapes
         self.threads = threads
         self.batch = max_batch if max_batch > 1 and self._batchable(tensors) else 1
+        if self.batch > 1:
+            per_sample = sum(4 * int(np.prod(self.shapes[t])) for t in tensors)
+            self.batch = max(1, min(self.batch, MAX_BATCH_BYTES // max(per_sample, 1)))
         self.fell_back = False
         self._sess: ort.InferenceSession | None = None
         self._fetch: list[str] = []
