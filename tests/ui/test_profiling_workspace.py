@@ -335,20 +335,44 @@ def _qdq_model(tmp_path: Path) -> Path:
 
 
 @pytest.mark.htp
-def test_htp_profile_shows_cycles_and_the_simulation_note(qtbot, tmp_path):
+def test_htp_profile_of_the_qdq_model_against_float_on_cpu(qtbot, tmp_path):
     qdq = _qdq_model(tmp_path)
-    ctx, w = _workspace(qtbot, qdq)
+    # Opening a quantized model proposes HTP.
+    _, w0 = _workspace(qtbot, qdq)
+    assert w0.controls.backend.currentData() == "htp"
+
+    # The float model is open; its CPU run is the baseline.
+    ctx, w = _workspace(qtbot, tmp_path / "small_cnn.onnx")
+    cpu_run = _profile(qtbot, w, "cpu", runs=10)
+    # The QDQ file (as the Quantization workspace writes it) is chosen as another model.
+    w.controls.add_model(str(qdq))
+    assert w.controls.model_path() == str(qdq.resolve())
     run = _profile(qtbot, w, "htp", runs=15)
-    assert run.backend == "htp" and "QNNExecutionProvider" in run.providers
+    assert Path(run.model_path) == qdq.resolve() and run.backend == "htp"
+    assert "QNNExecutionProvider" in run.providers
     assert sum(w.hist.counts) == 15
     cycles = [r for r in run.layers if r.cycles is not None]
     assert cycles, "the QNN profiler gave no per-op cycles"
     assert w.slowest.values[0] == pytest.approx(max(r.cycles for r in run.all_rows if r.cycles))
     assert "simulator" in w.figures.note.text()
+
+    # Cycles go on the graph, keyed by the float model's node ids (QDQ keeps the names).
     with qtbot.waitSignal(ctx.overlay_changed, timeout=2000) as ov:
         w.overlay_btn.click()
     name, values, cmap, unit = ov.args
     assert (name, unit) == ("cycles", "cycles")
     assert values == {r.node_id: pytest.approx(r.cycles) for r in cycles}
+    assert "/block/conv/Conv" in values and "/block/conv/Conv" in ctx.graph.node_by_id
     assert w.suggestions.cards
     _save_shot(qtbot, w, "profiling.png")
+
+    # Float on CPU against QDQ on HTP: shares compare, values only where units agree.
+    w.compare_ids([cpu_run.id, run.id])
+    comp = w.compare.comparison
+    conv = next(r for r in comp.rows if r.node_id == "/block/conv/Conv")
+    assert conv.cells[0].unit == "time_us" and conv.cells[1].unit == "cycles"
+    assert conv.value_ratio[1] is None
+    assert conv.share_delta_pp[1] == pytest.approx(
+        (conv.cells[1].share - conv.cells[0].share) * 100
+    )
+    _save_shot(qtbot, w, "profiling_compare_htp.png")

@@ -7,14 +7,16 @@ disabled, with the probe's reason as its tooltip: the user sees why, and never a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -24,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 BACKENDS = (("htp", "QNN HTP (NPU)"), ("gpu", "QNN GPU (Adreno)"), ("cpu", "ORT CPU"))
+BROWSE = "__browse__"
 
 
 class _ProbeBridge(QObject):
@@ -55,6 +58,19 @@ class ControlBar(QWidget):
         super().__init__(parent)
         self.available: dict[str, bool | None] = {name: None for name, _ in BACKENDS}
         self.reasons: dict[str, str] = {}
+        # Which file to profile: the open model, or another one (e.g. the QDQ model the
+        # Quantization workspace built) so float-on-CPU and QDQ-on-HTP can be compared.
+        self.model = QComboBox(self)
+        self.model.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.model.setMinimumContentsLength(20)
+        self.model.setToolTip("The ONNX file to profile")
+        self.model.activated.connect(self._model_activated)
+        self._open_model: str | None = None
+        self._extra_models: list[str] = []
+        self._current_model: str | None = None
+        self._rebuild_models()
         self.backend = QComboBox(self)
         for name, label in BACKENDS:
             self.backend.addItem(label, name)
@@ -62,20 +78,24 @@ class ControlBar(QWidget):
         self.backend.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.backend.setToolTip("Checking which backends this machine can run…")
         self.runs = QSpinBox(self)
-        self.runs.setRange(1, 1_000_000)
+        self.runs.setRange(1, 99_999)
         self.runs.setValue(100)
         self.runs.setToolTip("Measured inferences (after warm-up)")
+        self.runs.setMaximumWidth(90)
         self.warmup = QSpinBox(self)
-        self.warmup.setRange(0, 10_000)
+        self.warmup.setRange(0, 9_999)
         self.warmup.setValue(10)
         self.warmup.setToolTip("Inferences run and discarded before measuring")
+        self.warmup.setMaximumWidth(70)
         self.sustained = QCheckBox("Sustained", self)
         self.sustained.setToolTip("Run for a fixed time instead of a number of runs")
         self.duration = QDoubleSpinBox(self)
-        self.duration.setRange(0.5, 3600.0)
+        self.duration.setRange(0.5, 999.0)
+        self.duration.setDecimals(1)
         self.duration.setValue(10.0)
         self.duration.setSuffix(" s")
         self.duration.setEnabled(False)
+        self.duration.setMaximumWidth(90)
         self.sustained.toggled.connect(self.duration.setEnabled)
         self.sustained.toggled.connect(lambda on: self.runs.setEnabled(not on))
         self.start_btn = QPushButton("▶  Start", self)
@@ -87,15 +107,16 @@ class ControlBar(QWidget):
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
-        self.progress.setFixedWidth(140)
+        self.progress.setFixedWidth(110)
         self.progress.setFixedHeight(8)
         self.status = QLabel("", self)
         self.status.setObjectName("profilingMuted")
-        self.status.setMinimumWidth(160)
+        self.status.setMinimumWidth(60)
 
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         for label, widget in (
+            ("Model", self.model),
             ("Backend", self.backend),
             ("Runs", self.runs),
             ("Warm-up", self.warmup),
@@ -167,7 +188,61 @@ class ControlBar(QWidget):
                 return True
         return False
 
+    # ----- model choice -------------------------------------------------------------------
+    def set_open_model(self, path: str | None) -> None:
+        """The studio opened another model: offer it first and select it."""
+        self._open_model = path
+        self._current_model = path or (self._extra_models[-1] if self._extra_models else None)
+        self._rebuild_models()
+        self._update_ready()
+
+    def add_model(self, path: str) -> None:
+        """Offer another ONNX file (and select it)."""
+        path = str(Path(path).resolve())
+        if path != self._open_model and path not in self._extra_models:
+            self._extra_models.append(path)
+        self._current_model = path
+        self._rebuild_models()
+        self._update_ready()
+
+    def model_path(self) -> str | None:
+        return self._current_model
+
+    def _rebuild_models(self) -> None:
+        self.model.blockSignals(True)
+        self.model.clear()
+        if self._open_model:
+            self.model.addItem(f"{Path(self._open_model).name}  (open)", self._open_model)
+            self.model.setItemData(0, self._open_model, Qt.ItemDataRole.ToolTipRole)
+        for path in self._extra_models:
+            self.model.addItem(Path(path).name, path)
+            self.model.setItemData(self.model.count() - 1, path, Qt.ItemDataRole.ToolTipRole)
+        self.model.addItem("Other ONNX file…", BROWSE)
+        index = self.model.findData(self._current_model) if self._current_model else -1
+        self.model.setCurrentIndex(max(0, index) if self._current_model else self.model.count() - 1)
+        self.model.blockSignals(False)
+
+    def _model_activated(self, index: int) -> None:
+        data = self.model.itemData(index)
+        if data == BROWSE:
+            start = str(Path(self._current_model).parent) if self._current_model else ""
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Model to profile", start, "ONNX models (*.onnx);;All files (*)"
+            )
+            if path:
+                self.add_model(path)
+            else:
+                self._rebuild_models()  # back to the previous choice
+            return
+        self._current_model = data
+        self._update_ready()
+
     # ----- running ------------------------------------------------------------------------
+    def _update_ready(self) -> None:
+        self.set_model_ready(
+            self._current_model is not None, "Open a model first, or choose an ONNX file"
+        )
+
     def set_model_ready(self, ready: bool, why: str = "") -> None:
         self._model_ready = ready
         self.start_btn.setEnabled(ready and not self.cancel_btn.isEnabled())
@@ -191,7 +266,7 @@ class ControlBar(QWidget):
     def set_running(self, running: bool) -> None:
         self.start_btn.setEnabled(not running and self._model_ready)
         self.cancel_btn.setEnabled(running)
-        for w in (self.backend, self.warmup, self.sustained):
+        for w in (self.model, self.backend, self.warmup, self.sustained):
             w.setEnabled(not running)
         self.runs.setEnabled(not running and not self.sustained.isChecked())
         self.duration.setEnabled(not running and self.sustained.isChecked())

@@ -363,6 +363,17 @@ class OpTypePlot(_HBarPlot):
             self.set_title("Cost by op type", "no per-layer figures in this run")
 
 
+def _log_ticks(lo: float, hi: float) -> list[tuple[float, str]]:
+    """1-2-5 ticks for a log10 axis (pyqtgraph labels every minor tick otherwise)."""
+    ticks = []
+    for exp in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1):
+        for m in (1, 2, 5):
+            v = m * 10.0**exp
+            if lo / 1.5 <= v <= hi * 1.5:
+                ticks.append((float(np.log10(v)), f"{v:g}"))
+    return ticks
+
+
 class OverlaidHistograms(StudioPlot):
     """Histograms of several runs on one axis (shared bins) for the comparison view."""
 
@@ -385,10 +396,21 @@ class OverlaidHistograms(StudioPlot):
             self.curves.append(curve)
         self.legend.clear()
         all_values = np.concatenate([np.asarray(r.latencies_ms, float) for r in runs] or [[]])
+        all_values = all_values[all_values > 0]
         k, unit = time_scale(float(np.median(all_values)) if all_values.size else 1.0)
-        self.axis_label("bottom", f"latency ({unit})")
-        edges = None
-        if all_values.size:
+        # Runs on different backends can differ 100-fold: then bins and axis go logarithmic,
+        # so each distribution keeps its shape instead of collapsing into one bar.
+        spread = all_values.max() / all_values.min() if all_values.size else 1.0
+        log_x = bool(spread > 20.0)
+        self.setLogMode(x=log_x, y=False)
+        self.axis_label("bottom", f"latency ({unit})" + (", log scale" if log_x else ""))
+        edges: list[float] = []
+        self.getAxis("bottom").setTicks(None)
+        if all_values.size and log_x:
+            lo, hi = float(all_values.min() * k), float(all_values.max() * k)
+            edges = np.geomspace(lo, hi * 1.0001, 61).tolist()
+            self.getAxis("bottom").setTicks([_log_ticks(lo, hi), []])
+        elif all_values.size:
             edges, _ = vd.histogram((all_values * k).tolist())
         for i, curve in enumerate(self.curves):
             if i < len(runs) and edges:

@@ -123,10 +123,11 @@ class ProfilingWorkspace(QWidget):
 
     # ----- layout -------------------------------------------------------------------------
     def _build_layout(self) -> None:
-        top = QHBoxLayout()
-        top.addWidget(self.controls, 1)
+        corner = QWidget(self)
+        corner_layout = QHBoxLayout(corner)
+        corner_layout.setContentsMargins(0, 0, 0, 2)
         for w in (self.overlay_btn, self.export_btn, self.present_btn):
-            top.addWidget(w)
+            corner_layout.addWidget(w)
 
         self.plots = QWidget(self)
         grid = QGridLayout(self.plots)
@@ -151,6 +152,7 @@ class ProfilingWorkspace(QWidget):
         self.tabs = QTabWidget(self)
         self.tabs.addTab(dashboard, "Dashboard")
         self.tabs.addTab(self.compare, "Compare")
+        self.tabs.setCornerWidget(corner, Qt.Corner.TopRightCorner)
 
         self.side = QSplitter(Qt.Orientation.Vertical, self)
         self.side.addWidget(self.history)
@@ -164,7 +166,7 @@ class ProfilingWorkspace(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
-        layout.addLayout(top)
+        layout.addWidget(self.controls)
         layout.addWidget(self.main_split, 1)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
@@ -188,31 +190,32 @@ class ProfilingWorkspace(QWidget):
         self.history.refresh(self.run.id if self.run else "")
         path = getattr(self.ctx, "model_path", None)
         if graph is None or not path:
-            self.controls.set_model_ready(False, "Open a model first")
+            self.controls.set_open_model(None)
             return
-        self.controls.set_model_ready(True)
-        self._graphs[str(Path(path).resolve())] = graph
+        path = str(Path(path).resolve())
+        self.controls.set_open_model(path)
+        self._graphs[path] = graph
         quantized = any(n.op_type == "QuantizeLinear" for n in getattr(graph, "nodes", []))
         if quantized and self.controls.available.get("htp") is not False:
             self.controls.select_backend("htp")
 
     def request(self, options: dict[str, Any]) -> dict[str, Any]:
-        """The profile job's request for the current model and the given control values."""
-        path = str(self.ctx.model_path)
+        """The profile job's request for the chosen model and the given control values."""
+        path = self.controls.model_path() or str(self.ctx.model_path)
         req: dict[str, Any] = {"model": path, "layers": True, "layer_runs": 3, **options}
         shapes = getattr(self.ctx, "input_shapes", None)
-        if shapes:
+        opened = getattr(self.ctx, "model_path", None)
+        if shapes and opened and Path(opened).resolve() == Path(path).resolve():
             req["input_shapes"] = shapes
-        mode = (
-            f"{options['duration_s']:g} s"
-            if options.get("duration_s")
-            else f"{options['runs']} runs"
-        )
+        if options.get("duration_s"):
+            mode = f"{options['duration_s']:g} s"
+        else:
+            mode = f"{options['runs']} runs"
         req["label"] = f"{Path(path).stem} · {str(options['backend']).upper()} · {mode}"
         return req
 
     def start_profile(self, options: dict[str, Any] | None = None) -> None:
-        if self.runner.busy or not getattr(self.ctx, "model_path", None):
+        if self.runner.busy or not self.controls.model_path():
             return
         req = self.request(options or self.controls.options())
         self.controls.set_running(True)
@@ -385,7 +388,8 @@ class ProfilingWorkspace(QWidget):
         self.figures.set_presentation(on)
         for w in (self.side, self.table, self.latency, self.slowest, self.optypes):
             w.setVisible(not on)
-        self.tabs.tabBar().setVisible(not on)
+        for i in range(self.tabs.count()):
+            self.tabs.setTabVisible(i, i == 0 or not on)
         if on:
             self.tabs.setCurrentIndex(0)
         for plot in (self.latency, self.hist, self.slowest, self.optypes):
