@@ -224,3 +224,17 @@ def test_build_job_reports_full_coverage(cnn_stats, tmp_path):
     assert "/stem/Conv_output_0" in out["folded_tensors"]
     assert out["coverage"]["complete"], out["coverage"]
     assert out["coverage"]["covered"] == out["coverage"]["quantizable"] > 10
+
+
+def test_old_opset_model_is_converted_for_per_channel(tmp_path):
+    from tests import builders
+
+    model = builders.small_cnn()
+    model.opset_import[0].version = 11
+    path = builders.save(model, tmp_path / "op11.onnx")
+    stats = calibrate(path, "random:2", cache_dir=tmp_path / "c")
+    assert any("opset 11 to 13" in w for w in stats.warnings)
+    result = build_qdq(stats, QuantPlan(per_channel=True), tmp_path / "q.onnx")
+    onnx.checker.check_model(onnx.load(result.qdq_path))
+    sess, _ = make_session(result.qdq_path, "cpu")
+    assert sess.run(None, {"input": np.ones((1, 3, 32, 32), np.float32)})[0].shape == (1, 10)

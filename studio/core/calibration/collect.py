@@ -37,6 +37,8 @@ from studio.core.model_io import file_sha256
 
 # stack up to this many samples / bytes of activations before one histogram pass per tensor
 _FLUSH_SAMPLES = 16
+MIN_OPSET = 13
+PREPARE_VERSION = 2
 _FLUSH_BYTES = 64 << 20
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
 
@@ -70,6 +72,7 @@ def prepare_model(
     Tensor names that survive keep their names, so encodings files still apply.
     """
     proto = model if isinstance(model, onnx.ModelProto) else load_fixed(model, input_shapes)
+    proto = _at_least_opset(proto, MIN_OPSET)
     out = Path(out_path)
     if optimize:
         so = ort.SessionOptions()
@@ -90,6 +93,25 @@ def prepare_model(
         pass
     onnx.save(proto, str(out))
     return proto
+
+
+def default_opset(proto: onnx.ModelProto) -> int:
+    return next((int(o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _at_least_opset(proto: onnx.ModelProto, version: int) -> onnx.ModelProto:
+    """Per-channel DequantizeLinear (its ``axis``) needs opset 13: convert older models first."""
+    if default_opset(proto) >= version:
+        return proto
+    try:
+        from onnx import version_converter
+
+        return version_converter.convert_version(proto, version)
+    except Exception as exc:  # the converter lacks adapters for some ops
+        raise BadInputError(
+            f"the model uses opset {default_opset(proto)}; quantising needs opset {version} and "
+            f"onnx could not convert it ({' '.join(str(exc).split())[:200]})"
+        ) from exc
 
 
 def _fix_shapes(proto: onnx.ModelProto, shapes: dict[str, list[int]], path: Path) -> None:
@@ -257,6 +279,8 @@ def calibrate(
         "bins": int(bins),
         "optimize": bool(optimize),
         "seed": int(seed),
+        # bump when preparation changes what the cached prepared model would be
+        "prepare_version": PREPARE_VERSION,
     }
     source = CalibrationSource(data, model_inputs(raw), preprocess, seed=seed, limit=limit)
     for warning in source.warnings:
@@ -281,6 +305,10 @@ def calibrate(
     try:
         proto = prepare_model(raw, tmp / PREPARED_MODEL, optimize=optimize)
         hists, dtypes, shapes, n = collect_stats(proto, source, bins=bins, ctx=ctx, threads=threads)
+        if default_opset(raw) < MIN_OPSET:
+            source.warnings.append(
+                f"model converted from opset {default_opset(raw)} to {MIN_OPSET} for quantisation"
+            )
         stats = CalibrationStats(
             model_sha256=model_sha,
             data_hash=data_hash,
