@@ -556,3 +556,19 @@ def test_auto_mix_on_htp_in_the_worker(qtbot, ws, ctx):
     assert all(np.isfinite(p.output_sqnr_db) for p in result.curve)
     assert "on HTP" in ws.mix_curve.caption.text()
     assert ctx.undo_stack.count() == 1
+
+
+def test_histogram_draws_the_4bit_grid(qtbot, ws):
+    calibrate(qtbot, ws)
+    weight = first_weight(ws)
+    ws.editor.select_names([weight])
+    assert not ws.histogram.region.movable  # per-channel: the union of ranges, not draggable
+    ws.editor.request_bulk("per_channel")  # off
+    ws.editor.bulk_buttons["Set 4-bit"].click()
+    enc = ws.session.encoding(weight)
+    assert enc.bitwidth == 4 and not enc.per_channel
+    assert ws.histogram.region.movable
+    x, _y = ws.histogram.grid_lines.getData()
+    codes = enc.scale[0] * (np.arange(enc.qmax + 1) + enc.offset[0])
+    assert np.allclose(np.unique(x), codes)
+    assert "4-bit" in ws.histogram.info.text()
