@@ -216,6 +216,28 @@ def test_profile_through_the_main_windows_job_manager(qtbot, cnn_path):
         ctx.jobs.shutdown()
 
 
+def test_a_run_the_project_cannot_store_is_kept_and_the_user_told(qtbot, cnn_path, tmp_path):
+    from studio.core.project import Project
+
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the runs folder's parent should be")
+    project = Project.new(cnn_path)
+    project.path = blocker / "demo.npustudio"  # its runs folder cannot be created
+    ctx, w = _workspace(qtbot, cnn_path, project=project)
+    errors: list[tuple[str, str]] = []
+    ctx.error_raised.connect(lambda t, m: errors.append((t, m)))
+    run = _profile(qtbot, w, "cpu", runs=5)
+    assert errors and errors[0][0] == "Run not saved in the project"
+    assert project.runs == [] and w.history.list.count() == 1
+    assert w.history.list.item(0).data(Qt.ItemDataRole.UserRole) == run.id
+    assert sum(w.hist.counts) == 5
+
+    # Another project: the unsaved run belonged to the first one and leaves the list.
+    ctx.project = Project.new(cnn_path)
+    ctx.set_model(ModelGraph.load(cnn_path), str(cnn_path))
+    assert w.history.list.count() == 0 and w.run is None
+
+
 def test_gpu_is_shown_unavailable_with_the_probe_reason(qtbot, cnn_path):
     from studio.core.backends import probe_backends
 

@@ -152,7 +152,7 @@ class KeyFiguresPanel(QWidget):
         simulated = any("simulat" in n.lower() for n in run.notes)
         if run.backend == "htp" and (simulated or run.host.get("machine") in ("x86_64", "AMD64")):
             lines.append(f"⚠ HTP simulated on x86-64: {SIM_NOTE}.")
-        lines += [n for n in run.notes if "ran on the CPU EP" in n]
+        lines += [n for n in run.notes if "ran on the CPU EP" in n or n.startswith("warning")]
         providers = ", ".join(run.providers)
         if providers:
             lines.append(f"{run.backend.upper()} · providers: {providers}")

@@ -43,6 +43,7 @@ class RunStore:
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
         self._memory: list[ProfileRun] = []
+        self._memory_owner: Any = None  # the project (or None) the in-memory runs belong to
         self._cache: dict[str, ProfileRun] = {}
 
     @property
@@ -54,11 +55,25 @@ class RunStore:
         if self.project is not None:
             self.project.add_run(run.id, run.label, run.to_json(), backend=run.backend)
         else:
-            self._memory = [r for r in self._memory if r.id != run.id] + [run]
+            self.keep_in_memory(run)
+
+    def keep_in_memory(self, run: ProfileRun) -> None:
+        """Fallback when the project cannot store a run: list it for this session."""
+        self._cache[run.id] = run
+        self._forget_other_projects()
+        self._memory = [r for r in self._memory if r.id != run.id] + [run]
+
+    def _forget_other_projects(self) -> None:
+        """In-memory runs belong to the project (or project-less session) they were made in."""
+        if self._memory_owner is not self.project:
+            self._memory = []
+            self._memory_owner = self.project
 
     def entries(self) -> list[HistoryEntry]:
+        self._forget_other_projects()
+        memory = [HistoryEntry(r.id, r.label, r.backend, r.created, r) for r in self._memory]
         if self.project is None:
-            return [HistoryEntry(r.id, r.label, r.backend, r.created, r) for r in self._memory]
+            return memory
         out = []
         for ref in self.project.runs:
             created = _dt.datetime.fromtimestamp(ref.created, _dt.timezone.utc).strftime(
@@ -70,7 +85,8 @@ class RunStore:
             except StudioError as exc:
                 entry.error = str(exc)
             out.append(entry)
-        return out
+        saved = {e.id for e in out}
+        return out + [e for e in memory if e.id not in saved]
 
     def get(self, run_id: str) -> ProfileRun:
         if run_id in self._cache:

@@ -229,7 +229,12 @@ class ProfilingWorkspace(QWidget):
         except StudioError as exc:
             self._on_failed("Profiling result unreadable", str(exc))
             return
-        self.store.add(run)
+        try:
+            self.store.add(run)
+        except (OSError, StudioError) as exc:
+            # The measurement stands; only keeping it failed. Say so and keep it in memory.
+            self.store.keep_in_memory(run)
+            self.ctx.show_error("Run not saved in the project", f"{run.label}: {exc}")
         self.history.refresh(run.id)
         self.show_run(run)
         self.controls.show_progress(1.0, "", f"done: {run.stats.count} runs")
