@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
-from PySide6.QtWidgets import QApplication, QLineEdit
+from PySide6.QtWidgets import QApplication, QComboBox, QLineEdit
 
 from studio.core.encodings import Encoding, EncodingSet, load_encodings, save_encodings
 from studio.core.model import ModelGraph
@@ -109,6 +109,24 @@ def test_bitwidth_edit_undo_redo(qtbot, ws, ctx):
     assert not ws.editor.proxy.setData(index, "4", Qt.ItemDataRole.EditRole)
     assert "4-bit activations" in ws.message.text()
     assert ws.session.encoding(ADD).is_float
+    # the checkbox path (what a click on the Sym cell does) on a weight
+    weight = first_weight(ws)
+    sym = index_of(ws, weight, "symmetric")
+    assert ws.editor.proxy.flags(sym) & Qt.ItemFlag.ItemIsUserCheckable
+    unchecked = Qt.CheckState.Unchecked.value
+    assert ws.editor.proxy.setData(sym, unchecked, Qt.ItemDataRole.CheckStateRole)
+    assert not ws.session.encoding(weight).symmetric
+    assert cell(ws, weight, "symmetric", Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Unchecked
+    ctx.undo_stack.undo()
+    assert ws.session.encoding(weight).symmetric
+    # the bit-width combo editor, as a user picks "16" in it
+    relu = "/res/relu1/Relu_output_0"
+    ws.editor.table.edit(index_of(ws, relu, "bits"))
+    combo = ws.editor.table.findChild(QComboBox, "bitwidthEditor")
+    assert combo is not None and combo.currentText() == "8"
+    combo.setCurrentIndex(combo.findText("16"))
+    combo.activated.emit(combo.currentIndex())
+    assert ws.session.encoding(relu).bitwidth == 16
 
 
 def test_bulk_edit_is_one_command(qtbot, ws, ctx):
