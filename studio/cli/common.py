@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from studio.core.errors import BadInputError
@@ -77,3 +80,22 @@ def stderr_context(quiet: bool = False) -> JobContext:
             print(line, file=sys.stderr, flush=True)
 
     return JobContext(on_progress=on_progress, on_log=on_log, min_interval_s=0.5)
+
+
+@contextmanager
+def native_stdout_to_stderr() -> Iterator[None]:
+    """Send file descriptor 1 to stderr while native code runs.
+
+    The QNN HTP library prints a banner ("# LIBNATIVE: ...") on fd 1 the first time a session
+    loads it, which would corrupt ``--json`` output on stdout. Wrap the work (not the final
+    ``print_json``) in this.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -172,3 +172,12 @@ def test_auto_mp_measured_on_htp(capsys, conv_model, calib, tmp_path):
     assert rc == 0, err
     data = json.loads(stdout)
     assert len(data["curve"]) == 2 and data["curve"][1]["wide_tensors"] > 0
+    assert data["sqnr_backend"] == "htp"
+    # the curve's first point is the HTP measurement of the plain A8W8 model
+    rc, cmp_out, _ = _run(capsys, "quantize", conv_model, "-o", tmp_path / "base.onnx",
+                          "--calib", calib, "--cache-dir", tmp_path / "c", "--json")  # fmt: skip
+    base = tmp_path / "base.onnx"
+    rc, cmp_out, _ = _run(capsys, "compare", conv_model, base, "--calib", calib,
+                          "--samples", "5", "--backend", "htp", "--json")  # fmt: skip
+    htp_db = json.loads(cmp_out)["output_sqnr_db"]
+    assert data["curve"][0]["output_sqnr_db"] == pytest.approx(htp_db, abs=1e-6)

@@ -18,7 +18,12 @@ import math
 from typing import Any
 
 from studio.cli.commands.quantize import add_calibration_args, preprocess_from_args
-from studio.cli.common import parse_input_shapes, print_json, stderr_context
+from studio.cli.common import (
+    native_stdout_to_stderr,
+    parse_input_shapes,
+    print_json,
+    stderr_context,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -66,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
         float_model = prepare_model(
             args.float_model, Path(tmp.name) / "fixed.onnx", shapes, optimize=False
         )
-    report = Analyser(float_model, cache_float=False).analyse(
-        args.quant_model, feeds, backend=args.backend, ctx=ctx
-    )
+    with native_stdout_to_stderr():  # the QNN library's banner must not reach stdout
+        report = Analyser(float_model, cache_float=False).analyse(
+            args.quant_model, feeds, backend=args.backend, ctx=ctx
+        )
     if args.json:
         data_json = report.to_json()
         data_json["float_model"] = str(args.float_model)

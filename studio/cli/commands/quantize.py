@@ -10,7 +10,8 @@
 Calibration statistics are cached by model + data hash, so re-running with another method,
 bitwidth or encodings file does not run the model over the data again. ``--encodings`` imports a
 QNN / AIMET / ORT file and keeps its scales and offsets exactly. The output SQNR reported is
-measured on CPU (float vs the written QDQ model) over up to 8 samples of the calibration source.
+measured on CPU (float vs the written QDQ model; on HTP with ``--mp-backend htp``) over up to 8
+samples of the calibration source.
 Nothing is written unless everything succeeded.
 """
 
@@ -22,7 +23,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from studio.cli.common import add_input_shape_arg, parse_input_shapes, print_json, stderr_context
+from studio.cli.common import (
+    add_input_shape_arg,
+    native_stdout_to_stderr,
+    parse_input_shapes,
+    print_json,
+    stderr_context,
+)
 from studio.core.errors import BadInputError
 
 EVAL_SAMPLES = 8
@@ -132,6 +139,16 @@ def _plan(args: argparse.Namespace, stats: Any):
 
 
 def run(args: argparse.Namespace) -> int:
+    with native_stdout_to_stderr():  # the QNN library's banner must not reach stdout
+        summary = _quantize(args)
+    if args.json:
+        print_json(summary)
+    else:
+        _print_human(summary, args)
+    return 0
+
+
+def _quantize(args: argparse.Namespace) -> dict[str, Any]:
     from studio.core.accuracy import Analyser, auto_mixed_precision
     from studio.core.accuracy.jobs import load_feeds
     from studio.core.calibration import calibrate
@@ -181,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
                 tmp,
                 target_db=args.target_sqnr,
                 max_steps=args.max_steps,
+                backend=args.mp_backend,
                 ctx=ctx,
             )
             curve = [p.to_json() for p in mp.curve]
@@ -190,7 +208,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             built = build_qdq(stats, plan, tmp, ctx=ctx)
             promoted = []
-        report = Analyser(stats.prepared_model, cache_float=False).analyse(tmp, feeds)
+        sqnr_backend = args.mp_backend if args.auto_mp else "cpu"
+        report = Analyser(stats.prepared_model, cache_float=False).analyse(
+            tmp, feeds, backend=sqnr_backend
+        )
         encodings = built.encodings
         if args.export_encodings:
             save_encodings(encodings, args.export_encodings, fmt=args.format)
@@ -219,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
         "output_sqnr_db": report.to_json()["output_sqnr_db"],
         "outputs_sqnr_db": report.to_json()["outputs"],
         "sqnr_samples": report.samples,
-        "sqnr_backend": "cpu",
+        "sqnr_backend": sqnr_backend,
         "wide_tensors": built.wide_tensors,
         "promoted": promoted,
         "curve": curve,
@@ -227,11 +248,7 @@ def run(args: argparse.Namespace) -> int:
         "export_format": args.format if args.export_encodings else None,
         "warnings": list(dict.fromkeys(stats.warnings + warnings + built.warnings)),
     }
-    if args.json:
-        print_json(summary)
-    else:
-        _print_human(summary, args)
-    return 0
+    return summary
 
 
 def _print_human(summary: dict[str, Any], args: argparse.Namespace) -> None:
