@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--duration", type=float, help="sustained mode: run for S seconds (with --runs 0: only)"
     )
-    parser.add_argument("--layer-runs", type=int, default=3, help="profiled runs per layer pass")
+    parser.add_argument("--layer-runs", type=int, default=5, help="profiled runs per layer pass")
     parser.add_argument("--no-layers", action="store_true", help="skip the per-layer pass")
     add_input_shape_arg(parser)
     parser.add_argument(

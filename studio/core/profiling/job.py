@@ -8,7 +8,7 @@ default: the bundle's, else htp as in ``npu-studio run``), ``config`` (backend_c
 ``session_config``, ``disable_cpu_fallback`` (default False: measure what a user would get and
 report the nodes ORT placed on the CPU), ``runs`` (default 50), ``warmup`` (default 5),
 ``duration_s`` (sustained mode), ``input_shapes``, ``seed``, ``layers`` (default True),
-``layer_runs`` (default 3), ``artifacts_dir`` (keep the raw profiler files there), ``out`` (save the
+``layer_runs`` (default 5), ``artifacts_dir`` (keep the raw profiler files there), ``out`` (save the
 record there), ``label``, ``max_saved_latencies`` (default 20000), ``timeline_bin_s``.
 
 Set-up is measured in parts: loading the model (parse, checks, shape inference), registering the
@@ -283,7 +283,7 @@ def profile_model(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
             feeds,
             session_kwargs=kwargs,
             disable_cpu_fallback=fallback_off,
-            runs=_int(request, "layer_runs", 3, 1),
+            runs=_int(request, "layer_runs", 5, 1),
             workdir=request.get("artifacts_dir"),
             ctx=ctx,
         )

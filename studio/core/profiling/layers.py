@@ -4,9 +4,9 @@ Why separate from the latency loop: profiling costs time (QNN's detailed profili
 kernel timer both add work to every run), so latencies are measured with profiling off and the
 per-layer figures come from this pass. Its first run is discarded (VTCM acquire, power-on and
 cache warm-up inflate it: the simulator reported 1.04 M cycles for an input quantize on the first
-run and 0.62 M on the third); per op we keep the median over the remaining runs. The simulator's
-counts also wobble when the host is busy (one block of a 3x3 Conv read 3.7x its usual cycles while
-other processes loaded both cores), which is why the default is 3 runs and the median, not 1.
+run and 0.62 M on the third). The simulator's counts also grow when the host is busy (a 3x3 Conv
+read 1.0 M cycles on a quiet host, 2.3-6.3 M with two busy processes), so per op we keep the
+lowest cycle count of the remaining runs (and the spread), and the median for ORT's µs.
 
 * HTP: QNN profiler CSV (``profiling_level=detailed``) for per-op cycles, QNN's JSON graph dump to
   name ops, and ORT's profile JSON for nodes ORT placed on the CPU EP (fallback) and the wall time
@@ -49,11 +49,15 @@ def _median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else 0.0
 
 
-def qnn_ops(profile: QnnProfile, skip_first: int = 1) -> tuple[list[tuple[str, float, str]], int]:
-    """Median per-op value over the blocks after the first ``skip_first``: [(name, value, unit)].
+def qnn_ops(
+    profile: QnnProfile, skip_first: int = 1
+) -> tuple[list[tuple[str, float, str, float, float]], int]:
+    """Per-op figure over the blocks after the first ``skip_first``: [(name, value, unit, lo, hi)].
 
-    Op order is that of the first kept block (QNN's execution order). Returns the ops and the
-    number of blocks the medians were taken over.
+    Cycles: the MINIMUM over runs. On the x86-64 simulator a busy host only ever adds cycles
+    (measured: a 3x3 Conv read 1.0 M cycles on a quiet host and 2.3-6.3 M with two busy
+    processes), so the lowest reading is the closest to the uncontended cost. Other units: the
+    median. ``lo``/``hi`` keep the spread. Op order is QNN's execution order.
     """
     blocks = profile.blocks[skip_first:] if len(profile.blocks) > skip_first else profile.blocks
     values: dict[str, list[float]] = {}
@@ -62,7 +66,11 @@ def qnn_ops(profile: QnnProfile, skip_first: int = 1) -> tuple[list[tuple[str, f
         for op in block.ops:
             values.setdefault(op.name, []).append(op.value)
             units[op.name] = op.unit
-    return [(name, _median(v), units[name]) for name, v in values.items()], len(blocks)
+    out = []
+    for name, v in values.items():
+        value = min(v) if units[name] == "CYCLES" else _median(v)
+        out.append((name, value, units[name], min(v), max(v)))
+    return out, len(blocks)
 
 
 def ort_ops(
@@ -218,7 +226,7 @@ def _run_pass(
         if not dump:
             out.notes.append("QNN graph dump unavailable: op names mapped by name only")
         q_ops, n_blocks = qnn_ops(qnn)
-        for name, value, unit in q_ops:
+        for name, value, unit, lo, hi in q_ops:
             info_op = dump.get(name)
             ops.append(
                 BackendOp(
@@ -226,6 +234,7 @@ def _run_pass(
                     value,
                     unit,
                     backend,
+                    spread=(lo, hi),
                     op_type=info_op.op_type if info_op else "",
                     outputs=info_op.outputs if info_op else [],
                     inputs=info_op.inputs if info_op else [],
@@ -244,9 +253,18 @@ def _run_pass(
             "qnn_finalize_us": qnn.setup_us("QNN (finalize) time"),
             "blocks": len(qnn.blocks),
         }
+        totals = [b.accelerator_cycles for b in kept if b.accelerator_cycles]
+        if len(totals) > 1 and max(totals) > 1.25 * min(totals):
+            out.notes.append(
+                f"the simulator's cycle counts varied {max(totals) / min(totals):.1f}x across the "
+                f"{len(totals)} profiled runs (accelerator total {min(totals):,.0f} to "
+                f"{max(totals):,.0f} cycles): the host was busy, which inflates simulated cycles. "
+                "Per-op figures are the lowest reading; re-profile on a quiet machine before "
+                "comparing runs"
+            )
         cpu_nodes = [o for o in ops if o.backend == "cpu"]
         out.source = (
-            f"QNN profiler CSV (profiling_level=detailed): median cycles per op over {n_blocks} "
+            f"QNN profiler CSV (profiling_level=detailed): lowest cycles per op over {n_blocks} "
             f"profiled run(s) after 1 discarded, in a separate session from the latency loop"
         )
         if cpu_nodes:

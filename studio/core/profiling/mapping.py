@@ -83,6 +83,7 @@ class BackendOp:
     op_type: str = ""
     outputs: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
+    spread: tuple[float, float] | None = None  # lowest / highest reading over profiled runs
 
 
 def _strip_suffixes(name: str, suffixes: Iterable[str]) -> str:
@@ -272,6 +273,7 @@ def build_layer_rows(
                     cycles=op.value if is_cycles else None,
                     time_us=None if is_cycles else op.value,
                     backend_ops=[op.name],
+                    value_range=list(op.spread) if op.spread else None,
                     inserted=True,
                     note=note,
                 )
@@ -287,6 +289,9 @@ def build_layer_rows(
         else:
             row.time_us = (row.time_us or 0.0) + op.value
         row.backend_ops.append(op.name)
+        if op.spread is not None:
+            lo, hi = row.value_range or [0.0, 0.0]
+            row.value_range = [lo + op.spread[0], hi + op.spread[1]]
         row.fused = sorted(set(row.fused) | set(fused))
     layers = _merge_zero_heads(graph, list(rows.values()))
     for row in layers:
@@ -344,6 +349,7 @@ def _merge_zero_heads(graph: Any, layers: list[LayerRow]) -> list[LayerRow]:
             between = _fusable_path(graph, produced, graph.node_by_id[nxt.node_id], measured)
             if between is not None:
                 row.cycles = nxt.cycles
+                row.value_range = nxt.value_range
                 row.fused = sorted({*row.fused, nxt.node_id, *nxt.fused, *between})
                 row.backend_ops += nxt.backend_ops
                 out.append(row)

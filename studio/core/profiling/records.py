@@ -38,6 +38,7 @@ class LayerRow:
     measure add up to 1. ``backend_ops`` are the backend's names that were summed into this row;
     ``fused`` the other ONNX nodes the backend folded into it; ``inferred`` the subset of those the
     backend did not report at all (attributed by graph position, see mapping.py).
+    ``value_range`` is [lowest, highest] reading over the profiled runs, where known.
     """
 
     node_id: str
@@ -51,6 +52,7 @@ class LayerRow:
     backend_ops: list[str] = field(default_factory=list)
     fused: list[str] = field(default_factory=list)
     inferred: list[str] = field(default_factory=list)
+    value_range: list[float] | None = None
     inserted: bool = False
     note: str = ""
 

@@ -118,7 +118,7 @@ def _latency_section(run: ProfileRun) -> str:
     series = {"per run": (xs, run.latencies_ms)}
     over_time = line_svg(series, title="Latency over the loop", xlabel=xlabel, ylabel="ms")
     charts = [hist, over_time]
-    if len(run.timeline) >= 2:
+    if run.options.get("duration_s") or len(run.timeline) >= 4:
         t = [b["t_s"] for b in run.timeline]
         charts.append(
             line_svg(
@@ -126,7 +126,7 @@ def _latency_section(run: ProfileRun) -> str:
                     "mean": (t, [b["mean_ms"] for b in run.timeline]),
                     "p95": (t, [b["p95_ms"] for b in run.timeline]),
                 },
-                title="Sustained: latency per time bin",
+                title="Latency per time bin (mean, p95)",
                 xlabel="seconds",
                 ylabel="ms",
             )
@@ -165,6 +165,9 @@ def _layers_section(run: ProfileRun) -> str:
             "share %": None if r.share is None else 100 * r.share,
             "MACs": r.macs,
             "cycles/MAC": r.cycles_per_mac,
+            "range over runs": (
+                f"{r.value_range[0]:,.0f}-{r.value_range[1]:,.0f}" if r.value_range else None
+            ),
             "note": r.note,
         }
         for r in ranked[:TOP_N]
