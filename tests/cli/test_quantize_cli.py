@@ -181,3 +181,23 @@ def test_auto_mp_measured_on_htp(capsys, conv_model, calib, tmp_path):
                           "--samples", "5", "--backend", "htp", "--json")  # fmt: skip
     htp_db = json.loads(cmp_out)["output_sqnr_db"]
     assert data["curve"][0]["output_sqnr_db"] == pytest.approx(htp_db, abs=1e-6)
+
+
+@pytest.mark.htp
+def test_check_htp_reports_offload_and_refusal(capsys, conv_model, calib, tmp_path):
+    rc, stdout, err = _run(
+        capsys, "quantize", conv_model, "-o", tmp_path / "q.onnx", "--calib", calib,
+        "--check-htp", "--cache-dir", tmp_path / "c", "--json",
+    )  # fmt: skip
+    assert rc == 0, err
+    assert json.loads(stdout)["htp_full_offload"] == {"ok": True, "reason": ""}
+    # 16-bit Conv weights: the HTP backend refuses those nodes, and says which
+    rc, stdout, err = _run(
+        capsys, "quantize", conv_model, "-o", tmp_path / "w16.onnx", "--calib", calib,
+        "--weight-bw", "16", "--act-bw", "16", "--check-htp", "--cache-dir", tmp_path / "c",
+        "--json",
+    )  # fmt: skip
+    assert rc == 0, err
+    offload = json.loads(stdout)["htp_full_offload"]
+    assert offload["ok"] is False and "Conv" in offload["reason"]
+    assert (tmp_path / "w16.onnx").is_file()

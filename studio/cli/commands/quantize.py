@@ -5,7 +5,7 @@
         [--per-channel | --no-per-channel] [--encodings IN.json]
         [--export-encodings OUT.json --format qnn|aimet1|aimet2|ort|studio]
         [--auto-mp --target-sqnr DB [--max-steps N] [--mp-backend cpu|htp]] [--mean R,G,B --std R,G,B --layout NCHW|NHWC]
-        [--input-shape NAME=D0,D1,...] [--cache-dir DIR] [--plan PLAN.json] [--json]
+        [--input-shape NAME=D0,D1,...] [--cache-dir DIR] [--plan PLAN.json] [--check-htp] [--json]
 
 Calibration statistics are cached by model + data hash, so re-running with another method,
 bitwidth or encodings file does not run the model over the data again. ``--encodings`` imports a
@@ -74,6 +74,11 @@ def register(subparsers: Any) -> None:
         default="cpu",
         choices=("cpu", "htp"),
         help="where --auto-mp measures SQNR (default cpu; htp runs every step on QNN HTP)",
+    )
+    parser.add_argument(
+        "--check-htp",
+        action="store_true",
+        help="open the result on QNN HTP with CPU fallback disabled and report full offload",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     parser.set_defaults(func=run)
@@ -153,7 +158,7 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
     from studio.core.accuracy.jobs import load_feeds
     from studio.core.calibration import calibrate
     from studio.core.encodings import save_encodings
-    from studio.core.quantize import build_coverage, build_qdq
+    from studio.core.quantize import build_coverage, build_qdq, check_htp_offload
 
     if args.auto_mp and args.target_sqnr is None:
         raise BadInputError("--auto-mp needs --target-sqnr DB")
@@ -212,6 +217,7 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
         report = Analyser(stats.prepared_model, cache_float=False).analyse(
             tmp, feeds, backend=sqnr_backend
         )
+        offload = check_htp_offload(tmp) if args.check_htp else None
         encodings = built.encodings
         if args.export_encodings:
             save_encodings(encodings, args.export_encodings, fmt=args.format)
@@ -247,6 +253,11 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
         "exported_encodings": args.export_encodings,
         "export_format": args.format if args.export_encodings else None,
         "warnings": list(dict.fromkeys(stats.warnings + warnings + built.warnings)),
+        "htp_full_offload": (
+            {"ok": offload[0], "reason": offload[1].replace(tmp_name, str(out))}
+            if offload
+            else None
+        ),
     }
     return summary
 
@@ -269,3 +280,6 @@ def _print_human(summary: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"promoted to 16 bit: {', '.join(summary['promoted'])}")
     if args.export_encodings:
         print(f"encodings ({args.format}) written to {args.export_encodings}")
+    offload = summary["htp_full_offload"]
+    if offload is not None:
+        print("QNN HTP: runs fully offloaded" if offload["ok"] else f"QNN HTP: {offload['reason']}")

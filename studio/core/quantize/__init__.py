@@ -8,7 +8,13 @@ Public API::
     result.encodings                                    # what the QDQ model really uses
 """
 
-from studio.core.quantize.build import BuildResult, build_coverage, build_qdq, encodings_of_qdq
+from studio.core.quantize.build import (
+    BuildResult,
+    build_coverage,
+    build_qdq,
+    check_htp_offload,
+    encodings_of_qdq,
+)
 from studio.core.quantize.plan import QuantPlan, TensorOverride
 
 __all__ = [
@@ -17,5 +23,6 @@ __all__ = [
     "TensorOverride",
     "build_coverage",
     "build_qdq",
+    "check_htp_offload",
     "encodings_of_qdq",
 ]

@@ -224,6 +224,22 @@ def build_qdq(
     )
 
 
+def check_htp_offload(qdq_path: str | Path) -> tuple[bool, str]:
+    """Does QNN HTP take the whole model? (a session with CPU fallback disabled; ~0.3 s).
+
+    Returns (True, "") or (False, the reason QNN/ORT gave, e.g. which nodes it refused): 16-bit
+    Conv weights, for one, are refused by the HTP backend of onnxruntime-qnn 2.7.
+    """
+    from studio.core.errors import BackendUnavailableError
+    from studio.core.runtime import make_session
+
+    try:
+        make_session(qdq_path, "htp", disable_cpu_fallback=True)
+    except BackendUnavailableError as exc:
+        return False, str(exc)
+    return True, ""
+
+
 def build_coverage(result: BuildResult, stats: CalibrationStats) -> Any:
     """Encodings coverage of a build against the prepared model, not counting tensors the
     quantiser folded away (a Conv output feeding a lone Relu no longer exists)."""

@@ -6,13 +6,14 @@ from typing import Any
 
 from studio.core.calibration import CalibrationStats
 from studio.core.jobs import JobContext, job
-from studio.core.quantize.build import build_coverage, build_qdq
+from studio.core.quantize.build import build_coverage, build_qdq, check_htp_offload
 from studio.core.quantize.plan import QuantPlan
 
 
 @job
 def build_qdq_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    """``{"stats_dir", "plan"?, "out"}`` -> BuildResult JSON plus encodings coverage.
+    """``{"stats_dir", "plan"?, "out", "check_htp"?}`` -> BuildResult JSON plus encodings
+    coverage (and, with ``check_htp``, whether QNN HTP takes the whole model and why not).
 
     No data and no inference: this is the rebuild after every edit in the editor.
     """
@@ -21,4 +22,7 @@ def build_qdq_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     result = build_qdq(stats, plan, request["out"], ctx=ctx)
     data = result.to_json()
     data["coverage"] = build_coverage(result, stats).to_json()
+    if request.get("check_htp"):
+        ok, reason = check_htp_offload(result.qdq_path)
+        data["htp_full_offload"] = {"ok": ok, "reason": reason}
     return data
