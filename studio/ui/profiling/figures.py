@@ -95,7 +95,9 @@ class KeyFiguresPanel(QWidget):
     def clear(self) -> None:
         for card in self.cards.values():
             card.set("—")
-        self.note.setText("No run yet: choose a backend and press Start.")
+        self.note.setText(
+            "No run yet: open a model (or pick an ONNX file), choose a backend, press Start."
+        )
 
     def set_presentation(self, on: bool) -> None:
         """Large type for demos: the cards wrap onto rows of three and grow."""

@@ -128,3 +128,74 @@ class ProfileRunner(QObject):
     def _on_cancelled(self) -> None:
         self._reset()
         self.cancelled.emit()
+
+
+class _GraphBridge(QObject):
+    loaded = Signal(str, object, str)  # path, ModelGraph | None, error text
+
+
+class _GraphRunnable(QRunnable):
+    def __init__(self, path: str, bridge: _GraphBridge) -> None:
+        super().__init__()
+        self.path = path
+        self.bridge = bridge
+
+    def run(self) -> None:
+        from studio.core.model import ModelGraph
+
+        try:
+            graph = ModelGraph.load(self.path)
+        except (StudioError, OSError) as exc:
+            self.bridge.loaded.emit(self.path, None, str(exc))
+        else:
+            self.bridge.loaded.emit(self.path, graph, "")
+
+
+class GraphCache(QObject):
+    """ModelGraphs of profiled files, loaded off the UI thread (a large model takes seconds).
+
+    The suggestions' structural rules (16-bit activations, depthwise candidates) need the graph
+    of the file that was profiled, which is often the QDQ model rather than the open one.
+    """
+
+    ready = Signal(str)  # resolved path whose graph (or failure) is now known
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.graphs: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+        self._pending: set[str] = set()
+        self._bridge = _GraphBridge()  # no Qt parent: the thread may outlive this object
+        self._bridge.loaded.connect(self._loaded)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+
+    @staticmethod
+    def key(path: str) -> str:
+        from pathlib import Path
+
+        return str(Path(path).resolve())
+
+    def put(self, path: str, graph: Any) -> None:
+        self.graphs[self.key(path)] = graph
+
+    def known(self, path: str) -> bool:
+        key = self.key(path)
+        return key in self.graphs or key in self.errors
+
+    def get(self, path: str) -> Any:
+        """The graph if loaded (None otherwise); starts loading it in the background."""
+        key = self.key(path)
+        if key not in self.graphs and key not in self.errors and key not in self._pending:
+            self._pending.add(key)
+            self.pool.start(_GraphRunnable(key, self._bridge))
+        return self.graphs.get(key)
+
+    def _loaded(self, path: str, graph: Any, error: str) -> None:
+        self._pending.discard(path)
+        if graph is not None:
+            self.graphs[path] = graph
+        else:
+            self.errors[path] = error
+            log.info("no model structure for %s: %s", path, error)
+        self.ready.emit(path)

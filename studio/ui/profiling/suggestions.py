@@ -98,6 +98,7 @@ class SuggestionsPanel(QWidget):
         layout.addWidget(QLabel("<b>Suggestions</b>", self))
         layout.addWidget(self.scroll, 1)
         layout.addWidget(self.info)
+        self.info.setText("Bottlenecks of the shown run appear here, each naming its nodes.")
 
     def set_suggestions(self, suggestions: list[Any], error: str = "") -> None:
         for card in self.cards:

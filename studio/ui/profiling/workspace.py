@@ -1,7 +1,8 @@
 """The Profiling workspace: run a profile, read it, put it on the graph, compare, export.
 
-Layout: a control bar on top; on the left the run history and the suggestions; on the right a
-Dashboard tab (key figures, four plots, the per-layer table) and a Compare tab. Everything shown
+Layout: a control bar on top (model, backend, runs, warm-up, sustained, Start/Cancel); on the left
+the run history and the suggestions; on the right a Dashboard tab (key figures, four plots, the
+per-layer table) and a Compare tab, with Show on graph / Export / Presentation in the tab corner. Everything shown
 comes from a core ``ProfileRun``; this class only wires panels to the context:
 
 * a bar, a table row or a suggestion calls ``ctx.select_node``; ``ctx.node_selected`` moves the
@@ -39,7 +40,7 @@ from studio.ui.profiling.figures import KeyFiguresPanel
 from studio.ui.profiling.history import RunHistoryPanel, RunStore
 from studio.ui.profiling.layer_table import LayerTablePanel
 from studio.ui.profiling.plots import HistogramPlot, LatencyPlot, OpTypePlot, SlowestLayersPlot
-from studio.ui.profiling.runner import ProfileRunner
+from studio.ui.profiling.runner import GraphCache, ProfileRunner
 from studio.ui.profiling.suggestions import SuggestionsPanel
 from studio.ui.profiling.view_data import overlay_for
 from studio.ui.theme import COLORS
@@ -67,7 +68,8 @@ class ProfilingWorkspace(QWidget):
         self.run: ProfileRun | None = None
         self.store = RunStore(ctx)
         self.runner = ProfileRunner(ctx, self)
-        self._graphs: dict[str, Any] = {}
+        self.graphs = GraphCache(self)
+        self.graphs.ready.connect(self._graph_ready)
         self._probed = False
 
         self.controls = ControlBar(self)
@@ -194,7 +196,7 @@ class ProfilingWorkspace(QWidget):
             return
         path = str(Path(path).resolve())
         self.controls.set_open_model(path)
-        self._graphs[path] = graph
+        self.graphs.put(path, graph)
         quantized = any(n.op_type == "QuantizeLinear" for n in getattr(graph, "nodes", []))
         if quantized and self.controls.available.get("htp") is not False:
             self.controls.select_backend("htp")
@@ -276,28 +278,25 @@ class ProfilingWorkspace(QWidget):
             plot.clear_data()
         self.overlay_btn.setEnabled(False)
 
-    def _graph_for(self, run: ProfileRun) -> Any:
-        """The profiled model's graph (the QDQ model may not be the one open in the studio)."""
-        key = str(Path(run.model_path).resolve())
-        if key not in self._graphs:
-            from studio.core.model import ModelGraph
-
-            try:
-                self._graphs[key] = ModelGraph.load(run.model_path)
-            except (StudioError, OSError) as exc:
-                log.info("suggestions without model structure: %s", exc)
-                self._graphs[key] = None
-        return self._graphs[key]
-
     def _update_suggestions(self, run: ProfileRun) -> None:
+        """Suggestions now from the figures; again with structure once the graph is loaded."""
         from studio.core.profiling.suggestions import suggest
 
-        graph = self._graph_for(run)
-        note = "" if graph is not None else "Model file not found: structural rules skipped."
+        graph = self.graphs.get(run.model_path)
+        if graph is not None:
+            note = ""
+        elif self.graphs.known(run.model_path):
+            note = "Model file unreadable: structural rules skipped."
+        else:
+            note = "Reading the model for structural rules…"
         try:
             self.suggestions.set_suggestions(suggest(run, graph), note)
         except StudioError as exc:
             self.suggestions.set_suggestions([], str(exc))
+
+    def _graph_ready(self, path: str) -> None:
+        if self.run is not None and self.graphs.key(self.run.model_path) == path:
+            self._update_suggestions(self.run)
 
     # ----- selection and overlay ----------------------------------------------------------
     def _follow_selection(self, node_id: str) -> None:
@@ -359,9 +358,23 @@ class ProfilingWorkspace(QWidget):
         return write_report(
             path,
             [self.run, *others],
-            self._graph_for(self.run),
+            self._graph_now(self.run.model_path),
             suggestions=suggestions or None,
         )
+
+    def _graph_now(self, path: str) -> Any:
+        """The profiled model's graph for the report, loaded here if not yet (user action)."""
+        graph = self.graphs.graphs.get(self.graphs.key(path))
+        if graph is None and not self.graphs.known(path):
+            from studio.core.model import ModelGraph
+
+            try:
+                graph = ModelGraph.load(path)
+            except (StudioError, OSError) as exc:
+                log.info("report without model structure: %s", exc)
+                return None
+            self.graphs.put(path, graph)
+        return graph
 
     def _ask_export(self, kind: str) -> None:
         filters = {
