@@ -8,7 +8,7 @@ import pytest
 
 from studio.cli import main
 from tests import builders
-from tests.core.profiling.conftest import quantize_for_qnn
+from tests.core.profiling.qdq import quantize_for_qnn
 
 
 @pytest.fixture(scope="module")

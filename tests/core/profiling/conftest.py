@@ -2,41 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import onnx
 import pytest
-from onnxruntime.quantization import CalibrationDataReader, quantize_static
-from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
 
 from tests import builders
-
-
-class _RandomReader(CalibrationDataReader):
-    def __init__(self, shape: tuple[int, ...], count: int = 4) -> None:
-        rng = np.random.default_rng(0)
-        self._it = iter([{"input": rng.random(shape, dtype=np.float32)} for _ in range(count)])
-
-    def get_next(self):
-        return next(self._it, None)
-
-
-def quantize_for_qnn(src, dst, shape=(1, 3, 32, 32), **kwargs):
-    """QDQ model as the QNN EP expects it (get_qnn_qdq_config), random calibration."""
-    cfg = get_qnn_qdq_config(str(src), _RandomReader(shape), **kwargs)
-    quantize_static(
-        str(src),
-        str(dst),
-        _RandomReader(shape),
-        quant_format=cfg.quant_format,
-        activation_type=cfg.activation_type,
-        weight_type=cfg.weight_type,
-        calibrate_method=cfg.calibrate_method,
-        op_types_to_quantize=cfg.op_types_to_quantize,
-        nodes_to_exclude=cfg.nodes_to_exclude,
-        per_channel=cfg.per_channel,
-        extra_options=cfg.extra_options,
-    )
-    return dst
+from tests.core.profiling.qdq import quantize_for_qnn
 
 
 @pytest.fixture(scope="session")

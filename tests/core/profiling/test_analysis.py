@@ -22,7 +22,7 @@ from studio.core.profiling.report import build_report, write_report
 from studio.core.profiling.suggestions import activation_bits, suggest
 from studio.core.synthetic import transformer_like
 from tests import builders
-from tests.core.profiling.conftest import quantize_for_qnn
+from tests.core.profiling.qdq import quantize_for_qnn
 
 
 def _profile(model, backend="cpu", **kw) -> ProfileRun:
