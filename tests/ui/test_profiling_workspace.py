@@ -212,6 +212,14 @@ def test_profile_through_the_main_windows_job_manager(qtbot, cnn_path):
         assert handle.state == "done" and handle.value["id"] == run.id
         assert run.label in handle.title and handle.lane == "profiling"
         assert sum(w.hist.counts) == 8
+        # Cancel reaches the managed job too.
+        w.controls.sustained.setChecked(True)
+        w.controls.duration.setValue(60.0)
+        with qtbot.waitSignal(w.runner.progress, timeout=JOB_TIMEOUT_MS):
+            w.controls.start_btn.click()
+        with qtbot.waitSignal(w.runner.cancelled, timeout=10_000):
+            w.controls.cancel_btn.click()
+        assert ctx.jobs.jobs[-1].state == "cancelled" and w.run.id == run.id
     finally:
         ctx.jobs.shutdown()
 
