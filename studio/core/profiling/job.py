@@ -160,6 +160,25 @@ def _placement(ort_json: str, model: str, backend: str) -> tuple[int, int]:
 @job
 def profile_model(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Measure one model on one backend; returns ``ProfileRun.to_json()``."""
+    with tempfile.TemporaryDirectory(prefix="studio-profile-") as scratch:
+        return _profile(request, ctx, Path(scratch))
+
+
+def _session_model(model: str, backend: str, shapes: Any, scratch: Path) -> tuple[str, str]:
+    """The file the sessions open: QNN needs static shapes, so ``input_shapes`` fix a copy."""
+    if backend == "cpu" or not shapes:
+        return model, ""
+    from studio.core.feeds import fix_input_shapes, needs_fixed_shapes
+
+    if not needs_fixed_shapes(model, shapes):
+        return model, ""
+    fixed = fix_input_shapes(model, shapes, scratch)
+    return str(
+        fixed
+    ), f"input shapes {shapes} fixed in a copy of the model (QNN needs static shapes)"
+
+
+def _profile(request: dict[str, Any], ctx: JobContext, scratch: Path) -> dict[str, Any]:
     source = request.get("model")
     if not isinstance(source, str) or not source:
         raise BadInputError("profile request needs 'model' (path of an ONNX model or bundle)")
@@ -186,20 +205,22 @@ def profile_model(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         t = time.perf_counter()
         register_qnn()
         setup["qnn_register_s"] = time.perf_counter() - t
+    session_model, fixed_note = _session_model(model, backend, shapes, scratch)
+    if fixed_note:
+        notes.append(fixed_note)
     rss_before = rss_mb()
 
     ctx.stage = "session"
     ctx.check_cancelled()
-    probe_dir = tempfile.TemporaryDirectory(prefix="studio-probe-")
     t = time.perf_counter()
     sess, info = make_session(
-        model,
+        session_model,
         backend,
         **kwargs,
         disable_cpu_fallback=fallback_off,
         # QNN: the first run is profiled by ORT to see where nodes really ran (see _placement).
         enable_profiling=backend != "cpu",
-        profile_prefix=str(Path(probe_dir.name) / "placement"),
+        profile_prefix=str(scratch / "placement"),
     )
     setup["session_create_s"] = time.perf_counter() - t
     setup["rss_session_delta_mb"] = rss_mb() - rss_before
@@ -210,7 +231,6 @@ def profile_model(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     if backend != "cpu":
         placement = _placement(sess.end_profiling(), model, backend)
         setup["qnn_partitions_run"], setup["cpu_kernels_run"] = placement
-    probe_dir.cleanup()
 
     ctx.stage = "warmup"
     for i in range(warmup):
@@ -278,7 +298,7 @@ def profile_model(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         record.options["layers_mapped_to"] = str(mapping_graph.path)
         layer_pass = profile_layers(
             mapping_graph,
-            model,
+            session_model,
             backend,
             feeds,
             session_kwargs=kwargs,

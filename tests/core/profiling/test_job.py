@@ -242,3 +242,21 @@ def test_fp16_fused_conv_relu_cycles_go_to_the_conv(tiny_model):
     assert rows["/conv1/Conv"].cycles > 0 and "/relu1/Relu" in rows["/conv1/Conv"].fused
     assert "/relu1/Relu" not in rows
     assert len(rows["/conv1/Conv"].backend_ops) == 2
+
+
+@pytest.mark.htp
+def test_dynamic_batch_on_htp_needs_and_uses_input_shapes(tmp_path):
+    from tests import builders
+
+    model = builders.conv_relu()
+    for vi in (*model.graph.input, *model.graph.output):
+        vi.type.tensor_type.shape.dim[0].dim_param = "batch"
+    path = builders.save(model, tmp_path / "dyn.onnx")
+    req = {"model": str(path), "backend": "htp", "runs": 2, "warmup": 1, "layer_runs": 1}
+    with pytest.raises(BadInputError, match="input-shape x="):
+        run_inline(profile_model, req)
+    rec = ProfileRun.from_json(
+        run_inline(profile_model, dict(req, input_shapes={"x": [1, 3, 16, 16]}))
+    )
+    assert any("fixed in a copy" in n for n in rec.notes)
+    assert rec.setup["qnn_partitions_run"] >= 1 and "/conv1/Conv" in _rows(rec)
