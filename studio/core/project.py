@@ -223,6 +223,19 @@ class Project:
         self.dirty = True
         return ref
 
+    def rename_run(self, run_id: str, label: str) -> None:
+        """Relabel a run in the history; its record, place and time stay as they were."""
+        label = label.strip()
+        if not label:
+            raise ConfigError("a run label cannot be empty")
+        for ref in self.runs:
+            if ref.id == run_id:
+                if ref.label != label:
+                    ref.label = label
+                    self.dirty = True
+                return
+        raise ConfigError(f"no run '{run_id}' in the project")
+
     def load_run(self, run_id: str) -> dict[str, Any]:
         for ref in self.runs:
             if ref.id == run_id:

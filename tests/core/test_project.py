@@ -223,3 +223,22 @@ def test_fuzz_project_loader_raises_only_studio_errors(doc, tmp_path):
         Project.load(path)
     except StudioError:
         pass
+
+
+def test_rename_run_keeps_order_and_record(tiny_model, tmp_path, data_dir):
+    project = Project.new(tiny_model)
+    project.save(tmp_path / "p.npustudio")
+    project.add_run("r1", "INT8", {"p50_ms": 1.0})
+    project.add_run("r2", "A16", {"p50_ms": 2.0})
+    project.save()
+    project.rename_run("r1", "  INT8 baseline ")
+    assert project.dirty
+    assert [(r.id, r.label) for r in project.runs] == [("r1", "INT8 baseline"), ("r2", "A16")]
+    project.save()
+    again = Project.load(tmp_path / "p.npustudio")
+    assert again.runs[0].label == "INT8 baseline"
+    assert again.load_run("r1") == {"p50_ms": 1.0}
+    with pytest.raises(ConfigError, match="empty"):
+        again.rename_run("r1", " ")
+    with pytest.raises(ConfigError, match="no run 'nope'"):
+        again.rename_run("nope", "x")
