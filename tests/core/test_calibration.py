@@ -243,3 +243,50 @@ def test_batching_falls_back_when_the_model_hardcodes_its_batch(tmp_path):
     assert stats.num_samples == 6
     assert stats.range("flat") == pytest.approx((data.min(), data.max()))
     assert stats.tensor("y").count == data.size and stats.shapes["y"] == [1, 48]
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(0.0, None), (0.0, 6.0), (-1.5, 2.25), (None, 0.7)])
+def test_clamped_histograms_derive_exactly(lo, hi):
+    from studio.core.calibration.derive import Derivation, derive
+
+    x = np.random.default_rng(7).normal(0.5, 3.0, 50_000).astype(np.float32)
+    h = RunningHistogram()
+    h.update(x)
+    d = derive(h, Derivation("y", "x", lo, hi))
+    y = np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+    assert (d.minimum, d.maximum) == (float(y.min()), float(y.max()))
+    assert d.count == x.size and d.counts.sum() == x.size
+    ref, _ = np.histogram(y.astype(np.float64), bins=d.edges)
+    ref[0] += np.count_nonzero(y < d.edges[0])
+    ref[-1] += np.count_nonzero(y >= d.edges[-1])
+    assert np.abs(ref - d.counts).sum() <= 2  # float32 rounding at bin edges only
+    for q in (99.0, 99.9):
+        got = compute_range(d, "percentile", percentile=q)
+        want = np.percentile(y, [(100 - q) / 2, 100 - (100 - q) / 2])
+        assert got == pytest.approx(tuple(want), abs=2 * d.width)
+
+
+def test_relu_and_reshape_outputs_are_derived_not_run(conv_model, tmp_path):
+    from studio.core.calibration.collect import _float_tensors
+    from studio.core.calibration.derive import derivations
+
+    stats = calibrate(conv_model, "random:3", cache_dir=tmp_path / "c")
+    proto = onnx.load(str(stats.prepared_model))
+    derived = {d.output: d.source for d in derivations(proto, set(_float_tensors(proto)[0]))}
+    assert derived["/stem/Relu_output_0"] == "/stem/Conv_output_0"
+    assert derived["/pool/Flatten_output_0"] == "/pool/GAP_output_0"
+    # and still measured correctly: compare with a plain run of the model
+    import onnxruntime as ort
+
+    aug = onnx.load(str(stats.prepared_model))
+    aug.graph.output.extend([onnx.ValueInfoProto(name=n) for n in derived])
+    sess = ort.InferenceSession(aug.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)  # random:N draws with the source's seed 0
+    feeds = [rng.random((1, 3, 32, 32), dtype=np.float32) for _ in range(3)]
+    outs = [
+        dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"input": f}), strict=True))
+        for f in feeds
+    ]
+    for name in derived:
+        values = np.concatenate([o[name].ravel() for o in outs])
+        assert stats.range(name) == pytest.approx((values.min(), values.max()), rel=1e-6)

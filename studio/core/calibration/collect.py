@@ -22,6 +22,7 @@ import onnx
 import onnxruntime as ort
 
 from studio.core.calibration.data import CalibrationSource, InputSpec, Preprocess
+from studio.core.calibration.derive import derivations, derive
 from studio.core.calibration.histogram import DEFAULT_BINS, RunningHistogram, Scratch
 from studio.core.calibration.runner import SampleRunner
 from studio.core.calibration.stats import (
@@ -186,9 +187,12 @@ def collect_stats(
     """Run every sample once; return per-tensor histograms, dtypes, shapes and sample count."""
     ctx = ctx or JobContext()
     tensors, shapes = _float_tensors(proto)
-    runner = SampleRunner(proto, tensors, shapes, [i.name for i in source.inputs], threads=threads)
-    wanted = set(tensors)
-    hists = {name: RunningHistogram(max_bins=bins) for name in tensors}
+    derived = derivations(proto, set(tensors))
+    derived_names = {d.output for d in derived}
+    measured = [t for t in tensors if t not in derived_names]
+    runner = SampleRunner(proto, measured, shapes, [i.name for i in source.inputs], threads=threads)
+    wanted = set(measured)
+    hists = {name: RunningHistogram(max_bins=bins) for name in measured}
     dtypes: dict[str, str] = {}
     total = max(source.count(), 1)
     pending: dict[str, list[np.ndarray]] = {}
@@ -237,10 +241,17 @@ def collect_stats(
         flush(n - 1)
     if runner.fell_back:
         ctx.log("calibration ran one sample at a time: the model does not batch cleanly")
+    for d in derived:  # Relu/Clip/Reshape... outputs: exact from their input's histogram
+        if d.source in hists:
+            hists[d.output] = derive(hists[d.source], d)
+            dtypes.setdefault(d.output, dtypes.get(d.source, "float32"))
+            if d.output not in shapes or any(x < 0 for x in shapes[d.output]):
+                shapes.pop(d.output, None)
+    hists = {name: hists[name] for name in tensors if name in hists}  # graph order
     if n == 0:
         raise BadInputError("the calibration source holds no samples", path=source.spec)
     hists = {k: h for k, h in hists.items() if h.count > 0}
-    return hists, dtypes, {k: shapes[k] for k in hists}, n
+    return hists, dtypes, {k: shapes[k] for k in hists if k in shapes}, n
 
 
 def _cancellable(source: CalibrationSource, ctx: JobContext):

@@ -99,6 +99,8 @@ class SampleRunner:
             )
             wanted = set(self.exposed)
             self._fetch = [o.name for o in self._sess.get_outputs() if o.name in wanted]
+            if not self._fetch:  # everything is derived from the inputs: still run (and check)
+                self._fetch = [self._sess.get_outputs()[0].name]
         return self._sess
 
     def run(
