@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from studio.core.profiling.records import LayerRow
+from studio.core.profiling.structural import anchor_by_structure
 
 _TOKEN_RE = re.compile(r"_token_\d+$")
 _OPTYPE_INDEX_RE = re.compile(r"^(?P<op>[A-Za-z][A-Za-z]*?)_?(?P<index>\d+)$")
@@ -35,8 +36,33 @@ _QNN_TENSOR_SUFFIXES = (
     "_DequantizeLinear",
 )
 _ORT_SUFFIXES = ("_nchwc", "_fused")
-# ORT fused kernels and the ONNX op they started from.
-_ORT_OP_ALIASES = {"FusedConv": "Conv", "FusedGemm": "Gemm", "FusedMatMul": "MatMul"}
+# Backend op types (ORT fused kernels, QNN ops) and the ONNX op types they start from.
+_OP_ALIASES: dict[str, set[str]] = {
+    "FusedConv": {"Conv"},
+    "FusedGemm": {"Gemm", "MatMul"},
+    "FusedMatMul": {"MatMul"},
+    "Conv2d": {"Conv"},
+    "DepthWiseConv2d": {"Conv"},
+    "TransposeConv2d": {"ConvTranspose"},
+    "FullyConnected": {"Gemm", "MatMul"},
+    "ElementWiseAdd": {"Add"},
+    "ElementWiseMultiply": {"Mul"},
+    "ElementWiseSubtract": {"Sub"},
+    "ElementWiseDivide": {"Div"},
+    "PoolAvg2d": {"AveragePool", "GlobalAveragePool"},
+    "PoolMax2d": {"MaxPool", "GlobalMaxPool"},
+    "Quantize": {"QuantizeLinear"},
+    "Dequantize": {"DequantizeLinear"},
+}
+
+
+def _types(op_type: str) -> set[str]:
+    """ONNX op types a backend op type stands for (itself when unknown; empty when none given)."""
+    if not op_type:
+        return set()
+    return _OP_ALIASES.get(op_type, {op_type})
+
+
 _LAYOUT_OPS = {"Transpose", "ReorderInput", "ReorderOutput"}
 _QDQ_ONNX = {"QuantizeLinear", "DequantizeLinear"}
 # Ops backends fold into the op before them (activations, residual adds, BN) or elide (views).
@@ -64,6 +90,8 @@ _FUSABLE = {
     "Squeeze",
     "Unsqueeze",
 }
+# Ops that compute (so may head a fused group) though shape-only MAC counting gives them 0.
+_ARITHMETIC = {"Add", "Sub", "Mul", "Div", "Sum"}
 _QUANT_OPS = {"Quantize", "Dequantize", "QuantizeLinear", "DequantizeLinear", "Convert", "Cast"}
 
 
@@ -137,7 +165,12 @@ class NodeMatcher:
         return None
 
     def _closure(
-        self, producers: list[str], want: str, stops: set[str], claimed: set[str], limit: int = 48
+        self,
+        producers: list[str],
+        want: set[str],
+        stops: set[str],
+        claimed: set[str],
+        limit: int = 48,
     ) -> list[str]:
         """ONNX nodes a fused backend op covers: backwards from the producers of its outputs.
 
@@ -150,7 +183,7 @@ class NodeMatcher:
         queue = list(dict.fromkeys(producers))
         expand = (
             bool(stops)
-            or any(self.by_id[p].op_type == want for p in producers)
+            or any(self.by_id[p].op_type in want for p in producers)
             or bool(want and self._upstream_has(producers, want, claimed))
         )
         while queue and len(seen) < limit:
@@ -159,7 +192,7 @@ class NodeMatcher:
                 continue
             seen.append(nid)
             node = self.by_id[nid]
-            if not expand or (want and node.op_type == want):
+            if not expand or node.op_type in want:
                 continue
             for t in node.inputs:
                 if t in stops or t not in self.producer:
@@ -168,15 +201,15 @@ class NodeMatcher:
         return seen
 
     def _upstream_has(
-        self, producers: list[str], want: str, claimed: set[str], depth: int = 6
+        self, producers: list[str], want: set[str], claimed: set[str], depth: int = 6
     ) -> bool:
-        """Whether a node of type ``want`` lies within ``depth`` single steps upstream."""
+        """Whether a node of a type in ``want`` lies within ``depth`` steps upstream."""
         frontier = list(producers)
         for _ in range(depth):
             nxt = []
             for nid in frontier:
                 node = self.by_id[nid]
-                if node.op_type == want:
+                if node.op_type in want:
                     return True
                 nxt += [
                     self.producer[t]
@@ -204,11 +237,15 @@ class NodeMatcher:
         producers = [p for p in producers if p not in claimed]
         if not producers:
             return None, []
-        want = _ORT_OP_ALIASES.get(op.op_type, op.op_type)
-        stops = {t for t in op.inputs if t in self.producer}
-        stops |= {_strip_suffixes(t, _QNN_TENSOR_SUFFIXES) for t in op.inputs}
+        want = _types(op.op_type)
+        stops = {
+            name
+            for t in op.inputs
+            for name in (t, _strip_suffixes(t, _QNN_TENSOR_SUFFIXES))
+            if name in self.producer
+        }
         covered = self._closure(producers, want, stops, claimed)
-        heads = [n for n in covered if self.by_id[n].op_type == want]
+        heads = [n for n in covered if self.by_id[n].op_type in want]
         if not heads and (op.op_type in _LAYOUT_OPS or op.op_type in _QUANT_OPS):
             # A reorder/transpose that writes a node's final tensor did not compute that node.
             return None, []
@@ -257,11 +294,16 @@ def build_layer_rows(
     extra: list[LayerRow] = []
     # Ops named after their node claim it first, so a fused op's walk never swallows them.
     claimed = {nid for nid in (matcher._direct(op.name) for op in ops) if nid}
-    for op in ops:
+    assign: dict[int, tuple[str, list[str]]] = {}
+    for i, op in enumerate(ops):
         primary, fused = matcher.match(op, claimed)
         if primary is not None:
+            assign[i] = (primary, fused)
             claimed.add(primary)
             claimed.update(fused)
+    anchor_by_structure(graph, ops, assign, claimed, _types)
+    for i, op in enumerate(ops):
+        primary, fused = assign.get(i, (None, []))
         is_cycles = op.unit.upper() == "CYCLES"
         if primary is None:
             op_type, note = _inserted_note(op)
@@ -340,7 +382,7 @@ def _merge_zero_heads(graph: Any, layers: list[LayerRow]) -> list[LayerRow]:
             and row.cycles == 0
             and nxt.cycles
             and row.backend == nxt.backend
-            and node.macs > 0
+            and (node.macs > 0 or node.op_type in _ARITHMETIC)
             and graph.node_by_id[nxt.node_id].op_type in _FUSABLE
         ):
             produced = set(node.outputs)

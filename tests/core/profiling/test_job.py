@@ -260,3 +260,20 @@ def test_dynamic_batch_on_htp_needs_and_uses_input_shapes(tmp_path):
     )
     assert any("fixed in a copy" in n for n in rec.notes)
     assert rec.setup["qnn_partitions_run"] >= 1 and "/conv1/Conv" in _rows(rec)
+
+
+@pytest.mark.htp
+def test_unnamed_model_on_htp_maps_through_the_graph_structure(prof_models):
+    # No node names: QNN calls the Convs "_token_2"/"_token_7" and renames their tensors too.
+    # They are matched through their matched neighbours (Relu1 -> Relu_1, Add3 -> Add_3).
+    rec = ProfileRun.from_json(
+        run_inline(
+            profile_model,
+            {"model": str(prof_models["unnamed"]), "backend": "htp", "runs": 2, "layer_runs": 1},
+        )
+    )
+    rows = _rows(rec)
+    assert {"Conv_0", "Conv_2", "GlobalAveragePool_5", "Gemm_7"} <= set(rows)
+    assert "_token_7" in rows["Conv_2"].backend_ops and rows["Conv_2"].cycles > 0
+    assert rec.unmapped_nodes == []
+    assert not [r for r in rec.extra if r.node_id.startswith("_token")]
