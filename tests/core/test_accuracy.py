@@ -160,3 +160,43 @@ def test_jobs(setup):
         },
     )
     assert mp["met"] is False and len(mp["curve"]) == 2 and mp["curve"][1]["promoted"]
+
+
+def test_input_layer_sqnr_equals_numpy_fake_quant(setup):
+    stats, feeds, tmp = setup
+    built = build_qdq(stats, QuantPlan(), tmp / "q.onnx")
+    report = analyse(stats.prepared_model, built.qdq_path, feeds)  # batched on CPU
+    enc = built.encodings["input"]
+    x = np.concatenate([f["input"] for f in feeds]).astype(np.float64)
+    y = enc.fake_quant(x).astype(np.float64)
+    expected = 10 * math.log10(np.sum(x * x) / np.sum((x - y) ** 2))
+    assert report.layer("input").sqnr_db == pytest.approx(expected, abs=1e-3)
+
+
+def test_model_with_hardcoded_batch_is_analysed_per_sample(tmp_path):
+    from onnx import TensorProto, helper
+
+    from tests import builders
+
+    w = helper.make_tensor("w", TensorProto.FLOAT, [48, 4], np.linspace(-1, 1, 192).tolist())
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [1, -1])
+    graph = helper.make_graph(
+        [
+            helper.make_node("Reshape", ["x", "shape"], ["flat"], name="reshape"),
+            helper.make_node("MatMul", ["flat", "w"], ["y"], name="matmul"),
+        ],
+        "hardcoded_batch",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [shape, w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", builders.OPSET)])
+    path = builders.save(model, tmp_path / "hard.onnx")
+    stats = calibrate(path, "random:6", cache_dir=tmp_path / "c")
+    built = build_qdq(stats, QuantPlan(), tmp_path / "q.onnx")
+    rng = np.random.default_rng(3)
+    feeds = [{"x": rng.random((1, 3, 4, 4), dtype=np.float32)} for _ in range(10)]
+    report = analyse(stats.prepared_model, built.qdq_path, feeds)
+    assert report.outputs["y"] == pytest.approx(
+        _direct_output_sqnr(stats.prepared_model, built.qdq_path, feeds), abs=1e-3
+    )

@@ -5,8 +5,8 @@ and the outputs arrive already stacked for one histogram pass. Why "provably": a
 hard-code its batch (``Reshape`` to ``[1, -1]``) or mix samples (a reduction over axis 0). So
 batching is used only when every input and every exposed tensor has a static shape starting
 with 1, and every run is checked: each exposed tensor must come back as ``[B, *rest]`` with the
-single-sample ``rest``. On the first mismatch the runner switches to one sample per run (re-running
-that batch), so results never depend on the choice.
+single-sample ``rest``. On the first mismatch, or a batched run that fails, the runner switches to
+one sample per run (re-running that batch), so results never depend on the choice.
 """
 
 from __future__ import annotations
@@ -120,8 +120,11 @@ class SampleRunner:
     def _run_group(self, group, index, source_name):
         if self.batch > 1:
             stacked = {k: np.concatenate([f[k] for f in group]) for k in group[0]}
-            values = self._call(stacked, index, source_name)
-            if self._consistent(values, len(group)):
+            try:
+                values = self._call(stacked, index, source_name)
+            except BadInputError:
+                values = None  # e.g. a MatMul after a Reshape to [1, -1]: retried one by one
+            if values is not None and self._consistent(values, len(group)):
                 yield index, len(group), {**stacked, **values}
                 return
             # batch dim not carried through cleanly: never batch this model again
