@@ -23,6 +23,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from studio.core.profiling.fixups import (
+    attribute_unreported,
+    carry_through_reorders,
+    merge_zero_heads,
+)
+from studio.core.profiling.optypes import (
+    LAYOUT_OPS,
+    QDQ_ONNX,
+    QUANT_OPS,
+    onnx_types_of,
+)
 from studio.core.profiling.records import LayerRow
 from studio.core.profiling.structural import anchor_by_structure
 
@@ -36,63 +47,6 @@ _QNN_TENSOR_SUFFIXES = (
     "_DequantizeLinear",
 )
 _ORT_SUFFIXES = ("_nchwc", "_fused")
-# Backend op types (ORT fused kernels, QNN ops) and the ONNX op types they start from.
-_OP_ALIASES: dict[str, set[str]] = {
-    "FusedConv": {"Conv"},
-    "FusedGemm": {"Gemm", "MatMul"},
-    "FusedMatMul": {"MatMul"},
-    "Conv2d": {"Conv"},
-    "DepthWiseConv2d": {"Conv"},
-    "TransposeConv2d": {"ConvTranspose"},
-    "FullyConnected": {"Gemm", "MatMul"},
-    "ElementWiseAdd": {"Add"},
-    "ElementWiseMultiply": {"Mul"},
-    "ElementWiseSubtract": {"Sub"},
-    "ElementWiseDivide": {"Div"},
-    "PoolAvg2d": {"AveragePool", "GlobalAveragePool"},
-    "PoolMax2d": {"MaxPool", "GlobalMaxPool"},
-    "Quantize": {"QuantizeLinear"},
-    "Dequantize": {"DequantizeLinear"},
-}
-
-
-def _types(op_type: str) -> set[str]:
-    """ONNX op types a backend op type stands for (itself when unknown; empty when none given)."""
-    if not op_type:
-        return set()
-    return _OP_ALIASES.get(op_type, {op_type})
-
-
-_LAYOUT_OPS = {"Transpose", "ReorderInput", "ReorderOutput"}
-_QDQ_ONNX = {"QuantizeLinear", "DequantizeLinear"}
-# Ops backends fold into the op before them (activations, residual adds, BN) or elide (views).
-_FUSABLE = {
-    "Relu",
-    "Clip",
-    "LeakyRelu",
-    "PRelu",
-    "Sigmoid",
-    "HardSigmoid",
-    "HardSwish",
-    "Tanh",
-    "Elu",
-    "Selu",
-    "Gelu",
-    "Add",
-    "Sum",
-    "Sub",
-    "Mul",
-    "Div",
-    "BatchNormalization",
-    "Identity",
-    "Reshape",
-    "Flatten",
-    "Squeeze",
-    "Unsqueeze",
-}
-# Ops that compute (so may head a fused group) though shape-only MAC counting gives them 0.
-_ARITHMETIC = {"Add", "Sub", "Mul", "Div", "Sum"}
-_QUANT_OPS = {"Quantize", "Dequantize", "QuantizeLinear", "DequantizeLinear", "Convert", "Cast"}
 
 
 @dataclass
@@ -237,7 +191,7 @@ class NodeMatcher:
         producers = [p for p in producers if p not in claimed]
         if not producers:
             return None, []
-        want = _types(op.op_type)
+        want = onnx_types_of(op.op_type)
         stops = {
             name
             for t in op.inputs
@@ -246,7 +200,7 @@ class NodeMatcher:
         }
         covered = self._closure(producers, want, stops, claimed)
         heads = [n for n in covered if self.by_id[n].op_type in want]
-        if not heads and (op.op_type in _LAYOUT_OPS or op.op_type in _QUANT_OPS):
+        if not heads and (op.op_type in LAYOUT_OPS or op.op_type in QUANT_OPS):
             # A reorder/transpose that writes a node's final tensor did not compute that node.
             return None, []
         # The head of the op's type, else the node doing the most arithmetic, else the producer.
@@ -273,9 +227,9 @@ def _inserted_note(op: BackendOp) -> tuple[str, str]:
     op_type = op.op_type or re.sub(r"[_\d]+$", "", base) or base
     if op.name in ("Input", "Output"):
         return op.name, "graph I/O op inserted by backend"
-    if op_type in _LAYOUT_OPS or base in _LAYOUT_OPS:
+    if op_type in LAYOUT_OPS or base in LAYOUT_OPS:
         return op_type, "layout conversion inserted by backend"
-    if op_type in _QUANT_OPS:
+    if op_type in QUANT_OPS:
         return op_type, "quantize/dequantize inserted by backend"
     return op_type, "inserted by backend (no matching ONNX node)"
 
@@ -289,7 +243,7 @@ def build_layer_rows(
     splits into parts). Shares are computed per measure over all rows, extras included.
     """
     matcher = NodeMatcher(graph)
-    _carry_through_reorders(ops, matcher.producer)
+    carry_through_reorders(ops, matcher.producer)
     rows: dict[tuple[str, str], LayerRow] = {}
     extra: list[LayerRow] = []
     # Ops named after their node claim it first, so a fused op's walk never swallows them.
@@ -301,7 +255,7 @@ def build_layer_rows(
             assign[i] = (primary, fused)
             claimed.add(primary)
             claimed.update(fused)
-    anchor_by_structure(graph, ops, assign, claimed, _types)
+    anchor_by_structure(graph, ops, assign, claimed, onnx_types_of)
     for i, op in enumerate(ops):
         primary, fused = assign.get(i, (None, []))
         is_cycles = op.unit.upper() == "CYCLES"
@@ -335,10 +289,10 @@ def build_layer_rows(
             lo, hi = row.value_range or [0.0, 0.0]
             row.value_range = [lo + op.spread[0], hi + op.spread[1]]
         row.fused = sorted(set(row.fused) | set(fused))
-    layers = _merge_zero_heads(graph, list(rows.values()))
+    layers = merge_zero_heads(graph, list(rows.values()))
     for row in layers:
-        row.fused = [f for f in row.fused if graph.node_by_id[f].op_type not in _QDQ_ONNX]
-    _attribute_unreported(graph, layers)
+        row.fused = [f for f in row.fused if graph.node_by_id[f].op_type not in QDQ_ONNX]
+    attribute_unreported(graph, layers)
     for row in layers:
         node = graph.node_by_id[row.node_id]
         row.macs = int(node.macs) + sum(int(graph.node_by_id[f].macs) for f in row.fused)
@@ -356,120 +310,10 @@ def build_layer_rows(
         row.note = "; ".join(notes)
     _fill_shares([*layers, *extra])
     covered = {r.node_id for r in layers} | {f for r in layers for f in r.fused}
-    unmapped = [n.id for n in graph.nodes if n.id not in covered and n.op_type not in _QDQ_ONNX]
+    unmapped = [n.id for n in graph.nodes if n.id not in covered and n.op_type not in QDQ_ONNX]
     order = {n.id: i for i, n in enumerate(graph.nodes)}
     layers.sort(key=lambda r: order.get(r.node_id, 0))
     return layers, extra, unmapped
-
-
-def _merge_zero_heads(graph: Any, layers: list[LayerRow]) -> list[LayerRow]:
-    """Give a fused group's cycles back to its head op.
-
-    On HTP in fp16, QNN reports a fused Conv+Relu as ``Conv_token_1: 0 cycles`` followed by
-    ``Relu: 201,733 cycles``: the whole group's cost sits on its last op. A 0-cycle row of a node
-    that does arithmetic, followed (in execution order) by a fusable node that consumes its
-    output, takes that row's cycles, and the fusable node is listed as fused into it.
-    """
-    out: list[LayerRow] = []
-    measured = {r.node_id for r in layers}
-    i = 0
-    while i < len(layers):
-        row = layers[i]
-        nxt = layers[i + 1] if i + 1 < len(layers) else None
-        node = graph.node_by_id[row.node_id]
-        if (
-            nxt is not None
-            and row.cycles == 0
-            and nxt.cycles
-            and row.backend == nxt.backend
-            and (node.macs > 0 or node.op_type in _ARITHMETIC)
-            and graph.node_by_id[nxt.node_id].op_type in _FUSABLE
-        ):
-            produced = set(node.outputs)
-            for f in row.fused:
-                produced.update(graph.node_by_id[f].outputs)
-            between = _fusable_path(graph, produced, graph.node_by_id[nxt.node_id], measured)
-            if between is not None:
-                row.cycles = nxt.cycles
-                row.value_range = nxt.value_range
-                row.fused = sorted({*row.fused, nxt.node_id, *nxt.fused, *between})
-                row.backend_ops += nxt.backend_ops
-                out.append(row)
-                i += 2
-                continue
-        out.append(row)
-        i += 1
-    return out
-
-
-def _fusable_path(
-    graph: Any, produced: set[str], dst: Any, measured: set[str], depth: int = 4
-) -> list[str] | None:
-    """Unmeasured fusable nodes between tensors ``produced`` and node ``dst`` (None: no path).
-
-    QNN folds a BatchNormalization into the Conv before it without reporting it; the Relu that
-    carries the group's cycles then reads the BN's output, not the Conv's.
-    """
-    producer = {t: n for n in graph.nodes for t in n.outputs}
-    frontier: list[tuple[str, list[str]]] = [(t, []) for t in dst.inputs]
-    for _ in range(depth):
-        nxt: list[tuple[str, list[str]]] = []
-        for tensor, path in frontier:
-            if tensor in produced:
-                return path
-            node = producer.get(tensor)
-            if node is None or node.id in measured or node.op_type not in _FUSABLE:
-                continue
-            nxt += [(t, [*path, node.id]) for t in node.inputs]
-        frontier = nxt
-    return None
-
-
-def _carry_through_reorders(ops: list[BackendOp], onnx_tensors: dict[str, str]) -> None:
-    """Give a kernel the ONNX tensor that a layout op right after it writes.
-
-    ORT's NCHWc Conv writes a blocked tensor (``reorder_token_4``) that a ``ReorderOutput`` turns
-    into the ONNX tensor the fused group produced (``/res/relu_out/Relu_output_0``): that tensor
-    tells which ONNX nodes the Conv kernel covered. The layout op itself stays an inserted row.
-    """
-    made_by = {t: op for op in ops for t in op.outputs}
-    for op in ops:
-        if op.op_type not in _LAYOUT_OPS or not op.inputs:
-            continue
-        src = made_by.get(op.inputs[0])
-        if src is None or src is op or src.op_type in _LAYOUT_OPS:
-            continue
-        named = [t for t in op.outputs if t in onnx_tensors and t not in src.outputs]
-        if named and not any(t in onnx_tensors for t in src.outputs):
-            src.outputs = [*src.outputs, *named]
-
-
-def _attribute_unreported(graph: Any, layers: list[LayerRow]) -> None:
-    """Give nodes the backend did not report to the measured row just upstream of them.
-
-    ORT's CPU kernels fuse e.g. a residual Add and the Relu after it into the preceding Conv
-    (NCHWc "Sum" fusion) and report only the Conv. A fusable node (activation, element-wise,
-    BatchNorm, view) all of whose producers are covered by measured rows is attributed to the row
-    of its first producer; anything else (Q/DQ, nodes fed only by initializers, a heavy op) is
-    left unmapped rather than guessed. Recorded in
-    ``LayerRow.inferred`` so the UI can say it is an inference.
-    """
-    owner: dict[str, LayerRow] = {}
-    for row in layers:
-        owner[row.node_id] = row
-        for f in row.fused:
-            owner[f] = row
-    producer = {t: n.id for n in graph.nodes for t in n.outputs}
-    for node in graph.nodes:
-        if node.id in owner or node.op_type not in _FUSABLE:
-            continue
-        ups = [producer[t] for t in node.inputs if t in producer]
-        rows = [owner[u] for u in ups if u in owner]
-        if ups and rows and len(rows) == len(ups):
-            target = rows[0]
-            target.fused.append(node.id)
-            target.inferred.append(node.id)
-            owner[node.id] = target
 
 
 def _fill_shares(rows: list[LayerRow]) -> None:
