@@ -7,7 +7,9 @@ Modules, one job each:
 * :mod:`.job` - the ``profile_model`` job (worker or inline) that produces a :class:`ProfileRun`.
 * :mod:`.layers` - the separate profiled pass (QNN CSV + graph dump, ORT profile + optimized graph).
 * :mod:`.qnn_csv`, :mod:`.qnn_dump`, :mod:`.ort_profile`, :mod:`.viewer_text` - file parsers.
-* :mod:`.mapping` - backend op names -> ONNX node ids, per-layer rows, shares.
+* :mod:`.mapping` - backend op names -> ONNX node ids, per-layer rows, shares; helped by
+  :mod:`.structural` (unnamed ops matched through their neighbours), :mod:`.fixups` (how backends
+  report fused groups) and :mod:`.optypes` (op-type aliases and families).
 * :mod:`.records` - :class:`ProfileRun` / :class:`LayerRow` with ``to_json`` / ``from_json``.
 * :mod:`.compare`, :mod:`.suggestions` - side-by-side runs; grounded bottleneck suggestions.
 * :mod:`.report`, :mod:`.svg`, :mod:`.graph_svg`, :mod:`.export` - HTML report, charts, CSV/JSON.
