@@ -238,3 +238,22 @@ def test_old_opset_model_is_converted_for_per_channel(tmp_path):
     onnx.checker.check_model(onnx.load(result.qdq_path))
     sess, _ = make_session(result.qdq_path, "cpu")
     assert sess.run(None, {"input": np.ones((1, 3, 32, 32), np.float32)})[0].shape == (1, 10)
+
+
+def test_tensor_rows_for_the_editor(cnn_stats, tmp_path):
+    from studio.core.accuracy import analyse
+    from studio.core.quantize import COLUMNS, tensor_rows
+
+    plan = QuantPlan()
+    plan.set_override(TensorOverride("/block/Add_output_0", bitwidth=16))
+    built = build_qdq(cnn_stats, plan, tmp_path / "q.onnx")
+    feeds = [{"input": np.full((1, 3, 32, 32), 0.5, np.float32)}]
+    report = analyse(cnn_stats.prepared_model, built.qdq_path, feeds)
+    rows = {row.tensor: row for row in tensor_rows(cnn_stats, plan, report)}
+    assert list(rows["input"].to_json()) == list(COLUMNS)
+    add = rows["/block/Add_output_0"]
+    assert add.source == "override" and add.bitwidth == 16 and add.op_type == "Add"
+    assert rows["input"].source == "default" and rows["input"].sqnr_db > 20
+    w = rows["stem.weight"]
+    assert w.kind == "param" and w.per_channel and w.shape == [8, 3, 3, 3]
+    assert w.sqnr_db == pytest.approx(report.weights["stem.weight"])

@@ -6,6 +6,7 @@ Public API::
     plan.set_override(TensorOverride("/conv1/Conv_output_0", bitwidth=16))
     result = build_qdq(stats, plan, "model.qdq.onnx")   # no inference: ranges come from stats
     result.encodings                                    # what the QDQ model really uses
+    rows = tensor_rows(stats, plan, report)             # the editor's table (TensorRow)
 """
 
 from studio.core.quantize.build import (
@@ -16,8 +17,12 @@ from studio.core.quantize.build import (
     encodings_of_qdq,
 )
 from studio.core.quantize.plan import QuantPlan, TensorOverride
+from studio.core.quantize.table import COLUMNS, TensorRow, tensor_rows
 
 __all__ = [
+    "COLUMNS",
+    "TensorRow",
+    "tensor_rows",
     "BuildResult",
     "QuantPlan",
     "TensorOverride",

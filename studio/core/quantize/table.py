@@ -1,0 +1,110 @@
+"""One row per quantisable tensor: what the quantisation editor's table shows.
+
+Why in core: the Qt table model (``QAbstractTableModel``) should only display rows; what a row
+says (the plan's encoding for the tensor, whether the user or an import set it, the measured
+SQNR) is decided here, testable without Qt, and the CLI can print the same rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import onnx
+
+from studio.core.calibration import CalibrationStats
+from studio.core.quantize.plan import QuantPlan
+
+if TYPE_CHECKING:  # accuracy imports quantize: no import cycle at run time
+    from studio.core.accuracy.report import SqnrReport
+
+COLUMNS = (
+    "tensor",
+    "kind",
+    "op_type",
+    "shape",
+    "bitwidth",
+    "dtype",
+    "symmetric",
+    "per_channel",
+    "min",
+    "max",
+    "scale",
+    "offset",
+    "source",
+    "sqnr_db",
+    "added_db",
+)
+
+
+@dataclass
+class TensorRow:
+    """A row of the editor. ``source``: "default", "override" (user edit) or "imported"."""
+
+    tensor: str
+    kind: str
+    op_type: str
+    shape: list[int] | None
+    bitwidth: int
+    dtype: str
+    symmetric: bool
+    per_channel: bool
+    min: float | None
+    max: float | None
+    scale: float | None
+    offset: int | None
+    source: str
+    sqnr_db: float | None = None
+    added_db: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def tensor_rows(
+    stats: CalibrationStats,
+    plan: QuantPlan,
+    report: SqnrReport | None = None,
+    model: onnx.ModelProto | None = None,
+) -> list[TensorRow]:
+    """Rows for every activation (graph order) then every weight, as ``plan`` would build them.
+
+    ``report`` adds measured per-layer SQNR (activations) and weight SQNR. Per-channel rows show
+    the first channel's scale/offset and the overall min/max.
+    """
+    proto = model if model is not None else onnx.load(str(stats.prepared_model))
+    encodings = plan.encodings(stats, proto)
+    producers = {o: n.op_type for n in proto.graph.node for o in n.output}
+    init_shapes = {t.name: list(t.dims) for t in proto.graph.initializer}
+    layers = {layer.tensor: layer for layer in report.layers} if report else {}
+    weights = report.weights if report else {}
+    rows = []
+    for name, enc in encodings.items():
+        if name in plan.overrides:
+            source = "override"
+        elif plan.imported is not None and name in plan.imported:
+            source = "imported"
+        else:
+            source = "default"
+        layer = layers.get(name)
+        is_act = enc.kind == "activation"
+        rows.append(
+            TensorRow(
+                tensor=name,
+                kind=enc.kind,
+                op_type=producers.get(name, "Input") if is_act else "Initializer",
+                shape=stats.shapes.get(name) if is_act else init_shapes.get(name),
+                bitwidth=enc.bitwidth,
+                dtype=enc.dtype,
+                symmetric=bool(enc.symmetric),
+                per_channel=enc.per_channel,
+                min=min(enc.min) if enc.min else None,
+                max=max(enc.max) if enc.max else None,
+                scale=enc.scale[0] if enc.scale else None,
+                offset=enc.offset[0] if enc.offset else None,
+                source=source,
+                sqnr_db=(layer.sqnr_db if layer else None) if is_act else weights.get(name),
+                added_db=layer.added_db if layer else None,
+            )
+        )
+    return rows
