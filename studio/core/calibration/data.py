@@ -25,6 +25,7 @@ from studio.core.errors import BadInputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 ARRAY_SUFFIXES = {".npy", ".npz"}
+_HASH_CONTENT_LIMIT = 256 << 20  # hash file contents up to this much data, else stat() them
 RANDOM_WARNING = (
     "calibrating on random data: the encodings say nothing about real inputs; "
     "use real samples (an image folder or .npy/.npz files) before trusting accuracy figures"
@@ -156,16 +157,25 @@ class CalibrationSource:
     # ----- identity -------------------------------------------------------------------------
     @property
     def data_hash(self) -> str:
-        """SHA-256 over file names and bytes (or the random spec), plus preprocessing."""
+        """SHA-256 over file names and bytes (or the random spec), plus preprocessing.
+
+        Beyond 256 MB of data, names + sizes + modification times stand in for the bytes, so
+        opening a project on a large image folder does not read it twice.
+        """
         h = hashlib.sha256()
         h.update(repr([(i.name, i.shape, i.dtype) for i in self.inputs]).encode())
         if self.kind == "random":
             h.update(f"random:{self.random_count}:seed={self.seed}".encode())
         else:
-            for path in self.files:
+            sizes = [p.stat().st_size for p in self.files]
+            by_content = sum(sizes) <= _HASH_CONTENT_LIMIT
+            for path, size in zip(self.files, sizes, strict=True):
                 h.update(path.name.encode() + b"\0")
+                if not by_content:  # large data sets: name, size and mtime identify a file
+                    h.update(f"{size}:{path.stat().st_mtime_ns}".encode())
+                    continue
                 with open(path, "rb") as handle:
-                    for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    for chunk in iter(lambda handle=handle: handle.read(1 << 20), b""):
                         h.update(chunk)
         if self.kind == "images":
             h.update(repr(sorted(self.preprocess.to_json().items())).encode())
