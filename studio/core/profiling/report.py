@@ -92,6 +92,30 @@ def _data_link(name: str, mime: str, text: str) -> str:
     return f"<a download='{esc(name)}' href='data:{mime};base64,{b64}'>{esc(name)}</a>"
 
 
+LABELS = {
+    "model_load_s": "load + check model (s)",
+    "qnn_register_s": "load QNN EP library (s)",
+    "session_create_s": "create session / compile graph (s)",
+    "rss_session_delta_mb": "memory added by the session (MB)",
+    "first_run_ms": "first inference (ms)",
+    "qnn_partitions_run": "QNN partitions in the first run",
+    "cpu_kernels_run": "CPU kernels in the first run",
+    "cpu_percent": "CPU use over the loop (% of one core)",
+    "cpu_s": "CPU time over the loop (s)",
+    "logical_cpus": "logical CPUs",
+    "rss_start_mb": "RSS at loop start (MB)",
+    "rss_end_mb": "RSS at loop end (MB)",
+    "rss_max_mb": "RSS max during loop (MB)",
+    "rss_delta_mb": "RSS change over loop (MB)",
+    "rss_before_session_mb": "RSS before the session (MB)",
+    "peak_rss_mb": "peak RSS of the process (MB)",
+}
+
+
+def _labelled(data: dict[str, Any]) -> dict[str, Any]:
+    return {LABELS.get(k, k): v for k, v in data.items()}
+
+
 def _latency_section(run: ProfileRun) -> str:
     s = run.stats
     stats = {
@@ -133,8 +157,9 @@ def _latency_section(run: ProfileRun) -> str:
         )
     return (
         "<h2>Latency</h2><div style='display:flex;gap:24px;flex-wrap:wrap'>"
-        f"<div><b>Warm runs</b>{_kv(stats)}</div><div><b>Set-up</b>{_kv(run.setup)}</div>"
-        f"<div><b>Resources (this process)</b>{_kv(run.resources)}</div></div>"
+        f"<div><b>Warm runs</b>{_kv(stats)}</div><div><b>Set-up</b>{_kv(_labelled(run.setup))}"
+        f"</div><div><b>Resources (the measuring process)</b>{_kv(_labelled(run.resources))}"
+        "</div></div>"
         f"<div class='charts'>{''.join(charts)}</div>"
     )
 

@@ -158,6 +158,7 @@ def suggest(
                 impact=r.share or 0.0,
             )
         )
+    out.extend(_latency_shape(run))
     out.extend(_fallback(run))
     out.extend(_inserted(run, graph))
     out.extend(_cycles_per_mac(run, graph))
@@ -167,6 +168,59 @@ def suggest(
             if s:
                 out.append(s)
         out.extend(_bits16(run, graph, min_share))
+    return out
+
+
+def _latency_shape(run: ProfileRun) -> list[Suggestion]:
+    """Tail latency and drift over a sustained run: what the distribution itself shows."""
+    out: list[Suggestion] = []
+    s = run.stats
+    if s.count >= 20 and s.p50_ms > 0 and s.p99_ms > 2.0 * s.p50_ms:
+        out.append(
+            Suggestion(
+                kind="tail_latency",
+                title=f"Tail latency: p99 is {s.p99_ms / s.p50_ms:.1f}x the median",
+                nodes=[],
+                evidence={
+                    "p50_ms": s.p50_ms,
+                    "p95_ms": s.p95_ms,
+                    "p99_ms": s.p99_ms,
+                    "runs": s.count,
+                },
+                text=(
+                    f"p50 {s.p50_ms:.3g} ms but p99 {s.p99_ms:.3g} ms over {s.count} runs: "
+                    "occasional runs are much slower. On a shared host this is usually other "
+                    "processes; on a device, check for power/clock changes (an HTP performance "
+                    "mode such as burst or sustained_high_performance keeps clocks up)."
+                ),
+                impact=min(1.0, s.p99_ms / s.p50_ms / 10.0),
+            )
+        )
+    bins = [b for b in run.timeline if b.get("count", 0) >= 3]
+    if len(bins) >= 4:
+        first, last = bins[0]["mean_ms"], bins[-1]["mean_ms"]
+        if first > 0 and last > 1.2 * first:
+            out.append(
+                Suggestion(
+                    kind="drift",
+                    title=f"Latency rose {last / first - 1:.0%} over the run",
+                    nodes=[],
+                    evidence={
+                        "first_bin_mean_ms": first,
+                        "last_bin_mean_ms": last,
+                        "bins": len(bins),
+                        "wall_s": s.wall_s,
+                    },
+                    text=(
+                        f"Mean latency went from {first:.3g} ms in the first time bin to "
+                        f"{last:.3g} ms in the last ({len(bins)} bins over {s.wall_s:.1f} s): "
+                        "sustained load slows this backend down (thermal or power throttling "
+                        "on a device; contention on a shared host). Quote sustained figures, "
+                        "not the first seconds."
+                    ),
+                    impact=min(1.0, last / first - 1),
+                )
+            )
     return out
 
 

@@ -143,3 +143,35 @@ def test_int8_vs_16bit_vs_cpu_report(prof_models, cpu_run, tmp_path):
     text = build_report([int8, mixed, cpu_run], ModelGraph.load(prof_models["qdq"]))
     _check_html(text)
     assert "Comparison of runs" in text and "A16W8 HTP" in text and "simulated" in text
+
+
+def test_tail_and_drift_rules_read_the_distribution():
+    import numpy as np
+
+    from studio.core.profiling.stats import latency_stats, timeline_bins
+
+    # A run whose latency doubles halfway, with a few 10x outliers: both rules must cite it.
+    lat = np.r_[np.full(100, 1.0), np.full(100, 2.0)]
+    lat[::40] = 10.0
+    offsets = np.arange(lat.size) * 0.01
+    run = ProfileRun(
+        model_path="m.onnx",
+        model_sha256="",
+        backend="cpu",
+        stats=latency_stats(lat, 2.0),
+        latencies_ms=lat.tolist(),
+        timeline=timeline_bins(offsets, lat, 0.4),
+    )
+    by_kind = {s.kind: s for s in suggest(run)}
+    assert by_kind["tail_latency"].evidence["p99_ms"] == pytest.approx(10.0)
+    drift = by_kind["drift"]
+    assert drift.evidence["last_bin_mean_ms"] > 1.2 * drift.evidence["first_bin_mean_ms"]
+    steady = ProfileRun(
+        model_path="m.onnx",
+        model_sha256="",
+        backend="cpu",
+        stats=latency_stats(np.full(200, 1.0), 2.0),
+        latencies_ms=[1.0] * 200,
+        timeline=timeline_bins(offsets, np.full(200, 1.0), 0.4),
+    )
+    assert not {"tail_latency", "drift"} & {s.kind for s in suggest(steady)}
