@@ -3,7 +3,8 @@
     npu-studio compare FLOAT.onnx QUANT.onnx [--backend cpu|htp] [--calib DIR|FILE.npz|random:N]
                        [--samples N] [--input-shape NAME=D0,...] [--json]
 
-Every quantised activation of QUANT (its DequantizeLinear output) is paired with the float tensor
+FLOAT is prepared as ``quantize`` prepares it (BatchNorm and constants folded, shapes fixed), then
+every quantised activation of QUANT (its QuantizeLinear codes) is paired with the float tensor
 of the same name and both models run on the same samples: SQNR = 20 log10(||x|| / ||x - y||),
 pooled over samples. ``added`` is what a layer loses beyond its worst input. With
 ``--backend htp`` the QDQ model runs on QNN HTP with CPU fallback disabled; per-layer values come
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from studio.cli.commands.quantize import add_calibration_args, preprocess_from_args
@@ -62,15 +65,10 @@ def run(args: argparse.Namespace) -> int:
         preprocess=preprocess_from_args(args),
         limit=args.samples,
     )
-    float_model: Any = args.float_model
-    if shapes:
-        import tempfile
-        from pathlib import Path
-
-        tmp = tempfile.TemporaryDirectory(prefix="npu-studio-compare-")
-        float_model = prepare_model(
-            args.float_model, Path(tmp.name) / "fixed.onnx", shapes, optimize=False
-        )
+    # fold BatchNorm/constants the way ``quantize`` prepared it, so that folded weights and
+    # tensors carry the same names in both models (values are the same math)
+    with tempfile.TemporaryDirectory(prefix="npu-studio-compare-") as tmp:
+        float_model = prepare_model(args.float_model, Path(tmp) / "float.onnx", shapes)
     with native_stdout_to_stderr():  # the QNN library's banner must not reach stdout
         report = Analyser(float_model, cache_float=False).analyse(
             args.quant_model, feeds, backend=args.backend, ctx=ctx
