@@ -113,10 +113,19 @@ def test_auto_mixed_precision_curve(setup):
     assert result.curve[0].wide_tensors == 0
     assert result.curve[0].output_sqnr_db == pytest.approx(base.output_sqnr_db, abs=1e-6)
     assert len(calls) == len(result.curve) and all(p.cycles for p in result.curve)
-    assert [p.wide_tensors for p in result.curve] == sorted(p.wide_tensors for p in result.curve)
-    assert result.promoted == [t for p in result.curve for t in p.promoted]
+    kept = [p for p in result.curve if p.kept]
+    assert kept[0] is result.curve[0]
+    # every kept point is better than the one before it; a rejected one gained < 0.05 dB
+    for a, b in zip(kept, kept[1:], strict=False):
+        assert b.output_sqnr_db > a.output_sqnr_db + 0.05 and b.wide_tensors >= a.wide_tensors
+    best_before = [max(q.output_sqnr_db for q in kept if q.step < p.step) for p in result.curve[1:]]
+    for p, best in zip(result.curve[1:], best_before, strict=True):
+        assert p.kept == (p.output_sqnr_db > best + 0.05)
+    assert result.promoted == [t for p in kept for t in p.promoted]
+    assert set(result.promoted) <= {n for n, o in result.plan.overrides.items() if o.bitwidth == 16}
+    assert result.final_report.output_sqnr_db == kept[-1].output_sqnr_db
     if result.met:
-        assert result.curve[-1].output_sqnr_db >= result.target_db
+        assert kept[-1].output_sqnr_db >= result.target_db
     else:
         assert len(result.curve) == 5
     assert (tmp / "mp.onnx").is_file() and not (tmp / "mp.search.onnx").exists()

@@ -39,6 +39,7 @@ class CurvePoint:
     output_sqnr_db: float
     promoted: list[str] = field(default_factory=list)
     cycles: float | None = None
+    kept: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +48,7 @@ class CurvePoint:
             "output_sqnr_db": _num(self.output_sqnr_db),
             "promoted": list(self.promoted),
             "cycles": self.cycles,
+            "kept": self.kept,
         }
 
     @classmethod
@@ -57,6 +59,7 @@ class CurvePoint:
             output_sqnr_db=_unnum(data["output_sqnr_db"]),
             promoted=list(data.get("promoted", [])),
             cycles=data.get("cycles"),
+            kept=bool(data.get("kept", True)),
         )
 
 
@@ -116,13 +119,16 @@ def auto_mixed_precision(
     step_size: int = 1,
     profile_fn: ProfileFn | None = None,
     backend: str = "cpu",
+    min_gain_db: float = 0.05,
     ctx: JobContext | None = None,
 ) -> AutoMpResult:
     """Search from ``plan`` (left unchanged) and write the chosen QDQ model to ``out_path``.
 
     ``backend="htp"`` measures every point on QNN HTP (CPU fallback disabled) instead of the
     CPU QDQ reference: slower per step, but it ranks what the NPU really loses (e.g. its 8-bit
-    Softmax differs from ORT's CPU kernel by tens of dB on the demo model).
+    Softmax differs from ORT's CPU kernel by tens of dB on the demo model). A step that gains
+    less than ``min_gain_db`` is measured, shown in the curve (``kept=False``) and undone, and
+    its tensors are not tried again: 16-bit tensors cost cycles and must earn their place.
     """
     ctx = ctx or JobContext()
     start = time.perf_counter()
@@ -131,8 +137,12 @@ def auto_mixed_precision(
     out = Path(out_path)
     work = out.with_name(out.stem + ".search.onnx")
     result = AutoMpResult(target_db=float(target_db), met=False, plan=current, backend=backend)
-    promoted_total: list[str] = []
+    best_db = -math.inf
+    best_plan = current.copy()
+    best_report: SqnrReport | None = None
+    tried: set[str] = set()
     just_promoted: list[str] = []
+    promoted_total: list[str] = []
     try:
         for step in range(max_steps + 1):
             ctx.check_cancelled()
@@ -140,6 +150,7 @@ def auto_mixed_precision(
             built = build_qdq(stats, current, work)
             report = analyser.analyse(work, feeds, backend=backend)
             cycles = float(profile_fn(str(work))) if profile_fn is not None else None
+            kept = report.output_sqnr_db > best_db + min_gain_db
             result.curve.append(
                 CurvePoint(
                     step=step,
@@ -147,10 +158,17 @@ def auto_mixed_precision(
                     output_sqnr_db=report.output_sqnr_db,
                     promoted=list(just_promoted),
                     cycles=cycles,
+                    kept=kept,
                 )
             )
-            result.final_report = report
-            if report.output_sqnr_db >= target_db:
+            if kept:  # better: this is the new base, and its model the current answer
+                best_db, best_plan, best_report = report.output_sqnr_db, current.copy(), report
+                promoted_total += just_promoted
+                work.replace(out)
+            else:  # no gain: undo, and do not try these tensors again
+                ctx.log(f"step {step}: no gain from {', '.join(just_promoted)}; reverted")
+                current = best_plan.copy()
+            if best_db >= target_db:
                 result.met = True
                 break
             if step == max_steps:
@@ -160,15 +178,17 @@ def auto_mixed_precision(
             budget = step_size
             if max_promoted is not None:
                 budget = min(budget, max_promoted - len(promoted_total))
-            just_promoted = _promote(current, report, budget)
+            assert best_report is not None
+            just_promoted = _promote(current, best_report, budget, tried)
+            tried.update(just_promoted)
             if not just_promoted:
                 break  # nothing left to widen
-            promoted_total += just_promoted
             ctx.log(f"step {step + 1}: 16-bit {', '.join(just_promoted)}")
-        work.replace(out)
     finally:
         if work.exists():
             work.unlink()
+    result.plan = best_plan
+    result.final_report = best_report
     result.qdq_path = str(out)
     result.promoted = promoted_total
     result.elapsed_s = time.perf_counter() - start
@@ -176,10 +196,12 @@ def auto_mixed_precision(
     return result
 
 
-def _promote(plan: QuantPlan, report: SqnrReport, count: int) -> list[str]:
-    """Widen the ``count`` worst offenders; returns their names."""
+def _promote(plan: QuantPlan, report: SqnrReport, count: int, tried: set[str]) -> list[str]:
+    """Widen the ``count`` worst offenders not tried before; returns their names."""
     candidates: list[tuple[float, str, str]] = []
     for layer in report.layers:
+        if layer.tensor in tried:
+            continue
         bits = plan.activation_bits(layer.tensor)
         if bits is None or bits >= 16 or (layer.bitwidth or 8) >= 16:
             continue
@@ -188,6 +210,8 @@ def _promote(plan: QuantPlan, report: SqnrReport, count: int) -> list[str]:
         candidates.append((layer.added_db, layer.tensor, "act"))
     if plan.weight_bitwidth == 4:
         for name, db in report.weights.items():
+            if name in tried:
+                continue
             ov = plan.overrides.get(name)
             if ov is not None and (ov.bitwidth or 4) >= 8:
                 continue
