@@ -275,7 +275,19 @@ def _print_human(summary: dict[str, Any], args: argparse.Namespace) -> None:
         f"W{summary['weight_bitwidth']}, {summary['encodings_count']} encodings, "
         f"{len(summary['wide_tensors'])} 16-bit activations"
     )
-    print(f"output SQNR (CPU, {summary['sqnr_samples']} samples): {summary['output_sqnr_db']} dB")
+    db = summary["output_sqnr_db"]
+    db_text = f"{db:.1f}" if isinstance(db, float) else str(db)
+    where = summary["sqnr_backend"].upper()
+    print(f"output SQNR ({where}, {summary['sqnr_samples']} samples): {db_text} dB")
+    for point in summary["curve"]:
+        db = point["output_sqnr_db"]
+        tried = ", ".join(point["promoted"]) or "(start)"
+        print(
+            f"  step {point['step']}: {point['wide_tensors']} 16-bit, "
+            f"{db:.2f} dB {'kept' if point['kept'] else 'undone'}: {tried}"
+            if isinstance(db, float)
+            else f"  step {point['step']}: {db}"
+        )
     if summary["promoted"]:
         print(f"promoted to 16 bit: {', '.join(summary['promoted'])}")
     if args.export_encodings:
