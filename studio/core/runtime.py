@@ -117,6 +117,10 @@ def make_session(
     config = {str(k): str(v) for k, v in (session_config or {}).items()}
     if backend != "cpu" and disable_cpu_fallback:
         config["session.disable_cpu_ep_fallback"] = "1"
+    if backend != "cpu":
+        # Lets us count the nodes QNN really took: a backend that fails to initialise (QNN GPU
+        # without an Adreno) still leaves the EP listed while every node runs on the CPU.
+        config.setdefault("session.record_ep_graph_assignment_info", "1")
     for key, value in config.items():
         so.add_session_config_entry(key, value)
     opts = {str(k): str(v) for k, v in (provider_options or {}).items()}
@@ -141,9 +145,10 @@ def make_session(
             raise BackendUnavailableError(
                 f"QNN {backend.upper()} session for {model_path} failed: {reason}"
             ) from exc
-        if QNN_EP not in sess.get_providers():
+        if QNN_EP not in sess.get_providers() or qnn_node_count(sess) == 0:
             raise BackendUnavailableError(
-                f"QNN {backend.upper()} was not used: ORT fell back to CPU"
+                f"QNN {backend.upper()} was not used for {model_path}: ORT placed every node "
+                "on the CPU (the backend did not initialise or accepts none of the model's ops)"
             )
     info = SessionInfo(
         backend=backend,
@@ -153,6 +158,15 @@ def make_session(
         cpu_fallback_disabled=backend != "cpu" and disable_cpu_fallback,
     )
     return sess, info
+
+
+def qnn_node_count(sess: ort.InferenceSession) -> int:
+    """How many nodes ORT assigned to the QNN EP (needs record_ep_graph_assignment_info)."""
+    try:
+        assignment = sess.get_provider_graph_assignment_info()
+    except Exception:  # option not set or older ORT: fall back to the provider list alone
+        return -1
+    return sum(len(list(sub.get_nodes())) for sub in assignment if sub.ep_name == QNN_EP)
 
 
 _ORT_TO_NUMPY = {

@@ -34,3 +34,16 @@ def test_float_model_on_htp_fp16_fully_offloaded(tiny_model):
     (y,) = sess.run(None, feeds)
     (ref,) = ref_sess.run(None, feeds)
     assert np.abs(y - ref).max() < 0.05 * np.abs(ref).max()
+
+
+@pytest.mark.htp
+def test_qnn_backend_that_runs_no_node_is_never_reported_as_used(tiny_model):
+    """QNN GPU fails to initialise without an Adreno, yet ORT keeps the EP listed and runs on CPU."""
+    from studio.core.errors import BackendUnavailableError
+
+    with pytest.raises(BackendUnavailableError, match="placed every node on the CPU"):
+        make_session(tiny_model, "gpu")
+    sess, _ = make_session(tiny_model, "htp")
+    from studio.core.runtime import qnn_node_count
+
+    assert qnn_node_count(sess) >= 2  # Conv and Relu (plus layout transposes QNN inserts)
