@@ -203,3 +203,13 @@ def test_check_htp_reports_offload_and_refusal(capsys, conv_model, calib, tmp_pa
     offload = json.loads(stdout)["htp_full_offload"]
     assert offload["ok"] is False and "Conv" in offload["reason"]
     assert (tmp_path / "w16.onnx").is_file()
+
+
+def test_quantize_human_output(capsys, tiny_model, tmp_path):
+    rc, stdout, err = _run(
+        capsys, "quantize", tiny_model, "-o", tmp_path / "q.onnx", "--calib", "random:2",
+        "--cache-dir", tmp_path / "c",
+    )  # fmt: skip
+    assert rc == 0, err
+    assert "warning: calibrating on random data" in stdout
+    assert "output SQNR (CPU, 2 samples):" in stdout and (tmp_path / "q.onnx").is_file()
