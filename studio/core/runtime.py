@@ -75,6 +75,9 @@ class SessionInfo:
     provider_options: dict[str, str] = field(default_factory=dict)
     session_config: dict[str, str] = field(default_factory=dict)
     cpu_fallback_disabled: bool = False
+    # Nodes ORT gave to QNN (-1: unknown). 0 with fallback allowed means the backend ran nothing:
+    # QNN GPU without an Adreno stays listed as a provider while every node runs on the CPU.
+    qnn_nodes: int = 0
 
 
 def make_session(
@@ -145,10 +148,9 @@ def make_session(
             raise BackendUnavailableError(
                 f"QNN {backend.upper()} session for {model_path} failed: {reason}"
             ) from exc
-        if QNN_EP not in sess.get_providers() or qnn_node_count(sess) == 0:
+        if QNN_EP not in sess.get_providers():
             raise BackendUnavailableError(
-                f"QNN {backend.upper()} was not used for {model_path}: ORT placed every node "
-                "on the CPU (the backend did not initialise or accepts none of the model's ops)"
+                f"QNN {backend.upper()} was not used: ORT fell back to CPU"
             )
     info = SessionInfo(
         backend=backend,
@@ -156,6 +158,7 @@ def make_session(
         provider_options=opts,
         session_config=config,
         cpu_fallback_disabled=backend != "cpu" and disable_cpu_fallback,
+        qnn_nodes=qnn_node_count(sess) if backend != "cpu" else 0,
     )
     return sess, info
 
