@@ -20,7 +20,7 @@ from studio.core.profiling.compare import compare_runs
 from studio.core.profiling.export import latencies_csv, layers_csv, runs_csv
 from studio.core.profiling.graph_svg import heat_color, heat_graph_svg
 from studio.core.profiling.records import ProfileRun
-from studio.core.profiling.suggestions import Suggestion, suggest
+from studio.core.profiling.suggestions import Suggestion, measure_words, suggest
 from studio.core.profiling.svg import esc, hbar_svg, histogram_svg, line_svg
 
 CSS = """
@@ -329,7 +329,7 @@ def build_report(
         svg, caption = heat_graph_svg(graph, run.overlay(), max_nodes=max_graph_nodes)
         parts.append(
             f"<h2>Where the time goes in the graph</h2><p class='muted'>{esc(caption)} Colour: "
-            f"share of {esc(run.primary_measure or '')}, grey = no figure (fused, folded or not "
+            f"share of {esc(measure_words(run.primary_measure))}, grey = no figure (fused, folded or not "
             f"reported).</p><div class='scroll'>{svg}</div>"
         )
     if len(runs) > 1:

@@ -21,7 +21,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from studio.core.profiling.records import LayerRow, ProfileRun
+from studio.core.profiling.records import MEASURE_CYCLES, MEASURE_TIME, LayerRow, ProfileRun
 
 _QDQ = {"QuantizeLinear", "DequantizeLinear"}
 
@@ -44,12 +44,33 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100.0 * x:.1f}%"
 
 
+def measure_words(measure: str | None) -> str:
+    """What a share is a share of, in words: "all cycles", "the measured time" (never a key)."""
+    if measure == MEASURE_CYCLES:
+        return "all cycles"
+    if measure == MEASURE_TIME:
+        return "the measured time"
+    return "the total"
+
+
+def fmt_us(micros: float) -> str:
+    """A duration in µs below a millisecond, in ms above: "850.2 µs", "1.23 ms"."""
+    if abs(micros) >= 1000.0:
+        return f"{micros / 1000.0:,.3g} ms" if abs(micros) < 1e5 else f"{micros / 1000.0:,.0f} ms"
+    return f"{micros:,.1f} µs"
+
+
 def _fmt_value(row: LayerRow) -> str:
     if row.cycles is not None:
         return f"{row.cycles:,.0f} cycles"
     if row.time_us is not None:
-        return f"{row.time_us:,.1f} µs"
+        return fmt_us(row.time_us)
     return "no figure"
+
+
+def _share_of(row: LayerRow) -> str:
+    """ "40.5% of the measured time (1.23 ms)": share, what it is a share of, and the figure."""
+    return f"{_pct(row.share)} of {measure_words(row.measure)} ({_fmt_value(row)})"
 
 
 def activation_bits(graph: Any) -> dict[str, int]:
@@ -121,7 +142,7 @@ def _depthwise(graph: Any, row: LayerRow, min_share: float) -> Suggestion | None
             "mac_ratio": ratio,
         },
         text=(
-            f"{row.node_id} takes {_pct(row.share)} of the run ({_fmt_value(row)}) for "
+            f"{row.node_id} takes {_share_of(row)} for "
             f"{std:,} MACs. A depthwise {kh}x{kw} + pointwise 1x1 pair would need {dws:,} MACs "
             f"({ratio:.0%} of it); this changes the model and needs retraining or fine-tuning."
         ),
@@ -150,8 +171,7 @@ def suggest(
                     "cycles_per_mac": r.cycles_per_mac,
                     "backend": r.backend,
                 },
-                text=f"{r.node_id} ({r.op_type}, on {r.backend}): {_fmt_value(r)}, "
-                f"{_pct(r.share)} of the {r.measure or 'total'}"
+                text=f"{r.node_id} ({r.op_type}, on {r.backend.upper()}) takes {_share_of(r)}"
                 + (f", {r.macs:,} MACs" if r.macs else "")
                 + (f", {r.cycles_per_mac:.3g} cycles/MAC" if r.cycles_per_mac else "")
                 + (" (inserted by the backend)" if r.inserted else ""),
@@ -247,9 +267,9 @@ def _fallback(run: ProfileRun) -> list[Suggestion]:
             },
             text=(
                 f"{', '.join(names[:6])}{' ...' if len(names) > 6 else ''} ran on the CPU EP: "
-                f"{cpu_us:,.0f} µs per run in the profiled pass"
-                + (f" next to {qnn_us:,.0f} µs in the QNN partition" if qnn_us else "")
-                + f" (mean latency {mean_us:,.0f} µs). Each switch between CPU and "
+                f"{fmt_us(cpu_us)} per run in the profiled pass"
+                + (f" next to {fmt_us(qnn_us)} in the QNN partition" if qnn_us else "")
+                + f" (mean latency {fmt_us(mean_us)}). Each switch between CPU and "
                 f"{run.backend.upper()} also copies tensors. Quantise these nodes, replace the op "
                 "with one the backend supports, or, for graph-input/-output Q/DQ, feed and read "
                 "quantised tensors directly."
@@ -288,7 +308,7 @@ def _inserted(run: ProfileRun, graph: Any | None) -> list[Suggestion]:
                 evidence={"share": share, "largest": top.node_id, "largest_share": top.share},
                 text=(
                     f"The backend inserted {', '.join(r.node_id for r in layout)} to convert "
-                    f"layouts (NCHW <-> NHWC), {_pct(share)} of the total; the largest is "
+                    f"layouts (NCHW <-> NHWC), {_pct(share)} of {measure_words(top.measure)}; the largest is "
                     f"{top.node_id} ({_fmt_value(top)}). If it sits at the graph input, export "
                     "the model with channels-last (NHWC) inputs so no transpose is needed."
                 ),
@@ -305,12 +325,13 @@ def _inserted(run: ProfileRun, graph: Any | None) -> list[Suggestion]:
         mean_us = run.stats.mean_ms * 1000.0
         parts_list = []
         if cycles:
-            parts_list.append(f"{cycles:,.0f} cycles ({_pct(by_measure.get('cycles'))} of cycles)")
+            share = _pct(by_measure.get(MEASURE_CYCLES))
+            parts_list.append(f"{cycles:,.0f} cycles ({share} of all cycles)")
         if micros:
             parts_list.append(
-                f"{micros:,.0f} µs timed by ORT ({micros / mean_us:.1%} of the mean latency)"
+                f"{fmt_us(micros)} timed by ORT ({micros / mean_us:.1%} of the mean latency)"
                 if mean_us
-                else f"{micros:,.0f} µs"
+                else fmt_us(micros)
             )
         parts = " + ".join(parts_list) or "no measurable cost"
         out.append(
@@ -419,8 +440,8 @@ def _bits16(run: ProfileRun, graph: Any, min_share: float) -> list[Suggestion]:
                     "median_cycles_per_mac_8bit_same_op": peer,
                 },
                 text=(
-                    f"{r.node_id} ({r.op_type}) uses 16-bit activations and costs "
-                    f"{_fmt_value(r)}, {_pct(r.share)} of the total"
+                    f"{r.node_id} ({r.op_type}) uses 16-bit activations and takes "
+                    f"{_share_of(r)}"
                     + (
                         f"; {r.cycles_per_mac:.3g} cycles/MAC vs {peer:.3g} for 8-bit "
                         f"{r.op_type} layers"

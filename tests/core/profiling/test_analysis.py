@@ -84,6 +84,18 @@ def test_suggestions_cite_nodes_and_numbers(cpu_run, prof_models):
     assert dw.evidence["macs"] == 32 * 32 * 8 * 8 * 9
     assert dw.evidence["depthwise_separable_macs"] == 32 * 32 * 8 * 9 + 32 * 32 * 8 * 8
     assert "fallback" not in kinds  # a CPU run has no CPU fallback
+    _assert_plain_english(items)
+    hot = next(s for s in items if s.kind == "hotspot")
+    assert re.search(r"of the measured time \([\d.,]+ (µs|ms)\)", hot.text), hot.text
+
+
+def _assert_plain_english(items) -> None:
+    """Suggestion texts read as English: no ``time_us``-style keys, node names aside."""
+    for s in items:
+        for words in (s.title, s.text):
+            for node in s.nodes:
+                words = words.replace(node, "")
+            assert not re.search(r"[A-Za-z]+_[A-Za-z]+", words), words
 
 
 def test_compare_and_exports(cpu_run, prof_models, tmp_path):
@@ -139,7 +151,10 @@ def test_int8_vs_16bit_vs_cpu_report(prof_models, cpu_run, tmp_path):
     conv8 = next(r for r in int8.layers if r.node_id == "/block/conv/Conv")
     conv16 = next(r for r in mixed.layers if r.node_id == "/block/conv/Conv")
     assert conv16.cycles > conv8.cycles  # 16-bit activations cost the simulator more cycles
-    assert any(s.kind == "layout" for s in suggest(int8, ModelGraph.load(prof_models["qdq"])))
+    int8_items = suggest(int8, ModelGraph.load(prof_models["qdq"]))
+    assert any(s.kind == "layout" for s in int8_items)
+    _assert_plain_english(items + int8_items)
+    assert any("of all cycles (" in s.text for s in int8_items)
     text = build_report([int8, mixed, cpu_run], ModelGraph.load(prof_models["qdq"]))
     _check_html(text)
     assert "Comparison of runs" in text and "A16W8 HTP" in text and "simulated" in text
