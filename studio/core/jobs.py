@@ -20,6 +20,7 @@ from studio.core.errors import JobCancelledError
 
 ProgressFn = Callable[[float, str], None]
 LogFn = Callable[[str], None]
+DataFn = Callable[[dict[str, Any]], None]
 
 
 class CancelToken:
@@ -38,14 +39,18 @@ class CancelToken:
 
 @dataclass
 class JobContext:
-    """Handle given to a job function: progress, log, cancel.
+    """Handle given to a job function: progress, log, partial data, cancel.
 
     Progress callbacks are throttled (at most one every ``min_interval_s``, plus the final 1.0) so a
-    tight loop cannot flood a UI thread or a pipe.
+    tight loop cannot flood a UI thread or a pipe. ``data`` carries partial results (a live plot's
+    next points) as a small JSON-able dict; the job itself keeps it small and infrequent (the
+    profile loop sends at most a few hundred floats every 0.25 s), and ``wants_data`` lets it skip
+    building payloads nobody reads.
     """
 
     on_progress: ProgressFn | None = None
     on_log: LogFn | None = None
+    on_data: DataFn | None = None
     token: CancelToken = field(default_factory=CancelToken)
     stage: str = ""
     min_interval_s: float = 0.05
@@ -62,6 +67,15 @@ class JobContext:
     def log(self, line: str) -> None:
         if self.on_log is not None:
             self.on_log(line)
+
+    @property
+    def wants_data(self) -> bool:
+        return self.on_data is not None
+
+    def data(self, payload: dict[str, Any]) -> None:
+        """Hand partial results to whoever runs the job (dropped when nobody listens)."""
+        if self.on_data is not None:
+            self.on_data(payload)
 
     @property
     def cancelled(self) -> bool:

@@ -5,7 +5,8 @@ Started by :mod:`studio.core.worker_client` as ``python -m studio.core.worker``.
 
 * stdin: ONE line of JSON, ``{"kind": "studio.core.x:fn", "request": {...}, "workdir": "..."}``.
 * stdout: JSON lines, ``{"event": "progress", "stage", "fraction", "text"}``, ``{"event": "log",
-  "line"}``, then exactly one ``{"event": "result", "result": {...}}`` or ``{"event": "error",
+  "line"}``, ``{"event": "data", "stage", "data": {...}}`` (partial results for live views, small
+  and throttled by the job), then exactly one ``{"event": "result", "result": {...}}`` or ``{"event": "error",
   "kind", "message", "mro", "path", "detail", "traceback"}``.
 * stderr: anything else (Python prints, native library logs, faulthandler dumps on a crash).
 
@@ -171,7 +172,10 @@ def serve(stdin: IO[str], channel: _Channel) -> int:
     def on_log(line: str) -> None:
         channel.send({"event": "log", "line": str(line)})
 
-    ctx = JobContext(on_progress=on_progress, on_log=on_log, min_interval_s=0.02)
+    def on_data(payload: dict[str, Any]) -> None:
+        channel.send({"event": "data", "stage": ctx.stage, "data": payload})
+
+    ctx = JobContext(on_progress=on_progress, on_log=on_log, on_data=on_data, min_interval_s=0.02)
     _install_sigterm(ctx)
     try:
         result = fn(request, ctx)

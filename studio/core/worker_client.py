@@ -327,6 +327,11 @@ class WorkerProcess:
             line = str(event.get("line", ""))
             self.recent_lines.append(line)
             ctx.log(line)
+        elif name == "data":
+            payload = event.get("data")
+            if isinstance(payload, dict):
+                ctx.stage = str(event.get("stage") or ctx.stage)
+                ctx.data(payload)
         elif name in ("result", "error"):
             return event
         return None
@@ -380,7 +385,7 @@ def run_in_worker(
 ) -> dict[str, Any]:
     """Run the ``@job`` named ``kind`` in a fresh worker process and return its result dict.
 
-    Progress and log events (and the child's stderr, as log lines) stream into ``ctx``. Raises the
+    Progress, log and data events (and the child's stderr, as log lines) stream into ``ctx``. Raises the
     StudioError the job raised (same type and message), JobCancelledError when ``ctx.token`` is
     cancelled (the process group is gone within ~0.55 s), or JobFailedError on a crash, an exit
     without a result, or after ``timeout_s``. ``env`` adds to this process's environment;

@@ -6,6 +6,12 @@ floats to preallocated ``array('d')`` buffers; progress, cancel and memory sampl
 every ``check_interval_s`` (a clock comparison otherwise). ``bench/profile_overhead.py`` checks
 the result against a bare ``session.run`` loop.
 
+Live data: with a listener on ``ctx.data`` (the worker always has one), every ``live_interval_s``
+the loop sends the runs measured since the last send as ``{"kind": "latencies", "start", "stride",
+"latencies_ms", "offsets_s", "count", "elapsed_s"}``: the new runs from index ``start`` on, every
+``stride``-th when more than ``LIVE_MAX_POINTS`` arrived, so a payload stays a few KB however fast
+the model runs. A live view appends them; the final record replaces them.
+
 CPU use is ``CPU seconds of this process (all threads, CLOCK_PROCESS_CPUTIME_ID) / wall seconds``
 over the loop (100 % is one core busy; psutil's cpu_times tick at 10 ms, too coarse for short
 loops). Memory: resident set size before/after and its maximum seen at the checks, plus
@@ -32,6 +38,8 @@ except ImportError:  # pragma: no cover - Windows
 import psutil
 
 MB = 1024.0 * 1024.0
+LIVE_INTERVAL_S = 0.25
+LIVE_MAX_POINTS = 256
 
 
 def rss_mb() -> float:
@@ -75,6 +83,21 @@ class LoopResult:
         }
 
 
+def live_chunk(res: LoopResult, start: int, elapsed_s: float) -> dict[str, Any]:
+    """The runs from ``start`` on as a live-data payload, thinned to ``LIVE_MAX_POINTS``."""
+    count = len(res.latencies_ms)
+    stride = max(1, -(-(count - start) // LIVE_MAX_POINTS))  # ceil
+    return {
+        "kind": "latencies",
+        "start": start,
+        "stride": stride,
+        "latencies_ms": res.latencies_ms[start:count:stride].tolist(),
+        "offsets_s": res.offsets_s[start:count:stride].tolist(),
+        "count": count,
+        "elapsed_s": elapsed_s,
+    }
+
+
 def measure_loop(
     run_once: Callable[[], Any],
     *,
@@ -82,6 +105,7 @@ def measure_loop(
     duration_s: float | None = None,
     ctx: JobContext | None = None,
     check_interval_s: float = 0.1,
+    live_interval_s: float = LIVE_INTERVAL_S,
 ) -> LoopResult:
     """Call ``run_once`` ``runs`` times, or for ``duration_s`` seconds (sustained mode).
 
@@ -104,6 +128,8 @@ def measure_loop(
     perf = time.perf_counter
     start = perf()
     next_check = start + check_interval_s
+    live = ctx.wants_data
+    next_live, sent = start + live_interval_s, 0
     count = 0
     while count < limit:
         t0 = perf()
@@ -121,6 +147,10 @@ def measure_loop(
                 ctx.progress(min(1.0, elapsed / deadline), f"{count} runs, {elapsed:.1f} s")
             else:
                 ctx.progress(count / limit, f"{count}/{limit} runs")
+            if live and t1 >= next_live:
+                next_live = t1 + live_interval_s
+                ctx.data(live_chunk(res, sent, elapsed))
+                sent = count
             if elapsed >= deadline:
                 break
         elif duration_s and t1 - start >= deadline:

@@ -122,6 +122,39 @@ def test_runs_in_the_worker_process(prof_models):
     assert rec.stats.count == 10 and rec.layers
 
 
+def test_live_latencies_stream_through_the_worker_while_measuring(prof_models):
+    """``data`` events carry the runs measured so far: contiguous, small, the record's values."""
+    chunks: list[dict] = []
+    stages: list[str] = []
+    ctx = JobContext()
+    ctx.on_data = lambda payload: (chunks.append(payload), stages.append(ctx.stage))
+    data = run_in_worker(
+        job_kind(profile_model),
+        {
+            "model": str(prof_models["float"]),
+            "backend": "cpu",
+            "runs": 0,
+            "duration_s": 1.0,
+            "warmup": 1,
+            "layers": False,
+            "max_saved_latencies": 10**7,
+        },
+        ctx,
+        timeout_s=120,
+    )
+    rec = ProfileRun.from_json(data)
+    assert len(chunks) >= 2 and set(stages) == {"measure"}
+    assert chunks[0]["start"] == 0
+    for before, after in zip(chunks, chunks[1:], strict=False):
+        assert after["start"] == before["count"]  # nothing sent twice, nothing skipped
+    for c in chunks:
+        assert c["kind"] == "latencies" and 0 < len(c["latencies_ms"]) <= 256
+        assert len(c["offsets_s"]) == len(c["latencies_ms"])
+        expected = rec.latencies_ms[c["start"] : c["count"] : c["stride"]]
+        assert c["latencies_ms"] == pytest.approx(expected)
+    assert chunks[-1]["count"] < rec.stats.count  # sent while the loop was still running
+
+
 def test_mapping_of_qnn_names(prof_models):
     graph = ModelGraph.load(prof_models["unnamed"])
     ops = [
