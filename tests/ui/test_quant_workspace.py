@@ -90,9 +90,10 @@ def test_bitwidth_edit_undo_redo(qtbot, ws, ctx):
     assert ws.editor.proxy.setData(index, "16", Qt.ItemDataRole.EditRole)
     after = ws.session.encoding(ADD)
     assert after.bitwidth == 16 and cell(ws, ADD, "bits") == "16"
-    # a finer grid over the calibrated range (no longer folded into the Relu's [0, max])
+    # a finer grid over the same folded range: the Relu after the Add still gives [0, max]
     lo, hi = ws.session.observed_range(ADD)
-    assert after.scale[0] == pytest.approx((hi - lo) / 65535, rel=1e-3)
+    assert lo < 0 and after.min[0] == 0.0
+    assert after.scale[0] == pytest.approx(hi / 65535, rel=1e-3)
     assert after.scale[0] < before.scale[0] / 100
     assert ctx.undo_stack.count() == 1
     ctx.undo_stack.undo()

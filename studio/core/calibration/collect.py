@@ -24,6 +24,7 @@ import onnxruntime as ort
 from studio.core.calibration.data import CalibrationSource, InputSpec, Preprocess
 from studio.core.calibration.derive import derivations, derive
 from studio.core.calibration.histogram import DEFAULT_BINS, RunningHistogram, Scratch
+from studio.core.calibration.names import restore_weight_names
 from studio.core.calibration.runner import SampleRunner
 from studio.core.calibration.stats import (
     PREPARED_MODEL,
@@ -39,7 +40,7 @@ from studio.core.model_io import file_sha256
 # stack up to this many samples / bytes of activations before one histogram pass per tensor
 _FLUSH_SAMPLES = 16
 MIN_OPSET = 13
-PREPARE_VERSION = 2
+PREPARE_VERSION = 3
 _FLUSH_BYTES = 64 << 20
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
 
@@ -70,7 +71,9 @@ def prepare_model(
 
     Quantising an unfolded BatchNorm (or a Paddle ``Constant`` feeding a Mul) as an activation costs
     many dB (REFERENCE.md §7); folding first is what ORT's pre-processing and QNN's converter do.
-    Tensor names that survive keep their names, so encodings files still apply.
+    Folded weights and biases take the original node's weight/bias names back (and a fused Conv
+    output already has the BatchNorm's output name), so every name an encodings file or an edit
+    uses exists in the user's model, as AIMET's exports do.
     """
     proto = model if isinstance(model, onnx.ModelProto) else load_fixed(model, input_shapes)
     proto = _at_least_opset(proto, MIN_OPSET)
@@ -87,7 +90,8 @@ def prepare_model(
                 f"onnxruntime cannot load the model: {' '.join(str(exc).split())[:300]}",
                 path=str(model) if not isinstance(model, onnx.ModelProto) else None,
             ) from exc
-        proto = onnx.load(str(out))
+        original, proto = proto, onnx.load(str(out))
+        restore_weight_names(original, proto)
     try:
         proto = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
     except Exception:  # partial shapes are fine: ORT reports output types at run time

@@ -248,8 +248,19 @@ class QuantPlan:
                 continue
             src, dst = node.input[0], node.output[0]
             if src in ranges and dst in ranges and len(consumers.get(src, [])) == 1:
-                if src not in self.overrides:
+                ov = self.overrides.get(src)
+                if ov is None:
                     ranges[src] = ranges[dst]
+                else:
+                    # an edit of bitwidth/symmetry/method keeps the fold (the same rule as the
+                    # default path, at the edit's bits and method); an explicit min/max or
+                    # scale/offset is used as given by _activation_encoding
+                    dst_ov = self.overrides.get(dst)
+                    method = ov.method or (dst_ov.method if dst_ov and dst_ov.method else None)
+                    bits = self.activation_bits(src) or 16
+                    ranges[src] = stats.range(
+                        dst, method or self.method, bitwidth=bits, percentile=self.percentile
+                    )
         return ranges
 
     def _activation_encoding(self, name: str, lo: float, hi: float) -> Encoding:
