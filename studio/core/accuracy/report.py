@@ -24,7 +24,11 @@ def sqnr_db(signal_sq: float, noise_sq: float) -> float:
 
 @dataclass
 class LayerSqnr:
-    """One quantised activation: cumulative SQNR and the part this tensor adds itself."""
+    """One quantised activation: cumulative SQNR and the part this tensor adds itself.
+
+    ``fused_with`` names the lone Relu/Clip the tensor feeds: its figures are measured after that
+    activation (applied to the float and the quantised value alike), which is what propagates.
+    """
 
     tensor: str
     op_type: str
@@ -32,6 +36,7 @@ class LayerSqnr:
     sqnr_db: float
     added_db: float = 0.0
     bitwidth: int | None = None
+    fused_with: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -41,6 +46,7 @@ class LayerSqnr:
             "sqnr_db": _num(self.sqnr_db),
             "added_db": _num(self.added_db),
             "bitwidth": self.bitwidth,
+            "fused_with": self.fused_with,
         }
 
     @classmethod
@@ -52,6 +58,7 @@ class LayerSqnr:
             sqnr_db=_unnum(data["sqnr_db"]),
             added_db=_unnum(data.get("added_db", 0.0)),
             bitwidth=data.get("bitwidth"),
+            fused_with=data.get("fused_with"),
         )
 
 

@@ -29,7 +29,14 @@ import onnx
 import onnxruntime as ort
 
 from studio.core.accuracy.report import LayerSqnr, SqnrReport, sqnr_db
-from studio.core.accuracy.taps import QuantTap, _layers, qdq_pairs, weight_sqnr
+from studio.core.accuracy.taps import (
+    FusedActivation,
+    QuantTap,
+    _layers,
+    fused_activations,
+    qdq_pairs,
+    weight_sqnr,
+)
 from studio.core.errors import BadInputError
 from studio.core.jobs import JobContext
 from studio.core.runtime import make_session
@@ -165,19 +172,20 @@ class Analyser:
                 path=str(qdq_model),
             )
         compared = set(pairs) | set(outputs)
+        fused = fused_activations(self.float_proto, pairs)
         batched = backend == "cpu" and self._batchable(compared)
         report = SqnrReport(backend=backend, samples=len(feeds))
         while True:
             report.notes = []
             sums = self._run(
-                qdq_model, qproto, feeds, pairs, outputs, backend, batched, report, ctx
+                qdq_model, qproto, feeds, pairs, outputs, backend, batched, report, ctx, fused
             )
             if sums is not None:
                 break
             batched = False  # the batch dim did not carry through: one sample per run
         report.outputs = {name: sqnr_db(*sums[name]) for name in outputs}
         if report.htp_intermediates or backend == "cpu":
-            report.layers = _layers(self.float_proto, pairs, sums, qproto)
+            report.layers = _layers(self.float_proto, pairs, sums, qproto, fused)
         report.weights = weight_sqnr(self.float_proto, qproto)
         report.elapsed_s = time.perf_counter() - start
         return report
@@ -189,7 +197,7 @@ class Analyser:
             for n in list(names) + inputs
         )
 
-    def _run(self, qdq_model, qproto, feeds, pairs, outputs, backend, batched, report, ctx):
+    def _run(self, qdq_model, qproto, feeds, pairs, outputs, backend, batched, report, ctx, fused):
         """Pooled sums per tensor, or None when a batched run broke the batch dim."""
         size = _BATCH if batched else 1
         groups = [_stack(feeds[i : i + size]) for i in range(0, len(feeds), size)]
@@ -233,7 +241,9 @@ class Analyser:
                 if intermediates:
                     for fname, tap in pairs.items():
                         if fname in fvals and tap.output in qvals:
-                            _accumulate_codes(sums[fname], fvals[fname], qvals[tap.output], tap)
+                            _accumulate_codes(
+                                sums[fname], fvals[fname], qvals[tap.output], tap, fused.get(fname)
+                            )
                 done += count if batched else 1
                 ctx.progress(done / len(feeds), f"SQNR {done}/{len(feeds)} samples")
         for _rest in float_iter:  # let the generator finish (it fills the float cache)
@@ -297,14 +307,25 @@ def _accumulate(acc: list[float], ref: np.ndarray, test: np.ndarray) -> None:
     acc[1] += float(np.dot(d, d))
 
 
-def _accumulate_codes(acc: list[float], ref: np.ndarray, codes: np.ndarray, tap: QuantTap) -> None:
-    """Like ``_accumulate`` against ``(codes - zero_point) * scale``, in place (one temporary)."""
+def _accumulate_codes(
+    acc: list[float],
+    ref: np.ndarray,
+    codes: np.ndarray,
+    tap: QuantTap,
+    act: FusedActivation | None = None,
+) -> None:
+    """Like ``_accumulate`` against ``(codes - zero_point) * scale``, in place (one temporary);
+    with ``act``, both sides pass through the fused activation first (see ``fused_activations``).
+    """
     x = np.asarray(ref, dtype=np.float32).reshape(-1)
     if x.size != codes.size:
         return
     y = codes.reshape(-1).astype(np.float32)
     y -= np.float32(tap.zero_point)
     y *= np.float32(tap.scale)
+    if act is not None:
+        x = act.apply(x.copy())  # never in place: the float values may be cached
+        act.apply(y)
     y -= x
     acc[0] += float(np.dot(x, x))
     acc[1] += float(np.dot(y, y))

@@ -20,6 +20,67 @@ _FLOAT = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
 
 
 @dataclass
+class FusedActivation:
+    """The lone Relu/Clip a tensor feeds, as bounds: the backend fuses it into the producer."""
+
+    node: str
+    lo: float
+    hi: float
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        """The activation's output, in place on ``values`` (a float32 temporary)."""
+        return np.clip(values, np.float32(self.lo), np.float32(self.hi), out=values)
+
+
+def fused_activations(proto: onnx.ModelProto, names) -> dict[str, FusedActivation]:
+    """Tensors in ``names`` whose only consumer is a Relu/Clip with known bounds.
+
+    Why: the QDQ builder (like ORT and QNN) quantises such a tensor with its activation's range,
+    clipping what the activation throws away anyway. Compared with the raw float value, a healthy
+    layer would show a few dB; what propagates is the error after the activation, so that is the
+    figure (both sides pass through the activation before they are compared).
+    """
+    wanted = set(names)
+    outputs = {o.name for o in proto.graph.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in proto.graph.node:
+        for i in node.input:
+            consumers.setdefault(i, []).append(node)
+    constants = {t.name: t for t in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type == "Constant" and node.output:
+            value = next((a.t for a in node.attribute if a.name == "value"), None)
+            if value is not None:
+                constants[node.output[0]] = value
+    found: dict[str, FusedActivation] = {}
+    for name in wanted:
+        users = consumers.get(name, [])
+        if name in outputs or len(users) != 1 or users[0].input[0] != name:
+            continue
+        node = users[0]
+        bounds = _activation_bounds(node, constants)
+        if bounds is not None:
+            found[name] = FusedActivation(node.name or node.op_type, *bounds)
+    return found
+
+
+def _activation_bounds(node: onnx.NodeProto, constants) -> tuple[float, float] | None:
+    if node.op_type == "Relu":
+        return 0.0, math.inf
+    if node.op_type != "Clip":
+        return None
+    attrs = {a.name: a.f for a in node.attribute}
+    bounds = [attrs.get("min", -math.inf), attrs.get("max", math.inf)]
+    for slot, idx in ((0, 1), (1, 2)):
+        if len(node.input) > idx and node.input[idx]:
+            tensor = constants.get(node.input[idx])
+            if tensor is None:
+                return None  # a computed bound: cannot be applied offline
+            bounds[slot] = float(numpy_helper.to_array(tensor).reshape(-1)[0])
+    return bounds[0], bounds[1]
+
+
+@dataclass
 class QuantTap:
     """Where a float tensor's quantised value can be read in the QDQ model: the QuantizeLinear
     output (integer codes) and its per-tensor scale and zero point."""
@@ -64,7 +125,7 @@ def qdq_pairs(qdq: onnx.ModelProto) -> dict[str, QuantTap]:
     return pairs
 
 
-def _layers(float_proto, pairs, sums, qproto) -> list[LayerSqnr]:
+def _layers(float_proto, pairs, sums, qproto, fused=None) -> list[LayerSqnr]:
     producers = {o: n for n in float_proto.graph.node for o in n.output}
     bits = _activation_bits(qproto)
     sqnr = {name: sqnr_db(*sums[name]) for name in pairs}
@@ -108,6 +169,7 @@ def _layers(float_proto, pairs, sums, qproto) -> list[LayerSqnr]:
                 sqnr_db=own,
                 added_db=added,
                 bitwidth=bits.get(name),
+                fused_with=fused[name].node if fused and name in fused else None,
             )
         )
     return layers
