@@ -3,7 +3,8 @@
 A job is either a core ``@job`` run in the worker process (``run_in_worker``: native crashes stay
 there) or, for pure-Python work, a callable run in-process on a QThread. Either way the UI sees
 one :class:`JobHandle` per job with a fixed set of signals (superqt's thread_worker shape):
-``started``, ``progress(fraction, stage, text)``, ``log(line)``, ``result(dict)``,
+``started``, ``progress(fraction, stage, text)``, ``log(line)``, ``data(dict)`` (partial
+results for live views), ``result(dict)``,
 ``error(title, message)``, ``cancelled()``, ``finished(state)``. Signals are emitted from the job
 thread and Qt queues them onto the UI thread. Progress is throttled (one update per 50 ms at
 most, plus the final one) so a chatty job cannot flood the event loop.
@@ -43,6 +44,7 @@ class JobHandle(QObject):
     started = Signal()
     progress = Signal(float, str, str)  # fraction 0..1, stage, text
     log = Signal(str)
+    data = Signal(object)  # a partial-result payload (JobContext.data), e.g. latencies so far
     result = Signal(object)  # the job's result dict
     error = Signal(str, str)  # title, message
     cancelled = Signal()
@@ -87,6 +89,7 @@ class JobHandle(QObject):
         ctx = JobContext(token=self.token, min_interval_s=PROGRESS_INTERVAL_S)
         ctx.on_progress = lambda f, t: relay.progress.emit(float(f), ctx.stage, str(t))
         ctx.on_log = relay.log.emit
+        ctx.on_data = relay.data.emit
         return ctx
 
     def report_result(self, value: Any) -> None:
@@ -137,6 +140,11 @@ class JobHandle(QObject):
         self.lines.append(line)
         self.log.emit(line)
 
+    @Slot(object)
+    def _on_data(self, payload: Any) -> None:
+        if not self.is_final:  # a payload queued behind the outcome is stale
+            self.data.emit(payload)
+
     @Slot(str, object, str, str, str)
     def _on_outcome(self, state: str, payload: Any, title: str, message: str, detail: str) -> None:
         self.state = state
@@ -164,6 +172,7 @@ class _Relay(QObject):
     started = Signal()
     progress = Signal(float, str, str)
     log = Signal(str)
+    data = Signal(object)
     outcome = Signal(str, object, str, str, str)
 
     def __init__(self, manager: JobManager, handle: JobHandle) -> None:
@@ -198,6 +207,7 @@ class _JobThread(QThread):
         ctx = JobContext(token=self.token, min_interval_s=0.0)
         ctx.on_progress = lambda f, t: self._progress(ctx, f, t)
         ctx.on_log = self.relay.log.emit
+        ctx.on_data = self.relay.data.emit
         self.relay.started.emit()
         try:
             if self.token.cancelled:
@@ -322,6 +332,7 @@ class JobManager(QObject):
         relay.started.connect(handle._on_started)
         relay.progress.connect(handle._on_progress)
         relay.log.connect(handle._on_log)
+        relay.data.connect(handle._on_data)
         relay.outcome.connect(handle._on_outcome)
         handle._relay = relay
         handle.changed.connect(lambda h=handle: self.job_changed.emit(h))
@@ -349,6 +360,7 @@ class JobManager(QObject):
         relay.started.connect(handle._on_started)
         relay.progress.connect(handle._on_progress)
         relay.log.connect(handle._on_log)
+        relay.data.connect(handle._on_data)
         relay.outcome.connect(handle._on_outcome)
         thread = _JobThread(body, relay, handle)
         thread.finished.connect(relay.thread_done)

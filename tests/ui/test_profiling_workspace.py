@@ -215,11 +215,51 @@ def test_profile_through_the_main_windows_job_manager(qtbot, cnn_path):
         # Cancel reaches the managed job too.
         w.controls.sustained.setChecked(True)
         w.controls.duration.setValue(60.0)
-        with qtbot.waitSignal(w.runner.progress, timeout=JOB_TIMEOUT_MS):
+        with qtbot.waitSignal(w.runner.data, timeout=JOB_TIMEOUT_MS):
             w.controls.start_btn.click()
+        assert "measuring" in w.latency.plotItem.titleLabel.text
         with qtbot.waitSignal(w.runner.cancelled, timeout=10_000):
             w.controls.cancel_btn.click()
         assert ctx.jobs.jobs[-1].state == "cancelled" and w.run.id == run.id
+        # A cancelled profile is no result: its partial curve gives way to the shown run's.
+        assert sum(w.hist.counts) == 8 and len(w.latency.per_run.yData) == 8
+    finally:
+        ctx.jobs.shutdown()
+
+
+def test_latency_plots_fill_while_the_profile_is_still_measuring(qtbot, cnn_path):
+    from studio.ui.jobs import JobManager
+
+    ctx, w = _workspace(qtbot, cnn_path)
+    ctx.jobs = JobManager()
+    runs = 20_000  # small_cnn takes ~0.1 ms a run: a loop of a few seconds
+    try:
+        w.controls.available["cpu"] = True
+        assert w.controls.select_backend("cpu")
+        w.controls.runs.setValue(runs)
+        w.controls.warmup.setValue(1)
+        handle_data: list[dict] = []
+        with qtbot.waitSignal(w.runner.data, timeout=JOB_TIMEOUT_MS):
+            w.controls.start_btn.click()
+            ctx.jobs.jobs[-1].data.connect(handle_data.append)
+        handle = ctx.jobs.jobs[-1]
+        # The JobManager's handle re-emitted the worker's data event; the job is still running.
+        assert handle_data and handle.state == "running" and w.runner.busy
+        first = len(w.latency.per_run.yData)
+        assert first > 0 and sum(w.hist.counts) == first
+        assert "measuring" in w.latency.plotItem.titleLabel.text
+        assert w.live is not None and 0 < w.live.count < runs
+        assert np.all(np.asarray(w.latency.per_run.yData) > 0)
+        with qtbot.waitSignal(w.runner.data, timeout=JOB_TIMEOUT_MS):
+            pass
+        assert len(w.latency.per_run.yData) > first and handle.state == "running"
+        _save_shot(qtbot, w, "profiling_live.png")
+        with qtbot.waitSignal(w.runner.finished, timeout=JOB_TIMEOUT_MS):
+            pass
+        # The record replaces the live points: every run, percentile markers shown.
+        assert w.run is not None and w.run.stats.count == runs and w.live is None
+        assert sum(w.hist.counts) == runs and "measuring" not in w.latency.plotItem.titleLabel.text
+        assert w.hist.markers["p50"].isVisible()
     finally:
         ctx.jobs.shutdown()
 

@@ -130,6 +130,23 @@ class LatencyPlot(StudioPlot):
         self.mean_line.show()
         self.enableAutoRange()
 
+    def show_live(self, live: vd.LiveLatencies) -> None:
+        """Runs measured so far, while the job is still running (the same per-run item)."""
+        values = np.asarray(live.values, dtype=float)
+        k, unit = time_scale(float(np.median(values)) if values.size else 0.0)
+        self.axis_label("left", unit)
+        for item in (self.tl_mean, self.tl_p95, self.tl_max):
+            item.setData([], [])
+            item.setVisible(False)
+        self.per_run.setVisible(True)
+        self.per_run.setData(np.asarray(live.x, dtype=float), values * k)
+        self.axis_label("bottom", "time (s)" if live.sustained else "run")
+        if values.size:
+            self.mean_line.setPos(float(values.mean()) * k)
+            self.mean_line.show()
+        self.set_title("Latency per run", f"measuring… {live.count} runs so far")
+        self.enableAutoRange()
+
 
 class HistogramPlot(StudioPlot):
     """Distribution of per-run latency with p50/p95/p99 marked and labelled."""
@@ -193,6 +210,23 @@ class HistogramPlot(StudioPlot):
         for line in self.markers.values():
             line.label.setFont(font)
         self.set_title("Latency distribution", f"{sum(self.counts)} runs")
+        self.enableAutoRange()
+
+    def show_live(self, live: vd.LiveLatencies) -> None:
+        """Distribution of the runs measured so far; percentile markers wait for the record."""
+        values = np.asarray(live.values, dtype=float)
+        k, unit = time_scale(float(np.median(values)) if values.size else 0.0)
+        self.scale = k
+        self.axis_label("bottom", f"latency ({unit})")
+        self.edges, self.counts = vd.histogram((values * k).tolist())
+        if self.counts:
+            self.curve.setData(self.edges, self.counts)
+        else:
+            self.curve.setData([], [])
+        for line in self.markers.values():
+            line.hide()
+        kept = f", {values.size} shown" if values.size < live.count else ""
+        self.set_title("Latency distribution", f"measuring… {live.count} runs{kept}")
         self.enableAutoRange()
 
 

@@ -26,6 +26,7 @@ class _Bridge(QObject):
 
     progress = Signal(float, str, str)  # fraction, stage, text
     log_line = Signal(str)
+    data = Signal(object)  # live payload (latencies so far)
     done = Signal(object)  # result dict
     failed = Signal(str, str)  # title, message
     cancelled = Signal()
@@ -44,6 +45,7 @@ class _WorkerRunnable(QRunnable):
         jctx = JobContext(token=self.token)
         jctx.on_progress = lambda f, t: self.bridge.progress.emit(f, jctx.stage, t)
         jctx.on_log = self.bridge.log_line.emit
+        jctx.on_data = self.bridge.data.emit
         try:
             result = run_in_worker(PROFILE_KIND, self.request, jctx)
         except JobCancelledError:
@@ -62,6 +64,7 @@ class ProfileRunner(QObject):
 
     progress = Signal(float, str, str)
     log_line = Signal(str)
+    data = Signal(object)  # live payload while measuring (see core profiling.measure)
     finished = Signal(object)  # ProfileRun JSON dict
     failed = Signal(str, str)
     cancelled = Signal()
@@ -76,6 +79,7 @@ class ProfileRunner(QObject):
         self._bridge = _Bridge()
         self._bridge.progress.connect(self.progress)
         self._bridge.log_line.connect(self.log_line)
+        self._bridge.data.connect(self._on_data)
         self._bridge.done.connect(self._on_done)
         self._bridge.failed.connect(self._on_failed)
         self._bridge.cancelled.connect(self._on_cancelled)
@@ -92,6 +96,7 @@ class ProfileRunner(QObject):
             handle = manager.submit(PROFILE_KIND, request, title=title, lane="profiling")
             handle.progress.connect(self.progress)
             handle.log.connect(self.log_line)
+            handle.data.connect(self._on_data)
             handle.result.connect(self._on_done)
             handle.error.connect(self._on_failed)
             handle.cancelled.connect(self._on_cancelled)
@@ -111,6 +116,10 @@ class ProfileRunner(QObject):
     def wait(self, msecs: int = 60000) -> bool:
         """Block until the pool is idle (tests and shutdown)."""
         return self.pool.waitForDone(msecs)
+
+    def _on_data(self, payload: Any) -> None:
+        if self.busy:  # a payload queued behind the end of the job is stale
+            self.data.emit(payload)
 
     def _reset(self) -> None:
         self.busy = False

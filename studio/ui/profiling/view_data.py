@@ -139,3 +139,42 @@ def setup_figures(run: ProfileRun) -> list[tuple[str, str]]:
     if s.get("first_run_ms") is not None:
         out.append(("First inference", fmt_ms(float(s["first_run_ms"]))))
     return out
+
+
+class LiveLatencies:
+    """Latencies received while a profile is still measuring (the core loop's ``data`` payloads).
+
+    Each payload holds the runs from index ``start`` on, every ``stride``-th; they are appended
+    in order. Past ``max_points`` every other point is dropped, so a long sustained run keeps a
+    bounded, evenly thinned picture; the final record replaces all of it.
+    """
+
+    def __init__(self, sustained: bool = False, max_points: int = 20000) -> None:
+        self.sustained = sustained
+        self.max_points = max_points
+        self.runs: list[float] = []  # run index of each kept point
+        self.times: list[float] = []  # seconds into the loop
+        self.values: list[float] = []  # latency, ms
+        self.count = 0  # runs measured so far (all of them, kept or not)
+        self.elapsed_s = 0.0
+
+    def add(self, payload: dict) -> bool:
+        """Append one payload; False (and nothing changed) when it is not a latency payload."""
+        if not isinstance(payload, dict) or payload.get("kind") != "latencies":
+            return False
+        values = payload.get("latencies_ms") or []
+        offsets = payload.get("offsets_s") or []
+        start, stride = int(payload.get("start", 0)), max(1, int(payload.get("stride", 1)))
+        self.runs.extend(float(start + i * stride) for i in range(len(values)))
+        self.values.extend(float(v) for v in values)
+        self.times.extend(float(t) for t in offsets[: len(values)])
+        self.count = int(payload.get("count", self.count))
+        self.elapsed_s = float(payload.get("elapsed_s", self.elapsed_s))
+        if len(self.values) > self.max_points:
+            self.runs, self.values, self.times = self.runs[::2], self.values[::2], self.times[::2]
+        return True
+
+    @property
+    def x(self) -> list[float]:
+        """Plot abscissa: seconds in sustained mode (as the final timeline), else run number."""
+        return self.times if self.sustained and len(self.times) == len(self.values) else self.runs

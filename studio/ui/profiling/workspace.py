@@ -42,7 +42,7 @@ from studio.ui.profiling.layer_table import LayerTablePanel
 from studio.ui.profiling.plots import HistogramPlot, LatencyPlot, OpTypePlot, SlowestLayersPlot
 from studio.ui.profiling.runner import GraphCache, ProfileRunner
 from studio.ui.profiling.suggestions import SuggestionsPanel
-from studio.ui.profiling.view_data import overlay_for
+from studio.ui.profiling.view_data import LiveLatencies, overlay_for
 from studio.ui.theme import COLORS
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class ProfilingWorkspace(QWidget):
         self.graphs = GraphCache(self)
         self.graphs.ready.connect(self._graph_ready)
         self._probed = False
+        self.live: LiveLatencies | None = None  # latencies so far of the running profile
 
         self.controls = ControlBar(self)
         self.overlay_btn = QToolButton(self)
@@ -109,6 +110,7 @@ class ProfilingWorkspace(QWidget):
         self.controls.start_requested.connect(self.start_profile)
         self.controls.cancel_requested.connect(self.runner.cancel)
         self.runner.progress.connect(self.controls.show_progress)
+        self.runner.data.connect(self._on_live_data)
         self.runner.finished.connect(self._on_result)
         self.runner.failed.connect(self._on_failed)
         self.runner.cancelled.connect(self._on_cancelled)
@@ -222,9 +224,23 @@ class ProfilingWorkspace(QWidget):
         req = self.request(options or self.controls.options())
         self.controls.set_running(True)
         self.controls.show_progress(0.0, "start", f"profiling on {req['backend'].upper()}…")
+        self.live = LiveLatencies(sustained=bool(req.get("duration_s")))
         self.runner.start(req, title=f"Profile {req['label']}")
 
+    def _on_live_data(self, payload: Any) -> None:
+        """Latencies so far: the latency curve and histogram fill in place while measuring."""
+        if self.live is None or not self.live.add(payload):
+            return
+        if self.run is None:
+            self.figures.note.setText(
+                "Measuring: the latency plots fill as runs complete; key figures and per-layer "
+                "results follow when the run ends."
+            )
+        self.latency.show_live(self.live)
+        self.hist.show_live(self.live)
+
     def _on_result(self, result: Any) -> None:
+        self.live = None
         self.controls.set_running(False)
         try:
             run = ProfileRun.from_json(result)
@@ -242,14 +258,30 @@ class ProfilingWorkspace(QWidget):
         self.controls.show_progress(1.0, "", f"done: {run.stats.count} runs")
 
     def _on_failed(self, title: str, message: str) -> None:
+        self._end_live()
         self.controls.set_running(False)
         self.controls.show_progress(0.0, "", f"failed: {message.splitlines()[0][:120]}")
         self.controls.status.setToolTip(message)
         self.ctx.show_error(title, message)
 
     def _on_cancelled(self) -> None:
+        self._end_live()
         self.controls.set_running(False)
         self.controls.show_progress(0.0, "", "cancelled")
+
+    def _end_live(self) -> None:
+        """A failed or cancelled profile is no result: its partial curve leaves the plots."""
+        had_points = self.live is not None and bool(self.live.values)
+        self.live = None
+        if not had_points:
+            return
+        if self.run is not None:
+            self.latency.show_run(self.run)
+            self.hist.show_run(self.run)
+        else:
+            self.figures.clear()
+            self.latency.clear_data()
+            self.hist.clear_data()
 
     def show_run_id(self, run_id: str) -> None:
         try:
