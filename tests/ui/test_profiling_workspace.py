@@ -201,6 +201,73 @@ def test_history_and_comparison_of_two_runs(qtbot, cnn_path, tmp_path):
     _save_shot(qtbot, w, "profiling_compare.png")
 
 
+def _edit_label(qtbot, w: ProfilingWorkspace, row: int, text: str, how: str) -> None:
+    """Rename the history's ``row`` as a user would: F2, double-click or the context menu."""
+    from PySide6.QtWidgets import QLineEdit
+
+    lst = w.history.list
+    item = lst.item(row)
+    lst.setCurrentItem(item)
+    lst.setFocus()
+    rect = lst.visualItemRect(item)
+    if how == "f2":
+        qtbot.keyClick(lst, Qt.Key.Key_F2)
+    elif how == "double-click":
+        # A real double-click: press, release, then the double-click event on the same item.
+        qtbot.mouseClick(lst.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+        qtbot.mouseDClick(lst.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    else:
+        lst.customContextMenuRequested.emit(rect.center())
+        action = next(a for a in w.history.context_menu.actions() if a.text() == "Rename…")
+        action.trigger()
+        w.history.context_menu.close()
+    qtbot.waitUntil(lambda: lst.findChild(QLineEdit) is not None, timeout=2000)
+    editor = lst.findChild(QLineEdit)
+    assert editor.text() == item.data(Qt.ItemDataRole.UserRole + 1)  # the label alone
+    editor.selectAll()
+    qtbot.keyClicks(editor, text)
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+
+
+def test_rename_runs_in_the_history_undoably(qtbot, cnn_path, tmp_path):
+    from studio.core.project import Project
+
+    project = Project.new(cnn_path)
+    saved = project.save(tmp_path / "demo.npustudio")
+    ctx, w = _workspace(qtbot, cnn_path, project=project)
+    run = _profile(qtbot, w, "cpu", runs=5)
+    before = run.label
+    project.dirty = False
+
+    # In a project: Project.rename_run relabels it (dirty, saved with the project).
+    _edit_label(qtbot, w, 0, "  baseline fp32 ", "f2")
+    qtbot.waitUntil(lambda: project.runs[0].label == "baseline fp32", timeout=2000)
+    assert project.dirty and w.history.list.item(0).text().startswith("baseline fp32\n")
+    assert ctx.undo_stack.count() == 1 and "baseline fp32" in ctx.undo_stack.undoText()
+    ctx.undo_stack.undo()
+    assert project.runs[0].label == before and w.history.list.item(0).text().startswith(before)
+    ctx.undo_stack.redo()
+    project.save()
+    assert Project.load(saved).runs[0].label == "baseline fp32"
+    assert w.store.get(run.id).label == "baseline fp32"  # exports name it so too
+
+    # An empty label or the same one is no edit.
+    _edit_label(qtbot, w, 0, "   ", "double-click")
+    qtbot.wait(50)
+    assert project.runs[0].label == "baseline fp32" and ctx.undo_stack.count() == 1
+
+    # Without a project: the session's in-memory record is relabelled, by the context menu.
+    ctx2, w2 = _workspace(qtbot, cnn_path)
+    mem = _profile(qtbot, w2, "cpu", runs=5)
+    mem_before = mem.label
+    _edit_label(qtbot, w2, 0, "quick look", "menu")
+    qtbot.waitUntil(lambda: w2.store.get(mem.id).label == "quick look", timeout=2000)
+    assert w2.history.list.item(0).data(Qt.ItemDataRole.UserRole + 1) == "quick look"
+    ctx2.undo_stack.undo()
+    assert w2.store.get(mem.id).label == mem_before
+    assert w2.history.list.item(0).data(Qt.ItemDataRole.UserRole + 1) == mem_before
+
+
 def test_profile_through_the_main_windows_job_manager(qtbot, cnn_path):
     from studio.ui.jobs import JobManager
 

@@ -1,7 +1,8 @@
 """Run history: the project's saved runs (``Project.runs``) or, without a project, this session's.
 
 Records are read lazily from the project's runs folder and cached; a record that cannot be read
-is listed with the reason instead of disappearing, so a user knows a file went missing.
+is listed with the reason instead of disappearing, so a user knows a file went missing. A run's
+label is edited in place (double-click, F2 or the context menu) and the rename is undoable.
 """
 
 from __future__ import annotations
@@ -10,21 +11,27 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPushButton,
+    QStyledItemDelegate,
     QVBoxLayout,
     QWidget,
 )
 
 from studio.core.errors import StudioError
 from studio.core.profiling.records import ProfileRun
+from studio.ui.profiling.commands import RenameRunCommand
 from studio.ui.profiling.view_data import fmt_ms
+
+LABEL_ROLE = Qt.ItemDataRole.UserRole + 1  # the run's label alone (the item shows two lines)
 
 
 @dataclass
@@ -88,6 +95,26 @@ class RunStore:
         saved = {e.id for e in out}
         return out + [e for e in memory if e.id not in saved]
 
+    def label(self, run_id: str) -> str:
+        for entry in self.entries():
+            if entry.id == run_id:
+                return entry.label
+        raise StudioError(f"no run '{run_id}' in the history")
+
+    def rename(self, run_id: str, label: str) -> None:
+        """Relabel a run where it lives: the project (saved with it) or this session's record."""
+        label = label.strip()
+        if not label:
+            raise StudioError("a run label cannot be empty")
+        project = self.project
+        if project is not None and any(ref.id == run_id for ref in project.runs):
+            project.rename_run(run_id, label)
+        elif not any(r.id == run_id for r in self._memory):
+            raise StudioError(f"no run '{run_id}' in the history")
+        for run in (self._cache.get(run_id), *(r for r in self._memory if r.id == run_id)):
+            if run is not None:
+                run.label = label  # what exports and the comparison call it from now on
+
     def get(self, run_id: str) -> ProfileRun:
         if run_id in self._cache:
             return self._cache[run_id]
@@ -101,11 +128,32 @@ class RunStore:
         return run
 
 
+class _LabelDelegate(QStyledItemDelegate):
+    """Edits only the label line of an item; the rename itself goes through the panel (undo)."""
+
+    def __init__(self, panel: RunHistoryPanel) -> None:
+        super().__init__(panel.list)
+        self.panel = panel
+
+    def setEditorData(self, editor: QWidget, index: QModelIndex) -> None:  # noqa: N802
+        if isinstance(editor, QLineEdit):
+            editor.setText(str(index.data(LABEL_ROLE) or ""))
+            editor.selectAll()
+
+    def setModelData(self, editor: QWidget, model, index: QModelIndex) -> None:  # noqa: N802
+        if not isinstance(editor, QLineEdit):
+            return
+        run_id, text = index.data(Qt.ItemDataRole.UserRole), editor.text()
+        # After the editor has closed: the rename rebuilds the list this editor belongs to.
+        QTimer.singleShot(0, self.panel, lambda: self.panel.rename(run_id, text))
+
+
 class RunHistoryPanel(QWidget):
     """List of runs; the current one is shown on the dashboard, a multi-selection is compared."""
 
     run_chosen = Signal(str)
     compare_requested = Signal(list)
+    run_renamed = Signal(str)  # run id (after a rename, its undo or its redo)
 
     def __init__(self, store: RunStore, parent=None) -> None:
         super().__init__(parent)
@@ -115,6 +163,13 @@ class RunHistoryPanel(QWidget):
         self.list.setAlternatingRowColors(True)
         self.list.currentItemChanged.connect(self._current_changed)
         self.list.itemSelectionChanged.connect(self._selection_changed)
+        self.list.setItemDelegate(_LabelDelegate(self))
+        self.list.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked
+            | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._context_menu)
         self.compare_btn = QPushButton("Compare selected", self)
         self.compare_btn.setEnabled(False)
         self.compare_btn.setToolTip("Select two or more runs (Ctrl/Shift+click) to compare them")
@@ -140,7 +195,11 @@ class RunHistoryPanel(QWidget):
             for entry in reversed(self.store.entries()):  # newest first
                 item = QListWidgetItem(self._text(entry))
                 item.setData(Qt.ItemDataRole.UserRole, entry.id)
-                item.setToolTip(entry.error or f"{entry.id} · {entry.created}")
+                item.setData(LABEL_ROLE, entry.label)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+                item.setToolTip(
+                    entry.error or f"{entry.id} · {entry.created}\nDouble-click or F2 to rename"
+                )
                 if entry.error:
                     item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsSelectable)
                 self.list.addItem(item)
@@ -158,6 +217,54 @@ class RunHistoryPanel(QWidget):
         s = entry.run.stats
         when = entry.created[11:19] if len(entry.created) >= 19 else entry.created
         return f"{entry.label}\n{entry.backend.upper()} · p50 {fmt_ms(s.p50_ms)} · {when}"
+
+    def current_id(self) -> str:
+        item = self.list.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item is not None else ""
+
+    def rename(self, run_id: str, label: str) -> bool:
+        """Rename ``run_id`` to ``label`` as one undoable edit; False when nothing changed."""
+        label = label.strip()
+        try:
+            before = self.store.label(run_id)
+        except StudioError as exc:
+            self._report(str(exc))
+            return False
+        if not label or label == before:
+            return False
+        command = RenameRunCommand(run_id, before, label, self._apply_rename)
+        stack = getattr(self.store.ctx, "undo_stack", None)
+        if stack is not None:
+            stack.push(command)
+        else:
+            command.redo()
+        return True
+
+    def _apply_rename(self, run_id: str, label: str) -> None:
+        try:
+            self.store.rename(run_id, label)
+        except StudioError as exc:  # the run left the history (another project) meanwhile
+            self._report(str(exc))
+            return
+        self.refresh(self.current_id())
+        self.run_renamed.emit(run_id)
+
+    def _report(self, message: str) -> None:
+        show = getattr(self.store.ctx, "show_error", None)
+        if show is not None:
+            show("Cannot rename run", message)
+
+    def _context_menu(self, pos: QPoint) -> None:
+        item = self.list.itemAt(pos)
+        menu = QMenu(self)
+        if item is not None:
+            menu.addAction("Rename…", lambda: self.list.editItem(item))
+        compare = menu.addAction(
+            "Compare selected", lambda: self.compare_requested.emit(self.selected_ids())
+        )
+        compare.setEnabled(len(self.selected_ids()) >= 2)
+        self.context_menu = menu  # kept for tests
+        menu.popup(self.list.viewport().mapToGlobal(pos))
 
     def selected_ids(self) -> list[str]:
         return [i.data(Qt.ItemDataRole.UserRole) for i in self.list.selectedItems()]

@@ -120,6 +120,7 @@ class ProfilingWorkspace(QWidget):
         self.compare.node_activated.connect(self.ctx.select_node)
         self.history.run_chosen.connect(self.show_run_id)
         self.history.compare_requested.connect(self.compare_ids)
+        self.history.run_renamed.connect(self._run_renamed)
         self.ctx.node_selected.connect(self._follow_selection)
         self.ctx.model_changed.connect(self._model_changed)
         self._clear_dashboard()
@@ -345,6 +346,11 @@ class ProfilingWorkspace(QWidget):
         overlay = overlay_for(self.run) if self.run else None
         if overlay is not None:
             self.ctx.set_overlay(overlay.name, overlay.values, "inferno", overlay.unit)
+
+    def _run_renamed(self, run_id: str) -> None:
+        """A compared run's new label shows in the comparison at once."""
+        if any(r.id == run_id for r in self.compare.runs):
+            self.compare.show_runs(list(self.compare.runs))
 
     # ----- comparison ---------------------------------------------------------------------
     def compare_ids(self, ids: list[str]) -> None:
