@@ -2,7 +2,8 @@
 
 One session, one set of inputs. Each round runs, in alternating order:
 - ours: ``studio.core.profiling.measure.measure_loop`` exactly as the profile job calls it
-  (``functools.partial(sess.run, None, feeds)``, a JobContext with a progress callback), giving
+  (``functools.partial(sess.run, None, feeds)``, a JobContext with a progress callback and, as
+  in the worker, a live-data callback that serialises each payload to JSON), giving
   the reported mean latency (``stats.mean_ms``) and the loop's wall time per run;
 - bare: ``for _ in range(n): sess.run(None, feeds)`` timed as a whole, wall / n.
 
@@ -40,7 +41,9 @@ from studio.core.runtime import make_session, random_inputs  # noqa: E402
 
 
 def _ours(sess, feeds, runs: int) -> tuple[float, float]:
-    ctx = JobContext(on_progress=lambda f, t: None, min_interval_s=0.02)
+    ctx = JobContext(
+        on_progress=lambda f, t: None, on_data=lambda p: json.dumps(p), min_interval_s=0.02
+    )
     once = functools.partial(sess.run, None, feeds)
     loop = measure_loop(once, runs=runs, ctx=ctx)
     stats = latency_stats(list(loop.latencies_ms), loop.wall_s)
