@@ -290,3 +290,22 @@ def test_relu_and_reshape_outputs_are_derived_not_run(conv_model, tmp_path):
     for name in derived:
         values = np.concatenate([o[name].ravel() for o in outs])
         assert stats.range(name) == pytest.approx((values.min(), values.max()), rel=1e-6)
+
+
+def test_npz_sample_count_reads_headers_only(conv_model, tmp_path):
+    from studio.core.calibration import CalibrationSource, load_fixed, model_inputs
+    from studio.core.calibration.data import _npz_headers
+
+    specs = model_inputs(load_fixed(conv_model, None))
+    rng = np.random.default_rng(3)
+    arr = rng.random((5, *specs[0].shape[1:]), dtype=np.float32)
+    np.savez_compressed(tmp_path / "a.npz", **{specs[0].name: arr})
+    np.savez(tmp_path / "b.npz", arr[:2])  # one unnamed array for a one-input model
+    heads = _npz_headers(tmp_path / "a.npz", [specs[0].name])
+    assert heads[specs[0].name].shape == arr.shape and heads[specs[0].name].dtype == np.float32
+    assert heads[specs[0].name].strides == (0,) * arr.ndim  # no data behind it
+    source = CalibrationSource(tmp_path, specs)
+    assert source.count() == 7 == sum(1 for _ in source)
+    (tmp_path / "c.npz").write_bytes(b"not a zip")  # unreadable: the full reader names it
+    with pytest.raises(BadInputError, match="c.npz"):
+        CalibrationSource(tmp_path, specs).count()
