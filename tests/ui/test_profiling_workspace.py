@@ -250,6 +250,11 @@ def test_rename_runs_in_the_history_undoably(qtbot, cnn_path, tmp_path):
     project.save()
     assert Project.load(saved).runs[0].label == "baseline fp32"
     assert w.store.get(run.id).label == "baseline fp32"  # exports name it so too
+    fresh = StudioContext()
+    fresh.project = Project.load(saved)
+    fresh_ws = ProfilingWorkspace(fresh)
+    qtbot.addWidget(fresh_ws)
+    assert fresh_ws.store.get(run.id).label == "baseline fp32"  # read back from the project
 
     # An empty label or the same one is no edit.
     _edit_label(qtbot, w, 0, "   ", "double-click")

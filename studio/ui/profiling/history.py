@@ -124,6 +124,9 @@ class RunStore:
         if self.project is None:
             raise StudioError(f"no run '{run_id}' in this session")
         run = ProfileRun.from_json(self.project.load_run(run_id))
+        # A rename changes the project's label only (the record stays as measured): the
+        # project's label wins, so exports and comparisons use the name the history shows.
+        run.label = next((r.label for r in self.project.runs if r.id == run_id), run.label)
         self._cache[run_id] = run
         return run
 
