@@ -59,6 +59,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("npu-studio")
         self.resize(1440, 900)
         self.setAcceptDrops(True)
+        self._closed = False
         self.settings = settings if settings is not None else QSettings()
         self.ctx = StudioContext(self)
         self.recent = RecentFiles(self.settings, self)
@@ -234,6 +235,9 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if self._closed:  # Qt may send a second close event to a closed window
+            event.accept()
+            return
         if not self.projects.confirm_close():
             event.ignore()
             return
@@ -254,4 +258,5 @@ class MainWindow(QMainWindow):
         self.loader.wait(5000)
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
+        self._closed = True
         event.accept()

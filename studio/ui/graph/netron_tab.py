@@ -180,4 +180,13 @@ class NetronTab(QWidget):
         return bool(self.server.url) and QDesktopServices.openUrl(QUrl(self.server.url))
 
     def shutdown(self) -> None:
+        """Stop the server and destroy the web view now (Chromium must not outlive its profile)."""
         self.server.stop()
+        view, self.web_view = self.web_view, None
+        if view is not None:
+            import shiboken6
+
+            self.stack.removeWidget(view)
+            view.stop()
+            if shiboken6.isValid(view):
+                shiboken6.delete(view)

@@ -117,9 +117,24 @@ class GraphView(QGraphicsView):
         delta = event.angleDelta().y() or event.pixelDelta().y()
         if not delta:
             return
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
-        self.zoom_by(1.0015**delta)
+        self.zoom_at(1.0015**delta, event.position())
         event.accept()
+
+    def zoom_at(self, factor: float, pos: QPointF) -> None:
+        """Zoom keeping the scene point under ``pos`` (viewport coordinates) where it is.
+
+        Done by hand rather than with AnchorUnderMouse, which reads the global cursor position
+        and so does nothing useful for synthetic events (tests, touchpads sending pixel deltas).
+        """
+        before = self.mapToScene(pos.toPoint())
+        anchor = self.transformationAnchor()
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
+        self.set_scale(self.scale_factor * factor)
+        after = self.mapToScene(pos.toPoint())
+        centre = self.mapToScene(self.viewport().rect().center())
+        self.centerOn(centre - (after - before))
+        self.setTransformationAnchor(anchor)
+        self.view_changed.emit()
 
     # ----- mouse: pan by drag, click to select --------------------------------------------
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override

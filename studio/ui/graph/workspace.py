@@ -252,6 +252,7 @@ class GraphWorkspace(QWidget):
         if self.graph is None:
             return
         self.collapsed = set(lay.scopes_at_depth(self.graph, level)) if level > 0 else set()
+        self.level_combo.setCurrentIndex(max(0, self.level_combo.findData(level)))
         self.relayout()
 
     def collapse(self, scope: str) -> None:

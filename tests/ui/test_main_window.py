@@ -1,0 +1,210 @@
+"""The main window: workspaces, docks, opening (menu, drop, recent), errors, projects, closing."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QUndoCommand
+
+from studio.core import project as proj
+from studio.ui import dialogs
+from studio.ui.graph.workspace import GraphWorkspace
+from studio.ui.main_window import MainWindow
+from tests import bad_models
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    shown: list[tuple[str, str]] = []
+    monkeypatch.setattr(dialogs, "show_error", lambda _p, t, m, d="": shown.append((t, m)))
+    return shown
+
+
+@pytest.fixture
+def win(qtbot, tmp_path, monkeypatch, errors):
+    monkeypatch.setenv("NPU_STUDIO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("NPU_STUDIO_NO_WEBENGINE", "1")
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings)  # not qtbot.addWidget: it closes before our teardown runs
+    window.resize(1500, 950)
+    window.show()
+    yield window
+    monkeypatch.setattr(dialogs, "ask_unsaved_changes", lambda *a: "discard")
+    window.close()
+    window.deleteLater()
+
+
+def graph_ws(win) -> GraphWorkspace:
+    return win.workspaces["graph"]
+
+
+def open_and_wait(qtbot, win, path):
+    with qtbot.waitSignal(graph_ws(win).layout_ready, timeout=20000):
+        win.open_path(str(path))
+
+
+def test_workspaces_docks_and_menus(win):
+    titles = [win.tabs.tabText(i) for i in range(win.tabs.count())]
+    assert titles == ["Graph", "Quantization", "Backends", "Profiling"]
+    assert isinstance(graph_ws(win), GraphWorkspace)
+    assert win.ctx.jobs is not None
+    menus = [a.text().replace("&", "") for a in win.menuBar().actions()]
+    assert menus == ["File", "Edit", "View", "Help"]
+    view_items = [a.text() for a in win.menus.view_menu.actions()]
+    assert "Jobs" in view_items and "History" in view_items
+    win.menus.workspace_actions[3].trigger()
+    assert win.tabs.currentIndex() == 3
+    rows = dict(win.menus.shortcut_rows())
+    assert rows["Open"] == "Ctrl+O"
+    assert rows["Save project"] == "Ctrl+S"
+    assert rows["Undo"] == "Ctrl+Z"
+    assert rows["Redo"].startswith("Ctrl+Shift+Z")
+    assert rows["Find node"] == "Ctrl+F"
+    assert rows["Next match"] == "F3"
+    dialog = win.menus.show_shortcuts()
+    assert dialog.tree.topLevelItemCount() == len(rows)
+    dialog.close()
+    win.jobs_dock.toggleViewAction().trigger()
+    assert win.jobs_dock.isHidden()
+
+
+def test_open_model_loads_off_thread_and_remembers(qtbot, win, conv_model):
+    open_and_wait(qtbot, win, conv_model)
+    assert win.ctx.graph is not None and len(win.ctx.graph.nodes) == 8
+    assert win.ctx.model_path == str(conv_model)
+    assert win.recent.files() == [os.path.abspath(conv_model)]
+    assert "small_cnn" in win.model_label.text() and "8 nodes" in win.model_label.text()
+    assert win.windowTitle().startswith("small_cnn.onnx (untitled project)")
+    recent = [a for a in win.menus.recent_menu.actions() if a.data()]
+    assert [a.text() for a in recent] == ["small_cnn.onnx"]
+    os.makedirs("/tmp/shots", exist_ok=True)
+    win.grab().save("/tmp/shots/main_window.png")
+
+
+@pytest.mark.parametrize("case", ["png", "truncated", "cycle"])
+def test_bad_file_is_an_error_dialog(qtbot, win, errors, tmp_path, case):
+    make, expect = bad_models.CASES[case]
+    path = make(tmp_path)
+    win.open_path(str(path))
+    qtbot.waitUntil(lambda: bool(errors), timeout=10000)
+    title, message = errors[0]
+    assert title == "Cannot open model"
+    assert expect.lower() in message.lower() and "Traceback" not in message
+    assert win.ctx.graph is None
+    win.open_path(str(tmp_path / "gone.onnx"))
+    assert "does not exist" in errors[-1][1]
+
+
+def _mime(path):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    return mime
+
+
+def test_drag_and_drop(qtbot, win, conv_model, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    # the events do not own their QMimeData: keep it alive for as long as they are used
+    text_mime, model_mime, drop_mime = _mime(text), _mime(conv_model), _mime(conv_model)
+    enter = QDragEnterEvent(
+        QPointF(20, 20).toPoint(), Qt.DropAction.CopyAction, text_mime,
+        Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+    )  # fmt: skip
+    win.dragEnterEvent(enter)
+    assert not enter.isAccepted()
+    enter = QDragEnterEvent(
+        QPointF(20, 20).toPoint(), Qt.DropAction.CopyAction, model_mime,
+        Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+    )  # fmt: skip
+    win.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(
+        QPointF(20, 20), Qt.DropAction.CopyAction, drop_mime,
+        Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+    )  # fmt: skip
+    with qtbot.waitSignal(graph_ws(win).layout_ready, timeout=20000):
+        win.dropEvent(drop)
+    assert win.ctx.model_path == str(conv_model)
+
+
+def test_recent_files_in_temp_settings(qtbot, win, conv_model, tmp_path):
+    missing = tmp_path / "was_here.onnx"
+    win.recent.add(missing)
+    win.recent.add(conv_model)
+    actions = [a for a in win.menus.recent_menu.actions() if a.data()]
+    assert [a.data() for a in actions] == [str(conv_model), str(missing)]
+    assert actions[0].isEnabled() and not actions[1].isEnabled()
+    with qtbot.waitSignal(graph_ws(win).layout_ready, timeout=20000):
+        actions[0].trigger()
+    assert win.ctx.model_path == str(conv_model)
+    reopened = MainWindow(win.settings)
+    qtbot.addWidget(reopened)
+    assert reopened.recent.files()[0] == str(conv_model)
+    reopened.close()
+
+
+class _Edit(QUndoCommand):
+    def __init__(self, box):
+        super().__init__("edit")
+        self.box = box
+
+    def redo(self):
+        self.box.append(1)
+
+    def undo(self):
+        self.box.pop()
+
+
+def test_project_dirty_save_autosave_recover(qtbot, win, conv_model, tmp_path, monkeypatch):
+    open_and_wait(qtbot, win, conv_model)
+    box: list[int] = []
+    win.ctx.undo_stack.push(_Edit(box))
+    assert box == [1]
+    assert win.menus.undo_action.isEnabled()
+    assert win.windowTitle().startswith("small_cnn.onnx (untitled project)*")
+    target = tmp_path / "work.npustudio"
+    assert win.projects.save_as(str(target))
+    assert target.is_file() and "*" not in win.windowTitle()
+    assert win.windowTitle().startswith("work.npustudio")
+    win.menus.undo_action.trigger()
+    assert box == []
+    assert "*" in win.windowTitle()
+    saved = win.projects.autosave_now()
+    assert saved is not None and saved.is_file()
+    # as after a crash (nothing asked, the autosave left behind), reopening offers it back
+    asked = []
+    monkeypatch.setattr(dialogs, "ask_restore_recovery", lambda *a: asked.append(a) or True)
+    win.ctx.project.dirty = False
+    os.utime(saved, None)
+    with qtbot.waitSignal(graph_ws(win).layout_ready, timeout=20000):
+        win.open_path(str(target))
+    assert asked and win.ctx.project.dirty
+    assert win.ctx.project.path == target.resolve()
+
+
+def test_close_with_unsaved_changes_asks(qtbot, win, conv_model, monkeypatch):
+    open_and_wait(qtbot, win, conv_model)
+    win.projects.mark_dirty()
+    answers = ["cancel"]
+    monkeypatch.setattr(dialogs, "ask_unsaved_changes", lambda *a: answers[0])
+    assert not win.close()
+    assert win.isVisible()
+    answers[0] = "discard"
+    assert win.close()
+    assert proj.find_recovery is not None
+
+
+def test_netron_stops_when_window_closes(qtbot, win, conv_model):
+    open_and_wait(qtbot, win, conv_model)
+    ws = graph_ws(win)
+    with qtbot.waitSignal(ws.netron.started, timeout=10000):
+        ws.tabs.setCurrentWidget(ws.netron)
+    address = ws.netron.server.address
+    assert address[0] == "127.0.0.1"
+    import netron
+
+    assert netron.status(address)
+    assert win.close()
+    qtbot.waitUntil(lambda: not netron.status(address), timeout=3000)  # its loop polls at 4 Hz
