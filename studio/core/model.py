@@ -13,7 +13,10 @@ exports leave half their nodes unnamed). ``NodeInfo.synthetic_id`` says which is
 from __future__ import annotations
 
 import copy
+import gc
 from collections import Counter, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ from onnx import AttributeProto, helper
 
 from studio.core import model_io
 from studio.core.errors import ModelLoadError
+from studio.core.model_stats import _MAC_RULES as MAC_OPS
 from studio.core.model_stats import NON_PARAM_DTYPES, dtype_name, nbytes, node_macs
 
 Shape = list[int | str | None] | None
@@ -87,6 +91,23 @@ class NodeInfo:
             "macs": self.macs,
             "activation_bytes": self.activation_bytes,
         }
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector during bulk allocation of acyclic data.
+
+    A 20k-node model is hundreds of thousands of small objects; building them triggers several
+    automatic full collections, each walking everything allocated so far, which made loading
+    (and laying out) about twice as slow. Nothing allocated here forms reference cycles.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def scope_of(name: str) -> list[str]:
@@ -253,7 +274,11 @@ class ModelGraph:
     @classmethod
     def load(cls, path: str | Path, input_shapes: dict[str, list[int]] | None = None) -> ModelGraph:
         """Read, validate and analyse ``path``; every failure is a ModelLoadError naming it."""
-        model_path = Path(path)
+        with paused_gc():
+            return cls._load(Path(path), input_shapes)
+
+    @classmethod
+    def _load(cls, model_path: Path, input_shapes: dict[str, list[int]] | None) -> ModelGraph:
         proto = model_io.read_model_proto(model_path)
         refs = model_io.validate_external_data(proto, model_path)
         order = _topological_order(proto.graph, model_path)
@@ -273,78 +298,135 @@ class ModelGraph:
         return graph
 
     def _analyse(self) -> None:
+        """Turn the protobuf into nodes and tensors once (a 20k-node model in ~0.2 s).
+
+        Written for speed: protobuf field access and dataclass construction dominate, so each
+        field is read once, TensorInfo objects are created only when missing, and per-tensor
+        figures (bytes, parameter counts) are cached while the node statistics are summed.
+        """
         g = self.proto.graph
-        inits = {t.name: t for t in g.initializer}
+        tensors = self.tensors
         for t in g.initializer:
-            self.tensors[t.name] = TensorInfo(
+            elem = t.data_type
+            tensors[t.name] = TensorInfo(
                 name=t.name,
                 shape=[int(d) for d in t.dims],
-                dtype=dtype_name(t.data_type),
-                elem_type=t.data_type,
+                dtype=dtype_name(elem),
+                elem_type=elem,
                 is_initializer=True,
                 external=model_io.is_external(t),
             )
-        for vi in list(g.input) + list(g.value_info) + list(g.output):
-            shape, elem = _dims(vi.type)
-            info = self.tensors.setdefault(vi.name, TensorInfo(name=vi.name))
-            if info.shape is None:
-                info.shape = shape
-            if info.elem_type is None and elem:
-                info.elem_type, info.dtype = elem, dtype_name(elem)
+        for field_ in (g.input, g.value_info, g.output):
+            for vi in field_:
+                name = vi.name
+                info = tensors.get(name)
+                if info is None:
+                    info = tensors[name] = TensorInfo(name=name)
+                if info.shape is not None and info.elem_type is not None:
+                    continue
+                shape, elem = _dims(vi.type)
+                if info.shape is None:
+                    info.shape = shape
+                if info.elem_type is None and elem:
+                    info.elem_type, info.dtype = elem, dtype_name(elem)
         for vi in g.input:
-            if vi.name not in inits:
-                self.tensors[vi.name].is_input = True
-                self.inputs.append(self.tensors[vi.name])
+            info = tensors[vi.name]
+            if not info.is_initializer:
+                info.is_input = True
+                self.inputs.append(info)
         for vi in g.output:
-            self.tensors[vi.name].is_output = True
-            self.outputs.append(self.tensors[vi.name])
+            tensors[vi.name].is_output = True
+            self.outputs.append(tensors[vi.name])
 
-        names = Counter(n.name for n in g.node if n.name)
-        for index, node in enumerate(g.node):
-            unique = bool(node.name) and names[node.name] == 1
-            node_id = node.name if unique else f"{node.op_type}_{index}"
-            while node_id in self.node_by_id:
+        protos = list(g.node)
+        node_names = [n.name for n in protos]
+        names = Counter(n for n in node_names if n)
+        node_by_id = self.node_by_id
+        append = self.nodes.append
+        for index, node in enumerate(protos):
+            name = node_names[index]
+            op_type = node.op_type
+            unique = bool(name) and names[name] == 1
+            node_id = name if unique else f"{op_type}_{index}"
+            while node_id in node_by_id:
                 node_id += "_"
+            inputs = list(node.input)
+            outputs = list(node.output)
+            attributes = node.attribute
             info = NodeInfo(
                 id=node_id,
-                name=node.name,
+                name=name,
                 index=index,
-                op_type=node.op_type,
+                op_type=op_type,
                 domain=node.domain,
-                inputs=list(node.input),
-                outputs=list(node.output),
-                attributes={a.name: _attribute_value(a) for a in node.attribute},
+                inputs=inputs,
+                outputs=outputs,
+                attributes={a.name: _attribute_value(a) for a in attributes} if attributes else {},
                 synthetic_id=not unique,
-                scope=scope_of(node.name) if unique else [],
+                scope=scope_of(name) if unique else [],
             )
-            self.nodes.append(info)
-            self.node_by_id[node_id] = info
-            for name in node.input:
-                if name:
-                    self.tensors.setdefault(name, TensorInfo(name=name)).consumers.append(node_id)
-            for name in node.output:
-                if name:
-                    self.tensors.setdefault(name, TensorInfo(name=name)).producer = node_id
+            append(info)
+            node_by_id[node_id] = info
+            for t in inputs:
+                if t:
+                    tensor = tensors.get(t)
+                    if tensor is None:
+                        tensor = tensors[t] = TensorInfo(name=t)
+                    tensor.consumers.append(node_id)
+            for t in outputs:
+                if t:
+                    tensor = tensors.get(t)
+                    if tensor is None:
+                        tensor = tensors[t] = TensorInfo(name=t)
+                    tensor.producer = node_id
+        byte_cache: dict[str, int] = {}
+        param_cache: dict[str, int] = {}
         for node in self.nodes:
-            self._node_stats(node)
+            self._node_stats(node, byte_cache, param_cache)
 
-    def _node_stats(self, node: NodeInfo) -> None:
-        ins = [self.tensors[t] if t in self.tensors else None for t in node.inputs]
-        outs = [self.tensors.get(t) for t in node.outputs]
-        node.macs = node_macs(
-            node.op_type,
-            node.attributes,
-            [t.shape if t else None for t in ins],
-            [t.shape if t else None for t in outs],
-        )
-        node.params = sum(
-            _count(t.shape)
-            for t in ins
-            if t is not None and t.is_initializer and t.dtype not in NON_PARAM_DTYPES
-        )
-        node.activation_bytes = sum(
-            (t.nbytes or 0) for t in ins + outs if t is not None and not t.is_initializer
-        )
+    def _node_stats(
+        self,
+        node: NodeInfo,
+        byte_cache: dict[str, int] | None = None,
+        param_cache: dict[str, int] | None = None,
+    ) -> None:
+        tensors = self.tensors
+        byte_cache = {} if byte_cache is None else byte_cache
+        param_cache = {} if param_cache is None else param_cache
+        ins = [tensors.get(t) for t in node.inputs]
+        outs = [tensors.get(t) for t in node.outputs]
+        if node.op_type in MAC_OPS:
+            node.macs = node_macs(
+                node.op_type,
+                node.attributes,
+                [t.shape if t else None for t in ins],
+                [t.shape if t else None for t in outs],
+            )
+        params = 0
+        activation = 0
+        for t in ins:
+            if t is None:
+                continue
+            if t.is_initializer:
+                count = param_cache.get(t.name)
+                if count is None:
+                    count = param_cache[t.name] = (
+                        _count(t.shape) if t.dtype not in NON_PARAM_DTYPES else 0
+                    )
+                params += count
+            else:
+                size = byte_cache.get(t.name)
+                if size is None:
+                    size = byte_cache[t.name] = t.nbytes or 0
+                activation += size
+        for t in outs:
+            if t is not None and not t.is_initializer:
+                size = byte_cache.get(t.name)
+                if size is None:
+                    size = byte_cache[t.name] = t.nbytes or 0
+                activation += size
+        node.params = params
+        node.activation_bytes = activation
 
     # ----- queries ----------------------------------------------------------------------
     @property
