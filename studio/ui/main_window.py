@@ -112,7 +112,6 @@ class MainWindow(QMainWindow):
         )
         self.tabifyDockWidget(self.jobs_dock, self.history_dock)
         self.jobs_dock.raise_()
-        self.resizeDocks([self.jobs_dock], [170], Qt.Orientation.Vertical)
         self.backend_dock = None
         panel_cls = _optional("studio.ui.backend_panel", "BackendPanel")
         if panel_cls is not None:
@@ -231,8 +230,13 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window/state")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        if state is not None:
-            self.restoreState(state)
+        self._state_restored = state is not None and bool(self.restoreState(state))
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if not self._state_restored:  # first run: keep the docks low, the graph gets the room
+            self._state_restored = True
+            self.resizeDocks(self.docks(), [150] * len(self.docks()), Qt.Orientation.Vertical)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         if self._closed:  # Qt may send a second close event to a closed window

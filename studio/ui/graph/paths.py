@@ -70,3 +70,35 @@ def arrows_path(tips: np.ndarray, size: float = 7.0) -> QPainterPath:
     kind = np.ones(len(xs), dtype=np.int32)
     kind[0::4] = 0
     return path_from_elements(xs, ys, kind)
+
+
+def curves_path(points: np.ndarray, offsets: np.ndarray) -> QPainterPath:
+    """Like :func:`polylines_path`, but each segment is a vertical S-curve (a cubic Bézier).
+
+    Edges leave a box downwards and enter the next one from above, as in Netron; the control
+    points sit half a segment below the start and above the end. Element types: 2 = curveTo
+    (first control point), 3 = curve data (second control point, then the end point).
+    """
+    n = len(points)
+    if n == 0:
+        return QPainterPath()
+    starts = np.asarray(offsets[:-1], dtype=np.int64)
+    is_start = np.zeros(n, dtype=bool)
+    is_start[starts[starts < n]] = True
+    seg_end = np.nonzero(~is_start)[0]  # every point but a polyline's first ends a segment
+    a, b = points[seg_end - 1], points[seg_end]
+    half = (b[:, 1] - a[:, 1]) * 0.5
+    m = len(seg_end)
+    # per segment: [moveTo a if it starts a polyline] curveTo c1, data c2, data b
+    lead = is_start[seg_end - 1]
+    count = m * 3 + int(lead.sum())
+    x = np.empty(count)
+    y = np.empty(count)
+    kind = np.empty(count, dtype=np.int32)
+    pos = np.arange(m) * 3 + np.cumsum(lead)  # index of each segment's curveTo element
+    move = pos[lead] - 1
+    x[move], y[move], kind[move] = a[lead, 0], a[lead, 1], 0
+    x[pos], y[pos], kind[pos] = a[:, 0], a[:, 1] + half, 2
+    x[pos + 1], y[pos + 1], kind[pos + 1] = b[:, 0], b[:, 1] - half, 3
+    x[pos + 2], y[pos + 2], kind[pos + 2] = b[:, 0], b[:, 1], 3
+    return path_from_elements(x, y, kind)

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QStyleOptionGraphic
 
 from studio.core import layout as lay
 from studio.ui.graph import styles
-from studio.ui.graph.paths import arrows_path, polylines_path, rects_path
+from studio.ui.graph.paths import arrows_path, curves_path, polylines_path, rects_path
 
 BAND_SIZE = 512
 OVERLAY_BINS = 64
@@ -39,6 +39,7 @@ class Band:
     edges: np.ndarray
     rect: QRectF
     edge_path: QPainterPath | None = None
+    curve_path: QPainterPath | None = None
     arrow_path: QPainterPath | None = None
     fills: dict[int, QPainterPath] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -312,10 +313,13 @@ class GraphItem(QGraphicsItem):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, lod >= styles.LOD_ANTIALIAS)
         painter.setPen(self._edge_pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
+        curved = lod >= styles.LOD_CURVES
         for band in bands:
             if band.edge_path is None:
                 self._build_edges(band)
-            painter.drawPath(band.edge_path)
+            if curved and band.curve_path is None:
+                band.curve_path = curves_path(*_gather_polylines(sc.layout, band.edges))
+            painter.drawPath(band.curve_path if curved else band.edge_path)
         if lod >= styles.LOD_DETAIL:
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(styles.EDGE)
@@ -338,6 +342,7 @@ class GraphItem(QGraphicsItem):
         layout = self._scene.layout
         if len(band.edges) == 0:
             band.edge_path, band.arrow_path = QPainterPath(), QPainterPath()
+            band.curve_path = QPainterPath()
             return
         points, offsets = _gather_polylines(layout, band.edges)
         band.edge_path = polylines_path(points, offsets)
@@ -469,7 +474,7 @@ class MarkItem(QGraphicsItem):
             pen = QPen(styles.EDGE_SELECTED, 2)
             pen.setCosmetic(True)
             painter.setPen(pen)
-            painter.drawPath(polylines_path(points, offsets))
+            painter.drawPath(curves_path(points, offsets))
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(styles.EDGE_SELECTED)
             painter.drawPath(arrows_path(points[offsets[1:] - 1], 9.0))

@@ -60,6 +60,7 @@ LOD_DETAIL = 0.42  # boxes drawn one by one with their op type
 LOD_SUBTEXT = 0.8  # second line (shape / name / member count) appears
 LOD_BADGES = 0.25  # badges drawn
 LOD_ANTIALIAS = 0.2
+LOD_CURVES = 0.2  # edges drawn as S-curves instead of straight polylines
 
 BADGE_COLORS = {
     "HTP": "#2f9e62",

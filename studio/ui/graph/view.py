@@ -97,7 +97,8 @@ class GraphView(QGraphicsView):
         self.set_scale(scale)
         self.setTransformationAnchor(anchor)
         half = viewport.height() / 2 / scale
-        self.centerOn(bounds.center().x(), bounds.top() + half - 10 / scale)
+        # shift right by half the minimap so the first boxes are not hidden under it
+        self.centerOn(bounds.center().x() + 100 / scale, bounds.top() + half - 10 / scale)
         self.view_changed.emit()
 
     def center_on_rect(self, rect: QRectF, readable: bool = True) -> None:
