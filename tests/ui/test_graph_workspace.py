@@ -291,3 +291,32 @@ def test_layout_failure_is_reported_not_raised(qtbot, ws, ctx, conv_model, monke
     monkeypatch.setattr(lay, "compute", broken)
     ctx.set_model(graph, str(conv_model))
     qtbot.waitUntil(lambda: "could not be laid out" in ws.canvas.message.text(), timeout=5000)
+
+
+def test_zoomed_out_cache_draws_the_same_picture(qtbot, ws, ctx, transformer_path, monkeypatch):
+    from studio.ui.graph import scene as scene_module
+
+    open_model(qtbot, ws, ctx, transformer_path)
+    ws.collapse_to_level(0)
+    ws.view.set_scale(0.05)
+    ws.view.centerOn(ws.scene.bounds.center())
+    cached = ws.view.viewport().grab().toImage()
+    assert ws.scene.item._cache  # the zoomed-out picture was cached
+    monkeypatch.setattr(scene_module, "CACHE_MAX_PIXELS", 0)
+    ws.scene.item.invalidate_cache()
+    direct = ws.view.viewport().grab().toImage()
+    assert not ws.scene.item._cache
+    assert cached.size() == direct.size()
+    differing = sum(
+        1
+        for x in range(0, cached.width(), 3)
+        for y in range(0, cached.height(), 3)
+        if cached.pixel(x, y) != direct.pixel(x, y)
+    )
+    assert differing < 0.01 * (cached.width() // 3) * (cached.height() // 3)
+    # an overlay change drops the cache (colours are part of the picture)
+    monkeypatch.setattr(scene_module, "CACHE_MAX_PIXELS", 6_000_000)
+    ws.view.viewport().grab()
+    generation = ws.scene.generation
+    ws.show_overlay("MACs per node")
+    assert ws.scene.generation > generation

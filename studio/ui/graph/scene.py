@@ -15,12 +15,22 @@ Overlays only change the per-vertex colour index and drop the cached fill paths:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPainter, QPainterPath, QPen
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFontMetricsF,
+    QImage,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QTransform,
+)
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QStyleOptionGraphicsItem
 
 from studio.core import layout as lay
@@ -28,6 +38,8 @@ from studio.ui.graph import styles
 from studio.ui.graph.paths import arrows_path, curves_path, polylines_path, rects_path
 
 BAND_SIZE = 512
+CACHE_MAX_PIXELS = 6_000_000  # largest zoomed-out picture kept (about 24 MB)
+CACHE_SLOTS = 3  # zoom levels kept: the view's, the minimap's, one more while zooming
 OVERLAY_BINS = 64
 
 
@@ -75,7 +87,7 @@ class GraphScene(QGraphicsScene):
         self.selected = -1
         self.hits: list[int] = []
         self.current_hit = -1
-        self._box_list: list[list[float]] = []
+        self.generation = 0  # bumped whenever what GraphItem draws changes (drops its cache)
         self._sub_cache: dict[int, str] = {}
         self._label_cache: dict[int, str] = {}
         self._overlay_base = 0
@@ -98,14 +110,13 @@ class GraphScene(QGraphicsScene):
         self.current_hit = -1
         self._sub_cache = {}
         self._label_cache = {}
-        self._box_list = layout.boxes.tolist()
         self._build_palette(layout)
         self._build_bands(layout)
         x, y, w, h = layout.bounds()
         self._bounds = QRectF(x - 20, y - 40, w + 40, h + 80)
         margin = max(w, h, 800.0) * 0.25
         self.setSceneRect(self._bounds.adjusted(-margin, -margin, margin, margin))
-        self.item.update()
+        self._changed()
         self.marks.update()
 
     def clear_graph(self) -> None:
@@ -114,10 +125,14 @@ class GraphScene(QGraphicsScene):
         self.graph = None
         self.layout = None
         self.bands = []
-        self._box_list = []
         self.fill_index = np.zeros(0, dtype=np.int32)
         self.badges, self.hits, self.selected = {}, [], -1
+        self._changed()
         self.update()
+
+    def _changed(self) -> None:
+        self.generation += 1
+        self.item.invalidate_cache()
 
     @property
     def bounds(self) -> QRectF:
@@ -131,18 +146,12 @@ class GraphScene(QGraphicsScene):
         self._no_data = self._overlay_base + OVERLAY_BINS
         self.palette = colours + [QColor(0, 0, 0)] * OVERLAY_BINS + [styles.NO_DATA]
         self._refresh_text_colors()
-        cat_cache: dict[str, int] = {}
-        base = np.empty(layout.size, dtype=np.int32)
-        for i, (kind, label) in enumerate(zip(layout.kinds.tolist(), layout.labels, strict=True)):
-            if kind == lay.KIND_GROUP:
-                base[i] = index_of["group"]
-            elif kind != lay.KIND_NODE:
-                base[i] = index_of["io"]
-            else:
-                idx = cat_cache.get(label)
-                if idx is None:
-                    idx = cat_cache[label] = index_of[styles.category(label)]
-                base[i] = idx
+        categories = {label: index_of[styles.category(label)] for label in set(layout.labels)}
+        base = np.fromiter(
+            (categories[label] for label in layout.labels), dtype=np.int32, count=layout.size
+        )
+        base[layout.kinds == lay.KIND_GROUP] = index_of["group"]
+        base[(layout.kinds == lay.KIND_INPUT) | (layout.kinds == lay.KIND_OUTPUT)] = index_of["io"]
         self.base_index = base
         self.fill_index = base.copy()
 
@@ -201,11 +210,11 @@ class GraphScene(QGraphicsScene):
             self.fill_index = index
         for band in self.bands:
             band.fills = None
-        self.item.update()
+        self._changed()
 
     def set_badges(self, badges: dict[int, list[str]]) -> None:
         self.badges = {k: list(v) for k, v in badges.items() if v}
-        self.item.update()
+        self._changed()
 
     def set_selected(self, vertex: int) -> None:
         if vertex != self.selected:
@@ -229,7 +238,7 @@ class GraphScene(QGraphicsScene):
         return int(hit[-1]) if len(hit) else -1
 
     def vertex_rect(self, vertex: int) -> QRectF:
-        x, y, w, h = self._box_list[vertex]
+        x, y, w, h = self.layout.boxes[vertex].tolist()
         return QRectF(x, y, w, h)
 
     def visible_vertices(self, rect: QRectF, within: np.ndarray | None = None) -> np.ndarray:
@@ -294,6 +303,7 @@ class GraphItem(QGraphicsItem):
         self._sub_font = styles.scene_font(11)
         self._badge_font = styles.scene_font(10, bold=True)
         self._metrics = QFontMetricsF(self._font)
+        self._cache: dict[Any, tuple[QImage, QPointF]] = {}  # a few zoom levels (view, minimap)
         self._badge_metrics = QFontMetricsF(self._badge_font)
 
     def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
@@ -305,8 +315,52 @@ class GraphItem(QGraphicsItem):
         sc = self._scene
         if sc.layout is None or not sc.bands:
             return
-        lod = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
-        exposed = option.exposedRect
+        transform = painter.worldTransform()
+        lod = QStyleOptionGraphicsItem.levelOfDetailFromTransform(transform)
+        if lod < styles.LOD_DETAIL and self._paint_cached(painter, transform, lod):
+            return
+        self._paint_content(painter, option.exposedRect, lod)
+
+    def invalidate_cache(self) -> None:
+        self._cache.clear()
+        self.update()
+
+    def _paint_cached(self, painter: QPainter, transform: QTransform, lod: float) -> bool:
+        """Zoomed out, draw one cached picture of the whole graph instead of every band.
+
+        When the whole graph takes at most a few screens of pixels (zoom-to-fit, the usual
+        overview), it is rendered once per zoom level and colour change; repaints and pans are
+        then a single blit. Zoomed further in, bands are painted directly (False is returned).
+        """
+        device = transform.mapRect(self._scene.bounds)
+        if device.width() * device.height() > CACHE_MAX_PIXELS or not transform.isScaling():
+            return False
+        origin = QPointF(math.floor(device.left()), math.floor(device.top()))
+        key = (round(transform.m11(), 9), round(transform.m22(), 9), self._scene.generation)
+        if key not in self._cache:
+            w, h = (
+                int(math.ceil(device.right() - origin.x())) + 1,
+                int(math.ceil(device.bottom() - origin.y())) + 1,
+            )
+            image = QImage(w, h, QImage.Format.Format_ARGB32_Premultiplied)
+            image.fill(Qt.GlobalColor.transparent)
+            local = QPainter(image)
+            shift = QTransform.fromTranslate(-origin.x(), -origin.y())
+            local.setTransform(transform * shift)
+            self._paint_content(local, self._scene.bounds, lod)
+            local.end()
+            if len(self._cache) >= CACHE_SLOTS:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = (image, transform.map(QPointF(0, 0)) - origin)
+        image, anchor = self._cache[key]
+        painter.save()
+        painter.resetTransform()
+        painter.drawImage(transform.map(QPointF(0, 0)) - anchor, image)
+        painter.restore()
+        return True
+
+    def _paint_content(self, painter: QPainter, exposed: QRectF, lod: float) -> None:
+        sc = self._scene
         bands = [b for b in sc.bands if b.rect.intersects(exposed)]
         if not bands:
             return
@@ -361,10 +415,8 @@ class GraphItem(QGraphicsItem):
         sc = self._scene
         layout = sc.layout
         kinds = layout.kinds
-        boxes = sc._box_list
         show_sub = lod >= styles.LOD_SUBTEXT
-        for v in vertices.tolist():
-            x, y, w, h = boxes[v]
+        for v, (x, y, w, h) in zip(vertices.tolist(), layout.boxes[vertices].tolist(), strict=True):
             rect = QRectF(x, y, w, h)
             kind = kinds[v]
             fill = sc.palette[sc.fill_index[v]]
@@ -424,7 +476,7 @@ class GraphItem(QGraphicsItem):
                 badges = sc.badges.get(v)
                 if not badges:
                     continue
-                x, y, w, _h = sc._box_list[v]
+                x, y, w, _h = sc.layout.boxes[v].tolist()
                 for k, text in enumerate(badges):
                     painter.setBrush(styles.badge_color(text))
                     painter.drawRect(QRectF(x + w - 26 * (k + 1), y - 8, 24, 12))
