@@ -52,3 +52,30 @@ def qdq_erf_probed(tmp_path_factory):
     finally:
         patch.undo()
     return path, graph, report
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_dialogs(request, monkeypatch):
+    """Modal prompts would hang a headless run (e.g. "unsaved changes?" when qtbot closes a window).
+
+    Every prompt answers the safe default and is recorded; a test that cares about one patches it
+    itself or inspects ``no_blocking_dialogs``. Core tests never import Qt for this.
+    """
+    shown: list[tuple[str, tuple]] = []
+    if "qtbot" not in request.fixturenames:
+        yield shown
+        return
+    from studio.ui import dialogs
+
+    def record(name, answer):
+        def prompt(*args, **kwargs):
+            shown.append((name, args[1:]))
+            return answer
+
+        return prompt
+
+    monkeypatch.setattr(dialogs, "show_error", record("show_error", None))
+    monkeypatch.setattr(dialogs, "ask_unsaved_changes", record("ask_unsaved_changes", "discard"))
+    monkeypatch.setattr(dialogs, "ask_restore_recovery", record("ask_restore_recovery", False))
+    monkeypatch.setattr(dialogs, "ask_stop_jobs", record("ask_stop_jobs", True))
+    yield shown
