@@ -149,9 +149,10 @@ def _dims(type_proto: onnx.TypeProto) -> tuple[Shape, int | None]:
         return None, elem
     dims: list[int | str | None] = []
     for d in tt.shape.dim:
-        if d.HasField("dim_value"):
+        which = d.WhichOneof("value")
+        if which == "dim_value":
             dims.append(int(d.dim_value))
-        elif d.HasField("dim_param"):
+        elif which == "dim_param":
             dims.append(d.dim_param)
         else:
             dims.append(None)
@@ -159,27 +160,35 @@ def _dims(type_proto: onnx.TypeProto) -> tuple[Shape, int | None]:
 
 
 def _topological_order(graph: onnx.GraphProto, path: Path) -> list[int]:
-    """Kahn's order of node indices; a cycle is a ModelLoadError naming nodes on it."""
+    """Kahn's order of node indices; a cycle is a ModelLoadError naming nodes on it.
+
+    Each node's fields are read from the protobuf once (field access dominates on 20k nodes).
+    """
+    nodes = list(graph.node)
     producer: dict[str, int] = {}
-    for i, node in enumerate(graph.node):
+    for i, node in enumerate(nodes):
         for out in node.output:
             if out:
                 producer[out] = i
-    deps = [set() for _ in graph.node]
-    users: list[list[int]] = [[] for _ in graph.node]
-    for i, node in enumerate(graph.node):
+    get = producer.get
+    users: list[list[int]] = [[] for _ in nodes]
+    remaining = [0] * len(nodes)
+    for i, node in enumerate(nodes):
+        deps: set[int] = set()
         for name in node.input:
-            j = producer.get(name)
-            if j is not None and j != i and j not in deps[i]:
-                deps[i].add(j)
-                users[j].append(i)
-            elif j == i:
+            j = get(name)
+            if j is None:
+                continue
+            if j == i:
                 raise ModelLoadError(
                     f"node '{node.name or node.op_type}' consumes its own output '{name}' "
                     "(the graph has a cycle)",
                     path=str(path),
                 )
-    remaining = [len(d) for d in deps]
+            if j not in deps:
+                deps.add(j)
+                users[j].append(i)
+        remaining[i] = len(deps)
     ready = deque(i for i, n in enumerate(remaining) if n == 0)
     order: list[int] = []
     while ready:
@@ -189,8 +198,8 @@ def _topological_order(graph: onnx.GraphProto, path: Path) -> list[int]:
             remaining[u] -= 1
             if remaining[u] == 0:
                 ready.append(u)
-    if len(order) != len(graph.node):
-        stuck = [graph.node[i].name or graph.node[i].op_type for i, n in enumerate(remaining) if n]
+    if len(order) != len(nodes):
+        stuck = [nodes[i].name or nodes[i].op_type for i, n in enumerate(remaining) if n]
         raise ModelLoadError(
             f"the graph has a cycle through {len(stuck)} nodes, e.g. {', '.join(stuck[:5])}",
             path=str(path),
