@@ -294,7 +294,7 @@ def test_layout_failure_is_reported_not_raised(qtbot, ws, ctx, conv_model, monke
 
 
 def test_zoomed_out_cache_draws_the_same_picture(qtbot, ws, ctx, transformer_path, monkeypatch):
-    from studio.ui.graph import scene as scene_module
+    from studio.ui.graph import items as scene_module
 
     open_model(qtbot, ws, ctx, transformer_path)
     ws.collapse_to_level(0)

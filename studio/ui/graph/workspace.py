@@ -139,7 +139,7 @@ class GraphWorkspace(QWidget):
         self.tabs = QTabWidget(self)
         self.tabs.setObjectName("graphTabs")
         self.tabs.setDocumentMode(True)
-        self.tabs.addTab(graph_page, "Graph")
+        self.tabs.addTab(graph_page, "Graph view")
         self.tabs.addTab(self.netron, "Netron")
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
