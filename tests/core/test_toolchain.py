@@ -14,7 +14,7 @@ import pytest
 
 from studio.core.errors import BadInputError, JobFailedError
 from studio.core.jobs import JobContext
-from studio.core.toolchain import compile_model, load_bundle, resolve_model_or_bundle
+from studio.core.toolchain import compile_model, load_bundle, resolve_model_or_bundle, staging_dir
 from studio.core.toolchain import sdk as sdk_mod
 from studio.core.toolchain.bundle import input_specs, qdq_encodings
 from studio.core.toolchain.embedded import context_nodes
@@ -270,7 +270,8 @@ def test_sdk_compile_runs_the_documented_chain_with_exact_flags(fake_sdk, qdq_cn
     out = tmp_path / "sdk_bundle"
     logs: list[str] = []
     result = compile_model(qdq_cnn, out, sdk_root=root, ctx=JobContext(on_log=logs.append))
-    work = out / ".sdk_work"
+    staging = staging_dir(out)  # the tools run while the bundle is built beside its target
+    work = staging / ".sdk_work"
     conv, lib, ctxgen = _calls(log)
     assert conv == [
         "qnn-onnx-converter",
@@ -279,7 +280,7 @@ def test_sdk_compile_runs_the_documented_chain_with_exact_flags(fake_sdk, qdq_cn
         "-o",
         str(work / "model.cpp"),
         "--quantization_overrides",
-        str(out / "quantization_config.json"),
+        str(staging / "quantization_config.json"),
     ]
     assert lib == [
         "qnn-model-lib-generator",
@@ -301,7 +302,7 @@ def test_sdk_compile_runs_the_documented_chain_with_exact_flags(fake_sdk, qdq_cn
         "--binary_file",
         "htp_context",
         "--output_dir",
-        str(out / "context_binaries"),
+        str(staging / "context_binaries"),
     ]
     every_flag = {arg for call in _calls(log) for arg in call}
     assert not every_flag & {"--target_device", "--optimization_level", "--target_backends"}
@@ -417,7 +418,8 @@ def test_sdk_compile_converts_aimet_encodings_to_qnn_for_the_converter(fake_sdk,
     assert enc["activation_encodings"]["input"][0]["scale"] == pytest.approx(0.00392157)
     assert enc["param_encodings"]["stem.weight"][0]["offset"] == -128
     conv = _calls(log)[0]
-    assert conv[-2:] == ["--quantization_overrides", str(out / "quantization_config.json")]
+    overrides = str(staging_dir(out) / "quantization_config.json")
+    assert conv[-2:] == ["--quantization_overrides", overrides]
     assert json.loads((out / "manifest.json").read_text())["encodings_source"] == str(aimet)
 
 

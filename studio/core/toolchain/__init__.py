@@ -12,6 +12,7 @@ Two paths lead to the same bundle layout (see :mod:`.bundle`):
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -67,21 +68,80 @@ def compile_model(
 
     ``source_path`` is the user's model when ``model_path`` is a shape-fixed copy of it.
     """
-    from studio.core.backends import versions
-    from studio.core.toolchain import sdk as sdk_mod
-
     ctx = ctx or JobContext()
     src = Path(model_path)
     if not src.is_file():
         raise BadInputError("model file not found", path=str(src))
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not is_bundle(out):
+    final = Path(out_dir)
+    if final.exists() and any(final.iterdir()) and not is_bundle(final):
         raise BadInputError(
-            "output folder exists and is not a bundle; refusing to write into it", path=str(out)
+            "output folder exists and is not a bundle; refusing to write into it", path=str(final)
         )
-    if is_bundle(out):  # recompiling: start from an empty bundle, never mix two compiles
+    # Build beside the target and swap it in at the end: a compile killed half-way (a native
+    # crash, the OOM killer) never leaves a folder that looks like, or blocks, a bundle.
+    final.parent.mkdir(parents=True, exist_ok=True)
+    out = staging_dir(final)
+    if out.exists():  # left by a compile that was killed
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir()
+    try:
+        result = _compile_into(
+            src,
+            out,
+            backend,
+            provider_options,
+            session_config,
+            sdk_root,
+            encodings,
+            config_file,
+            ctx,
+            warnings,
+            source_path,
+            input_shapes,
+        )
+        if final.exists():  # recompiling: replace the old bundle whole, never mix two compiles
+            shutil.rmtree(final)
+        os.replace(out, final)
+    finally:
+        if out.exists():
+            shutil.rmtree(out, ignore_errors=True)
+    return {**_moved(result, out, final), "bundle": str(final)}
+
+
+def _moved(value: Any, old: Path, new: Path) -> Any:
+    """``value`` with every path string under the staging folder pointed at the final bundle."""
+    if isinstance(value, str) and value.startswith(str(old)):
+        return str(new) + value[len(str(old)) :]
+    if isinstance(value, dict):
+        return {k: _moved(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_moved(v, old, new) for v in value]
+    return value
+
+
+def staging_dir(bundle_dir: Path) -> Path:
+    """Where a compile builds the bundle before swapping it in (the SDK tools see this path)."""
+    return bundle_dir.parent / f".{bundle_dir.name}.partial"
+
+
+def _compile_into(
+    src: Path,
+    out: Path,
+    backend: str,
+    provider_options: dict[str, str] | None,
+    session_config: dict[str, str] | None,
+    sdk_root: str | Path | None,
+    encodings: str | Path | None,
+    config_file: str | Path | None,
+    ctx: JobContext,
+    warnings: list[str] | None,
+    source_path: str | Path | None,
+    input_shapes: dict[str, list[int]] | None,
+) -> dict[str, Any]:
+    """Everything ``compile_model`` writes, into the staging folder ``out``."""
+    from studio.core.backends import versions
+    from studio.core.toolchain import sdk as sdk_mod
+
     sdk = sdk_mod.find_sdk(sdk_root)
     info: dict[str, Any] = {
         "backend": backend,
