@@ -149,6 +149,37 @@ def ask_restore_recovery(parent: QWidget | None, project_name: str, when: str) -
     return box.clickedButton() is restore
 
 
+def ask_model_problem(parent: QWidget | None, message: str, missing: bool) -> str:
+    """A project's model moved or changed: "locate" it, "continue" with it, or "cancel"."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Model moved" if missing else "Model changed")
+    box.setText(message[:1].upper() + message[1:] + ".")
+    box.setInformativeText(
+        "Locate the model file to keep this project's decisions."
+        if missing
+        else "Per-tensor edits, pins and runs were made on the earlier version: use them with the "
+        "changed model, or locate the original file?"
+    )
+    locate = box.addButton("Locate model…", QMessageBox.ButtonRole.AcceptRole)
+    keep = None if missing else box.addButton("Use changed model", QMessageBox.ButtonRole.YesRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(locate)
+    box.exec()
+    clicked = box.clickedButton()
+    if clicked is locate:
+        return "locate"
+    return "continue" if keep is not None and clicked is keep else "cancel"
+
+
+def ask_model_file(parent: QWidget | None, start: str) -> str:
+    """Choose an ONNX file (empty string when the user cancels)."""
+    from PySide6.QtWidgets import QFileDialog
+
+    path, _ = QFileDialog.getOpenFileName(parent, "Locate the model", start, "ONNX models (*.onnx)")
+    return path
+
+
 def ask_stop_jobs(parent: QWidget | None, count: int) -> bool:
     """Confirm quitting while jobs run (they are cancelled and their processes stopped)."""
     noun = "job is" if count == 1 else "jobs are"

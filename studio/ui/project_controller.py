@@ -127,13 +127,32 @@ class ProjectController(QObject):
         except StudioError as exc:
             dialogs.show_error(self.window, "Cannot open project", str(exc))
             return False
-        check = project.check_model()
-        if check.status != "ok":
-            dialogs.show_error(self.window, "Project model problem", check.message)
-            if check.status == "missing":
-                return False
+        if not self._resolve_model(project):
+            return False
         self._set_project(project)
         self._open_model(str(project.model_path), project.input_shapes)
+        return True
+
+    def _resolve_model(self, project: proj.Project) -> bool:
+        """A moved or changed model: ask the user, relocate or accept; False means do not open."""
+        check = project.check_model()
+        while check.status != "ok":
+            answer = dialogs.ask_model_problem(
+                self.window, check.message, check.status == "missing"
+            )
+            if answer == "continue" and check.status == "changed":
+                project.relocate_model(check.path, accept_changed=True)
+                return True
+            if answer != "locate":
+                return False
+            chosen = dialogs.ask_model_file(self.window, str(project.model_path.parent))
+            if not chosen:
+                return False
+            try:
+                check = project.relocate_model(chosen)
+            except StudioError as exc:
+                dialogs.show_error(self.window, "Cannot use that model", str(exc))
+                return False
         return True
 
     def offer_orphan_recovery(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import onnx
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QUndoCommand
@@ -208,3 +209,40 @@ def test_netron_stops_when_window_closes(qtbot, win, conv_model):
     assert netron.status(address)
     assert win.close()
     qtbot.waitUntil(lambda: not netron.status(address), timeout=3000)  # its loop polls at 4 Hz
+
+
+def test_moved_model_is_located_and_changed_model_is_asked_about(
+    qtbot, win, conv_model, tmp_path, monkeypatch
+):
+    project = proj.Project.new(conv_model)
+    saved = project.save(tmp_path / "moved.npustudio")
+    moved = tmp_path / "elsewhere" / "small_cnn.onnx"
+    moved.parent.mkdir()
+    conv_model.rename(moved)
+    asked: list[tuple[str, bool]] = []
+    monkeypatch.setattr(
+        dialogs,
+        "ask_model_problem",
+        lambda _w, message, missing: asked.append((message, missing)) or "locate",
+    )
+    monkeypatch.setattr(dialogs, "ask_model_file", lambda *a: str(moved))
+    with qtbot.waitSignal(graph_ws(win).layout_ready, timeout=20000):
+        assert win.projects.open_project_file(str(saved))
+    assert asked and asked[0][1] is True and "missing" in asked[0][0]
+    assert win.ctx.project.model_path == moved.resolve() and win.ctx.project.dirty
+
+    # The model changes on disk: the user is asked, and "cancel" opens nothing.
+    win.projects.save()
+    changed = onnx.load(str(moved))
+    changed.doc_string = "re-exported"  # same graph, different bytes
+    onnx.save(changed, str(moved))
+    asked.clear()
+    monkeypatch.setattr(
+        dialogs, "ask_model_problem", lambda _w, m, missing: asked.append((m, missing)) or "cancel"
+    )
+    assert not win.projects.open_project_file(str(saved))
+    assert asked and asked[0][1] is False and "changed" in asked[0][0]
+    monkeypatch.setattr(dialogs, "ask_model_problem", lambda *a: "continue")
+    with qtbot.waitSignal(graph_ws(win).layout_ready, timeout=20000):
+        assert win.projects.open_project_file(str(saved))
+    assert win.ctx.project.check_model().status == "ok"  # the new hash is recorded
