@@ -38,6 +38,8 @@ def ws(qtbot, ctx):
     qtbot.addWidget(w)
     w.resize(1500, 850)
     w.show()
+    # rows come from the prepared (BatchNorm-folded) model, folded off the UI thread
+    qtbot.waitUntil(lambda: not w.session.preparing, timeout=20000)
     yield w
     w.runner.cancel()
     w.runner.wait(10000)
@@ -132,7 +134,7 @@ def test_bitwidth_edit_undo_redo(qtbot, ws, ctx):
 
 def test_bulk_edit_is_one_command(qtbot, ws, ctx):
     calibrate(qtbot, ws)
-    names = [r.name for r in ws.session.rows[:8]]
+    names = [r.name for r in ws.session.rows if r.kind != "bias"][:8]
     kinds = {ws.session.row(n).kind for n in names}
     assert kinds == {"activation", "param"}
     ws.editor.select_names(names)
@@ -151,12 +153,12 @@ def test_bulk_edit_is_one_command(qtbot, ws, ctx):
     ctx.undo_stack.undo()
     assert all(ws.session.encoding(n).bitwidth == 8 for n in names)
     assert not ws.session.plan.overrides
-    # symmetric toggles on the whole selection; plain constants (Clip's min/max) are quantised
-    # like activations by the core, which ignores the request: the message says so
+    # symmetric toggles on the whole selection (Clip's min/max scalars, which the build never
+    # quantises, are no longer listed, so nothing keeps its setting here)
     ws.editor.request_bulk("symmetric")
     for n in names:
-        assert ws.session.encoding(n).symmetric == ("clip_m" not in n), n
-    assert "kept their setting" in ws.message.text()
+        assert ws.session.encoding(n).symmetric, n
+    assert "kept their setting" not in ws.message.text()
     weight = first_weight(ws)
     ws.editor.select_names([weight, ADD])
     ws.editor.request_bulk("per_channel")
@@ -277,11 +279,11 @@ def test_selection_sync_with_context(qtbot, ws, ctx):
     ctx.node_selected.connect(selected.append)
     ws.editor.select_names([ADD])
     assert selected[-1] == "/res/Add" == ctx.graph.tensors[ADD].producer
-    # graph -> table: a Conv node selects its output and its weight
+    # graph -> table: a Conv node selects its output and its weight (and bias, listed too)
     ctx.select_node("/res/conv1/Conv")
     names = ws.editor.selected_names()
     kinds = sorted(ws.session.row(n).kind for n in names)
-    assert kinds == ["param"] or "activation" in kinds
+    assert "param" in kinds and set(kinds) <= {"activation", "param", "bias"}
     assert any(ws.session.row(n).kind == "param" for n in names)
     assert all(ws.session.row(n).node_id == "/res/conv1/Conv" for n in names)
     # a filtered table still selects what is visible
@@ -591,3 +593,42 @@ def test_histogram_draws_the_4bit_grid(qtbot, ws):
     codes = enc.scale[0] * (np.arange(enc.qmax + 1) + enc.offset[0])
     assert np.allclose(np.unique(x), codes)
     assert "4-bit" in ws.histogram.info.text()
+
+
+def test_rows_are_what_the_qdq_build_quantises_from_the_start(qtbot, ws, tmp_path):
+    """Before calibration the table lists the prepared model's tensors: BatchNorm folded into
+    its Conv (no running_mean/var rows), no Clip min/max scalars as "weights"; the list does not
+    change on calibration, and it is exactly what the built QDQ model quantises."""
+    import onnx
+
+    from studio.core.quantize import build_qdq
+
+    rows = {r.name: r for r in ws.session.rows}
+    assert not [n for n in rows if "bn." in n or "running_" in n], sorted(rows)
+    assert not [n for n in rows if "clip_m" in n], sorted(rows)
+    assert rows["stem.conv.weight"].kind == "param" and rows["stem.conv.bias"].kind == "bias"
+    assert rows["stem.conv.weight"].node_id == "/stem/conv/Conv"  # selects the original Conv
+    # the Conv's output carries the folded BatchNorm's name (and its node) in the prepared model
+    assert rows["/stem/bn/BatchNormalization_output_0"].op_type == "Conv"
+    assert "/stem/conv/Conv_output_0" not in rows
+    assert ws.message.text().startswith(f"{len(rows)} quantisable tensors")
+    calibrate(qtbot, ws)
+    assert {r.name for r in ws.session.rows} == set(rows)
+    result = build_qdq(ws.session.stats, ws.session.plan, tmp_path / "q.onnx")
+    qdq = onnx.load(result.qdq_path)
+    inits = {t.name for t in qdq.graph.initializer}
+    dq_weights = {
+        n.input[0].removesuffix("_quantized")
+        for n in qdq.graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits
+    }
+    assert dq_weights == {n for n, r in rows.items() if r.kind != "activation"}
+    q_inputs = {
+        n.input[0].removesuffix("_QuantizeLinear_Input")
+        for n in qdq.graph.node
+        if n.op_type == "QuantizeLinear"
+    }
+    assert q_inputs <= {n for n, r in rows.items() if r.kind == "activation"}
+    # a bias has no editable encoding: the build derives it
+    assert not ws.edit_field("stem.conv.bias", "bits", "16")
+    assert "derives" in ws.message.text()

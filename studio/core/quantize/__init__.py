@@ -7,6 +7,8 @@ Public API::
     result = build_qdq(stats, plan, "model.qdq.onnx")   # no inference: ranges come from stats
     result.encodings                                    # what the QDQ model really uses
     rows = tensor_rows(stats, plan, report)             # the editor's table (TensorRow)
+    proto = prepared_for_editing("model.onnx")          # before calibration: what the build folds
+    quantisable_tensors(proto)                          # the tensors the build quantises
 """
 
 from studio.core.quantize.build import (
@@ -17,6 +19,11 @@ from studio.core.quantize.build import (
     encodings_of_qdq,
 )
 from studio.core.quantize.plan import QuantPlan, TensorOverride
+from studio.core.quantize.scope import (
+    prepared_for_editing,
+    quantisable_tensors,
+    quantised_initializers,
+)
 from studio.core.quantize.table import COLUMNS, TensorRow, tensor_rows
 
 __all__ = [
@@ -30,4 +37,7 @@ __all__ = [
     "build_qdq",
     "check_htp_offload",
     "encodings_of_qdq",
+    "prepared_for_editing",
+    "quantisable_tensors",
+    "quantised_initializers",
 ]

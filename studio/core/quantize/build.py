@@ -243,10 +243,11 @@ def check_htp_offload(qdq_path: str | Path) -> tuple[bool, str]:
 def build_coverage(result: BuildResult, stats: CalibrationStats) -> Any:
     """Encodings coverage of a build against the prepared model, not counting tensors the
     quantiser folded away (a Conv output feeding a lone Relu no longer exists)."""
-    from studio.core.encodings.model_info import ModelView, coverage
+    from studio.core.encodings.model_info import coverage
+    from studio.core.quantize.scope import quantisable_tensors
 
-    view = ModelView.of(str(stats.prepared_model))
-    names = [n for n in view.quantizable_tensors() if n not in set(result.folded_tensors)]
+    proto = onnx.load(str(stats.prepared_model), load_external_data=False)
+    names = [n for n in quantisable_tensors(proto) if n not in set(result.folded_tensors)]
     return coverage(result.encodings, names)
 
 

@@ -21,6 +21,7 @@ from studio.core.calibration import METHODS, CalibrationStats
 from studio.core.encodings import Encoding, EncodingSet
 from studio.core.encodings.model_info import ModelView
 from studio.core.errors import ConfigError
+from studio.core.quantize.scope import quantised_initializers
 
 SCHEMA_VERSION = 1
 ACT_BITWIDTHS = (8, 16)
@@ -210,8 +211,9 @@ class QuantPlan:
         ranges = self._activation_ranges(stats, proto)
         for name, (lo, hi) in ranges.items():
             out.set(self._activation_encoding(name, lo, hi))
+        quantised = quantised_initializers(proto)  # not a Clip's min/max, a Resize's scales...
         for init in proto.graph.initializer:
-            if init.name not in view.uses or init.data_type not in (1, 10):
+            if init.name not in quantised:
                 continue
             if weights == "none":
                 break

@@ -24,6 +24,7 @@ from studio.core.encodings import Encoding, EncodingSet
 from studio.core.encodings.model_info import ModelView
 from studio.core.errors import ConfigError, EncodingsError, StudioError
 from studio.core.quantize.plan import QuantPlan, TensorOverride
+from studio.core.quantize.scope import quantisable_tensors
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class QuantSession(QObject):
         self.stats: CalibrationStats | None = None
         self.graph: Any = None  # studio.core.model.ModelGraph of the original model
         self.proto: onnx.ModelProto | None = None  # the model the tensor names belong to
+        self.prepared: onnx.ModelProto | None = None  # folded model before calibration
+        self.preparing = False  # the prepared model is being computed (no rows yet)
         self.rows: list[TensorRow] = []
         self._row_index: dict[str, TensorRow] = {}
         self.encodings = EncodingSet()
@@ -70,12 +73,16 @@ class QuantSession(QObject):
 
     # ------------------------------------------------------------------ set-up
     def set_model(self, graph: Any) -> None:
-        """A new model: no stats yet; rows from the model itself (encodings unknown)."""
+        """A new model: no stats yet, and no rows until :meth:`set_prepared` hands over the
+        prepared (BatchNorm-folded) model: the original's BatchNorm parameters are never
+        quantised, so listing them would show tensors no edit can affect."""
         self.graph = graph
         self.generation += 1
         self.plan = QuantPlan()  # the project's plan, if any, is restored by the workspace
         self.stats = None
-        self.proto = graph.proto if graph is not None else None
+        self.proto = None
+        self.prepared = None
+        self.preparing = graph is not None
         self.sqnr = {}
         self._weights = {}
         self._rebuild_rows()
@@ -83,12 +90,31 @@ class QuantSession(QObject):
         self.rows_reset.emit()
         self.sqnr_changed.emit()
 
+    def set_prepared(self, proto: onnx.ModelProto | None, generation: int) -> bool:
+        """The prepared model for the current model (None: preparation failed, list the
+        original's tensors by the same rules). Ignored when it belongs to an older model, or
+        when calibration stats (which carry their own prepared model) arrived first."""
+        if generation != self.generation or self.graph is None:
+            return False
+        self.preparing = False
+        self.prepared = proto
+        if self.stats is not None:
+            return False
+        self.proto = proto if proto is not None else self.graph.proto
+        self._weights = {}
+        self._recompute()
+        self._rebuild_rows()
+        self.rows_reset.emit()
+        return True
+
     def set_stats(self, stats: CalibrationStats | None) -> None:
         """New calibration: tensor names now come from the prepared (folded) model."""
         self.stats = stats
         self._weights = {}
         if stats is not None and stats.prepared_model is not None:
             self.proto = onnx.load(str(stats.prepared_model))
+        elif self.prepared is not None or self.preparing:
+            self.proto = self.prepared
         elif self.graph is not None:
             self.proto = self.graph.proto
         self.sqnr = {}
@@ -273,12 +299,17 @@ class QuantSession(QObject):
         from studio.ui.quant.delegates import parse_bitwidth, parse_number
 
         enc = self.encoding(name)
+        row = self.row(name)
+        if row is not None and row.kind == "bias":
+            raise EncodingsError(
+                f"tensor '{name}' is a bias: the build derives its int32 encoding from the "
+                "input and weight scales"
+            )
         ov = copy_override(self.plan.overrides.get(name)) or TensorOverride(tensor=name)
         if key == "bits":
             dtype, bits = parse_bitwidth(str(value))
             if dtype == "float":
                 return TensorOverride(tensor=name, dtype="float", bitwidth=bits)
-            row = self.row(name)
             if row is not None and row.kind == "activation" and bits == 4:
                 raise EncodingsError(
                     f"tensor '{name}': 4-bit activations are not supported (8 or 16; 4-bit is "
@@ -365,10 +396,11 @@ class QuantSession(QObject):
         if self.proto is None:
             return
         view = ModelView(self.proto)
+        # the build's own rule (no Clip min/max, Resize scales... as "weights"); biases stay
+        # listed after calibration too (the build derives them: int32, no editable encoding)
+        wanted = set(quantisable_tensors(self.proto))
         if self.stats is not None:
-            wanted = set(self.stats.tensor_names()) | set(self.encodings)
-        else:
-            wanted = set(view.quantizable_tensors())
+            wanted |= set(self.stats.tensor_names()) | set(self.encodings)
         if self.plan.imported is not None:
             wanted |= set(self.plan.imported)
         graph_nodes = getattr(self.graph, "node_by_id", {}) or {}

@@ -36,6 +36,7 @@ from studio.ui.quant.charts import MixCurve, SqnrChart
 from studio.ui.quant.commands import SetDefaultsCommand, SetOverridesCommand
 from studio.ui.quant.editor import EditorPanel
 from studio.ui.quant.histogram import HistogramView
+from studio.ui.quant.prepare import ModelPreparer
 from studio.ui.quant.runner import JobRunner
 from studio.ui.quant.session import QuantSession
 from studio.ui.quant.style import color
@@ -65,6 +66,9 @@ class QuantizationWorkspace(QWidget):
         self.ctx = ctx
         self.session = QuantSession(self)
         self.runner = JobRunner(self, manager=lambda: getattr(ctx, "jobs", None))
+        self.preparer = ModelPreparer(self)
+        self.preparer.ready.connect(self._prepared)
+        self._restored = False
         self.data_spec = ""
         self.last_build: Any = None
         self.mix_result: Any = None  # (plan before the search, AutoMpResult)
@@ -163,13 +167,28 @@ class QuantizationWorkspace(QWidget):
         self.last_build = None
         self.mix_curve.set_curve([], [])
         self.session.set_model(graph)
+        if graph is not None:
+            self.preparer.start(graph, self.session.generation)
         project = getattr(self.ctx, "project", None)
         restored = actions.restore_from_project(self, project) if graph is not None else False
+        self._restored = restored
         self._sync_default_widgets()
         self._update_banner()
         if graph is None:
             self.show_message("Open a model, then Calibrate.")
         elif not restored:
+            self.show_message("Preparing the model (folding BatchNorm) to list its tensors...")
+
+    def _prepared(self, generation: int, proto: Any, error: str) -> None:
+        """The folded model arrived: list what the build will quantise."""
+        if not self.session.set_prepared(proto, generation):
+            return
+        if error:
+            self.show_message(
+                f"could not fold the model ({error}); listing the tensors of the model as opened",
+                error=True,
+            )
+        elif not self._restored:
             self.show_message(
                 f"{len(self.session.rows)} quantisable tensors. Calibrate to compute encodings."
             )
@@ -466,6 +485,7 @@ class QuantizationWorkspace(QWidget):
     def closeEvent(self, event) -> None:  # noqa: N802
         self.runner.cancel()
         self.runner.wait(5000)
+        self.preparer.wait(5000)
         super().closeEvent(event)
 
     def scratch_path(self, name: str) -> str:
