@@ -9,7 +9,6 @@ exist and be large enough. Every failure is a ModelLoadError naming the file and
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import AttributeProto, TensorProto
 
+from studio.core import hashing
 from studio.core.errors import ModelLoadError
 from studio.core.model_stats import dtype_bits
 
@@ -63,7 +63,9 @@ def read_model_proto(path: Path) -> onnx.ModelProto:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ModelLoadError(f"cannot read the file: {exc.strerror or exc}", path=str(path)) from exc
+        raise ModelLoadError(
+            f"cannot read the file: {exc.strerror or exc}", path=str(path)
+        ) from exc
     if not data:
         raise ModelLoadError("the file is empty (0 bytes), not an ONNX model", path=str(path))
     looks_like = _describe_non_model(data[:512])
@@ -186,8 +188,7 @@ def resolve_external(tensor: TensorProto, model_path: Path) -> ExternalRef:
         )
     if not target.exists():
         raise ModelLoadError(
-            f"external data file '{location}' of tensor '{name}' is missing (expected at "
-            f"{target})",
+            f"external data file '{location}' of tensor '{name}' is missing (expected at {target})",
             path=where,
         )
     if not target.is_file():
@@ -245,22 +246,17 @@ def run_checker(model_path: Path, model: onnx.ModelProto | None = None) -> None:
             onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         message = " ".join(str(exc).split())
-        raise ModelLoadError(f"the ONNX checker rejected the model: {message}", path=str(model_path)) from exc
+        raise ModelLoadError(
+            f"the ONNX checker rejected the model: {message}", path=str(model_path)
+        ) from exc
     except Exception as exc:  # the C++ checker raises plain RuntimeError/ValueError too
         message = " ".join(str(exc).split())
         raise ModelLoadError(f"the ONNX checker failed: {message}", path=str(model_path)) from exc
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file, streamed in 1 MiB chunks so large files do not fill memory."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            while block := handle.read(chunk):
-                digest.update(block)
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read the file: {exc.strerror or exc}", path=str(path)) from exc
-    return digest.hexdigest()
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a model file; an unreadable file is a ModelLoadError naming it."""
+    return hashing.file_sha256(path, error_type=ModelLoadError)
 
 
 def read_tensor(tensor: TensorProto, ref: ExternalRef | None) -> np.ndarray:

@@ -13,7 +13,6 @@ never drops a section it does not understand.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import time
@@ -24,19 +23,11 @@ from typing import Any
 
 from studio.core.atomic import atomic_write_json, read_json_strict
 from studio.core.errors import ConfigError
+from studio.core.hashing import file_sha256
 
 SCHEMA_VERSION = 2
 PROJECT_SUFFIX = ".npustudio"
 BACKENDS = ("htp", "gpu", "cpu")
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Stream a file's sha256 (models can be gigabytes)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass

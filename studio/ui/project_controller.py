@@ -108,8 +108,8 @@ class ProjectController(QObject):
         """An ONNX file alone: a fresh untitled project around it."""
         try:
             project = proj.Project.new(path)
-        except OSError as exc:
-            dialogs.show_error(self.window, "Cannot open model", f"{path}: {exc.strerror or exc}")
+        except StudioError as exc:  # an unreadable model (the message names it)
+            dialogs.show_error(self.window, "Cannot open model", str(exc))
             return
         self._set_project(project)
         self._open_model(str(project.model_path), project.input_shapes)

@@ -122,11 +122,12 @@ def _mapping_graph(bundle: str | None, graph: ModelGraph, shapes: Any) -> tuple[
     """
     if not bundle:
         return graph, ""
-    from studio.core.toolchain.bundle import load_bundle, sha256_file
+    from studio.core.hashing import file_sha256
+    from studio.core.toolchain.bundle import load_bundle
 
     src = (load_bundle(bundle).manifest.get("source_model") or {}) if bundle else {}
     path = Path(str(src.get("path", "")))
-    if path.is_file() and sha256_file(path) == src.get("sha256"):
+    if path.is_file() and file_sha256(path) == src.get("sha256"):
         return (
             ModelGraph.load(path, input_shapes=shapes),
             f"bundle: per-layer rows mapped to the nodes of its source model {path}",

@@ -11,7 +11,6 @@ Two paths lead to the same bundle layout (see :mod:`.bundle`):
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from studio.core.atomic import atomic_write_json
 from studio.core.errors import BadInputError
+from studio.core.hashing import file_sha256
 from studio.core.jobs import JobContext
 from studio.core.toolchain.bundle import (
     INPUT_SPECS,
@@ -39,14 +39,6 @@ __all__ = [
     "load_bundle",
     "resolve_model_or_bundle",
 ]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def compile_model(
@@ -148,7 +140,7 @@ def _compile_into(
         "path": "sdk" if sdk else "embedded",
         "source_model": {
             "path": str(Path(source_path or src).resolve()),
-            "sha256": _sha256(Path(source_path or src)),
+            "sha256": file_sha256(Path(source_path or src)),
         },
         "input_shapes": input_shapes,
         "tools": versions(),

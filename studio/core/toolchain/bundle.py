@@ -17,7 +17,6 @@ before it runs: a changed or missing file is a clear BadInputError, not a strang
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from onnx import numpy_helper
 
 from studio.core.atomic import atomic_write_json, read_json_strict
 from studio.core.errors import BadInputError
+from studio.core.hashing import file_sha256
 
 BUNDLE_SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -35,14 +35,6 @@ INPUT_SPECS = "input_specs.json"
 QUANT_CONFIG = "quantization_config.json"
 CONTEXT_DIR = "context_binaries"
 MODEL_LIB = "model_optimized.so"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _now() -> str:
@@ -170,7 +162,7 @@ def write_manifest(root: Path, info: dict[str, Any]) -> dict[str, Any]:
     files = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST):
         rel = path.relative_to(root).as_posix()
-        files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        files[rel] = {"sha256": file_sha256(path), "bytes": path.stat().st_size}
     manifest = {
         "schema_version": BUNDLE_SCHEMA_VERSION,
         "created": _now(),
@@ -206,7 +198,7 @@ def load_bundle(path: str | Path) -> Bundle:
             raise BadInputError(f"manifest names a file outside the bundle: {rel}", path=str(root))
         if not target.is_file():
             raise BadInputError(f"bundle file '{rel}' is missing", path=str(root))
-        if sha256_file(target) != meta.get("sha256"):
+        if file_sha256(target) != meta.get("sha256"):
             raise BadInputError(
                 f"bundle file '{rel}' was modified after compilation (sha256 mismatch); "
                 "recompile or restore it",
