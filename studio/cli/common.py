@@ -15,6 +15,40 @@ from studio.core.errors import BadInputError
 from studio.core.jobs import JobContext
 
 
+def add_command(
+    subparsers: Any, name: str, summary: str, doc: str | None
+) -> argparse.ArgumentParser:
+    """The parser of one subcommand.
+
+    ``summary`` is its line in ``npu-studio --help``; ``doc`` (the command module's docstring) is
+    its ``npu-studio NAME --help`` text, printed as written so that the usage block keeps its layout.
+    """
+    return subparsers.add_parser(
+        name,
+        help=summary,
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_job_args(
+    parser: argparse.ArgumentParser, json_help: str = "print the result as JSON"
+) -> None:
+    """``--timeout`` and ``--json`` of the commands that run their work in a worker (:func:`run_job`)."""
+    parser.add_argument("--timeout", type=float, default=None, help="give up after N seconds")
+    parser.add_argument("--json", action="store_true", help=json_help)
+
+
+def run_job(kind: str, request: dict[str, Any], args: argparse.Namespace) -> Any:
+    """Run the core job ``kind`` in a worker process, progress on stderr (none with ``--json``).
+
+    A native crash then fails the job with a clear error instead of killing the command.
+    """
+    from studio.core.worker_client import run_in_worker
+
+    return run_in_worker(kind, request, stderr_context(quiet=args.json), timeout_s=args.timeout)
+
+
 def add_input_shape_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input-shape",

@@ -16,16 +16,22 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from studio.cli.common import add_input_shape_arg, parse_input_shapes, print_json, stderr_context
+from studio.cli.common import (
+    add_command,
+    add_input_shape_arg,
+    parse_input_shapes,
+    print_json,
+    stderr_context,
+)
 from studio.core.errors import BadInputError
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "assign",
-        help="assign each node to HTP/GPU/CPU from real op support; write a plan",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "assign each node to HTP/GPU/CPU from real op support; write a plan",
+        __doc__,
     )
     parser.add_argument("model", help="ONNX model")
     parser.add_argument("-o", "--output", required=True, help="plan file to write (JSON)")

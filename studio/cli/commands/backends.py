@@ -13,15 +13,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from studio.cli.common import print_json, stderr_context
+from studio.cli.common import add_command, print_json, stderr_context
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "backends",
-        help="list backends (QNN HTP/GPU/CPU, ORT CPU) with availability and reasons",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "list backends (QNN HTP/GPU/CPU, ORT CPU) with availability and reasons",
+        __doc__,
     )
     parser.add_argument("--json", action="store_true", help="print JSON on stdout")
     parser.add_argument("--refresh", action="store_true", help="probe again (ignore the cache)")

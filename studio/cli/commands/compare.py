@@ -22,6 +22,7 @@ from typing import Any
 
 from studio.cli.commands.quantize import add_calibration_args, preprocess_from_args
 from studio.cli.common import (
+    add_command,
     native_stdout_to_stderr,
     parse_input_shapes,
     print_json,
@@ -30,11 +31,11 @@ from studio.cli.common import (
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "compare",
-        help="per-layer and output SQNR of a quantised model vs its float model (CPU or HTP)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "per-layer and output SQNR of a quantised model vs its float model (CPU or HTP)",
+        __doc__,
     )
     parser.add_argument("float_model", help="float ONNX model")
     parser.add_argument("quant_model", help="QDQ ONNX model built from it")

@@ -17,15 +17,22 @@ import argparse
 import sys
 from typing import Any
 
-from studio.cli.common import add_input_shape_arg, parse_input_shapes, print_json, stderr_context
+from studio.cli.common import (
+    add_command,
+    add_input_shape_arg,
+    add_job_args,
+    parse_input_shapes,
+    print_json,
+    run_job,
+)
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "compile",
-        help="compile a model to a QNN context binary and write a deployment bundle",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "compile a model to a QNN context binary and write a deployment bundle",
+        __doc__,
     )
     parser.add_argument("model", help="ONNX model (QDQ-quantised, or float for fp16)")
     parser.add_argument("--backend", default="htp", help="target backend (htp)")
@@ -36,14 +43,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--sdk", help="QNN SDK folder (default: $QNN_SDK_ROOT, else embedded)")
     parser.add_argument("--encodings", help="encodings JSON for the SDK converter")
     add_input_shape_arg(parser)
-    parser.add_argument("--timeout", type=float, default=None, help="give up after N seconds")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_job_args(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.core.worker_client import run_in_worker
-
     request = {
         "model": args.model,
         "backend": args.backend,
@@ -55,12 +59,7 @@ def run(args: argparse.Namespace) -> int:
         "encodings": args.encodings,
         "input_shapes": parse_input_shapes(args.input_shape),
     }
-    result = run_in_worker(
-        "studio.core.engine_jobs:compile_bundle",
-        request,
-        stderr_context(quiet=args.json),
-        timeout_s=args.timeout,
-    )
+    result = run_job("studio.core.engine_jobs:compile_bundle", request, args)
     if args.json:
         print_json(result)
         return 0

@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import Any
 
-from studio.cli.common import print_json
+from studio.cli.common import add_command, print_json
 from studio.core.encodings import (
     FORMATS,
     ModelView,
@@ -28,11 +28,11 @@ from studio.core.encodings.formats import ort
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "encodings",
-        help="convert or check quantization encodings files (QNN, AIMET, ONNX Runtime)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "convert or check quantization encodings files (QNN, AIMET, ONNX Runtime)",
+        __doc__,
     )
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     convert = sub.add_parser("convert", help="convert an encodings file to another format")

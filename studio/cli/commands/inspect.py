@@ -15,15 +15,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from studio.cli.common import add_input_shape_arg, parse_input_shapes, print_json
+from studio.cli.common import add_command, add_input_shape_arg, parse_input_shapes, print_json
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "inspect",
-        help="show a model's inputs/outputs, ops, parameters, MACs and dynamic dims",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "show a model's inputs/outputs, ops, parameters, MACs and dynamic dims",
+        __doc__,
     )
     parser.add_argument("model", help="ONNX model file")
     add_input_shape_arg(parser)

@@ -14,15 +14,21 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from studio.cli.common import add_input_shape_arg, parse_input_shapes, print_json, stderr_context
+from studio.cli.common import (
+    add_command,
+    add_input_shape_arg,
+    parse_input_shapes,
+    print_json,
+    stderr_context,
+)
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "pipeline",
-        help="inspect, quantise, compile, profile and write a report in one go",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "inspect, quantise, compile, profile and write a report in one go",
+        __doc__,
     )
     parser.add_argument("model", help="ONNX model (float or already quantised)")
     parser.add_argument("-o", "--output", required=True, help="output folder")

@@ -18,16 +18,23 @@ import argparse
 import sys
 from typing import Any
 
-from studio.cli.common import add_input_shape_arg, parse_input_shapes, print_json, stderr_context
+from studio.cli.common import (
+    add_command,
+    add_input_shape_arg,
+    add_job_args,
+    parse_input_shapes,
+    print_json,
+    stderr_context,
+)
 from studio.cli.plan_option import add_plan_arg, run_with_plan
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "profile",
-        help="measure latency and per-layer cost on HTP, CPU or GPU; write an HTML report",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "measure latency and per-layer cost on HTP, CPU or GPU; write an HTML report",
+        __doc__,
     )
     parser.add_argument("model", help="ONNX model or compiled bundle folder")
     parser.add_argument("--backend", help="htp (default; a bundle's own), cpu, gpu or qnn-cpu")
@@ -54,9 +61,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--artifacts", metavar="DIR", help="keep raw profiler files here")
     parser.add_argument("--label", help="name of this run in reports and comparisons")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    parser.add_argument("--timeout", type=float, default=None, help="give up after N seconds")
     parser.add_argument("--inline", action="store_true", help="run in this process (debugging)")
-    parser.add_argument("--json", action="store_true", help="print the record as JSON")
+    add_job_args(parser, json_help="print the record as JSON")
     add_plan_arg(parser)  # --plan PLAN.json (npu-studio assign): partitioned execution
     parser.set_defaults(func=run)
 

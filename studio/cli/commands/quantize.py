@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.cli.common import (
+    add_command,
     add_input_shape_arg,
     native_stdout_to_stderr,
     parse_input_shapes,
@@ -36,11 +37,11 @@ EVAL_SAMPLES = 8
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "quantize",
-        help="calibrate and write a QNN-ready QDQ model (with optional auto mixed precision)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "calibrate and write a QNN-ready QDQ model (with optional auto mixed precision)",
+        __doc__,
     )
     parser.add_argument("model", help="float ONNX model")
     parser.add_argument("-o", "--output", required=True, help="QDQ model to write")

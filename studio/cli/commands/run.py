@@ -16,16 +16,23 @@ import argparse
 import sys
 from typing import Any
 
-from studio.cli.common import add_input_shape_arg, parse_input_shapes, print_json, stderr_context
+from studio.cli.common import (
+    add_command,
+    add_input_shape_arg,
+    add_job_args,
+    parse_input_shapes,
+    print_json,
+    run_job,
+)
 from studio.cli.plan_option import add_plan_arg, run_with_plan
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "run",
-        help="run inference on a model or bundle (HTP, CPU, GPU) in a worker process",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "run inference on a model or bundle (HTP, CPU, GPU) in a worker process",
+        __doc__,
     )
     parser.add_argument("model", help="ONNX model or bundle folder")
     parser.add_argument("--backend", help="htp (default), cpu, gpu or qnn-cpu")
@@ -40,8 +47,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--sdk", help="QNN SDK folder: run a bundle with qnn-net-run")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    parser.add_argument("--timeout", type=float, default=None, help="give up after N seconds")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_job_args(parser)
     add_plan_arg(parser)  # --plan PLAN.json (npu-studio assign): partitioned execution
     parser.set_defaults(func=run)
 
@@ -49,8 +55,6 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.plan:
         return run_with_plan(args, "run")
-    from studio.core.worker_client import run_in_worker
-
     request = {
         "model": args.model,
         "backend": args.backend,
@@ -62,12 +66,7 @@ def run(args: argparse.Namespace) -> int:
         "sdk": args.sdk,
         "seed": args.seed,
     }
-    result = run_in_worker(
-        "studio.core.engine_jobs:run",
-        request,
-        stderr_context(quiet=args.json),
-        timeout_s=args.timeout,
-    )
+    result = run_job("studio.core.engine_jobs:run", request, args)
     if args.json:
         print_json(result)
         return 0
