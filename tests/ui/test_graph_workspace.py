@@ -320,3 +320,27 @@ def test_zoomed_out_cache_draws_the_same_picture(qtbot, ws, ctx, transformer_pat
     generation = ws.scene.generation
     ws.show_overlay("MACs per node")
     assert ws.scene.generation > generation
+
+
+def test_small_model_opens_readable_and_fit_still_fits(qtbot, ws, ctx):
+    """demo_cnn (28 nodes) fitted into the window is too small for labels: it opens at a zoom
+    where boxes carry their op types, showing the top of the graph; Fit does a true fit."""
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parents[2] / "resources" / "models" / "demo_cnn.onnx"
+    ws.resize(1200, 600)
+    open_model(qtbot, ws, ctx, demo)
+    view, scene = ws.view, ws.scene
+    assert view.scale_factor >= styles.LOD_DETAIL
+    visible = view.visible_scene_rect()
+    top = min(range(scene.layout.size), key=lambda v: scene.vertex_rect(v).top())
+    assert visible.contains(scene.vertex_rect(top))  # the graph's input is on screen
+    assert visible.top() <= scene.bounds.top() + 20
+    scene._label_cache.clear()
+    view.viewport().grab()
+    assert scene._label_cache  # labels are drawn at the opening zoom
+    assert f"{round(view.scale_factor * 100)}%" in ws.canvas.info.text()
+    ws.fit_button.click()
+    assert view.scale_factor < styles.LOD_DETAIL
+    fitted = view.visible_scene_rect()
+    assert fitted.contains(scene.bounds.adjusted(1, 1, -1, -1))

@@ -13,12 +13,14 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QMouseEvent, QPainter, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsView, QToolTip, QWidget
 
+from studio.ui.graph import styles
 from studio.ui.graph.scene import GraphScene
 
 MIN_SCALE = 1e-4
 MAX_SCALE = 6.0
 CLICK_SLOP = 5  # pixels a press may move and still count as a click
-UNREADABLE_SCALE = 0.2  # below this a fitted graph is shown from its top instead
+# below this a fitted graph is shown from its top instead: boxes lose their op-type labels
+UNREADABLE_SCALE = styles.LOD_DETAIL
 READABLE_SCALE = 1.0  # zoom used when jumping to a node from a search or another workspace
 
 
@@ -81,24 +83,30 @@ class GraphView(QGraphicsView):
         self.view_changed.emit()
 
     def initial_view(self) -> None:
-        """Fit small graphs; show the top of big ones at a readable zoom (like Netron).
+        """Fit graphs that stay readable when fitted; otherwise show the top at a readable zoom.
 
-        A 20,000-node transformer fitted into the window is a one-pixel line; its inputs at a
-        readable size, with the minimap for navigation, is a better first picture.
+        "Readable" is the zoom at which boxes carry their op type (``styles.LOD_DETAIL``): a
+        28-node CNN fitted into the window is already a column of unlabelled bars, and a
+        20,000-node transformer a one-pixel line. Their inputs at a readable size, with the
+        minimap for navigation, are a better first picture (as in Netron); Fit still fits.
         """
         self.zoom_to_fit()
         bounds = self.graph_scene.bounds
         if bounds.isEmpty() or self.scale_factor >= UNREADABLE_SCALE:
             return
         viewport = self.viewport().rect()
-        scale = min(READABLE_SCALE, max(UNREADABLE_SCALE, (viewport.width() - 40) / bounds.width()))
+        # 100% when the graph's width fits; a wide graph no smaller than where subtext shows
+        fit_width = (viewport.width() - 40) / max(bounds.width(), 1.0)
+        scale = min(READABLE_SCALE, max(styles.LOD_SUBTEXT, fit_width))
         anchor = self.transformationAnchor()
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
         self.set_scale(scale)
         self.setTransformationAnchor(anchor)
         half = viewport.height() / 2 / scale
-        # shift right by half the minimap so the first boxes are not hidden under it
-        self.centerOn(bounds.center().x() + 100 / scale, bounds.top() + half - 10 / scale)
+        # a graph wider than the window: shift right by half the minimap so the first boxes
+        # are not hidden under it; a narrower one is centred
+        shift = 0.0 if fit_width >= scale else 100 / scale
+        self.centerOn(bounds.center().x() + shift, bounds.top() + half - 10 / scale)
         self.view_changed.emit()
 
     def center_on_rect(self, rect: QRectF, readable: bool = True) -> None:
