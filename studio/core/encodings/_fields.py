@@ -121,19 +121,17 @@ class Fields:
         return [value]
 
     def float_list(self, key: str, default: Any = _MISSING) -> Any:
-        value = self.raw(key, default)
-        if value is default and default is not _MISSING:
-            return value
-        items = self._list(key, value)
-        if not items:
-            raise self.error(key, "empty list")
-        return [self._number(f"{key}[{i}]", v) for i, v in enumerate(items)]
+        return self._items(key, default, self._number)
 
     def int_list(self, key: str, default: Any = _MISSING) -> Any:
+        return self._items(key, default, self._whole)
+
+    def _items(self, key: str, default: Any, convert: Callable[[str, Any], Any]) -> Any:
+        """A non-empty list (a scalar counts as one item), each item checked by ``convert``."""
         value = self.raw(key, default)
         if value is default and default is not _MISSING:
             return value
         items = self._list(key, value)
         if not items:
             raise self.error(key, "empty list")
-        return [self._whole(f"{key}[{i}]", v) for i, v in enumerate(items)]
+        return [convert(f"{key}[{i}]", v) for i, v in enumerate(items)]

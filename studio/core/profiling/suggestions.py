@@ -68,6 +68,11 @@ def _fmt_value(row: LayerRow) -> str:
     return "no figure"
 
 
+def _about(row: LayerRow, kind: str, title: str, evidence: dict[str, Any], text: str) -> Suggestion:
+    """A suggestion about one measured layer: it names that node and weighs by its share."""
+    return Suggestion(kind, title, [row.node_id], evidence, text, impact=row.share or 0.0)
+
+
 def _share_of(row: LayerRow) -> str:
     """ "40.5% of the measured time (1.23 ms)": share, what it is a share of, and the figure."""
     return f"{_pct(row.share)} of {measure_words(row.measure)} ({_fmt_value(row)})"
@@ -129,11 +134,11 @@ def _depthwise(graph: Any, row: LayerRow, min_share: float) -> Suggestion | None
     ratio = dws / std
     if ratio > 0.5:
         return None
-    return Suggestion(
-        kind="depthwise",
-        title=f"{row.node_id}: a {kh}x{kw} standard Conv ({c_in}->{c_out} ch) could be depthwise-separable",
-        nodes=[row.node_id],
-        evidence={
+    return _about(
+        row,
+        "depthwise",
+        f"{row.node_id}: a {kh}x{kw} standard Conv ({c_in}->{c_out} ch) could be depthwise-separable",
+        {
             "share": row.share,
             "value": row.value,
             "unit": row.measure,
@@ -141,12 +146,9 @@ def _depthwise(graph: Any, row: LayerRow, min_share: float) -> Suggestion | None
             "depthwise_separable_macs": dws,
             "mac_ratio": ratio,
         },
-        text=(
-            f"{row.node_id} takes {_share_of(row)} for "
-            f"{std:,} MACs. A depthwise {kh}x{kw} + pointwise 1x1 pair would need {dws:,} MACs "
-            f"({ratio:.0%} of it); this changes the model and needs retraining or fine-tuning."
-        ),
-        impact=row.share or 0.0,
+        f"{row.node_id} takes {_share_of(row)} for "
+        f"{std:,} MACs. A depthwise {kh}x{kw} + pointwise 1x1 pair would need {dws:,} MACs "
+        f"({ratio:.0%} of it); this changes the model and needs retraining or fine-tuning.",
     )
 
 
@@ -158,25 +160,22 @@ def suggest(
     for r in run.ranked()[:top_n]:
         if (r.share or 0) < 0.02:
             continue
+        evidence = {
+            "share": r.share,
+            "value": r.value,
+            "unit": r.measure,
+            "macs": r.macs,
+            "cycles_per_mac": r.cycles_per_mac,
+            "backend": r.backend,
+        }
+        text = (
+            f"{r.node_id} ({r.op_type}, on {r.backend.upper()}) takes {_share_of(r)}"
+            + (f", {r.macs:,} MACs" if r.macs else "")
+            + (f", {r.cycles_per_mac:.3g} cycles/MAC" if r.cycles_per_mac else "")
+            + (" (inserted by the backend)" if r.inserted else "")
+        )
         out.append(
-            Suggestion(
-                kind="hotspot",
-                title=f"{r.node_id} ({r.op_type}) takes {_pct(r.share)}",
-                nodes=[r.node_id],
-                evidence={
-                    "share": r.share,
-                    "value": r.value,
-                    "unit": r.measure,
-                    "macs": r.macs,
-                    "cycles_per_mac": r.cycles_per_mac,
-                    "backend": r.backend,
-                },
-                text=f"{r.node_id} ({r.op_type}, on {r.backend.upper()}) takes {_share_of(r)}"
-                + (f", {r.macs:,} MACs" if r.macs else "")
-                + (f", {r.cycles_per_mac:.3g} cycles/MAC" if r.cycles_per_mac else "")
-                + (" (inserted by the backend)" if r.inserted else ""),
-                impact=r.share or 0.0,
-            )
+            _about(r, "hotspot", f"{r.node_id} ({r.op_type}) takes {_pct(r.share)}", evidence, text)
         )
     out.extend(_latency_shape(run))
     out.extend(_fallback(run))
@@ -378,35 +377,30 @@ def _cycles_per_mac(run: ProfileRun, graph: Any | None, factor: float = 3.0) -> 
     out = []
     for r in rows:
         if median > 0 and (r.cycles_per_mac or 0) > factor * median and (r.share or 0) >= 0.01:
-            out.append(
-                Suggestion(
-                    kind="cycles_per_mac",
-                    title=f"{r.node_id}: {r.cycles_per_mac / median:.1f}x the median cycles per MAC",
-                    nodes=[r.node_id],
-                    evidence={
-                        "cycles_per_mac": r.cycles_per_mac,
-                        "median_cycles_per_mac": median,
-                        "cycles": r.cycles,
-                        "macs": r.macs,
-                        "share": r.share,
-                    },
-                    text=(
-                        f"{r.node_id} ({r.op_type}) spends {r.cycles_per_mac:.3g} cycles per MAC "
-                        f"against a model median of {median:.3g}: "
-                        + (
-                            f"it is a grouped convolution (group={_grouped(graph, r.node_id)}), "
-                            "which does little arithmetic per byte moved and cannot keep the "
-                            "matrix unit busy; its MAC count understates its cost. Fusing it with "
-                            "the following pointwise Conv, or fewer/wider depthwise stages, helps."
-                            if _grouped(graph, r.node_id) > 1
-                            else "check for shapes that tile poorly on HTP (channel counts not "
-                            "multiples of 32, odd spatial sizes), or an op variant the backend "
-                            "runs on its scalar path."
-                        )
-                    ),
-                    impact=r.share or 0.0,
-                )
+            group = _grouped(graph, r.node_id)
+            why = (
+                f"it is a grouped convolution (group={group}), "
+                "which does little arithmetic per byte moved and cannot keep the "
+                "matrix unit busy; its MAC count understates its cost. Fusing it with "
+                "the following pointwise Conv, or fewer/wider depthwise stages, helps."
+                if group > 1
+                else "check for shapes that tile poorly on HTP (channel counts not "
+                "multiples of 32, odd spatial sizes), or an op variant the backend "
+                "runs on its scalar path."
             )
+            evidence = {
+                "cycles_per_mac": r.cycles_per_mac,
+                "median_cycles_per_mac": median,
+                "cycles": r.cycles,
+                "macs": r.macs,
+                "share": r.share,
+            }
+            text = (
+                f"{r.node_id} ({r.op_type}) spends {r.cycles_per_mac:.3g} cycles per MAC "
+                f"against a model median of {median:.3g}: {why}"
+            )
+            title = f"{r.node_id}: {r.cycles_per_mac / median:.1f}x the median cycles per MAC"
+            out.append(_about(r, "cycles_per_mac", title, evidence, text))
     return out
 
 
@@ -428,29 +422,21 @@ def _bits16(run: ProfileRun, graph: Any, min_share: float) -> list[Suggestion]:
         worse = peer is not None and r.cycles_per_mac is not None and r.cycles_per_mac > peer
         if (r.share or 0) < min_share and not worse:
             continue
-        out.append(
-            Suggestion(
-                kind="bits16",
-                title=f"{r.node_id} runs on 16-bit activations ({_pct(r.share)})",
-                nodes=[r.node_id],
-                evidence={
-                    "cycles": r.cycles,
-                    "share": r.share,
-                    "cycles_per_mac": r.cycles_per_mac,
-                    "median_cycles_per_mac_8bit_same_op": peer,
-                },
-                text=(
-                    f"{r.node_id} ({r.op_type}) uses 16-bit activations and takes "
-                    f"{_share_of(r)}"
-                    + (
-                        f"; {r.cycles_per_mac:.3g} cycles/MAC vs {peer:.3g} for 8-bit "
-                        f"{r.op_type} layers"
-                        if peer is not None and r.cycles_per_mac is not None
-                        else ""
-                    )
-                    + ". If its SQNR allows, try 8-bit activations here."
-                ),
-                impact=r.share or 0.0,
+        evidence = {
+            "cycles": r.cycles,
+            "share": r.share,
+            "cycles_per_mac": r.cycles_per_mac,
+            "median_cycles_per_mac_8bit_same_op": peer,
+        }
+        text = (
+            f"{r.node_id} ({r.op_type}) uses 16-bit activations and takes {_share_of(r)}"
+            + (
+                f"; {r.cycles_per_mac:.3g} cycles/MAC vs {peer:.3g} for 8-bit {r.op_type} layers"
+                if peer is not None and r.cycles_per_mac is not None
+                else ""
             )
+            + ". If its SQNR allows, try 8-bit activations here."
         )
+        title = f"{r.node_id} runs on 16-bit activations ({_pct(r.share)})"
+        out.append(_about(r, "bits16", title, evidence, text))
     return out

@@ -59,6 +59,52 @@ def build_int(
     return enc
 
 
+def build_from_zero_points(
+    f: Fields,
+    name: str,
+    scales: list[float],
+    zero_points: list[int],
+    bitwidth: int,
+    signed: bool,
+    symmetric: bool,
+    *,
+    kind_hint: str,
+    axis: int | None,
+    view: ModelView | None,
+    warnings: list[str],
+) -> Encoding:
+    """An int encoding from ONNX-style zero points (AIMET 2.0.0, ORT overrides).
+
+    QNN offsets are the negated zero point of the unsigned type, so a signed type's zero point
+    is first shifted by half its range. A file that gives an axis is per-channel.
+    """
+    half = 2 ** (bitwidth - 1)
+    offsets = [-(z + half) if signed else -z for z in zero_points]
+    return build_int(
+        f,
+        name,
+        scales,
+        offsets,
+        bitwidth,
+        symmetric,
+        kind_hint=kind_hint,
+        per_channel=axis is not None,
+        axis=axis,
+        view=view,
+        warnings=warnings,
+    )
+
+
+def build_float(
+    f: Fields, name: str, bitwidth: int, kind_hint: str, view: ModelView | None
+) -> Encoding:
+    """A float (unquantised) encoding of ``bitwidth`` bits, validated with ``f`` naming the entry."""
+    kind = resolve_kind(name, kind_hint, view, 0)
+    enc = Encoding(tensor=name, bitwidth=bitwidth, dtype="float", kind=kind)
+    f.wrap(enc.validate)
+    return enc
+
+
 def check_channels(f: Fields, enc: Encoding, view: ModelView | None) -> None:
     if view is None or enc.axis is None:
         return

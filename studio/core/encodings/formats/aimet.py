@@ -17,7 +17,12 @@ from typing import Any
 from studio.core.encodings._fields import Fields
 from studio.core.encodings.encoding import Encoding, parse_qtype
 from studio.core.encodings.encoding_set import EncodingSet
-from studio.core.encodings.formats._common import Unsupported, build_int, resolve_kind
+from studio.core.encodings.formats._common import (
+    Unsupported,
+    build_float,
+    build_from_zero_points,
+    build_int,
+)
 from studio.core.encodings.model_info import ModelView
 
 V1 = "1.0.0"
@@ -99,11 +104,7 @@ def _v1_entry(
     dtype = f.choice("dtype", ("INT", "FLOAT", "int", "float"), default="INT").lower()
     bitwidth = f.int("bw")
     if dtype == "float":
-        enc = Encoding(
-            tensor=name, bitwidth=bitwidth, dtype="float", kind=resolve_kind(name, hint, view, 0)
-        )
-        f.wrap(enc.validate)
-        return enc
+        return build_float(f, name, bitwidth, hint, view)
     scales = f.float_list("scale")
     offsets = f.int_list("offset")
     per_channel = enc_type == "PER_CHANNEL"
@@ -181,10 +182,7 @@ def _v2_entry(f: Fields, name: str, view: ModelView | None, warnings: list[str])
     output_dtype = f.str("output_dtype")
     hint = "param" if f.raw("axis", None) is not None else "activation"
     if output_dtype in FLOAT_OUTPUT:
-        kind = resolve_kind(name, hint, view, 0)
-        enc = Encoding(tensor=name, bitwidth=FLOAT_OUTPUT[output_dtype], dtype="float", kind=kind)
-        f.wrap(enc.validate)
-        return enc
+        return build_float(f, name, FLOAT_OUTPUT[output_dtype], hint, view)
     signed, bitwidth = f.wrap(lambda: parse_qtype(name, output_dtype))
     scales = f.float_list("y_scale")
     zps = f.int_list("y_zero_point", [0] * len(scales))
@@ -192,22 +190,19 @@ def _v2_entry(f: Fields, name: str, view: ModelView | None, warnings: list[str])
         zps = zps * len(scales)
     if len(zps) != len(scales):
         raise f.error("y_zero_point", f"{len(zps)} zero points for {len(scales)} scales")
-    axis = f.opt_int("axis")
-    half = 2 ** (bitwidth - 1)
-    offsets = [-(z + half) if signed else -z for z in zps]
     symmetric = signed and all(z == 0 for z in zps)
     if bitwidth == 32:
         hint = "bias"
-    return build_int(
+    return build_from_zero_points(
         f,
         name,
         scales,
-        offsets,
+        zps,
         bitwidth,
+        signed,
         symmetric,
         kind_hint=hint,
-        per_channel=axis is not None,
-        axis=axis,
+        axis=f.opt_int("axis"),
         view=view,
         warnings=warnings,
     )

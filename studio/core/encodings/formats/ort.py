@@ -24,7 +24,7 @@ import numpy as np
 from studio.core.encodings._fields import Fields
 from studio.core.encodings.encoding import Encoding
 from studio.core.encodings.encoding_set import EncodingSet
-from studio.core.encodings.formats._common import build_int, resolve_kind
+from studio.core.encodings.formats._common import build_float, build_from_zero_points
 from studio.core.encodings.model_info import ModelView
 from studio.core.errors import EncodingsError
 
@@ -200,23 +200,21 @@ def read(data: Any, source: str, view: ModelView | None) -> tuple[EncodingSet, l
         signed, bw = qtype.startswith("int"), int(qtype.lstrip("uint"))
         scales = [c.number("scale") for c in fs]
         zps = [c.int("zero_point") for c in fs]
-        half = 2 ** (bw - 1)
-        offsets = [-(z + half) if signed else -z for z in zps]
         axis = fs[0].opt_int("axis")
         hint = kinds.get(name, "param" if axis is not None else "activation")
         if name in out:
             raise fs[0].error(None, "appears twice")
         sym = name in symmetric if "symmetric" in data else signed and not any(zps)
         out.set(
-            build_int(
+            build_from_zero_points(
                 fs[0],
                 name,
                 scales,
-                offsets,
+                zps,
                 bw,
+                signed,
                 sym,
                 kind_hint=hint,
-                per_channel=axis is not None,
                 axis=axis,
                 view=view,
                 warnings=warnings,
@@ -226,28 +224,24 @@ def read(data: Any, source: str, view: ModelView | None) -> tuple[EncodingSet, l
         f = Fields({"bitwidth": bw}, source, name)
         if name in out:
             raise f.error(None, "appears twice")
-        kind = resolve_kind(name, kinds.get(name, "activation"), view, 0)
-        enc = Encoding(tensor=name, bitwidth=f.int("bitwidth"), dtype="float", kind=kind)
-        f.wrap(enc.validate)
-        out.set(enc)
+        out.set(build_float(f, name, f.int("bitwidth"), kinds.get(name, "activation"), view))
     for name, entry in biases.items():
         f = Fields(entry, source, name)
         if name in out:
             raise f.error(None, "appears twice")
         scales = f.float_list("scale")
         zps = f.int_list("zero_point", [0] * len(scales))
-        axis = f.opt_int("axis")
         out.set(
-            build_int(
+            build_from_zero_points(
                 f,
                 name,
                 scales,
-                [-(z + 2**31) for z in zps],
+                zps,
                 32,
+                True,  # a bias is int32
                 name in symmetric if "symmetric" in data else not any(zps),
                 kind_hint="bias",
-                per_channel=axis is not None,
-                axis=axis,
+                axis=f.opt_int("axis"),
                 view=view,
                 warnings=warnings,
             )

@@ -19,7 +19,12 @@ from typing import Any
 from studio.core.encodings._fields import Fields
 from studio.core.encodings.encoding import Encoding
 from studio.core.encodings.encoding_set import EncodingSet
-from studio.core.encodings.formats._common import build_int, range_warning, resolve_kind
+from studio.core.encodings.formats._common import (
+    build_float,
+    build_int,
+    range_warning,
+    resolve_kind,
+)
 from studio.core.encodings.model_info import ModelView
 from studio.core.errors import EncodingsError
 
@@ -102,10 +107,7 @@ def _entry(
         raise first.error("bitwidth", "per-channel entries disagree on bitwidth/dtype")
     bitwidth = bitwidths[0]
     if dtype == "float":
-        kind = resolve_kind(name, hint, view, 0)
-        enc = Encoding(tensor=name, bitwidth=bitwidth, dtype="float", kind=kind)
-        first.wrap(enc.validate)
-        return enc
+        return build_float(first, name, bitwidth, hint, view)
     syms = [c.bool("is_symmetric", False) for c in chans]
     if len(set(syms)) > 1:
         raise first.error("is_symmetric", "per-channel entries disagree")
