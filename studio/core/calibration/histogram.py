@@ -7,7 +7,12 @@ width ``w`` (bin ``k`` covers ``[k*w, (k+1)*w)``). When new data falls outside, 
 whole bins; when it would exceed ``max_bins``, the width doubles (``2**m``) and old bins merge
 exactly (bin ``k`` -> ``k >> m``). No interpolation, no second pass, and zero is always an edge.
 
-Cost per element is about four vectorised numpy passes (scale, shift, cast, bincount), ~1.7 ns.
+Cost per binned element is about four vectorised numpy passes (scale, shift, cast, bincount),
+~1.5 ns, most of it ``np.bincount``. ``sample_every = k`` bins only the values at positions
+0, k, 2k, ... of the tensor's whole value stream (counted across calls, so the binned set does not
+depend on how the data was batched); min, max and ``count`` still cover every value, so
+``counts.sum()`` is about ``count / k``. Methods read the histogram as a distribution, which is
+what a deterministic stride of a large stream preserves; the extremes come from min/max.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 DEFAULT_BINS = 2048
-_CHUNK = 1 << 15
+_CHUNK = 1 << 16
 
 
 class Scratch:
@@ -43,6 +48,8 @@ class RunningHistogram:
     width: float = 0.0
     first_bin: int = 0
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # bin every k-th value of the tensor's value stream (1 = all); min/max/count stay exact
+    sample_every: int = 1
 
     # ----- collecting ------------------------------------------------------------------------
     def update(self, values: np.ndarray, scratch: Scratch | None = None) -> tuple[float, float]:
@@ -60,7 +67,10 @@ class RunningHistogram:
             return lo, hi  # caller reports the tensor; nothing is added
         self.minimum = min(self.minimum, lo)
         self.maximum = max(self.maximum, hi)
-        self.count += int(flat.size)
+        k = max(1, int(self.sample_every))
+        if k > 1:  # stream positions 0, k, 2k, ...: the same values however the data is batched
+            flat = flat[(-self.count) % k :: k]
+        self.count += int(values.size)
         self._cover(lo, hi)
         nb = self.counts.size
         scratch = scratch or Scratch()

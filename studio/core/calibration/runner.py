@@ -56,6 +56,9 @@ def build_session(
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         so.intra_op_num_threads = int(threads)
+    # no spin-waiting between ops: numpy bins the previous batch on this core between runs, and
+    # on a shared 2-core machine spinning pool threads doubled the CPU time of the pass
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(aug.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 

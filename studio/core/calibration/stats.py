@@ -163,6 +163,7 @@ class CalibrationStats:
                     "width": h.width,
                     "first_bin": h.first_bin,
                     "max_bins": h.max_bins,
+                    "sample_every": h.sample_every,
                 }
                 for name, h in self.histograms.items()
             ],
@@ -227,6 +228,7 @@ class CalibrationStats:
                 width=float(t["width"]),
                 first_bin=int(t["first_bin"]),
                 counts=counts.astype(np.int64),
+                sample_every=int(t.get("sample_every", 1)),
             )
             stats.histograms[t["name"]] = h
             stats.dtypes[t["name"]] = t.get("dtype", "float32")
