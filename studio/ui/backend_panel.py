@@ -10,9 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QPersistentModelIndex,
     Qt,
     QThread,
     Signal,
@@ -30,13 +27,15 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.backends import BackendStatus
+from studio.ui.table_model import ColumnsTableModel, Index
 
 COLUMNS = ("Backend", "Available", "Reason / note", "Library", "Probe")
-_AnyIndex = QModelIndex | QPersistentModelIndex
 
 
-class BackendTableModel(QAbstractTableModel):
+class BackendTableModel(ColumnsTableModel):
     """Rows are :class:`BackendStatus` values from the probe."""
+
+    columns = COLUMNS
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -47,18 +46,10 @@ class BackendTableModel(QAbstractTableModel):
         self.statuses = list(statuses)
         self.endResetModel()
 
-    def rowCount(self, parent: _AnyIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self.statuses)
+    def row_count(self) -> int:
+        return len(self.statuses)
 
-    def columnCount(self, parent: _AnyIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: _AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self.statuses):
             return None
         status = self.statuses[index.row()]

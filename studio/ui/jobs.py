@@ -328,12 +328,7 @@ class JobManager(QObject):
         handle = JobHandle(title, kind, lane=lane, parent=self)
         if token is not None:
             handle.token = token
-        relay = _Relay(self, handle)
-        relay.started.connect(handle._on_started)
-        relay.progress.connect(handle._on_progress)
-        relay.log.connect(handle._on_log)
-        relay.data.connect(handle._on_data)
-        relay.outcome.connect(handle._on_outcome)
+        relay = self._relay_for(handle)
         handle._relay = relay
         handle.changed.connect(lambda h=handle: self.job_changed.emit(h))
         handle.finished.connect(lambda _state, h=handle: self.job_finished.emit(h))
@@ -343,6 +338,16 @@ class JobManager(QObject):
         return handle
 
     # --- scheduling -------------------------------------------------------------------------------
+    def _relay_for(self, handle: JobHandle) -> _Relay:
+        """The queued-signal bridge that carries a job's reports from its thread to ``handle``."""
+        relay = _Relay(self, handle)
+        relay.started.connect(handle._on_started)
+        relay.progress.connect(handle._on_progress)
+        relay.log.connect(handle._on_log)
+        relay.data.connect(handle._on_data)
+        relay.outcome.connect(handle._on_outcome)
+        return relay
+
     def _lane_busy(self, lane: str | None) -> bool:
         return lane is not None and any(j.lane == lane and j.id in self._threads for j in self.jobs)
 
@@ -356,12 +361,7 @@ class JobManager(QObject):
             self._start(handle, body)
 
     def _start(self, handle: JobHandle, body: Callable[[JobContext], Any]) -> None:
-        relay = _Relay(self, handle)
-        relay.started.connect(handle._on_started)
-        relay.progress.connect(handle._on_progress)
-        relay.log.connect(handle._on_log)
-        relay.data.connect(handle._on_data)
-        relay.outcome.connect(handle._on_outcome)
+        relay = self._relay_for(handle)
         thread = _JobThread(body, relay, handle)
         thread.finished.connect(relay.thread_done)
         self._threads[handle.id] = (thread, relay)

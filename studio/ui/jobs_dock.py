@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtCore import QModelIndex, Qt, QTimer
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.ui.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobHandle, JobManager
+from studio.ui.table_model import ColumnsTableModel, Index
 
 COLUMNS = ("Job", "State", "Progress", "Stage", "Time")
 PROGRESS_COL = 2
@@ -39,11 +40,12 @@ _STATE_COLOURS = {
     FAILED: QColor("#d64541"),
     CANCELLED: QColor("#b07d1a"),
 }
-_AnyIndex = QModelIndex | QPersistentModelIndex
 
 
-class JobTableModel(QAbstractTableModel):
+class JobTableModel(ColumnsTableModel):
     """Rows are ``manager.jobs`` in submission order (newest last)."""
+
+    columns = COLUMNS
 
     def __init__(self, manager: JobManager, parent: Any = None) -> None:
         super().__init__(parent)
@@ -52,21 +54,13 @@ class JobTableModel(QAbstractTableModel):
         manager.job_changed.connect(self._on_changed)
         manager.job_finished.connect(self._on_changed)
 
-    def rowCount(self, parent: _AnyIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self.manager.jobs)
-
-    def columnCount(self, parent: _AnyIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
+    def row_count(self) -> int:
+        return len(self.manager.jobs)
 
     def job_at(self, row: int) -> JobHandle | None:
         return self.manager.jobs[row] if 0 <= row < len(self.manager.jobs) else None
 
-    def data(self, index: _AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         job = self.job_at(index.row())
         if job is None:
             return None
@@ -112,7 +106,7 @@ class JobTableModel(QAbstractTableModel):
 class ProgressDelegate(QStyledItemDelegate):
     """Draws the progress column as a native progress bar."""
 
-    def paint(self, painter: Any, option: Any, index: _AnyIndex) -> None:
+    def paint(self, painter: Any, option: Any, index: Index) -> None:
         fraction = index.data(Qt.ItemDataRole.UserRole)
         if fraction is None:
             super().paint(painter, option, index)
@@ -175,11 +169,17 @@ class JobsDock(QWidget):
         detail_layout.addLayout(buttons)
         detail_layout.addWidget(self.error)
         detail_layout.addWidget(self.log_view, 1)
-        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        # side by side, not stacked: the dock then needs only a few rows of height, and every
+        # workspace above it keeps the room (the main window opens the dock area ~150 px high)
+        self.table.setMinimumHeight(48)
+        self.log_view.setMinimumHeight(32)
+        splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        splitter.setObjectName("jobsSplitter")
         splitter.addWidget(self.table)
         splitter.addWidget(details)
-        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        self.splitter = splitter
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
+
+from studio.ui.table_model import ColumnsTableModel, Index
 
 BACKENDS = ("htp", "gpu", "cpu")
 COLUMNS = ("Node", "Op", "MACs", "HTP", "GPU", "CPU", "Backend", "Pinned", "Reason")
@@ -20,11 +22,11 @@ BACKEND_COLOURS = {"htp": "#2e7d32", "gpu": "#6a1b9a", "cpu": "#c62828"}
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 NODE_ID_ROLE = Qt.ItemDataRole.UserRole + 2
 
-Index = QModelIndex | QPersistentModelIndex
 
-
-class NodeTableModel(QAbstractTableModel):
+class NodeTableModel(ColumnsTableModel):
     """Rows are the graph's computing nodes (Constant nodes carry no work and are left out)."""
+
+    columns = COLUMNS
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -67,19 +69,15 @@ class NodeTableModel(QAbstractTableModel):
         return next((i for i, n in enumerate(self.nodes) if n.id == node_id), -1)
 
     # ----- Qt model -----------------------------------------------------------------------------
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.nodes)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
+    def row_count(self) -> int:
+        return len(self.nodes)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
             if section in (COL_HTP, COL_GPU, COL_CPU):
                 return "score 0-100 (speed, power, precision fit, VTCM fit); 0 = rejected"
-        return None
+            return None
+        return super().headerData(section, orientation, role)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

@@ -13,7 +13,6 @@ from typing import Any
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
-    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
     Signal,
@@ -35,9 +34,9 @@ from studio.core.profiling.compare import Comparison, compare_runs
 from studio.core.profiling.records import ProfileRun
 from studio.ui.profiling.plots import SERIES, OverlaidHistograms
 from studio.ui.profiling.view_data import fmt_count, fmt_ms, run_tag
+from studio.ui.table_model import ColumnsTableModel, Index
 from studio.ui.theme import COLORS
 
-_Index = QModelIndex | QPersistentModelIndex
 _FASTER = QColor(COLORS["ok"])
 _SLOWER = QColor(COLORS["error"])
 
@@ -67,12 +66,12 @@ class CompareTableModel(QAbstractTableModel):
     def _n_runs(self) -> int:
         return len(self.comparison.runs) if self.comparison else 0
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt signature
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt signature
         if parent.isValid() or self.comparison is None:
             return 0
         return len(self.comparison.rows)
 
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else 2 + len(self.PER_RUN) * self._n_runs()
 
     def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):
@@ -118,7 +117,7 @@ class CompareTableModel(QAbstractTableModel):
             return "", 0.0
         return f"{ratio:.2f}×", ratio
 
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or self.comparison is None:
             return None
         col = index.column()
@@ -143,7 +142,9 @@ class CompareTableModel(QAbstractTableModel):
 SUMMARY_COLS = ("Run", "Backend", "p50", "p95", "p99", "Mean", "Throughput", "Mean × base")
 
 
-class SummaryModel(QAbstractTableModel):
+class SummaryModel(ColumnsTableModel):
+    columns = SUMMARY_COLS
+
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.runs: list[dict[str, Any]] = []
@@ -153,18 +154,10 @@ class SummaryModel(QAbstractTableModel):
         self.runs = runs
         self.endResetModel()
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.runs)
+    def row_count(self) -> int:
+        return len(self.runs)
 
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(SUMMARY_COLS)
-
-    def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return SUMMARY_COLS[section]
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
         if role == Qt.ItemDataRole.ForegroundRole and index.column() == 0:

@@ -10,9 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
-    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
     Signal,
@@ -32,9 +30,9 @@ from PySide6.QtWidgets import (
 
 from studio.core.profiling.records import MEASURE_CYCLES, LayerRow, ProfileRun
 from studio.ui.profiling.view_data import fmt_count
+from studio.ui.table_model import ColumnsTableModel, Index
 from studio.ui.theme import COLORS
 
-_Index = QModelIndex | QPersistentModelIndex
 COLUMNS = ("Node", "Op", "Backend", "Cycles", "Time (µs)", "Share", "MACs", "Cycles/MAC", "Note")
 NUMERIC = {3, 4, 5, 6, 7}
 HEADER_TIPS = {
@@ -68,8 +66,10 @@ def _cell(row: LayerRow, col: int) -> tuple[str, Any]:
     return row.note, row.note
 
 
-class LayerTableModel(QAbstractTableModel):
+class LayerTableModel(ColumnsTableModel):
     """Rows of one ProfileRun (ONNX-node rows first, then rows inserted by the backend)."""
+
+    columns = COLUMNS
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -83,22 +83,15 @@ class LayerTableModel(QAbstractTableModel):
         self.rows = list(run.all_rows) if run is not None else []
         self.endResetModel()
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt signature
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
+    def row_count(self) -> int:
+        return len(self.rows)
 
     def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        if orientation != Qt.Orientation.Horizontal:
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        if role == Qt.ItemDataRole.ToolTipRole:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
             return HEADER_TIPS.get(section)
-        return None
+        return super().headerData(section, orientation, role)
 
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
         row = self.rows[index.row()]
@@ -142,7 +135,7 @@ class LayerFilterProxy(QSortFilterProxyModel):
         self.hide_inserted = hide
         self.invalidateFilter()
 
-    def filterAcceptsRow(self, source_row: int, source_parent: _Index) -> bool:
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
         model = self.sourceModel()
         row = model.rows[source_row]  # type: ignore[attr-defined]
         if self.hide_inserted and row.inserted:
