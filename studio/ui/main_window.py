@@ -39,6 +39,9 @@ from studio.ui.workspaces import WORKSPACES, create_workspace
 log = logging.getLogger(__name__)
 
 OPENABLE = (".onnx", PROJECT_SUFFIX)
+# first-run height of the bottom dock area (Jobs | History | Backends): a few job rows beside
+# the selected job's log; a user's own height is kept by saveState/restoreState
+DOCK_HEIGHT = 150
 
 
 def _optional(module: str, name: str) -> Any:
@@ -236,7 +239,9 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._state_restored:  # first run: keep the docks low, the graph gets the room
             self._state_restored = True
-            self.resizeDocks(self.docks(), [150] * len(self.docks()), Qt.Orientation.Vertical)
+            self.resizeDocks(
+                self.docks(), [DOCK_HEIGHT] * len(self.docks()), Qt.Orientation.Vertical
+            )
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         if self._closed:  # Qt may send a second close event to a closed window

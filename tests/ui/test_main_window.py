@@ -246,3 +246,31 @@ def test_moved_model_is_located_and_changed_model_is_asked_about(
     with qtbot.waitSignal(graph_ws(win).layout_ready, timeout=20000):
         assert win.projects.open_project_file(str(saved))
     assert win.ctx.project.check_model().status == "ok"  # the new hash is recorded
+
+
+def test_jobs_dock_starts_compact_and_its_height_is_remembered(qtbot, win, tmp_path, monkeypatch):
+    from studio.ui.main_window import DOCK_HEIGHT
+
+    dock = win.jobs_dock
+    qtbot.wait(100)  # the first layout pass after show
+    assert 0 < dock.height() <= DOCK_HEIGHT + 20  # not ~200 px squeezing every workspace
+    content = dock.widget()
+    table, log_view = content.table, content.log_view
+    # the job table and the selected job's log sit side by side, both still usable
+    assert log_view.mapTo(content, log_view.rect().topLeft()).x() > table.width()
+    assert table.height() >= 48 and log_view.height() >= 32
+    # a height the user chose comes back with the window state
+    win.resizeDocks([dock], [260], Qt.Orientation.Vertical)
+    qtbot.waitUntil(lambda: dock.height() >= DOCK_HEIGHT + 40)
+    monkeypatch.setattr(dialogs, "ask_unsaved_changes", lambda *a: "discard")
+    win.close()
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    again = MainWindow(settings)
+    again.resize(1500, 950)
+    again.show()
+    try:
+        qtbot.wait(100)
+        assert abs(again.jobs_dock.height() - dock.height()) <= 10
+    finally:
+        again.close()
+        again.deleteLater()
