@@ -12,9 +12,8 @@ exports leave half their nodes unnamed). ``NodeInfo.synthetic_id`` says which is
 
 from __future__ import annotations
 
-import copy
 import gc
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,14 +22,24 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import AttributeProto, helper
 
 from studio.core import model_io
-from studio.core.errors import ModelLoadError
+from studio.core.model_build import (
+    attribute_value,
+    dims_of,
+    fix_input_shapes,
+    infer_shapes,
+    topological_order,
+)
 from studio.core.model_stats import _MAC_RULES as MAC_OPS
-from studio.core.model_stats import NON_PARAM_DTYPES, dtype_name, nbytes, node_macs
-
-Shape = list[int | str | None] | None
+from studio.core.model_stats import (
+    NON_PARAM_DTYPES,
+    Shape,
+    dtype_name,
+    nbytes,
+    node_macs,
+    num_elements,
+)
 
 
 @dataclass
@@ -116,150 +125,6 @@ def scope_of(name: str) -> list[str]:
     return parts[:-1]
 
 
-def _attribute_value(attr: AttributeProto) -> Any:
-    """A JSON-friendly view of an attribute; tensors and graphs are summarised, not copied."""
-    kind = attr.type
-    if kind == AttributeProto.INT:
-        return attr.i
-    if kind == AttributeProto.INTS:
-        return list(attr.ints)
-    if kind == AttributeProto.FLOAT:
-        return attr.f
-    if attr.type == AttributeProto.TENSOR:
-        t = attr.t
-        return f"tensor {dtype_name(t.data_type)}{list(t.dims)}"
-    if attr.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
-        return "<subgraph>"
-    if attr.type == AttributeProto.SPARSE_TENSOR:
-        return "<sparse tensor>"
-    value = helper.get_attribute_value(attr)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, list):
-        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value]
-    return value
-
-
-def _dims(type_proto: onnx.TypeProto) -> tuple[Shape, int | None]:
-    if not type_proto.HasField("tensor_type"):
-        return None, None
-    tt = type_proto.tensor_type
-    elem = tt.elem_type or None
-    if not tt.HasField("shape"):
-        return None, elem
-    dims: list[int | str | None] = []
-    for d in tt.shape.dim:
-        which = d.WhichOneof("value")
-        if which == "dim_value":
-            dims.append(int(d.dim_value))
-        elif which == "dim_param":
-            dims.append(d.dim_param)
-        else:
-            dims.append(None)
-    return dims, elem
-
-
-def _topological_order(graph: onnx.GraphProto, path: Path) -> list[int]:
-    """Kahn's order of node indices; a cycle is a ModelLoadError naming nodes on it.
-
-    Each node's fields are read from the protobuf once (field access dominates on 20k nodes).
-    """
-    nodes = list(graph.node)
-    producer: dict[str, int] = {}
-    for i, node in enumerate(nodes):
-        for out in node.output:
-            if out:
-                producer[out] = i
-    get = producer.get
-    users: list[list[int]] = [[] for _ in nodes]
-    remaining = [0] * len(nodes)
-    for i, node in enumerate(nodes):
-        deps: set[int] = set()
-        for name in node.input:
-            j = get(name)
-            if j is None:
-                continue
-            if j == i:
-                raise ModelLoadError(
-                    f"node '{node.name or node.op_type}' consumes its own output '{name}' "
-                    "(the graph has a cycle)",
-                    path=str(path),
-                )
-            if j not in deps:
-                deps.add(j)
-                users[j].append(i)
-        remaining[i] = len(deps)
-    ready = deque(i for i, n in enumerate(remaining) if n == 0)
-    order: list[int] = []
-    while ready:
-        i = ready.popleft()
-        order.append(i)
-        for u in users[i]:
-            remaining[u] -= 1
-            if remaining[u] == 0:
-                ready.append(u)
-    if len(order) != len(nodes):
-        stuck = [nodes[i].name or nodes[i].op_type for i, n in enumerate(remaining) if n]
-        raise ModelLoadError(
-            f"the graph has a cycle through {len(stuck)} nodes, e.g. {', '.join(stuck[:5])}",
-            path=str(path),
-        )
-    return order
-
-
-def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]], path: Path) -> None:
-    inputs = {i.name: i for i in model.graph.input}
-    for name, dims in shapes.items():
-        if name not in inputs:
-            known = ", ".join(i for i in inputs if i not in _initializer_names(model)) or "none"
-            raise ModelLoadError(
-                f"--input-shape names '{name}', which is not a model input (inputs: {known})",
-                path=str(path),
-            )
-        tt = inputs[name].type.tensor_type
-        current = tt.shape.dim
-        if len(current) and len(current) != len(dims):
-            raise ModelLoadError(
-                f"--input-shape {name} has {len(dims)} dims but the input has {len(current)}",
-                path=str(path),
-            )
-        del tt.shape.dim[:]
-        for d in dims:
-            tt.shape.dim.add().dim_value = int(d)
-
-
-def _initializer_names(model: onnx.ModelProto) -> set[str]:
-    return {t.name for t in model.graph.initializer}
-
-
-def _infer_shapes(model: onnx.ModelProto, path: Path) -> tuple[onnx.ModelProto, list[str]]:
-    """onnx shape inference, then ORT's symbolic inference when onnx left float tensors unshaped."""
-    notes: list[str] = []
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    except Exception as exc:  # onnx raises InferenceError/RuntimeError on inconsistent models
-        notes.append(f"onnx shape inference failed: {' '.join(str(exc).split())[:300]}")
-        inferred = model
-    if _unshaped_outputs(inferred):
-        try:
-            from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
-
-            symbolic = SymbolicShapeInference.infer_shapes(copy.deepcopy(inferred), auto_merge=True)
-            if symbolic is not None and len(_unshaped_outputs(symbolic)) < len(
-                _unshaped_outputs(inferred)
-            ):
-                notes.append("shapes completed by onnxruntime's symbolic shape inference")
-                inferred = symbolic
-        except Exception as exc:  # best effort: a partial shape map is still usable
-            notes.append(f"symbolic shape inference failed: {' '.join(str(exc).split())[:200]}")
-    return inferred, notes
-
-
-def _unshaped_outputs(model: onnx.ModelProto) -> list[str]:
-    known = {v.name for v in model.graph.value_info} | {v.name for v in model.graph.output}
-    return [o for n in model.graph.node for o in n.output if o and o not in known]
-
-
 class ModelGraph:
     """A loaded, validated, shape-inferred ONNX model with per-node statistics.
 
@@ -290,7 +155,7 @@ class ModelGraph:
     def _load(cls, model_path: Path, input_shapes: dict[str, list[int]] | None) -> ModelGraph:
         proto = model_io.read_model_proto(model_path)
         refs = model_io.validate_external_data(proto, model_path)
-        order = _topological_order(proto.graph, model_path)
+        order = topological_order(proto.graph, model_path)
         if order != list(range(len(order))):
             reordered = [proto.graph.node[i] for i in order]
             del proto.graph.node[:]
@@ -299,8 +164,8 @@ class ModelGraph:
         else:
             model_io.run_checker(model_path, None if refs else proto)
         if input_shapes:
-            _fix_input_shapes(proto, input_shapes, model_path)
-        inferred, notes = _infer_shapes(proto, model_path)
+            fix_input_shapes(proto, input_shapes, model_path)
+        inferred, notes = infer_shapes(proto, model_path)
         graph = cls(model_path, inferred, notes)
         graph.external_refs = refs
         graph._analyse()
@@ -333,7 +198,7 @@ class ModelGraph:
                     info = tensors[name] = TensorInfo(name=name)
                 if info.shape is not None and info.elem_type is not None:
                     continue
-                shape, elem = _dims(vi.type)
+                shape, elem = dims_of(vi.type)
                 if info.shape is None:
                     info.shape = shape
                 if info.elem_type is None and elem:
@@ -370,7 +235,7 @@ class ModelGraph:
                 domain=node.domain,
                 inputs=inputs,
                 outputs=outputs,
-                attributes={a.name: _attribute_value(a) for a in attributes} if attributes else {},
+                attributes={a.name: attribute_value(a) for a in attributes} if attributes else {},
                 synthetic_id=not unique,
                 scope=scope_of(name) if unique else [],
             )
@@ -420,7 +285,7 @@ class ModelGraph:
                 count = param_cache.get(t.name)
                 if count is None:
                     count = param_cache[t.name] = (
-                        _count(t.shape) if t.dtype not in NON_PARAM_DTYPES else 0
+                        (num_elements(t.shape) or 0) if t.dtype not in NON_PARAM_DTYPES else 0
                     )
                 params += count
             else:
@@ -476,7 +341,7 @@ class ModelGraph:
     @property
     def total_params(self) -> int:
         return sum(
-            _count(t.shape)
+            num_elements(t.shape) or 0
             for t in self.tensors.values()
             if t.is_initializer and t.dtype not in NON_PARAM_DTYPES
         )
@@ -510,17 +375,6 @@ class ModelGraph:
             "external_data": bool(self.external_refs),
             "notes": self.notes,
         }
-
-
-def _count(shape: Shape) -> int:
-    if shape is None:
-        return 0
-    total = 1
-    for d in shape:
-        if not isinstance(d, int) or d < 0:
-            return 0
-        total *= d
-    return total
 
 
 def _io(t: TensorInfo) -> dict[str, Any]:
