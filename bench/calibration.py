@@ -10,7 +10,8 @@ Prints one JSON line:
   recalibration (target <= 1 s);
 each the best (minimum) of ``--repeat`` interleaved rounds, measured in this process on this
 machine (the minimum is the least disturbed by other processes; ``load_avg_1m`` says how busy
-the machine was).
+the machine was). ``ours_cpu_s`` / ``ort_minmax_cpu_s`` / ``cpu_ratio`` are the same rounds in
+process CPU time (all threads): on a shared machine they move far less than wall time does.
 
 Usage: ``python bench/calibration.py [MODEL] [--samples 32] [--repeat 3]``
 (default model: resources/models/demo_cnn.onnx).
@@ -62,7 +63,7 @@ def _ort_minmax(model: Path, data: dict[str, np.ndarray], out: Path) -> float:
         def get_next(self):
             return next(self.items, None)
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     quantize_static(
         str(model),
         str(out),
@@ -73,7 +74,7 @@ def _ort_minmax(model: Path, data: dict[str, np.ndarray], out: Path) -> float:
         per_channel=True,
         calibrate_method=CalibrationMethod.MinMax,
     )
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def main() -> None:
@@ -88,15 +89,18 @@ def main() -> None:
         tmp = Path(tmp_name)
         data = _samples(model, args.samples)
         np.savez(tmp / "calib.npz", **data)
-        ours, theirs, rebuild = [], [], []
+        ours, theirs, rebuild, ours_cpu, theirs_cpu = [], [], [], [], []
         for i in range(args.repeat):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             stats = calibrate(
                 model, tmp / "calib.npz", cache_dir=tmp / f"cache{i}", use_cache=False
             )
             build_qdq(stats, QuantPlan(), tmp / "ours.onnx")
             ours.append(time.perf_counter() - start)
-            theirs.append(_ort_minmax(model, data, tmp / "ort.onnx"))
+            ours_cpu.append(time.process_time() - cpu)
+            wall, cpu_s = _ort_minmax(model, data, tmp / "ort.onnx")
+            theirs.append(wall)
+            theirs_cpu.append(cpu_s)
             plan = QuantPlan()
             edited = stats.tensor_names()[len(stats.tensor_names()) // 2]
             plan.set_override(TensorOverride(edited, bitwidth=16))
@@ -115,6 +119,9 @@ def main() -> None:
                 "ort_minmax_s": round(ort_s, 4),
                 "ratio": round(ours_s / ort_s, 3),
                 "target_ratio": 1.1,
+                "ours_cpu_s": round(min(ours_cpu), 4),
+                "ort_minmax_cpu_s": round(min(theirs_cpu), 4),
+                "cpu_ratio": round(min(ours_cpu) / min(theirs_cpu), 3),
                 "rebuild_after_edit_s": round(min(rebuild), 4),
                 "rebuild_after_edit_max_s": round(max(rebuild), 4),
                 "target_rebuild_s": 1.0,

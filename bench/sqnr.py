@@ -9,6 +9,8 @@ Prints one JSON line:
 - ``layers``: how many activations were measured;
 each the best (minimum) of ``--repeat`` interleaved rounds in this process on this machine (the
 minimum is the least disturbed by other processes; ``load_avg`` says how busy the machine was).
+``analyse_cpu_s`` / ``float_pass_cpu_s`` / ``cpu_ratio``: the same rounds in process CPU time
+(all threads), which moves far less than wall time on a shared machine.
 
 Usage: ``python bench/sqnr.py [MODEL] [--samples 32] [--repeat 5]``
 (default model: resources/models/demo_cnn.onnx).
@@ -36,14 +38,14 @@ from studio.core.calibration import calibrate, load_fixed, model_inputs  # noqa:
 from studio.core.quantize import QuantPlan, build_qdq  # noqa: E402
 
 
-def _plain_pass(path: str, feeds: list[dict[str, np.ndarray]]) -> float:
-    start = time.perf_counter()
+def _plain_pass(path: str, feeds: list[dict[str, np.ndarray]]) -> tuple[float, float]:
+    start, cpu = time.perf_counter(), time.process_time()
     so = ort.SessionOptions()
     so.log_severity_level = 3
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     for feed in feeds:
         sess.run(None, feed)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def main() -> None:
@@ -67,15 +69,18 @@ def main() -> None:
         stats = calibrate(args.model, tmp / "calib.npz", cache_dir=tmp / "cache")
         qdq = build_qdq(stats, QuantPlan(), tmp / "q.onnx").qdq_path
         float_path = str(stats.prepared_model)
-        analyse_t, float_t, qdq_t = [], [], []
+        analyse_t, float_t, qdq_t, analyse_c, float_c = [], [], [], [], []
         layers = 0
         for _ in range(args.repeat):
-            float_t.append(_plain_pass(float_path, feeds))
-            start = time.perf_counter()
+            wall, cpu = _plain_pass(float_path, feeds)
+            float_t.append(wall)
+            float_c.append(cpu)
+            start, cpu = time.perf_counter(), time.process_time()
             report = Analyser(float_path, cache_float=False).analyse(qdq, feeds)
             analyse_t.append(time.perf_counter() - start)
+            analyse_c.append(time.process_time() - cpu)
             layers = len(report.layers)
-            qdq_t.append(_plain_pass(qdq, feeds))
+            qdq_t.append(_plain_pass(qdq, feeds)[0])
     a, f, q = (min(v) for v in (analyse_t, float_t, qdq_t))
     print(
         json.dumps(
@@ -88,6 +93,9 @@ def main() -> None:
                 "float_pass_s": round(f, 4),
                 "ratio": round(a / f, 3),
                 "target_ratio": 3.0,
+                "analyse_cpu_s": round(min(analyse_c), 4),
+                "float_pass_cpu_s": round(min(float_c), 4),
+                "cpu_ratio": round(min(analyse_c) / min(float_c), 3),
                 "qdq_pass_s": round(q, 4),
                 "ratio_vs_qdq_pass": round(a / q, 3),
                 "output_sqnr_db": round(report.output_sqnr_db, 2),

@@ -120,6 +120,8 @@ class Analyser:
     # ----- float side ---------------------------------------------------------------------
     def _float_session(self, wanted: set[str], batched: bool) -> None:
         """Expose only ``wanted`` (fewer copies, ORT keeps fusing the rest); widen on demand."""
+        # graph inputs are the feeds themselves: exposing them only adds a copy per run
+        wanted = wanted - {i.name for i in self.float_proto.graph.input}
         names, was_batched = self._float_key
         if wanted <= names and batched == was_batched and self._float_sess is not None:
             return
@@ -209,6 +211,7 @@ class Analyser:
         report.htp_intermediates = backend != "cpu" and intermediates
         sums = {name: [0.0, 0.0] for name in list(pairs) + outputs}
         float_iter = self._float_groups(groups, (id(feeds), size))
+        scratch = _Scratch()
         done = 0
         # float and QDQ runs in phases of a few samples, never alternately: two ORT thread pools
         # taking turns sample by sample slow each other down several times on a small machine
@@ -242,7 +245,12 @@ class Analyser:
                     for fname, tap in pairs.items():
                         if fname in fvals and tap.output in qvals:
                             _accumulate_codes(
-                                sums[fname], fvals[fname], qvals[tap.output], tap, fused.get(fname)
+                                sums[fname],
+                                fvals[fname],
+                                qvals[tap.output],
+                                tap,
+                                fused.get(fname),
+                                scratch,
                             )
                 done += count if batched else 1
                 ctx.progress(done / len(feeds), f"SQNR {done}/{len(feeds)} samples")
@@ -313,19 +321,38 @@ def _accumulate_codes(
     codes: np.ndarray,
     tap: QuantTap,
     act: FusedActivation | None = None,
+    scratch: _Scratch | None = None,
 ) -> None:
-    """Like ``_accumulate`` against ``(codes - zero_point) * scale``, in place (one temporary);
-    with ``act``, both sides pass through the fused activation first (see ``fused_activations``).
+    """Like ``_accumulate`` against ``(codes - zero_point) * scale``; with ``act``, both sides
+    pass through the fused activation first (see ``fused_activations``).
+
+    The arithmetic is the same float32 sequence as a plain ``astype``/subtract/multiply, but into
+    reused buffers: fresh multi-MB temporaries per tensor per batch cost page faults and a pass.
     """
     x = np.asarray(ref, dtype=np.float32).reshape(-1)
     if x.size != codes.size:
         return
-    y = codes.reshape(-1).astype(np.float32)
+    scratch = scratch or _Scratch()
+    y = scratch.get(0, x.size)
+    np.copyto(y, codes.reshape(-1), casting="unsafe")
     y -= np.float32(tap.zero_point)
     y *= np.float32(tap.scale)
     if act is not None:
-        x = act.apply(x.copy())  # never in place: the float values may be cached
+        # never in place on x: the float values may be cached
+        x = np.clip(x, np.float32(act.lo), np.float32(act.hi), out=scratch.get(1, x.size))
         act.apply(y)
     y -= x
     acc[0] += float(np.dot(x, x))
     acc[1] += float(np.dot(y, y))
+
+
+class _Scratch:
+    """Two growable float32 buffers reused across tensors and batches of one analysis."""
+
+    def __init__(self) -> None:
+        self._bufs = [np.empty(0, np.float32), np.empty(0, np.float32)]
+
+    def get(self, slot: int, size: int) -> np.ndarray:
+        if self._bufs[slot].size < size:
+            self._bufs[slot] = np.empty(size, np.float32)
+        return self._bufs[slot][:size]

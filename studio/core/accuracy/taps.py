@@ -204,9 +204,9 @@ def weight_sqnr(float_proto: onnx.ModelProto, qproto: onnx.ModelProto) -> dict[s
         name = node.input[0].removesuffix("_quantized")
         if name not in float_inits or float_inits[name].data_type not in _FLOAT:
             continue
-        q = numpy_helper.to_array(q_inits[node.input[0]]).astype(np.float64)
         if q_inits[node.input[0]].data_type == onnx.TensorProto.INT32:
             continue  # biases: int32 at input*weight scale, error negligible by construction
+        q = numpy_helper.to_array(q_inits[node.input[0]]).astype(np.float64)
         scale = numpy_helper.to_array(q_inits[node.input[1]]).astype(np.float64)
         zp_name = node.input[2] if len(node.input) > 2 else ""
         zp = (
