@@ -259,16 +259,3 @@ def probe_backends(*, in_worker: bool = True, refresh: bool = False) -> list[Bac
     with _cache_lock:
         _cache[key] = statuses
     return list(statuses)
-
-
-def require_available(name: str, statuses: list[BackendStatus] | None = None) -> BackendStatus:
-    """The status of ``name`` if available, else BackendUnavailableError with the probe's reason."""
-    from studio.core.errors import BackendUnavailableError
-
-    get_spec(name)
-    for status in statuses if statuses is not None else probe_backends():
-        if status.name == name:
-            if not status.available:
-                raise BackendUnavailableError(f"backend '{name}' is not available: {status.reason}")
-            return status
-    raise BackendUnavailableError(f"backend '{name}' was not probed")

@@ -29,11 +29,6 @@ SCHEMA_VERSION = 1
 STUDIO_FORMAT = "npu-studio-encodings"
 
 
-def _as_float_list(value: Any, name: str) -> list[float]:
-    arr = np.asarray(value, dtype=np.float64).reshape(-1)
-    return [float(v) for v in arr] if arr.size else []
-
-
 def _round_half_away(x: np.ndarray | float) -> np.ndarray:
     """Round half away from zero, as QNN/AIMET compute offsets (numpy's rint rounds to even)."""
     x = np.asarray(x, dtype=np.float64)

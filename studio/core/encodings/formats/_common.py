@@ -135,11 +135,3 @@ def range_warning(f: Fields, enc: Encoding, lo: list[float], hi: list[float]) ->
             "scale/offset by more than one step; scale/offset were used"
         )
     return None
-
-
-def merge_channels(f: Fields, name: str, entries: list[Fields], key: str) -> list:
-    """One value of ``key`` per channel dict; all channels must agree on it."""
-    values = [e.raw(key, None) for e in entries]
-    if any(v != values[0] for v in values):
-        raise f.error(key, f"channels disagree ({sorted({str(v) for v in values})})")
-    return values
