@@ -12,6 +12,7 @@ Block quantization (PER_BLOCK, LPBQ, ``block_size``) is not supported yet: such 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from studio.core.encodings._fields import Fields
@@ -61,10 +62,33 @@ def _unsupported(source: str, name: str, what: str) -> Unsupported:
     )
 
 
-def _skip_or_raise(exc: Unsupported, skip: bool, warnings: list[str]) -> None:
-    if not skip:
-        raise exc
-    warnings.append(f"{exc}: skipped, the tensor stays unencoded")
+def _read_entries(
+    entries: list[Any],
+    where: str,
+    out: EncodingSet,
+    parse: Callable[[Fields, str], Encoding],
+    *,
+    source: str,
+    skip_unsupported: bool,
+    warnings: list[str],
+) -> None:
+    """Add each entry (an object with a "name") to ``out`` as ``parse`` reads it.
+
+    A name given twice is an error; an entry the studio cannot represent (block quantization)
+    is an error too unless ``skip_unsupported``, then a warning and the tensor stays unencoded.
+    """
+    for index, entry in enumerate(entries):
+        f = Fields(entry, source, f"{where}[{index}]")
+        name = f.str("name")
+        f = Fields(entry, source, name)
+        if name in out:
+            raise f.error("name", "appears twice")
+        try:
+            out.set(parse(f, name))
+        except Unsupported as exc:
+            if not skip_unsupported:
+                raise
+            warnings.append(f"{exc}: skipped, the tensor stays unencoded")
 
 
 # --------------------------------------------------------------------------- 1.0.0
@@ -82,16 +106,15 @@ def read_v1(
         entries = top.raw(section, [])
         if not isinstance(entries, list):
             raise top.error(section, "expected a list of encoding objects")
-        for index, entry in enumerate(entries):
-            f = Fields(entry, source, f"{section}[{index}]")
-            name = f.str("name")
-            f = Fields(entry, source, name)
-            if name in out:
-                raise f.error("name", "appears twice")
-            try:
-                out.set(_v1_entry(f, name, hint, view, warnings))
-            except Unsupported as exc:
-                _skip_or_raise(exc, skip_unsupported, warnings)
+        _read_entries(
+            entries,
+            section,
+            out,
+            lambda f, name, hint=hint: _v1_entry(f, name, hint, view, warnings),
+            source=source,
+            skip_unsupported=skip_unsupported,
+            warnings=warnings,
+        )
     return out, warnings
 
 
@@ -163,16 +186,15 @@ def read_v2(
     _check_version(top, V2)
     warnings: list[str] = []
     out = EncodingSet(meta={"source_format": "aimet2"})
-    for index, entry in enumerate(top.raw("encodings")):
-        f = Fields(entry, source, f"encodings[{index}]")
-        name = f.str("name")
-        f = Fields(entry, source, name)
-        if name in out:
-            raise f.error("name", "appears twice")
-        try:
-            out.set(_v2_entry(f, name, view, warnings))
-        except Unsupported as exc:
-            _skip_or_raise(exc, skip_unsupported, warnings)
+    _read_entries(
+        top.raw("encodings"),
+        "encodings",
+        out,
+        lambda f, name: _v2_entry(f, name, view, warnings),
+        source=source,
+        skip_unsupported=skip_unsupported,
+        warnings=warnings,
+    )
     return out, warnings
 
 
