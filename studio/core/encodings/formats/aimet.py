@@ -13,6 +13,7 @@ Block quantization (PER_BLOCK, LPBQ, ``block_size``) is not supported yet: such 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from studio.core.encodings._fields import Fields
@@ -63,23 +64,19 @@ def _unsupported(source: str, name: str, what: str) -> Unsupported:
 
 
 def _read_entries(
-    entries: list[Any],
+    entries: Any,
     where: str,
+    source: str,
     out: EncodingSet,
     parse: Callable[[Fields, str], Encoding],
-    *,
-    source: str,
     skip_unsupported: bool,
     warnings: list[str],
 ) -> None:
-    """Add each entry (an object with a "name") to ``out`` as ``parse`` reads it.
-
-    A name given twice is an error; an entry the studio cannot represent (block quantization)
-    is an error too unless ``skip_unsupported``, then a warning and the tensor stays unencoded.
-    """
+    """Each named entry into ``out`` as ``parse`` reads it. A name given twice is an error; so is
+    an entry the studio cannot represent (block quantization) unless ``skip_unsupported``: then
+    a warning, and the tensor stays unencoded."""
     for index, entry in enumerate(entries):
-        f = Fields(entry, source, f"{where}[{index}]")
-        name = f.str("name")
+        name = Fields(entry, source, f"{where}[{index}]").str("name")
         f = Fields(entry, source, name)
         if name in out:
             raise f.error("name", "appears twice")
@@ -106,15 +103,8 @@ def read_v1(
         entries = top.raw(section, [])
         if not isinstance(entries, list):
             raise top.error(section, "expected a list of encoding objects")
-        _read_entries(
-            entries,
-            section,
-            out,
-            lambda f, name, hint=hint: _v1_entry(f, name, hint, view, warnings),
-            source=source,
-            skip_unsupported=skip_unsupported,
-            warnings=warnings,
-        )
+        parse = partial(_v1_entry, hint=hint, view=view, warnings=warnings)
+        _read_entries(entries, section, source, out, parse, skip_unsupported, warnings)
     return out, warnings
 
 
@@ -186,15 +176,8 @@ def read_v2(
     _check_version(top, V2)
     warnings: list[str] = []
     out = EncodingSet(meta={"source_format": "aimet2"})
-    _read_entries(
-        top.raw("encodings"),
-        "encodings",
-        out,
-        lambda f, name: _v2_entry(f, name, view, warnings),
-        source=source,
-        skip_unsupported=skip_unsupported,
-        warnings=warnings,
-    )
+    parse = partial(_v2_entry, view=view, warnings=warnings)
+    _read_entries(top.raw("encodings"), "encodings", source, out, parse, skip_unsupported, warnings)
     return out, warnings
 
 
