@@ -79,6 +79,8 @@ def test_sampled_ranges_stay_close_to_exact_on_the_demo_model(tmp_path, monkeypa
     assert _worst_change(exact, sampled, "percentile") < 0.03
     assert _worst_change(exact, sampled, "entropy") < 0.06
     assert _worst_change(exact, sampled, "mse") < 0.05
+    shown, _ = sampled.histogram(big)  # plots get counts on the scale of the real ones
+    assert abs(int(shown.sum()) - sampled.histograms[big].count) <= 3
     loaded = CalibrationStats.load(sampled.folder)
     assert loaded.histograms[big].sample_every == 3
     assert loaded.range(big, "percentile") == sampled.range(big, "percentile")

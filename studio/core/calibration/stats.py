@@ -102,8 +102,14 @@ class CalibrationStats:
         return TensorStats(name, h.minimum, h.maximum, h.mean, h.std, h.count, int(h.counts.size))
 
     def histogram(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(counts, edges) of one tensor, outer edges clamped to the observed min/max."""
-        return self.histograms[name].clipped_counts()
+        """(counts, edges) of one tensor, outer edges clamped to the observed min/max.
+
+        A sub-sampled histogram (``sample_every`` k > 1) is shown scaled by k, so its counts
+        estimate the tensor's real counts (they sum to about ``count``) in a plot.
+        """
+        h = self.histograms[name]
+        counts, edges = h.clipped_counts()
+        return (counts * h.sample_every if h.sample_every > 1 else counts), edges
 
     def range(
         self,
