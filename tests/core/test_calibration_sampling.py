@@ -74,8 +74,8 @@ def test_sampled_ranges_stay_close_to_exact_on_the_demo_model(tmp_path, monkeypa
     for name in exact.tensor_names():  # min, max and count are exact for every tensor
         s, e = sampled.histograms[name], exact.histograms[name]
         assert (s.minimum, s.maximum, s.count) == (e.minimum, e.maximum, e.count)
-    # measured at k=3: percentile 1.1%, entropy 3.2%, MSE 2.5% of the range at most; a second
-    # draw of the same data moves them by 2%, 25% and 2.5%
+    # measured here (k=3, 32 samples): percentile 0.8%, entropy 4.4%, MSE 2.3% of the range at
+    # most (median 0); a second draw of the same data moves them by 3.5%, 25% and 1.9%
     assert _worst_change(exact, sampled, "percentile") < 0.03
     assert _worst_change(exact, sampled, "entropy") < 0.06
     assert _worst_change(exact, sampled, "mse") < 0.05
