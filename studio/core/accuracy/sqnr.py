@@ -20,11 +20,9 @@ weight with the dequantised initializer actually stored in the QDQ model.
 from __future__ import annotations
 
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -206,19 +204,10 @@ class Analyser:
         size = _BATCH if batched else 1
         groups = [_stack(feeds[i : i + size]) for i in range(0, len(feeds), size)]
         compared = set(pairs) | set(outputs)
-        qdq_args = (qdq_model, qproto, pairs, outputs, backend, batched, report, feeds[0])
-        if backend == "cpu":
-            # ORT builds a session mostly outside the GIL: the QDQ one builds on a thread while
-            # the float one builds here (~1.5 ms of ~5 saved on 2 cores)
-            building = _Background(self._qdq_session, *qdq_args)
-            try:
-                self._float_session(compared, batched)
-            finally:
-                building.wait()  # a float-side error wins; the thread never outlives this call
-            qsess, fetch, intermediates = building.result()
-        else:
-            self._float_session(compared, batched)
-            qsess, fetch, intermediates = self._qdq_session(*qdq_args)
+        self._float_session(compared, batched)
+        qsess, fetch, intermediates = self._qdq_session(
+            qdq_model, qproto, pairs, outputs, backend, batched, report, feeds[0]
+        )
         report.htp_intermediates = backend != "cpu" and intermediates
         sums = {name: [0.0, 0.0] for name in list(pairs) + outputs}
         float_iter = self._float_groups(groups, (id(feeds), size))
@@ -314,32 +303,6 @@ class Analyser:
             "tensor exposed as an output; its outputs equal the plain model's on a probe sample"
         )
         return sess, fetch, True
-
-
-class _Background:
-    """``fn(*args)`` on a thread; :meth:`result` joins and returns it or re-raises its error."""
-
-    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._value: Any = None
-        self._error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                self._value = fn(*args)
-            except BaseException as exc:  # re-raised in the caller's thread
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name="sqnr-session", daemon=True)
-        self._thread.start()
-
-    def wait(self) -> None:
-        self._thread.join()
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 def _accumulate(acc: list[float], ref: np.ndarray, test: np.ndarray) -> None:
