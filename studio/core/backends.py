@@ -250,7 +250,9 @@ def probe_backends(*, in_worker: bool = True, refresh: bool = False) -> list[Bac
             result = run_in_worker("studio.core.engine_jobs:probe", {}, timeout_s=120)
             statuses = [BackendStatus.from_json(s) for s in result["backends"]]
         except StudioError as exc:
-            statuses = [
+            # Not cached: the worker may have been stopped from outside (a window closing
+            # kills every worker), which says nothing about the backends themselves.
+            return [
                 BackendStatus(s.name, s.label, False, reason=f"probe failed: {_shorten(str(exc))}")
                 for s in REGISTRY.values()
             ]

@@ -241,3 +241,22 @@ def test_capture_fd2_sees_native_writes_and_echoes_them(capfd):
         assert inner.ort_messages() == ["the cause"]
     assert "outer line" in outer.text and "the cause" in outer.text  # inner echoed into outer
     assert "the cause" in capfd.readouterr().err  # and the outer echoed to the real stderr
+
+
+def test_a_probe_killed_from_outside_is_not_cached(monkeypatch):
+    """Closing a window kills every worker; a probe caught by that must not stick for the process."""
+    from studio.core import backends, worker_client
+    from studio.core.errors import JobFailedError
+
+    calls = []
+
+    def killed(*args, **kwargs):
+        calls.append(args)
+        raise JobFailedError("worker was killed by SIGKILL")
+
+    monkeypatch.setattr(backends, "_cache", {})
+    monkeypatch.setattr(worker_client, "run_in_worker", killed)
+    first = backends.probe_backends(refresh=True)
+    assert not any(s.available for s in first) and "SIGKILL" in first[0].reason
+    backends.probe_backends()
+    assert len(calls) == 2  # probed again, not served from a cached failure
