@@ -17,6 +17,7 @@ import onnx
 
 from studio.core.encodings.encoding_set import EncodingSet
 from studio.core.errors import EncodingsError, ModelLoadError
+from studio.core.quant_rules import is_quantised_input
 
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
 # op -> input index -> (role, channel axis; negative counts from the end)
@@ -84,10 +85,15 @@ class ModelView:
         return elem is None or elem in FLOAT_TYPES
 
     def quantizable_tensors(self) -> list[str]:
-        """Float graph inputs, node outputs and float initializers a node consumes."""
+        """Float graph inputs, node outputs and the float initializers the QDQ build quantises."""
         names = [n for n in self.graph_inputs if self.is_float(n)]
         names += [n for n in self.node_outputs if self.is_float(n)]
-        names += [n for n in self.initializers if n in self.uses and self.is_float(n)]
+        names += [
+            n
+            for n in self.initializers
+            if self.is_float(n)
+            and any(is_quantised_input(u.op_type, u.index) for u in self.uses.get(n, []))
+        ]
         return list(dict.fromkeys(names))
 
     def kind_of(self, name: str) -> str:

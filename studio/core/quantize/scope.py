@@ -4,10 +4,8 @@ Why a rule table: the build hands the prepared model to onnxruntime's QDQ quanti
 per-op quantisers decide which inputs get a Q/DQ pair. A Clip's min/max, a Resize's scales or a
 Pad's constant are float initializers but never quantised on their own (the op keeps them
 float, or derives them from its data input); Conv/Gemm/MatMul weights and biases and the
-operands of elementwise ops are. Listing every float initializer (what ``ModelView`` does for
-encodings coverage) shows the user "weights" that no edit could ever affect. The table mirrors
-``onnxruntime.quantization.registry.QDQRegistry`` (onnxruntime 1.2x-1.3x): an op not named here
-goes through ``QDQOperatorBase``, which quantises all of its float inputs.
+operands of elementwise ops are. Listing every float initializer shows the user "weights" that no edit could ever affect. The rule
+table itself lives in :mod:`studio.core.quant_rules`, shared with the encodings coverage report.
 """
 
 from __future__ import annotations
@@ -23,35 +21,8 @@ from studio.core.calibration.collect import PREPARE_VERSION, prepare_model
 from studio.core.calibration.stats import default_cache_dir
 from studio.core.errors import ModelLoadError
 from studio.core.model_io import file_sha256
+from studio.core.quant_rules import is_quantised_input
 
-_DATA_ONLY = (0,)
-# op -> input slots the QDQ quantiser quantises (others are left float or derived)
-QUANTISED_INPUTS: dict[str, tuple[int, ...]] = {
-    "Clip": _DATA_ONLY,
-    "Relu": _DATA_ONLY,
-    "Reshape": _DATA_ONLY,
-    "Transpose": _DATA_ONLY,
-    "Squeeze": _DATA_ONLY,
-    "Unsqueeze": _DATA_ONLY,
-    "Flatten": _DATA_ONLY,
-    "Resize": _DATA_ONLY,
-    "MaxPool": _DATA_ONLY,
-    "AveragePool": _DATA_ONLY,
-    "Slice": _DATA_ONLY,
-    "Pad": _DATA_ONLY,  # the pad constant is re-expressed on the input's grid
-    "Split": _DATA_ONLY,
-    "Gather": _DATA_ONLY,
-    "GatherElements": _DATA_ONLY,
-    "TopK": _DATA_ONLY,
-    "Where": (1, 2),
-    "Conv": (0, 1, 2),
-    "ConvTranspose": (0, 1, 2),
-    "Gemm": (0, 1, 2),
-    "MatMul": (0, 1),
-    "InstanceNormalization": (0, 1, 2),
-    "LayerNormalization": (0, 1, 2),
-    "BatchNormalization": (0, 1, 2),
-}
 _FLOAT = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
 
 
@@ -60,9 +31,8 @@ def quantised_initializers(proto: onnx.ModelProto) -> set[str]:
     floats = {t.name for t in proto.graph.initializer if t.data_type in _FLOAT}
     out: set[str] = set()
     for node in proto.graph.node:
-        slots = QUANTISED_INPUTS.get(node.op_type)
         for index, name in enumerate(node.input):
-            if name in floats and (slots is None or index in slots):
+            if name in floats and is_quantised_input(node.op_type, index):
                 out.add(name)
     return out
 
