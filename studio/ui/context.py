@@ -8,6 +8,7 @@ calls ``ctx.set_overlay(...)``; the Graph workspace listens. A row selected in a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -37,8 +38,14 @@ class StudioContext(QObject):
         # One undo stack for every edit in every workspace (Edit > Undo, History view).
         self.undo_stack = QUndoStack(self)
         self.project: Any = None  # studio.core.project.Project, when one is open
+        # Set by the Graph workspace: (width, height) -> PNG bytes of the whole graph with its
+        # current overlay and legend (raises StudioError when nothing is laid out). Lets another
+        # workspace (the Profiling report) picture the graph without importing the Graph one.
+        self.render_graph_png: Callable[..., bytes] | None = None
 
     def set_model(self, graph: Any, path: str | None) -> None:
+        # Edits of the previous model cannot be undone onto this one: start a fresh history.
+        self.undo_stack.clear()
         self.graph = graph
         self.model_path = path
         self.selected_node = ""

@@ -274,3 +274,12 @@ def test_jobs_dock_starts_compact_and_its_height_is_remembered(qtbot, win, tmp_p
     finally:
         again.close()
         again.deleteLater()
+
+
+def test_opening_another_model_starts_a_fresh_undo_history(qtbot, win, conv_model, tiny_model):
+    open_and_wait(qtbot, win, conv_model)
+    box: list[int] = []
+    win.ctx.undo_stack.push(_Edit(box))
+    assert win.ctx.undo_stack.count() == 1
+    open_and_wait(qtbot, win, tiny_model)
+    assert win.ctx.undo_stack.count() == 0 and not win.menus.undo_action.isEnabled()
