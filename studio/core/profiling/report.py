@@ -5,6 +5,11 @@ options, host, simulated or not, profiling pass separate from the latency loop),
 latency distribution and the slowest layers, and ends with suggestions that cite their numbers.
 No scripts, no external resources: it opens offline, prints, and survives e-mail. The CSV/JSON
 exports ride along as ``data:`` links so the file is the whole deliverable.
+
+The graph section is, from the studio, a PNG of the studio's own graph view with the heat overlay
+(the whole laid-out graph and its legend, rendered by the UI and handed in as bytes): the real
+graph, whatever its size. Headless (CLI, pipeline) there is no graph view, so the report draws its
+own small SVG instead (the hottest path only for graphs over ``max_graph_nodes``).
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
 from studio.core.atomic import atomic_write_text
+from studio.core.errors import BadInputError
 from studio.core.profiling.compare import compare_runs
 from studio.core.profiling.export import latencies_csv, layers_csv, runs_csv
 from studio.core.profiling.graph_svg import heat_color, heat_graph_svg
@@ -32,7 +39,8 @@ th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums
 .note{background:#fff7e0;border-left:4px solid #e0a800;padding:6px 10px;margin:6px 0;font-size:13px}
 .muted{color:#777;font-size:12px} .sugg{margin:8px 0;padding:6px 10px;border-left:4px solid #3b7dd8;
 background:#f5f8fd} .sugg b{display:block} .charts svg{margin:6px 8px 6px 0;vertical-align:top}
-.scroll{overflow-x:auto}
+.scroll{overflow-x:auto} figure{margin:8px 0} figure img{max-width:100%;height:auto;
+border:1px solid #ccc} figcaption{font-size:12px;color:#555;margin-top:4px}
 """
 TOP_N = 15
 
@@ -281,6 +289,49 @@ def _comparison_section(runs: list[ProfileRun]) -> str:
     )
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(data: bytes, what: str = "graph picture") -> tuple[int, int]:
+    """(width, height) from a PNG's header; BadInputError if ``data`` is not a PNG."""
+    if len(data) < 24 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        raise BadInputError(f"{what} is not a PNG image ({len(data)} bytes, no PNG header)")
+    width, height = struct.unpack(">II", data[16:24])
+    return int(width), int(height)
+
+
+def _png_bytes(png: bytes | str | Path) -> tuple[bytes, str]:
+    """The PNG's bytes and a name for messages (the path, when one was given)."""
+    if isinstance(png, (bytes, bytearray, memoryview)):
+        return bytes(png), "graph picture"
+    try:
+        return Path(png).read_bytes(), f"graph picture {png}"
+    except OSError as exc:
+        raise BadInputError(f"cannot read the graph picture {png}: {exc.strerror or exc}") from exc
+
+
+def default_png_caption(run: ProfileRun) -> str:
+    """What the colour means when the caller did not say (it normally does: it chose the map)."""
+    unit = "cycles" if run.primary_measure == "cycles" else "kernel time"
+    return (
+        f"The studio's own graph view, whole graph fitted to the picture. Node colour: each node's "
+        f"{unit} in this run (legend in the picture: range and unit); grey = no figure "
+        "(fused, folded or not reported)."
+    )
+
+
+def _graph_png_section(png: bytes | str | Path, caption: str) -> str:
+    data, what = _png_bytes(png)
+    width, height = png_size(data, what)
+    b64 = base64.b64encode(data).decode("ascii")
+    return (
+        "<h2>Where the time goes in the graph</h2><figure>"
+        f"<img src='data:image/png;base64,{b64}' width='{width}' height='{height}' "
+        f"alt='Model graph coloured by measured cost per node'>"
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
+    )
+
+
 def build_report(
     runs: list[ProfileRun],
     graph: Any | None = None,
@@ -290,8 +341,15 @@ def build_report(
     assignment: dict[str, Any] | None = None,
     suggestions: list[Suggestion] | None = None,
     max_graph_nodes: int = 60,
+    graph_png: bytes | str | Path | None = None,
+    graph_png_caption: str | None = None,
 ) -> str:
-    """The HTML text. ``runs[0]`` is the main run; ``graph`` is its ModelGraph (optional)."""
+    """The HTML text. ``runs[0]`` is the main run; ``graph`` is its ModelGraph (optional).
+
+    ``graph_png`` (PNG bytes or a path): the studio's graph view with the run's heat overlay; it
+    replaces the drawn SVG, embedded as a ``data:`` URI so the file stays self-contained.
+    ``graph_png_caption`` says what its colours mean (default: ``default_png_caption``).
+    """
     if not runs:
         raise ValueError("build_report needs at least one run")
     run = runs[0]
@@ -325,7 +383,9 @@ def build_report(
     parts.append(_latency_section(run))
     parts.append(_layers_section(run))
     parts.append(_suggestions_section(items))
-    if graph is not None and run.overlay():
+    if graph_png is not None:
+        parts.append(_graph_png_section(graph_png, graph_png_caption or default_png_caption(run)))
+    elif graph is not None and run.overlay():
         svg, caption = heat_graph_svg(graph, run.overlay(), max_nodes=max_graph_nodes)
         parts.append(
             f"<h2>Where the time goes in the graph</h2><p class='muted'>{esc(caption)} Colour: "
@@ -347,6 +407,10 @@ def build_report(
 def write_report(
     path: str | Path, runs: list[ProfileRun], graph: Any | None = None, **kw: Any
 ) -> Path:
-    """Build the report and write it atomically to ``path``."""
+    """Build the report and write it atomically to ``path``.
+
+    Keywords go to ``build_report``: ``graph_png`` (bytes or path) puts the studio's graph picture
+    in place of the SVG drawing.
+    """
     atomic_write_text(path, build_report(runs, graph, **kw))
     return Path(path)
