@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from studio.core import layout as lay
 from studio.ui.graph import colormaps
 from studio.ui.graph.canvas import GraphCanvas
+from studio.ui.graph.export import ask_and_save_png, render_graph_png
 from studio.ui.graph.netron_tab import NetronTab
 from studio.ui.graph.overlay import BUILTIN, Overlay, builtin_overlay, vertex_values
 from studio.ui.graph.properties import PropertiesPanel
@@ -82,6 +83,8 @@ class GraphWorkspace(QWidget):
         ctx.overlay_changed.connect(self._on_overlay_changed)
         ctx.badges_changed.connect(self._on_badges_changed)
         ctx.overlay_cleared.connect(self._on_overlay_cleared)
+        # Other workspaces (the Profiling report) picture the graph through the context.
+        ctx.render_graph_png = self.render_png
         if getattr(ctx, "graph", None) is not None:
             self._on_model_changed(ctx.graph)
 
@@ -120,6 +123,15 @@ class GraphWorkspace(QWidget):
             lambda _i: self.show_overlay(self.overlay_combo.currentText())
         )
         row.addWidget(self.overlay_combo)
+        row.addSpacing(12)
+        self.png_button = self._tool(
+            bar,
+            "PNG…",
+            "Export graph as PNG: the whole graph with its overlay and legend",
+            self.ask_export_png,
+        )
+        self.png_button.setObjectName("graphExportPng")
+        row.addWidget(self.png_button)
         row.addStretch(1)
         row.addWidget(self.search_bar, 2)
 
@@ -304,7 +316,18 @@ class GraphWorkspace(QWidget):
         menu.addAction("Zoom to fit", self.zoom_to_fit)
         if self.collapsed:
             menu.addAction("Expand all", self.expand_all)
+        if self.layout_data is not None:
+            menu.addAction("Export graph as PNG…", self.ask_export_png)
         return menu
+
+    # ----- picture --------------------------------------------------------------------------
+    def render_png(self, width: int = 1600, height: int = 1000) -> bytes:
+        """The whole graph with its current overlay and legend, as PNG bytes (``export.py``)."""
+        return render_graph_png(self, width, height)
+
+    def ask_export_png(self) -> None:
+        """The "Export graph as PNG…" action (toolbar, context menu): file dialog, write, report."""
+        ask_and_save_png(self)
 
     # ----- selection ------------------------------------------------------------------------
     def select_vertex(self, vertex: int) -> None:

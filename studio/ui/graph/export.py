@@ -1,0 +1,135 @@
+"""The graph view as a picture: the whole laid-out graph, its overlay colours and the legend, as PNG.
+
+Used by "Export graph as PNG…" here and, through ``ctx.render_graph_png``, by the Profiling
+workspace's HTML report, so the report shows the studio's real graph with the real heat overlay
+(not a second, simplified drawing). Rendering goes through the same scene painter as the screen,
+offscreen into a QImage, so it needs no visible window and does not move the user's view.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QImage, QPainter
+
+from studio.core.atomic import atomic_write_bytes
+from studio.core.errors import StudioError
+from studio.ui.graph import styles
+from studio.ui.theme import COLORS
+
+MARGIN = 16
+MAX_SCALE = 1.5  # a small graph is enlarged at most this much (boxes stay crisp, not blown up)
+FOOTER = 110  # strip under the graph for the legend and the caption line (legend is 86 px tall)
+
+
+def graph_target(bounds: QRectF, width: int, height: int) -> tuple[QRectF, float]:
+    """Where the scene rectangle ``bounds`` lands in the picture, and at what scale."""
+    area = QRectF(MARGIN, MARGIN, width - 2 * MARGIN, height - 2 * MARGIN - FOOTER)
+    scale = min(area.width() / bounds.width(), area.height() / bounds.height(), MAX_SCALE)
+    w, h = bounds.width() * scale, bounds.height() * scale
+    return QRectF(area.center().x() - w / 2, area.center().y() - h / 2, w, h), scale
+
+
+def render_graph_image(workspace: Any, width: int = 1600, height: int = 1000) -> QImage:
+    """The whole graph of ``workspace`` (a GraphWorkspace), fitted into ``width`` x ``height``.
+
+    The current layout (collapsed scopes as shown), overlay colours and badges are drawn; the
+    selection and search marks are not (they are the user's cursor, not part of the picture).
+    Raises StudioError when no graph is laid out yet.
+    """
+    scene = workspace.scene
+    if scene.layout is None or workspace.layout_data is None:
+        raise StudioError("no graph to export: open a model and wait for its layout")
+    if width < 200 or height < 200:
+        raise StudioError(f"graph picture too small ({width}x{height}); at least 200x200")
+    image = QImage(width, height, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(styles.BACKGROUND)
+    legend = workspace.canvas.legend
+    with_legend = bool(workspace.active_overlay) and not legend.isHidden()
+    bounds = scene.bounds
+    target, scale = graph_target(bounds, width, height)
+
+    painter = QPainter(image)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+    marks_visible = scene.marks.isVisible()
+    scene.marks.setVisible(False)
+    try:
+        scene.render(painter, target, bounds, Qt.AspectRatioMode.KeepAspectRatio)
+    finally:
+        scene.marks.setVisible(marks_visible)
+    top = height - MARGIN - FOOTER + 12
+    if with_legend:
+        legend.render(painter, QPointF(MARGIN, top).toPoint())
+    painter.setPen(QColor(COLORS["muted"]))
+    font = painter.font()
+    font.setPixelSize(13)
+    painter.setFont(font)
+    left = MARGIN + (legend.width() + 16 if with_legend else 0)
+    painter.drawText(
+        QRectF(left, top, width - MARGIN - left, legend.height()),
+        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom,
+        _caption(workspace, scale),
+    )
+    painter.end()
+    return image
+
+
+def _caption(workspace: Any, scale: float) -> str:
+    graph = workspace.graph
+    name = Path(str(getattr(graph, "path", "") or "")).name or "model"
+    layout = workspace.layout_data
+    text = f"{name} · {len(graph.nodes):,} nodes"
+    if layout.members:
+        text += f" · {len(layout.members):,} scopes collapsed"
+    if workspace.active_overlay:
+        text += f" · colour: {workspace.active_overlay}"
+    return text + f" · {scale * 100:.0f}%"
+
+
+def png_bytes(image: QImage) -> bytes:
+    """``image`` encoded as PNG, in memory."""
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    ok = image.save(buffer, "PNG")
+    buffer.close()
+    if not ok:
+        raise StudioError("the graph picture could not be encoded as PNG")
+    return bytes(data.data())
+
+
+def render_graph_png(workspace: Any, width: int = 1600, height: int = 1000) -> bytes:
+    """PNG bytes of ``render_graph_image`` (what the report embeds and the export writes)."""
+    return png_bytes(render_graph_image(workspace, width, height))
+
+
+def save_graph_png(workspace: Any, path: str | Path, width: int = 1600, height: int = 1000) -> Path:
+    """Write the picture to ``path`` atomically; returns the path."""
+    atomic_write_bytes(path, render_graph_png(workspace, width, height))
+    return Path(path)
+
+
+def ask_and_save_png(workspace: Any) -> Path | None:
+    """The "Export graph as PNG…" action: ask for a file, write the picture, say where or why not."""
+    from PySide6.QtWidgets import QFileDialog
+
+    ctx = workspace.ctx
+    if workspace.layout_data is None:
+        ctx.show_error("Export graph as PNG", "Open a model first: there is no graph to export.")
+        return None
+    stem = Path(str(getattr(workspace.graph, "path", "") or "graph")).stem
+    path, _ = QFileDialog.getSaveFileName(
+        workspace, "Export graph as PNG", f"{stem}_graph.png", "PNG image (*.png)"
+    )
+    if not path:
+        return None
+    try:
+        written = save_graph_png(workspace, path)
+    except (StudioError, OSError) as exc:
+        ctx.show_error("Export graph as PNG", f"{path}: {exc}")
+        return None
+    ctx.status_message.emit(f"Graph exported to {written}")
+    return written
