@@ -69,6 +69,10 @@ def _existing(value: Any, what: str) -> Path:
     path = Path(value)
     if not path.exists():
         raise BadInputError(f"{what} not found", path=value)
+    if what == "model" and path.is_file():
+        from studio.core.model import check_model_file
+
+        check_model_file(path)  # name a broken file before ORT/QNN fail on it obscurely
     return path
 
 

@@ -125,6 +125,28 @@ def scope_of(name: str) -> list[str]:
     return parts[:-1]
 
 
+def check_model_file(path: str | Path) -> tuple[onnx.ModelProto, dict[str, model_io.ExternalRef]]:
+    """Every check ``ModelGraph.load`` makes, without shape inference or per-node analysis.
+
+    Jobs that hand a file straight to ORT or QNN (run, compile, profile, calibrate) call this
+    first, so a PNG, a truncated download, missing or escaping external data, a cycle or a checker
+    failure is named as such, not as the runtime's own load error. Returns the protobuf (nodes in
+    topological order, external weights not loaded) and the validated external references.
+    """
+    model_path = Path(path)
+    proto = model_io.read_model_proto(model_path)
+    refs = model_io.validate_external_data(proto, model_path)
+    order = topological_order(proto.graph, model_path)
+    if order != list(range(len(order))):
+        reordered = [proto.graph.node[i] for i in order]
+        del proto.graph.node[:]
+        proto.graph.node.extend(reordered)
+        model_io.run_checker(model_path, proto)
+    else:
+        model_io.run_checker(model_path, None if refs else proto)
+    return proto, refs
+
+
 class ModelGraph:
     """A loaded, validated, shape-inferred ONNX model with per-node statistics.
 
@@ -153,16 +175,7 @@ class ModelGraph:
 
     @classmethod
     def _load(cls, model_path: Path, input_shapes: dict[str, list[int]] | None) -> ModelGraph:
-        proto = model_io.read_model_proto(model_path)
-        refs = model_io.validate_external_data(proto, model_path)
-        order = topological_order(proto.graph, model_path)
-        if order != list(range(len(order))):
-            reordered = [proto.graph.node[i] for i in order]
-            del proto.graph.node[:]
-            proto.graph.node.extend(reordered)
-            model_io.run_checker(model_path, proto)
-        else:
-            model_io.run_checker(model_path, None if refs else proto)
+        proto, refs = check_model_file(model_path)
         if input_shapes:
             fix_input_shapes(proto, input_shapes, model_path)
         inferred, notes = infer_shapes(proto, model_path)

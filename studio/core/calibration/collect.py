@@ -41,6 +41,7 @@ from studio.core.calibration.stats import (
 )
 from studio.core.errors import BadInputError, ModelLoadError
 from studio.core.jobs import JobContext, job
+from studio.core.model import check_model_file
 from studio.core.model_io import file_sha256
 
 # stack up to this many samples / bytes of activations before one histogram pass per tensor
@@ -60,8 +61,9 @@ def load_fixed(
 ) -> onnx.ModelProto:
     """Read the model and fix the given input dims (dynamic dims must be fixed before calibrating)."""
     src = Path(model_path)
-    if not src.is_file():
-        raise ModelLoadError("model file not found", path=str(src))
+    # The same checks as opening it in the studio: a PNG, a text file or a truncated download is
+    # named as such, instead of surfacing as an opset-conversion failure later on.
+    check_model_file(src)
     try:
         proto = onnx.load(str(src))
     except Exception as exc:  # protobuf/onnx raise many types here

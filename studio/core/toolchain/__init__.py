@@ -231,4 +231,7 @@ def resolve_model_or_bundle(path: str | Path) -> tuple[Path, dict[str, Any]]:
         raise BadInputError("folder is not a bundle (no manifest.json)", path=str(target))
     if not target.is_file():
         raise BadInputError("model file not found", path=str(target))
+    from studio.core.model import check_model_file
+
+    check_model_file(target)  # a broken file is named as such, not as ORT's load error
     return target, {}
