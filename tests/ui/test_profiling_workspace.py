@@ -455,6 +455,77 @@ def test_presentation_mode_keeps_key_figures_only(qtbot, cnn_path):
     assert w.table.isVisible() and w.side.isVisible()
 
 
+def _report_images(text: str) -> list[str]:
+    """The ``src`` of every <img> in the report (parsed, not grepped)."""
+    from html.parser import HTMLParser
+
+    class Images(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.srcs: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            assert tag != "script"  # the report stays one self-contained, inert file
+            if tag == "img":
+                self.srcs.append(dict(attrs).get("src") or "")
+
+    parser = Images()
+    parser.feed(text)
+    return parser.srcs
+
+
+def test_html_report_embeds_the_graph_views_heat_picture(qtbot, cnn_path, tmp_path, monkeypatch):
+    import base64
+
+    from PySide6.QtGui import QImage
+    from PySide6.QtWidgets import QFileDialog
+
+    from studio.ui.graph import colormaps
+    from studio.ui.graph.workspace import GraphWorkspace
+
+    ctx, w = _workspace(qtbot, cnn_path)
+    run = _profile(qtbot, w, "cpu", runs=5, warmup=1)
+    # Without a graph view (headless-like) the report draws its own SVG of the graph.
+    plain = w.export("html", tmp_path / "plain.html").read_text(encoding="utf-8")
+    assert _report_images(plain) == [] and plain.count("<svg") == 5
+
+    graph_ws = GraphWorkspace(ctx)
+    qtbot.addWidget(graph_ws)
+    graph_ws.resize(1200, 800)
+    with qtbot.waitSignal(graph_ws.layout_ready, timeout=20_000):
+        graph_ws.show()
+    assert not w.overlay_btn.isChecked()
+    out = tmp_path / "report.html"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    with qtbot.waitSignal(ctx.status_message, timeout=10_000):
+        w._ask_export("html")  # Export ▸ HTML report…
+    # The run's heat overlay went onto the graph (as "Show on graph" does) for the picture.
+    assert w.overlay_btn.isChecked() and graph_ws.active_overlay == "time"
+    text = out.read_text(encoding="utf-8")
+    srcs = _report_images(text)
+    assert len(srcs) == 1 and srcs[0].startswith("data:image/png;base64,")
+    data = base64.b64decode(srcs[0].split(",", 1)[1], validate=True)
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    image = QImage.fromData(data, "PNG").convertToFormat(QImage.Format.Format_RGB32)
+    assert (image.width(), image.height()) == (1080, 1000)  # sized for the report's column
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(1000, image.bytesPerLine())
+    rgb = rows[:, : 1080 * 4].reshape(1000, 1080, 4)[..., 2::-1].reshape(-1, 3)
+    assert len(np.unique(rgb, axis=0)) > 50  # a picture, not a blank
+    top = colormaps.lut("inferno")[-1].astype(int)  # the hottest node's colour is in it
+    assert (np.abs(rgb.astype(int) - top).max(axis=1) <= 10).any()
+    assert text.count("<svg") == 4  # the drawn graph gave way to the picture
+    assert "kernel time (ms)" in text and "graph view of small_cnn.onnx" in text
+    assert run.label in text
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    (SHOTS / "report_graph.png").write_bytes(data)
+    (SHOTS / "report_with_graph.html").write_text(text, encoding="utf-8")
+
+    # A run of another model than the one in the graph view is not pictured with a wrong graph.
+    ctx.model_path = str(tmp_path / "other.onnx")
+    other = w.export("html", tmp_path / "other.html").read_text(encoding="utf-8")
+    assert _report_images(other) == [] and other.count("<svg") == 5
+
+
 def _qdq_model(tmp_path: Path) -> Path:
     from onnxruntime.quantization import CalibrationDataReader, quantize
     from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config

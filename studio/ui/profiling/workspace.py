@@ -57,6 +57,10 @@ QProgressBar::chunk {{ background: {COLORS["accent"]}; border-radius: 4px; }}
 """
 
 
+# The report's column is 1100 px wide: a picture of that width shows 1:1 (legend text readable).
+REPORT_PNG_SIZE = (1080, 1000)
+
+
 class ProfilingWorkspace(QWidget):
     """The Profiling tab of the main window (``studio.ui.workspaces``)."""
 
@@ -393,12 +397,52 @@ class ProfilingWorkspace(QWidget):
 
         others = [r for r in self.compare.runs if r.id != self.run.id]
         suggestions = [c.suggestion for c in self.suggestions.cards]
+        png, caption = self._graph_picture(self.run)
         return write_report(
             path,
             [self.run, *others],
             self._graph_now(self.run.model_path),
             suggestions=suggestions or None,
+            graph_png=png,
+            graph_png_caption=caption,
         )
+
+    def _graph_picture(self, run: ProfileRun) -> tuple[bytes | None, str | None]:
+        """The Graph workspace's picture of ``run``'s model with its heat overlay, or no picture.
+
+        The overlay is put on the graph as "Show on graph" does (the user sees what the report
+        shows). No picture, and the report draws its own SVG, when there is no graph view, the
+        open model is not the profiled one, the run has no per-node figures, or nothing is laid
+        out yet.
+        """
+        render = getattr(self.ctx, "render_graph_png", None)
+        overlay = overlay_for(run)
+        opened = getattr(self.ctx, "model_path", None)
+        if render is None or overlay is None or not opened:
+            return None, None
+        if Path(opened).resolve() != Path(run.model_path).resolve():
+            log.info(
+                "report graph drawn as SVG: the graph view shows %s, not %s", opened, run.model_path
+            )
+            return None, None
+        if self.overlay_btn.isChecked():
+            self._send_overlay()
+        else:
+            self.overlay_btn.setChecked(True)  # sends the overlay
+        try:
+            png = render(*REPORT_PNG_SIZE)
+        except StudioError as exc:
+            log.info("report graph drawn as SVG: %s", exc)
+            return None, None
+        what = "simulator cycles" if overlay.unit == "cycles" else "kernel time (ms)"
+        caption = (
+            f"The studio's own graph view of {Path(run.model_path).name}, the whole graph fitted "
+            f"to the picture. Node colour: {what} per node in run “{run.label}”, on the "
+            "inferno colour map from near-black (least) through red to bright yellow (most); "
+            "the legend in the picture gives the range and unit (marked when on a log scale). "
+            "Grey: no figure of its own (fused into another node, folded, or not reported)."
+        )
+        return png, caption
 
     def _graph_now(self, path: str) -> Any:
         """The profiled model's graph for the report, loaded here if not yet (user action)."""
