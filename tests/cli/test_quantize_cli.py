@@ -213,3 +213,29 @@ def test_quantize_human_output(capsys, tiny_model, tmp_path):
     assert rc == 0, err
     assert "warning: calibrating on random data" in stdout
     assert "output SQNR (CPU, 2 samples):" in stdout and (tmp_path / "q.onnx").is_file()
+
+
+def test_mp_cycles_needs_auto_mp(capsys, conv_model, tmp_path):
+    rc, _, err = _run(capsys, "quantize", conv_model, "-o", tmp_path / "q.onnx", "--mp-cycles")
+    assert rc == 2 and "--auto-mp" in err and not (tmp_path / "q.onnx").exists()
+
+
+@pytest.mark.htp
+def test_auto_mp_curve_carries_htp_cycles(capsys, conv_model, calib, tmp_path):
+    args = (
+        "quantize", conv_model, "-o", tmp_path / "q.onnx", "--calib", calib, "--auto-mp",
+        "--target-sqnr", "200", "--max-steps", "1", "--mp-cycles", "--cache-dir", tmp_path / "c",
+    )  # fmt: skip
+    rc, stdout, err = _run(capsys, *args, "--json")
+    assert rc == 0, err
+    data = json.loads(stdout)
+    assert data["curve_cycles"] == "htp" and len(data["curve"]) == 2
+    assert all(p["cycles"] > 10_000 for p in data["curve"])  # small_cnn: ~0.65 M cycles at A8
+    rc, stdout, err = _run(capsys, *args)
+    assert rc == 0, err
+    lines = stdout.splitlines()
+    head = next(i for i, line in enumerate(lines) if "HTP cycles" in line)
+    assert lines[head].split()[:4] == ["step", "16-bit", "SQNR", "dB"]
+    rows = [line.split() for line in lines[head + 1 : head + 3]]
+    assert [r[0] for r in rows] == ["0", "1"] and rows[0][1] == "0"
+    assert all(int(r[3].replace(",", "")) > 10_000 for r in rows)

@@ -4,14 +4,17 @@
         [--method minmax|percentile|entropy|mse] [--percentile P] [--act-bw 8|16] [--weight-bw 8|4]
         [--per-channel | --no-per-channel] [--encodings IN.json]
         [--export-encodings OUT.json --format qnn|aimet1|aimet2|ort|studio]
-        [--auto-mp --target-sqnr DB [--max-steps N] [--mp-backend cpu|htp]] [--mean R,G,B --std R,G,B --layout NCHW|NHWC]
+        [--auto-mp --target-sqnr DB [--max-steps N] [--mp-backend cpu|htp] [--mp-cycles]]
+        [--mean R,G,B --std R,G,B --layout NCHW|NHWC]
         [--input-shape NAME=D0,D1,...] [--cache-dir DIR] [--plan PLAN.json] [--check-htp] [--json]
 
 Calibration statistics are cached by model + data hash, so re-running with another method,
 bitwidth or encodings file does not run the model over the data again. ``--encodings`` imports a
 QNN / AIMET / ORT file and keeps its scales and offsets exactly. The output SQNR reported is
 measured on CPU (float vs the written QDQ model; on HTP with ``--mp-backend htp``) over up to 8
-samples of the calibration source.
+samples of the calibration source. ``--mp-cycles`` also measures each point of the curve on
+QNN HTP (accelerator cycles of one inference, CPU fallback disabled; simulated on x86-64) so
+accuracy and speed can be weighed together.
 Nothing is written unless everything succeeded.
 """
 
@@ -75,6 +78,11 @@ def register(subparsers: Any) -> None:
         default="cpu",
         choices=("cpu", "htp"),
         help="where --auto-mp measures SQNR (default cpu; htp runs every step on QNN HTP)",
+    )
+    parser.add_argument(
+        "--mp-cycles",
+        action="store_true",
+        help="--auto-mp: measure the HTP cycles of every point of the curve (QNN HTP profiler)",
     )
     parser.add_argument(
         "--check-htp",
@@ -163,6 +171,8 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.auto_mp and args.target_sqnr is None:
         raise BadInputError("--auto-mp needs --target-sqnr DB")
+    if args.mp_cycles and not args.auto_mp:
+        raise BadInputError("--mp-cycles measures the --auto-mp curve: add --auto-mp")
     if (
         args.export_encodings
         and Path(args.export_encodings).resolve() == Path(args.output).resolve()
@@ -197,6 +207,11 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
     curve: list[dict[str, Any]] = []
     try:
         if args.auto_mp:
+            profile_fn = None
+            if args.mp_cycles:
+                from studio.core.profiling.cycles import htp_total_cycles
+
+                profile_fn = htp_total_cycles
             mp = auto_mixed_precision(
                 stats,
                 plan,
@@ -205,6 +220,7 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
                 target_db=args.target_sqnr,
                 max_steps=args.max_steps,
                 backend=args.mp_backend,
+                profile_fn=profile_fn,
                 ctx=ctx,
             )
             curve = [p.to_json() for p in mp.curve]
@@ -251,6 +267,7 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
         "wide_tensors": built.wide_tensors,
         "promoted": promoted,
         "curve": curve,
+        "curve_cycles": "htp" if args.mp_cycles else None,
         "exported_encodings": args.export_encodings,
         "export_format": args.format if args.export_encodings else None,
         "warnings": list(dict.fromkeys(stats.warnings + warnings + built.warnings)),
@@ -280,15 +297,8 @@ def _print_human(summary: dict[str, Any], args: argparse.Namespace) -> None:
     db_text = f"{db:.1f}" if isinstance(db, float) else str(db)
     where = summary["sqnr_backend"].upper()
     print(f"output SQNR ({where}, {summary['sqnr_samples']} samples): {db_text} dB")
-    for point in summary["curve"]:
-        db = point["output_sqnr_db"]
-        tried = ", ".join(point["promoted"]) or "(start)"
-        print(
-            f"  step {point['step']}: {point['wide_tensors']} 16-bit, "
-            f"{db:.2f} dB {'kept' if point['kept'] else 'undone'}: {tried}"
-            if isinstance(db, float)
-            else f"  step {point['step']}: {db}"
-        )
+    if summary["curve"]:
+        print(curve_table(summary["curve"]))
     if summary["promoted"]:
         print(f"promoted to 16 bit: {', '.join(summary['promoted'])}")
     if args.export_encodings:
@@ -296,3 +306,22 @@ def _print_human(summary: dict[str, Any], args: argparse.Namespace) -> None:
     offload = summary["htp_full_offload"]
     if offload is not None:
         print("QNN HTP: runs fully offloaded" if offload["ok"] else f"QNN HTP: {offload['reason']}")
+
+
+def curve_table(curve: list[dict[str, Any]]) -> str:
+    """The auto-MP curve as a table: 16-bit tensors, output SQNR and, when measured, HTP cycles
+    of each point (a column of '-' would suggest a measurement that was not made: it is left out)."""
+    with_cycles = any(p.get("cycles") is not None for p in curve)
+    head = f"  {'step':>4}  {'16-bit':>6}  {'SQNR dB':>8}"
+    head += f"  {'HTP cycles':>12}" if with_cycles else ""
+    lines = [head + "  point"]
+    for p in curve:
+        db = p["output_sqnr_db"]
+        line = f"  {p['step']:>4}  {p['wide_tensors']:>6}  "
+        line += f"{db:>8.2f}" if isinstance(db, float) else f"{db!s:>8}"
+        if with_cycles:
+            cycles = p.get("cycles")
+            line += f"  {cycles:>12,.0f}" if cycles is not None else f"  {'-':>12}"
+        tried = ", ".join(p["promoted"]) or "(start)"
+        lines.append(f"{line}  {'kept' if p['kept'] else 'undone'}: {tried}")
+    return "\n".join(lines)

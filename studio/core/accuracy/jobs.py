@@ -1,8 +1,11 @@
 """Jobs for the GUI and the worker: SQNR analysis and automatic mixed precision.
 
-Requests are JSON dicts (paths, options); results are the dataclasses' ``to_json``. A profiler
-for the mixed-precision curve is named as ``"studio.core.<module>:<function>"`` (resolved only
-inside studio.core, never arbitrary code) taking the QDQ path and returning HTP cycles.
+Requests are JSON dicts (paths, options); results are the dataclasses' ``to_json``. The speed
+axis of the mixed-precision curve: ``"cycles": "htp"`` measures every point's accelerator cycles
+on QNN HTP (:func:`studio.core.profiling.cycles.htp_total_cycles`); a custom profiler may instead
+be named as ``"profile_fn": "studio.core.<module>:<function>"`` (resolved only inside
+studio.core, never arbitrary code) taking the QDQ path and returning cycles. Either opens QNN
+sessions, so the UI sends such a request to the worker process.
 """
 
 from __future__ import annotations
@@ -54,6 +57,25 @@ def _profile_fn(name: str | None):
         raise BadInputError(f"profile_fn '{name}' not found: {exc}") from exc
 
 
+CYCLES_SOURCES = ("htp",)
+
+
+def _cycles_fn(request: dict[str, Any]):
+    """The per-point profiler the request asks for (None: the curve carries no cycles)."""
+    cycles = request.get("cycles")
+    if not cycles:
+        return _profile_fn(request.get("profile_fn"))
+    if cycles not in CYCLES_SOURCES:
+        raise BadInputError(
+            f"auto-MP request: 'cycles' must be one of {', '.join(CYCLES_SOURCES)} (got {cycles!r})"
+        )
+    if request.get("profile_fn"):
+        raise BadInputError("auto-MP request: give 'cycles' or 'profile_fn', not both")
+    from studio.core.profiling.cycles import htp_total_cycles
+
+    return htp_total_cycles
+
+
 @job
 def analyse_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """``{"float_model", "qdq_model", "data", "backend"?, "samples"?, "input_shapes"?}``."""
@@ -73,7 +95,8 @@ def analyse_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 @job
 def auto_mp_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """``{"stats_dir", "plan"?, "data", "out", "target_db", "max_steps"?, "step_size"?,
-    "max_promoted"?, "samples"?, "profile_fn"?, "backend"?}``."""
+    "max_promoted"?, "samples"?, "cycles"? ("htp"), "profile_fn"?, "backend"?}``."""
+    profile_fn = _cycles_fn(request)  # a bad request fails before any work
     stats = CalibrationStats.load(request["stats_dir"])
     plan = QuantPlan.from_json(request["plan"]) if request.get("plan") else QuantPlan()
     feeds = load_feeds(
@@ -91,7 +114,7 @@ def auto_mp_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         max_steps=int(request.get("max_steps", 10)),
         step_size=int(request.get("step_size", 1)),
         max_promoted=request.get("max_promoted"),
-        profile_fn=_profile_fn(request.get("profile_fn")),
+        profile_fn=profile_fn,
         backend=str(request.get("backend", "cpu")),
         ctx=ctx,
     )
