@@ -120,3 +120,37 @@ def test_png_of_the_graph_with_a_measured_heat_overlay(
     written = _decode(out.read_bytes())
     assert (written.width(), written.height()) == (1600, 1000)
     assert any(a.text() == "Export graph as PNG…" for a in ws.context_menu(-1).actions())
+
+
+def test_a_tall_graph_is_cut_into_columns_between_rows(qtbot, ws, tmp_path):
+    from studio.core.synthetic import transformer_like
+    from studio.ui.graph.export import plan_picture
+    from tests import builders
+
+    path = builders.save(transformer_like(600), tmp_path / "t600.onnx")
+    _open(qtbot, ws, path)
+    ws.show_overlay("MACs per node")
+    bounds, boxes = ws.scene.bounds, ws.layout_data.boxes
+    _, whole_scale = graph_target(bounds, 1600, 1000)
+    plan, scale = plan_picture(bounds, boxes, 1600, 1000)
+    assert len(plan) > 1 and scale >= 3 * whole_scale  # fitted whole it would be unreadable
+    slices = [source for source, _ in plan]
+    assert slices[0].top() == bounds.top() and slices[-1].bottom() == bounds.bottom()
+    for before, after in zip(slices, slices[1:], strict=False):
+        assert before.bottom() == after.top()  # nothing left out, nothing twice
+        cut = after.top()
+        crossed = (boxes[:, 1] < cut) & (cut < boxes[:, 1] + boxes[:, 3])
+        assert not crossed.any()  # cut between rows: no box is split
+    targets = [target for _, target in plan]
+    assert all(a.right() < b.left() for a, b in zip(targets, targets[1:], strict=False))
+    assert all(t.bottom() <= 1000 - 110 and t.left() >= 0 and t.right() <= 1600 for t in targets)
+
+    image = _decode(ws.render_png())
+    pixels = _pixels(image)
+    top = colormaps.lut("magma")[-1].astype(int)[::-1]  # B, G, R
+    hot = np.abs(pixels[..., :3].astype(int) - top).max(axis=-1) <= 12
+    columns_with_heat = sum(
+        hot[int(t.top()) : int(t.bottom()), int(t.left()) : int(t.right())].any() for t in targets
+    )
+    assert columns_with_heat >= 2  # the overlay is drawn across the columns, not just one
+    image.save(str(SHOTS / "graph_export_columns.png"))

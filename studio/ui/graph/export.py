@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
 
@@ -21,15 +22,75 @@ from studio.ui.theme import COLORS
 
 MARGIN = 16
 MAX_SCALE = 1.5  # a small graph is enlarged at most this much (boxes stay crisp, not blown up)
+MAX_COLUMNS = 40  # a very tall graph is cut into at most this many columns
+COLUMN_GAP = 28
 FOOTER = 110  # strip under the graph for the legend and the caption line (legend is 86 px tall)
 
 
+def _area(width: int, height: int) -> QRectF:
+    return QRectF(MARGIN, MARGIN, width - 2 * MARGIN, height - 2 * MARGIN - FOOTER)
+
+
 def graph_target(bounds: QRectF, width: int, height: int) -> tuple[QRectF, float]:
-    """Where the scene rectangle ``bounds`` lands in the picture, and at what scale."""
-    area = QRectF(MARGIN, MARGIN, width - 2 * MARGIN, height - 2 * MARGIN - FOOTER)
+    """Where the scene rectangle ``bounds`` lands in the picture fitted whole, and the scale."""
+    area = _area(width, height)
     scale = min(area.width() / bounds.width(), area.height() / bounds.height(), MAX_SCALE)
     w, h = bounds.width() * scale, bounds.height() * scale
     return QRectF(area.center().x() - w / 2, area.center().y() - h / 2, w, h), scale
+
+
+def _row_gaps(boxes: np.ndarray) -> np.ndarray:
+    """Heights (scene y) between rows of boxes, where a cut crosses edges only, never a box."""
+    if len(boxes) < 2:
+        return np.zeros(0)
+    order = np.argsort(boxes[:, 1], kind="stable")
+    tops = boxes[order, 1]
+    reach = np.maximum.accumulate(boxes[order, 1] + boxes[order, 3])
+    gap = reach[:-1] < tops[1:]
+    return (reach[:-1][gap] + tops[1:][gap]) / 2
+
+
+def plan_picture(
+    bounds: QRectF, boxes: np.ndarray, width: int, height: int
+) -> tuple[list[tuple[QRectF, QRectF]], float]:
+    """[(scene slice, picture rectangle)] and the scale: the whole graph, fitted.
+
+    A graph that, fitted in one piece, would be too small to read (below the zoom where boxes
+    carry their op type; a 2,000-node transformer is a one-pixel line) is cut between rows of
+    boxes into columns side by side, read top to bottom, left to right, at the largest scale.
+    """
+    target, scale = graph_target(bounds, width, height)
+    if scale >= styles.LOD_DETAIL or len(boxes) < 2:
+        return [(QRectF(bounds), target)], scale
+    area = _area(width, height)
+    gaps = _row_gaps(boxes)
+    top, bottom, bw = bounds.top(), bounds.bottom(), bounds.width()
+    best: tuple[float, list[float]] = (scale, [top, bottom])
+    for k in range(2, MAX_COLUMNS + 1):
+        if len(gaps) == 0:
+            break
+        ideal = top + (bottom - top) * np.arange(1, k) / k
+        pick = np.abs(gaps[None, :] - ideal[:, None]).argmin(axis=1)  # nearest free row gap
+        cuts = [top, *sorted({float(gaps[i]) for i in pick}), bottom]
+        n = len(cuts) - 1
+        tallest = max(b - a for a, b in zip(cuts, cuts[1:], strict=False))
+        k_scale = min(
+            (area.width() - (n - 1) * COLUMN_GAP) / (n * bw), area.height() / tallest, MAX_SCALE
+        )
+        if k_scale > best[0] * 1.05:
+            best = (k_scale, cuts)
+    scale, cuts = best
+    if len(cuts) == 2:
+        return [(QRectF(bounds), target)], scale
+    n = len(cuts) - 1
+    used = n * bw * scale + (n - 1) * COLUMN_GAP
+    left = area.center().x() - used / 2
+    plan = []
+    for j, (a, b) in enumerate(zip(cuts, cuts[1:], strict=False)):
+        source = QRectF(bounds.left(), a, bw, b - a)
+        x = left + j * (bw * scale + COLUMN_GAP)
+        plan.append((source, QRectF(x, area.top(), bw * scale, (b - a) * scale)))
+    return plan, scale
 
 
 def render_graph_image(workspace: Any, width: int = 1600, height: int = 1000) -> QImage:
@@ -48,8 +109,7 @@ def render_graph_image(workspace: Any, width: int = 1600, height: int = 1000) ->
     image.fill(styles.BACKGROUND)
     legend = workspace.canvas.legend
     with_legend = bool(workspace.active_overlay) and not legend.isHidden()
-    bounds = scene.bounds
-    target, scale = graph_target(bounds, width, height)
+    plan, scale = plan_picture(scene.bounds, workspace.layout_data.boxes, width, height)
 
     painter = QPainter(image)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
@@ -57,9 +117,16 @@ def render_graph_image(workspace: Any, width: int = 1600, height: int = 1000) ->
     marks_visible = scene.marks.isVisible()
     scene.marks.setVisible(False)
     try:
-        scene.render(painter, target, bounds, Qt.AspectRatioMode.KeepAspectRatio)
+        for source, target in plan:
+            scene.render(painter, target, source, Qt.AspectRatioMode.KeepAspectRatio)
     finally:
         scene.marks.setVisible(marks_visible)
+    painter.setPen(QColor(COLORS["border"]))
+    for (_, before), (_, after) in zip(plan, plan[1:], strict=False):
+        x = (before.right() + after.left()) / 2  # a rule between columns
+        painter.drawLine(
+            QPointF(x, before.top()), QPointF(x, before.top() + _area(width, height).height())
+        )
     top = height - MARGIN - FOOTER + 12
     if with_legend:
         legend.render(painter, QPointF(MARGIN, top).toPoint())
@@ -71,13 +138,13 @@ def render_graph_image(workspace: Any, width: int = 1600, height: int = 1000) ->
     painter.drawText(
         QRectF(left, top, width - MARGIN - left, legend.height()),
         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom,
-        _caption(workspace, scale),
+        _caption(workspace, scale, len(plan)),
     )
     painter.end()
     return image
 
 
-def _caption(workspace: Any, scale: float) -> str:
+def _caption(workspace: Any, scale: float, columns: int) -> str:
     graph = workspace.graph
     name = Path(str(getattr(graph, "path", "") or "")).name or "model"
     layout = workspace.layout_data
@@ -86,6 +153,8 @@ def _caption(workspace: Any, scale: float) -> str:
         text += f" · {len(layout.members):,} scopes collapsed"
     if workspace.active_overlay:
         text += f" · colour: {workspace.active_overlay}"
+    if columns > 1:
+        text += f" · in {columns} columns, top to bottom, left to right"
     return text + f" · {scale * 100:.0f}%"
 
 
