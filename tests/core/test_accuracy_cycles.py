@@ -30,7 +30,13 @@ def test_sixteen_bit_activations_cost_more_htp_cycles(setup):
     a16 = build_qdq(stats, QuantPlan(activation_bitwidth=16), tmp / "a16.onnx").qdq_path
     c8, c16 = htp_total_cycles(a8), htp_total_cycles(a16)
     assert c8 > 10_000 and c16 > 10_000
-    # measured on small_cnn: ~0.9 M (A8) vs ~2 M (A16) cycles; host load adds noise, not 1.3x
+    # measured on small_cnn: ~0.65 M (A8) vs ~1.06 M (A16) cycles on a quiet host. A busy host
+    # only ADDS simulated cycles (up to 2x seen): a low A16/A8 ratio is checked again with more
+    # readings, each lowering the minimum toward the uncontended figure.
+    for _ in range(3):
+        if c16 > 1.3 * c8:
+            break
+        c8, c16 = min(c8, htp_total_cycles(a8)), min(c16, htp_total_cycles(a16))
     assert c16 > 1.3 * c8, (c8, c16)
 
 
@@ -54,14 +60,13 @@ def test_auto_mp_job_measures_cycles_of_every_point(setup):
     assert len(result.curve) == 3 and result.curve[0].wide_tensors == 0
     assert all(p.cycles is not None and p.cycles > 10_000 for p in result.curve)
     # a point with more 16-bit tensors is not cheaper than all-8-bit beyond the simulator's
-    # noise (a busy host only adds cycles; 16-bit activations cost more on HTP)
-    base = min(
-        result.curve[0].cycles,
-        htp_total_cycles(build_qdq(stats, QuantPlan(), tmp / "b.onnx").qdq_path),
-    )
+    # noise. Noise only ADDS cycles, so a point's figure is at least its true cost; the
+    # all-8-bit cost is the lowest of its readings (two more taken here).
+    a8 = build_qdq(stats, QuantPlan(), tmp / "a8.onnx").qdq_path
+    base = min(result.curve[0].cycles, htp_total_cycles(a8), htp_total_cycles(a8))
     for point in result.curve[1:]:
         assert point.wide_tensors > 0
-        assert point.cycles > 0.8 * base, (point, base)
+        assert point.cycles > 0.9 * base, (point, base)
 
 
 @pytest.mark.htp

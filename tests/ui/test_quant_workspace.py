@@ -632,3 +632,55 @@ def test_rows_are_what_the_qdq_build_quantises_from_the_start(qtbot, ws, tmp_pat
     # a bias has no editable encoding: the build derives it
     assert not ws.edit_field("stem.conv.bias", "bits", "16")
     assert "derives" in ws.message.text()
+
+
+def test_auto_mix_dialog_offers_cycles_only_where_htp_is(qtbot, ws):
+    from studio.ui.quant.dialogs import AutoMixDialog
+    from studio.ui.quant.htp_probe import HtpProbe
+
+    probe = HtpProbe(ws)  # not started: its answer is given below, as the probe would
+    dialog = AutoMixDialog(ws, 35.0, probe)
+    qtbot.addWidget(dialog)
+    assert not dialog.cycles.isEnabled() and "checking" in dialog.cycles_note.text()
+    probe.answered.emit(False, "QNN HTP session failed: no device")
+    assert not dialog.cycles.isEnabled() and "no device" in dialog.cycles.toolTip()
+    dialog.cycles.setChecked(True)  # even forced, a disabled box measures nothing
+    assert dialog.choice() == (35.0, 10, False)
+    probe.answered.emit(True, "")
+    assert dialog.cycles.isEnabled()
+    dialog.cycles.setChecked(True)
+    assert dialog.choice() == (35.0, 10, True)
+
+
+@pytest.mark.htp
+def test_auto_mix_with_htp_cycles_plots_the_cycles_axis(qtbot, ws, monkeypatch):
+    from studio.core import worker_client
+
+    requests = []
+    real = worker_client.run_in_worker
+
+    def spy(kind, request, *args, **kwargs):
+        requests.append((kind, dict(request)))
+        return real(kind, request, *args, **kwargs)
+
+    monkeypatch.setattr(worker_client, "run_in_worker", spy)
+    calibrate(qtbot, ws)
+    dialog = ws.automix_dialog()  # the real probe, in the worker process
+    qtbot.waitUntil(lambda: dialog.probe.available is not None, timeout=120000)
+    assert dialog.cycles.isEnabled(), dialog.probe.reason
+    dialog.target.setValue(150.0)  # out of reach: every step is measured
+    dialog.steps.setValue(2)
+    dialog.cycles.setChecked(True)
+    with qtbot.waitSignal(ws.runner.finished, timeout=180000):
+        dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    kind, request = requests[-1]
+    assert kind.endswith(":auto_mp_job") and request["cycles"] == "htp"
+    _start, result = ws.mix_result
+    assert len(result.curve) == 3 and all(p.cycles > 10_000 for p in result.curve)
+    assert ws.mix_curve.plot.plotItem.getAxis("right").isVisible()
+    x, y = ws.mix_curve.cycles_curve.getData()
+    assert list(x) == [p.wide_tensors for p in result.curve]
+    assert list(y) == [p.cycles for p in result.curve]
+    assert "HTP cycles per inference" in ws.mix_curve.caption.text()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    ws.grab().save(str(SHOTS / "quant_mix_cycles.png"))

@@ -35,6 +35,7 @@ from studio.cli.common import (
     stderr_context,
 )
 from studio.core.errors import BadInputError
+from studio.core.profiling.cycles import DEFAULT_RUNS
 
 EVAL_SAMPLES = 8
 
@@ -299,6 +300,11 @@ def _print_human(summary: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"output SQNR ({where}, {summary['sqnr_samples']} samples): {db_text} dB")
     if summary["curve"]:
         print(curve_table(summary["curve"]))
+        if summary["curve_cycles"]:
+            print(
+                f"  HTP cycles: accelerator cycles of one inference, lowest of {DEFAULT_RUNS} "
+                "profiled runs; on x86-64 the simulator's counts, which rise when the host is busy"
+            )
     if summary["promoted"]:
         print(f"promoted to 16 bit: {', '.join(summary['promoted'])}")
     if args.export_encodings:

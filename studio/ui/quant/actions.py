@@ -13,21 +13,29 @@ import math
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialog, QFileDialog
 
+from studio.core.backends import is_x86_host
 from studio.core.calibration import CalibrationStats
 from studio.core.calibration import calibrate as core_calibrate
 from studio.core.encodings import coverage, load_encodings, save_encodings
 from studio.core.errors import StudioError
+from studio.core.profiling.cycles import DEFAULT_RUNS
 from studio.core.quantize import QuantPlan
 from studio.core.quantize import build_qdq as core_build_qdq
 from studio.ui.quant.commands import ImportEncodingsCommand
-from studio.ui.quant.dialogs import CalibrateDialog, ExportDialog
+from studio.ui.quant.dialogs import AutoMixDialog, CalibrateDialog, ExportDialog
+from studio.ui.quant.htp_probe import HtpProbe
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_SCHEMA = 1
 EVAL_SAMPLES = 8  # evaluation samples for SQNR (the core's default)
+SIMULATED = (
+    "; the HTP simulator's counts on this x86-64 host, which rise when the host is busy: "
+    "compare points measured together"
+)
 
 
 def _model_path(ws) -> str | None:
@@ -225,22 +233,42 @@ def _show_report(ws, report, source: str) -> None:
     ws.session.set_sqnr(values, source)
 
 
-def automix_dialog(ws) -> None:
+def htp_probe(ws) -> HtpProbe:
+    """The workspace's one HTP availability probe, started on first use."""
+    probe = getattr(ws, "_htp_probe", None)
+    if probe is None:
+        probe = ws._htp_probe = HtpProbe(ws)
+    probe.start()
+    return probe
+
+
+def automix_dialog(ws) -> AutoMixDialog:
+    """Open the (window-modal, non-blocking) Auto-mix dialog; accepting it starts the search."""
     start = 30.0
     report = getattr(ws, "sqnr_report", None)
     if report is not None and math.isfinite(report.output_sqnr_db):
         start = round(report.output_sqnr_db + 6.0)
-    target, ok = QInputDialog.getDouble(
-        ws, "Auto mixed precision", "Target output SQNR (dB):", start, 0.0, 150.0, 1
-    )
-    if ok:
-        auto_mix(ws, target, backend=ws.backend.currentData())
+    dialog = AutoMixDialog(ws, start, htp_probe(ws))
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+    def accepted() -> None:
+        target, steps, cycles = dialog.choice()
+        auto_mix(ws, target, steps, backend=ws.backend.currentData(), cycles=cycles)
+
+    dialog.accepted.connect(accepted)
+    ws.automix_window = dialog
+    dialog.open()
+    return dialog
 
 
-def auto_mix(ws, target_db: float, max_steps: int = 10, backend: str = "cpu") -> None:
+def auto_mix(
+    ws, target_db: float, max_steps: int = 10, backend: str = "cpu", cycles: bool = False
+) -> None:
     """Raise the worst tensors to 16 bits until the output SQNR meets ``target_db``; the curve
     is shown and its last point applied as one undoable step (any point can be applied).
-    ``backend="htp"`` measures every point on QNN HTP (in the worker process)."""
+    ``backend="htp"`` measures every point's SQNR on QNN HTP, ``cycles`` its HTP cycles too
+    (the right-hand axis of the curve); either runs the search in the worker process, where a
+    native crash in QNN fails only the job."""
     if not _need_stats(ws, "Auto-mix") or not _need_data(ws):
         return
     from studio.core.accuracy import auto_mixed_precision
@@ -251,7 +279,7 @@ def auto_mix(ws, target_db: float, max_steps: int = 10, backend: str = "cpu") ->
     data = ws.data_spec
 
     def job(jctx):
-        if backend != "cpu":  # every step runs on QNN: in the worker process
+        if backend != "cpu" or cycles:  # every step runs on QNN: in the worker process
             from studio.core.accuracy import AutoMpResult
             from studio.core.worker_client import run_in_worker
 
@@ -265,6 +293,8 @@ def auto_mix(ws, target_db: float, max_steps: int = 10, backend: str = "cpu") ->
                 "samples": EVAL_SAMPLES,
                 "backend": backend,
             }
+            if cycles:
+                request["cycles"] = "htp"
             result = run_in_worker("studio.core.accuracy.jobs:auto_mp_job", request, jctx)
             return AutoMpResult.from_json(result)
         _analyser, feeds = _evaluation(ws, stats)
@@ -275,16 +305,17 @@ def auto_mix(ws, target_db: float, max_steps: int = 10, backend: str = "cpu") ->
     def done(result) -> None:
         ws.mix_result = (start_plan, result)
         curve = result.curve
-        cycles = [p.cycles for p in curve if p.cycles is not None]
+        measured = [p.cycles for p in curve if p.cycles is not None]
         caption = (
             f"{len(curve)} configurations measured on {result.backend.upper()} in "
             f"{result.elapsed_s:.1f} s; target "
             f"{target_db:.1f} dB {'met' if result.met else 'NOT met'}. Click a point to apply it."
         )
         caption += (
-            f" HTP cycles {min(cycles):,.0f} .. {max(cycles):,.0f}."
-            if cycles
-            else " Cycles: not measured (no profiler attached)."
+            f" HTP cycles per inference {min(measured):,.0f} .. {max(measured):,.0f} (QNN "
+            f"profiler, lowest of {DEFAULT_RUNS} runs{SIMULATED if is_x86_host() else ''})."
+            if measured
+            else " Cycles: not measured (tick 'Measure HTP cycles' in Auto-mix…)."
         )
         ws.mix_curve.set_curve(
             [p.wide_tensors for p in curve],

@@ -203,8 +203,11 @@ class MixCurve(QWidget):
         if measured:
             self.cycles_curve.setData([m[0] for m in measured], [m[1] for m in measured])
             item.showAxis("right")
-            item.setLabel("right", "HTP cycles", color=PLOT_FG)
-            self.cycles_vb.enableAutoRange()
+            item.setLabel("right", "HTP cycles", units="cycles", color=color("ok"))
+            # from zero: a 10 % difference must not fill the axis (the simulator's counts
+            # vary by about that with host load)
+            top = max(m[1] for m in measured)
+            self.cycles_vb.setYRange(0.0, top * 1.1, padding=0)
         else:
             self.cycles_curve.setData([], [])
             item.hideAxis("right")

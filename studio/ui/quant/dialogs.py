@@ -1,4 +1,4 @@
-"""Small dialogs of the Quantization workspace: calibration data source, export format.
+"""Small dialogs of the Quantization workspace: calibration data source, export format, auto-mix.
 
 They only collect choices; the workspace runs the work. Random calibration data is allowed
 (useful to try the pipeline) but the dialog says plainly, in the warning colour, that encodings
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -26,8 +27,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.backends import is_x86_host
 from studio.core.calibration import METHODS, RANDOM_WARNING
 from studio.core.encodings import FORMATS
+from studio.core.profiling.cycles import DEFAULT_RUNS
 from studio.ui.quant.style import color
 
 SOURCE_KINDS = (
@@ -191,3 +194,71 @@ class ExportDialog(QDialog):
         )
         if path:
             self.path.setText(path)
+
+
+class AutoMixDialog(QDialog):
+    """Target output SQNR of the auto-mix search, and whether each point's HTP cycles are measured.
+
+    The cycles box follows ``probe`` (a :class:`studio.ui.quant.htp_probe.HtpProbe`): enabled only
+    once the backend probe says QNN HTP is available here, otherwise disabled with the reason,
+    so the curve never promises a speed axis this machine cannot measure.
+    """
+
+    def __init__(self, parent: QWidget | None = None, target_db: float = 30.0, probe=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("autoMixDialog")
+        self.setWindowTitle("Auto mixed precision")
+        self.setMinimumWidth(460)
+        self.target = QDoubleSpinBox(self)
+        self.target.setRange(0.0, 150.0)
+        self.target.setDecimals(1)
+        self.target.setSuffix(" dB")
+        self.target.setValue(target_db)
+        self.steps = QSpinBox(self)
+        self.steps.setRange(1, 100)
+        self.steps.setValue(10)
+        self.steps.setToolTip("Search steps: each widens the worst tensor and measures again")
+        self.cycles = QCheckBox("Measure HTP cycles of each point", self)
+        self.cycles_note = QLabel(self)
+        self.cycles_note.setObjectName("quantChartCaption")
+        self.cycles_note.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Target output SQNR", self.target)
+        form.addRow("Max steps", self.steps)
+        form.addRow("", self.cycles)
+        form.addRow("", self.cycles_note)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Search")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        self.buttons = buttons
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+        self.probe = probe
+        if probe is not None:
+            probe.changed.connect(self._update)
+        self._update()
+
+    def choice(self) -> tuple[float, int, bool]:
+        """(target dB, max steps, measure HTP cycles)."""
+        measure = self.cycles.isEnabled() and self.cycles.isChecked()
+        return self.target.value(), self.steps.value(), measure
+
+    def _update(self) -> None:
+        available = None if self.probe is None else self.probe.available
+        self.cycles.setEnabled(bool(available))
+        if available:
+            self.cycles_note.setText(
+                "Each point is also run on QNN HTP (CPU fallback disabled) with the profiler: "
+                f"accelerator cycles of one inference, lowest of {DEFAULT_RUNS} runs"
+                + (" (the simulator's counts on this x86-64 host)." if is_x86_host() else ".")
+            )
+        else:
+            reason = self.probe.reason if self.probe is not None else "no backend probe"
+            prefix = "" if available is None else "QNN HTP unavailable: "
+            self.cycles_note.setText(prefix + reason)
+            self.cycles.setChecked(False)
+        self.cycles.setToolTip(self.cycles_note.text())

@@ -406,11 +406,13 @@ class QuantizationWorkspace(QWidget):
     def analyse(self, backend: str | None = None) -> None:
         actions.analyse(self, backend or self.backend.currentData())
 
-    def automix_dialog(self) -> None:
-        actions.automix_dialog(self)
+    def automix_dialog(self):
+        return actions.automix_dialog(self)
 
-    def auto_mix(self, target_db: float, max_steps: int = 10, backend: str = "cpu") -> None:
-        actions.auto_mix(self, target_db, max_steps, backend)
+    def auto_mix(
+        self, target_db: float, max_steps: int = 10, backend: str = "cpu", cycles: bool = False
+    ) -> None:
+        actions.auto_mix(self, target_db, max_steps, backend, cycles)
 
     def apply_mix_point(self, index: int) -> bool:
         return actions.apply_mix_point(self, index)
