@@ -120,6 +120,8 @@ def test_png_of_the_graph_with_a_measured_heat_overlay(
     written = _decode(out.read_bytes())
     assert (written.width(), written.height()) == (1600, 1000)
     assert any(a.text() == "Export graph as PNG…" for a in ws.context_menu(-1).actions())
+    ws.shutdown()
+    assert ws.ctx.render_graph_png is None  # a closed view offers no picture
 
 
 def test_a_tall_graph_is_cut_into_columns_between_rows(qtbot, ws, tmp_path):

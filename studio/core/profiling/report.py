@@ -314,7 +314,8 @@ def default_png_caption(run: ProfileRun) -> str:
     """What the colour means when the caller did not say (it normally does: it chose the map)."""
     unit = "cycles" if run.primary_measure == "cycles" else "kernel time"
     return (
-        f"The studio's own graph view, whole graph fitted to the picture. Node colour: each node's "
+        "The studio's own graph view, whole graph fitted to the picture (in columns when too "
+        "tall to read). Node colour: each node's "
         f"{unit} in this run (legend in the picture: range and unit); grey = no figure "
         "(fused, folded or not reported)."
     )

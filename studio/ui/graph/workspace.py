@@ -487,3 +487,5 @@ class GraphWorkspace(QWidget):
         """Stop background work (netron server, pending layout) before the window closes."""
         self.netron.shutdown()
         self._runner.wait(5000)
+        if getattr(self.ctx, "render_graph_png", None) == self.render_png:
+            self.ctx.render_graph_png = None  # no picture from a closed view

@@ -437,7 +437,8 @@ class ProfilingWorkspace(QWidget):
         what = "simulator cycles" if overlay.unit == "cycles" else "kernel time (ms)"
         caption = (
             f"The studio's own graph view of {Path(run.model_path).name}, the whole graph fitted "
-            f"to the picture. Node colour: {what} per node in run “{run.label}”, on the "
+            "to the picture (a graph too tall to read that way is cut into columns, read top to "
+            f"bottom, left to right). Node colour: {what} per node in run “{run.label}”, on the "
             "inferno colour map from near-black (least) through red to bright yellow (most); "
             "the legend in the picture gives the range and unit (marked when on a log scale). "
             "Grey: no figure of its own (fused into another node, folded, or not reported)."
