@@ -126,7 +126,7 @@ class GraphWorkspace(QWidget):
         row.addSpacing(12)
         self.png_button = self._tool(
             bar,
-            "PNG…",
+            "Export PNG…",
             "Export graph as PNG: the whole graph with its overlay and legend",
             self.ask_export_png,
         )
