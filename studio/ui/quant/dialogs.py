@@ -252,9 +252,9 @@ class AutoMixDialog(QDialog):
         self.cycles.setEnabled(bool(available))
         if available:
             self.cycles_note.setText(
-                "Each point is also run on QNN HTP (CPU fallback disabled) with the profiler: "
-                f"accelerator cycles of one inference, lowest of {DEFAULT_RUNS} runs"
-                + (" (the simulator's counts on this x86-64 host)." if is_x86_host() else ".")
+                "Each point also runs on QNN HTP (CPU fallback off): accelerator cycles of one "
+                f"inference, lowest of {DEFAULT_RUNS} profiled runs"
+                + ("; simulated on this x86-64 host." if is_x86_host() else ".")
             )
         else:
             reason = self.probe.reason if self.probe is not None else "no backend probe"
@@ -262,3 +262,4 @@ class AutoMixDialog(QDialog):
             self.cycles_note.setText(prefix + reason)
             self.cycles.setChecked(False)
         self.cycles.setToolTip(self.cycles_note.text())
+        self.adjustSize()  # the note's wrapped height changes with its text
