@@ -256,7 +256,6 @@ def automix_dialog(ws) -> AutoMixDialog:
         auto_mix(ws, target, steps, backend=ws.backend.currentData(), cycles=cycles)
 
     dialog.accepted.connect(accepted)
-    ws.automix_window = dialog
     dialog.open()
     return dialog
 
