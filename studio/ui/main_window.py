@@ -33,6 +33,7 @@ from studio.ui.history import HistoryView
 from studio.ui.main_menus import MainMenus
 from studio.ui.model_loader import ModelLoader
 from studio.ui.project_controller import MODEL_FILTER, ProjectController
+from studio.ui.project_view_state import ProjectViewState
 from studio.ui.recent import RecentFiles
 from studio.ui.workspaces import WORKSPACES, create_workspace
 
@@ -82,6 +83,9 @@ class MainWindow(QMainWindow):
             self.workspaces[spec.key] = page
             self.tabs.addTab(page, spec.title)
         self.setCentralWidget(self.tabs)
+        # After the workspaces, so it restores overlays once they have reacted to a new model.
+        self.view_state = ProjectViewState(self)
+        self.projects.before_save.append(self.view_state.capture_ui)
 
         self._build_docks()
         self._build_status_bar()

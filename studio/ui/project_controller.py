@@ -48,6 +48,8 @@ class ProjectController(QObject):
         self._poll.timeout.connect(self._check_dirty)
         self._poll.start()
         self._was_dirty = False
+        # Callables run before every save and autosave (e.g. record the window layout).
+        self.before_save: list[Any] = []
         ctx.undo_stack.indexChanged.connect(self._on_edit)
 
     # ----- state ------------------------------------------------------------------------------
@@ -97,6 +99,7 @@ class ProjectController(QObject):
         if p is None or not p.dirty:
             return None
         try:
+            self._run_before_save()
             return p.autosave()
         except (OSError, StudioError) as exc:
             log.warning("autosave failed: %s", exc)
@@ -202,8 +205,13 @@ class ProjectController(QObject):
                 return False
         return self._save_to(Path(path))
 
+    def _run_before_save(self) -> None:
+        for hook in self.before_save:
+            hook()
+
     def _save_to(self, path: Path) -> bool:
         try:
+            self._run_before_save()
             target = self.project.save(path)
         except (StudioError, OSError) as exc:
             dialogs.show_error(self.window, "Cannot save project", str(exc))

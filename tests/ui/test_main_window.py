@@ -283,3 +283,42 @@ def test_opening_another_model_starts_a_fresh_undo_history(qtbot, win, conv_mode
     assert win.ctx.undo_stack.count() == 1
     open_and_wait(qtbot, win, tiny_model)
     assert win.ctx.undo_stack.count() == 0 and not win.menus.undo_action.isEnabled()
+
+
+def test_project_remembers_overlay_badges_and_workspace(qtbot, win, conv_model, tmp_path, qapp):
+    open_and_wait(qtbot, win, conv_model)
+    graph = win.ctx.graph
+    heat = {n.id: float(i + 1) for i, n in enumerate(graph.nodes)}
+    win.ctx.set_overlay("cycles", heat, "inferno", "cycles")
+    win.ctx.set_badges("backend", {graph.nodes[0].id: "HTP"})
+    win.show_workspace(3)
+    target = tmp_path / "view.npustudio"
+    assert win.projects.save_as(str(target))
+    saved = proj.Project.load(target)
+    assert saved.overlays["active"]["name"] == "cycles"
+    assert saved.overlays["active"]["values"] == heat
+    assert saved.overlays["badges"]["backend"] == {graph.nodes[0].id: "HTP"}
+    assert saved.ui["workspace"] == 3 and saved.ui["window_state"]
+
+    # A fresh window on the same project shows the same overlay and workspace again.
+    other = MainWindow(settings=QSettings(str(tmp_path / "other.ini"), QSettings.Format.IniFormat))
+    seen: list[tuple[str, dict]] = []
+    other.ctx.overlay_changed.connect(lambda name, values, *_: seen.append((name, values)))
+    badges: list[tuple[str, dict]] = []
+    other.ctx.badges_changed.connect(lambda name, b: badges.append((name, b)))
+    try:
+        with qtbot.waitSignal(other.ctx.model_changed, timeout=20000):
+            other.open_path(str(target))
+        assert seen and seen[-1] == ("cycles", heat)
+        assert [b for b in badges if b[0] == "backend"][-1] == (
+            "backend",
+            {graph.nodes[0].id: "HTP"},
+        )
+        other_graph = other.workspaces["graph"]
+        assert other_graph.badge_sets.get("backend") == {graph.nodes[0].id: "HTP"}
+        assert other.tabs.currentIndex() == 3
+        assert not other.ctx.project.dirty  # showing is not editing
+    finally:
+        other.projects.confirm_close = lambda: True
+        other.close()
+        other.deleteLater()
