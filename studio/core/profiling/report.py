@@ -241,6 +241,17 @@ def _rounded(value: Any) -> Any:
     return value
 
 
+def _evidence_text(evidence: dict[str, Any]) -> str:
+    """``share 0.155 · value 18 · unit time us``: readable for a stakeholder, exact enough to check."""
+    parts = []
+    for key, value in _rounded(evidence).items():
+        if value is None:
+            continue
+        shown = json.dumps(value, default=str) if isinstance(value, (dict, list)) else value
+        parts.append(f"{key.replace('_', ' ')} {str(shown).replace('_', ' ')}")
+    return " · ".join(parts)
+
+
 def _suggestions_section(items: list[Suggestion]) -> str:
     if not items:
         return "<h2>Suggestions</h2><p>No bottleneck rule fired for this run.</p>"
@@ -248,7 +259,7 @@ def _suggestions_section(items: list[Suggestion]) -> str:
     blocks = [
         f"<div class='sugg'><b>{esc(s.title)}</b>{esc(s.text)}"
         f"<div class='muted'>nodes: {esc(', '.join(s.nodes[:10]))} · evidence: "
-        f"{esc(json.dumps(_rounded(s.evidence), default=str)[:400])}</div></div>"
+        f"{esc(_evidence_text(s.evidence)[:400])}</div></div>"
         for s in order
     ]
     return "<h2>Bottlenecks and suggestions</h2>" + "".join(blocks)
