@@ -31,6 +31,7 @@ _NP_TO_QTYPE = {
     np.dtype(np.int16): "int16",
     np.dtype(np.int32): "int32",
 }
+_SUB_BYTE = {onnx.TensorProto.INT4: "int4", onnx.TensorProto.UINT4: "uint4"}
 
 
 def _original(name: str) -> str:
@@ -54,6 +55,12 @@ def _qtype(node: onnx.NodeProto, zp: np.ndarray | None) -> str:
     if zp is not None:
         if zp.dtype in _NP_TO_QTYPE:
             return _NP_TO_QTYPE[zp.dtype]
+        try:  # 4-bit types come back as ml_dtypes arrays, named by their ONNX element type
+            elem = onnx.helper.np_dtype_to_tensor_dtype(zp.dtype)
+        except (KeyError, TypeError, ValueError):
+            elem = None
+        if elem in _SUB_BYTE:
+            return _SUB_BYTE[elem]
         raise EncodingsError(f"node '{node.name}': zero point type {zp.dtype} is not supported")
     for attr in node.attribute:  # opset 21: output_dtype without a zero point
         if attr.name == "output_dtype" and attr.i:
@@ -71,6 +78,7 @@ def from_qdq_model(model: Any) -> EncodingSet:
     graph = proto.graph
     consts = _constants(graph)
     consumers: dict[str, list[tuple[str, int]]] = {}
+    producers = {o: n.op_type for n in graph.node for o in n.output}
     for node in graph.node:
         for index, name in enumerate(node.input):
             consumers.setdefault(name, []).append((node.op_type, index))
@@ -81,6 +89,8 @@ def from_qdq_model(model: Any) -> EncodingSet:
         source = node.input[0]
         if node.op_type == "DequantizeLinear" and source not in consts:
             continue  # the activation's encoding comes from its QuantizeLinear
+        if node.op_type == "QuantizeLinear" and producers.get(source) == "DequantizeLinear":
+            continue  # a convert (8<->16 bit at a boundary) re-quantises a recorded tensor
         scale = consts.get(node.input[1])
         if scale is None:
             continue  # computed at run time (dynamic quantization): nothing to read
@@ -98,14 +108,21 @@ def from_qdq_model(model: Any) -> EncodingSet:
                 kind = "bias"  # the float model's bias, still consumed directly somewhere
             if zp is not None and zp.dtype == np.int32:
                 kind = "bias"
-        enc = Encoding.from_onnx(
-            name,
-            scale.reshape(-1),
-            None if zp is None else zp.reshape(-1),
-            _qtype(node, zp),
-            axis=axis if per_channel else None,
-            kind=kind,
-        )
+        if name in out:
+            continue  # first use wins: the tensor's own quantisation, not a later copy
+        try:
+            enc = Encoding.from_onnx(
+                name,
+                scale.reshape(-1),
+                None if zp is None else zp.reshape(-1),
+                _qtype(node, zp),
+                axis=axis if per_channel else None,
+                kind=kind,
+            )
+        except EncodingsError:
+            if kind != "bias":
+                raise
+            continue  # a degenerate derived bias scale (e.g. an all-zero weight channel)
         out.set(enc)
     return out
 
