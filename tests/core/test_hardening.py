@@ -15,6 +15,7 @@ from onnx import TensorProto, helper
 from studio.core.model import ModelGraph
 
 STUDIO = Path(__file__).resolve().parents[2] / "studio"
+DEMO = STUDIO.parent / "resources" / "models" / "demo_cnn.onnx"
 BIG_ELEMENTS = 600_000_000  # float32: 2.4 GB of weights, more than protobuf's 2 GB limit
 
 
@@ -95,9 +96,14 @@ def test_no_pickle_eval_or_custom_op_libraries(source):
         assert "custom_op_library" in text, f"{source} loads custom ops without a user-given path"
 
 
-def test_numpy_loading_refuses_pickled_arrays(tmp_path):
-    """The .npy/.npz files we read could come from anywhere: numpy must refuse object arrays."""
+def test_pickled_calibration_arrays_are_refused_not_unpickled(tmp_path, capsys):
+    """A .npy holding Python objects could run code when unpickled: the studio refuses the file."""
+    from studio.cli import main
+
     bad = tmp_path / "objects.npy"
     np.save(bad, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError):
-        np.load(bad)  # allow_pickle defaults to False; the studio never turns it on (above)
+    out = tmp_path / "q.onnx"
+    code = main(["quantize", str(DEMO), "-o", str(out), "--calib", str(bad)])
+    assert code == 2
+    assert "objects.npy" in capsys.readouterr().err
+    assert not out.exists()
