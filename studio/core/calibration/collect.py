@@ -62,12 +62,14 @@ def load_fixed(
     """Read the model and fix the given input dims (dynamic dims must be fixed before calibrating)."""
     src = Path(model_path)
     # The same checks as opening it in the studio: a PNG, a text file or a truncated download is
-    # named as such, instead of surfacing as an opset-conversion failure later on.
-    check_model_file(src)
-    try:
-        proto = onnx.load(str(src))
-    except Exception as exc:  # protobuf/onnx raise many types here
-        raise ModelLoadError(f"cannot read model: {exc}", path=str(src)) from exc
+    # named as such, instead of surfacing as an opset-conversion failure later on. The checked
+    # protobuf is the one we use (one read of the file); external weights are loaded into it.
+    proto, refs = check_model_file(src)
+    if refs:
+        try:
+            onnx.external_data_helper.load_external_data_for_model(proto, str(src.parent))
+        except Exception as exc:  # protobuf/onnx raise many types here
+            raise ModelLoadError(f"cannot read external weights: {exc}", path=str(src)) from exc
     _fix_shapes(proto, input_shapes or {}, src)
     return proto
 
