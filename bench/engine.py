@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from studio.core.engine.sessions import make_session  # noqa: E402
 from studio.core.errors import JobCancelledError  # noqa: E402
-from studio.core.jobs import CancelToken, JobContext  # noqa: E402
-from studio.core.runtime import make_session  # noqa: E402
-from studio.core.worker_client import run_in_worker  # noqa: E402
+from studio.core.jobs.client import run_in_worker  # noqa: E402
+from studio.core.jobs.protocol import CancelToken, JobContext  # noqa: E402
 
 DEMO = ROOT / "resources" / "models" / "demo_cnn.onnx"
 
@@ -46,7 +46,7 @@ def worker_roundtrip(rounds: int) -> float:
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
-        run_in_worker("studio.core.testing_jobs:echo", {"n": 1})
+        run_in_worker("studio.core.jobs.testing:echo", {"n": 1})
         times.append(time.perf_counter() - start)
     return _median_ms(times)
 
@@ -63,7 +63,7 @@ def cancel_latency(rounds: int) -> float:
         def go(ctx: JobContext = ctx, done: list[float] = done) -> None:
             try:
                 run_in_worker(
-                    "studio.core.testing_jobs:sleep", {"seconds": 30, "ignore_cancel": True}, ctx
+                    "studio.core.jobs.testing:sleep", {"seconds": 30, "ignore_cancel": True}, ctx
                 )
             except JobCancelledError:
                 done.append(time.perf_counter())
@@ -100,8 +100,7 @@ def quantize_demo(folder: Path) -> Path:
 
 
 def context_figures(rounds: int) -> dict[str, float]:
-    from studio.core.toolchain import compile_model
-
+    from studio.core.toolchain.compile import compile_model
     with tempfile.TemporaryDirectory() as tmp:
         qdq = quantize_demo(Path(tmp))
         start = time.perf_counter()

@@ -2,7 +2,7 @@
 
     python bench/graph_open.py [--model PATH | --nodes 20000] [--runs 3]
 
-Prints ONE JSON line: nodes, load_s (ModelGraph.load), layout_s (studio.core.layout.compute),
+Prints ONE JSON line: nodes, load_s (ModelGraph.load), layout_s (studio.core.model.layout.compute),
 scene_s (scene built and view placed), first_paint_s (the whole workspace rendered once, which
 builds the lazily cached band paths and the minimap), total_s (their sum), and frame times
 (median of several full repaints of a 1600x1000 viewport) at zoom-to-fit (as the user sees it,
@@ -40,10 +40,10 @@ def _frames(view, count: int, move=None) -> float:
 
 
 def one_run(path: str, app) -> dict:
-    from studio.core import layout as lay
-    from studio.core.model import ModelGraph
-    from studio.ui.context import StudioContext
+    from studio.core.model import layout as lay
+    from studio.core.model.graph import ModelGraph
     from studio.ui.graph.workspace import GraphWorkspace
+    from studio.ui.shell.context import StudioContext
 
     ctx = StudioContext()
     ws = GraphWorkspace(ctx)
@@ -105,7 +105,7 @@ def main() -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from studio.ui.theme import apply_theme
+    from studio.ui.widgets.theme import apply_theme
 
     app = QApplication.instance() or QApplication([])
     apply_theme(app)
@@ -114,7 +114,7 @@ def main() -> int:
         if path is None:
             import onnx
 
-            from studio.core.synthetic import transformer_like
+            from studio.core.model.synthetic import transformer_like
 
             path = str(Path(tmp) / f"transformer_{args.nodes}.onnx")
             onnx.save(transformer_like(args.nodes), path)

@@ -19,8 +19,8 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     import os
 
-    from studio.core.model import ModelGraph
-    from studio.core.opsupport import backend_availability, probe_op_support
+    from studio.core.assignment.support import backend_availability, probe_op_support
+    from studio.core.model.graph import ModelGraph
 
     model = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "resources/models/demo_cnn.onnx"
     graph = ModelGraph.load(model)

@@ -34,10 +34,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from studio.core.jobs import JobContext  # noqa: E402
+from studio.core.engine.sessions import make_session, random_inputs  # noqa: E402
+from studio.core.jobs.protocol import JobContext  # noqa: E402
 from studio.core.profiling.measure import measure_loop  # noqa: E402
 from studio.core.profiling.stats import latency_stats  # noqa: E402
-from studio.core.runtime import make_session, random_inputs  # noqa: E402
 
 
 def _ours(sess, feeds, runs: int) -> tuple[float, float]:

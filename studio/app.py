@@ -35,8 +35,8 @@ def run_app(paths: Sequence[str] = ()) -> int:
     QCoreApplication.setOrganizationName("npu-studio")
     QCoreApplication.setApplicationName("npu-studio")
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    from studio.ui.main_window import MainWindow
-    from studio.ui.theme import apply_theme
+    from studio.ui.shell.main_window import MainWindow
+    from studio.ui.widgets.theme import apply_theme
 
     apply_theme(app)
     window = MainWindow()

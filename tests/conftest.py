@@ -39,8 +39,8 @@ def qdq_erf_probed(tmp_path_factory):
 
     Shared by the op-support, assignment and partition tests (probing costs ~1 s of compiles).
     """
-    from studio.core.model import ModelGraph
-    from studio.core.opsupport import probe_op_support
+    from studio.core.assignment.support import probe_op_support
+    from studio.core.model.graph import ModelGraph
 
     folder = tmp_path_factory.mktemp("qdq_erf")
     path = builders.save(builders.qdq_conv_erf(), folder / "qdq_conv_erf.onnx")
@@ -65,8 +65,7 @@ def no_blocking_dialogs(request, monkeypatch):
     if "qtbot" not in request.fixturenames:
         yield shown
         return
-    from studio.ui import dialogs
-
+    from studio.ui.shell import dialogs
     def record(name, answer):
         def prompt(*args, **kwargs):
             shown.append((name, args[1:]))

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from studio.core.errors import BadInputError
-from studio.core.jobs import JobContext
+from studio.core.jobs.protocol import JobContext
 
 
 def add_command(
@@ -44,7 +44,7 @@ def run_job(kind: str, request: dict[str, Any], args: argparse.Namespace) -> Any
 
     A native crash then fails the job with a clear error instead of killing the command.
     """
-    from studio.core.worker_client import run_in_worker
+    from studio.core.jobs.client import run_in_worker
 
     return run_in_worker(kind, request, stderr_context(quiet=args.json), timeout_s=args.timeout)
 

@@ -3,7 +3,7 @@
 The run and profile commands belong to their own modules; they call :func:`add_plan_arg` in
 ``register`` and hand over to :func:`run_with_plan` when ``--plan`` is given. The plan (from
 ``npu-studio assign``) splits the model into per-backend segments that run chained in the worker
-process (:mod:`studio.core.partition_run`); a backend that refuses or fails its segment is exit 3.
+process (:mod:`studio.core.assignment.partitioned_run`); a backend that refuses or fails its segment is exit 3.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def add_plan_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_plan(path: str) -> Any:
-    from studio.core.assignment import Plan
+    from studio.core.assignment.scoring import Plan
     from studio.core.atomic import read_json_strict
 
     return Plan.from_json(read_json_strict(path, error_type=ConfigError), source=path)
@@ -32,7 +32,7 @@ def _load_plan(path: str) -> Any:
 
 def run_with_plan(args: argparse.Namespace, mode: str) -> int:
     """``mode`` 'run': one partitioned inference; 'profile': timed runs per segment/boundary."""
-    from studio.core.partition_run import profile_plan, run_plan
+    from studio.core.assignment.partitioned_run import profile_plan, run_plan
 
     if getattr(args, "config", None):
         raise BadInputError("--config cannot be combined with --plan (the plan fixes backends)")
@@ -42,7 +42,7 @@ def run_with_plan(args: argparse.Namespace, mode: str) -> int:
     shapes = parse_input_shapes(getattr(args, "input_shape", []) or []) or None
     feeds = None
     if getattr(args, "inputs", None):
-        from studio.core.feeds import load_arrays
+        from studio.core.engine.feeds import load_arrays
 
         feeds = load_arrays(args.inputs)
     ctx = stderr_context(quiet=getattr(args, "json", False))
@@ -69,7 +69,7 @@ def run_with_plan(args: argparse.Namespace, mode: str) -> int:
         return 0
     result = run_plan(args.model, plan, feeds, ctx, input_shapes=shapes, timeout_s=timeout)
     if getattr(args, "output", None):
-        from studio.core.feeds import save_outputs
+        from studio.core.engine.feeds import save_outputs
 
         names = list(result.outputs)
         save_outputs(args.output, names, [result.outputs[n] for n in names])

@@ -68,7 +68,7 @@ def test_bad_input_exits_2(model, tmp_path, capsys, extra, message):
 
 
 def test_dynamic_input_needs_input_shape_and_the_plan_remembers_it(tmp_path, capsys, monkeypatch):
-    from studio.core.partition_run import run_plan
+    from studio.core.assignment.partitioned_run import run_plan
 
     monkeypatch.setenv("NPU_STUDIO_CACHE_DIR", str(tmp_path / "cache"))
     model = builders.conv_relu()

@@ -16,9 +16,9 @@ from studio.core.accuracy import (
 )
 from studio.core.accuracy.jobs import analyse_job, auto_mp_job
 from studio.core.calibration import calibrate
-from studio.core.jobs import run_inline
+from studio.core.engine.sessions import make_session
+from studio.core.jobs.protocol import run_inline
 from studio.core.quantize import QuantPlan, build_qdq
-from studio.core.runtime import make_session
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from studio.core.assignment import Plan, Support, assign, cut_costs, plan_for
+from studio.core.assignment.scoring import Plan, Support, assign, cut_costs, plan_for
 from studio.core.errors import BackendUnavailableError, BadInputError, ConfigError
-from studio.core.model import ModelGraph
+from studio.core.model.graph import ModelGraph
 from studio.core.project import Constraints
 from tests import builders
 
@@ -132,8 +132,8 @@ def test_cut_cost_counts_tensors_live_across_the_cut(tmp_path):
 @pytest.mark.htp
 def test_measured_per_layer_times_from_real_profiles_replace_estimates(qdq_erf_probed):
     """Profiles from the profiling core (HTP cycles, CPU kernel times) feed the assignment."""
-    from studio.core.assignment import measured_from_runs
-    from studio.core.worker_client import run_in_worker
+    from studio.core.assignment.scoring import measured_from_runs
+    from studio.core.jobs.client import run_in_worker
 
     path, graph, report = qdq_erf_probed
     records = [

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from studio.core import backends
-from studio.core.backend_config import BackendConfig, is_quantized_model
-from studio.core.backends import REGISTRY, BackendStatus, probe_backends
+from studio.core.engine import registry as backends
+from studio.core.engine.config import BackendConfig, is_quantized_model
+from studio.core.engine.offload import OffloadReport, offload_report, parse_rejections
+from studio.core.engine.registry import REGISTRY, BackendStatus, probe_backends
 from studio.core.errors import BadInputError, ConfigError
-from studio.core.offload import OffloadReport, offload_report, parse_rejections
 from tests import builders
 
 
@@ -193,7 +193,7 @@ def test_offload_report_names_the_unsupported_node_and_why(qdq_models):
 
 @pytest.mark.htp
 def test_offload_report_full_offload_agrees_with_disabled_fallback(qdq_models):
-    from studio.core.runtime import make_session
+    from studio.core.engine.sessions import make_session
 
     report = offload_report(qdq_models["cnn"], "htp")
     assert report.full_offload, report.summary()
@@ -232,7 +232,7 @@ def test_parse_rejections_reads_qnn_log_blocks():
 def test_capture_fd2_sees_native_writes_and_echoes_them(capfd):
     import os
 
-    from studio.core.native_log import capture_fd2
+    from studio.core.jobs.native_log import capture_fd2
 
     with capture_fd2(echo=True) as outer:
         os.write(2, b"outer line\n")
@@ -245,8 +245,9 @@ def test_capture_fd2_sees_native_writes_and_echoes_them(capfd):
 
 def test_a_probe_killed_from_outside_is_not_cached(monkeypatch):
     """Closing a window kills every worker; a probe caught by that must not stick for the process."""
-    from studio.core import backends, worker_client
+    from studio.core.engine import registry as backends
     from studio.core.errors import JobFailedError
+    from studio.core.jobs import client as worker_client
 
     calls = []
 

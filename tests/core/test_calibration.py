@@ -17,7 +17,7 @@ from studio.core.calibration import (
     compute_range,
 )
 from studio.core.errors import BadInputError, JobCancelledError
-from studio.core.jobs import JobContext, run_inline
+from studio.core.jobs.protocol import JobContext, run_inline
 
 
 def _batches(seed: int = 0) -> list[np.ndarray]:

@@ -458,7 +458,7 @@ def test_ort_overrides_drive_quantize_static(tiny_model, tmp_path):
 
 
 def test_model_graph_is_accepted_as_the_model(model_path):
-    from studio.core.model import ModelGraph
+    from studio.core.model.graph import ModelGraph
 
     graph = ModelGraph.load(model_path)
     back, _ = parse_encodings(dump_encodings(full_set(), "aimet1"), "f.json", model=graph)

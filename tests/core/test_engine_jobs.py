@@ -6,14 +6,14 @@ import numpy as np
 import onnx
 import pytest
 
+from studio.core.engine.sessions import make_session
 from studio.core.errors import BackendUnavailableError, BadInputError
-from studio.core.jobs import JobContext
-from studio.core.runtime import make_session
-from studio.core.worker_client import run_in_worker
+from studio.core.jobs.client import run_in_worker
+from studio.core.jobs.protocol import JobContext
 from tests import builders
 from tests.core.test_toolchain import fake_sdk  # noqa: F401 - fixture
 
-E = "studio.core.engine_jobs:"
+E = "studio.core.engine.jobs:"
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +204,7 @@ def test_input_shape_fixes_a_dynamic_batch_model_for_htp(models, tmp_path):
 
 @pytest.mark.htp
 def test_unavailable_gpu_says_why_not_which_nodes(models):
-    from studio.core.backends import is_x86_host
+    from studio.core.engine.registry import is_x86_host
 
     if not is_x86_host():
         pytest.skip("an Adreno GPU may be present on an ARM host")

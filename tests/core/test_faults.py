@@ -18,12 +18,12 @@ import psutil
 import pytest
 
 from studio.core.errors import JobFailedError
-from studio.core.jobs import JobContext
-from studio.core.worker_client import WorkerProcess, live_workers, run_in_worker
+from studio.core.jobs.client import WorkerProcess, live_workers, run_in_worker
+from studio.core.jobs.protocol import JobContext
 from tests import builders
 
 CALIBRATE = "studio.core.calibration.collect:calibrate_job"
-COMPILE = "studio.core.engine_jobs:compile_bundle"
+COMPILE = "studio.core.engine.jobs:compile_bundle"
 PROFILE = "studio.core.profiling.job:profile_model"
 
 

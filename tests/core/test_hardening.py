@@ -12,7 +12,7 @@ import psutil
 import pytest
 from onnx import TensorProto, helper
 
-from studio.core.model import ModelGraph
+from studio.core.model.graph import ModelGraph
 
 STUDIO = Path(__file__).resolve().parents[2] / "studio"
 DEMO = STUDIO.parent / "resources" / "models" / "demo_cnn.onnx"

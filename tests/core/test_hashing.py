@@ -6,9 +6,9 @@ import hashlib
 
 import pytest
 
-from studio.core import model_io
 from studio.core.errors import BadInputError, ModelLoadError
 from studio.core.hashing import file_sha256
+from studio.core.model import loading as model_io
 
 
 def test_file_sha256_matches_hashlib_across_chunks(tmp_path):

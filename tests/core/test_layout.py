@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from studio.core import layout as lay
-from studio.core.model import ModelGraph
-from studio.core.synthetic import transformer_like
+from studio.core.model import layout as lay
+from studio.core.model.graph import ModelGraph
+from studio.core.model.synthetic import transformer_like
 from tests import builders
 
 

@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from studio.core.errors import ModelLoadError
-from studio.core.model import ModelGraph
+from studio.core.model.graph import ModelGraph
 from tests import builders
 
 DEMO = Path(__file__).resolve().parents[2] / "resources" / "models" / "demo_cnn.onnx"

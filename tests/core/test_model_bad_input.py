@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from studio.core.errors import ModelLoadError
-from studio.core.model import ModelGraph
+from studio.core.model.graph import ModelGraph
 from tests import bad_models
 
 

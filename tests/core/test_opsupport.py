@@ -7,10 +7,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from studio.core.assignment.probe import parse_placements, parse_units, qdq_owner
+from studio.core.assignment.support import OpSupportReport, probe_op_support, vtcm_warnings
 from studio.core.errors import ConfigError
-from studio.core.model import ModelGraph
-from studio.core.opsupport import OpSupportReport, probe_op_support, vtcm_warnings
-from studio.core.opsupport_probe import parse_placements, parse_units, qdq_owner
+from studio.core.model.graph import ModelGraph
 from tests import builders
 
 pytestmark = pytest.mark.htp
@@ -141,7 +141,7 @@ def test_signature_ignores_weight_values(tmp_path):
     del m.graph.output[:]
     m.graph.output.append(helper.make_tensor_value_info("z2", TensorProto.FLOAT, [1, 8, 16, 16]))
     g = ModelGraph.load(builders.save(m, tmp_path / "m.onnx"))
-    from studio.core.opsupport_probe import load_full_model, write_probes
+    from studio.core.assignment.probe import load_full_model, write_probes
 
     groups, failures = write_probes(g, load_full_model(g), tmp_path)
     assert not failures

@@ -8,11 +8,11 @@ import numpy as np
 import onnx
 import pytest
 
-from studio.core.assignment import plan_for
+from studio.core.assignment.partition import split_segments, write_segment_models
+from studio.core.assignment.partitioned_run import profile_plan, random_feeds, run_plan
+from studio.core.assignment.scoring import plan_for
+from studio.core.engine.sessions import make_session
 from studio.core.errors import BackendUnavailableError, ConfigError
-from studio.core.partition import split_segments, write_segment_models
-from studio.core.partition_run import profile_plan, random_feeds, run_plan
-from studio.core.runtime import make_session
 from tests import builders
 
 # One output quantum of the QDQ model: y = 0.5 * erf(r) with r quantised at scale 3/255, and
@@ -23,7 +23,7 @@ TOLERANCE = 2 * ONE_STEP
 
 
 def test_segments_are_valid_models_with_boundary_tensors(tmp_path):
-    from studio.core.model import ModelGraph
+    from studio.core.model.graph import ModelGraph
 
     graph = ModelGraph.load(builders.save(builders.qdq_conv_erf(), tmp_path / "m.onnx"))
     cpu_tail = {"r_DQ", "/tail/Erf", "/tail/Mul"}
@@ -71,8 +71,8 @@ def test_profile_reports_each_segment_and_boundary(qdq_erf_probed):
 
 
 def test_cpu_only_plan_is_exact(tmp_path):
-    from studio.core.assignment import Support, assign
-    from studio.core.model import ModelGraph
+    from studio.core.assignment.scoring import Support, assign
+    from studio.core.model.graph import ModelGraph
 
     path = builders.save(builders.small_cnn(), tmp_path / "cnn.onnx")
     graph = ModelGraph.load(path)
@@ -97,8 +97,8 @@ def test_backend_refusing_its_segment_is_a_clear_error(qdq_erf_probed):
 @pytest.mark.htp
 def test_five_segments_with_a_residual_crossing_two_boundaries(tmp_path):
     """HTP/CPU alternating on a residual block: the skip tensor feeds a segment two steps on."""
-    from studio.core.assignment import Support, assign
-    from studio.core.model import ModelGraph
+    from studio.core.assignment.scoring import Support, assign
+    from studio.core.model.graph import ModelGraph
     from studio.core.project import Constraints
 
     path = builders.save(builders.small_cnn(), tmp_path / "cnn.onnx")

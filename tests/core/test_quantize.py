@@ -11,9 +11,9 @@ from onnx import numpy_helper
 
 from studio.core.calibration import CalibrationStats, calibrate
 from studio.core.encodings import Encoding, EncodingSet
+from studio.core.engine.sessions import make_session
 from studio.core.errors import BadInputError, ConfigError
 from studio.core.quantize import QuantPlan, TensorOverride, build_qdq, encodings_of_qdq
-from studio.core.runtime import make_session
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "resources" / "models" / "demo_cnn.onnx"
@@ -191,7 +191,7 @@ def test_plan_json_roundtrip():
 
 
 def test_plan_encodings_from_a_model_graph(cnn_stats):
-    from studio.core.model import ModelGraph
+    from studio.core.model.graph import ModelGraph
 
     plan = QuantPlan(method="mse")
     graph = ModelGraph.load(cnn_stats.prepared_model)
@@ -206,7 +206,7 @@ def test_plan_encodings_from_a_model_graph(cnn_stats):
 
 
 def test_build_job_reports_full_coverage(cnn_stats, tmp_path):
-    from studio.core.jobs import job_kind, resolve_job, run_inline
+    from studio.core.jobs.protocol import job_kind, resolve_job, run_inline
     from studio.core.quantize.jobs import build_qdq_job
 
     assert resolve_job(job_kind(build_qdq_job)) is build_qdq_job

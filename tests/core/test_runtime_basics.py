@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from studio.core.engine.sessions import make_session, random_inputs
 from studio.core.errors import BadInputError
-from studio.core.runtime import make_session, random_inputs
 
 
 def test_cpu_session_runs(tiny_model):

@@ -13,10 +13,15 @@ import onnx
 import pytest
 
 from studio.core.errors import BadInputError, JobFailedError
-from studio.core.jobs import JobContext
-from studio.core.toolchain import compile_model, load_bundle, resolve_model_or_bundle, staging_dir
+from studio.core.jobs.protocol import JobContext
 from studio.core.toolchain import sdk as sdk_mod
 from studio.core.toolchain.bundle import input_specs, qdq_encodings
+from studio.core.toolchain.compile import (
+    compile_model,
+    load_bundle,
+    resolve_model_or_bundle,
+    staging_dir,
+)
 from studio.core.toolchain.embedded import context_nodes
 from tests import builders
 
@@ -427,7 +432,7 @@ def test_sdk_compile_converts_aimet_encodings_to_qnn_for_the_converter(fake_sdk,
 def test_bundle_still_runs_after_being_moved(bundle, tmp_path):
     import shutil
 
-    from studio.core.runtime import make_session, random_inputs
+    from studio.core.engine.sessions import make_session, random_inputs
 
     out, _, _ = bundle
     moved = tmp_path / "elsewhere" / "renamed_bundle"

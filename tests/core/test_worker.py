@@ -10,17 +10,17 @@ import time
 import psutil
 import pytest
 
-from studio.core import worker_client
 from studio.core.errors import (
     BadInputError,
     ConfigError,
     JobCancelledError,
     JobFailedError,
 )
-from studio.core.jobs import CancelToken, JobContext
-from studio.core.worker_client import WorkerProcess, kill_all_workers, live_workers, run_in_worker
+from studio.core.jobs import client as worker_client
+from studio.core.jobs.client import WorkerProcess, kill_all_workers, live_workers, run_in_worker
+from studio.core.jobs.protocol import CancelToken, JobContext
 
-T = "studio.core.testing_jobs:"
+T = "studio.core.jobs.testing:"
 
 
 def _collect() -> tuple[JobContext, list[str], list[tuple[float, str]]]:
@@ -145,7 +145,7 @@ def test_unknown_kind_and_non_job_are_refused():
     with pytest.raises(BadInputError, match="unknown job kind"):
         run_in_worker("os:system", {"cmd": "true"})
     with pytest.raises(BadInputError, match="unknown job kind"):
-        run_in_worker("studio.core.worker_client:kill_all_workers", {})
+        run_in_worker("studio.core.jobs.client:kill_all_workers", {})
 
 
 def test_kill_all_workers_stops_running_workers():

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from studio.core.model import ModelGraph
+from studio.core.model.graph import ModelGraph
 from studio.core.project import Project
 from studio.ui.backends.table import COL_BACKEND, COL_GPU, COL_HTP, COL_PIN, COL_REASON
 from studio.ui.backends.workspace import BackendsWorkspace
-from studio.ui.context import StudioContext
+from studio.ui.shell.context import StudioContext
 from tests import builders
 
 pytestmark = pytest.mark.htp
@@ -81,13 +81,13 @@ def test_probe_then_assign_colours_the_graph(qtbot, setup):
 
 
 def _segments(w):
-    from studio.core.partition import split_segments
+    from studio.core.assignment.partition import split_segments
 
     return split_segments(w.graph, w.plan.assignment)
 
 
 def test_export_plan_reads_back(qtbot, setup, tmp_path):
-    from studio.core.assignment import Plan
+    from studio.core.assignment.scoring import Plan
     from studio.core.atomic import read_json_strict
 
     _, w, _, _ = setup
@@ -138,7 +138,7 @@ def test_pin_to_unavailable_backend_fails_visibly(qtbot, setup):
 
 def test_assign_uses_the_projects_profile_runs(qtbot, setup):
     """A profile run saved in the project turns estimates into measured costs."""
-    from studio.core.worker_client import run_in_worker
+    from studio.core.jobs.client import run_in_worker
 
     ctx, w, _, _ = setup
     record = run_in_worker(
@@ -156,7 +156,7 @@ def test_assign_uses_the_projects_profile_runs(qtbot, setup):
 
 def test_jobs_go_through_the_studio_job_manager(qtbot, setup):
     """With the main window's JobManager the probe is a tracked job (Jobs dock, cancel)."""
-    from studio.ui.jobs import JobManager
+    from studio.ui.jobs.manager import JobManager
 
     ctx, w, _, _ = setup
     ctx.jobs = JobManager()

@@ -11,16 +11,16 @@ from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from studio.core.errors import StudioError
-from studio.core.jobs import run_inline
-from studio.core.model import ModelGraph
+from studio.core.jobs.protocol import run_inline
+from studio.core.model.graph import ModelGraph
 from studio.core.profiling.job import profile_model
 from studio.core.profiling.records import ProfileRun
-from studio.ui.context import StudioContext
 from studio.ui.graph import colormaps, styles
 from studio.ui.graph.export import graph_target
 from studio.ui.graph.workspace import GraphWorkspace
 from studio.ui.profiling.view_data import overlay_for
-from studio.ui.theme import apply_theme
+from studio.ui.shell.context import StudioContext
+from studio.ui.widgets.theme import apply_theme
 
 SHOTS = Path("/tmp/shots")
 
@@ -125,7 +125,7 @@ def test_png_of_the_graph_with_a_measured_heat_overlay(
 
 
 def test_a_tall_graph_is_cut_into_columns_between_rows(qtbot, ws, tmp_path):
-    from studio.core.synthetic import transformer_like
+    from studio.core.model.synthetic import transformer_like
     from studio.ui.graph.export import plan_picture
     from tests import builders
 

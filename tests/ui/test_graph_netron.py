@@ -8,10 +8,10 @@ import urllib.request
 import pytest
 from PySide6.QtGui import QDesktopServices
 
-from studio.core.model import ModelGraph
-from studio.ui.context import StudioContext
+from studio.core.model.graph import ModelGraph
 from studio.ui.graph import netron_tab
 from studio.ui.graph.workspace import GraphWorkspace
+from studio.ui.shell.context import StudioContext
 
 
 def _server_socket_host(address):

@@ -7,12 +7,12 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor
 
-from studio.core import layout as lay
-from studio.core.model import ModelGraph
-from studio.core.synthetic import transformer_like
-from studio.ui.context import StudioContext
+from studio.core.model import layout as lay
+from studio.core.model.graph import ModelGraph
+from studio.core.model.synthetic import transformer_like
 from studio.ui.graph import styles
 from studio.ui.graph.workspace import GraphWorkspace
+from studio.ui.shell.context import StudioContext
 from tests import builders
 
 SHOTS = "/tmp/shots"

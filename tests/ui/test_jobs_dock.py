@@ -9,13 +9,13 @@ import psutil
 import pytest
 from PySide6.QtCore import Qt
 
-from studio.core.jobs import JobContext
-from studio.core.worker_client import live_workers
-from studio.ui.backend_panel import BackendPanel
-from studio.ui.jobs import CANCELLED, DONE, FAILED, JobManager
-from studio.ui.jobs_dock import JobsDock
+from studio.core.jobs.client import live_workers
+from studio.core.jobs.protocol import JobContext
+from studio.ui.jobs.dock import JobsDock
+from studio.ui.jobs.manager import CANCELLED, DONE, FAILED, JobManager
+from studio.ui.widgets.backend_panel import BackendPanel
 
-T = "studio.core.testing_jobs:"
+T = "studio.core.jobs.testing:"
 SHOTS = "/tmp/shots"
 
 
@@ -167,7 +167,7 @@ def test_backend_panel_lists_probe_results_screenshot(qtbot):
 def test_tracked_external_job_reports_from_its_own_thread(qtbot, manager):
     import threading
 
-    from studio.core.jobs import CancelToken
+    from studio.core.jobs.protocol import CancelToken
 
     token = CancelToken()
     dock = JobsDock(manager)

@@ -10,9 +10,9 @@ from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QUndoCommand
 
 from studio.core import project as proj
-from studio.ui import dialogs
 from studio.ui.graph.workspace import GraphWorkspace
-from studio.ui.main_window import MainWindow
+from studio.ui.shell import dialogs
+from studio.ui.shell.main_window import MainWindow
 from tests import bad_models
 
 
@@ -249,7 +249,7 @@ def test_moved_model_is_located_and_changed_model_is_asked_about(
 
 
 def test_jobs_dock_starts_compact_and_its_height_is_remembered(qtbot, win, tmp_path, monkeypatch):
-    from studio.ui.main_window import DOCK_HEIGHT
+    from studio.ui.shell.main_window import DOCK_HEIGHT
 
     dock = win.jobs_dock
     qtbot.wait(100)  # the first layout pass after show

@@ -15,11 +15,11 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
 from studio.core.errors import StudioError
-from studio.core.model import ModelGraph
+from studio.core.model.graph import ModelGraph
 from studio.core.profiling.records import ProfileRun
-from studio.ui.context import StudioContext
 from studio.ui.profiling.workspace import ProfilingWorkspace
-from studio.ui.theme import apply_theme
+from studio.ui.shell.context import StudioContext
+from studio.ui.widgets.theme import apply_theme
 from tests import builders
 
 SHOTS = Path("/tmp/shots")
@@ -274,7 +274,7 @@ def test_rename_runs_in_the_history_undoably(qtbot, cnn_path, tmp_path):
 
 
 def test_profile_through_the_main_windows_job_manager(qtbot, cnn_path):
-    from studio.ui.jobs import JobManager
+    from studio.ui.jobs.manager import JobManager
 
     ctx, w = _workspace(qtbot, cnn_path)
     ctx.jobs = JobManager()
@@ -300,7 +300,7 @@ def test_profile_through_the_main_windows_job_manager(qtbot, cnn_path):
 
 
 def test_latency_plots_fill_while_the_profile_is_still_measuring(qtbot, cnn_path):
-    from studio.ui.jobs import JobManager
+    from studio.ui.jobs.manager import JobManager
 
     ctx, w = _workspace(qtbot, cnn_path)
     ctx.jobs = JobManager()
@@ -359,7 +359,7 @@ def test_a_run_the_project_cannot_store_is_kept_and_the_user_told(qtbot, cnn_pat
 
 
 def test_gpu_is_shown_unavailable_with_the_probe_reason(qtbot, cnn_path):
-    from studio.core.backends import probe_backends
+    from studio.core.engine.registry import probe_backends
 
     _, w = _workspace(qtbot, cnn_path)
     statuses = {s.name: s for s in probe_backends()}
@@ -376,7 +376,7 @@ def test_gpu_is_shown_unavailable_with_the_probe_reason(qtbot, cnn_path):
 
 def test_a_run_forced_onto_an_absent_gpu_fails_and_shows_no_numbers(qtbot, cnn_path):
     """Even if the combo were bypassed, a GPU that is not there gives an error, never figures."""
-    from studio.core.backends import probe_backends
+    from studio.core.engine.registry import probe_backends
 
     if next(s for s in probe_backends() if s.name == "gpu").available:
         pytest.skip("this machine has a QNN GPU")

@@ -13,11 +13,11 @@ from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication, QComboBox, QLineEdit
 
 from studio.core.encodings import Encoding, EncodingSet, load_encodings, save_encodings
-from studio.core.model import ModelGraph
+from studio.core.model.graph import ModelGraph
 from studio.core.quantize import QuantPlan
-from studio.ui.context import StudioContext
 from studio.ui.quant.table import COL, TENSOR_ROLE
 from studio.ui.quant.workspace import QuantizationWorkspace
+from studio.ui.shell.context import StudioContext
 
 DEMO = Path(__file__).resolve().parents[2] / "resources" / "models" / "demo_cnn.onnx"
 ADD = "/res/Add_output_0"  # an activation of the demo model (Add before a Relu)
@@ -423,7 +423,7 @@ def test_export_roundtrip_and_project_autosave(qtbot, ws, ctx, tmp_path):
 def test_screenshot(qtbot, ws, ctx):
     from PySide6.QtWidgets import QApplication
 
-    from studio.ui.theme import palette
+    from studio.ui.widgets.theme import palette
 
     QApplication.instance().setPalette(palette())
     QApplication.instance().setStyle("Fusion")
@@ -436,7 +436,7 @@ def test_screenshot(qtbot, ws, ctx):
 
 
 def test_jobs_go_through_the_job_manager(qtbot, ws, ctx):
-    from studio.ui.jobs import JobManager
+    from studio.ui.jobs.manager import JobManager
 
     ctx.jobs = JobManager()
     progress = []
@@ -654,8 +654,7 @@ def test_auto_mix_dialog_offers_cycles_only_where_htp_is(qtbot, ws):
 
 @pytest.mark.htp
 def test_auto_mix_with_htp_cycles_plots_the_cycles_axis(qtbot, ws, monkeypatch):
-    from studio.core import worker_client
-
+    from studio.core.jobs import client as worker_client
     requests = []
     real = worker_client.run_in_worker
 

@@ -69,10 +69,10 @@ def parse_pins(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.core.assignment import measured_from_profile, plan_for
+    from studio.core.assignment.scoring import measured_from_profile, plan_for
+    from studio.core.assignment.support import probe_op_support
     from studio.core.atomic import atomic_write_json, read_json_strict
-    from studio.core.model import ModelGraph
-    from studio.core.opsupport import probe_op_support
+    from studio.core.model.graph import ModelGraph
     from studio.core.project import Constraints
 
     if args.latency_budget_ms is not None and args.latency_budget_ms <= 0:

@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.offload:
         return _offload(args)
-    from studio.core.backends import probe_backends
+    from studio.core.engine.registry import probe_backends
 
     statuses = probe_backends(refresh=args.refresh)
     if args.json:
@@ -57,11 +57,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _offload(args: argparse.Namespace) -> int:
-    from studio.core.worker_client import run_in_worker
+    from studio.core.jobs.client import run_in_worker
 
     request = {"model": args.offload, "backend": args.backend, "config": args.config}
     result = run_in_worker(
-        "studio.core.engine_jobs:offload", request, stderr_context(quiet=args.json)
+        "studio.core.engine.jobs:offload", request, stderr_context(quiet=args.json)
     )
     if args.json:
         print_json(result)

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         "encodings": args.encodings,
         "input_shapes": parse_input_shapes(args.input_shape),
     }
-    result = run_job("studio.core.engine_jobs:compile_bundle", request, args)
+    result = run_job("studio.core.engine.jobs:compile_bundle", request, args)
     if args.json:
         print_json(result)
         return 0

@@ -87,7 +87,7 @@ def format_summary(s: dict[str, Any], top: int = 15) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.core.model import ModelGraph
+    from studio.core.model.graph import ModelGraph
 
     shapes = parse_input_shapes(args.input_shape)
     graph = ModelGraph.load(args.model, input_shapes=shapes or None)

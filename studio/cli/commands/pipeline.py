@@ -45,7 +45,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.core.profiling.pipeline import run_pipeline
+    from studio.core.workflows.pipeline import run_pipeline
 
     result = run_pipeline(
         args.model,

@@ -89,14 +89,14 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     if args.plan:
         return run_with_plan(args, "profile")
-    from studio.core.jobs import job_kind, run_inline
-    from studio.core.model import ModelGraph
+    from studio.core.jobs.client import run_in_worker
+    from studio.core.jobs.protocol import job_kind, run_inline
+    from studio.core.model.graph import ModelGraph
     from studio.core.profiling.export import export_run
     from studio.core.profiling.job import profile_model
     from studio.core.profiling.records import ProfileRun
-    from studio.core.profiling.report import write_report
     from studio.core.profiling.suggestions import suggest
-    from studio.core.worker_client import run_in_worker
+    from studio.core.workflows.report import write_report
 
     # Saved runs to compare are read first: a bad file fails fast, before minutes of measuring.
     others = [ProfileRun.load(p) for p in args.compare]

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         "sdk": args.sdk,
         "seed": args.seed,
     }
-    result = run_job("studio.core.engine_jobs:run", request, args)
+    result = run_job("studio.core.engine.jobs:run", request, args)
     if args.json:
         print_json(result)
         return 0

@@ -23,7 +23,7 @@ import numpy as np
 from studio.core.accuracy.report import SqnrReport, _num, _unnum
 from studio.core.accuracy.sqnr import Analyser
 from studio.core.calibration import CalibrationStats
-from studio.core.jobs import JobContext
+from studio.core.jobs.protocol import JobContext
 from studio.core.quantize import QuantPlan, TensorOverride, build_qdq
 
 SCHEMA_VERSION = 1

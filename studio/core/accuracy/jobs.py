@@ -20,7 +20,7 @@ from studio.core.accuracy.sqnr import Analyser
 from studio.core.calibration import CalibrationSource, CalibrationStats, Preprocess
 from studio.core.calibration.collect import load_fixed, model_inputs
 from studio.core.errors import BadInputError
-from studio.core.jobs import JobContext, job
+from studio.core.jobs.protocol import JobContext, job
 from studio.core.quantize import QuantPlan
 
 DEFAULT_EVAL_SAMPLES = 8

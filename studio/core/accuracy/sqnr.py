@@ -37,9 +37,9 @@ from studio.core.accuracy.taps import (
     qdq_pairs,
     weight_sqnr,
 )
+from studio.core.engine.sessions import make_session
 from studio.core.errors import BadInputError
-from studio.core.jobs import JobContext
-from studio.core.runtime import make_session
+from studio.core.jobs.protocol import JobContext
 
 _BATCH = 8  # samples stacked per CPU run (and per float/QDQ phase)
 _BATCH_DIM = "sqnr_batch"

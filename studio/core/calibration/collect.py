@@ -40,9 +40,9 @@ from studio.core.calibration.stats import (
     default_cache_dir,
 )
 from studio.core.errors import BadInputError, ModelLoadError
-from studio.core.jobs import JobContext, job
-from studio.core.model import check_model_file
-from studio.core.model_io import file_sha256
+from studio.core.jobs.protocol import JobContext, job
+from studio.core.model.graph import check_model_file
+from studio.core.model.loading import file_sha256
 
 # stack up to this many samples / bytes of activations before one histogram pass per tensor
 _FLUSH_SAMPLES = 16

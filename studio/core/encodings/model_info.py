@@ -3,7 +3,7 @@
 Files from AIMET 1.0.0 and QNN carry no per-channel axis and do not say which parameters are
 biases; the consuming op does. :class:`ModelView` answers those questions from the ONNX graph
 (top-level graph only; weights' data is never loaded, only their dims), for a
-``studio.core.model.ModelGraph``, an ``onnx.ModelProto`` or a path.
+``studio.core.model.graph.ModelGraph``, an ``onnx.ModelProto`` or a path.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import onnx
 
 from studio.core.encodings.encoding_set import EncodingSet
 from studio.core.errors import EncodingsError, ModelLoadError
-from studio.core.quant_rules import is_quantised_input
+from studio.core.model.quant_rules import is_quantised_input
 
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
 # op -> input index -> (role, channel axis; negative counts from the end)

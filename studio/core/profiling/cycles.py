@@ -22,9 +22,9 @@ import gc
 import tempfile
 from pathlib import Path
 
+from studio.core.engine.sessions import make_session, random_inputs
 from studio.core.errors import BackendUnavailableError, BadInputError
-from studio.core.profiling.qnn_csv import QnnBlock, parse_qnn_csv
-from studio.core.runtime import make_session, random_inputs
+from studio.core.profiling.readers.qnn_csv import QnnBlock, parse_qnn_csv
 
 DEFAULT_RUNS = 10
 

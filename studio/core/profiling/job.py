@@ -29,15 +29,15 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from studio.core.engine.sessions import BACKENDS, QNN_EP, make_session, random_inputs, register_qnn
 from studio.core.errors import BackendUnavailableError, BadInputError
-from studio.core.jobs import JobContext, job
-from studio.core.model import ModelGraph
+from studio.core.jobs.protocol import JobContext, job
+from studio.core.model.graph import ModelGraph
 from studio.core.profiling.layers import profile_layers
 from studio.core.profiling.measure import measure_loop, peak_rss_mb, rss_mb
-from studio.core.profiling.ort_profile import parse_ort_profile
+from studio.core.profiling.readers.ort_profile import parse_ort_profile
 from studio.core.profiling.records import ProfileRun
 from studio.core.profiling.stats import downsample, latency_stats, timeline_bins
-from studio.core.runtime import BACKENDS, QNN_EP, make_session, random_inputs, register_qnn
 
 SIMULATION_NOTE = (
     "HTP simulated on x86-64: cycle counts are the simulator's, wall times are this host's "
@@ -88,9 +88,8 @@ def _resolve(request: dict[str, Any], source: str) -> tuple[str, str, dict[str, 
     compiled with; a backend_config.json (``config``) adds its options; explicit
     ``provider_options`` / ``session_config`` in the request win over both.
     """
-    from studio.core.backend_config import is_quantized_model, load_backend_config
-    from studio.core.toolchain import resolve_model_or_bundle
-
+    from studio.core.engine.config import is_quantized_model, load_backend_config
+    from studio.core.toolchain.compile import resolve_model_or_bundle
     model, bundle = resolve_model_or_bundle(source)
     request["_bundle"] = bundle.get("bundle")
     backend = str(request.get("backend") or bundle.get("backend") or "htp")
@@ -169,7 +168,7 @@ def _session_model(model: str, backend: str, shapes: Any, scratch: Path) -> tupl
     """The file the sessions open: QNN needs static shapes, so ``input_shapes`` fix a copy."""
     if backend == "cpu" or not shapes:
         return model, ""
-    from studio.core.feeds import fix_input_shapes, needs_fixed_shapes
+    from studio.core.engine.feeds import fix_input_shapes, needs_fixed_shapes
 
     if not needs_fixed_shapes(model, shapes):
         return model, ""

@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.core.jobs import JobContext
+from studio.core.engine.sessions import QNN_EP, make_session
+from studio.core.jobs.protocol import JobContext
 from studio.core.profiling.mapping import BackendOp, build_layer_rows
-from studio.core.profiling.ort_profile import OrtProfile, parse_ort_profile
-from studio.core.profiling.qnn_csv import QnnProfile, parse_qnn_csv
-from studio.core.profiling.qnn_dump import read_qnn_graph_dump
+from studio.core.profiling.readers.ort_profile import OrtProfile, parse_ort_profile
+from studio.core.profiling.readers.qnn_csv import QnnProfile, parse_qnn_csv
+from studio.core.profiling.readers.qnn_dump import read_qnn_graph_dump
 from studio.core.profiling.records import LayerRow
 from studio.core.profiling.stats import value_stats
-from studio.core.runtime import QNN_EP, make_session
 
 
 @dataclass
@@ -103,7 +103,7 @@ def ort_optimized_graph(
     import onnx
     import onnxruntime as ort
 
-    from studio.core.runtime import GRAPH_OPT_LEVELS
+    from studio.core.engine.sessions import GRAPH_OPT_LEVELS
 
     so = ort.SessionOptions()
     so.log_severity_level = 3

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from studio.core.errors import BadInputError
-from studio.core.jobs import JobContext
+from studio.core.jobs.protocol import JobContext
 
 try:
     import resource

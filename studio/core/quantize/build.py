@@ -31,7 +31,7 @@ import onnx
 from studio.core.calibration import CalibrationStats
 from studio.core.encodings import Encoding, EncodingSet
 from studio.core.errors import BadInputError, EncodingsError
-from studio.core.jobs import JobContext
+from studio.core.jobs.protocol import JobContext
 from studio.core.quantize.plan import QuantPlan
 from studio.core.quantize.readback import encodings_of_qdq
 
@@ -230,8 +230,8 @@ def check_htp_offload(qdq_path: str | Path) -> tuple[bool, str]:
     Returns (True, "") or (False, the reason QNN/ORT gave, e.g. which nodes it refused): 16-bit
     Conv weights, for one, are refused by the HTP backend of onnxruntime-qnn 2.7.
     """
+    from studio.core.engine.sessions import make_session
     from studio.core.errors import BackendUnavailableError
-    from studio.core.runtime import make_session
 
     try:
         make_session(qdq_path, "htp", disable_cpu_fallback=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from studio.core.calibration import CalibrationStats
-from studio.core.jobs import JobContext, job
+from studio.core.jobs.protocol import JobContext, job
 from studio.core.quantize.build import build_coverage, build_qdq, check_htp_offload
 from studio.core.quantize.plan import QuantPlan
 

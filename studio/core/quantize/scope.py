@@ -5,7 +5,7 @@ per-op quantisers decide which inputs get a Q/DQ pair. A Clip's min/max, a Resiz
 Pad's constant are float initializers but never quantised on their own (the op keeps them
 float, or derives them from its data input); Conv/Gemm/MatMul weights and biases and the
 operands of elementwise ops are. Listing every float initializer shows the user "weights" that no edit could ever affect. The rule
-table itself lives in :mod:`studio.core.quant_rules`, shared with the encodings coverage report.
+table itself lives in :mod:`studio.core.model.quant_rules`, shared with the encodings coverage report.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import onnx
 from studio.core.calibration.collect import PREPARE_VERSION, prepare_model
 from studio.core.calibration.stats import default_cache_dir
 from studio.core.errors import ModelLoadError
-from studio.core.model_io import file_sha256
-from studio.core.quant_rules import is_quantised_input
+from studio.core.model.loading import file_sha256
+from studio.core.model.quant_rules import is_quantised_input
 
 _FLOAT = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
 

@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 
 from studio.core.errors import BackendUnavailableError, JobFailedError
-from studio.core.jobs import JobContext
+from studio.core.jobs.protocol import JobContext
 from studio.core.toolchain.bundle import CONTEXT_DIR
 
 EP_CONTEXT_OP = "EPContext"
@@ -78,8 +78,8 @@ def compile_embedded(
     Returns the offload report, file names and the verification figures (max |difference| between
     the context model and the source model on the backend, and vs the CPU reference).
     """
-    from studio.core.offload import offload_report
-    from studio.core.runtime import make_session, random_inputs
+    from studio.core.engine.offload import offload_report
+    from studio.core.engine.sessions import make_session, random_inputs
 
     ctx = ctx or JobContext()
     src = Path(model_path)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from studio.core.errors import BackendUnavailableError, BadInputError, JobFailedError
-from studio.core.jobs import JobContext
+from studio.core.jobs.protocol import JobContext
 
 HOST_TARGET = "x86_64-linux-clang"
 SDK_ENV = "QNN_SDK_ROOT"

@@ -14,7 +14,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from studio.core.errors import JobCancelledError, StudioError
-from studio.core.jobs import CancelToken, JobContext
+from studio.core.jobs.protocol import CancelToken, JobContext
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 
-from studio.ui.table_model import ColumnsTableModel, Index
+from studio.ui.widgets.table_model import ColumnsTableModel, Index
 
 BACKENDS = ("htp", "gpu", "cpu")
 COLUMNS = ("Node", "Op", "MACs", "HTP", "GPU", "CPU", "Backend", "Pinned", "Reason")

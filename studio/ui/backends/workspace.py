@@ -1,7 +1,7 @@
 """The Backends workspace: which backend can run each node, where each node goes, and why.
 
-Thin by design: "Probe op support" runs :func:`studio.core.opsupport.probe_op_support` (real QNN
-compiles, in the worker) and "Assign" runs :func:`studio.core.assignment.plan_for` off the UI
+Thin by design: "Probe op support" runs :func:`studio.core.assignment.support.probe_op_support` (real QNN
+compiles, in the worker) and "Assign" runs :func:`studio.core.assignment.scoring.plan_for` off the UI
 thread; this page shows their results, edits constraints and pins (undoable, saved in the
 project), and colours the graph by backend through the shared context.
 """
@@ -51,7 +51,7 @@ def project_measurements(project: Any, graph: Any) -> dict[str, dict[str, float]
 
     Runs that cannot be read are skipped: a damaged run file must not block an assignment.
     """
-    from studio.core.assignment import measured_from_runs
+    from studio.core.assignment.scoring import measured_from_runs
     from studio.core.errors import StudioError
 
     if project is None or not getattr(project, "runs", None):
@@ -314,7 +314,7 @@ class BackendsWorkspace(QWidget):
         """Probe op support on HTP and GPU (real compiles in the worker process)."""
         if self.graph is None:
             return
-        from studio.core.opsupport import probe_op_support
+        from studio.core.assignment.support import probe_op_support
 
         graph = self.graph
         self._run(
@@ -327,8 +327,8 @@ class BackendsWorkspace(QWidget):
         """Assign under the current constraints (probing first when nothing was probed yet)."""
         if self.graph is None:
             return
-        from studio.core.assignment import plan_for
-        from studio.core.opsupport import probe_op_support
+        from studio.core.assignment.scoring import plan_for
+        from studio.core.assignment.support import probe_op_support
 
         graph, report, constraints = self.graph, self.report, self.constraints()
         project = getattr(self.ctx, "project", None) if self.use_profiles.isChecked() else None
@@ -343,7 +343,7 @@ class BackendsWorkspace(QWidget):
         """Execute the plan: segments chained in the worker, timed per segment and boundary."""
         if self.graph is None or self.plan is None:
             return
-        from studio.core.partition_run import profile_plan
+        from studio.core.assignment.partitioned_run import profile_plan
 
         path, plan = str(self.graph.path), self.plan
         shapes = dict(getattr(self.ctx, "input_shapes", {}) or {}) or None

@@ -18,7 +18,7 @@ from PySide6.QtGui import QColor, QImage, QPainter
 from studio.core.atomic import atomic_write_bytes
 from studio.core.errors import StudioError
 from studio.ui.graph import styles
-from studio.ui.theme import COLORS
+from studio.ui.widgets.theme import COLORS
 
 MARGIN = 16
 MAX_SCALE = 1.5  # a small graph is enlarged at most this much (boxes stay crisp, not blown up)

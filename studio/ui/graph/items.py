@@ -26,7 +26,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
-from studio.core import layout as lay
+from studio.core.model import layout as lay
 from studio.ui.graph import styles
 from studio.ui.graph.paths import arrows_path, curves_path, polylines_path, rects_path
 

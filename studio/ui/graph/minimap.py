@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QWidget
 
 from studio.ui.graph import styles
 from studio.ui.graph.view import GraphView
-from studio.ui.theme import COLORS
+from studio.ui.widgets.theme import COLORS
 
 MAX_STRETCH = 3.0
 

@@ -19,9 +19,9 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QLinearGradient, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
-from studio.core import layout as lay
+from studio.core.model import layout as lay
 from studio.ui.graph import colormaps
-from studio.ui.theme import COLORS
+from studio.ui.widgets.theme import COLORS
 
 BUILTIN = {
     "MACs per node": ("macs", "MACs", "magma"),

@@ -22,7 +22,7 @@ from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGraphicsScene
 
-from studio.core import layout as lay
+from studio.core.model import layout as lay
 from studio.ui.graph import styles
 from studio.ui.graph.items import Band, GraphItem, MarkItem
 

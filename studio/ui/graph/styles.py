@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtGui import QColor, QFont
 
-from studio.ui.theme import COLORS
+from studio.ui.widgets.theme import COLORS
 
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "layer": ("Conv", "ConvTranspose", "Gemm", "MatMul", "MatMulInteger", "QLinearConv",

@@ -1,7 +1,7 @@
 """The Graph workspace: the model drawn natively (and in Netron), searchable, with overlays.
 
 It listens to the StudioContext only: ``model_changed`` lays the new model out on a worker thread
-(``studio.core.layout.compute``), ``node_selected`` from any workspace centres and highlights the
+(``studio.core.model.layout.compute``), ``node_selected`` from any workspace centres and highlights the
 node, ``overlay_changed``/``badges_changed`` colour and tag nodes without re-layout. A click here
 calls ``ctx.select_node`` so the other workspaces follow.
 """
@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core import layout as lay
+from studio.core.model import layout as lay
 from studio.ui.graph import colormaps
 from studio.ui.graph.canvas import GraphCanvas
 from studio.ui.graph.export import ask_and_save_png, render_graph_png
@@ -33,7 +33,7 @@ from studio.ui.graph.netron_tab import NetronTab
 from studio.ui.graph.overlay import BUILTIN, Overlay, builtin_overlay, vertex_values
 from studio.ui.graph.properties import PropertiesPanel
 from studio.ui.graph.search import SearchBar, find_nodes
-from studio.ui.model_loader import ModelLoader
+from studio.ui.shell.model_loader import ModelLoader
 
 NO_OVERLAY = "No overlay"
 MAX_LEVELS = 6

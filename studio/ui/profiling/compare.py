@@ -34,8 +34,8 @@ from studio.core.profiling.compare import Comparison, compare_runs
 from studio.core.profiling.records import ProfileRun
 from studio.ui.profiling.plots import SERIES, OverlaidHistograms
 from studio.ui.profiling.view_data import fmt_count, fmt_ms, run_tag
-from studio.ui.table_model import ColumnsTableModel, Index
-from studio.ui.theme import COLORS
+from studio.ui.widgets.table_model import ColumnsTableModel, Index
+from studio.ui.widgets.theme import COLORS
 
 _FASTER = QColor(COLORS["ok"])
 _SLOWER = QColor(COLORS["error"])

@@ -40,7 +40,7 @@ class _ProbeRunnable(QRunnable):
 
     def run(self) -> None:
         try:
-            from studio.core.backends import probe_backends
+            from studio.core.engine.registry import probe_backends
 
             self.bridge.done.emit(probe_backends())
         except Exception as exc:  # noqa: BLE001 - shown in the combo's tooltip

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from studio.core.profiling.records import ProfileRun
 from studio.ui.profiling import view_data as vd
-from studio.ui.theme import COLORS
+from studio.ui.widgets.theme import COLORS
 
 SIM_NOTE = "cycle counts are the simulator's, wall times are this host's"
 

@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
 
 from studio.core.profiling.records import MEASURE_CYCLES, LayerRow, ProfileRun
 from studio.ui.profiling.view_data import fmt_count
-from studio.ui.table_model import ColumnsTableModel, Index
-from studio.ui.theme import COLORS
+from studio.ui.widgets.table_model import ColumnsTableModel, Index
+from studio.ui.widgets.theme import COLORS
 
 COLUMNS = ("Node", "Op", "Backend", "Cycles", "Time (µs)", "Share", "MACs", "Cycles/MAC", "Note")
 NUMERIC = {3, 4, 5, 6, 7}

@@ -14,7 +14,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics
 
 from studio.core.profiling.records import MEASURE_CYCLES, ProfileRun
 from studio.ui.profiling import view_data as vd
-from studio.ui.theme import COLORS
+from studio.ui.widgets.theme import COLORS
 
 PLOT_BG = COLORS["base"]
 PLOT_FG = COLORS["text"]

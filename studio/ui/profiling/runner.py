@@ -14,7 +14,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from studio.core.errors import JobCancelledError, StudioError
-from studio.core.jobs import CancelToken, JobContext, job_kind
+from studio.core.jobs.protocol import CancelToken, JobContext, job_kind
 from studio.core.profiling.job import profile_model
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class _WorkerRunnable(QRunnable):
         self.token = token
 
     def run(self) -> None:
-        from studio.core.worker_client import run_in_worker
+        from studio.core.jobs.client import run_in_worker
 
         jctx = JobContext(token=self.token)
         jctx.on_progress = lambda f, t: self.bridge.progress.emit(f, jctx.stage, t)
@@ -150,7 +150,7 @@ class _GraphRunnable(QRunnable):
         self.bridge = bridge
 
     def run(self) -> None:
-        from studio.core.model import ModelGraph
+        from studio.core.model.graph import ModelGraph
 
         try:
             graph = ModelGraph.load(self.path)

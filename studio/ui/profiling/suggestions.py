@@ -14,7 +14,7 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from studio.ui.theme import COLORS
+from studio.ui.widgets.theme import COLORS
 
 _KIND = {
     "hotspot": ("HOTSPOT", COLORS["accent"]),

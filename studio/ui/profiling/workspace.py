@@ -43,7 +43,7 @@ from studio.ui.profiling.plots import HistogramPlot, LatencyPlot, OpTypePlot, Sl
 from studio.ui.profiling.runner import GraphCache, ProfileRunner
 from studio.ui.profiling.suggestions import SuggestionsPanel
 from studio.ui.profiling.view_data import LiveLatencies, overlay_for
-from studio.ui.theme import COLORS
+from studio.ui.widgets.theme import COLORS
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ REPORT_PNG_SIZE = (1080, 1000)
 
 
 class ProfilingWorkspace(QWidget):
-    """The Profiling tab of the main window (``studio.ui.workspaces``)."""
+    """The Profiling tab of the main window (``studio.ui.shell.workspaces``)."""
 
     def __init__(self, ctx: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -393,7 +393,7 @@ class ProfilingWorkspace(QWidget):
 
     def _write_html(self, path: Path) -> Path:
         """The core's self-contained report: this run first, then the compared runs, if any."""
-        from studio.core.profiling.report import write_report
+        from studio.core.workflows.report import write_report
 
         others = [r for r in self.compare.runs if r.id != self.run.id]
         suggestions = [c.suggestion for c in self.suggestions.cards]
@@ -449,7 +449,7 @@ class ProfilingWorkspace(QWidget):
         """The profiled model's graph for the report, loaded here if not yet (user action)."""
         graph = self.graphs.graphs.get(self.graphs.key(path))
         if graph is None and not self.graphs.known(path):
-            from studio.core.model import ModelGraph
+            from studio.core.model.graph import ModelGraph
 
             try:
                 graph = ModelGraph.load(path)

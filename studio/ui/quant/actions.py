@@ -16,10 +16,10 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QFileDialog
 
-from studio.core.backends import is_x86_host
 from studio.core.calibration import CalibrationStats
 from studio.core.calibration import calibrate as core_calibrate
 from studio.core.encodings import coverage, load_encodings, save_encodings
+from studio.core.engine.registry import is_x86_host
 from studio.core.errors import StudioError
 from studio.core.profiling.cycles import DEFAULT_RUNS
 from studio.core.quantize import QuantPlan
@@ -193,7 +193,7 @@ def analyse(ws, backend: str = "cpu") -> None:
         if backend != "cpu":
             # QNN runs native code that may crash: in the worker process, never in the GUI
             from studio.core.accuracy import SqnrReport
-            from studio.core.worker_client import run_in_worker
+            from studio.core.jobs.client import run_in_worker
 
             request = {
                 "float_model": str(stats.prepared_model),
@@ -280,7 +280,7 @@ def auto_mix(
     def job(jctx):
         if backend != "cpu" or cycles:  # every step runs on QNN: in the worker process
             from studio.core.accuracy import AutoMpResult
-            from studio.core.worker_client import run_in_worker
+            from studio.core.jobs.client import run_in_worker
 
             request = {
                 "stats_dir": str(stats.folder),

@@ -27,9 +27,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.backends import is_x86_host
 from studio.core.calibration import METHODS, RANDOM_WARNING
 from studio.core.encodings import FORMATS
+from studio.core.engine.registry import is_x86_host
 from studio.core.profiling.cycles import DEFAULT_RUNS
 from studio.ui.quant.style import color
 

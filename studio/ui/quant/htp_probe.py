@@ -17,7 +17,7 @@ class _Probe(QRunnable):
 
     def run(self) -> None:  # on a pool thread
         try:
-            from studio.core.backends import probe_backends
+            from studio.core.engine.registry import probe_backends
 
             htp = next((s for s in probe_backends() if s.name == "htp"), None)
             if htp is None:

@@ -3,7 +3,7 @@
 Why here and not in each button handler: the workspace has one running task at a time (Orange3's
 rule: a new request cancels the stale one), and every long action (calibrate, analyse, auto-mix,
 build) needs the same progress/cancel plumbing. When the main window provides a JobManager
-(``ctx.jobs``, studio.ui.jobs) the job is submitted there, in the "quant" lane, so the Jobs dock
+(``ctx.jobs``, studio.ui.jobs.manager) the job is submitted there, in the "quant" lane, so the Jobs dock
 lists it with its log and Cancel; without one (tests, a bare window) a private QThreadPool runs it.
 Either way the workspace sees the same signals.
 """
@@ -18,7 +18,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from studio.core.errors import JobCancelledError, StudioError
-from studio.core.jobs import CancelToken, JobContext
+from studio.core.jobs.protocol import CancelToken, JobContext
 
 log = logging.getLogger(__name__)
 

@@ -57,7 +57,7 @@ class QuantSession(QObject):
         super().__init__(parent)
         self.plan = QuantPlan()
         self.stats: CalibrationStats | None = None
-        self.graph: Any = None  # studio.core.model.ModelGraph of the original model
+        self.graph: Any = None  # studio.core.model.graph.ModelGraph of the original model
         self.proto: onnx.ModelProto | None = None  # the model the tensor names belong to
         self.prepared: onnx.ModelProto | None = None  # folded model before calibration
         self.preparing = False  # the prepared model is being computed (no rows yet)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from PySide6.QtGui import QColor
 
 try:  # the theme module belongs to the main window; fall back to its values if absent
-    from studio.ui.theme import COLORS
+    from studio.ui.widgets.theme import COLORS
 except ImportError:  # pragma: no cover - theme ships with the ui package
     COLORS = {
         "window": "#1e2024",

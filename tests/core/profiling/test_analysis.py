@@ -11,16 +11,16 @@ from html.parser import HTMLParser
 import pytest
 from onnxruntime.quantization import QuantType
 
-from studio.core.jobs import run_inline
-from studio.core.model import ModelGraph
+from studio.core.jobs.protocol import run_inline
+from studio.core.model.graph import ModelGraph
+from studio.core.model.synthetic import transformer_like
 from studio.core.profiling.compare import compare_runs
 from studio.core.profiling.export import export_run, layers_csv, runs_csv
 from studio.core.profiling.graph_svg import heat_graph_svg
 from studio.core.profiling.job import profile_model
 from studio.core.profiling.records import ProfileRun
-from studio.core.profiling.report import build_report, write_report
 from studio.core.profiling.suggestions import activation_bits, suggest
-from studio.core.synthetic import transformer_like
+from studio.core.workflows.report import build_report, write_report
 from tests import builders
 from tests.core.profiling.qdq import quantize_for_qnn
 

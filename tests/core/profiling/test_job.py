@@ -7,12 +7,12 @@ import threading
 import pytest
 
 from studio.core.errors import BackendUnavailableError, BadInputError, JobCancelledError
-from studio.core.jobs import JobContext, job_kind, run_inline
-from studio.core.model import ModelGraph
+from studio.core.jobs.client import run_in_worker
+from studio.core.jobs.protocol import JobContext, job_kind, run_inline
+from studio.core.model.graph import ModelGraph
 from studio.core.profiling.job import profile_model
 from studio.core.profiling.mapping import BackendOp, build_layer_rows
 from studio.core.profiling.records import ProfileRun
-from studio.core.worker_client import run_in_worker
 
 
 def _rows(record: ProfileRun) -> dict[str, object]:
@@ -217,7 +217,7 @@ def test_htp_profile_of_a_qdq_model(prof_models, tmp_path):
 
 
 def test_ort_fusions_map_back_to_the_nodes_they_replaced(tmp_path):
-    from studio.core.synthetic import transformer_like
+    from studio.core.model.synthetic import transformer_like
     from tests import builders
 
     path = builders.save(transformer_like(150), tmp_path / "t.onnx")

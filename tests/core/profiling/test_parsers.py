@@ -6,11 +6,15 @@ import json
 
 import pytest
 
+from studio.core.engine.sessions import make_session, random_inputs
 from studio.core.errors import BadInputError
-from studio.core.profiling.ort_profile import parse_ort_profile, parse_ort_profile_events
-from studio.core.profiling.qnn_csv import parse_qnn_csv, parse_qnn_csv_text, split_op_identifier
-from studio.core.profiling.viewer_text import parse_viewer_text
-from studio.core.runtime import make_session, random_inputs
+from studio.core.profiling.readers.ort_profile import parse_ort_profile, parse_ort_profile_events
+from studio.core.profiling.readers.qnn_csv import (
+    parse_qnn_csv,
+    parse_qnn_csv_text,
+    split_op_identifier,
+)
+from studio.core.profiling.readers.viewer_text import parse_viewer_text
 
 HEADER = "Msg Timestamp,Message,Time,Unit of Measurement,Timing Source,Event Level,Event Identifier"
 
@@ -196,8 +200,8 @@ def test_viewer_text():
 
 
 def test_viewer_ops_map_to_onnx_nodes(prof_models):
-    from studio.core.model import ModelGraph
-    from studio.core.profiling.viewer_text import viewer_layer_rows
+    from studio.core.model.graph import ModelGraph
+    from studio.core.profiling.readers.viewer_text import viewer_layer_rows
 
     layers, extra, _ = viewer_layer_rows(
         parse_viewer_text(VIEWER_SAMPLE), ModelGraph.load(prof_models["qdq"])

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from studio.core.errors import StudioError
-from studio.core.profiling.ort_profile import parse_ort_profile_events
-from studio.core.profiling.qnn_csv import HEADER, parse_qnn_csv_text
-from studio.core.profiling.viewer_text import parse_viewer_text
+from studio.core.profiling.readers.ort_profile import parse_ort_profile_events
+from studio.core.profiling.readers.qnn_csv import HEADER, parse_qnn_csv_text
+from studio.core.profiling.readers.viewer_text import parse_viewer_text
 
 FIELD = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20)
 MESSAGES = st.sampled_from(["INIT", "FINALIZE", "EXECUTE", "NODE", "BACKEND", "DE-INIT", "??"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from studio.core.errors import BackendUnavailableError
-from studio.core.profiling import pipeline
+from studio.core.workflows import pipeline
 from tests import builders
 
 

@@ -1,6 +1,6 @@
 """Suggestion evidence reads as words in the stakeholder report, not as a JSON dump."""
 
-from studio.core.profiling.report import _evidence_text
+from studio.core.workflows.report import _evidence_text
 
 
 def test_evidence_is_plain_words_with_rounded_numbers():

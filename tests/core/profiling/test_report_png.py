@@ -11,11 +11,11 @@ from html.parser import HTMLParser
 import pytest
 
 from studio.core.errors import BadInputError
-from studio.core.jobs import run_inline
-from studio.core.model import ModelGraph
+from studio.core.jobs.protocol import run_inline
+from studio.core.model.graph import ModelGraph
 from studio.core.profiling.job import profile_model
 from studio.core.profiling.records import ProfileRun
-from studio.core.profiling.report import PNG_SIGNATURE, png_size, write_report
+from studio.core.workflows.report import PNG_SIGNATURE, png_size, write_report
 
 
 def _png(width: int, height: int) -> bytes:

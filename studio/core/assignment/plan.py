@@ -1,0 +1,166 @@
+"""The backend plan: a backend per node with its visible score parts and reason, as JSON.
+
+Written by :mod:`studio.core.assignment.scoring`, read by the CLI (``--plan``), the Backends workspace and
+:mod:`studio.core.assignment.partitioned_run`. Saved with a ``schema_version``; reading one that names nodes
+the model lacks is a ConfigError naming them, so a plan made for another model never runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from studio.core.errors import ConfigError
+from studio.core.project import Constraints
+
+SCHEMA_VERSION = 1
+PLAN_KIND = "npu-studio.backend-plan"
+BACKEND_ORDER = ("htp", "gpu", "cpu")
+
+
+@dataclass
+class Support:
+    supported: bool
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"supported": self.supported, "reason": self.reason}
+
+
+@dataclass
+class BackendScore:
+    """One node on one backend: the parts of the score, each visible in the table."""
+
+    backend: str
+    supported: bool
+    reason: str
+    precision: str
+    precision_fit: float
+    size_fit: float
+    power_efficiency: float
+    cost_ms: float | None
+    cost_source: str  # "measured" | "estimated" | ""
+    score: float  # 0-100, higher is better; 0 when unsupported
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BackendScore:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+@dataclass
+class NodeDecision:
+    node_id: str
+    op_type: str
+    backend: str
+    reason: str
+    scores: dict[str, BackendScore]
+    pinned: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id,
+            "op_type": self.op_type,
+            "backend": self.backend,
+            "pinned": self.pinned,
+            "reason": self.reason,
+            "scores": {b: s.to_json() for b, s in self.scores.items()},
+        }
+
+
+@dataclass
+class Plan:
+    """The assignment: a backend per node, why, and the totals. Saved as versioned JSON."""
+
+    model_sha256: str
+    backends: list[str]
+    constraints: Constraints
+    decisions: list[NodeDecision]
+    summary: dict[str, Any]
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def assignment(self) -> dict[str, str]:
+        return {d.node_id: d.backend for d in self.decisions}
+
+    def decision(self, node_id: str) -> NodeDecision | None:
+        return next((d for d in self.decisions if d.node_id == node_id), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "kind": PLAN_KIND,
+            "model_sha256": self.model_sha256,
+            "backends": list(self.backends),
+            "constraints": self.constraints.to_json(),
+            "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
+            "nodes": [d.to_json() for d in self.decisions],
+            "summary": self.summary,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, source: str = "<memory>", graph: Any = None) -> Plan:
+        """Read a plan; with ``graph``, nodes the model lacks are a ConfigError naming them."""
+        if not isinstance(data, dict) or data.get("kind") != PLAN_KIND:
+            raise ConfigError(
+                "not a backend plan (missing kind npu-studio.backend-plan)", path=source
+            )
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ConfigError(
+                f"backend plan schema_version {version!r} is not supported "
+                f"(this version reads {SCHEMA_VERSION})",
+                path=source,
+            )
+        try:
+            decisions = []
+            for item in data["nodes"]:
+                backend = str(item["backend"])
+                if backend not in BACKEND_ORDER:
+                    raise ConfigError(
+                        f"node '{item['node_id']}' has unknown backend '{backend}'", path=source
+                    )
+                decisions.append(
+                    NodeDecision(
+                        node_id=str(item["node_id"]),
+                        op_type=str(item.get("op_type", "")),
+                        backend=backend,
+                        reason=str(item.get("reason", "")),
+                        scores={
+                            b: BackendScore.from_json(s) for b, s in item.get("scores", {}).items()
+                        },
+                        pinned=bool(item.get("pinned", False)),
+                    )
+                )
+            plan = cls(
+                model_sha256=str(data.get("model_sha256", "")),
+                backends=[str(b) for b in data["backends"]],
+                constraints=Constraints.from_json(data.get("constraints", {}), source),
+                decisions=decisions,
+                summary=dict(data.get("summary", {})),
+                input_shapes={
+                    str(k): [int(d) for d in v] for k, v in data.get("input_shapes", {}).items()
+                },
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"malformed backend plan: {type(exc).__name__} {exc}", path=source
+            ) from exc
+        if graph is not None:
+            plan.check_against(graph, source)
+        return plan
+
+    def check_against(self, graph: Any, source: str = "<memory>") -> None:
+        """ConfigError naming the nodes this plan assigns that ``graph`` does not have."""
+        missing = [d.node_id for d in self.decisions if d.node_id not in graph.node_by_id]
+        if missing:
+            shown = ", ".join(f"'{m}'" for m in missing[:8])
+            more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+            raise ConfigError(
+                f"the plan names {len(missing)} node(s) the model lacks: {shown}{more} "
+                "(was it made for another model?)",
+                path=source,
+            )

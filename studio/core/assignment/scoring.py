@@ -1,0 +1,445 @@
+"""Per-layer backend scoring and a cost-minimising assignment that explains itself.
+
+Each node gets, per backend, a score with visible parts: supported (a hard gate, with the real
+backend's reason from :mod:`studio.core.assignment.support`), precision fit, tensor size against HTP's VTCM,
+power efficiency, and cost: measured time when a per-layer profile of that backend exists, else a
+MAC/byte-based estimate that is labelled "estimated" everywhere it appears. The assignment then
+minimises total cost over the topological order with a dynamic programme whose transitions charge
+the price of a backend boundary (transfer of every tensor live across the cut, plus quantise or
+dequantise), so one cheap node is never ping-ponged to another backend.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from studio.core.assignment.plan import (  # noqa: F401 - re-exported: callers import them from here
+    BACKEND_ORDER,
+    PLAN_KIND,
+    SCHEMA_VERSION,
+    BackendScore,
+    NodeDecision,
+    Plan,
+    Support,
+)
+from studio.core.errors import BackendUnavailableError, BadInputError, ConfigError
+from studio.core.project import Constraints
+
+# Effective rates used ONLY when nothing was measured; every figure derived from them is labelled
+# "estimated". MAC/ms and bytes/ms per backend, and a fixed per-op dispatch overhead.
+EST_MACS_PER_MS = {"htp": 5e8, "gpu": 1e8, "cpu": 2e7}
+EST_BYTES_PER_MS = {"htp": 2e7, "gpu": 1e7, "cpu": 5e6}
+EST_OP_OVERHEAD_MS = {"htp": 0.004, "gpu": 0.02, "cpu": 0.002}
+# Relative energy per ms of work (HTP the most efficient) and the 0-1 efficiency shown in scores.
+ENERGY_PER_MS = {"htp": 1.0, "gpu": 3.0, "cpu": 8.0}
+POWER_EFFICIENCY = {"htp": 1.0, "gpu": 0.45, "cpu": 0.15}
+BOUNDARY_BYTES_PER_MS = 5e6  # ~5 GB/s shared-memory copy
+BOUNDARY_SYNC_MS = 0.05  # one hand-over between sessions
+VTCM_BYTES_DEFAULT = 8 * 1024 * 1024
+QDQ = ("QuantizeLinear", "DequantizeLinear")
+
+
+def weights(constraints: Constraints) -> tuple[float, float]:
+    """(time weight, energy weight) of the objective the constraints ask for."""
+    if constraints.performance_critical:
+        return 1.0, 0.0
+    if constraints.power_critical:
+        return 1.0, 2.0
+    return 1.0, 0.1
+
+
+# ----- scoring --------------------------------------------------------------------------------
+def quant_bits(node: Any, graph: Any) -> int | None:
+    """8 or 16 when the node runs quantised (a DequantizeLinear feeds it), else None."""
+    if node.op_type in QDQ:
+        tensor = node.inputs[0] if node.op_type == "DequantizeLinear" else node.outputs[0]
+        return _bits(graph, tensor)
+    for tensor in node.inputs:
+        info = graph.tensors.get(tensor)
+        producer = graph.node_by_id.get(info.producer) if info and info.producer else None
+        if producer is not None and producer.op_type == "DequantizeLinear" and producer.inputs:
+            return _bits(graph, producer.inputs[0])
+    return None
+
+
+def _bits(graph: Any, tensor: str) -> int | None:
+    info = graph.tensors.get(tensor)
+    dtype = info.dtype if info is not None else None
+    return {"uint8": 8, "int8": 8, "uint16": 16, "int16": 16, "int32": 32}.get(dtype or "", None)
+
+
+def precision_fit(backend: str, bits: int | None) -> tuple[str, float]:
+    """What arithmetic the node uses on ``backend`` and how well that suits it (0-1)."""
+    if backend == "htp":
+        return (f"int{min(bits, 16)}", 1.0) if bits else ("fp16", 0.7)
+    if backend == "gpu":
+        return ("fp16", 1.0) if not bits else ("fp16 (dequantised)", 0.7)
+    return ("fp32", 1.0) if not bits else ("fp32 (QDQ simulated)", 0.8)
+
+
+def estimate_ms(node: Any, backend: str) -> float:
+    """MAC- or byte-based time estimate, used only when no profile of that backend exists."""
+    work = node.macs / EST_MACS_PER_MS[backend] if node.macs else 0.0
+    traffic = (node.activation_bytes or 0) / EST_BYTES_PER_MS[backend]
+    return EST_OP_OVERHEAD_MS[backend] + max(work, traffic)
+
+
+def largest_tensor(node: Any, graph: Any) -> int:
+    sizes = [graph.tensors[t].nbytes or 0 for t in node.inputs + node.outputs if t in graph.tensors]
+    return max(sizes, default=0)
+
+
+def score_node(
+    node: Any,
+    graph: Any,
+    backend: str,
+    support: Support,
+    measured_ms: float | None,
+    constraints: Constraints | None = None,
+    vtcm_bytes: int = VTCM_BYTES_DEFAULT,
+) -> BackendScore:
+    """The visible parts of one node's score on one backend (see the module docstring)."""
+    precision, fit = precision_fit(backend, quant_bits(node, graph))
+    size_fit = 1.0 if backend != "htp" or largest_tensor(node, graph) <= vtcm_bytes else 0.5
+    power = POWER_EFFICIENCY[backend]
+    if not support.supported:
+        return BackendScore(
+            backend, False, support.reason, precision, fit, size_fit, power, None, "", 0.0
+        )
+    cost = measured_ms if measured_ms is not None else estimate_ms(node, backend)
+    source = "measured" if measured_ms is not None else "estimated"
+    power_w = 0.3 if constraints is not None and constraints.power_critical else 0.15
+    speed_w = 0.65 - power_w if constraints is None or not constraints.performance_critical else 0.6
+    speed = 1.0 / (1.0 + cost / 0.1)  # bounded: 0.1 ms scores 0.5
+    rest = 1.0 - speed_w - power_w
+    score = 100.0 * (speed_w * speed + power_w * power + rest * (0.6 * fit + 0.4 * size_fit))
+    return BackendScore(
+        backend,
+        True,
+        support.reason,
+        precision,
+        fit,
+        size_fit,
+        power,
+        cost,
+        source,
+        round(score, 1),
+    )
+
+
+def boundary_ms(num_bytes: int, convert: bool) -> float:
+    """Cost of handing tensors to another backend: sync + copy (+ (de)quantise when needed)."""
+    copy = num_bytes / BOUNDARY_BYTES_PER_MS
+    return BOUNDARY_SYNC_MS + copy * (2.0 if convert else 1.0)
+
+
+def cut_costs(nodes: list[Any], graph: Any) -> list[float]:
+    """cost[i]: price of a backend change between nodes[i-1] and nodes[i].
+
+    Every tensor produced before the cut and consumed after it crosses; a float tensor crossing
+    to or from HTP must also be (de)quantised, so float crossings cost twice the copy.
+    """
+    position = {n.id: i for i, n in enumerate(nodes)}
+    crossing = [0] * (len(nodes) + 1)
+    floats = [0] * (len(nodes) + 1)
+    for i, node in enumerate(nodes):
+        for tensor in node.outputs:
+            info = graph.tensors.get(tensor)
+            if info is None:
+                continue
+            last = max((position.get(c, -1) for c in info.consumers), default=-1)
+            if last <= i:
+                continue
+            size = info.nbytes or 0
+            crossing[i + 1] += size
+            crossing[last + 1] -= size
+            if info.dtype in ("float32", "float16"):
+                floats[i + 1] += 1
+                floats[last + 1] -= 1
+    costs, live, live_floats = [0.0], 0, 0
+    for i in range(1, len(nodes)):
+        live += crossing[i]
+        live_floats += floats[i]
+        costs.append(boundary_ms(live, live_floats > 0))
+    return costs
+
+
+# ----- the assignment -------------------------------------------------------------------------
+def assign(
+    graph: Any,
+    support: Mapping[str, Mapping[str, Support]],
+    available: list[str],
+    constraints: Constraints | None = None,
+    measured: Mapping[str, Mapping[str, float]] | None = None,
+    vtcm_bytes: int = VTCM_BYTES_DEFAULT,
+) -> Plan:
+    """Choose a backend per node minimising time (+ weighted energy) plus boundary costs.
+
+    ``support``: node id -> backend -> Support (from opsupport); a backend with no entry for a
+    node counts as NOT supported ("not probed"), except the CPU reference. ``measured``: backend
+    -> node id -> ms from a per-layer profile; missing figures fall back to labelled estimates.
+    """
+    constraints = constraints or Constraints()
+    measured = measured or {}
+    backends = [b for b in BACKEND_ORDER if b in available]
+    if not backends:
+        raise BackendUnavailableError("no backend is available to assign nodes to")
+    nodes = [n for n in graph.nodes if not (n.op_type == "Constant" and not n.inputs)]
+
+    def support_of(node_id: str, backend: str) -> Support:
+        found = support.get(node_id, {}).get(backend)
+        if found is not None:
+            return found
+        if backend == "cpu":
+            return Support(True, "ONNX Runtime CPU EP (reference)")
+        return Support(False, f"{backend.upper()} support not probed for this node")
+
+    _check_pins(graph, constraints, backends, support_of)
+    scores = [
+        {
+            b: score_node(
+                n,
+                graph,
+                b,
+                support_of(n.id, b),
+                measured.get(b, {}).get(n.id),
+                constraints,
+                vtcm_bytes,
+            )
+            for b in backends
+        }
+        for n in nodes
+    ]
+    cuts = cut_costs(nodes, graph)
+    time_w, energy_w = weights(constraints)
+    choice = _solve(nodes, scores, cuts, backends, constraints.pins, time_w, energy_w)
+    total = _estimated_total(scores, cuts, choice)
+    budget = constraints.latency_budget_ms
+    switched = False
+    if budget is not None and total > budget and energy_w > 0:
+        fastest = _solve(nodes, scores, cuts, backends, constraints.pins, 1.0, 0.0)
+        if _estimated_total(scores, cuts, fastest) < total:
+            choice, total, switched = fastest, _estimated_total(scores, cuts, fastest), True
+    decisions = [
+        NodeDecision(
+            n.id,
+            n.op_type,
+            choice[i],
+            _explain(i, nodes, scores, choice, constraints),
+            scores[i],
+            pinned=n.id in constraints.pins,
+        )
+        for i, n in enumerate(nodes)
+    ]
+    summary = _summarise(nodes, scores, cuts, choice, backends, total, budget)
+    summary["budget_forced_fastest"] = switched
+    shapes = {
+        t.name: list(t.shape)
+        for t in graph.inputs
+        if t.shape and all(isinstance(d, int) and d > 0 for d in t.shape)
+    }
+    return Plan(graph.sha256(), backends, constraints, decisions, summary, shapes)
+
+
+def _check_pins(graph: Any, constraints: Constraints, backends: list[str], support_of) -> None:
+    missing = [n for n in constraints.pins if n not in graph.node_by_id]
+    if missing:
+        raise ConfigError(f"pins name node(s) the model lacks: {', '.join(missing)}")
+    for node_id, backend in constraints.pins.items():
+        if backend not in backends:
+            raise BackendUnavailableError(
+                f"pin '{node_id}={backend}': backend '{backend}' is not available here "
+                f"(available: {', '.join(backends)})"
+            )
+        verdict = support_of(node_id, backend)
+        if not verdict.supported:
+            raise BadInputError(
+                f"pin '{node_id}={backend}': {backend.upper()} rejects this node: {verdict.reason}"
+            )
+
+
+def _node_cost(score: BackendScore, time_w: float, energy_w: float) -> float:
+    if not score.supported or score.cost_ms is None:
+        return math.inf
+    adjusted = score.cost_ms / max(score.precision_fit, 1e-3) / max(score.size_fit, 1e-3)
+    return time_w * adjusted + energy_w * score.cost_ms * ENERGY_PER_MS[score.backend]
+
+
+def _solve(nodes, scores, cuts, backends, pins, time_w, energy_w) -> list[str]:
+    """Viterbi over the topological order: state = backend of the current node."""
+    n = len(nodes)
+    if n == 0:
+        return []
+    cost = [[math.inf] * len(backends) for _ in range(n)]
+    back = [[0] * len(backends) for _ in range(n)]
+    for i, node in enumerate(nodes):
+        pinned = pins.get(node.id)
+        for j, b in enumerate(backends):
+            if pinned is not None and b != pinned:
+                continue
+            here = _node_cost(scores[i][b], time_w, energy_w)
+            if math.isinf(here):
+                continue
+            if i == 0:
+                cost[i][j] = here
+                continue
+            best, arg = math.inf, 0
+            for k in range(len(backends)):
+                candidate = cost[i - 1][k] + (cuts[i] if k != j else 0.0)
+                if candidate < best:
+                    best, arg = candidate, k
+            cost[i][j] = best + here
+            back[i][j] = arg
+        if all(math.isinf(c) for c in cost[i]):
+            raise BackendUnavailableError(
+                f"no available backend ({', '.join(backends)}) accepts node '{node.id}'"
+            )
+    j = min(range(len(backends)), key=lambda k: cost[n - 1][k])
+    choice = [""] * n
+    for i in range(n - 1, -1, -1):
+        choice[i] = backends[j]
+        j = back[i][j]
+    return choice
+
+
+def _estimated_total(scores, cuts, choice) -> float:
+    total = 0.0
+    for i, b in enumerate(choice):
+        total += scores[i][b].cost_ms or 0.0
+        if i and choice[i - 1] != b:
+            total += cuts[i]
+    return total
+
+
+def _explain(i, nodes, scores, choice, constraints) -> str:
+    node, chosen = nodes[i], choice[i]
+    if node.id in constraints.pins:
+        return f"pinned to {chosen.upper()} by the user"
+    own = scores[i][chosen]
+    parts = [
+        f"{s.backend.upper()} rejects it: {s.reason.rstrip('.')}"
+        for s in scores[i].values()
+        if not s.supported
+    ]
+    supported = {b: s for b, s in scores[i].items() if s.supported and s.cost_ms is not None}
+    cheapest = min(supported, key=lambda b: supported[b].cost_ms) if supported else chosen
+    if cheapest != chosen:
+        if constraints.power_critical and ENERGY_PER_MS[chosen] < ENERGY_PER_MS[cheapest]:
+            why = "power-critical: it uses less energy"
+        else:
+            why = "moving it alone would add backend boundaries"
+        parts.append(
+            f"kept on {chosen.upper()} ({own.cost_ms:.3f} ms {own.cost_source}) although "
+            f"{cheapest.upper()} would take {supported[cheapest].cost_ms:.3f} ms "
+            f"({supported[cheapest].cost_source}): {why}"
+        )
+    else:
+        others = ", ".join(
+            f"{b.upper()} {s.cost_ms:.3f} ms" for b, s in supported.items() if b != chosen
+        )
+        parts.append(
+            f"{chosen.upper()} is cheapest: {own.cost_ms:.3f} ms ({own.cost_source}), "
+            f"{own.precision}" + (f"; vs {others}" if others else "")
+        )
+    return "; ".join(parts)
+
+
+def _summarise(nodes, scores, cuts, choice, backends, total, budget) -> dict[str, Any]:
+    per_backend = {b: {"nodes": 0, "macs": 0, "estimated_ms": 0.0} for b in backends}
+    for i, b in enumerate(choice):
+        per_backend[b]["nodes"] += 1
+        per_backend[b]["macs"] += int(nodes[i].macs or 0)
+        per_backend[b]["estimated_ms"] += scores[i][b].cost_ms or 0.0
+    boundaries = [i for i in range(1, len(choice)) if choice[i] != choice[i - 1]]
+    return {
+        "nodes": len(choice),
+        "per_backend": per_backend,
+        "boundaries": len(boundaries),
+        "boundary_ms": sum(cuts[i] for i in boundaries),
+        "segments": len(boundaries) + 1 if choice else 0,
+        "estimated_total_ms": total,
+        "cost_sources": sorted({scores[i][b].cost_source for i, b in enumerate(choice)}),
+        "latency_budget_ms": budget,
+        "over_budget": budget is not None and total > budget,
+    }
+
+
+def plan_for(
+    graph: Any,
+    report: Any,
+    constraints: Constraints | None = None,
+    measured: Mapping[str, Mapping[str, float]] | None = None,
+) -> Plan:
+    """Assign from an :class:`~studio.core.assignment.support.OpSupportReport` (backends and verdicts)."""
+    from studio.core.assignment.support import support_map
+
+    vtcm_mb = float(report.options.get("vtcm_mb", VTCM_BYTES_DEFAULT / 1024 / 1024))
+    return assign(
+        graph,
+        support_map(report),
+        report.available(),
+        constraints,
+        measured,
+        vtcm_bytes=int(vtcm_mb * 1024 * 1024),
+    )
+
+
+def measured_from_profile(run: Mapping[str, Any]) -> tuple[str, dict[str, float]]:
+    """Backend and node id -> ms from a saved profile run (``ProfileRun.to_json()`` shape).
+
+    Only rows in the backend's own measure are used: on CPU, ORT's kernel times (µs); on QNN,
+    the profiler's cycles, while rows timed in µs there are nodes ORT ran on the CPU EP, not on
+    this backend. Cycles cannot become ms without the chip's clock, but their proportions are
+    measured and so is the run's median latency: each op gets the QNN part of that latency
+    (median minus the CPU-placed rows) in proportion to its cycles. On an x86-64 host HTP is a
+    simulator, so these are simulator times: the plan labels its source "measured" and the
+    profile record says which host measured it.
+    """
+    backend = str(run.get("backend", ""))
+    if backend not in BACKEND_ORDER:
+        raise BadInputError(f"profile run is for backend {backend!r}, not one of htp/gpu/cpu")
+    rows = [r for r in run.get("layers", []) if isinstance(r, Mapping) and r.get("node_id")]
+    p50 = float((run.get("stats") or {}).get("p50_ms") or 0.0)
+    cycle_rows = [r for r in rows if r.get("cycles") is not None]
+    ms: dict[str, float] = {}
+    if cycle_rows:
+        other_ms = sum(
+            float(r["time_us"]) / 1000.0
+            for r in rows
+            if r.get("cycles") is None and r.get("time_us") is not None
+        )
+        total = sum(float(r["cycles"]) for r in cycle_rows)
+        budget = max(p50 - other_ms, 0.0)
+        for r in cycle_rows:
+            if total > 0 and budget > 0:
+                ms[str(r["node_id"])] = budget * float(r["cycles"]) / total
+    else:
+        for r in rows:
+            if r.get("time_us") is not None:
+                ms[str(r["node_id"])] = float(r["time_us"]) / 1000.0
+    for r in rows:
+        if str(r["node_id"]) in ms:
+            for fused in r.get("fused") or []:
+                ms.setdefault(str(fused), 0.0)  # folded into this row's op by the backend
+    return backend, ms
+
+
+def measured_from_runs(
+    runs: list[Mapping[str, Any]], model_sha256: str = ""
+) -> dict[str, dict[str, float]]:
+    """backend -> node id -> ms from several profile records; later records win per backend.
+
+    Records of another model (a different sha256) are skipped: their node ids may coincide
+    while their costs mean nothing here.
+    """
+    measured: dict[str, dict[str, float]] = {}
+    for run in runs:
+        sha = str(run.get("model_sha256") or "")
+        if model_sha256 and sha and sha != model_sha256:
+            continue
+        backend, ms = measured_from_profile(run)
+        if ms:
+            measured[backend] = ms
+    return measured

@@ -1,0 +1,71 @@
+"""The one object every workspace talks through: current model, selection, overlays, jobs.
+
+Workspaces never reach into each other. The Quantization workspace that wants SQNR on the graph
+calls ``ctx.set_overlay(...)``; the Graph workspace listens. A row selected in a table calls
+``ctx.select_node(node_id)``; the graph and the other tables follow. This mirrors Model Explorer's
+"per-node data keyed by node id, loadable onto any graph".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+
+class StudioContext(QObject):
+    """Shared state of one studio window. Signals carry plain Python data (no Qt types)."""
+
+    model_changed = Signal(object)  # studio.core.model.graph.ModelGraph | None
+    node_selected = Signal(str)  # node id ("" clears)
+    # name, values dict[node_id -> float], colormap name, unit label
+    overlay_changed = Signal(str, object, str, str)
+    # name, badges dict[node_id -> str]
+    badges_changed = Signal(str, object)
+    overlay_cleared = Signal()
+    status_message = Signal(str)
+    error_raised = Signal(str, str)  # title, message
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.graph: Any = None  # ModelGraph
+        self.model_path: str | None = None
+        self.selected_node: str = ""
+        self.jobs: Any = None  # studio.ui.jobs.manager.JobManager, set by the main window
+        self.input_shapes: dict[str, list[int]] = {}
+        # One undo stack for every edit in every workspace (Edit > Undo, History view).
+        self.undo_stack = QUndoStack(self)
+        self.project: Any = None  # studio.core.project.Project, when one is open
+        # Set by the Graph workspace: (width, height) -> PNG bytes of the whole graph with its
+        # current overlay and legend (raises StudioError when nothing is laid out). Lets another
+        # workspace (the Profiling report) picture the graph without importing the Graph one.
+        self.render_graph_png: Callable[..., bytes] | None = None
+
+    def set_model(self, graph: Any, path: str | None) -> None:
+        # Edits of the previous model cannot be undone onto this one: start a fresh history.
+        self.undo_stack.clear()
+        self.graph = graph
+        self.model_path = path
+        self.selected_node = ""
+        self.model_changed.emit(graph)
+
+    def select_node(self, node_id: str) -> None:
+        if node_id != self.selected_node:
+            self.selected_node = node_id
+            self.node_selected.emit(node_id)
+
+    def set_overlay(
+        self, name: str, values: dict[str, float], colormap: str = "viridis", unit: str = ""
+    ) -> None:
+        self.overlay_changed.emit(name, dict(values), colormap, unit)
+
+    def set_badges(self, name: str, badges: dict[str, str]) -> None:
+        self.badges_changed.emit(name, dict(badges))
+
+    def clear_overlay(self) -> None:
+        self.overlay_cleared.emit()
+
+    def show_error(self, title: str, message: str) -> None:
+        self.error_raised.emit(title, message)

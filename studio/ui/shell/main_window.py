@@ -1,0 +1,275 @@
+"""The main window: one tab per workspace, Jobs and History docks, menus, status bar.
+
+What lives where: menus and actions in ``main_menus``, project rules in ``project_controller``,
+workspace pages from the ``workspaces`` registry (a missing one is a placeholder page). This class
+wires them: models load off the UI thread (``ModelLoader``), their errors become dialogs, and the
+window never shows a traceback unless the user asks for details.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QTabWidget,
+    QWidget,
+)
+
+from studio.core.project import PROJECT_SUFFIX
+from studio.ui.shell import dialogs
+from studio.ui.shell.context import StudioContext
+from studio.ui.shell.history import HistoryView
+from studio.ui.shell.menus import MainMenus
+from studio.ui.shell.model_loader import ModelLoader
+from studio.ui.shell.project_controller import MODEL_FILTER, ProjectController
+from studio.ui.shell.recent import RecentFiles
+from studio.ui.shell.view_state import ProjectViewState
+from studio.ui.shell.workspaces import WORKSPACES, create_workspace
+
+log = logging.getLogger(__name__)
+
+OPENABLE = (".onnx", PROJECT_SUFFIX)
+# first-run height of the bottom dock area (Jobs | History | Backends): a few job rows beside
+# the selected job's log; a user's own height is kept by saveState/restoreState
+DOCK_HEIGHT = 150
+
+
+def _optional(module: str, name: str) -> Any:
+    """A class from a module another part of the studio provides, or None while it is absent."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except Exception as exc:  # noqa: BLE001 - a missing or broken panel must not stop the window
+        log.info("%s.%s not available: %s", module, name, exc)
+        return None
+
+
+class MainWindow(QMainWindow):
+    """The studio window. ``settings`` lets tests use a temporary QSettings."""
+
+    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("npu-studio")
+        self.resize(1440, 900)
+        self.setAcceptDrops(True)
+        self._closed = False
+        self.settings = settings if settings is not None else QSettings()
+        self.ctx = StudioContext(self)
+        self.recent = RecentFiles(self.settings, self)
+        self.loader = ModelLoader(self)
+        self.loader.loaded.connect(self._on_model_loaded)
+        self.loader.failed.connect(self._on_model_failed)
+        self.loader.busy_changed.connect(self._on_busy)
+        self.projects = ProjectController(self.ctx, self, self.load_model)
+        self.projects.title_changed.connect(self.setWindowTitle)
+
+        self.tabs = QTabWidget(self)
+        self.tabs.setObjectName("workspaceTabs")
+        self.tabs.setDocumentMode(True)
+        self.workspaces: dict[str, QWidget] = {}
+        for spec in WORKSPACES:
+            page = create_workspace(spec, self.ctx, self.tabs)
+            self.workspaces[spec.key] = page
+            self.tabs.addTab(page, spec.title)
+        self.setCentralWidget(self.tabs)
+        # After the workspaces, so it restores overlays once they have reacted to a new model.
+        self.view_state = ProjectViewState(self)
+        self.projects.before_save.append(self.view_state.capture_ui)
+
+        self._build_docks()
+        self._build_status_bar()
+        self.menus = MainMenus(self)
+        self.ctx.status_message.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        self.ctx.error_raised.connect(lambda t, m: dialogs.show_error(self, t, m))
+        self._restore_state()
+
+    # ----- construction -----------------------------------------------------------------------
+    def _build_docks(self) -> None:
+        jobs_cls = _optional("studio.ui.jobs.manager", "JobManager")
+        self.ctx.jobs = jobs_cls(self) if jobs_cls is not None else None
+        dock_cls = _optional("studio.ui.jobs.dock", "JobsDock")
+        content: QWidget | None = None
+        if dock_cls is not None and self.ctx.jobs is not None:
+            try:
+                content = dock_cls(self.ctx.jobs)
+            except Exception:  # noqa: BLE001 - fall back to the placeholder below
+                log.exception("JobsDock failed to start")
+        if content is None:
+            content = QLabel("Jobs will be listed here.", self)
+            content.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.jobs_dock = self._dock(
+            "Jobs", "jobsDock", content, Qt.DockWidgetArea.BottomDockWidgetArea
+        )
+        self.history_dock = self._dock(
+            "History",
+            "historyDock",
+            HistoryView(self.ctx, self),
+            Qt.DockWidgetArea.BottomDockWidgetArea,
+        )
+        self.tabifyDockWidget(self.jobs_dock, self.history_dock)
+        self.jobs_dock.raise_()
+        self.backend_dock = None
+        panel_cls = _optional("studio.ui.widgets.backend_panel", "BackendPanel")
+        if panel_cls is not None:
+            try:
+                panel = panel_cls()
+                self.backend_dock = self._dock(
+                    "Backends available",
+                    "backendDock",
+                    panel,
+                    Qt.DockWidgetArea.BottomDockWidgetArea,
+                )
+                self.tabifyDockWidget(self.history_dock, self.backend_dock)
+                self.jobs_dock.raise_()
+            except Exception:  # noqa: BLE001 - the window works without it
+                log.exception("BackendPanel failed to start")
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setAllowedAreas(Qt.DockWidgetArea.AllDockWidgetAreas)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def docks(self) -> list[QDockWidget]:
+        return [d for d in (self.jobs_dock, self.history_dock, self.backend_dock) if d is not None]
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.busy = QProgressBar(self)
+        self.busy.setObjectName("busyIndicator")
+        self.busy.setRange(0, 0)
+        self.busy.setMaximumWidth(140)
+        self.busy.setMaximumHeight(14)
+        self.busy.setTextVisible(False)
+        self.busy.hide()
+        self.model_label = QLabel("No model", self)
+        self.model_label.setObjectName("modelLabel")
+        bar.addPermanentWidget(self.busy)
+        bar.addPermanentWidget(self.model_label)
+        bar.showMessage("Open an ONNX model with File ▸ Open (Ctrl+O) or drop it here")
+
+    def workspace_titles(self) -> list[str]:
+        return [spec.title for spec in WORKSPACES]
+
+    def show_workspace(self, index: int) -> None:
+        if 0 <= index < self.tabs.count():
+            self.tabs.setCurrentIndex(index)
+
+    # ----- opening ----------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        start = os.path.dirname(self.recent.files()[0]) if self.recent.files() else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Open model or project", start, MODEL_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str) -> None:
+        """Open a model (.onnx, or anything else we try as ONNX) or a project file."""
+        if not os.path.exists(path):
+            self.recent.remove(path)
+            dialogs.show_error(self, "Cannot open", f"{path}: the file does not exist")
+            return
+        if path.endswith(PROJECT_SUFFIX):
+            if self.projects.confirm_close() and self.projects.open_project_file(path):
+                self.recent.add(path)
+            return
+        if self.projects.confirm_close():
+            self.projects.open_model_file(path)
+
+    def load_model(self, path: str, input_shapes: dict[str, list[int]] | None = None) -> None:
+        """Parse and analyse the model on the loader's thread; the window stays responsive."""
+        self.statusBar().showMessage(f"Loading {Path(path).name}…")
+        self.loader.load(path, input_shapes or None)
+
+    def _on_model_loaded(self, path: str, graph: Any) -> None:
+        self.recent.add(path)
+        self.ctx.set_model(graph, path)
+        nodes = len(graph.nodes)
+        self.model_label.setText(f"{graph.name} · {nodes:,} nodes · opset {graph.opset}")
+        self.statusBar().showMessage(f"Opened {path}", 6000)
+
+    def _on_model_failed(self, path: str, message: str, details: str) -> None:
+        self.statusBar().showMessage(f"Could not open {Path(path).name}", 6000)
+        dialogs.show_error(self, "Cannot open model", message, details)
+
+    def _on_busy(self, busy: bool) -> None:
+        self.busy.setVisible(busy)
+
+    # ----- drag and drop ----------------------------------------------------------------------
+    @staticmethod
+    def _dropped_path(event: Any) -> str:
+        mime = event.mimeData()
+        if not mime.hasUrls():
+            return ""
+        for url in mime.urls():
+            path = url.toLocalFile()
+            if path and path.lower().endswith(OPENABLE):
+                return path
+        return ""
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if self._dropped_path(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        path = self._dropped_path(event)
+        if path:
+            event.acceptProposedAction()
+            self.open_path(path)
+
+    # ----- state and closing ------------------------------------------------------------------
+    def _restore_state(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        self._state_restored = state is not None and bool(self.restoreState(state))
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if not self._state_restored:  # first run: keep the docks low, the graph gets the room
+            self._state_restored = True
+            self.resizeDocks(
+                self.docks(), [DOCK_HEIGHT] * len(self.docks()), Qt.Orientation.Vertical
+            )
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if self._closed:  # Qt may send a second close event to a closed window
+            event.accept()
+            return
+        if not self.projects.confirm_close():
+            event.ignore()
+            return
+        jobs = self.ctx.jobs
+        running = jobs.running() if jobs is not None and hasattr(jobs, "running") else []
+        if running and not dialogs.ask_stop_jobs(self, len(running)):
+            event.ignore()
+            return
+        if jobs is not None and hasattr(jobs, "shutdown"):
+            jobs.shutdown()
+        for page in self.workspaces.values():
+            shutdown = getattr(page, "shutdown", None)
+            if callable(shutdown):
+                try:
+                    shutdown()
+                except Exception:  # noqa: BLE001 - closing must always succeed
+                    log.exception("workspace shutdown failed")
+        self.loader.wait(5000)
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self._closed = True
+        event.accept()
