@@ -48,6 +48,9 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from studio.core.jobs.protocol import job_kind
+    from studio.core.toolchain.jobs import compile_bundle
+
     request = {
         "model": args.model,
         "backend": args.backend,
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         "encodings": args.encodings,
         "input_shapes": parse_input_shapes(args.input_shape),
     }
-    result = run_job("studio.core.engine.jobs:compile_bundle", request, args)
+    result = run_job(job_kind(compile_bundle), request, args)
     if args.json:
         print_json(result)
         return 0

@@ -53,6 +53,9 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from studio.core.jobs.protocol import job_kind
+    from studio.core.toolchain import jobs
+
     if args.plan:
         return run_with_plan(args, "run")
     request = {
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         "sdk": args.sdk,
         "seed": args.seed,
     }
-    result = run_job("studio.core.engine.jobs:run", request, args)
+    result = run_job(job_kind(jobs.run), request, args)
     if args.json:
         print_json(result)
         return 0

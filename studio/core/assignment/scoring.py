@@ -21,9 +21,10 @@ from studio.core.assignment.plan import (  # noqa: F401 - re-exported: callers i
     SCHEMA_VERSION,
     BackendScore,
     NodeDecision,
+    NodeSupport,
     Plan,
-    Support,
 )
+from studio.core.assignment.support import support_map
 from studio.core.errors import BackendUnavailableError, BadInputError, ConfigError
 from studio.core.project import Constraints
 
@@ -95,7 +96,7 @@ def score_node(
     node: Any,
     graph: Any,
     backend: str,
-    support: Support,
+    support: NodeSupport,
     measured_ms: float | None,
     constraints: Constraints | None = None,
     vtcm_bytes: int = VTCM_BYTES_DEFAULT,
@@ -169,7 +170,7 @@ def cut_costs(nodes: list[Any], graph: Any) -> list[float]:
 # ----- the assignment -------------------------------------------------------------------------
 def assign(
     graph: Any,
-    support: Mapping[str, Mapping[str, Support]],
+    support: Mapping[str, Mapping[str, NodeSupport]],
     available: list[str],
     constraints: Constraints | None = None,
     measured: Mapping[str, Mapping[str, float]] | None = None,
@@ -177,7 +178,7 @@ def assign(
 ) -> Plan:
     """Choose a backend per node minimising time (+ weighted energy) plus boundary costs.
 
-    ``support``: node id -> backend -> Support (from opsupport); a backend with no entry for a
+    ``support``: node id -> backend -> NodeSupport (from opsupport); a backend with no entry for a
     node counts as NOT supported ("not probed"), except the CPU reference. ``measured``: backend
     -> node id -> ms from a per-layer profile; missing figures fall back to labelled estimates.
     """
@@ -188,13 +189,13 @@ def assign(
         raise BackendUnavailableError("no backend is available to assign nodes to")
     nodes = [n for n in graph.nodes if not (n.op_type == "Constant" and not n.inputs)]
 
-    def support_of(node_id: str, backend: str) -> Support:
+    def support_of(node_id: str, backend: str) -> NodeSupport:
         found = support.get(node_id, {}).get(backend)
         if found is not None:
             return found
         if backend == "cpu":
-            return Support(True, "ONNX Runtime CPU EP (reference)")
-        return Support(False, f"{backend.upper()} support not probed for this node")
+            return NodeSupport(True, "ONNX Runtime CPU EP (reference)", "reference")
+        return NodeSupport(False, f"{backend.upper()} support not probed for this node")
 
     _check_pins(graph, constraints, backends, support_of)
     scores = [
@@ -373,8 +374,6 @@ def plan_for(
     measured: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Plan:
     """Assign from an :class:`~studio.core.assignment.support.OpSupportReport` (backends and verdicts)."""
-    from studio.core.assignment.support import support_map
-
     vtcm_mb = float(report.options.get("vtcm_mb", VTCM_BYTES_DEFAULT / 1024 / 1024))
     return assign(
         graph,

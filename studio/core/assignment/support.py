@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.assignment import probe
+from studio.core.assignment.plan import NodeSupport
 from studio.core.atomic import atomic_write_json, read_json_strict
 from studio.core.errors import BadInputError, ConfigError, JobCancelledError, StudioError
 from studio.core.jobs.protocol import JobContext
@@ -37,44 +38,6 @@ MIB = 1024 * 1024
 DEFAULT_VTCM_MB = 8
 PROBE_JOB = "studio.core.assignment.probe:probe_job"
 AVAILABILITY_JOB = "studio.core.assignment.probe:availability_job"
-
-
-@dataclass
-class NodeSupport:
-    """One node on one backend: accepted or not, the backend's own reason, and size warnings."""
-
-    supported: bool
-    reason: str = ""
-    source: str = "probe"  # "probe" | "model" | "backend" | "reference"
-    warnings: list[str] = field(default_factory=list)
-
-    def tooltip(self, backend: str) -> str:
-        """The one-line text the graph and the table show for this node."""
-        if self.source == "backend":  # the backend itself is missing, not this node
-            reason = self.reason.removeprefix(f"{backend.upper()} unavailable: ")
-            return f"{backend.upper()}: unavailable ({reason})"
-        head = f"{backend.upper()}: " + ("supported" if self.supported else "rejected")
-        text = f"{head} ({self.reason})" if self.reason else head
-        if self.warnings:
-            text += "; " + "; ".join(self.warnings)
-        return text
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "supported": self.supported,
-            "reason": self.reason,
-            "source": self.source,
-            "warnings": list(self.warnings),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> NodeSupport:
-        return cls(
-            supported=bool(data["supported"]),
-            reason=str(data.get("reason", "")),
-            source=str(data.get("source", "probe")),
-            warnings=[str(w) for w in data.get("warnings", [])],
-        )
 
 
 @dataclass
@@ -435,10 +398,5 @@ def _combine(
 
 
 def support_map(report: OpSupportReport) -> dict[str, dict[str, Any]]:
-    """Node id -> backend -> assignment.Support, the form the assignment consumes."""
-    from studio.core.assignment.scoring import Support
-
-    return {
-        n: {b: Support(s.supported, s.reason) for b, s in per.items()}
-        for n, per in report.nodes.items()
-    }
+    """Node id -> backend -> NodeSupport, the form the assignment consumes (one type for both)."""
+    return {n: dict(per) for n, per in report.nodes.items()}

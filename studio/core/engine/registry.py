@@ -21,6 +21,7 @@ from typing import Any
 
 from studio.core.errors import BadInputError, StudioError
 from studio.core.jobs.native_log import pick_reason
+from studio.core.jobs.protocol import JobContext, job, job_kind
 
 __all__ = ["REGISTRY", "BackendSpec", "BackendStatus", "pick_reason", "probe_backends"]
 
@@ -233,6 +234,22 @@ _cache: dict[tuple[tuple[str, str], ...], list[BackendStatus]] = {}
 _cache_lock = threading.Lock()
 
 
+@job
+def probe_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Try a tiny session on every registered backend (or those in ``request['backends']``)."""
+    names = request.get("backends") or list(REGISTRY)
+    statuses = []
+    for index, name in enumerate(names):
+        ctx.progress(index / len(names), f"probing {name}")
+        status = probe_backend(str(name))
+        ctx.log(
+            f"{name}: {'available' if status.available else 'unavailable: ' + str(status.reason)}"
+        )
+        statuses.append(status.to_json())
+    ctx.progress(1.0, "probe done")
+    return {"backends": statuses}
+
+
 def probe_backends(*, in_worker: bool = True, refresh: bool = False) -> list[BackendStatus]:
     """Probe every registered backend (in the worker process by default); cached per versions.
 
@@ -247,7 +264,7 @@ def probe_backends(*, in_worker: bool = True, refresh: bool = False) -> list[Bac
         from studio.core.jobs.client import run_in_worker
 
         try:
-            result = run_in_worker("studio.core.engine.jobs:probe", {}, timeout_s=120)
+            result = run_in_worker(job_kind(probe_job), {}, timeout_s=120)
             statuses = [BackendStatus.from_json(s) for s in result["backends"]]
         except StudioError as exc:
             # Not cached: the worker may have been stopped from outside (a window closing

@@ -16,14 +16,17 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QFileDialog
 
+from studio.core.accuracy.jobs import analyse_job
 from studio.core.calibration import CalibrationStats
 from studio.core.calibration import calibrate as core_calibrate
 from studio.core.encodings import coverage, load_encodings, save_encodings
 from studio.core.engine.registry import is_x86_host
 from studio.core.errors import StudioError
+from studio.core.jobs.protocol import job_kind
 from studio.core.profiling.cycles import DEFAULT_RUNS
 from studio.core.quantize import QuantPlan
 from studio.core.quantize import build_qdq as core_build_qdq
+from studio.core.workflows.automix import auto_mp_job
 from studio.ui.quant.commands import ImportEncodingsCommand
 from studio.ui.quant.dialogs import AutoMixDialog, CalibrateDialog, ExportDialog
 from studio.ui.quant.htp_probe import HtpProbe
@@ -202,7 +205,7 @@ def analyse(ws, backend: str = "cpu") -> None:
                 "backend": backend,
                 "samples": EVAL_SAMPLES,
             }
-            result = run_in_worker("studio.core.accuracy.jobs:analyse_job", request, jctx)
+            result = run_in_worker(job_kind(analyse_job), request, jctx)
             return SqnrReport.from_json(result)
         analyser, feeds = _evaluation(ws, stats)
         return analyser.analyse(target, feeds, backend=backend, ctx=jctx)
@@ -294,7 +297,7 @@ def auto_mix(
             }
             if cycles:
                 request["cycles"] = "htp"
-            result = run_in_worker("studio.core.accuracy.jobs:auto_mp_job", request, jctx)
+            result = run_in_worker(job_kind(auto_mp_job), request, jctx)
             return AutoMpResult.from_json(result)
         _analyser, feeds = _evaluation(ws, stats)
         return auto_mixed_precision(
