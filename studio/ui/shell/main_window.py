@@ -2,7 +2,7 @@
 
 What lives where: menus and actions in ``main_menus``, project rules in ``project_controller``,
 workspace pages from the ``workspaces`` registry (a missing one is a placeholder page). This class
-wires them: models load off the UI thread (``ModelLoader``), their errors become dialogs, and the
+wires them: models load off the UI thread (a ``Background``), their errors become dialogs, and the
 window never shows a traceback unless the user asks for details.
 """
 
@@ -27,11 +27,12 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.project import PROJECT_SUFFIX
+from studio.ui.jobs.background import Background
 from studio.ui.shell import dialogs
 from studio.ui.shell.context import StudioContext
 from studio.ui.shell.history import HistoryView
 from studio.ui.shell.menus import MainMenus
-from studio.ui.shell.model_loader import ModelLoader
+from studio.ui.shell.model_loader import load_model_graph, start_for_file
 from studio.ui.shell.project_controller import MODEL_FILTER, ProjectController
 from studio.ui.shell.recent import RecentFiles
 from studio.ui.shell.view_state import ProjectViewState
@@ -67,10 +68,9 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else QSettings()
         self.ctx = StudioContext(self)
         self.recent = RecentFiles(self.settings, self)
-        self.loader = ModelLoader(self)
-        self.loader.loaded.connect(self._on_model_loaded)
-        self.loader.failed.connect(self._on_model_failed)
-        self.loader.busy_changed.connect(self._on_busy)
+        self.loader = Background(self)
+        self.loader.started.connect(lambda _path: self._on_busy(True))
+        self.loader.finished.connect(lambda _state: self._on_busy(self.loader.busy))
         self.projects = ProjectController(self.ctx, self, self.load_model)
         self.projects.title_changed.connect(self.setWindowTitle)
 
@@ -191,7 +191,13 @@ class MainWindow(QMainWindow):
     def load_model(self, path: str, input_shapes: dict[str, list[int]] | None = None) -> None:
         """Parse and analyse the model on the loader's thread; the window stays responsive."""
         self.statusBar().showMessage(f"Loading {Path(path).name}…")
-        self.loader.load(path, input_shapes or None)
+        start_for_file(
+            self.loader,
+            path,
+            lambda: load_model_graph(path, input_shapes or None),
+            self._on_model_loaded,
+            self._on_model_failed,
+        )
 
     def _on_model_loaded(self, path: str, graph: Any) -> None:
         self.recent.add(path)
