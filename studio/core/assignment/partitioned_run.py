@@ -25,9 +25,7 @@ from typing import Any
 import numpy as np
 
 from studio.core.errors import BackendUnavailableError, BadInputError, JobFailedError, StudioError
-from studio.core.jobs.protocol import JobContext, job
-
-RUN_JOB = "studio.core.assignment.partitioned_run:run_segments_job"
+from studio.core.jobs.protocol import JobContext, job, job_kind
 
 
 @dataclass
@@ -138,7 +136,7 @@ def run_plan(
             "warmup": int(warmup),
         }
         ctx.progress(0.05, f"running {len(segments)} segment(s)")
-        result = run_in_worker(RUN_JOB, request, ctx, timeout_s=timeout_s)
+        result = run_in_worker(job_kind(run_segments_job), request, ctx, timeout_s=timeout_s)
         with np.load(folder / "outputs.npz", allow_pickle=False) as data:
             outputs = {name: data[name] for name in data.files}
     timings = [SegmentTiming(**t) for t in result["timings"]]

@@ -31,13 +31,13 @@ from studio.core.assignment import probe
 from studio.core.assignment.plan import NodeSupport
 from studio.core.atomic import atomic_write_json, read_json_strict
 from studio.core.errors import BadInputError, ConfigError, JobCancelledError, StudioError
-from studio.core.jobs.protocol import JobContext
+from studio.core.jobs.protocol import JobContext, job_kind
 
 SCHEMA_VERSION = 1
 MIB = 1024 * 1024
 DEFAULT_VTCM_MB = 8
-PROBE_JOB = "studio.core.assignment.probe:probe_job"
-AVAILABILITY_JOB = "studio.core.assignment.probe:availability_job"
+PROBE_JOB = job_kind(probe.probe_job)
+AVAILABILITY_JOB = job_kind(probe.availability_job)
 
 
 @dataclass

@@ -1,14 +1,13 @@
 """The main window: one tab per workspace, Jobs and History docks, menus, status bar.
 
 What lives where: menus and actions in ``main_menus``, project rules in ``project_controller``,
-workspace pages from the ``workspaces`` registry (a missing one is a placeholder page). This class
+workspace pages from the ``workspaces`` list (imported directly). This class
 wires them: models load off the UI thread (a ``Background``), their errors become dialogs, and the
 window never shows a traceback unless the user asks for details.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from pathlib import Path
@@ -28,6 +27,8 @@ from PySide6.QtWidgets import (
 
 from studio.core.project import PROJECT_SUFFIX
 from studio.ui.jobs.background import Background
+from studio.ui.jobs.dock import JobsDock
+from studio.ui.jobs.manager import JobManager
 from studio.ui.shell import dialogs
 from studio.ui.shell.context import StudioContext
 from studio.ui.shell.history import HistoryView
@@ -37,6 +38,7 @@ from studio.ui.shell.project_controller import MODEL_FILTER, ProjectController
 from studio.ui.shell.recent import RecentFiles
 from studio.ui.shell.view_state import ProjectViewState
 from studio.ui.shell.workspaces import WORKSPACES, create_workspace
+from studio.ui.widgets.backend_panel import BackendPanel
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +46,6 @@ OPENABLE = (".onnx", PROJECT_SUFFIX)
 # first-run height of the bottom dock area (Jobs | History | Backends): a few job rows beside
 # the selected job's log; a user's own height is kept by saveState/restoreState
 DOCK_HEIGHT = 150
-
-
-def _optional(module: str, name: str) -> Any:
-    """A class from a module another part of the studio provides, or None while it is absent."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except Exception as exc:  # noqa: BLE001 - a missing or broken panel must not stop the window
-        log.info("%s.%s not available: %s", module, name, exc)
-        return None
 
 
 class MainWindow(QMainWindow):
@@ -96,20 +89,9 @@ class MainWindow(QMainWindow):
 
     # ----- construction -----------------------------------------------------------------------
     def _build_docks(self) -> None:
-        jobs_cls = _optional("studio.ui.jobs.manager", "JobManager")
-        self.ctx.jobs = jobs_cls(self) if jobs_cls is not None else None
-        dock_cls = _optional("studio.ui.jobs.dock", "JobsDock")
-        content: QWidget | None = None
-        if dock_cls is not None and self.ctx.jobs is not None:
-            try:
-                content = dock_cls(self.ctx.jobs)
-            except Exception:  # noqa: BLE001 - fall back to the placeholder below
-                log.exception("JobsDock failed to start")
-        if content is None:
-            content = QLabel("Jobs will be listed here.", self)
-            content.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.ctx.jobs = JobManager(self)
         self.jobs_dock = self._dock(
-            "Jobs", "jobsDock", content, Qt.DockWidgetArea.BottomDockWidgetArea
+            "Jobs", "jobsDock", JobsDock(self.ctx.jobs), Qt.DockWidgetArea.BottomDockWidgetArea
         )
         self.history_dock = self._dock(
             "History",
@@ -119,21 +101,14 @@ class MainWindow(QMainWindow):
         )
         self.tabifyDockWidget(self.jobs_dock, self.history_dock)
         self.jobs_dock.raise_()
-        self.backend_dock = None
-        panel_cls = _optional("studio.ui.widgets.backend_panel", "BackendPanel")
-        if panel_cls is not None:
-            try:
-                panel = panel_cls()
-                self.backend_dock = self._dock(
-                    "Backends available",
-                    "backendDock",
-                    panel,
-                    Qt.DockWidgetArea.BottomDockWidgetArea,
-                )
-                self.tabifyDockWidget(self.history_dock, self.backend_dock)
-                self.jobs_dock.raise_()
-            except Exception:  # noqa: BLE001 - the window works without it
-                log.exception("BackendPanel failed to start")
+        self.backend_dock = self._dock(
+            "Backends available",
+            "backendDock",
+            BackendPanel(),
+            Qt.DockWidgetArea.BottomDockWidgetArea,
+        )
+        self.tabifyDockWidget(self.history_dock, self.backend_dock)
+        self.jobs_dock.raise_()
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
