@@ -35,10 +35,11 @@ from studio.cli.common import (
     stderr_context,
 )
 from studio.cli.options import add_format_arg, add_method_arg
+from studio.core.accuracy.jobs import DEFAULT_EVAL_SAMPLES
 from studio.core.errors import BadInputError
 from studio.core.profiling.cycles import DEFAULT_RUNS
 
-EVAL_SAMPLES = 8
+EVAL_SAMPLES = DEFAULT_EVAL_SAMPLES
 
 
 def register(subparsers: Any) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from studio.core.engine.sessions import random_array
 from studio.core.errors import BackendUnavailableError, BadInputError, JobFailedError, StudioError
 from studio.core.jobs.protocol import JobContext, job, job_kind
 
@@ -85,11 +86,7 @@ def random_feeds(graph: Any, seed: int = 0) -> dict[str, np.ndarray]:
             raise BadInputError(
                 f"input '{t.name}' has dynamic shape {t.shape}: fix it with --input-shape"
             )
-        dtype = np.dtype(t.dtype or "float32")
-        if np.issubdtype(dtype, np.floating):
-            feeds[t.name] = rng.random(t.shape, dtype=np.float32).astype(dtype)
-        else:
-            feeds[t.name] = rng.integers(0, 10, size=t.shape).astype(dtype)
+        feeds[t.name] = random_array(rng, t.shape, t.dtype or "float32")
     return feeds
 
 

@@ -25,9 +25,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.assignment.plan import BACKEND_ORDER
+from studio.core.engine.backends import REGISTRY
 from studio.ui.jobs.background import Background
 
-BACKENDS = (("htp", "QNN HTP (NPU)"), ("gpu", "QNN GPU (Adreno)"), ("cpu", "ORT CPU"))
+BACKENDS = tuple((name, REGISTRY[name].label) for name in BACKEND_ORDER)  # (name, label)
 BROWSE = "__browse__"
 
 

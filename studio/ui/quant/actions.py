@@ -16,7 +16,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QFileDialog
 
-from studio.core.accuracy.jobs import analyse_job
+from studio.core.accuracy.jobs import DEFAULT_EVAL_SAMPLES, analyse_job
 from studio.core.calibration import CalibrationStats
 from studio.core.calibration import calibrate as core_calibrate
 from studio.core.encodings import coverage, load_encodings, save_encodings
@@ -34,7 +34,7 @@ from studio.ui.quant.htp_probe import HtpProbe
 log = logging.getLogger(__name__)
 
 CALIBRATION_SCHEMA = 1
-EVAL_SAMPLES = 8  # evaluation samples for SQNR (the core's default)
+EVAL_SAMPLES = DEFAULT_EVAL_SAMPLES  # evaluation samples for SQNR (the core's default)
 SIMULATED = (
     "; the HTP simulator's counts on this x86-64 host, which rise when the host is busy: "
     "compare points measured together"
