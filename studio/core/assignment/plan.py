@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from studio.core.errors import ConfigError
-from studio.core.project import Constraints
+from studio.core.project import BACKENDS, Constraints
 
 SCHEMA_VERSION = 1
 PLAN_KIND = "npu-studio.backend-plan"
-BACKEND_ORDER = ("htp", "gpu", "cpu")
+BACKEND_ORDER = BACKENDS  # the backends a node can be assigned to (a project's pins name them)
 
 
 @dataclass

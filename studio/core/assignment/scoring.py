@@ -26,6 +26,7 @@ from studio.core.assignment.plan import (  # noqa: F401 - re-exported: callers i
 )
 from studio.core.assignment.support import support_map
 from studio.core.errors import BackendUnavailableError, BadInputError, ConfigError
+from studio.core.model.ops import QDQ_OPS
 from studio.core.project import Constraints
 
 # Effective rates used ONLY when nothing was measured; every figure derived from them is labelled
@@ -39,7 +40,6 @@ POWER_EFFICIENCY = {"htp": 1.0, "gpu": 0.45, "cpu": 0.15}
 BOUNDARY_BYTES_PER_MS = 5e6  # ~5 GB/s shared-memory copy
 BOUNDARY_SYNC_MS = 0.05  # one hand-over between sessions
 VTCM_BYTES_DEFAULT = 8 * 1024 * 1024
-QDQ = ("QuantizeLinear", "DequantizeLinear")
 
 
 def weights(constraints: Constraints) -> tuple[float, float]:
@@ -54,7 +54,7 @@ def weights(constraints: Constraints) -> tuple[float, float]:
 # ----- scoring --------------------------------------------------------------------------------
 def quant_bits(node: Any, graph: Any) -> int | None:
     """8 or 16 when the node runs quantised (a DequantizeLinear feeds it), else None."""
-    if node.op_type in QDQ:
+    if node.op_type in QDQ_OPS:
         tensor = node.inputs[0] if node.op_type == "DequantizeLinear" else node.outputs[0]
         return _bits(graph, tensor)
     for tensor in node.inputs:
@@ -398,7 +398,9 @@ def measured_from_profile(run: Mapping[str, Any]) -> tuple[str, dict[str, float]
     """
     backend = str(run.get("backend", ""))
     if backend not in BACKEND_ORDER:
-        raise BadInputError(f"profile run is for backend {backend!r}, not one of htp/gpu/cpu")
+        raise BadInputError(
+            f"profile run is for backend {backend!r}, not one of {'/'.join(BACKEND_ORDER)}"
+        )
     rows = [r for r in run.get("layers", []) if isinstance(r, Mapping) and r.get("node_id")]
     p50 = float((run.get("stats") or {}).get("p50_ms") or 0.0)
     cycle_rows = [r for r in rows if r.get("cycles") is not None]

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.core.engine.backends import REGISTRY, BackendSpec
 from studio.core.errors import BadInputError, StudioError
 from studio.core.jobs.native_log import pick_reason
 from studio.core.jobs.protocol import JobContext, job, job_kind
@@ -30,57 +31,6 @@ SIMULATION_NOTE = (
     "HTP runs as a simulation on this x86-64 host: results are real quantized arithmetic and "
     "cycle counts are the simulator's, but wall-clock times are not phone times."
 )
-
-
-@dataclass(frozen=True)
-class BackendSpec:
-    """A backend the studio knows: its name, what it runs on, and where its library lives."""
-
-    name: str
-    label: str
-    ep: str
-    qnn_backend_type: str | None  # None for ORT's own CPU EP
-    library: str | None  # file name in the onnxruntime-qnn package
-    description: str
-
-
-REGISTRY: dict[str, BackendSpec] = {
-    spec.name: spec
-    for spec in (
-        BackendSpec(
-            "htp",
-            "QNN HTP (NPU)",
-            "QNNExecutionProvider",
-            "htp",
-            "libQnnHtp.so",
-            "Hexagon Tensor Processor through onnxruntime-qnn; quantized (QDQ) or fp16 models",
-        ),
-        BackendSpec(
-            "gpu",
-            "QNN GPU (Adreno)",
-            "QNNExecutionProvider",
-            "gpu",
-            "libQnnGpu.so",
-            "Adreno GPU through onnxruntime-qnn; needs a Snapdragon device",
-        ),
-        BackendSpec(
-            "cpu",
-            "ORT CPU",
-            "CPUExecutionProvider",
-            None,
-            None,
-            "ONNX Runtime's CPU execution provider (float reference, QDQ simulation)",
-        ),
-        BackendSpec(
-            "qnn-cpu",
-            "QNN CPU",
-            "QNNExecutionProvider",
-            "cpu",
-            "libQnnCpu.so",
-            "QNN's reference CPU backend (only when the onnxruntime-qnn build ships it)",
-        ),
-    )
-}
 
 
 @dataclass
