@@ -94,6 +94,7 @@ def run(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     from studio.core.engine.feeds import fix_input_shapes, needs_fixed_shapes
     from studio.core.engine.registry import REGISTRY
     from studio.core.toolchain.compile import resolve_model_or_bundle
+
     source = _existing(request.get("model"), "model")
     if request.get("sdk"):
         return _run_with_sdk(request, source, ctx)
@@ -292,6 +293,9 @@ def compile_bundle(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         checked = BackendConfig.from_json({"htp_config": overrides}, source="command line")
         config.htp_config.update(checked.htp_config)
     args = config.session_args(backend, quantized=is_quantized_model(model))
+    from studio.core.engine.sessions import apply_htp_target
+
+    apply_htp_target(args.provider_options)  # the context binary is built for the target device
     for warning in args.warnings:
         ctx.log(f"warning: {warning}")
     with tempfile.TemporaryDirectory(prefix="studio-compile-") as scratch:
@@ -318,6 +322,7 @@ def _compile(
     args: Any,
 ) -> dict[str, Any]:
     from studio.core.toolchain.compile import compile_model
+
     return compile_model(
         model,
         output,
