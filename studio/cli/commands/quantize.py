@@ -34,6 +34,7 @@ from studio.cli.common import (
     print_json,
     stderr_context,
 )
+from studio.cli.device_option import add_device_arg, device_from_args
 from studio.cli.options import add_format_arg, add_method_arg
 from studio.core.accuracy.jobs import DEFAULT_EVAL_SAMPLES
 from studio.core.errors import BadInputError
@@ -86,6 +87,7 @@ def register(subparsers: Any) -> None:
         help="open the result on QNN HTP with CPU fallback disabled and report full offload",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    add_device_arg(parser)
     parser.set_defaults(func=run)
 
 
@@ -149,6 +151,7 @@ def _plan(args: argparse.Namespace, stats: Any):
 
 
 def run(args: argparse.Namespace) -> int:
+    device_from_args(args)  # the HTP target of every session this command creates
     with native_stdout_to_stderr():  # the QNN library's banner must not reach stdout
         summary = _quantize(args)
     if args.json:

@@ -150,7 +150,7 @@ def probe_backend(name: str) -> BackendStatus:
         status.note = "QNN GPU needs an Adreno GPU (Snapdragon); none on this x86-64 host."
     options: dict[str, str] = {}
     if spec.name == "htp":  # the probe model is float: HTP runs it in fp16
-        options = {"enable_htp_fp16_precision": "1", "soc_model": "60"}
+        options = {"enable_htp_fp16_precision": "1"}  # the target soc_model is added
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="studio-probe-") as tmp:
         model = _probe_model(Path(tmp))

@@ -242,6 +242,9 @@ def compile_bundle(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         checked = BackendConfig.from_json({"htp_config": overrides}, source="command line")
         config.htp_config.update(checked.htp_config)
     args = config.session_args(backend, quantized=is_quantized_model(model))
+    from studio.core.engine.sessions import apply_htp_target
+
+    apply_htp_target(args.provider_options)  # the context binary is built for the target device
     for warning in args.warnings:
         ctx.log(f"warning: {warning}")
     with tempfile.TemporaryDirectory(prefix="studio-compile-") as scratch:
