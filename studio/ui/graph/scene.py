@@ -50,7 +50,6 @@ class GraphScene(QGraphicsScene):
         self.current_hit = -1
         self.generation = 0  # bumped whenever what GraphItem draws changes (drops its cache)
         self._sub_cache: dict[int, str] = {}
-        self._label_cache: dict[int, str] = {}
         self._overlay_base = 0
         self._no_data = 0
         self.item = GraphItem(self)
@@ -70,7 +69,6 @@ class GraphScene(QGraphicsScene):
         self.hits = []
         self.current_hit = -1
         self._sub_cache = {}
-        self._label_cache = {}
         self._build_palette(layout)
         self._build_bands(layout)
         x, y, w, h = layout.bounds()
