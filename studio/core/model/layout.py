@@ -38,6 +38,8 @@ KIND_GROUP = 1
 KIND_INPUT = 2
 KIND_OUTPUT = 3
 
+MAX_ROUTED_SPAN = 40  # edges spanning more layers are drawn in a side lane, not routed by igraph
+
 GROUP_PREFIX = "scope:"
 INPUT_PREFIX = "input:"
 OUTPUT_PREFIX = "output:"
@@ -161,6 +163,47 @@ def _vertex_order(n: int, edges: list[tuple[int, int]]) -> list[int]:
     return order
 
 
+def _split_long(edges: list[tuple[int, int]], layers: list[int]) -> tuple[list[int], list[int]]:
+    """Indices of edges igraph routes, and of those spanning more than ``MAX_ROUTED_SPAN`` layers.
+
+    An exporter's attention mask is computed once at the top and added in every layer: each of
+    those edges spans thousands of layers, and igraph would route each through one dummy vertex
+    per layer (millions for a 20k-node BERT: 30 s of layout). They are drawn in a lane beside the
+    graph instead (:func:`_full_routing`).
+    """
+    short: list[int] = []
+    long_edges: list[int] = []
+    for i, (s, t) in enumerate(edges):
+        (long_edges if layers[t] - layers[s] > MAX_ROUTED_SPAN else short).append(i)
+    return short, long_edges
+
+
+def _full_routing(
+    count: int,
+    short: list[int],
+    routed: list[list[list[float]]],
+    long_edges: list[int],
+    edges: list[tuple[int, int]],
+    coords: np.ndarray,
+) -> list[list[list[float]]]:
+    """igraph's bends for short edges; long ones leave their source, run down a lane left of
+    the graph (one lane per source) and come back in just above their target."""
+    if not long_edges:
+        return routed
+    routing: list[list[list[float]]] = [[] for _ in range(count)]
+    for k, i in enumerate(short):
+        if k < len(routed):
+            routing[i] = routed[k]
+    left = float(coords[:, 0].min()) if len(coords) else 0.0
+    lanes: dict[int, float] = {}
+    for i in long_edges:
+        s, t = edges[i]
+        lane = lanes.setdefault(s, left - 1.0 - 0.15 * (len(lanes) % 6))
+        ys, yt = float(coords[s, 1]), float(coords[t, 1])
+        routing[i] = [[lane, ys + 0.5], [lane, yt - 0.5]]
+    return routing
+
+
 def _route(
     edges: list[tuple[int, int]],
     routing: list[list[list[float]]],
@@ -281,9 +324,11 @@ def _compute(graph: Any, collapsed: Iterable[str], *, show_io: bool, maxiter: in
     # inputs are sources and outputs sinks); a collapsed scope can make cycles, so sort then.
     order = _vertex_order(n, edges) if members else list(range(n))
     layers = _layers(n, edges, order)
-    g = igraph.Graph(n=n, edges=edges, directed=True)
+    short, long_edges = _split_long(edges, layers)
+    g = igraph.Graph(n=n, edges=[edges[i] for i in short], directed=True)
     placed = g.layout_sugiyama(layers=layers, hgap=1, vgap=1, maxiter=maxiter)
     coords = np.asarray(placed.coords[:n], dtype=np.float64)
+    routing = _full_routing(len(edges), short, placed.edge_routing, long_edges, edges, coords)
     cx = coords[:, 0] * X_STEP
     cy = coords[:, 1] * Y_STEP
 
@@ -296,7 +341,7 @@ def _compute(graph: Any, collapsed: Iterable[str], *, show_io: bool, maxiter: in
     heights[io] = IO_H
     boxes = np.column_stack([cx - widths / 2, cy - heights / 2, widths, heights])
 
-    points, offsets = _route(edges, placed.edge_routing, cx, cy, heights)
+    points, offsets = _route(edges, routing, cx, cy, heights)
 
     return Layout(
         ids=ids,

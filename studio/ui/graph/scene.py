@@ -27,6 +27,7 @@ from studio.ui.graph import styles
 from studio.ui.graph.items import Band, GraphItem, MarkItem
 
 BAND_SIZE = 512
+LONG_EDGE = 40 * lay.Y_STEP  # edges taller than this (scene units) share one band of their own
 OVERLAY_BINS = 64
 
 
@@ -138,8 +139,12 @@ class GraphScene(QGraphicsScene):
             ex0, ex1 = np.minimum.reduceat(px, starts), np.maximum.reduceat(px, starts)
             ey0, ey1 = np.minimum.reduceat(py, starts), np.maximum.reduceat(py, starts)
             edge_band = band_of[layout.edges[:, 0]]
+            # an edge crossing many bands would make its band's bounds the whole graph (and
+            # the band painted on every frame): such edges get a band of their own
+            long_edges = np.nonzero(ey1 - ey0 > LONG_EDGE)[0]
+            edge_band[long_edges] = len(chunks)
             edge_order = np.argsort(edge_band, kind="stable")
-            split = np.searchsorted(edge_band[edge_order], np.arange(len(chunks) + 1))
+            split = np.searchsorted(edge_band[edge_order], np.arange(len(chunks) + 2))
         for b, chunk in enumerate(chunks):
             bx = boxes[chunk]
             x0, y0 = bx[:, 0].min(), bx[:, 1].min()
@@ -150,6 +155,12 @@ class GraphScene(QGraphicsScene):
                 y0, y1 = min(y0, ey0[edges].min()), max(y1, ey1[edges].max())
             rect = QRectF(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
             self.bands.append(Band(np.sort(chunk), edges, rect.adjusted(-30, -30, 30, 30)))
+        if e and len(long_edges):
+            edges = edge_order[split[len(chunks)] : split[len(chunks) + 1]]
+            x0, x1 = ex0[edges].min(), ex1[edges].max()
+            y0, y1 = ey0[edges].min(), ey1[edges].max()
+            rect = QRectF(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+            self.bands.append(Band(np.zeros(0, np.int64), edges, rect.adjusted(-30, -30, 30, 30)))
 
     # ----- per-vertex state -------------------------------------------------------------
     def set_overlay_values(self, t: np.ndarray | None, table: np.ndarray | None = None) -> None:
