@@ -163,6 +163,27 @@ def _vertex_order(n: int, edges: list[tuple[int, int]]) -> list[int]:
     return order
 
 
+def _separate(coords: np.ndarray, layers: list[int]) -> None:
+    """Push boxes of one layer apart to at least one column step (in place).
+
+    igraph's placement can leave two vertices of a layer less than ``hgap`` apart (seen on
+    exported transformers), and their boxes would overlap. Within each layer, sorted by x:
+    ``x[i] = max(x[i], x[i-1] + 1)``, written as a running maximum of ``x - rank``.
+    """
+    n = len(coords)
+    if n < 2:
+        return
+    layer = np.asarray(layers[:n], dtype=np.float64)
+    order = np.lexsort((coords[:, 0], layer))
+    sorted_layer = layer[order]
+    starts = np.r_[0, np.nonzero(np.diff(sorted_layer))[0] + 1]
+    rank = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
+    x = coords[order, 0]
+    span = float(x.max() - x.min()) + n + 1.0
+    shifted = x - rank + sorted_layer * span  # layers never mix in the running maximum
+    coords[order, 0] = np.maximum.accumulate(shifted) - sorted_layer * span + rank
+
+
 def _split_long(edges: list[tuple[int, int]], layers: list[int]) -> tuple[list[int], list[int]]:
     """Indices of edges igraph routes, and of those spanning more than ``MAX_ROUTED_SPAN`` layers.
 
@@ -328,6 +349,7 @@ def _compute(graph: Any, collapsed: Iterable[str], *, show_io: bool, maxiter: in
     g = igraph.Graph(n=n, edges=[edges[i] for i in short], directed=True)
     placed = g.layout_sugiyama(layers=layers, hgap=1, vgap=1, maxiter=maxiter)
     coords = np.asarray(placed.coords[:n], dtype=np.float64)
+    _separate(coords, layers)
     routing = _full_routing(len(edges), short, placed.edge_routing, long_edges, edges, coords)
     cx = coords[:, 0] * X_STEP
     cy = coords[:, 1] * Y_STEP
