@@ -101,7 +101,9 @@ def bench_model(nodes: int, kind: str, cache: Path | None = None) -> Path:
 
     ``kind`` "exported": ``synthetic_export.exported_transformer`` (real-sized weights, an
     exporter's naming and Constant nodes; external data from 50k nodes on, as large exports do);
-    "synthetic": the project's small-weight ``synthetic.transformer_like``.
+    "synthetic": the project's small-weight ``synthetic.transformer_like``; "exported_small":
+    the exported structure with hidden size 32 and static input dims (1, 16), small enough to
+    calibrate, analyse and profile in a benchmark.
     """
     import onnx
 
@@ -121,7 +123,10 @@ def bench_model(nodes: int, kind: str, cache: Path | None = None) -> Path:
     else:
         from studio.core.model.synthetic_export import exported_transformer, save_exported
 
-        model = exported_transformer(nodes)
+        if kind == "exported_small":
+            model = exported_transformer(nodes, hidden=32, heads=2, ffn=64, static=(1, 16))
+        else:
+            model = exported_transformer(nodes)
         external = nodes >= 50_000
         # external data names the final file: write in place under the final name
         save_exported(model, path if external else tmp, external=external)

@@ -154,9 +154,19 @@ def _count_layer_nodes(hidden: int, heads: int, ffn: int) -> int:
 
 
 def exported_transformer(
-    num_nodes: int, *, hidden: int = 128, heads: int = 4, ffn: int = 512, seed: int = 0
+    num_nodes: int,
+    *,
+    hidden: int = 128,
+    heads: int = 4,
+    ffn: int = 512,
+    seed: int = 0,
+    static: tuple[int, int] | None = None,
 ) -> onnx.ModelProto:
-    """A BERT encoder as torch.onnx exports it, with exactly ``num_nodes`` nodes (>= 300)."""
+    """A BERT encoder as torch.onnx exports it, with exactly ``num_nodes`` nodes (>= 300).
+
+    ``static`` (batch, sequence) fixes the input dims, as an export without ``dynamic_axes``
+    does (the Shape/Gather/Concat chains stay); by default they are symbolic.
+    """
     if not isinstance(num_nodes, int) or num_nodes < 300:
         raise BadInputError(
             f"exported_transformer: num_nodes must be an int >= 300, got {num_nodes!r}"
@@ -214,7 +224,7 @@ def exported_transformer(
     e.op("Tanh", "/pooler/activation", [pooled])
     e.nodes[-1].output[0] = "pooler_output"
     del last
-    dims = ["batch_size", "sequence_length"]
+    dims: list[int | str] = list(static) if static else ["batch_size", "sequence_length"]
     graph = helper.make_graph(
         e.nodes,
         "main_graph",
@@ -225,7 +235,7 @@ def exported_transformer(
         ],
         [
             helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, [*dims, h]),
-            helper.make_tensor_value_info("pooler_output", TensorProto.FLOAT, ["batch_size", h]),
+            helper.make_tensor_value_info("pooler_output", TensorProto.FLOAT, [dims[0], h]),
         ],
         e.inits,
     )

@@ -17,7 +17,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QFileDialog
 
 from studio.core.calibration import CalibrationStats
-from studio.core.calibration import calibrate as core_calibrate
 from studio.core.encodings import coverage, load_encodings, save_encodings
 from studio.core.engine.registry import is_x86_host
 from studio.core.errors import StudioError
@@ -74,7 +73,15 @@ def calibrate(ws, data: str, method: str | None = None, percentile: float | None
     shapes = dict(getattr(ws.ctx, "input_shapes", {}) or {})
 
     def job(jctx) -> CalibrationStats:
-        return core_calibrate(model, data, input_shapes=shapes or None, ctx=jctx)
+        # in the worker process: ORT and onnx hold the GIL for seconds in native calls, which
+        # would freeze the window even from a background thread
+        from studio.core.calibration.collect import calibrate_job
+        from studio.core.jobs.client import run_in_worker
+        from studio.core.jobs.protocol import job_kind
+
+        request = {"model": model, "data": data, "input_shapes": shapes or None}
+        result = run_in_worker(job_kind(calibrate_job), request, jctx)
+        return CalibrationStats.load(result["stats_dir"])
 
     def done(stats: CalibrationStats) -> None:
         ws.data_spec = data
@@ -188,9 +195,20 @@ def analyse(ws, backend: str = "cpu") -> None:
 
     def job(jctx):
         jctx.progress(0.0, "building the QDQ model")
-        core_build_qdq(stats, plan, target, ctx=None)
+        in_worker = backend != "cpu" or stats.folder is not None
+        if in_worker and stats.folder is not None:
+            # the build and the analysis hold the GIL in native code for seconds: a background
+            # thread would still freeze the window, so both run in the worker process
+            from studio.core.jobs.client import run_in_worker
+            from studio.core.jobs.protocol import job_kind
+            from studio.core.quantize.jobs import build_qdq_job
+
+            build = {"stats_dir": str(stats.folder), "plan": plan.to_json(), "out": target}
+            run_in_worker(job_kind(build_qdq_job), build, jctx)
+        else:
+            core_build_qdq(stats, plan, target, ctx=None)
         jctx.check_cancelled()
-        if backend != "cpu":
+        if in_worker:
             # QNN runs native code that may crash: in the worker process, never in the GUI
             from studio.core.accuracy import SqnrReport
             from studio.core.jobs.client import run_in_worker
