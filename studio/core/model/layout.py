@@ -94,8 +94,9 @@ def scope_groups(graph: Any) -> dict[str, int]:
     """Every name-scope prefix with the number of nodes inside it (for the collapse controls)."""
     counts: dict[str, int] = {}
     for node in graph.nodes:
-        for depth in range(1, len(node.scope) + 1):
-            key = scope_key(node.scope[:depth])
+        key = ""
+        for part in node.scope:
+            key = f"{key}/{part}" if key else part
             counts[key] = counts.get(key, 0) + 1
     return counts
 
@@ -107,6 +108,20 @@ def scopes_at_depth(graph: Any, depth: int, min_nodes: int = 2) -> set[str]:
         for key, count in scope_groups(graph).items()
         if key.count("/") == depth - 1 and count >= min_nodes
     }
+
+
+def scope_levels(graph: Any, min_nodes: int = 2, max_depth: int = 6) -> dict[int, list[str]]:
+    """Scopes holding at least ``min_nodes`` nodes, by depth (1..max_depth): the "Group" choices.
+
+    One pass over the nodes (the UI used to ask :func:`scopes_at_depth` once per level, on its
+    thread).
+    """
+    levels: dict[int, list[str]] = {}
+    for key, count in scope_groups(graph).items():
+        depth = key.count("/") + 1
+        if depth <= max_depth and count >= min_nodes:
+            levels.setdefault(depth, []).append(key)
+    return dict(sorted(levels.items()))
 
 
 def group_of(scope: list[str], collapsed: frozenset[str] | set[str]) -> str | None:

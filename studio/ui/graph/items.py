@@ -87,6 +87,26 @@ def gather_polylines(layout: lay.Layout, edges: np.ndarray) -> tuple[np.ndarray,
     return layout.edge_points[idx], new_off
 
 
+def build_band_edges(layout: lay.Layout, band: Band) -> None:
+    """The band's straight edge polylines and arrowheads, as one path each."""
+    if len(band.edges) == 0:
+        band.edge_path, band.arrow_path = QPainterPath(), QPainterPath()
+        band.curve_path = QPainterPath()
+        return
+    points, offsets = gather_polylines(layout, band.edges)
+    band.edge_path = polylines_path(points, offsets)
+    band.arrow_path = arrows_path(points[offsets[1:] - 1])
+
+
+def build_band_fills(layout: lay.Layout, fill_index: np.ndarray, band: Band) -> None:
+    """One fill path per colour of the band's boxes."""
+    idx = fill_index[band.vertices]
+    fills: dict[int, QPainterPath] = {}
+    for value in np.unique(idx).tolist():
+        fills[value] = rects_path(layout.boxes[band.vertices[idx == value]])
+    band.fills = fills
+
+
 class GraphItem(QGraphicsItem):
     """Paints every band that crosses the exposed rectangle: edges first, then boxes."""
 
@@ -195,22 +215,10 @@ class GraphItem(QGraphicsItem):
 
     # ----- lazily built band paths --------------------------------------------------------
     def _build_edges(self, band: Band) -> None:
-        layout = self._scene.layout
-        if len(band.edges) == 0:
-            band.edge_path, band.arrow_path = QPainterPath(), QPainterPath()
-            band.curve_path = QPainterPath()
-            return
-        points, offsets = gather_polylines(layout, band.edges)
-        band.edge_path = polylines_path(points, offsets)
-        band.arrow_path = arrows_path(points[offsets[1:] - 1])
+        build_band_edges(self._scene.layout, band)
 
     def _build_fills(self, band: Band) -> None:
-        sc = self._scene
-        idx = sc.fill_index[band.vertices]
-        fills: dict[int, QPainterPath] = {}
-        for value in np.unique(idx).tolist():
-            fills[value] = rects_path(sc.layout.boxes[band.vertices[idx == value]])
-        band.fills = fills
+        build_band_fills(self._scene.layout, self._scene.fill_index, band)
 
     # ----- detailed painting ----------------------------------------------------------------
     def _paint_detail(self, painter: QPainter, vertices: np.ndarray, lod: float) -> None:

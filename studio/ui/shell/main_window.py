@@ -54,11 +54,34 @@ def _optional(module: str, name: str) -> Any:
         return None
 
 
+# Native modules that jobs import lazily on a background thread: importing one there holds the
+# GIL (its C initialisation) for a few hundred ms and freezes the window, so import them at
+# start-up instead.
+WARM_IMPORTS = (
+    "onnx.shape_inference",
+    "onnxruntime",
+    "igraph",
+    "studio.core.model.graph",
+    "studio.core.model.layout",
+    "studio.core.calibration",
+    "studio.core.assignment.support",
+)
+
+
+def _warm_imports() -> None:
+    for module in WARM_IMPORTS:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - a missing extra only costs a later import
+            log.info("warm import of %s failed: %s", module, exc)
+
+
 class MainWindow(QMainWindow):
     """The studio window. ``settings`` lets tests use a temporary QSettings."""
 
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        _warm_imports()
         self.setObjectName("mainWindow")
         self.setWindowTitle("npu-studio")
         self.resize(1440, 900)
