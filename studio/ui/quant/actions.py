@@ -26,6 +26,7 @@ from studio.core.quantize import build_qdq as core_build_qdq
 from studio.ui.quant.commands import ImportEncodingsCommand
 from studio.ui.quant.dialogs import AutoMixDialog, CalibrateDialog, ExportDialog
 from studio.ui.quant.htp_probe import HtpProbe
+from studio.ui.quant.session import stats_view
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,9 @@ def calibrate(ws, data: str, method: str | None = None, percentile: float | None
         ws.show_message("Open a model first.", error=True)
         return
     shapes = dict(getattr(ws.ctx, "input_shapes", {}) or {})
+    plan_json, graph = ws.session.plan.to_json(), ws.session.graph
 
-    def job(jctx) -> CalibrationStats:
+    def job(jctx) -> Any:
         # in the worker process: ORT and onnx hold the GIL for seconds in native calls, which
         # would freeze the window even from a background thread
         from studio.core.calibration.collect import calibrate_job
@@ -81,11 +83,14 @@ def calibrate(ws, data: str, method: str | None = None, percentile: float | None
 
         request = {"model": model, "data": data, "input_shapes": shapes or None}
         result = run_in_worker(job_kind(calibrate_job), request, jctx)
-        return CalibrationStats.load(result["stats_dir"])
+        stats = CalibrationStats.load(result["stats_dir"])
+        # what the table shows for them, here rather than on the UI thread
+        return stats, stats_view(stats, plan_json, graph)
 
-    def done(stats: CalibrationStats) -> None:
+    def done(result: Any) -> None:
+        stats, view = result
         ws.data_spec = data
-        ws.session.set_stats(stats)
+        ws.session.set_stats(stats, view)
         defaults = {}
         if method:
             defaults["method"] = method

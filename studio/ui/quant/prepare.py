@@ -20,13 +20,14 @@ log = logging.getLogger(__name__)
 
 
 class _Signals(QObject):
-    done = Signal(int, object, str)  # generation, ModelProto or None, error message
+    done = Signal(int, object, str, object)  # generation, ModelProto or None, error, rows
 
 
 class _Prepare(QRunnable):
-    def __init__(self, source: Any, generation: int, signals: _Signals) -> None:
+    def __init__(self, source: Any, generation: int, signals: _Signals, graph: Any = None) -> None:
         super().__init__()
         self.setAutoDelete(True)
+        self.graph = graph
         self.source = source
         self.generation = generation
         self.signals = signals
@@ -45,18 +46,22 @@ class _Prepare(QRunnable):
                 with tempfile.TemporaryDirectory(prefix="npu-studio-prep-") as tmp:
                     proto = prepare_model(self.source, Path(tmp) / "prepared.onnx")
         except StudioError as exc:
-            self.signals.done.emit(self.generation, None, str(exc))
+            self.signals.done.emit(self.generation, None, str(exc), None)
         except Exception as exc:  # noqa: BLE001 - the table falls back to the original model
             log.exception("model preparation failed")
-            self.signals.done.emit(self.generation, None, f"{type(exc).__name__}: {exc}")
+            self.signals.done.emit(self.generation, None, f"{type(exc).__name__}: {exc}", None)
         else:
-            self.signals.done.emit(self.generation, proto, "")
+            # the rows too: listing a large model's tensors is work the UI thread must not do
+            from studio.ui.quant.session import build_rows
+
+            rows = build_rows(proto, self.graph)
+            self.signals.done.emit(self.generation, proto, "", rows)
 
 
 class ModelPreparer(QObject):
     """Starts one preparation per opened model; ``ready`` arrives on the UI thread."""
 
-    ready = Signal(int, object, str)  # generation, ModelProto or None, error message
+    ready = Signal(int, object, str, object)  # generation, ModelProto or None, error, rows
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -68,7 +73,7 @@ class ModelPreparer(QObject):
     def start(self, graph: Any, generation: int) -> None:
         path = getattr(graph, "path", None)
         source: Any = str(path) if path else graph.proto
-        self.pool.start(_Prepare(source, generation, self._signals))
+        self.pool.start(_Prepare(source, generation, self._signals, graph))
 
     def wait(self, msecs: int = 10000) -> bool:
         return self.pool.waitForDone(msecs)

@@ -179,9 +179,9 @@ class QuantizationWorkspace(QWidget):
         elif not restored:
             self.show_message("Preparing the model (folding BatchNorm) to list its tensors...")
 
-    def _prepared(self, generation: int, proto: Any, error: str) -> None:
-        """The folded model arrived: list what the build will quantise."""
-        if not self.session.set_prepared(proto, generation):
+    def _prepared(self, generation: int, proto: Any, error: str, rows: Any = None) -> None:
+        """The folded model arrived (with its rows, listed on the preparer's thread)."""
+        if not self.session.set_prepared(proto, generation, rows):
             return
         if error:
             self.show_message(
