@@ -217,6 +217,10 @@ class MainWindow(QMainWindow):
         self.loader.load(path, input_shapes or None)
 
     def _on_model_loaded(self, path: str, graph: Any) -> None:
+        project = self.ctx.project
+        if project is not None and not project.model_sha256 and hasattr(graph, "sha256"):
+            if Path(project.model_path) == Path(path).resolve():
+                project.model_sha256 = graph.sha256()  # hashed on the loader's thread
         self.recent.add(path)
         self.ctx.set_model(graph, path)
         nodes = len(graph.nodes)
