@@ -102,8 +102,9 @@ def bench_model(nodes: int, kind: str, cache: Path | None = None) -> Path:
     ``kind`` "exported": ``synthetic_export.exported_transformer`` (real-sized weights, an
     exporter's naming and Constant nodes; external data from 50k nodes on, as large exports do);
     "synthetic": the project's small-weight ``synthetic.transformer_like``; "exported_small":
-    the exported structure with hidden size 32 and static input dims (1, 16), small enough to
-    calibrate, analyse and profile in a benchmark.
+    the exported structure with hidden size 32, static input dims (1, 16) and 16 token types
+    (random calibration data draws integers 0..9), small enough to calibrate, analyse and
+    profile in a benchmark.
     """
     import onnx
 
@@ -124,7 +125,9 @@ def bench_model(nodes: int, kind: str, cache: Path | None = None) -> Path:
         from studio.core.model.synthetic_export import exported_transformer, save_exported
 
         if kind == "exported_small":
-            model = exported_transformer(nodes, hidden=32, heads=2, ffn=64, static=(1, 16))
+            model = exported_transformer(
+                nodes, hidden=32, heads=2, ffn=64, static=(1, 16), type_vocab=16
+            )
         else:
             model = exported_transformer(nodes)
         external = nodes >= 50_000

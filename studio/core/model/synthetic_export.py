@@ -161,11 +161,13 @@ def exported_transformer(
     ffn: int = 512,
     seed: int = 0,
     static: tuple[int, int] | None = None,
+    type_vocab: int = TYPE_VOCAB,
 ) -> onnx.ModelProto:
     """A BERT encoder as torch.onnx exports it, with exactly ``num_nodes`` nodes (>= 300).
 
     ``static`` (batch, sequence) fixes the input dims, as an export without ``dynamic_axes``
-    does (the Shape/Gather/Concat chains stay); by default they are symbolic.
+    does (the Shape/Gather/Concat chains stay); by default they are symbolic. ``type_vocab``:
+    rows of the token-type table (BERT has 2; more lets random integer data run the model).
     """
     if not isinstance(num_nodes, int) or num_nodes < 300:
         raise BadInputError(
@@ -195,7 +197,7 @@ def exported_transformer(
          e.const(emb, np.array([1], np.int64)), e.const(emb, np.array([1], np.int64))],
     )  # fmt: skip
     words = e.weight("embeddings.word_embeddings.weight", (VOCAB, h))
-    types = e.weight("embeddings.token_type_embeddings.weight", (TYPE_VOCAB, h))
+    types = e.weight("embeddings.token_type_embeddings.weight", (type_vocab, h))
     positions = e.weight("embeddings.position_embeddings.weight", (MAX_POSITIONS, h))
     x = e.op("Gather", f"{emb}/word_embeddings", [words, "input_ids"])
     t = e.op("Gather", f"{emb}/token_type_embeddings", [types, "token_type_ids"])

@@ -125,6 +125,8 @@ class GraphScene(QGraphicsScene):
         if self.layout is None:
             return
         if t is None or table is None:
+            if np.array_equal(self.fill_index, self.base_index):
+                return  # already the category colours: keep the bands' fill paths
             self.fill_index = self.base_index.copy()
         else:
             picks = np.linspace(0, len(table) - 1, OVERLAY_BINS).round().astype(int)
