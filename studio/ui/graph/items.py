@@ -193,9 +193,12 @@ class GraphItem(QGraphicsItem):
         for band in bands:
             if band.edge_path is None:
                 self._build_edges(band)
-            if curved and band.curve_path is None:
+            # the band of very long edges (no boxes) stays straight: a cubic thousands of
+            # screens tall costs the stroker far more than the lines it stands for
+            bend = curved and len(band.vertices) > 0
+            if bend and band.curve_path is None:
                 band.curve_path = curves_path(*gather_polylines(sc.layout, band.edges))
-            painter.drawPath(band.curve_path if curved else band.edge_path)
+            painter.drawPath(band.curve_path if bend else band.edge_path)
         if lod >= styles.LOD_DETAIL:
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(styles.EDGE)
