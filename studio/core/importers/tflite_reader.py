@@ -15,6 +15,7 @@ activations and weights come back as :class:`QuantParams` so the studio's QDQ mo
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ def read_tflite(path: str | Path) -> TfliteGraph:
             raise BadInputError("the flatbuffer has no subgraph", path=str(path))
         conv = _Converter(model, path)
         return conv.run()
-    except (IndexError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+    except (IndexError, ValueError, TypeError, AttributeError, OverflowError, struct.error) as exc:
         raise BadInputError(
             f"truncated or corrupt TFLite flatbuffer ({exc})", path=str(path)
         ) from exc
@@ -520,9 +521,10 @@ class _Converter:
         self.add_node("Pad", [self.get(ins[0], layout), onnx_pads], self.tname(outs[0]), out=out)
 
     def op_reshape(self, op: Any, ins: list[int], outs: list[int]) -> None:
-        shape = self.add_init(
-            self.tname(outs[0]) + "__shape", np.asarray(self.shape(outs[0]), np.int64)
-        )
+        dims = self.shape(outs[0])
+        if dims and self.shape(ins[0])[:1] == dims[:1]:
+            dims = [0, *dims[1:]]  # keep the batch dimension whatever it is (calibration batches)
+        shape = self.add_init(self.tname(outs[0]) + "__shape", np.asarray(dims, np.int64))
         out = self.produce(outs[0], "nhwc")
         self.add_node("Reshape", [self.get(ins[0], "nhwc"), shape], self.tname(outs[0]), out=out)
 
