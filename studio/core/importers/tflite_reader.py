@@ -244,7 +244,9 @@ class _Converter:
         act = _ACT.get(fused, "?")
         out = self.produce(index, layout)
         base = self.tname(index)
-        if act is None:
+        if act is None and self.nodes and self.nodes[-1].output[0] == pre:
+            self.nodes[-1].output[0] = out  # no activation: the op writes the tensor itself
+        elif act is None:
             self.add_node("Identity", [pre], base, out=out)
         elif act == "Relu":
             self.add_node("Relu", [pre], base, out=out)
