@@ -88,3 +88,20 @@ def test_bad_import_shows_an_error(win, qtbot, tmp_path):
     title, message = win.shown_errors[0]
     assert title == "Cannot import model" and "cut.tflite" in message
     assert not (tmp_path / "cut.onnx").exists()
+
+
+def test_project_reimports_when_the_source_changed(win, qtbot, tmp_path, monkeypatch):
+    src = tmp_path / "face.tflite"
+    src.write_bytes(FACE.read_bytes())
+    handle = win.importer.convert(str(src), str(tmp_path / "face.onnx"), {}, "")
+    qtbot.waitUntil(lambda: win.importer.last_record is not None, timeout=120_000)
+    first = win.importer.last_record
+    qtbot.waitUntil(lambda: win.ctx.graph is not None, timeout=60_000)
+    assert win.projects.save_as(str(tmp_path / "p.npustudio"))
+    src.write_bytes(FACE.read_bytes() + b"\0" * 8)  # the source changes on disk
+    win.importer.last_record = None
+    monkeypatch.setattr(dialogs, "ask_unsaved_changes", lambda *a: "discard")
+    win.open_path(str(tmp_path / "p.npustudio"))
+    qtbot.waitUntil(lambda: win.importer.last_record is not None, timeout=120_000)
+    assert win.importer.last_record["source_sha256"] != first["source_sha256"]
+    assert handle is not None

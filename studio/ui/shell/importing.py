@@ -186,6 +186,22 @@ class Importer:
                 self.window, "Converted model disagrees with its source", record["check"]["summary"]
             )
 
+    def maybe_reimport(self, project: Any) -> Any:
+        """Convert again, with the saved settings, when the project's import source changed."""
+        from studio.core.importers.convert import needs_reimport
+
+        record = (project.extra or {}).get("import") if project is not None else None
+        if not isinstance(record, dict) or not needs_reimport(record):
+            return None
+        settings = record.get("settings", {})
+        self.window.statusBar().showMessage(f"{Path(record['source']).name} changed: re-importing")
+        return self.convert(
+            record["source"],
+            record["output"],
+            settings.get("input_shapes") or {},
+            settings.get("python") or "",
+        )
+
     def _failed(self, source: str, message: str) -> None:
         from studio.ui.shell import dialogs
 

@@ -187,6 +187,7 @@ class MainWindow(QMainWindow):
         if path.endswith(PROJECT_SUFFIX):
             if self.projects.confirm_close() and self.projects.open_project_file(path):
                 self.recent.add(path)
+                self.importer.maybe_reimport(self.projects.project)
             return
         from studio.core.importers.convert import is_importable
 
