@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import subprocess
 import sys
@@ -16,12 +17,14 @@ import pytest
 from studio.cli import main
 from studio.core.errors import BadInputError
 from studio.core.importers import sniff
+from studio.core.importers.checks import sqnr_db
 from studio.core.importers.convert import import_model, needs_reimport, read_record, reimport
 from studio.core.importers.pytorch import check_interpreter
 
 TFLITE_DIR = Path(__file__).resolve().parents[2] / "resources" / "models" / "tflite"
 FACE = TFLITE_DIR / "face_detection_short_range.tflite"
 WAKEWORD = TFLITE_DIR / "alexa.tflite"
+NABU = TFLITE_DIR / "okay_nabu.tflite"
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +82,80 @@ def test_cli_import_prints_the_comparison(tmp_path, capsys):
     assert "SQNR" in out and "max abs diff" in out and "agrees" in out
 
 
-def test_unsupported_tflite_model_is_named_and_nothing_written(tmp_path, capsys):
-    rc = main(["import", str(WAKEWORD), "-o", str(tmp_path / "w.onnx")])
+def test_unsupported_tflite_op_is_named_and_nothing_written(tmp_path, capsys):
+    rc = main(["import", str(NABU), "-o", str(tmp_path / "w.onnx")])
     err = capsys.readouterr().err
     assert rc == 2
-    assert "alexa.tflite" in err and "subgraphs" in err
+    assert "okay_nabu.tflite" in err and "SPLIT_V" in err and "output '" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_int8_streaming_tflite_keeps_its_quantisation(tmp_path, capsys):
+    """The QDQ model built on the carried scales reproduces LiteRT's int8 results exactly."""
+    out = tmp_path / "ww.onnx"
+    record = import_model(WAKEWORD, out)
+    model = onnx.load(out)
+    names = [i.name for i in model.graph.input]
+    assert names[0] == "serving_default_input_audio:0" and "stream_6/states" in names
+    assert [o.name for o in model.graph.output][0] == "StatefulPartitionedCall:0"
+    check = record["check"]
+    assert check["agrees"] and "QDQ" in check["reference"], check["summary"]
+    states = [o for o in check["outputs"] if o["name"].endswith("_next")]
+    assert len(states) == 6 and all(o["max_abs_diff"] == 0.0 for o in check["outputs"])
+    # the float graph alone does not reproduce the integer arithmetic: the comparison is real
+    float_states = [
+        o for o in record["float_graph_check"]["outputs"] if o["name"].endswith("_next")
+    ]
+    assert any(o["max_abs_diff"] > 0.01 for o in float_states)
+    enc = json.loads(Path(record["encodings"]).read_text())
+    assert enc["version"] == "2.0.0"
+    by_name = {e["name"]: e for e in enc["encodings"]}
+    assert by_name["serving_default_input_audio:0"]["output_dtype"] == "int8"
+    assert by_name["serving_default_input_audio:0"]["y_zero_point"] == -128
+    assert any(e.get("axis") == 0 and len(e["y_scale"]) == 32 for e in enc["encodings"])
+    # the studio's quantise step takes them, and the result runs fully on HTP
+    qdq = tmp_path / "ww_q.onnx"
+    calib = tmp_path / "calib.npz"
+    with np.load(record["reference"]) as ref:
+        inputs = {k.split(":", 1)[1]: ref[k] for k in ref.files if k.startswith("input:")}
+        expected = {k.split(":", 1)[1]: ref[k] for k in ref.files if k.startswith("output:")}
+    np.savez(calib, **inputs)
+    rc = main(
+        [
+            "quantize",
+            str(out),
+            "-o",
+            str(qdq),
+            "--calib",
+            str(calib),
+            "--encodings",
+            record["encodings"],
+            "--json",
+        ]
+    )
+    capsys.readouterr()
+    assert rc == 0
+    rc = main(
+        [
+            "run",
+            str(qdq),
+            "--backend",
+            "htp",
+            "--inputs",
+            str(calib),
+            "-o",
+            str(tmp_path / "htp.npz"),
+            "--json",
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    capsys.readouterr()
+    with np.load(tmp_path / "htp.npz") as got:
+        # HTP (default v68 arithmetic) is not TFLite's reference int8 kernel: measured 26.7 to
+        # 39.3 dB on the states here, where the CPU QDQ model above matched bit for bit
+        for name in expected:
+            if name.endswith("_next"):
+                assert sqnr_db(expected[name], got[name]) >= 20, name
 
 
 def test_truncated_tflite_is_reported(tmp_path):

@@ -72,12 +72,26 @@ class QuantParams:
 
 
 @dataclass
+class StateSpec:
+    """A resource variable of a streaming model, as an ONNX input/output pair."""
+
+    variable: str
+    input: str
+    shape: list[int]
+    output: str
+    initial: np.ndarray | None
+    written: int = -1  # TFLite tensor index of the value assigned (the reference for output)
+
+
+@dataclass
 class TfliteGraph:
     model: onnx.ModelProto
     inputs: list[tuple[str, list[int], str]]  # name, shape, numpy dtype name (as LiteRT has it)
     outputs: list[str]
     quant: list[QuantParams] = field(default_factory=list)
     ops: dict[str, int] = field(default_factory=dict)
+    states: list[StateSpec] = field(default_factory=list)
+    quant_inputs: dict[str, Any] = field(default_factory=dict)  # input -> (scale, zp, axis)
 
 
 def read_tflite(path: str | Path) -> TfliteGraph:
@@ -110,12 +124,7 @@ class _Converter:
         self.model = model
         self.path = str(path)
         self.sg = model.Subgraphs(0)
-        if model.SubgraphsLength() > 1:
-            raise UnsupportedOpError(
-                f"{model.SubgraphsLength()} subgraphs (control flow or stateful CALL_ONCE "
-                "initialisation); only single-subgraph models convert",
-                path=self.path,
-            )
+        self.initial_state = self._read_init_subgraphs(model)
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self.nhwc: dict[int, str] = {}  # tensor index -> ONNX name holding it as TFLite has it
@@ -125,6 +134,57 @@ class _Converter:
         self.names: set[str] = set()
         self.outputs = [int(i) for i in self.sg.OutputsAsNumpy()]
         self.ops: dict[str, int] = {}
+        self.variables: dict[int, str] = {}  # resource tensor index -> variable name
+        self.state_inputs: list[tuple[str, int]] = []  # (variable, tensor read)
+        self.state_outputs: list[tuple[str, str]] = []  # (variable, ONNX name written)
+        self.state_written: dict[str, int] = {}  # variable -> TFLite tensor assigned
+        self.param_axis: dict[int, int] = {}  # weight tensor -> ONNX channel axis
+
+    def _read_init_subgraphs(self, model: Any) -> dict[str, np.ndarray]:
+        """Initial values of resource variables, from subgraphs that only assign constants.
+
+        A streaming model (microWakeWord) keeps its state in variables that a CALL_ONCE
+        subgraph initialises. In ONNX the state becomes an input (the value read) and an output
+        (the value assigned); these initial values are what the first inference reads.
+        """
+        values: dict[str, np.ndarray] = {}
+        for si in range(1, model.SubgraphsLength()):
+            sg = model.Subgraphs(si)
+            names: dict[int, str] = {}
+            for oi in range(sg.OperatorsLength()):
+                op = sg.Operators(oi)
+                code = model.OperatorCodes(op.OpcodeIndex())
+                opname = self.tfl.utils.opcode2name(
+                    max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+                )
+                if opname == "VAR_HANDLE":
+                    names[int(op.OutputsAsNumpy()[0])] = self._var_name(op)
+                elif opname == "ASSIGN_VARIABLE":
+                    res, val = (int(x) for x in op.InputsAsNumpy())
+                    values[names[res]] = self._const_in(sg, val)
+                else:
+                    raise UnsupportedOpError(
+                        f"subgraph {si} has {opname}: only single-subgraph models and "
+                        "variable-initialising subgraphs convert (no control flow)",
+                        path=self.path,
+                    )
+        return values
+
+    def _var_name(self, op: Any) -> str:
+        opts = self._opts(op, "VarHandleOptions")
+        name = opts.SharedName()
+        return name.decode() if name else f"variable_{len(self.variables)}"
+
+    def _const_in(self, sg: Any, index: int) -> np.ndarray:
+        t = sg.Tensors(index)
+        buf = self.model.Buffers(t.Buffer())
+        raw = np.frombuffer(buf.DataAsNumpy().tobytes(), dtype=_NP_TYPES[t.Type()])
+        raw = raw.reshape([int(d) for d in t.ShapeAsNumpy()])
+        q = t.Quantization()
+        if q is not None and q.ScaleLength() == 1:
+            zp = int(q.ZeroPointAsNumpy()[0]) if q.ZeroPointLength() else 0
+            return ((raw.astype(np.float64) - zp) * float(q.ScaleAsNumpy()[0])).astype(np.float32)
+        return raw.astype(np.float32)
 
     # -- tensors -----------------------------------------------------------------------------
     def tensor(self, index: int) -> Any:
@@ -307,17 +367,25 @@ class _Converter:
         for index in self.outputs:
             out_names.append(self.get(index, "nhwc"))
         self._collect_quant()
-        elem = {"float32": TensorProto.FLOAT}
-        g = helper.make_graph(
-            self.nodes,
-            "tflite",
-            [helper.make_tensor_value_info(n, elem.get("float32"), s) for n, s, _ in graph_inputs],
-            [
-                helper.make_tensor_value_info(n, TensorProto.FLOAT, self.shape(i))
-                for n, i in zip(out_names, self.outputs, strict=True)
-            ],
-            self.inits,
-        )
+        onnx_inputs = [
+            helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s, _ in graph_inputs
+        ]
+        onnx_outputs = [
+            helper.make_tensor_value_info(n, TensorProto.FLOAT, self.shape(i))
+            for n, i in zip(out_names, self.outputs, strict=True)
+        ]
+        for _var, index in self.state_inputs:
+            onnx_inputs.append(
+                helper.make_tensor_value_info(
+                    self.nhwc[index], TensorProto.FLOAT, self.shape(index)
+                )
+            )
+        written = dict(self.state_outputs)
+        for var, read in self.state_inputs:  # state outputs in the order of the state inputs
+            onnx_outputs.append(
+                helper.make_tensor_value_info(written[var], TensorProto.FLOAT, self.shape(read))
+            )
+        g = helper.make_graph(self.nodes, "tflite", onnx_inputs, onnx_outputs, self.inits)
         m = helper.make_model(
             g,
             opset_imports=[helper.make_opsetid("", OPSET)],
@@ -325,7 +393,24 @@ class _Converter:
         )
         m.ir_version = 8
         onnx.checker.check_model(m)
-        return TfliteGraph(m, graph_inputs, out_names, self.quant, self.ops)
+        written = dict(self.state_outputs)
+        states = [
+            StateSpec(
+                var,
+                self.nhwc[i],
+                self.shape(i),
+                written[var],
+                self.initial_state.get(var),
+                self.state_written[var],
+            )
+            for var, i in self.state_inputs
+        ]
+        quant_inputs = {
+            n: self.qparams(i)
+            for (n, _, _), i in zip(graph_inputs, self.sg.InputsAsNumpy(), strict=True)
+            if self.qparams(int(i)) is not None
+        }
+        return TfliteGraph(m, graph_inputs, out_names, self.quant, self.ops, states, quant_inputs)
 
     def _collect_quant(self) -> None:
         dtypes = {9: "int8", 3: "uint8", 7: "int16", 2: "int32"}
@@ -336,6 +421,7 @@ class _Converter:
                 continue
             scale, zp, axis = q
             is_param = self.const(index) is not None
+            axis = self.param_axis.get(index, axis)
             for name in {self.nhwc.get(index), self.nchw.get(index)} - {None}:
                 self.quant.append(
                     QuantParams(
@@ -389,6 +475,7 @@ class _Converter:
         base = self.tname(outs[0])
         inputs = [self.get(ins[0], "nchw"), self.add_init(self.tname(ins[1]), weight)]
         self.nhwc.setdefault(ins[1], inputs[1])
+        self.param_axis[ins[1]] = 0  # ONNX Conv weights: output channels first
         if len(ins) > 2 and ins[2] >= 0:
             inputs.append(self.get(ins[2]))
         pre = self.add_node(
@@ -608,4 +695,57 @@ class _Converter:
             out=out,
             mode="linear",
             coordinate_transformation_mode=mode,
+        )
+
+    def op_call_once(self, op: Any, ins: list[int], outs: list[int]) -> None:
+        """Initialisation of the variables: their values become the state inputs' defaults."""
+
+    def op_var_handle(self, op: Any, ins: list[int], outs: list[int]) -> None:
+        self.variables[outs[0]] = self._var_name(op)
+
+    def op_read_variable(self, op: Any, ins: list[int], outs: list[int]) -> None:
+        var = self.variables[ins[0]]
+        self.nhwc[outs[0]] = self.unique(var)
+        self.state_inputs.append((var, outs[0]))
+
+    def op_assign_variable(self, op: Any, ins: list[int], outs: list[int]) -> None:
+        var = self.variables[ins[0]]
+        name = self.add_node("Identity", [self.get(ins[1], "nhwc")], var + "_next")
+        self.state_written[var] = ins[1]
+        self.state_outputs.append((var, name))
+
+    def op_strided_slice(self, op: Any, ins: list[int], outs: list[int]) -> None:
+        o = self._opts(op, "StridedSliceOptions")
+        if o.EllipsisMask() or o.NewAxisMask() or o.ShrinkAxisMask():
+            raise UnsupportedOpError(
+                f"STRIDED_SLICE '{self.tname(outs[0])}' with ellipsis/new-axis/shrink masks",
+                path=self.path,
+            )
+        begin, end, strides = (self.const(i) for i in ins[1:4])
+        if begin is None or end is None or strides is None:
+            raise UnsupportedOpError(
+                f"STRIDED_SLICE '{self.tname(outs[0])}' with non-constant bounds", path=self.path
+            )
+        in_shape = self.shape(ins[0])
+        starts, ends = [], []
+        for axis, (b, e) in enumerate(zip(begin, end, strict=True)):
+            starts.append(0 if o.BeginMask() >> axis & 1 else int(b))
+            ends.append(in_shape[axis] if o.EndMask() >> axis & 1 else int(e))
+        axes = list(range(len(in_shape)))
+        layout = self._layout_of(ins[:1])
+        if layout == "nchw":
+            axes = [NHWC_TO_NCHW.index(a) for a in axes]
+        base = self.tname(outs[0])
+        out = self.produce(outs[0], layout)
+        self.add_node(
+            "Slice",
+            [
+                self.get(ins[0], layout),
+                self.add_init(base + "__starts", np.asarray(starts, np.int64)),
+                self.add_init(base + "__ends", np.asarray(ends, np.int64)),
+                self.add_init(base + "__axes", np.asarray(axes, np.int64)),
+                self.add_init(base + "__steps", np.asarray(strides, np.int64)),
+            ],
+            base,
+            out=out,
         )
