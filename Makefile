@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean venv
+.PHONY: run test test-torch lint bench clean venv
 
 venv: $(STAMP)
 
@@ -27,7 +27,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check studio tests $(wildcard bench resources)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider -m "not torch"
+
+# The PyTorch import tests: adds the [torch] extra (CPU torch 2.13.0 + onnxscript) to .venv first.
+test-torch: $(STAMP)
+	$(PY) -m pip install --quiet torch==2.13.0 -e ".[dev,torch]"
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider -m torch tests/torch
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check studio tests $(wildcard bench resources)

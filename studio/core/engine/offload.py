@@ -122,6 +122,10 @@ def _io_quant_names(model_path: Path) -> tuple[set[str], dict[str, str]]:
             io_nodes.add(node.name)
         if node.op_type == "DequantizeLinear" and any(o in outputs for o in node.output):
             io_nodes.add(node.name)
+    # An NHWC model (an imported TFLite one) feeds its input through a Transpose first; ORT's
+    # transpose optimiser then moves the input Q ahead of it as a new node named after the input
+    # ("input_q"), which is the same graph-input quantisation the EP leaves on CPU by design.
+    io_nodes.update(f"{name}_q" for name in inputs)
     return io_nodes, {n.name: n.op_type for n in model.graph.node if n.name}
 
 

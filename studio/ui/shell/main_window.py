@@ -43,7 +43,7 @@ from studio.ui.widgets.backend_panel import BackendPanel
 
 log = logging.getLogger(__name__)
 
-OPENABLE = (".onnx", PROJECT_SUFFIX)
+OPENABLE = (".onnx", PROJECT_SUFFIX, ".pt", ".pt2", ".tflite")  # the last three: imported
 # first-run height of the bottom dock area (Jobs | History | Backends): a few job rows beside
 # the selected job's log; a user's own height is kept by saveState/restoreState
 DOCK_HEIGHT = 150
@@ -83,6 +83,9 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._closed = False
         self.settings = settings if settings is not None else QSettings()
+        from studio.ui.shell.importing import Importer
+
+        self.importer = Importer(self)
         self.ctx = StudioContext(self)
         self.recent = RecentFiles(self.settings, self)
         self.loader = Background(self)
@@ -183,6 +186,13 @@ class MainWindow(QMainWindow):
         if path.endswith(PROJECT_SUFFIX):
             if self.projects.confirm_close() and self.projects.open_project_file(path):
                 self.recent.add(path)
+                self.importer.maybe_reimport(self.projects.project)
+            return
+        from studio.core.importers.convert import is_importable
+
+        if is_importable(path) and self.ctx.jobs is not None:
+            if self.projects.confirm_close():
+                self.importer.start(path)
             return
         if self.projects.confirm_close():
             self.projects.open_model_file(path)

@@ -50,6 +50,16 @@ class MainMenus:
         file_menu = bar.addMenu("&File")
         file_menu.addAction(self.open_action)
         file_menu.addMenu(self.recent_menu)
+        from studio.ui.shell.importing import ask_python
+
+        self.import_python_action = _action(
+            w,
+            "Python for PyTorch &import…",
+            lambda: ask_python(w),
+            None,
+            "The interpreter that converts .pt/.pt2 files (one with torch, onnx, onnxscript)",
+        )
+        file_menu.addAction(self.import_python_action)
         file_menu.addSeparator()
         file_menu.addAction(self.save_action)
         file_menu.addAction(self.save_as_action)

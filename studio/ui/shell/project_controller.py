@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 
 AUTOSAVE_DELAY_MS = 3000
 POLL_MS = 1000
-MODEL_FILTER = "ONNX models (*.onnx);;npu-studio projects (*.npustudio);;All files (*)"
+MODEL_FILTER = (
+    "ONNX models (*.onnx);;PyTorch / TFLite models to import (*.pt *.pt2 *.tflite);;"
+    "npu-studio projects (*.npustudio);;All files (*)"
+)
 
 
 class ProjectController(QObject):
