@@ -40,6 +40,7 @@ from studio.core.accuracy.taps import (
 from studio.core.engine.sessions import make_session
 from studio.core.errors import BadInputError
 from studio.core.jobs.protocol import JobContext
+from studio.core.model.normalise import fixed_batch_nodes
 
 _BATCH = 8  # samples stacked per CPU run (and per float/QDQ phase)
 _BATCH_DIM = "sqnr_batch"
@@ -110,6 +111,8 @@ class Analyser:
             o for n in self.float_proto.graph.node for o in n.output if o
         }
         self.shapes = _static_shapes(self.float_proto)
+        # a constant Reshape to [1, ...] pins the batch: such models run one sample at a time
+        self.fixed_batch = fixed_batch_nodes(self.float_proto)
         self.cache_float = cache_float
         self._float_sess: ort.InferenceSession | None = None
         self._float_key: tuple[frozenset[str], bool] = (frozenset(), False)
@@ -193,6 +196,8 @@ class Analyser:
         return report
 
     def _batchable(self, names: set[str]) -> bool:
+        if self.fixed_batch:
+            return False
         inputs = [i.name for i in self.float_proto.graph.input]
         return all(
             (shape := self.shapes.get(n)) is not None and shape[0] == 1

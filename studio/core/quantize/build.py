@@ -50,6 +50,8 @@ class BuildResult:
     float_tensors: list[str] = field(default_factory=list)
     folded_tensors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # one line per imported encoding onnxruntime cannot express, kept float instead
+    coverage_notes: list[str] = field(default_factory=list)
     _proto: onnx.ModelProto | None = field(default=None, repr=False, compare=False)
     _encodings: EncodingSet | None = field(default=None, repr=False, compare=False)
 
@@ -77,6 +79,7 @@ class BuildResult:
             "float_tensors": list(self.float_tensors),
             "folded_tensors": list(self.folded_tensors),
             "warnings": list(self.warnings),
+            "coverage_notes": list(self.coverage_notes),
         }
 
     @classmethod
@@ -91,6 +94,7 @@ class BuildResult:
             float_tensors=list(data.get("float_tensors", [])),
             folded_tensors=list(data.get("folded_tensors", [])),
             warnings=list(data.get("warnings", [])),
+            coverage_notes=list(data.get("coverage_notes", [])),
         )
 
 
@@ -135,6 +139,8 @@ def build_qdq(
     ctx.progress(0.05, "computing encodings")
     warnings: list[str] = list(stats.warnings) + _check_plan(plan, stats, proto)
     planned = plan.encodings(stats, proto, weights="edited")
+    kept_float = _keep_unexpressible_float(planned, proto)
+    warnings += kept_float
     act_names = [n for n in stats.tensor_names() if n in planned]
     float_acts = [n for n in act_names if planned[n].is_float]
 
@@ -220,6 +226,7 @@ def build_qdq(
         float_tensors=float_acts,
         folded_tensors=folded,
         warnings=warnings,
+        coverage_notes=kept_float,
         _proto=qproto,
     )
 
@@ -248,7 +255,35 @@ def build_coverage(result: BuildResult, stats: CalibrationStats) -> Any:
 
     proto = onnx.load(str(stats.prepared_model), load_external_data=False)
     names = [n for n in quantisable_tensors(proto) if n not in set(result.folded_tensors)]
-    return coverage(result.encodings, names)
+    report = coverage(result.encodings, names)
+    report.notes = list(result.coverage_notes)
+    return report
+
+
+def _keep_unexpressible_float(planned: EncodingSet, proto: onnx.ModelProto) -> list[str]:
+    """Imported weight encodings onnxruntime has no QuantType for become float fallbacks.
+
+    AIMET 2.0.0 writes int32 encodings for every bias-like parameter, an LSTM's ``B`` included;
+    ORT derives Conv/Gemm biases itself (those are skipped as biases), but an LSTM bias would be
+    quantised as a weight, and no weight QuantType is 32 bits. Refusing the whole file would
+    lose every other encoding in it: the tensor stays float, and the coverage report says so.
+    """
+    inits = {t.name for t in proto.graph.initializer}
+    consumers: dict[str, list[str]] = {}
+    for node in proto.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node.name or node.op_type)
+    notes = []
+    for name, enc in list(planned.items()):
+        if name not in inits or enc.is_float or enc.kind == "bias" or enc.bitwidth in (4, 8, 16):
+            continue
+        planned.set(Encoding.float_fallback(name, kind=enc.kind))
+        users = ", ".join(f"'{u}'" for u in consumers.get(name, [])) or "none"
+        notes.append(
+            f"tensor '{name}': {enc.dtype}{enc.bitwidth} encoding has no ONNX Runtime weight "
+            f"type; kept float (consumer {users} runs unquantised)"
+        )
+    return notes
 
 
 def _replace(path: Path, data: bytes) -> None:
