@@ -231,19 +231,36 @@ def build_qdq(
     )
 
 
-def check_htp_offload(qdq_path: str | Path) -> tuple[bool, str]:
-    """Does QNN HTP take the whole model? (a session with CPU fallback disabled; ~0.3 s).
+def check_htp_offload(qdq_path: str | Path, device: Any = None) -> tuple[bool, str]:
+    """Does QNN HTP, targeting ``device`` (None: the studio's default target), take the whole
+    model? A session with CPU fallback disabled decides (~0.3 s); when it refuses, a second
+    session with fallback allowed names every node that would leave the NPU, with QNN's reason.
 
-    Returns (True, "") or (False, the reason QNN/ORT gave, e.g. which nodes it refused): 16-bit
-    Conv weights, for one, are refused by the HTP backend of onnxruntime-qnn 2.7.
+    Returns (True, "") or (False, the nodes and reasons): 16-bit Conv weights, for one, are
+    refused by the HTP backend of onnxruntime-qnn 2.7.
     """
+    from studio.core.devices.catalogue import resolve_device
+    from studio.core.engine.offload import offload_report
     from studio.core.engine.sessions import make_session
     from studio.core.errors import BackendUnavailableError
 
+    target = resolve_device(device)
+    opts = target.provider_options()
     try:
-        make_session(qdq_path, "htp", disable_cpu_fallback=True)
+        make_session(qdq_path, "htp", disable_cpu_fallback=True, provider_options=opts)
     except BackendUnavailableError as exc:
-        return False, str(exc)
+        report = offload_report(qdq_path, "htp", provider_options=opts)
+        if report.cpu_nodes:
+            nodes = "; ".join(
+                f"{n.name} ({n.op_type}{': ' + n.reason if n.reason else ''})"
+                for n in report.cpu_nodes[:8]
+            )
+            more = f" and {len(report.cpu_nodes) - 8} more" if len(report.cpu_nodes) > 8 else ""
+            return False, (
+                f"{len(report.cpu_nodes)} node(s) fall back to the CPU on {target.label}: "
+                f"{nodes}{more}"
+            )
+        return False, f"{target.label}: {exc}"
     return True, ""
 
 
@@ -304,6 +321,9 @@ def _replace(path: Path, data: bytes) -> None:
 
 def _check_plan(plan: QuantPlan, stats: CalibrationStats, proto: onnx.ModelProto) -> list[str]:
     """Overrides must name real tensors with buildable settings; imports may miss some (warned)."""
+    from studio.core.quantize.editing import check_plan_for_htp
+
+    check_plan_for_htp(plan, proto)  # only what QNN HTP runs: no 16-bit Conv/Gemm weights
     inits = {t.name for t in proto.graph.initializer}
     acts = set(stats.tensor_names())
     for name, ov in plan.overrides.items():
