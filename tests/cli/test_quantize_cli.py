@@ -193,16 +193,14 @@ def test_check_htp_reports_offload_and_refusal(capsys, conv_model, calib, tmp_pa
     )  # fmt: skip
     assert rc == 0, err
     assert json.loads(stdout)["htp_full_offload"] == {"ok": True, "reason": ""}
-    # 16-bit Conv weights: the HTP backend refuses those nodes, and says which
+    # 16-bit Conv weights: HTP refuses them, so the CLI does not build them (and says why)
     rc, stdout, err = _run(
         capsys, "quantize", conv_model, "-o", tmp_path / "w16.onnx", "--calib", calib,
         "--weight-bw", "16", "--act-bw", "16", "--check-htp", "--cache-dir", tmp_path / "c",
         "--json",
     )  # fmt: skip
-    assert rc == 0, err
-    offload = json.loads(stdout)["htp_full_offload"]
-    assert offload["ok"] is False and "Conv" in offload["reason"]
-    assert (tmp_path / "w16.onnx").is_file()
+    assert rc == 2 and "16-bit weights cannot run on QNN HTP" in err and "Conv" in err
+    assert not (tmp_path / "w16.onnx").exists()
 
 
 def test_quantize_human_output(capsys, tiny_model, tmp_path):

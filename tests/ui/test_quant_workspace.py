@@ -141,7 +141,11 @@ def test_bulk_edit_is_one_command(qtbot, ws, ctx):
     assert ws.editor.selected_names()[0] in names and len(ws.editor.selected_names()) == 8
     ws.editor.bulk_buttons["Set 16-bit"].click()
     assert ctx.undo_stack.count() == 1
-    assert all(ws.session.encoding(n).bitwidth == 16 for n in names)
+    # HTP has no 16-bit Conv/Gemm weights: those are skipped (and counted), activations widen
+    for n in names:
+        expected = 16 if ws.session.row(n).kind == "activation" else 8
+        assert ws.session.encoding(n).bitwidth == expected, n
+    assert "skipped" in ws.message.text()
     # 4-bit: weights change, activations are skipped and counted
     ws.editor.bulk_buttons["Set 4-bit"].click()
     assert ctx.undo_stack.count() == 2
@@ -514,8 +518,8 @@ def test_analyse_on_htp_runs_in_the_worker(qtbot, ws, ctx):
     assert "HTP" in ws.message.text()
     name, values, _cmap, _unit = overlays[-1]
     assert name == "sqnr" and values
-    if report.htp_intermediates:
-        assert len(report.layers) > 5
+    assert report.htp_intermediates, report.notes  # per-layer figures really from HTP
+    assert len(report.layers) > 5
 
 
 def test_defaults_undoable_and_commands_stay_with_their_model(qtbot, ws, ctx, conv_model):
@@ -578,7 +582,9 @@ def test_auto_mix_on_htp_in_the_worker(qtbot, ws, ctx):
     assert result.backend == "htp" and len(result.curve) == 2
     assert all(np.isfinite(p.output_sqnr_db) for p in result.curve)
     assert "on HTP" in ws.mix_curve.caption.text()
-    assert ctx.undo_stack.count() == 1
+    # the chosen plan is applied as one command when the search promoted anything (on the
+    # default target's HTP v75 the one step may gain too little and be undone)
+    assert ctx.undo_stack.count() == (1 if result.promoted else 0)
 
 
 def test_histogram_draws_the_4bit_grid(qtbot, ws):

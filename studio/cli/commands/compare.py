@@ -1,7 +1,8 @@
 """``npu-studio compare``: per-layer and output SQNR of a quantised model against its float model.
 
     npu-studio compare FLOAT.onnx QUANT.onnx [--backend cpu|htp] [--calib DIR|FILE.npz|random:N]
-                       [--samples N] [--input-shape NAME=D0,...] [--json]
+                       [--samples N] [--device NAME] [--sim-vs-htp [DB]]
+                       [--input-shape NAME=D0,...] [--json]
 
 FLOAT is prepared as ``quantize`` prepares it (BatchNorm and constants folded, shapes fixed), then
 every quantised activation of QUANT (its QuantizeLinear codes) is paired with the float tensor
@@ -42,6 +43,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument("quant_model", help="QDQ ONNX model built from it")
     parser.add_argument("--backend", default="cpu", choices=("cpu", "htp"))
     parser.add_argument("--samples", type=int, default=8, help="samples to compare on (8)")
+    parser.add_argument("--device", help="target device or chipset for HTP (default: the studio's)")
+    parser.add_argument(
+        "--sim-vs-htp",
+        type=float,
+        nargs="?",
+        const=3.0,
+        metavar="DB",
+        help="float vs CPU simulation vs HTP per layer; flag layers whose SQNRs differ by > DB (3)",
+    )
     add_calibration_args(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     add_device_arg(parser)
@@ -73,9 +83,12 @@ def run(args: argparse.Namespace) -> int:
     # tensors carry the same names in both models (values are the same math)
     with tempfile.TemporaryDirectory(prefix="npu-studio-compare-") as tmp:
         float_model = prepare_model(args.float_model, Path(tmp) / "float.onnx", shapes)
+    label = f"the {len(feeds)} samples given ({data}), as given"
+    if args.sim_vs_htp is not None:
+        return _sim_vs_htp(args, float_model, feeds, label)
     with native_stdout_to_stderr():  # the QNN library's banner must not reach stdout
         report = Analyser(float_model, cache_float=False).analyse(
-            args.quant_model, feeds, backend=args.backend, ctx=ctx
+            args.quant_model, feeds, backend=args.backend, ctx=ctx, device=args.device, data=label
         )
     if args.json:
         data_json = report.to_json()
@@ -93,9 +106,45 @@ def run(args: argparse.Namespace) -> int:
         )
     for name, value in report.outputs.items():
         print(f"output {name}: {_fmt(value)} dB ({report.backend}, {report.samples} samples)")
+    print(f"measured on {report.data}; {report.target}")
     if report.weights:
         worst = min(report.weights.items(), key=lambda kv: kv[1])
         print(f"weights: {len(report.weights)} quantised, worst {worst[0]} {_fmt(worst[1])} dB")
+    return 0
+
+
+def _sim_vs_htp(args: argparse.Namespace, float_model: Any, feeds: list, label: str) -> int:
+    from studio.core.accuracy.simcheck import compare_sim_htp
+
+    with native_stdout_to_stderr():
+        view = compare_sim_htp(
+            float_model,
+            args.quant_model,
+            feeds,
+            device=args.device,
+            threshold_db=args.sim_vs_htp,
+            data=label,
+        )
+    if args.json:
+        print_json(view.to_json())
+        return 0
+    for note in view.notes:
+        print(f"note: {note}")
+    print(f"{'tensor':<56} {'op':<16} {'CPU dB':>7} {'HTP dB':>7} {'diff':>6}")
+    for row in view.layers:
+        htp = "-" if row.htp_db is None else _fmt(row.htp_db)
+        diff = "-" if row.diff_db is None else _fmt(row.diff_db)
+        flag = "  <- differs" if row.flagged else ""
+        print(
+            f"{row.tensor[:56]:<56} {row.op_type[:16]:<16} {_fmt(row.cpu_db):>7} {htp:>7} "
+            f"{diff:>6}{flag}"
+        )
+    for name, (cpu, htp) in view.outputs.items():
+        print(f"output {name}: CPU {_fmt(cpu)} dB, HTP {_fmt(htp)} dB")
+    print(
+        f"{len(view.flagged)} layer(s) differ by more than {view.threshold_db:g} dB; "
+        f"measured on {view.data}; HTP: {view.target}"
+    )
     return 0
 
 

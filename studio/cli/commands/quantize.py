@@ -1,7 +1,7 @@
 """``npu-studio quantize``: calibrate once, build a QNN-ready QDQ model, optionally mixed precision.
 
     npu-studio quantize MODEL -o OUT.onnx [--calib DIR|FILE.npz|FILE.npy|random:N]
-        [--method minmax|percentile|entropy|mse] [--percentile P] [--act-bw 8|16] [--weight-bw 8|4]
+        [--eval DATA] [--method minmax|percentile|entropy|mse] [--percentile P] [--act-bw 8|16] [--weight-bw 8|4]
         [--per-channel | --no-per-channel] [--encodings IN.json]
         [--export-encodings OUT.json --format FORMAT]  (any registered encodings format)
         [--auto-mp --target-sqnr DB [--max-steps N] [--mp-backend cpu|htp] [--mp-cycles]]
@@ -11,8 +11,9 @@
 Calibration statistics are cached by model + data hash, so re-running with another method,
 bitwidth or encodings file does not run the model over the data again. ``--encodings`` imports a
 QNN / AIMET / ORT file and keeps its scales and offsets exactly. The output SQNR reported is
-measured on CPU (float vs the written QDQ model; on HTP with ``--mp-backend htp``) over up to 8
-samples of the calibration source. ``--mp-cycles`` also measures each point of the curve on
+measured on CPU (float vs the written QDQ model; on HTP with ``--mp-backend htp``, for the target
+device) on data calibration did not see: ``--eval``, else the last quarter of ``--calib`` (which
+calibration then leaves out); with under 16 samples all of them, and the figure says so. ``--mp-cycles`` also measures each point of the curve on
 QNN HTP (accelerator cycles of one inference, CPU fallback disabled; simulated on x86-64) so
 accuracy and speed can be weighed together.
 Nothing is written unless everything succeeded.
@@ -63,6 +64,11 @@ def register(subparsers: Any) -> None:
         default=True,
         help="per-channel weights for Conv/Gemm (default on)",
     )
+    parser.add_argument(
+        "--eval",
+        help="held-out data for the SQNR figures (default: the last quarter of --calib, which "
+        "calibration then does not use; under 16 samples all of them, labelled)",
+    )
     parser.add_argument("--plan", help="a saved quant_plan JSON (overrides the flags above)")
     parser.add_argument("--encodings", help="import encodings (QNN, AIMET 1/2, ORT): kept exactly")
     parser.add_argument("--export-encodings", help="also write the model's encodings here")
@@ -85,6 +91,11 @@ def register(subparsers: Any) -> None:
         "--check-htp",
         action="store_true",
         help="open the result on QNN HTP with CPU fallback disabled and report full offload",
+    )
+    parser.add_argument(
+        "--mse-threshold",
+        type=float,
+        help="list tensors whose quantise-dequantise MSE / mean square exceeds this (e.g. 1e-3)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     add_device_arg(parser)
@@ -163,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _quantize(args: argparse.Namespace) -> dict[str, Any]:
     from studio.core.accuracy import Analyser, auto_mixed_precision
-    from studio.core.accuracy.jobs import load_feeds
+    from studio.core.accuracy.split import split_for_eval
     from studio.core.calibration import calibrate
     from studio.core.encodings import save_encodings
     from studio.core.quantize import build_coverage, build_qdq, check_htp_offload
@@ -181,6 +192,10 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
     calib = args.calib or "random:8"
     shapes = parse_input_shapes(args.input_shape)
     hit: list[bool] = []
+    # SQNR on data calibration never sees: --eval, or a held-back tail of --calib
+    split = split_for_eval(
+        args.model, calib, args.eval, input_shapes=shapes, preprocess=preprocess_from_args(args)
+    )
     stats = calibrate(
         args.model,
         calib,
@@ -189,14 +204,10 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
         cache_dir=args.cache_dir,
         ctx=ctx,
         on_cache=hit.append,
+        limit=split.calib_limit,
     )
     plan, warnings = _plan(args, stats)
-    feeds = load_feeds(
-        str(stats.prepared_model),
-        calib,
-        preprocess=preprocess_from_args(args),
-        limit=EVAL_SAMPLES,
-    )
+    feeds = split.feeds
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     # build beside the target, publish only when everything (incl. the encodings export) worked
@@ -231,7 +242,7 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
             promoted = []
         sqnr_backend = args.mp_backend if args.auto_mp else "cpu"
         report = Analyser(stats.prepared_model, cache_float=False).analyse(
-            tmp, feeds, backend=sqnr_backend
+            tmp, feeds, backend=sqnr_backend, data=split.label
         )
         offload = check_htp_offload(tmp) if args.check_htp else None
         encodings = built.encodings
@@ -242,6 +253,12 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
         if tmp.exists():
             tmp.unlink()
     cov = build_coverage(built, stats)
+    mse_over = None
+    if args.mse_threshold is not None:
+        from studio.core.quantize.mse import check_mse, quantisation_mse
+
+        over = check_mse(quantisation_mse(stats, encodings), args.mse_threshold)
+        mse_over = {"threshold": args.mse_threshold, "tensors": [m.to_json() for m in over]}
     summary = {
         "schema_version": 1,
         "model": str(args.model),
@@ -263,6 +280,8 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
         "outputs_sqnr_db": report.to_json()["outputs"],
         "sqnr_samples": report.samples,
         "sqnr_backend": sqnr_backend,
+        "sqnr_data": split.to_json(),
+        "sqnr_target": report.target,
         "wide_tensors": built.wide_tensors,
         "promoted": promoted,
         "curve": curve,
@@ -270,6 +289,7 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
         "exported_encodings": args.export_encodings,
         "export_format": args.format if args.export_encodings else None,
         "warnings": list(dict.fromkeys(stats.warnings + warnings + built.warnings)),
+        "quant_mse_over": mse_over,
         "htp_full_offload": (
             {"ok": offload[0], "reason": offload[1].replace(tmp_name, str(out))}
             if offload
@@ -296,6 +316,7 @@ def _print_human(summary: dict[str, Any], args: argparse.Namespace) -> None:
     db_text = f"{db:.1f}" if isinstance(db, float) else str(db)
     where = summary["sqnr_backend"].upper()
     print(f"output SQNR ({where}, {summary['sqnr_samples']} samples): {db_text} dB")
+    print(f"  measured on {summary['sqnr_data']['label']}; {summary['sqnr_target']}")
     if summary["curve"]:
         print(curve_table(summary["curve"]))
         if summary["curve_cycles"]:
@@ -307,6 +328,11 @@ def _print_human(summary: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"promoted to 16 bit: {', '.join(summary['promoted'])}")
     if args.export_encodings:
         print(f"encodings ({args.format}) written to {args.export_encodings}")
+    mse = summary.get("quant_mse_over")
+    if mse is not None:
+        print(f"{len(mse['tensors'])} tensor(s) above relative MSE {mse['threshold']:g}")
+        for item in mse["tensors"][:10]:
+            print(f"  {item['tensor']}: {item['relative_mse']:.2e}")
     offload = summary["htp_full_offload"]
     if offload is not None:
         print("QNN HTP: runs fully offloaded" if offload["ok"] else f"QNN HTP: {offload['reason']}")

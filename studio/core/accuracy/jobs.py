@@ -48,7 +48,15 @@ def analyse_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         preprocess=Preprocess.from_json(request.get("preprocess")),
         limit=int(request.get("samples", DEFAULT_EVAL_SAMPLES)),
     )
+    from studio.core.accuracy.split import calibration_label
+
+    label = request.get("data_label") or calibration_label(request["data"], len(feeds))
     report = Analyser(request["float_model"], cache_float=False).analyse(
-        request["qdq_model"], feeds, backend=request.get("backend", "cpu"), ctx=ctx
+        request["qdq_model"],
+        feeds,
+        backend=request.get("backend", "cpu"),
+        ctx=ctx,
+        device=request.get("device"),
+        data=label,
     )
     return report.to_json()

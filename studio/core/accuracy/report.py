@@ -74,6 +74,9 @@ class SqnrReport:
     htp_intermediates: bool = False
     notes: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    # what the figures are measured on: the data split (accuracy.split) and the target
+    data: str = ""
+    target: str = ""
 
     @property
     def output_sqnr_db(self) -> float:
@@ -95,6 +98,8 @@ class SqnrReport:
             "htp_intermediates": self.htp_intermediates,
             "notes": list(self.notes),
             "elapsed_s": self.elapsed_s,
+            "data": self.data,
+            "target": self.target,
         }
 
     @classmethod
@@ -108,6 +113,8 @@ class SqnrReport:
             htp_intermediates=bool(data.get("htp_intermediates", False)),
             notes=list(data.get("notes", [])),
             elapsed_s=float(data.get("elapsed_s", 0.0)),
+            data=str(data.get("data", "")),
+            target=str(data.get("target", "")),
         )
 
 

@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -40,6 +41,7 @@ from studio.core.accuracy.taps import (
 from studio.core.engine.sessions import make_session
 from studio.core.errors import BadInputError
 from studio.core.jobs.protocol import JobContext
+from studio.core.model.normalise import fixed_batch_nodes
 
 _BATCH = 8  # samples stacked per CPU run (and per float/QDQ phase)
 _BATCH_DIM = "sqnr_batch"
@@ -110,7 +112,10 @@ class Analyser:
             o for n in self.float_proto.graph.node for o in n.output if o
         }
         self.shapes = _static_shapes(self.float_proto)
+        # a constant Reshape to [1, ...] pins the batch: such models run one sample at a time
+        self.fixed_batch = fixed_batch_nodes(self.float_proto)
         self.cache_float = cache_float
+        self._device: Any = None
         self._float_sess: ort.InferenceSession | None = None
         self._float_key: tuple[frozenset[str], bool] = (frozenset(), False)
         self._float_fetch: list[str] = []
@@ -157,9 +162,21 @@ class Analyser:
         *,
         backend: str = "cpu",
         ctx: JobContext | None = None,
+        device: Any = None,
+        data: str = "",
     ) -> SqnrReport:
-        """Per-layer, weight and output SQNR of ``qdq_model`` against the float model."""
+        """Per-layer, weight and output SQNR of ``qdq_model`` against the float model.
+
+        On HTP the session targets ``device`` (a catalogue Device or name; None: the studio's
+        default target), since HTP numerics depend on the architecture; the report names it.
+        ``data`` says which samples these are (see ``accuracy.split``).
+        """
         ctx = ctx or JobContext()
+        self._device = None
+        if backend != "cpu":
+            from studio.core.devices.catalogue import resolve_device
+
+            self._device = resolve_device(device)
         start = time.perf_counter()
         if not feeds:
             raise BadInputError("SQNR needs at least one input sample")
@@ -176,7 +193,12 @@ class Analyser:
         compared = set(pairs) | set(outputs)
         fused = fused_activations(self.float_proto, pairs)
         batched = backend == "cpu" and self._batchable(compared)
-        report = SqnrReport(backend=backend, samples=len(feeds))
+        report = SqnrReport(backend=backend, samples=len(feeds), data=data)
+        report.target = (
+            f"QNN {backend.upper()} emulator targeting {self._device.label}"
+            if self._device is not None
+            else "CPU QDQ reference (onnxruntime CPU kernels)"
+        )
         while True:
             report.notes = []
             sums = self._run(
@@ -193,6 +215,8 @@ class Analyser:
         return report
 
     def _batchable(self, names: set[str]) -> bool:
+        if self.fixed_batch:
+            return False
         inputs = [i.name for i in self.float_proto.graph.input]
         return all(
             (shape := self.shapes.get(n)) is not None and shape[0] == 1
@@ -240,7 +264,7 @@ class Analyser:
                     self._float_cache = None
                     return None
                 for name in outputs:
-                    _accumulate(sums[name], fvals[name], qvals[name])
+                    _accumulate(sums[name], fvals[name], qvals[name], name)
                 if intermediates:
                     for fname, tap in pairs.items():
                         if fname in fvals and tap.output in qvals:
@@ -251,6 +275,7 @@ class Analyser:
                                 tap,
                                 fused.get(fname),
                                 scratch,
+                                fname,
                             )
                 done += count if batched else 1
                 ctx.progress(done / len(feeds), f"SQNR {done}/{len(feeds)} samples")
@@ -278,9 +303,12 @@ class Analyser:
         with tempfile.TemporaryDirectory(prefix="npu-studio-sqnr-") as tmp:
             inst = Path(tmp) / "instrumented.onnx"
             inst.write_bytes(_expose(qproto, names))
-            plain, _ = make_session(path, backend, disable_cpu_fallback=True)
+            opts = self._device.provider_options() if self._device is not None else None
+            plain, _ = make_session(path, backend, disable_cpu_fallback=True, provider_options=opts)
             try:
-                sess, _ = make_session(inst, backend, disable_cpu_fallback=True)
+                sess, _ = make_session(
+                    inst, backend, disable_cpu_fallback=True, provider_options=opts
+                )
             except Exception as exc:  # QNN refuses some instrumented graphs: fall back
                 report.notes.append(
                     f"QNN {backend.upper()} could not run the instrumented model whole "
@@ -305,11 +333,20 @@ class Analyser:
         return sess, fetch, True
 
 
-def _accumulate(acc: list[float], ref: np.ndarray, test: np.ndarray) -> None:
+def _mismatch(name: str, ref: np.ndarray, test: np.ndarray) -> BadInputError:
+    """A wrong-shaped output must not score as an exact copy (+inf): it is an error."""
+    return BadInputError(
+        f"tensor '{name}': the quantised model gives shape {list(np.shape(test))} "
+        f"({np.size(test)} values) where the float model gives {list(np.shape(ref))} "
+        f"({np.size(ref)} values); SQNR compares like with like"
+    )
+
+
+def _accumulate(acc: list[float], ref: np.ndarray, test: np.ndarray, name: str = "?") -> None:
+    if np.shape(ref) != np.shape(test):
+        raise _mismatch(name, ref, test)
     x = np.asarray(ref, dtype=np.float32).reshape(-1)
     y = np.asarray(test, dtype=np.float32).reshape(-1)
-    if x.shape != y.shape:
-        return
     acc[0] += float(np.dot(x, x))
     d = np.subtract(x, y)
     acc[1] += float(np.dot(d, d))
@@ -322,6 +359,7 @@ def _accumulate_codes(
     tap: QuantTap,
     act: FusedActivation | None = None,
     scratch: _Scratch | None = None,
+    name: str = "?",
 ) -> None:
     """Like ``_accumulate`` against ``(codes - zero_point) * scale``; with ``act``, both sides
     pass through the fused activation first (see ``fused_activations``).
@@ -329,9 +367,9 @@ def _accumulate_codes(
     The arithmetic is the same float32 sequence as a plain ``astype``/subtract/multiply, but into
     reused buffers: fresh multi-MB temporaries per tensor per batch cost page faults and a pass.
     """
+    if np.size(ref) != np.size(codes):
+        raise _mismatch(name, ref, codes)
     x = np.asarray(ref, dtype=np.float32).reshape(-1)
-    if x.size != codes.size:
-        return
     scratch = scratch or _Scratch()
     y = scratch.get(0, x.size)
     np.copyto(y, codes.reshape(-1), casting="unsafe")

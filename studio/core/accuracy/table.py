@@ -33,6 +33,7 @@ COLUMNS = (
     "source",
     "sqnr_db",
     "added_db",
+    "quant_mse",
 )
 
 
@@ -55,6 +56,9 @@ class TensorRow:
     source: str
     sqnr_db: float | None = None
     added_db: float | None = None
+    # quantise-dequantise MSE relative to the tensor's mean square (quantize.mse)
+    quant_mse: float | None = None
+    over_threshold: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,14 +69,19 @@ def tensor_rows(
     plan: QuantPlan,
     report: SqnrReport | None = None,
     model: onnx.ModelProto | None = None,
+    mse_threshold: float | None = None,
 ) -> list[TensorRow]:
     """Rows for every activation (graph order) then every weight, as ``plan`` would build them.
 
     ``report`` adds measured per-layer SQNR (activations) and weight SQNR. Per-channel rows show
-    the first channel's scale/offset and the overall min/max.
+    the first channel's scale/offset and the overall min/max. ``quant_mse`` is each tensor's
+    relative quantisation MSE; rows above ``mse_threshold`` are marked ``over_threshold``.
     """
+    from studio.core.quantize.mse import quantisation_mse
+
     proto = model if model is not None else onnx.load(str(stats.prepared_model))
     encodings = plan.encodings(stats, proto)
+    mses = quantisation_mse(stats, encodings, proto)
     producers = {o: n.op_type for n in proto.graph.node for o in n.output}
     init_shapes = {t.name: list(t.dims) for t in proto.graph.initializer}
     layers = {layer.tensor: layer for layer in report.layers} if report else {}
@@ -104,6 +113,12 @@ def tensor_rows(
                 source=source,
                 sqnr_db=(layer.sqnr_db if layer else None) if is_act else weights.get(name),
                 added_db=layer.added_db if layer else None,
+                quant_mse=mses[name].relative if name in mses else None,
+                over_threshold=(
+                    mse_threshold is not None
+                    and name in mses
+                    and mses[name].relative > mse_threshold
+                ),
             )
         )
     return rows

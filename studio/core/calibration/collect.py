@@ -43,11 +43,12 @@ from studio.core.errors import BadInputError, ModelLoadError
 from studio.core.jobs.protocol import JobContext, job
 from studio.core.model.graph import check_model_file
 from studio.core.model.loading import file_sha256
+from studio.core.model.normalise import normalise_gemm_biases
 
 # stack up to this many samples / bytes of activations before one histogram pass per tensor
 _FLUSH_SAMPLES = 16
 MIN_OPSET = 13
-PREPARE_VERSION = 3
+PREPARE_VERSION = 4  # 4: Gemm biases as vectors (normalise_gemm_biases)
 _FLUSH_BYTES = 64 << 20
 # Histograms of tensors with at least HIST_SAMPLE_MIN values over the whole pass bin every
 # HIST_SAMPLE_EVERY-th value (min/max/count stay exact); see RunningHistogram.sample_every.
@@ -106,6 +107,9 @@ def prepare_model(
             ) from exc
         original, proto = proto, onnx.load(str(out))
         restore_weight_names(original, proto)
+    # ORT's pre-processing fuses MatMul + Add into Gemm with the Add's [1, N] bias: the QDQ
+    # quantiser needs C as a vector (see studio.core.model.normalise)
+    normalise_gemm_biases(proto)
     try:
         proto = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
     except Exception:  # partial shapes are fine: ORT reports output types at run time
@@ -260,7 +264,12 @@ def collect_stats(
     if pending:
         flush(n - 1)
     if runner.fell_back:
-        ctx.log("calibration ran one sample at a time: the model does not batch cleanly")
+        why = (
+            f" ({', '.join(runner.fixed_batch[:3])} fix the batch dim)"
+            if runner.fixed_batch
+            else ""
+        )
+        ctx.log(f"calibration ran one sample at a time: the model does not batch cleanly{why}")
     for d in derived:  # Relu/Clip/Reshape... outputs: exact from their input's histogram
         if d.source in hists:
             hists[d.output] = derive(hists[d.source], d)

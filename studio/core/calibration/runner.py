@@ -18,6 +18,7 @@ import onnx
 import onnxruntime as ort
 
 from studio.core.errors import BadInputError
+from studio.core.model.normalise import fixed_batch_nodes
 
 MAX_BATCH = 16
 MAX_BATCH_BYTES = 256 << 20  # exposed activations of one batch
@@ -80,15 +81,19 @@ class SampleRunner:
         self.exposed = [t for t in tensors if t not in set(input_names)]
         self.shapes = shapes
         self.threads = threads
+        # a constant Reshape to [1, ...] pins the batch: known before any run fails
+        self.fixed_batch = fixed_batch_nodes(proto)
         self.batch = max_batch if max_batch > 1 and self._batchable(tensors) else 1
         if self.batch > 1:
             per_sample = sum(4 * int(np.prod(self.shapes[t])) for t in tensors)
             self.batch = max(1, min(self.batch, MAX_BATCH_BYTES // max(per_sample, 1)))
-        self.fell_back = False
+        self.fell_back = bool(self.fixed_batch) and max_batch > 1
         self._sess: ort.InferenceSession | None = None
         self._fetch: list[str] = []
 
     def _batchable(self, tensors: list[str]) -> bool:
+        if self.fixed_batch:
+            return False
         for name in tensors:
             shape = self.shapes.get(name)
             if not shape or shape[0] != 1 or any(d <= 0 for d in shape):

@@ -152,6 +152,7 @@ class CoverageReport:
     unknown_tensors: list[str] = field(default_factory=list)
     missing_tensors: list[str] = field(default_factory=list)
     float_tensors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -166,6 +167,7 @@ class CoverageReport:
             "unknown_tensors": list(self.unknown_tensors),
             "missing_tensors": list(self.missing_tensors),
             "float_tensors": list(self.float_tensors),
+            "notes": list(self.notes),
             "complete": self.complete,
         }
 

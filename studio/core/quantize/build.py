@@ -50,6 +50,8 @@ class BuildResult:
     float_tensors: list[str] = field(default_factory=list)
     folded_tensors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # one line per imported encoding onnxruntime cannot express, kept float instead
+    coverage_notes: list[str] = field(default_factory=list)
     _proto: onnx.ModelProto | None = field(default=None, repr=False, compare=False)
     _encodings: EncodingSet | None = field(default=None, repr=False, compare=False)
 
@@ -77,6 +79,7 @@ class BuildResult:
             "float_tensors": list(self.float_tensors),
             "folded_tensors": list(self.folded_tensors),
             "warnings": list(self.warnings),
+            "coverage_notes": list(self.coverage_notes),
         }
 
     @classmethod
@@ -91,6 +94,7 @@ class BuildResult:
             float_tensors=list(data.get("float_tensors", [])),
             folded_tensors=list(data.get("folded_tensors", [])),
             warnings=list(data.get("warnings", [])),
+            coverage_notes=list(data.get("coverage_notes", [])),
         )
 
 
@@ -135,6 +139,8 @@ def build_qdq(
     ctx.progress(0.05, "computing encodings")
     warnings: list[str] = list(stats.warnings) + _check_plan(plan, stats, proto)
     planned = plan.encodings(stats, proto, weights="edited")
+    kept_float = _keep_unexpressible_float(planned, proto)
+    warnings += kept_float
     act_names = [n for n in stats.tensor_names() if n in planned]
     float_acts = [n for n in act_names if planned[n].is_float]
 
@@ -220,23 +226,41 @@ def build_qdq(
         float_tensors=float_acts,
         folded_tensors=folded,
         warnings=warnings,
+        coverage_notes=kept_float,
         _proto=qproto,
     )
 
 
-def check_htp_offload(qdq_path: str | Path) -> tuple[bool, str]:
-    """Does QNN HTP take the whole model? (a session with CPU fallback disabled; ~0.3 s).
+def check_htp_offload(qdq_path: str | Path, device: Any = None) -> tuple[bool, str]:
+    """Does QNN HTP, targeting ``device`` (None: the studio's default target), take the whole
+    model? A session with CPU fallback disabled decides (~0.3 s); when it refuses, a second
+    session with fallback allowed names every node that would leave the NPU, with QNN's reason.
 
-    Returns (True, "") or (False, the reason QNN/ORT gave, e.g. which nodes it refused): 16-bit
-    Conv weights, for one, are refused by the HTP backend of onnxruntime-qnn 2.7.
+    Returns (True, "") or (False, the nodes and reasons): 16-bit Conv weights, for one, are
+    refused by the HTP backend of onnxruntime-qnn 2.7.
     """
+    from studio.core.devices.catalogue import resolve_device
+    from studio.core.engine.offload import offload_report
     from studio.core.engine.sessions import make_session
     from studio.core.errors import BackendUnavailableError
 
+    target = resolve_device(device)
+    opts = target.provider_options()
     try:
-        make_session(qdq_path, "htp", disable_cpu_fallback=True)
+        make_session(qdq_path, "htp", disable_cpu_fallback=True, provider_options=opts)
     except BackendUnavailableError as exc:
-        return False, str(exc)
+        report = offload_report(qdq_path, "htp", provider_options=opts)
+        if report.cpu_nodes:
+            nodes = "; ".join(
+                f"{n.name} ({n.op_type}{': ' + n.reason if n.reason else ''})"
+                for n in report.cpu_nodes[:8]
+            )
+            more = f" and {len(report.cpu_nodes) - 8} more" if len(report.cpu_nodes) > 8 else ""
+            return False, (
+                f"{len(report.cpu_nodes)} node(s) fall back to the CPU on {target.label}: "
+                f"{nodes}{more}"
+            )
+        return False, f"{target.label}: {exc}"
     return True, ""
 
 
@@ -248,7 +272,35 @@ def build_coverage(result: BuildResult, stats: CalibrationStats) -> Any:
 
     proto = onnx.load(str(stats.prepared_model), load_external_data=False)
     names = [n for n in quantisable_tensors(proto) if n not in set(result.folded_tensors)]
-    return coverage(result.encodings, names)
+    report = coverage(result.encodings, names)
+    report.notes = list(result.coverage_notes)
+    return report
+
+
+def _keep_unexpressible_float(planned: EncodingSet, proto: onnx.ModelProto) -> list[str]:
+    """Imported weight encodings onnxruntime has no QuantType for become float fallbacks.
+
+    AIMET 2.0.0 writes int32 encodings for every bias-like parameter, an LSTM's ``B`` included;
+    ORT derives Conv/Gemm biases itself (those are skipped as biases), but an LSTM bias would be
+    quantised as a weight, and no weight QuantType is 32 bits. Refusing the whole file would
+    lose every other encoding in it: the tensor stays float, and the coverage report says so.
+    """
+    inits = {t.name for t in proto.graph.initializer}
+    consumers: dict[str, list[str]] = {}
+    for node in proto.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node.name or node.op_type)
+    notes = []
+    for name, enc in list(planned.items()):
+        if name not in inits or enc.is_float or enc.kind == "bias" or enc.bitwidth in (4, 8, 16):
+            continue
+        planned.set(Encoding.float_fallback(name, kind=enc.kind))
+        users = ", ".join(f"'{u}'" for u in consumers.get(name, [])) or "none"
+        notes.append(
+            f"tensor '{name}': {enc.dtype}{enc.bitwidth} encoding has no ONNX Runtime weight "
+            f"type; kept float (consumer {users} runs unquantised)"
+        )
+    return notes
 
 
 def _replace(path: Path, data: bytes) -> None:
@@ -269,6 +321,9 @@ def _replace(path: Path, data: bytes) -> None:
 
 def _check_plan(plan: QuantPlan, stats: CalibrationStats, proto: onnx.ModelProto) -> list[str]:
     """Overrides must name real tensors with buildable settings; imports may miss some (warned)."""
+    from studio.core.quantize.editing import check_plan_for_htp
+
+    check_plan_for_htp(plan, proto)  # only what QNN HTP runs: no 16-bit Conv/Gemm weights
     inits = {t.name for t in proto.graph.initializer}
     acts = set(stats.tensor_names())
     for name, ov in plan.overrides.items():

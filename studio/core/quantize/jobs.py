@@ -12,7 +12,7 @@ from studio.core.quantize.plan import QuantPlan
 
 @job
 def build_qdq_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    """``{"stats_dir", "plan"?, "out", "check_htp"?}`` -> BuildResult JSON plus encodings
+    """``{"stats_dir", "plan"?, "out", "check_htp"?, "device"?}`` -> BuildResult JSON plus encodings
     coverage (and, with ``check_htp``, whether QNN HTP takes the whole model and why not).
 
     No data and no inference: this is the rebuild after every edit in the editor.
@@ -23,6 +23,6 @@ def build_qdq_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     data = result.to_json()
     data["coverage"] = build_coverage(result, stats).to_json()
     if request.get("check_htp"):
-        ok, reason = check_htp_offload(result.qdq_path)
+        ok, reason = check_htp_offload(result.qdq_path, request.get("device"))
         data["htp_full_offload"] = {"ok": ok, "reason": reason}
     return data

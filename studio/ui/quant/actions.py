@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QFileDialog
 
 from studio.core.accuracy.jobs import DEFAULT_EVAL_SAMPLES, analyse_job
+from studio.core.accuracy.split import calibration_label
 from studio.core.calibration import CalibrationStats
 from studio.core.encodings import coverage, load_encodings, save_encodings
 from studio.core.engine.registry import is_x86_host
@@ -231,14 +232,16 @@ def analyse(ws, backend: str = "cpu") -> None:
             result = run_in_worker(job_kind(analyse_job), request, jctx)
             return SqnrReport.from_json(result)
         analyser, feeds = _evaluation(ws, stats)
-        return analyser.analyse(target, feeds, backend=backend, ctx=jctx)
+        label = calibration_label(data, len(feeds))
+        return analyser.analyse(target, feeds, backend=backend, ctx=jctx, data=label)
 
     def done(report) -> None:
         _show_report(ws, report, f"analyse on {report.backend.upper()}")
         text = (
             f"SQNR on {report.backend.upper()} over {report.samples} samples: model output "
             f"{report.output_sqnr_db:.1f} dB; {len(report.layers)} activations, "
-            f"{len(report.weights)} weights"
+            f"{len(report.weights)} weights; measured on {report.data or 'calibration data'}; "
+            f"{report.target}"
         )
         finite = {k: v for k, v in ws.session.sqnr.items() if math.isfinite(v)}
         if finite:
@@ -461,16 +464,36 @@ def build_qdq(ws, path: str) -> None:
     stats, plan = ws.session.stats, ws.session.plan.copy()
 
     def job(jctx):
-        return core_build_qdq(stats, plan, path, ctx=jctx)
+        # the build, then whether QNN HTP takes the whole model: native QNN code, so the worker
+        from studio.core.jobs.client import run_in_worker
+        from studio.core.jobs.protocol import job_kind
+        from studio.core.quantize.build import BuildResult
+        from studio.core.quantize.jobs import build_qdq_job
 
-    def done(result) -> None:
+        request = {
+            "stats_dir": str(stats.folder),
+            "plan": plan.to_json(),
+            "out": path,
+            "check_htp": True,
+        }
+        data = run_in_worker(job_kind(build_qdq_job), request, jctx)
+        result = BuildResult.from_json(data)
+        return result, data.get("htp_full_offload") or {}
+
+    def done(outcome) -> None:
+        result, offload = outcome
         ws.last_build = result
+        ws.last_offload = offload
         text = (
             f"QDQ model written to {result.qdq_path} in {result.elapsed_s:.1f} s: "
             f"{len(result.wide_tensors)} activations at 16 bits, {len(result.float_tensors)} float"
         )
+        if offload.get("ok"):
+            text += "; QNN HTP runs it fully offloaded"
+        elif offload:
+            text += f"; NOT fully on QNN HTP: {offload.get('reason', '')}"
         if result.warnings:
             text += f"; {len(result.warnings)} warnings: {result.warnings[0]}"
-        ws.show_message(text, error=bool(result.warnings))
+        ws.show_message(text, error=bool(result.warnings) or not offload.get("ok", False))
 
     ws.runner.start("Build QDQ", job, on_result=done)

@@ -38,10 +38,19 @@ def parse_number(text: str) -> float:
 class BitwidthDelegate(QStyledItemDelegate):
     """A combo of the bit widths QNN HTP runs: 4/8/16-bit integers or a float fallback."""
 
+    allowed_fn = None  # tensor name -> integer widths HTP takes (set by the editor)
+
     def createEditor(self, parent: QWidget, option, index: QModelIndex) -> QWidget:  # noqa: N802
         combo = QComboBox(parent)
         combo.setObjectName("bitwidthEditor")
-        combo.addItems(BITWIDTH_CHOICES)
+        name = index.data(Qt.ItemDataRole.UserRole + 2)  # the table's TENSOR_ROLE
+        allowed = self.allowed_fn(name) if self.allowed_fn and name else None
+        choices = [
+            c
+            for c in BITWIDTH_CHOICES
+            if allowed is None or c.startswith("float") or int(c) in allowed
+        ]
+        combo.addItems(choices)
         combo.activated.connect(lambda _i, c=combo: self._commit(c))
         return combo
 

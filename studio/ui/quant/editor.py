@@ -109,6 +109,7 @@ class EditorPanel(QWidget):
         header.setHighlightSections(False)
         self._size_columns()
         self.bits_delegate = BitwidthDelegate(self.table)
+        self.bits_delegate.allowed_fn = self.session.allowed_bitwidths
         self.number_delegate = NumberDelegate(parent=self.table)
         self.int_delegate = NumberDelegate(integer=True, parent=self.table)
         self.table.setItemDelegateForColumn(COL["bits"], self.bits_delegate)

@@ -204,6 +204,30 @@ class QuantSession(QObject):
                 return arr
         return None
 
+    def quant_mse(self, name: str) -> float | None:
+        """Relative quantise-dequantise MSE of the tensor under its current encoding."""
+        from studio.core.quantize.mse import encoding_mse
+
+        enc = self.encoding(name)
+        if enc is None or enc.is_float:
+            return None
+        key = (name, id(enc))
+        cache = self.__dict__.setdefault("_mse_cache", {})
+        if key not in cache:
+            weights = self.weight_array(name)
+            hist = self.histogram(name) if weights is None else None
+            found = encoding_mse(enc, values=weights, histogram=hist)
+            cache[key] = found.relative if found is not None else None
+        return cache[key]
+
+    def allowed_bitwidths(self, name: str) -> tuple[int, ...]:
+        """Integer widths QNN HTP takes for this tensor (the bit-width editor offers these)."""
+        from studio.core.quantize.editing import ACTIVATION_BITS, allowed_bitwidths
+
+        if self.proto is None:
+            return ACTIVATION_BITS
+        return allowed_bitwidths(self.proto, name)
+
     def can_per_channel(self, name: str) -> bool:
         """Only weights of rank >= 2 have output channels to scale separately."""
         row = self.row(name)
@@ -329,6 +353,12 @@ class QuantSession(QObject):
             dtype, bits = parse_bitwidth(str(value))
             if dtype == "float":
                 return TensorOverride(tensor=name, dtype="float", bitwidth=bits)
+            if self.proto is not None and row is not None and row.kind != "activation":
+                from studio.core.quantize.editing import why_not
+
+                reason = why_not(self.proto, name, bits)
+                if reason is not None:  # the editor offers only what HTP runs
+                    raise EncodingsError(f"tensor '{name}': {bits}-bit: {reason}")
             if row is not None and row.kind == "activation" and bits == 4:
                 raise EncodingsError(
                     f"tensor '{name}': 4-bit activations are not supported (8 or 16; 4-bit is "

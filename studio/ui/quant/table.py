@@ -35,10 +35,13 @@ COLUMNS = (
     ("scale", "Scale"),
     ("offset", "Offset"),
     ("sqnr", "SQNR dB"),
+    ("mse", "Rel. MSE"),
 )
 COL = {key: i for i, (key, _title) in enumerate(COLUMNS)}
 EDITABLE = {"bits", "symmetric", "per_channel", "min", "max", "scale", "offset"}
-NUMERIC = {"min", "max", "scale", "offset", "sqnr"}
+NUMERIC = {"min", "max", "scale", "offset", "sqnr", "mse"}
+# relative quantisation MSE above this is shown in red (the user sets it: ``mse_threshold``)
+DEFAULT_MSE_THRESHOLD = 1e-3
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 TENSOR_ROLE = Qt.ItemDataRole.UserRole + 2
 KIND_LABEL = {"activation": "activation", "param": "weight", "bias": "bias"}
@@ -61,6 +64,7 @@ class TensorTableModel(QAbstractTableModel):
         super().__init__(parent)
         self.session = session
         self.edit_fn = None  # (name, key, value) -> bool: the workspace validates and pushes
+        self.mse_threshold = DEFAULT_MSE_THRESHOLD
         self._row_of: dict[str, int] = {}
         session.rows_reset.connect(self.reload)
         session.tensors_changed.connect(self.refresh)
@@ -165,6 +169,9 @@ class TensorTableModel(QAbstractTableModel):
         if key == "sqnr":
             db = self.session.sqnr.get(row.name)
             return "" if db is None else (db if edit else f"{db:.1f}")
+        if key == "mse":
+            mse = self.session.quant_mse(row.name)
+            return "" if mse is None else (mse if edit else f"{mse:.2e}")
         if enc is None:
             return "" if key != "bits" else ("" if edit else "-")
         if key == "bits":
@@ -193,6 +200,9 @@ class TensorTableModel(QAbstractTableModel):
         if key == "sqnr":
             db = self.session.sqnr.get(row.name)
             return float("inf") if db is None else float(db)
+        if key == "mse":
+            mse = self.session.quant_mse(row.name)
+            return -1.0 if mse is None else float(mse)
         if enc is None:
             return -1.0
         if key == "bits":
@@ -215,7 +225,13 @@ class TensorTableModel(QAbstractTableModel):
             return QBrush(QColor(BITWIDTH_COLORS.get(enc.bitwidth, color("text"))))
         if key == "sqnr" and self.session.sqnr_stale:
             return QBrush(QColor(color("muted")))
-        if key == "op" or (enc is not None and enc.per_channel and key in NUMERIC - {"sqnr"}):
+        if key == "mse":
+            mse = self.session.quant_mse(row.name)
+            over = mse is not None and mse > self.mse_threshold
+            return QBrush(QColor(color("error" if over else "text")))
+        if key == "op" or (
+            enc is not None and enc.per_channel and key in NUMERIC - {"sqnr", "mse"}
+        ):
             return QBrush(QColor(color("muted")))
         if row.name in self.session.edited and key == "tensor":
             return QBrush(QColor(color("warning")))
@@ -255,6 +271,8 @@ class TensorTableModel(QAbstractTableModel):
 
 
 _HEADER_TIPS = {
+    "mse": "Quantise-dequantise MSE / mean square of the tensor (weights: their values; "
+    "activations: the calibration histogram); red above the table's threshold",
     "op": "The op producing an activation, or consuming a weight (in the folded model)",
     "bits": "Bit width of the integer grid (4/8/16) or a float fallback",
     "symmetric": "Symmetric grid (offset -2^(bw-1)); weights usually are",

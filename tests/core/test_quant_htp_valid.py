@@ -1,0 +1,72 @@
+"""HTP-valid by construction: only bit widths QNN HTP runs are offered or built, and a build is
+checked for full offload on the target, naming what falls back."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from studio.core.calibration import calibrate
+from studio.core.errors import BadInputError
+from studio.core.quantize import QuantPlan, TensorOverride, build_qdq, check_htp_offload
+from studio.core.quantize.editing import allowed_bitwidths, why_not
+from tests import builders
+from tests import real_graphs as rg
+
+
+def test_allowed_bitwidths_follow_the_consuming_op():
+    model = rg.yolo_head()
+    assert allowed_bitwidths(model, "backbone.0.weight") == (4, 8)  # Conv weight: no 16
+    assert allowed_bitwidths(model, "image_size") == (8, 16)  # a Mul operand: no 4
+    assert allowed_bitwidths(model, "b1a") == (8, 16)  # an activation
+    assert "16-bit" in why_not(model, "backbone.0.weight", 16)
+    assert why_not(model, "backbone.0.weight", 4) is None
+    assert "4-bit" in why_not(model, "image_size", 4)
+
+
+@pytest.fixture(scope="module")
+def cnn_stats(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("htpvalid")
+    path = builders.save(builders.small_cnn(), tmp / "cnn.onnx")
+    return calibrate(path, "random:2", cache_dir=tmp / "c")
+
+
+def test_sixteen_bit_conv_weights_are_refused_before_building(cnn_stats, tmp_path):
+    with pytest.raises(BadInputError, match=r"16-bit weights cannot run on QNN HTP.*'"):
+        build_qdq(cnn_stats, QuantPlan(weight_bitwidth=16), tmp_path / "q.onnx")
+    plan = QuantPlan()
+    plan.set_override(TensorOverride("stem.weight", bitwidth=16))
+    with pytest.raises(BadInputError, match=r"tensor 'stem.weight'.*no 16-bit weights for Conv"):
+        build_qdq(cnn_stats, plan, tmp_path / "q.onnx")
+    assert not (tmp_path / "q.onnx").exists()
+    build_qdq(cnn_stats, QuantPlan(weight_bitwidth=4), tmp_path / "q4.onnx")  # INT4 Conv: fine
+
+
+def test_build_check_names_the_node_that_falls_back(tmp_path):
+    float_path = builders.save(builders.small_cnn_erf_head(), tmp_path / "erf.onnx")
+    stats = calibrate(float_path, "random:2", cache_dir=tmp_path / "c")
+    built = build_qdq(stats, QuantPlan(), tmp_path / "erf.qdq.onnx")
+    ok, reason = check_htp_offload(built.qdq_path)
+    assert not ok
+    assert "/head/Erf" in reason and "Erf" in reason and "HTP v75" in reason
+    good = build_qdq(stats, QuantPlan(), tmp_path / "cnn.qdq.onnx", model=_without_erf(stats))
+    assert check_htp_offload(good.qdq_path, "Samsung Galaxy S23") == (True, "")
+
+
+def _without_erf(stats) -> onnx.ModelProto:
+    proto = onnx.load(str(stats.prepared_model))
+    erf = next(n for n in proto.graph.node if n.op_type == "Erf")
+    proto.graph.node.remove(erf)
+    out = proto.graph.output[0]
+    out.name = erf.input[0]
+    return proto
+
+
+def test_weight_sqnr_is_finite_for_int4(cnn_stats, tmp_path):
+    from studio.core.accuracy import Analyser
+
+    built = build_qdq(cnn_stats, QuantPlan(weight_bitwidth=4), tmp_path / "q4.onnx")
+    feeds = [{"input": np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)}]
+    report = Analyser(cnn_stats.prepared_model).analyse(built.qdq_path, feeds)
+    assert 5 < report.weights["stem.weight"] < 30  # 4-bit weights really stored at 4 bits
