@@ -26,7 +26,7 @@ from studio.cli.common import (
     print_json,
     stderr_context,
 )
-from studio.cli.plan_option import add_plan_arg, run_with_plan
+from studio.cli.plan_option import add_plan_arg, is_chain_bundle, run_chain_bundle, run_with_plan
 
 
 def register(subparsers: Any) -> None:
@@ -89,6 +89,8 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     if args.plan:
         return run_with_plan(args, "profile")
+    if is_chain_bundle(args.model):  # compiled with --plan: run its chain
+        return run_chain_bundle(args, "profile")
     from studio.core.jobs.client import run_in_worker
     from studio.core.jobs.protocol import job_kind, run_inline
     from studio.core.model.graph import ModelGraph

@@ -24,7 +24,7 @@ from studio.cli.common import (
     print_json,
     run_job,
 )
-from studio.cli.plan_option import add_plan_arg, run_with_plan
+from studio.cli.plan_option import add_plan_arg, is_chain_bundle, run_chain_bundle, run_with_plan
 
 
 def register(subparsers: Any) -> None:
@@ -55,6 +55,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.plan:
         return run_with_plan(args, "run")
+    if is_chain_bundle(args.model):  # compiled with --plan: run its chain
+        return run_chain_bundle(args, "run")
     request = {
         "model": args.model,
         "backend": args.backend,
