@@ -197,6 +197,10 @@ def _compile_into(
             ctx=ctx,
         )
         info["tools"]["qnn_sdk_cli"] = result["sdk_version"]
+        info["device_model_libraries"] = result.get("device_model_libraries", {})
+        for target, where in info["device_model_libraries"].items():
+            if where.startswith("failed"):
+                info["warnings"].append(f"no {target} model library ({where})")
     else:
         from studio.core.toolchain.embedded import compile_embedded
 
