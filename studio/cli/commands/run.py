@@ -16,6 +16,7 @@ import argparse
 import sys
 from typing import Any
 
+from studio.cli.adb_option import adb_serial, run_on_phone
 from studio.cli.common import (
     add_command,
     add_input_shape_arg,
@@ -24,6 +25,7 @@ from studio.cli.common import (
     print_json,
     run_job,
 )
+from studio.cli.device_option import add_device_arg
 from studio.cli.plan_option import add_plan_arg, is_chain_bundle, run_chain_bundle, run_with_plan
 
 
@@ -49,10 +51,21 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     add_job_args(parser)
     add_plan_arg(parser)  # --plan PLAN.json (npu-studio assign): partitioned execution
+    add_device_arg(parser)  # --device adb:SERIAL: run the bundle on a phone over adb
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    serial = adb_serial(args)
+    if serial is not None:  # --device adb:SERIAL: on the phone
+        return run_on_phone(args, serial, "run")
+    if args.device:
+        from studio.core.errors import BadInputError
+
+        raise BadInputError(
+            "run --device takes adb:SERIAL (a connected phone, see `npu-studio devices --adb`);"
+            " catalogue targets are chosen at compile time"
+        )
     if args.plan:
         return run_with_plan(args, "run")
     if is_chain_bundle(args.model):  # compiled with --plan: run its chain
