@@ -63,6 +63,14 @@ WORKSPACES: tuple[WorkspaceSpec, ...] = (
         "Measured latency on QNN HTP, per-layer cycles mapped back to the graph, run comparison "
         "and report export.",
     ),
+    WorkspaceSpec(
+        "deploy",
+        "Deploy",
+        "studio.ui.deploy.workspace",
+        "DeployWorkspace",
+        "Target device, backend_config.json, compile to a bundle, browse, run and profile it, "
+        "here or on a phone over adb.",
+    ),
 )
 
 
