@@ -103,3 +103,70 @@ def _print_timings(data: dict[str, Any]) -> None:
         )
     if data.get("note"):
         print(f"  note: {data['note']}")
+
+
+def is_chain_bundle(path: str) -> bool:
+    """True for a bundle compiled with ``compile --plan`` (its manifest lists segments)."""
+    import json
+    from pathlib import Path
+
+    manifest = Path(path) / "manifest.json"
+    if not manifest.is_file():
+        return False
+    try:
+        return isinstance(json.loads(manifest.read_text()).get("segments"), list)
+    except (OSError, ValueError):
+        return False  # load_bundle names the broken manifest when the command reads it
+
+
+def run_chain_bundle(args: argparse.Namespace, mode: str) -> int:
+    """``run BUNDLE`` / ``profile BUNDLE`` for a heterogeneous bundle: its chain, timed per segment."""
+    from studio.core.workflows.plan_bundle import profile_bundle_chain, run_bundle_chain
+
+    for flag in ("config", "backend", "plan"):
+        if getattr(args, flag, None):
+            raise BadInputError(
+                f"--{flag} cannot be used with a bundle compiled from a plan (it fixes backends)"
+            )
+    feeds = None
+    if getattr(args, "inputs", None):
+        from studio.core.engine.feeds import load_arrays
+
+        feeds = load_arrays(args.inputs)
+    ctx = stderr_context(quiet=getattr(args, "json", False))
+    timeout = getattr(args, "timeout", None) or 600
+    seed = int(getattr(args, "seed", 0) or 0)
+    if mode == "profile":
+        data = profile_bundle_chain(
+            args.model,
+            ctx,
+            runs=max(1, int(getattr(args, "runs", 10) or 10)),
+            warmup=int(getattr(args, "warmup", 2) or 0),
+            seed=seed,
+            timeout_s=timeout,
+        )
+        if getattr(args, "save", None):
+            from studio.core.atomic import atomic_write_json
+
+            atomic_write_json(args.save, data)
+        if args.json:
+            print_json(data)
+        else:
+            _print_timings(data)
+        return 0
+    result = run_bundle_chain(args.model, feeds, ctx, seed=seed, timeout_s=timeout)
+    if getattr(args, "output", None):
+        from studio.core.engine.feeds import save_outputs
+
+        names = list(result.outputs)
+        save_outputs(args.output, names, [result.outputs[n] for n in names])
+    data = result.to_json()
+    if args.json:
+        print_json(data)
+        return 0
+    _print_timings(data)
+    for name, info in data["outputs"].items():
+        print(f"  output {name}: {info['dtype']} {info['shape']}")
+    if getattr(args, "output", None):
+        print(f"  wrote {args.output}")
+    return 0

@@ -203,6 +203,9 @@ p.add_argument("-t", required=True, choices=["x86_64-linux-clang", "aarch64-andr
 p.add_argument("-o", required=True)
 a = p.parse_args()
 assert Path(a.c).is_file() and Path(a.b).is_file()
+if os.environ.get("FAKE_FAIL_TARGET") == a.t:
+    print("ERROR: ANDROID_NDK_ROOT is not set; ndk-build not found", flush=True)
+    sys.exit(2)
 out = Path(a.o) / a.t
 out.mkdir(parents=True, exist_ok=True)
 (out / ("lib" + Path(a.c).stem + ".so")).write_bytes(b"\\x7fELF fake")
@@ -277,7 +280,7 @@ def test_sdk_compile_runs_the_documented_chain_with_exact_flags(fake_sdk, qdq_cn
     result = compile_model(qdq_cnn, out, sdk_root=root, ctx=JobContext(on_log=logs.append))
     staging = staging_dir(out)  # the tools run while the bundle is built beside its target
     work = staging / ".sdk_work"
-    conv, lib, ctxgen = _calls(log)
+    conv, lib, device_lib, ctxgen = _calls(log)
     assert conv == [
         "qnn-onnx-converter",
         "--input_network",
@@ -298,6 +301,8 @@ def test_sdk_compile_runs_the_documented_chain_with_exact_flags(fake_sdk, qdq_cn
         "-o",
         str(work / "libs"),
     ]
+    # the seed's qnn_model/ layout: the model library for the phone as well as for this host
+    assert device_lib == [*lib[:6], "aarch64-android", *lib[7:]]
     assert ctxgen == [
         "qnn-context-binary-generator",
         "--backend",
@@ -313,12 +318,33 @@ def test_sdk_compile_runs_the_documented_chain_with_exact_flags(fake_sdk, qdq_cn
     assert not every_flag & {"--target_device", "--optimization_level", "--target_backends"}
     assert (out / "context_binaries/htp_context.bin").is_file()
     assert (out / "model_optimized.so").is_file() and not work.exists()
+    assert (out / "model_libs/aarch64-android/libmodel.so").read_bytes() == b"\x7fELF fake"
     bundle = load_bundle(out)
     assert bundle.manifest["path"] == "sdk" and bundle.model_library is not None
+    assert bundle.manifest["device_model_libraries"] == {
+        "aarch64-android": "model_libs/aarch64-android/libmodel.so"
+    }
+    assert "model_libs/aarch64-android/libmodel.so" in bundle.manifest["files"]
     assert "[qnn-onnx-converter] converting" in "\n".join(logs)  # tool output streamed to the log
     assert result["context_binaries"] == [str(out / "context_binaries/htp_context.bin")]
     with pytest.raises(BadInputError, match="--sdk"):
         resolve_model_or_bundle(out)  # no EPContext model: must be run with qnn-net-run
+
+
+def test_sdk_compile_without_an_ndk_keeps_the_host_bundle_and_says_why(
+    fake_sdk, qdq_cnn, tmp_path, monkeypatch
+):
+    root, log = fake_sdk
+    monkeypatch.setenv("FAKE_FAIL_TARGET", "aarch64-android")
+    out = tmp_path / "b"
+    compile_model(qdq_cnn, out, sdk_root=root)
+    bundle = load_bundle(out)
+    where = bundle.manifest["device_model_libraries"]["aarch64-android"]
+    assert where.startswith("failed") and "exit code 2" in where
+    assert any("aarch64-android" in w for w in bundle.manifest["warnings"])
+    assert (out / "context_binaries/htp_context.bin").is_file() and not (
+        out / "model_libs"
+    ).exists()
 
 
 @pytest.mark.parametrize("fail", ["qnn-onnx-converter", "no-output"])

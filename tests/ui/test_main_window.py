@@ -48,7 +48,7 @@ def open_and_wait(qtbot, win, path):
 
 def test_workspaces_docks_and_menus(win):
     titles = [win.tabs.tabText(i) for i in range(win.tabs.count())]
-    assert titles == ["Graph", "Quantization", "Backends", "Profiling"]
+    assert titles == ["Graph", "Quantization", "Backends", "Profiling", "Deploy"]
     assert isinstance(graph_ws(win), GraphWorkspace)
     assert win.ctx.jobs is not None
     menus = [a.text().replace("&", "") for a in win.menuBar().actions()]

@@ -1,6 +1,12 @@
 """``npu-studio devices``: the target-device catalogue (Qualcomm's, from qai-hub-models).
 
     npu-studio devices [--json]
+    npu-studio devices --adb [--json]
+
+With ``--adb``: the phones the running adb server sees (``ANDROID_ADB_SERVER_PORT``, default 5037;
+the studio never starts a server: with none it says so and exits 3), each with its serial, model,
+Android version, SoC (``ro.soc.model``) and matching catalogue entry (HTP version, soc_model).
+Use one as ``--device adb:SERIAL`` on ``run``/``profile``.
 
 Lists every device with its chipset, HTP version, soc_model, fp16 support and form factor; any of
 the names (or a chipset name) works as ``--device``.
@@ -18,10 +24,13 @@ from studio.core.devices.catalogue import DEFAULT_DEVICE, load_catalogue
 def register(subparsers: Any) -> None:
     parser = add_command(subparsers, "devices", "list the target devices and chipsets", __doc__)
     parser.add_argument("--json", action="store_true", help="print the catalogue as JSON")
+    parser.add_argument("--adb", action="store_true", help="list the phones connected over adb")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.adb:
+        return _adb(args)
     cat = load_catalogue()
     if args.json:
         print_json(
@@ -41,4 +50,28 @@ def run(args: argparse.Namespace) -> int:
             f"  {d.name:<38} {d.chipset:<44} v{d.htp_arch}  soc {d.soc_model:<4}"
             f" {'fp16' if d.fp16 else '    '}  {d.form_factor or ''}"
         )
+    return 0
+
+
+def _adb(args: argparse.Namespace) -> int:
+    from studio.core.toolchain.adb.phones import list_phones
+
+    phones = list_phones()
+    if args.json:
+        print_json({"phones": [p.to_json() for p in phones]})
+        return 0
+    if not phones:
+        print("no phone connected to the adb server (check the cable and `adb devices`)")
+        return 0
+    for p in phones:
+        if p.state != "device":
+            print(f"  {p.serial:<20} {p.state:<13} {p.note}")
+            continue
+        entry = p.catalogue
+        match = (
+            f"{entry['chipset']}, HTP v{entry['htp_arch']}, soc_model {entry['soc_model']}"
+            if entry
+            else p.note
+        )
+        print(f"  {p.serial:<20} {p.model:<16} Android {p.android:<4} {p.soc_model:<8} {match}")
     return 0

@@ -18,6 +18,7 @@ import argparse
 import sys
 from typing import Any
 
+from studio.cli.adb_option import adb_serial, run_on_phone
 from studio.cli.common import (
     add_command,
     add_input_shape_arg,
@@ -27,7 +28,7 @@ from studio.cli.common import (
     stderr_context,
 )
 from studio.cli.device_option import add_device_arg, device_from_args
-from studio.cli.plan_option import add_plan_arg, run_with_plan
+from studio.cli.plan_option import add_plan_arg, is_chain_bundle, run_chain_bundle, run_with_plan
 
 
 def register(subparsers: Any) -> None:
@@ -65,7 +66,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--inline", action="store_true", help="run in this process (debugging)")
     add_job_args(parser, json_help="print the record as JSON")
     add_plan_arg(parser)  # --plan PLAN.json (npu-studio assign): partitioned execution
-    add_device_arg(parser)
+    add_device_arg(parser)  # --device adb:SERIAL: run the bundle on a phone over adb
     parser.set_defaults(func=run)
 
 
@@ -89,9 +90,14 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    serial = adb_serial(args)
+    if serial is not None:  # --device adb:SERIAL: on the phone
+        return run_on_phone(args, serial, "profile")
     device_from_args(args)  # the HTP target of every session this command creates
     if args.plan:
         return run_with_plan(args, "profile")
+    if is_chain_bundle(args.model):  # compiled with --plan: run its chain
+        return run_chain_bundle(args, "profile")
     from studio.core.jobs.client import run_in_worker
     from studio.core.jobs.protocol import job_kind, run_inline
     from studio.core.model.graph import ModelGraph

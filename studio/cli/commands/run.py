@@ -16,6 +16,7 @@ import argparse
 import sys
 from typing import Any
 
+from studio.cli.adb_option import adb_serial, run_on_phone
 from studio.cli.common import (
     add_command,
     add_input_shape_arg,
@@ -25,7 +26,7 @@ from studio.cli.common import (
     run_job,
 )
 from studio.cli.device_option import add_device_arg, device_from_args
-from studio.cli.plan_option import add_plan_arg, run_with_plan
+from studio.cli.plan_option import add_plan_arg, is_chain_bundle, run_chain_bundle, run_with_plan
 
 
 def register(subparsers: Any) -> None:
@@ -50,7 +51,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     add_job_args(parser)
     add_plan_arg(parser)  # --plan PLAN.json (npu-studio assign): partitioned execution
-    add_device_arg(parser)
+    add_device_arg(parser)  # --device adb:SERIAL: run the bundle on a phone over adb
     parser.set_defaults(func=run)
 
 
@@ -58,9 +59,14 @@ def run(args: argparse.Namespace) -> int:
     from studio.core.jobs.protocol import job_kind
     from studio.core.toolchain import jobs
 
+    serial = adb_serial(args)
+    if serial is not None:  # --device adb:SERIAL: on the phone
+        return run_on_phone(args, serial, "run")
     device_from_args(args)  # the HTP target of every session this command creates
     if args.plan:
         return run_with_plan(args, "run")
+    if is_chain_bundle(args.model):  # compiled with --plan: run its chain
+        return run_chain_bundle(args, "run")
     request = {
         "model": args.model,
         "backend": args.backend,

@@ -184,7 +184,7 @@ def _open(seg: Mapping[str, Any], options: Mapping[str, Mapping[str, str]]) -> t
             seg["model_path"],
             backend,
             provider_options=dict(options.get(backend, {})),
-            disable_cpu_fallback=backend != "cpu",
+            disable_cpu_fallback=bool(seg.get("disable_cpu_fallback", backend != "cpu")),
         )
     except StudioError as exc:
         reason = str(exc)

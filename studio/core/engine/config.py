@@ -43,6 +43,7 @@ PRECISION_MODES = ("auto", "int8", "fp16")
 CONTEXT_PRIORITIES = ("low", "normal", "normal_high", "high")
 HTP_ARCHS = (68, 69, 73, 75, 79, 81)
 GRAPH_OPT_LEVELS = ("disabled", "basic", "extended", "all")
+PROFILING_LEVELS = ("off", "basic", "detailed", "optrace")
 
 # field -> (type, allowed values or (min, max), QNN provider option name or None)
 _HTP_FIELDS: dict[str, tuple[type, Any, str | None]] = {
@@ -56,6 +57,7 @@ _HTP_FIELDS: dict[str, tuple[type, Any, str | None]] = {
     "offload_graph_io_quantization": (bool, None, "offload_graph_io_quantization"),
     "context_priority": (str, CONTEXT_PRIORITIES, "qnn_context_priority"),
     "rpc_control_latency": (int, (0, 1_000_000), "rpc_control_latency"),
+    "profiling_level": (str, PROFILING_LEVELS, "profiling_level"),
     "provider_options": (dict, None, None),
 }
 _GPU_FIELDS: dict[str, tuple[type, Any, str | None]] = {
@@ -261,3 +263,27 @@ def _htp_args(cfg: dict[str, Any], args: SessionArgs, quantized: bool | None, so
 def load_backend_config(path: str | Path | None) -> BackendConfig:
     """The config at ``path``, or the defaults when no file is given."""
     return BackendConfig() if path is None else BackendConfig.load(path)
+
+
+def field_option(section: str, key: str) -> str:
+    """What a backend_config.json field becomes in the session, in words (for editors and docs).
+
+    ``htp_config.vtcm_mb`` -> ``QNN provider option vtcm_mb``; fields without a one-to-one option
+    say how they act (precision picks fp16, threads set the session's intra-op threads).
+    """
+    if section == "htp_config" and key == "precision_mode":
+        return "fp16: QNN provider options enable_htp_fp16_precision=1 + soc_model; int8/auto: none"
+    if section == "cpu_config" and key == "num_threads":
+        return "ORT session option intra_op_num_threads"
+    if section == "cpu_config" and key == "graph_optimization_level":
+        return "ORT session option graph_optimization_level"
+    fields = _SECTIONS.get(section, {})
+    if key not in fields:
+        return "not a backend_config.json field"
+    option = fields[key][2]
+    return f"QNN provider option {option}" if option else "passed through as given"
+
+
+def field_choices(section: str, key: str) -> Any:
+    """The allowed values (tuple) or (min, max) range of a field, as the validator checks them."""
+    return _SECTIONS[section][key][1]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,20 +65,9 @@ def compile_model(
     src = Path(model_path)
     if not src.is_file():
         raise BadInputError("model file not found", path=str(src))
-    final = Path(out_dir)
-    if final.exists() and any(final.iterdir()) and not is_bundle(final):
-        raise BadInputError(
-            "output folder exists and is not a bundle; refusing to write into it", path=str(final)
-        )
-    # Build beside the target and swap it in at the end: a compile killed half-way (a native
-    # crash, the OOM killer) never leaves a folder that looks like, or blocks, a bundle.
-    final.parent.mkdir(parents=True, exist_ok=True)
-    out = staging_dir(final)
-    if out.exists():  # left by a compile that was killed
-        shutil.rmtree(out)
-    out.mkdir()
-    try:
-        result = _compile_into(
+
+    def build(out: Path) -> dict[str, Any]:
+        return _compile_into(
             src,
             out,
             backend,
@@ -91,7 +81,29 @@ def compile_model(
             source_path,
             input_shapes,
         )
-        if final.exists():  # recompiling: replace the old bundle whole, never mix two compiles
+
+    return build_staged(Path(out_dir), build)
+
+
+def build_staged(final: Path, build: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``build(staging_folder)`` and swap the finished folder in as the bundle ``final``.
+
+    Building beside the target means a compile killed half-way (a native crash, the OOM killer)
+    never leaves a folder that looks like, or blocks, a bundle; a recompile replaces the old bundle
+    whole, never mixing two compiles.
+    """
+    if final.exists() and any(final.iterdir()) and not is_bundle(final):
+        raise BadInputError(
+            "output folder exists and is not a bundle; refusing to write into it", path=str(final)
+        )
+    final.parent.mkdir(parents=True, exist_ok=True)
+    out = staging_dir(final)
+    if out.exists():  # left by a compile that was killed
+        shutil.rmtree(out)
+    out.mkdir()
+    try:
+        result = build(out)
+        if final.exists():
             shutil.rmtree(final)
         os.replace(out, final)
     finally:
@@ -187,6 +199,10 @@ def _compile_into(
             ctx=ctx,
         )
         info["tools"]["qnn_sdk_cli"] = result["sdk_version"]
+        info["device_model_libraries"] = result.get("device_model_libraries", {})
+        for target, where in info["device_model_libraries"].items():
+            if where.startswith("failed"):
+                info["warnings"].append(f"no {target} model library ({where})")
     else:
         from studio.core.toolchain.embedded import compile_embedded
 
@@ -216,6 +232,12 @@ def resolve_model_or_bundle(path: str | Path) -> tuple[Path, dict[str, Any]]:
     target = Path(path)
     if is_bundle(target):
         bundle = load_bundle(target)
+        if isinstance(bundle.manifest.get("segments"), list):
+            raise BadInputError(
+                "this bundle was compiled from a plan (HTP and CPU segments): run or profile it "
+                "with `npu-studio run BUNDLE` / `npu-studio profile BUNDLE`, which execute its chain",
+                path=str(target),
+            )
         if bundle.context_model is None:
             raise BadInputError(
                 "this bundle has no EPContext model (it was built with the QNN SDK); run it "

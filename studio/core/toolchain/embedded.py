@@ -25,7 +25,7 @@ from studio.core.toolchain.bundle import CONTEXT_DIR
 EP_CONTEXT_OP = "EPContext"
 
 
-def _rewrite_context_refs(model_path: Path, renames: dict[str, str]) -> None:
+def rewrite_context_refs(model_path: Path, renames: dict[str, str]) -> None:
     """Point EPContext nodes' ``ep_cache_context`` at the renamed .bin files."""
     model = onnx.load(str(model_path))
     for node in model.graph.node:
@@ -125,7 +125,7 @@ def compile_embedded(
             name = f"{backend}_context.bin" if index == 0 else f"{backend}_context_{index}.bin"
             renames[path.name] = name
             shutil.move(str(path), dest / name)
-        _rewrite_context_refs(scratch_model, renames)
+        rewrite_context_refs(scratch_model, renames)
         final_model = dest / f"{backend}_context.onnx"
         shutil.move(str(scratch_model), final_model)
     compile_s = time.perf_counter() - started

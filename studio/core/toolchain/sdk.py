@@ -268,6 +268,7 @@ def sdk_compile(
     libs = work / "libs"
     lib = libs / target / f"lib{stem}.so"
     run_tool(model_lib_argv(sdk, cpp, weights, libs, target), ctx, [lib])
+    device_libs = _device_model_libs(sdk, cpp, weights, libs, target, stem, out_dir, ctx)
     ctx.stage = "context-binary"
     ctx.progress(0.7, "qnn-context-binary-generator")
     ctx_dir = out_dir / "context_binaries"
@@ -286,7 +287,47 @@ def sdk_compile(
         "model_library": str(out_dir / "model_optimized.so"),
         "sdk": str(sdk.root),
         "sdk_version": sdk.version(),
+        "device_model_libraries": device_libs,
     }
+
+
+DEVICE_TARGETS = ("aarch64-android",)
+DEVICE_LIB_DIR = "model_libs"
+
+
+def _device_model_libs(
+    sdk: QnnSdk,
+    cpp: Path,
+    weights: Path,
+    libs: Path,
+    host_target: str,
+    stem: str,
+    out_dir: Path,
+    ctx: JobContext,
+) -> dict[str, str]:
+    """Build the model library for the phone too (the seed's ``-t aarch64-android``).
+
+    The phone's library is what ``qnn-net-run --model`` loads on the device. It needs the Android
+    NDK the SDK's makefiles call; without one the host bundle is still complete, so a failure is
+    reported (log and manifest) rather than fatal. Returns target -> bundle path or "failed: ...".
+    """
+    done: dict[str, str] = {}
+    for target in DEVICE_TARGETS:
+        if target == host_target:
+            continue
+        lib = libs / target / f"lib{stem}.so"
+        try:
+            run_tool(model_lib_argv(sdk, cpp, weights, libs, target), ctx, [lib])
+        except JobFailedError as exc:
+            first = str(exc).splitlines()[0]
+            ctx.log(f"warning: no {target} model library: {first} (is ANDROID_NDK_ROOT set?)")
+            done[target] = f"failed: {first}"
+            continue
+        dest = out_dir / DEVICE_LIB_DIR / target / f"lib{stem}.so"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(lib, dest)
+        done[target] = dest.relative_to(out_dir).as_posix()
+    return done
 
 
 def write_input_list(feeds: dict[str, np.ndarray], folder: Path, runs: int = 1) -> Path:

@@ -418,6 +418,7 @@ class BackendsWorkspace(QWidget):
         if self.report is not report:
             self._on_probed(report)
         self.plan = plan
+        self.ctx.plan = plan  # shared: the Deploy workspace compiles it
         self.model.set_plan(plan)
         self.summary.setHtml(summary_html(plan))
         badges = {d.node_id: d.backend.upper() for d in plan.decisions}

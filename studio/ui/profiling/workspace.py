@@ -128,6 +128,8 @@ class ProfilingWorkspace(QWidget):
         self.history.run_renamed.connect(self._run_renamed)
         self.ctx.node_selected.connect(self._follow_selection)
         self.ctx.model_changed.connect(self._model_changed)
+        if hasattr(self.ctx, "profile_run_ready"):  # runs measured elsewhere (Deploy: a bundle)
+            self.ctx.profile_run_ready.connect(self._on_result)
         self._clear_dashboard()
         self._model_changed(getattr(ctx, "graph", None))
 

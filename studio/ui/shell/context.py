@@ -27,6 +27,8 @@ class StudioContext(QObject):
     overlay_cleared = Signal()
     status_message = Signal(str)
     error_raised = Signal(str, str)  # title, message
+    # a ProfileRun's JSON measured outside the Profiling workspace (e.g. a bundle in Deploy)
+    profile_run_ready = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -34,6 +36,8 @@ class StudioContext(QObject):
         self.model_path: str | None = None
         self.selected_node: str = ""
         self.jobs: Any = None  # studio.ui.jobs.manager.JobManager, set by the main window
+        self.plan: Any = None  # the Backends workspace's latest assignment Plan (Deploy compiles it)
+        self.target_device: str | None = None  # catalogue name or adb:SERIAL, chosen in Deploy
         self.input_shapes: dict[str, list[int]] = {}
         # One undo stack for every edit in every workspace (Edit > Undo, History view).
         self.undo_stack = QUndoStack(self)

@@ -97,6 +97,13 @@ class MainMenus:
         )
         self.about_action = _action(w, "&About npu-studio", lambda: dialogs.show_about(w))
         help_menu.addAction(self.shortcuts_action)
+        self.diagnostics_action = _action(
+            w,
+            "&Diagnostics…",
+            self.show_diagnostics,
+            tip="QNN tools and libraries, versions, adb: what is missing and what to do",
+        )
+        help_menu.addAction(self.diagnostics_action)
         help_menu.addAction(self.about_action)
         for action in (
             self.open_action,
@@ -145,3 +152,8 @@ class MainMenus:
         dialog = dialogs.ShortcutsDialog(self.shortcut_rows(), self.window)
         dialog.open()
         return dialog
+
+    def show_diagnostics(self) -> object:
+        from studio.ui.deploy.diagnostics import show_diagnostics
+
+        return show_diagnostics(self.window)

@@ -14,6 +14,7 @@ from typing import Any
 from PySide6.QtWidgets import QWidget
 
 from studio.ui.backends.workspace import BackendsWorkspace
+from studio.ui.deploy.workspace import DeployWorkspace
 from studio.ui.graph.workspace import GraphWorkspace
 from studio.ui.profiling.workspace import ProfilingWorkspace
 from studio.ui.quant.workspace import QuantizationWorkspace
@@ -33,6 +34,7 @@ WORKSPACES: tuple[WorkspaceSpec, ...] = (
     WorkspaceSpec("quant", "Quantization", QuantizationWorkspace),
     WorkspaceSpec("backends", "Backends", BackendsWorkspace),
     WorkspaceSpec("profiling", "Profiling", ProfilingWorkspace),
+    WorkspaceSpec("deploy", "Deploy", DeployWorkspace),
 )
 
 

@@ -1,0 +1,1 @@
+"""The Deploy workspace: target, backend config, compile, bundle browser, run/profile, adb."""
