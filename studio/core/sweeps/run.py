@@ -55,13 +55,15 @@ def run_sweep(
     token: CancelToken | None = None,
     on_row: RowFn | None = None,
     point_job: str | None = None,
+    point_extra: dict[str, Any] | None = None,
     rerun: bool = False,
 ) -> dict[str, Any]:
     """Run every point of ``spec``; returns the document written to ``out``.
 
     ``on_row`` is called with a row each time one changes (queued, running, done, failed,
     cancelled). ``point_job`` names another ``@job`` to run per point (tests use one that
-    crashes on purpose); ``rerun`` ignores reusable rows.
+    crashes on purpose, given ``point_extra`` in its request); ``rerun`` ignores reusable
+    rows.
     """
     out = Path(out)
     token = token or CancelToken()
@@ -106,7 +108,11 @@ def run_sweep(
             }
             for b in (mi.model, mi.calib, mi.eval):
                 blob_data[b.sha256] = mi.data[b.sha256]
-            tasks.append(PointTask(key, params, blobs, options, job, label=row["label"]))
+            tasks.append(
+                PointTask(
+                    key, params, blobs, options, job, label=row["label"], extra=point_extra or {}
+                )
+            )
         rows.append(row)
         by_key[key] = row
     with Cluster(address=address, num_cpus=num_cpus) as cluster:
@@ -159,19 +165,26 @@ def run_sweep(
             changed(row)
             save(force=row["status"] == "failed")
 
-        stats = run_points(
-            tasks, blob_data, on_event, token=token, num_cpus=float(spec.option("num_cpus"))
-        )
-        doc["summary"] = {
-            "elapsed_s": time.perf_counter() - started,
-            "points": len(rows),
-            "ran": len(tasks),
-            "reused": len(rows) - len(tasks),
-            "object_store_put_bytes": stats["put_bytes"],
-            "object_store_put_s": stats["put_s"],
-            "cancelled": stats["cancelled"] or token.cancelled,
-        }
-        results.write(out, doc)
+        stats: dict[str, Any] = {"put_bytes": 0, "put_s": 0.0, "cancelled": True}
+        try:
+            stats = run_points(
+                tasks,
+                blob_data,
+                on_event,
+                token=token,
+                num_cpus=float(spec.option("num_cpus")),
+            )
+        finally:  # also on Ctrl-C: what finished stays in the file
+            doc["summary"] = {
+                "elapsed_s": time.perf_counter() - started,
+                "points": len(rows),
+                "ran": len(tasks),
+                "reused": len(rows) - len(tasks),
+                "object_store_put_bytes": stats["put_bytes"],
+                "object_store_put_s": stats["put_s"],
+                "cancelled": bool(stats["cancelled"] or token.cancelled),
+            }
+            results.write(out, doc)
     return doc
 
 
