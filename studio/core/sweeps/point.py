@@ -22,50 +22,21 @@ from studio.core.jobs.protocol import JobContext, job
 
 
 def _provider_options(params: dict[str, Any], device: Any) -> dict[str, str]:
-    opts = {"htp_performance_mode": str(params.get("perf_mode") or "burst")}
-    soc = getattr(device, "soc_model", None) if device is not None else None
-    if soc:
-        opts["soc_model"] = str(soc)
-    return opts
-
-
-def resolve_target(name: str | None) -> Any:
-    """The catalogue entry for ``name`` (None: the studio's default target), when the device
-    catalogue is present; None when it is not (then no estimate is made)."""
-    try:
-        from studio.core.devices.catalogue import resolve_device  # type: ignore[import-not-found]
-    except ImportError:
-        if name:
-            from studio.core.errors import ConfigError
-
-            raise ConfigError(
-                f"device '{name}': this studio has no device catalogue (studio.core.devices)"
-            ) from None
-        return None
-    return resolve_device(name) if name else resolve_device(None)
-
-
-def estimate(model: str, device: Any) -> dict[str, Any] | None:
-    """The on-device latency estimate for ``model`` on ``device`` (None without the estimator)."""
-    if device is None:
-        return None
-    try:
-        from studio.core.devices.estimate import estimate_model  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    est = estimate_model(model, device)
-    data = est.to_json() if hasattr(est, "to_json") else dict(est)
-    return data
-
-
-def _device_json(device: Any) -> dict[str, Any] | None:
-    if device is None:
-        return None
-    if hasattr(device, "to_json"):
-        return device.to_json()
+    """The QNN EP options of the point: its performance mode and the target's architecture."""
     return {
-        k: getattr(device, k) for k in ("name", "soc_model", "htp_version") if hasattr(device, k)
+        "htp_performance_mode": str(params.get("perf_mode") or "burst"),
+        **device.provider_options(),
     }
+
+
+def estimate(model: str, device: Any) -> dict[str, Any]:
+    """The device model's latency estimate of ``model`` on ``device`` (cached by content hash),
+    without its per-node breakdown (the estimate view recomputes that from the cache)."""
+    from studio.core.devices.estimate import estimate_model
+
+    data = estimate_model(model, device).to_json()
+    data.pop("nodes", None)
+    return data
 
 
 @job
@@ -127,8 +98,11 @@ def sweep_point(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     stages["sqnr"] = time.perf_counter() - t
     ctx.check_cancelled()
 
-    device = resolve_target(params.get("device"))
-    row["device"] = getattr(device, "name", None) if device is not None else params.get("device")
+    from studio.core.devices.catalogue import resolve_device
+
+    device = resolve_device(params.get("device"))  # None: the studio's default target
+    row["device"] = device.name
+    row["htp_arch"] = device.htp_arch
     error: dict[str, Any] | None = None
     t = stage("compile")
     bundle = work / "bundle"
@@ -150,15 +124,15 @@ def sweep_point(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     ctx.check_cancelled()
 
     t = stage("estimate")
-    est = estimate(str(qdq), device)
-    row["estimated_ms"] = est.get("total_ms") if est else None
-    row["estimate"] = {k: v for k, v in est.items() if k not in ("nodes",)} if est else None
+    try:
+        est = estimate(str(qdq), device)
+        row["estimated_ms"] = est["total_ms"]
+        row["estimate_label"] = est.get("label")
+        row["estimate_error"] = est.get("median_abs_rel_err")
+    except StudioError as exc:
+        row["estimated_ms"] = None
+        error = error or {"stage": "estimate", "kind": type(exc).__name__, "message": str(exc)}
     row["measured_ms"] = None  # only on real hardware (not reachable from an x86-64 host)
-    if est is None:
-        notes.append(
-            "no on-device estimate: "
-            + ("no device catalogue in this studio" if device is None else "no estimator")
-        )
     stages["estimate"] = time.perf_counter() - t
 
     profile: dict[str, Any] | None = None
@@ -187,7 +161,7 @@ def sweep_point(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         "row": row,
         "plan": plan.to_json(),
         "calibration": {"stats_dir": str(stats.folder), "samples": stats.num_samples},
-        "device": _device_json(device),
+        "device": device.to_json(),
         "profile": profile,
         "stages_s": stages,
         "notes": list(dict.fromkeys(notes)),

@@ -104,8 +104,16 @@ def _check_value(key: str, value: Any, where: str, source: str) -> Any:
         if value not in PERFORMANCE_MODES:
             raise bad("one of " + ", ".join(PERFORMANCE_MODES))
     elif key == "device":
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise bad("a device or chipset name from the catalogue")
+        if value is not None:
+            from studio.core.devices.catalogue import resolve_device
+            from studio.core.errors import BadInputError
+
+            if not isinstance(value, str) or not value.strip():
+                raise bad("a device or chipset name from the catalogue")
+            try:
+                value = resolve_device(value).name  # one spelling: the catalogue's
+            except BadInputError as exc:
+                raise ConfigError(f"{where}: {exc}", path=source) from exc
     else:
         raise ConfigError(
             f"{where}: unknown key '{key}' (a point sets {', '.join(POINT_KEYS)})", path=source
