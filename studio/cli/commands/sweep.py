@@ -3,7 +3,7 @@
     npu-studio sweep MODEL.onnx|SWEEP_SPEC.json -o SWEEP.json
         [--grid KEY=V1,V2 ...] [--device NAME ...] [--calib DIR|FILE.npz|random:N] [--eval SRC]
         [--ray-address ADDR] [--num-cpus N] [--profile-runs N] [--sqnr-backend cpu|htp]
-        [--rerun] [--json]
+        [--rerun] [--report REPORT.html] [--json]
 
 Grid keys are named after the quantise flags: act_bw, weight_bw, per_channel, method,
 percentile, techniques (a set: cle+adaround, or none), plus perf_mode and device; e.g.
@@ -50,6 +50,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--profile-runs", type=int, help="HTP profile runs per point (0: none)")
     parser.add_argument("--sqnr-backend", choices=("cpu", "htp"), help="where SQNR is measured")
     parser.add_argument("--rerun", action="store_true", help="run every point again")
+    parser.add_argument("--report", help="also write an HTML page with the Pareto plot")
     parser.add_argument("--json", action="store_true", help="print the sweep result as JSON")
     parser.set_defaults(func=run)
 
@@ -109,6 +110,10 @@ def run(args: argparse.Namespace) -> int:
             on_row=on_row,
             rerun=args.rerun,
         )
+    if args.report:
+        from studio.core.sweeps.report import write_sweep_report
+
+        write_sweep_report(doc, args.report)
     if args.json:
         print_json(doc)
     else:
