@@ -182,35 +182,6 @@ def test_two_by_two_grid_on_local_ray(local_ray, model, tmp_path):
     again = run_sweep(spec, out)
     assert again["summary"]["ran"] == 0 and again["summary"]["reused"] == 4
     assert [r["sqnr_db"] for r in again["rows"]] == [r["sqnr_db"] for r in rows]
-    spec.points = [{"act_bw": 8, "per_channel": True, "weight_bw": 4}]
-    third = run_sweep(spec, out)
-    assert third["summary"]["reused"] == 4 and third["summary"]["ran"] == 1
-    assert third["rows"][4]["status"] == "done" and third["rows"][4]["params"]["weight_bw"] == 4
-
-
-@pytest.mark.htp
-@pytest.mark.slow
-def test_a_native_crash_fails_its_point_and_the_others_finish(local_ray, model, tmp_path):
-    out = tmp_path / "SWEEP.json"
-    spec = SweepSpec(
-        models=[str(model)],
-        grid={"per_channel": [True, False]},
-        calib="random:4",
-        options={"profile_runs": 0},
-    )
-    doc = run_sweep(
-        spec,
-        out,
-        point_job=job_kind(sweep_testing.crashing_point),
-        point_extra={"crash_when": {"per_channel": False}},
-    )
-    by = {r["params"]["per_channel"]: r for r in doc["rows"]}
-    assert by[True]["status"] == "done" and math.isfinite(by[True]["sqnr_db"])
-    assert by[False]["status"] == "failed"
-    assert "SIGABRT" in by[False]["error"]["message"], by[False]["error"]
-    assert by[False]["error"]["kind"] == "JobFailedError"
-    saved = json.loads(out.read_text())
-    assert saved["summary"]["counts"]["failed"] == 1 and saved["summary"]["counts"]["done"] == 1
 
 
 def _alive(pid: int) -> bool:
@@ -223,7 +194,12 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.htp
 @pytest.mark.slow
-def test_cancel_mid_sweep_keeps_the_finished_points(local_ray, model, tmp_path):
+def test_crash_fails_one_point_and_cancel_keeps_the_finished_ones(local_ray, model, tmp_path):
+    """(8, on) runs, (8, off) aborts natively, (16, on) runs, (16, off) sleeps until cancelled.
+
+    On 2 CPUs the crash frees its CPU at once, so both real points finish while the sleeper
+    is still asleep; the sweep is cancelled when they have.
+    """
     out = tmp_path / "SWEEP.json"
     pid_dir = tmp_path / "pids"
     spec = SweepSpec(
@@ -233,38 +209,77 @@ def test_cancel_mid_sweep_keeps_the_finished_points(local_ray, model, tmp_path):
         options={"profile_runs": 0},
     )
     token = CancelToken()
+    statuses: dict[str, str] = {}
 
     def on_row(row):
         statuses[row["key"]] = row["status"]
         if list(statuses.values()).count("done") == 2:
             token.cancel()
 
-    statuses: dict[str, str] = {}
     doc = run_sweep(
         spec,
         out,
         token=token,
         on_row=on_row,
-        point_job=job_kind(sweep_testing.slow_point),
-        point_extra={"slow_when": {"per_channel": False}, "pid_dir": str(pid_dir), "seconds": 300},
+        point_job=job_kind(sweep_testing.misbehaving_point),
+        point_extra={
+            "crash_when": {"act_bw": 8, "per_channel": False},
+            "slow_when": {"act_bw": 16, "per_channel": False},
+            "pid_dir": str(pid_dir),
+            "seconds": 300,
+        },
     )
-    rows = doc["rows"]
-    done = [r for r in rows if r["status"] == "done"]
-    # on 2 CPUs the slow (8, False) point starts at once and is still asleep when both fast
-    # points are done; the other slow one may or may not have started
-    assert {r["params"]["per_channel"] for r in done} == {True} and len(done) == 2
-    assert [r["status"] for r in rows if not r["params"]["per_channel"]] == ["cancelled"] * 2
+    by = {(r["params"]["act_bw"], r["params"]["per_channel"]): r for r in doc["rows"]}
+    assert by[(8, True)]["status"] == "done" and by[(16, True)]["status"] == "done"
+    assert all(math.isfinite(by[k]["sqnr_db"]) for k in ((8, True), (16, True)))
+    crashed = by[(8, False)]
+    assert crashed["status"] == "failed", crashed
+    assert crashed["error"]["kind"] == "JobFailedError"
+    assert "SIGABRT" in crashed["error"]["message"], crashed["error"]
+    assert by[(16, False)]["status"] == "cancelled"
     assert doc["summary"]["cancelled"] is True
+    # the file on disk holds the same: finished points kept, the failure with its error
     saved = json.loads(out.read_text())
-    assert [r["status"] for r in saved["rows"]] == [r["status"] for r in rows]
-    assert all(math.isfinite(r["sqnr_db"]) for r in saved["rows"] if r["status"] == "done")
-    # the points that were sleeping were killed with their Ray tasks, not left behind
+    assert [r["status"] for r in saved["rows"]] == [r["status"] for r in doc["rows"]]
+    assert saved["summary"]["counts"] == {
+        "queued": 0,
+        "running": 0,
+        "done": 2,
+        "failed": 1,
+        "cancelled": 1,
+    }
+    # the sleeping point was killed with its Ray task, not left behind
     pids = [int(p.read_text()) for p in pid_dir.glob("*.pid")]
-    assert pids  # at least the first slow point was running when the sweep was cancelled
+    assert len(pids) == 1
     deadline = time.monotonic() + 15
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while _alive(pids[0]) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not [p for p in pids if _alive(p)]
+    assert not _alive(pids[0])
+
+
+def test_point_keys_change_with_data_parameters_and_versions():
+    from studio.core.sweeps.results import point_key
+
+    point = {"model": "m.onnx", "act_bw": 8}
+    hashes = {"model": "a", "calib": "b", "eval": "c"}
+    base = point_key(point, hashes, {"profile_runs": 3}, {"onnxruntime": "1"}, "job")
+    assert base == point_key(
+        dict(point), dict(hashes), {"profile_runs": 3}, {"onnxruntime": "1"}, "job"
+    )
+    assert base == point_key(
+        {**point, "model": "moved.onnx"}, hashes, {"profile_runs": 3}, {"onnxruntime": "1"}, "job"
+    )  # the path is not the model: its hash is
+    for other in (
+        point_key(
+            {**point, "act_bw": 16}, hashes, {"profile_runs": 3}, {"onnxruntime": "1"}, "job"
+        ),
+        point_key(
+            point, {**hashes, "calib": "x"}, {"profile_runs": 3}, {"onnxruntime": "1"}, "job"
+        ),
+        point_key(point, hashes, {"profile_runs": 0}, {"onnxruntime": "1"}, "job"),
+        point_key(point, hashes, {"profile_runs": 3}, {"onnxruntime": "2"}, "job"),
+    ):
+        assert other != base
 
 
 def test_records_dir_sits_beside_the_sweep_file(tmp_path):

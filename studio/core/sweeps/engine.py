@@ -151,7 +151,7 @@ def _point_task(
     where = _where()
     board[0].started.remote({"key": task["key"], "where": where, "at": t0})
     fetched, paths = 0, {}
-    root = node_cache_dir()
+    root = node_cache_dir(task.get("node_cache"))
     out: dict[str, Any] = {"key": task["key"], "where": where, "started_at": t0}
     try:
         for role, blob in task["blobs"].items():
@@ -207,6 +207,7 @@ class PointTask:
     job: str
     label: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    node_cache: str | None = None  # the node-local cache folder; None: the node's own default
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -296,5 +297,5 @@ def run_points(
             drain_board()
         except Exception:  # noqa: BLE001 - the board may already be gone at shutdown
             pass
-        ray.kill(board)
+        # the board actor goes with its last handle (killing it would log a "worker died")
     return stats

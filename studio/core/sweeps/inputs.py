@@ -141,9 +141,14 @@ def materialise(
     )
 
 
-def node_cache_dir() -> Path:
-    """This node's blob and calibration cache (``STUDIO_SWEEP_CACHE``, else a temp folder)."""
-    root = os.environ.get(CACHE_ENV) or str(Path(tempfile.gettempdir()) / "npu-studio-sweep-cache")
+def node_cache_dir(root: str | None = None) -> Path:
+    """This node's blob and calibration cache: ``root`` (the driver's ``STUDIO_SWEEP_CACHE``,
+    sent with each point), else the node's own ``STUDIO_SWEEP_CACHE``, else a temp folder."""
+    root = (
+        root
+        or os.environ.get(CACHE_ENV)
+        or str(Path(tempfile.gettempdir()) / "npu-studio-sweep-cache")
+    )
     path = Path(root)
     (path / "blobs").mkdir(parents=True, exist_ok=True)
     return path

@@ -9,6 +9,7 @@ workspace opens). A re-run with the same output reuses rows whose key is unchang
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from studio.core.atomic import atomic_write_json
 from studio.core.jobs.protocol import CancelToken, job_kind
 from studio.core.sweeps import results
 from studio.core.sweeps.engine import Cluster, PointTask, run_points
-from studio.core.sweeps.inputs import materialise
+from studio.core.sweeps.inputs import CACHE_ENV, materialise
 from studio.core.sweeps.point import sweep_point
 from studio.core.sweeps.spec import POINT_KEYS, SweepSpec
 
@@ -110,7 +111,14 @@ def run_sweep(
                 blob_data[b.sha256] = mi.data[b.sha256]
             tasks.append(
                 PointTask(
-                    key, params, blobs, options, job, label=row["label"], extra=point_extra or {}
+                    key,
+                    params,
+                    blobs,
+                    options,
+                    job,
+                    label=row["label"],
+                    extra=point_extra or {},
+                    node_cache=os.environ.get(CACHE_ENV) or None,
                 )
             )
         rows.append(row)

@@ -1,8 +1,7 @@
-"""Point jobs that exist only so the tests can prove a sweep survives misbehaving points.
+"""A point job that exists only so the tests can prove a sweep survives misbehaving points.
 
-``resolve_job`` accepts only ``@job`` functions under ``studio.core``, so they live here (as
-:mod:`studio.core.jobs.testing` does for the worker). Neither the GUI nor the CLI can name them.
-Both run the real :func:`~studio.core.sweeps.point.sweep_point` for every other point.
+``resolve_job`` accepts only ``@job`` functions under ``studio.core``, so it lives here (as
+:mod:`studio.core.jobs.testing` does for the worker). Neither the GUI nor the CLI can name it.
 """
 
 from __future__ import annotations
@@ -22,19 +21,14 @@ def _matches(request: dict[str, Any], key: str) -> bool:
 
 
 @job
-def crashing_point(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    """Abort natively (SIGABRT, as a failing assertion inside a backend) on points whose
-    parameters match ``crash_when``; run the real point otherwise."""
+def misbehaving_point(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """The real :func:`~studio.core.sweeps.point.sweep_point`, except on points whose parameters
+    match ``crash_when`` (abort natively: SIGABRT, as a failing assertion inside a backend does)
+    or ``slow_when`` (write this process's pid into ``pid_dir``, then sleep ``seconds`` ignoring
+    cancel, so only a kill stops it)."""
     if _matches(request, "crash_when"):
         ctx.log("about to abort on purpose")
         os.abort()
-    return sweep_point(request, ctx)
-
-
-@job
-def slow_point(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    """Sleep (ignoring cancel: only a kill stops it) on points matching ``slow_when``, after
-    writing this process's pid into ``pid_dir``; run the real point otherwise."""
     if _matches(request, "slow_when"):
         folder = Path(str(request["pid_dir"]))
         folder.mkdir(parents=True, exist_ok=True)
