@@ -8,10 +8,12 @@ dying. What the studio adds is small and lives here:
   node that happens to run here is not picked up by surprise), or ``--ray-address`` /
   ``RAY_ADDRESS``. Usage-stats reporting is off (``RAY_USAGE_STATS_ENABLED=0``) for the driver
   and, through the job's runtime env, for every worker.
-* each point is one task with a CPU request and ``max_calls=1``: the Ray worker that ran it is
-  retired, and the point's native work runs one level further down in the studio's own worker
-  process (``run_in_worker``), so QNN's per-process backend state never outlives a point and a
-  native crash comes back as an ordinary failed result naming the signal and the last lines.
+* each point is one task with a CPU request; its native work runs one level further down, in
+  a fresh studio worker process (``run_in_worker``), so QNN's per-process backend state never
+  outlives a point and a native crash comes back as an ordinary failed result naming the
+  signal and the last lines. The Ray worker itself never loads QNN, so Ray may reuse it
+  (``max_calls=0``, the default: measured here a fresh Ray worker per point, ``max_calls=1``,
+  costs several CPU-seconds more per point); the sweep option ``ray_max_calls`` sets it.
 * inputs travel by content hash (see :mod:`.inputs`); a small actor (the "board") hears when a
   point starts and where, so the progress table can show queued / running / done per node.
 * cancel: queued points are dropped, running ones are force-cancelled (their worker process
@@ -224,11 +226,14 @@ def run_points(
     token: CancelToken | None = None,
     num_cpus: float = 1.0,
     max_in_flight: int | None = None,
+    max_calls: int = 0,
 ) -> dict[str, Any]:
     """Run ``points`` on the connected cluster, calling ``on_event`` as each starts and ends.
 
     Every blob is put in the object store once, here, whatever the number of points. Returns
     the traffic and scheduling figures of the run (bytes put, per point request/result sizes).
+    ``max_calls=1`` retires each Ray worker after its point; 0 lets Ray reuse it (the point's
+    native work still runs in a fresh studio worker process either way).
     """
     ray = _ray()
     if not ray.is_initialized():
@@ -238,7 +243,7 @@ def run_points(
     refs = {sha: [ray.put(data)] for sha, data in blob_data.items()}
     put_s = time.perf_counter() - t_put
     board = ray.remote(num_cpus=0)(_Board).remote()
-    remote = ray.remote(num_cpus=num_cpus, max_calls=1, max_retries=0)(_point_task)
+    remote = ray.remote(num_cpus=num_cpus, max_calls=max_calls, max_retries=0)(_point_task)
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
     cap = max_in_flight or max(4, int(2 * cpus / max(num_cpus, 0.01)))
     queue = list(points)

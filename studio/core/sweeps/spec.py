@@ -48,6 +48,9 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "eval_samples": 8,  # held out from the calibration data when no eval source is given
     "timeout_s": 900.0,  # one point, end to end
     "num_cpus": 1.0,  # Ray resource request of one point
+    # Ray's max_calls for the point task: 0 reuses Ray workers (each point's native work runs
+    # in a fresh studio worker process anyway); 1 also retires the Ray worker after each point
+    "ray_max_calls": 0,
 }
 
 
