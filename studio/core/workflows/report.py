@@ -355,12 +355,15 @@ def build_report(
     max_graph_nodes: int = 60,
     graph_png: bytes | str | Path | None = None,
     graph_png_caption: str | None = None,
+    extra_sections: list[str] | None = None,
 ) -> str:
     """The HTML text. ``runs[0]`` is the main run; ``graph`` is its ModelGraph (optional).
 
     ``graph_png`` (PNG bytes or a path): the studio's graph view with the run's heat overlay; it
     replaces the drawn SVG, embedded as a ``data:`` URI so the file stays self-contained.
     ``graph_png_caption`` says what its colours mean (default: ``default_png_caption``).
+    ``extra_sections``: HTML fragments from layers above this one (a sweep's Pareto section),
+    placed before the data exports.
     """
     if not runs:
         raise ValueError("build_report needs at least one run")
@@ -406,6 +409,7 @@ def build_report(
         )
     if len(runs) > 1:
         parts.append(_comparison_section(runs))
+    parts.extend(extra_sections or [])
     exports = [
         _data_link(f"run_{run.id}.json", "application/json", json.dumps(run.to_json(), indent=1)),
         _data_link(f"layers_{run.id}.csv", "text/csv", layers_csv(run)),

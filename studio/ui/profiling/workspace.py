@@ -405,6 +405,8 @@ class ProfilingWorkspace(QWidget):
         others = [r for r in self.compare.runs if r.id != self.run.id]
         suggestions = [c.suggestion for c in self.suggestions.cards]
         png, caption = self._graph_picture(self.run)
+        sweep = getattr(self.ctx, "sweep_report_section", None)
+        sweep_html = sweep() if sweep is not None else None
         return write_report(
             path,
             [self.run, *others],
@@ -412,6 +414,7 @@ class ProfilingWorkspace(QWidget):
             suggestions=suggestions or None,
             graph_png=png,
             graph_png_caption=caption,
+            extra_sections=[sweep_html] if sweep_html else None,
         )
 
     def _graph_picture(self, run: ProfileRun) -> tuple[bytes | None, str | None]:

@@ -90,6 +90,10 @@ class QuantizationWorkspace(QWidget):
         self.tabs = QTabWidget(self)
         self.tabs.addTab(self.sqnr_chart, "Per-layer SQNR")
         self.tabs.addTab(self.mix_curve, "Auto mixed precision")
+        from studio.ui.sweeps.view import SweepsView
+
+        self.sweeps = SweepsView(self)
+        self.tabs.addTab(self.sweeps, "Sweeps")
         right = QSplitter(Qt.Orientation.Vertical, self)
         right.addWidget(self.histogram)
         right.addWidget(self.tabs)

@@ -46,6 +46,8 @@ class StudioContext(QObject):
         # current overlay and legend (raises StudioError when nothing is laid out). Lets another
         # workspace (the Profiling report) picture the graph without importing the Graph one.
         self.render_graph_png: Callable[..., bytes] | None = None
+        # set by the Sweeps view: the last sweep's report section (HTML), or None
+        self.sweep_report_section: Callable[[], str | None] | None = None
 
     def set_model(self, graph: Any, path: str | None) -> None:
         # Edits of the previous model cannot be undone onto this one: start a fresh history.
