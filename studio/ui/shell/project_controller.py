@@ -191,6 +191,20 @@ class ProjectController(QObject):
             self._open_model(str(project.model_path), project.input_shapes)
         return True
 
+    def restore_autosave(self, path: str | Path) -> bool:
+        """Reopen one autosaved untitled project (the welcome page's recoverable work)."""
+        if not self.confirm_close():
+            return False
+        try:
+            project = proj.load_recovery(path)
+        except StudioError as exc:
+            dialogs.show_error(self.window, "Cannot restore", str(exc))
+            return False
+        self._set_project(project)
+        if Path(project.model_path).is_file():
+            self._open_model(str(project.model_path), project.input_shapes)
+        return True
+
     def _set_project(self, project: proj.Project) -> None:
         self.ctx.project = project
         self.ctx.input_shapes = dict(project.input_shapes)
