@@ -58,7 +58,13 @@ def _infer(model: str) -> dict[str, Any]:
 
 
 def _open_in_window(model: str) -> dict[str, Any]:
-    """Open the main window on ``model`` and wait until the graph is loaded (or fails)."""
+    """Open the main window on ``model`` and wait until the graph is loaded (or fails).
+
+    Its own settings and data folder: a check must not offer the user's crashed work back (a
+    modal question nobody can answer headless) nor add to their recent files."""
+    import tempfile
+
+    os.environ["NPU_STUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="npu-studio-selfcheck-")
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from studio.app import prepare_environment
@@ -72,9 +78,8 @@ def _open_in_window(model: str) -> dict[str, Any]:
     app = QApplication.instance() or QApplication(["npu-studio"])
     from studio.ui.shell.main_window import MainWindow
 
-    settings = QSettings(
-        QSettings.Format.IniFormat, QSettings.Scope.UserScope, "npu-studio-selfcheck"
-    )
+    ini = os.path.join(os.environ["NPU_STUDIO_DATA_DIR"], "settings.ini")
+    settings = QSettings(ini, QSettings.Format.IniFormat)
     window = MainWindow(settings=settings)
     window.show()
     failures: list[str] = []
