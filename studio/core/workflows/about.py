@@ -30,7 +30,7 @@ def target_device() -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - the catalogue is optional to this page
         return {"name": None, "reason": f"no device catalogue here ({type(exc).__name__})"}
     data = device.to_json() if hasattr(device, "to_json") else dict(vars(device))
-    name = data.get("name") or data.get("label") or str(device)
+    name = getattr(device, "label", None) or data.get("name") or str(device)
     return {"name": name, **{k: v for k, v in data.items() if k != "name"}}
 
 
