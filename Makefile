@@ -1,18 +1,21 @@
-# Two entry points: `make run` and `make test`. Both create .venv with the machine's python3.
+# Two entry points: `make run` and `make test`. Both create .venv with the machine's python3 and
+# install exactly what requirements.lock pins (versions + sha256 hashes); pyproject.toml keeps the
+# ranges for library users. Regenerate the lock with scripts/update-lock.sh (README).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+LOCK := requirements.lock
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-torch lint bench clean venv
+.PHONY: run test test-torch lint bench clean venv package screenshots
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/install-system-deps.sh
+$(STAMP): pyproject.toml $(LOCK) scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 # Opens the studio on the demo model; with no display, runs the headless pipeline into out/.
@@ -38,5 +41,16 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check studio tests $(wildcard bench resources)
 	$(VENV)/bin/ruff format --check studio tests $(wildcard bench resources)
 
+# The one-folder app: dist/npu-studio/npu-studio (PyInstaller, packaging/npu-studio.spec).
+package: $(STAMP)
+	nice $(VENV)/bin/pyinstaller --noconfirm --log-level WARN --distpath dist \
+		--workpath build/pyinstaller packaging/npu-studio.spec
+	cp packaging/npu-studio.desktop dist/npu-studio/
+	@du -sh dist/npu-studio
+
+# README pictures: one per workspace after a real calibrate -> analyse -> profile on the demo.
+screenshots: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py docs/screenshots
+
 clean:
-	rm -rf $(VENV) out build *.egg-info
+	rm -rf $(VENV) out build dist *.egg-info

@@ -39,10 +39,18 @@ def run_app(paths: Sequence[str] = ()) -> int:
     from studio.ui.widgets.theme import apply_theme
 
     apply_theme(app)
-    window = MainWindow()
+    window = open_window(MainWindow(), paths)  # noqa: F841 - kept alive by this frame
+    return int(app.exec())
+
+
+def open_window(window, paths: Sequence[str] = ()):  # noqa: ANN001 - a MainWindow
+    """Show ``window`` on ``paths[0]`` (or, with none, the welcome page and any crashed work).
+
+    Opening a model offers back its autosaved untitled project (ProjectController), so a crash
+    is recovered whichever way the studio was started."""
     window.show()
     if paths:
         window.open_path(os.path.abspath(paths[0]))
     else:
         window.projects.offer_orphan_recovery()
-    return int(app.exec())
+    return window

@@ -13,6 +13,7 @@ never drops a section it does not understand.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -400,6 +401,38 @@ def orphan_autosaves() -> list[Path]:
     """Autosaves of untitled projects left behind by a crash (offered at start-up)."""
     folder = _data_home() / "autosave"
     return sorted(folder.glob(f"*{PROJECT_SUFFIX}")) if folder.is_dir() else []
+
+
+def find_model_recovery(model_path: str | Path) -> Path | None:
+    """The newest autosave of an *untitled* project on ``model_path``, if one was left behind.
+
+    Opening a model alone (``npu-studio MODEL``, ``make run``, File > Open) starts an untitled
+    project; if the last one on the same model was autosaved and never saved or discarded (a
+    crash, a kill), this is the work to offer back. Autosaves older than the model file are
+    ignored: they describe a model that has changed since.
+    """
+    model = Path(model_path).resolve()
+    if not model.is_file():
+        return None
+    newest: tuple[float, Path] | None = None
+    for candidate in orphan_autosaves():
+        try:
+            data = json.loads(candidate.read_text(encoding="utf-8"))
+            stamp = candidate.stat().st_mtime
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or data.get("autosave_of"):
+            continue
+        saved_model = (
+            (data.get("model") or {}).get("path") if isinstance(data.get("model"), dict) else None
+        )
+        if not isinstance(saved_model, str) or Path(saved_model).resolve() != model:
+            continue
+        if stamp < model.stat().st_mtime:
+            continue
+        if newest is None or stamp > newest[0]:
+            newest = (stamp, candidate)
+    return newest[1] if newest else None
 
 
 def load_recovery(recovery: str | Path, original: str | Path | None = None) -> Project:

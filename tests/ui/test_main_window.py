@@ -204,11 +204,15 @@ def test_netron_stops_when_window_closes(qtbot, win, conv_model):
         ws.tabs.setCurrentWidget(ws.netron)
     address = ws.netron.server.address
     assert address[0] == "127.0.0.1"
-    import netron
+    import urllib.request
 
-    assert netron.status(address)
+    assert ws.netron.server.running()
+    with urllib.request.urlopen(f"http://127.0.0.1:{address[1]}/", timeout=5) as response:
+        assert response.status == 200
     assert win.close()
-    qtbot.waitUntil(lambda: not netron.status(address), timeout=3000)  # its loop polls at 4 Hz
+    assert not ws.netron.server.running()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{address[1]}/", timeout=2)
 
 
 def test_moved_model_is_located_and_changed_model_is_asked_about(

@@ -12,6 +12,7 @@ DIR/pipeline.json (stages, timings, outputs, notes).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from studio.cli.common import (
@@ -40,6 +41,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--no-cpu-baseline", action="store_true", help="skip profiling the original on CPU"
     )
+    parser.add_argument(
+        "--pdf", action="store_true", help="also print the report to report.pdf (QtWebEngine)"
+    )
     parser.add_argument("--json", action="store_true", help="print pipeline.json")
     parser.set_defaults(func=run)
 
@@ -58,6 +62,11 @@ def run(args: argparse.Namespace) -> int:
         compare_cpu=not args.no_cpu_baseline,
         ctx=stderr_context(quiet=args.json),
     )
+    if args.pdf:
+        from studio.ui.widgets.html_export import export_html
+
+        report = result["stages"]["report"]["output"]
+        result["report_pdf"] = export_html(report, pdf=str(Path(report).with_suffix(".pdf")))["pdf"]
     if args.json:
         print_json(result)
         return 0
@@ -69,4 +78,6 @@ def run(args: argparse.Namespace) -> int:
     for note in result["notes"]:
         print(f"note: {note}")
     print(f"report: {result['stages']['report']['output']}")
+    if result.get("report_pdf"):
+        print(f"pdf:    {result['report_pdf']}")
     return 0

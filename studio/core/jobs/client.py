@@ -36,6 +36,16 @@ POLL_S = 0.05  # cancel / timeout are checked this often
 KEEP_LINES = 50  # stderr + log lines kept for the crash message
 SHOW_LINES = 12  # of which this many go into the message itself (all of them in .detail)
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
+# The one-folder app (packaging/) has no python to run ``-m`` with: its own executable takes this
+# first argument and runs the worker (packaging/npu_studio_entry.py).
+WORKER_FLAG = "--studio-worker"
+
+
+def worker_command() -> list[str]:
+    """The command line that starts a worker: ``python -m ...``, or the frozen app itself."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, WORKER_FLAG]
+    return [sys.executable, "-m", "studio.core.jobs.worker"]
 
 
 @dataclass(frozen=True)
@@ -188,7 +198,7 @@ class WorkerProcess:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "studio.core.jobs.worker"],
+                worker_command(),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

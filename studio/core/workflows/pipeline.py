@@ -17,7 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from studio.core.accuracy.jobs import analyse_job
 from studio.core.atomic import atomic_write_json
+from studio.core.calibration.samples import default_calibration_source, heldout_source
 from studio.core.errors import BackendUnavailableError, JobFailedError, StudioError
 from studio.core.jobs.protocol import JobContext, job_kind, run_inline
 from studio.core.model.graph import ModelGraph
@@ -81,7 +83,7 @@ def _quantize(
     from studio.core.calibration.collect import calibrate
     from studio.core.quantize import QuantPlan, build_qdq
 
-    data = calib or "random:16"
+    data = calib or default_calibration_source(model)[0]  # the model's samples, else random
     stats = calibrate(
         model, data, input_shapes=shapes, cache_dir=out / "calibration_cache", ctx=ctx
     )
@@ -102,6 +104,111 @@ def _quantize(
         "warnings": list(result.warnings),
     }
     return Path(result.qdq_path), summary
+
+
+def _precision(quant: dict[str, Any]) -> tuple[str, str]:
+    if "activation bitwidth" not in quant:
+        return "as given (QDQ)", quant.get("note", "")
+    widths = quant.get("activations by width") or {}
+    mixed = len(widths) > 1
+    text = f"W{quant['weight bitwidth']}A{quant['activation bitwidth']}" + (
+        " mixed" if mixed else ""
+    )
+    detail = ", ".join(f"{v} × {k}" for k, v in widths.items()) + (
+        " activations; per-channel weights" if quant.get("per-channel weights") else ""
+    )
+    return text, detail
+
+
+def headline(
+    src: Path,
+    qdq: Path,
+    bundle: Path | None,
+    *,
+    quant: dict[str, Any],
+    offload: dict[str, Any],
+    sqnr: dict[str, Any] | None,
+    eval_data: str,
+    device: Any = None,
+) -> dict[str, Any]:
+    """The report's headline: each figure with its kind (estimated, measured, emulated, none).
+
+    The on-device latency and the speed-up come from the device model
+    (``studio.core.devices.estimate``) for the target device, never from the x86 emulator's
+    wall time; without a device model they are shown as not available, not guessed.
+    """
+    from studio.core.workflows.summary import folder_size
+
+    precision, precision_detail = _precision(quant)
+    h: dict[str, Any] = {
+        "model": src.name,
+        "model_detail": f"{ModelGraph.load(src).summary().get('node_count', '?')} nodes",
+        "precision": precision,
+        "precision_detail": precision_detail,
+        "warnings": [],
+    }
+    try:
+        from studio.core.devices.catalogue import resolve_device
+        from studio.core.devices.estimate import estimate_model
+
+        dev = resolve_device(device)
+        h["device"] = dev.name
+        h["device_detail"] = f"{dev.chipset}, HTP v{dev.htp_arch}, soc_model {dev.soc_model}"
+        quantised = estimate_model(qdq, dev)
+        h["latency"] = {"ms": quantised.total_ms, "kind": "estimated", "label": quantised.label}
+        if qdq != src:
+            floating = estimate_model(src, dev)
+            h["speedup"] = {
+                "ratio": floating.total_ms / quantised.total_ms if quantised.total_ms else None,
+                "kind": "estimated",
+                "label": f"float ({floating.precision}) ≈{floating.total_ms:.3g} ms vs "
+                f"{quantised.precision} ≈{quantised.total_ms:.3g} ms on {dev.name}",
+            }
+        if quantised.median_abs_rel_err is None:
+            h["warnings"].append(
+                f"device estimate for {dev.name}: its error is not measured for this device"
+            )
+    except StudioError as exc:
+        h["device"] = "none"
+        h["latency"] = {"kind": "none", "label": f"no device estimate: {exc}"}
+    if "speedup" not in h:
+        h["speedup"] = {"kind": "none", "label": "needs a float and a quantised device figure"}
+    if sqnr:
+        h["sqnr"] = {
+            "db": _as_db(sqnr.get("output_sqnr_db")),
+            "kind": "measured" if not eval_data.startswith("random:") else "assumed",
+            "label": f"{sqnr.get('samples')} held-out sample(s) ({Path(eval_data).name}), "
+            f"{str(sqnr.get('backend', 'cpu')).upper()} QDQ vs float",
+        }
+    else:
+        h["sqnr"] = {"kind": "none", "label": "not measured"}
+    if offload:
+        fallback = [n for n in offload.get("nodes left on CPU", []) if n]
+        h["placement"] = {
+            "full": bool(offload.get("fully offloaded")),
+            "fallback": fallback,
+            "detail": "every compute node compiled for HTP by the real QNN compiler"
+            + "; graph-input quantise / output dequantise may run on the CPU (see warnings)",
+        }
+    else:
+        h["placement"] = {"full": None, "detail": "not compiled for HTP here"}
+    binaries = bundle / "context_binaries" if bundle is not None else None
+    if binaries is not None and binaries.is_dir():
+        after, what = folder_size(binaries), "float ONNX vs the HTP context binary the device loads"
+    else:
+        after, what = folder_size(qdq), "float ONNX vs QDQ ONNX"
+    h["size"] = {
+        "before": folder_size(src),
+        "after": after if qdq != src or bundle is not None else None,
+        "detail": what,
+    }
+    return h
+
+
+def _as_db(value: Any) -> float | None:
+    if value == "inf":
+        return float("inf")
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def run_pipeline(
@@ -142,7 +249,7 @@ def run_pipeline(
         st.skipped("quantize", "model already quantised")
     else:
         qdq, quant = _quantize(src, out, calib, act_bits, input_shapes, ctx)
-        if not calib:
+        if str(quant["calibration data"]).startswith("random:"):
             st.note("quantize: calibrated on random data (no --calib): accuracy is not meaningful")
         st.done("quantize", t, output=str(qdq), summary=quant)
 
@@ -171,6 +278,39 @@ def run_pipeline(
     except (BackendUnavailableError, JobFailedError) as exc:
         bundle = None
         st.skipped("compile", f"HTP compile not possible here: {exc}")
+
+    t = time.perf_counter()
+    ctx.stage = "accuracy"
+    sqnr: dict[str, Any] | None = None
+    held = heldout_source(src)
+    eval_data = held or "random:8"
+    if qdq != src:
+        try:
+            sqnr = runner(
+                job_kind(analyse_job),
+                {
+                    "float_model": str(src),
+                    "qdq_model": str(qdq),
+                    "data": eval_data,
+                    "backend": "cpu",
+                    "input_shapes": input_shapes,
+                },
+                ctx,
+            )
+            atomic_write_json(out / "sqnr.json", sqnr)
+            st.done(
+                "accuracy",
+                t,
+                output=str(out / "sqnr.json"),
+                data=eval_data,
+                output_sqnr_db=sqnr.get("output_sqnr_db"),
+            )
+            if not held:
+                st.note("accuracy: measured on random inputs (the model ships no held-out samples)")
+        except StudioError as exc:
+            st.skipped("accuracy", f"SQNR analysis failed: {exc}")
+    else:
+        st.skipped("accuracy", "no float model to compare against (the input was already QDQ)")
 
     t = time.perf_counter()
     ctx.stage = "profile"
@@ -203,6 +343,11 @@ def run_pipeline(
     mapped = main.options.get("layers_mapped_to") or main.model_path
     report_graph = ModelGraph.load(mapped, input_shapes=input_shapes)
     items = suggest(main, report_graph)
+    from studio.core.workflows.about import about_facts
+
+    head = headline(
+        src, qdq, bundle, quant=quant, offload=assignment, sqnr=sqnr, eval_data=eval_data
+    )
     write_report(
         out / "report.html",
         runs_done,
@@ -211,6 +356,12 @@ def run_pipeline(
         quantization=quant,
         assignment=assignment or None,
         suggestions=items,
+        headline=head,
+        accuracy=sqnr,
+        accuracy_source=eval_data,
+        warnings=[n for n in st.data["notes"] if not n.startswith("profile: HTP unavailable")]
+        + head.pop("warnings", []),
+        facts=about_facts(),
     )
     st.done("report", t, output=str(out / "report.html"), suggestions=len(items))
     ctx.progress(1.0, f"report written: {out / 'report.html'}")

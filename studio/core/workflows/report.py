@@ -29,6 +29,13 @@ from studio.core.profiling.graph_svg import heat_color, heat_graph_svg
 from studio.core.profiling.records import ProfileRun
 from studio.core.profiling.suggestions import Suggestion, measure_words, suggest
 from studio.core.profiling.svg import esc, hbar_svg, histogram_svg, line_svg
+from studio.core.workflows.summary import (
+    SUMMARY_CSS,
+    accuracy_html,
+    appendix_html,
+    headline_html,
+    warnings_html,
+)
 
 CSS = """
 body{font-family:DejaVu Sans,Arial,sans-serif;margin:24px auto;max-width:1100px;color:#222}
@@ -356,8 +363,21 @@ def build_report(
     graph_png: bytes | str | Path | None = None,
     graph_png_caption: str | None = None,
     extra_sections: list[str] | None = None,
+    headline: dict[str, Any] | None = None,
+    accuracy: dict[str, Any] | None = None,
+    accuracy_source: str = "",
+    mixed_precision: list[dict[str, Any]] | None = None,
+    warnings: list[str] | None = None,
+    facts: dict[str, Any] | None = None,
 ) -> str:
     """The HTML text. ``runs[0]`` is the main run; ``graph`` is its ModelGraph (optional).
+
+    Order, for a reader who was not there: the headline (``headline``: see
+    ``summary.headline_html``), ONE box of warnings ranked by what they change (the runs' notes,
+    the quantisation's warnings and ``warnings``), the accuracy section (``accuracy``: an
+    SqnrReport's JSON on held-out data from ``accuracy_source``; ``mixed_precision``: auto-mix
+    curve points), then latency, layers, suggestions, the graph and the comparison; model
+    details, quantisation and measurement options and host ``facts`` go to the appendix.
 
     ``graph_png`` (PNG bytes or a path): the studio's graph view with the run's heat overlay; it
     replaces the drawn SVG, embedded as a ``data:`` URI so the file stays self-contained.
@@ -373,28 +393,19 @@ def build_report(
     head = title or f"Profile of {name}"
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(head)}</title>"
-        f"<style>{CSS}</style></head><body><h1>{esc(head)}</h1>",
+        f"<style>{CSS}{SUMMARY_CSS}</style></head><body><h1>{esc(head)}</h1>",
         f"<p class='muted'>Generated {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC} by "
         f"npu-studio · run {esc(run.id)} ({esc(run.created)}) · backend "
         f"<b>{esc(run.backend.upper())}</b> on {esc(', '.join(run.providers))}</p>",
     ]
-    parts += [f"<div class='note'>{esc(n)}</div>" for n in run.notes]
-    if graph is not None:
-        summary = graph.summary()
-        keep = ("name", "path", "sha256", "opset", "producer", "node_count", "total_params")
-        model = {k: summary.get(k) for k in keep}
-        model["total_macs"] = summary.get("total_macs")
-        model["inputs"] = summary.get("inputs")
-        model["outputs"] = summary.get("outputs")
-        model["op_types"] = summary.get("op_types")
-        parts.append(f"<h2>Model</h2>{_kv(model)}")
-    else:
-        parts.append(f"<h2>Model</h2>{_kv({'path': run.model_path, 'sha256': run.model_sha256})}")
-    if quantization:
-        parts.append(f"<h2>Quantisation</h2>{_kv(quantization)}")
-    if assignment:
-        parts.append(f"<h2>Backend assignment</h2>{_kv(assignment)}")
-    parts.append(f"<h2>How it was measured</h2>{_kv({'options': run.options, 'host': run.host})}")
+    if headline:
+        parts.append(headline_html(headline))
+    notes = [n for r in runs[:1] for n in r.notes]
+    notes += [str(w) for w in (quantization or {}).get("warnings", []) or []]
+    notes += list(warnings or [])
+    parts.append(warnings_html(notes))
+    if accuracy is not None or headline:
+        parts.append(accuracy_html(accuracy, source=accuracy_source, points=mixed_precision))
     parts.append(_latency_section(run))
     parts.append(_layers_section(run))
     parts.append(_suggestions_section(items))
@@ -410,13 +421,38 @@ def build_report(
     if len(runs) > 1:
         parts.append(_comparison_section(runs))
     parts.extend(extra_sections or [])
+    if graph is not None:
+        summary = graph.summary()
+        keep = ("name", "path", "sha256", "opset", "producer", "node_count", "total_params")
+        model = {k: summary.get(k) for k in keep}
+        model["total_macs"] = summary.get("total_macs")
+        model["inputs"] = summary.get("inputs")
+        model["outputs"] = summary.get("outputs")
+        model["op_types"] = summary.get("op_types")
+    else:
+        model = {"path": run.model_path, "sha256": run.model_sha256}
+    quant = {k: v for k, v in (quantization or {}).items() if k != "warnings"}
     exports = [
         _data_link(f"run_{run.id}.json", "application/json", json.dumps(run.to_json(), indent=1)),
         _data_link(f"layers_{run.id}.csv", "text/csv", layers_csv(run)),
         _data_link(f"latencies_{run.id}.csv", "text/csv", latencies_csv(run)),
         _data_link("runs.csv", "text/csv", runs_csv(runs)),
     ]
-    parts.append(f"<h2>Data</h2><p>Exports: {' · '.join(exports)}</p></body></html>")
+    if accuracy:
+        exports.append(_data_link("sqnr.json", "application/json", json.dumps(accuracy, indent=1)))
+    parts.append(
+        appendix_html(
+            [
+                ("Model", _kv(model)),
+                ("Quantisation", _kv(quant) if quant else ""),
+                ("Backend assignment", _kv(assignment) if assignment else ""),
+                ("How it was measured", _kv({"options": run.options, "host": run.host})),
+                ("Software", _kv(facts) if facts else ""),
+                ("Data", f"<p>Exports: {' · '.join(exports)}</p>"),
+            ]
+        )
+    )
+    parts.append("</body></html>")
     return "\n".join(parts)
 
 

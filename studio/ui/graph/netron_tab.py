@@ -1,7 +1,8 @@
 """The Netron tab: the same model in Netron, served on 127.0.0.1 and shown in a QWebEngineView.
 
-Netron's Python package runs a small HTTP server for one file. We bind it to the loopback
-interface on an ephemeral port only (never 0.0.0.0: the model must not be reachable from the
+Netron's viewer is served by our own small HTTP server (``netron_server``: netron's files with
+its telemetry off and its consent prompt answered, so nothing leaves the machine). We bind it to
+the loopback interface on an ephemeral port only (never 0.0.0.0: the model must not be reachable from the
 network), start it the first time the tab is shown (it costs nothing for users who never look),
 and stop it when the model changes or the window closes. Netron's page costs a renderer process
 of several GB on a large model, so when the tab stays hidden for :data:`RELEASE_AFTER_MS` the web
@@ -38,47 +39,72 @@ def webengine_available() -> bool:
 
 
 class NetronServer:
-    """One netron HTTP server for one file, on 127.0.0.1 and a port the OS picks."""
+    """One offline netron server for one file, on 127.0.0.1 and a port the OS picks.
+
+    It serves netron's viewer with its telemetry off and its consent prompt answered
+    (``netron_server``: no request leaves the machine)."""
 
     def __init__(self) -> None:
         self.address: tuple[str, int] | None = None
         self.path: str | None = None
+        self._server: Any = None
 
     @property
     def url(self) -> str:
         return f"http://{self.address[0]}:{self.address[1]}/" if self.address else ""
 
     def start(self, path: str) -> tuple[str, int]:
-        import netron
+        from studio.ui.graph.netron_server import OfflineNetron
 
         self.stop()
-        address = netron.start(str(path), address=(LOOPBACK, 0), browse=False)
-        host, port = address
-        if host != LOOPBACK:  # netron must never be asked to listen elsewhere
-            netron.stop(address)
-            raise RuntimeError(f"netron bound {host}, expected {LOOPBACK}")
-        self.address = (host, int(port))
+        server = OfflineNetron(path)
+        if server.bound_host() != LOOPBACK:  # never listen anywhere else
+            server.stop()
+            raise RuntimeError(f"netron bound {server.bound_host()}, expected {LOOPBACK}")
+        self._server = server
+        self.address = server.address
         self.path = str(path)
         return self.address
 
+    def bound_host(self) -> str:
+        return self._server.bound_host() if self._server is not None else ""
+
     def stop(self) -> None:
-        if self.address is None:
+        if self._server is None:
             return
         try:
-            import netron
-
-            netron.stop(self.address)
+            self._server.stop()
         except Exception:  # noqa: BLE001 - stopping must never fail a close
             log.exception("stopping netron at %s", self.address)
+        self._server = None
         self.address = None
         self.path = None
 
     def running(self) -> bool:
-        if self.address is None:
-            return False
-        import netron
+        return self._server is not None and self._server.alive()
 
-        return bool(netron.status(self.address))
+
+class LoopbackOnly:
+    """Builds the web view's request interceptor: requests to anywhere but 127.0.0.1 are blocked.
+
+    Netron's page, as served, makes none (tests check); this makes sure of it in the app too."""
+
+    @staticmethod
+    def create(parent: Any) -> Any:
+        from PySide6.QtWebEngineCore import QWebEngineUrlRequestInterceptor
+
+        class _Interceptor(QWebEngineUrlRequestInterceptor):
+            def __init__(self, owner: Any) -> None:
+                super().__init__(owner)
+                self.blocked: list[str] = []
+
+            def interceptRequest(self, info: Any) -> None:  # noqa: N802 - Qt override
+                url = info.requestUrl()
+                if url.scheme() in ("http", "https", "ws", "wss") and url.host() != LOOPBACK:
+                    self.blocked.append(url.toString())
+                    info.block(True)
+
+        return _Interceptor(parent)
 
 
 class NetronTab(QWidget):
@@ -92,6 +118,7 @@ class NetronTab(QWidget):
         self.server = NetronServer()
         self.model_path: str | None = None
         self.web_view: Any = None
+        self.interceptor: Any = None
         self.use_webengine = webengine_available()
         self.stack = QStackedWidget(self)
         self.message = QLabel("Open a model to see it in Netron.", self)
@@ -184,6 +211,8 @@ class NetronTab(QWidget):
             from PySide6.QtWebEngineWidgets import QWebEngineView
 
             view = QWebEngineView(self)
+            self.interceptor = LoopbackOnly.create(view)
+            view.page().setUrlRequestInterceptor(self.interceptor)
         except Exception as exc:  # noqa: BLE001 - fall back to the system browser
             log.warning("QtWebEngine cannot start: %s", exc)
             self.use_webengine = False

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QDialog, QFileDialog
 from studio.core.accuracy.jobs import DEFAULT_EVAL_SAMPLES, analyse_job
 from studio.core.accuracy.split import calibration_label
 from studio.core.calibration import CalibrationStats
+from studio.core.calibration.samples import default_calibration_source, heldout_source
 from studio.core.encodings import coverage, load_encodings, save_encodings
 from studio.core.engine.registry import is_x86_host
 from studio.core.errors import StudioError
@@ -63,7 +64,9 @@ def calibrate_dialog(ws) -> None:
         ws.show_message("Open a model first.", error=True)
         return
     plan = ws.session.plan
-    dialog = CalibrateDialog(ws, ws.data_spec, plan.method, plan.percentile)
+    # first calibration: the model's own sample images, else random:N (warned); never the cwd
+    data = ws.data_spec or default_calibration_source(_model_path(ws))[0]
+    dialog = CalibrateDialog(ws, data, plan.method, plan.percentile)
     if dialog.exec() == QDialog.DialogCode.Accepted:
         choice = dialog.choice()
         calibrate(ws, choice.data, choice.method, choice.percentile)
@@ -176,11 +179,13 @@ def _evaluation(ws, stats: CalibrationStats):
     from studio.core.accuracy import Analyser
     from studio.core.accuracy.jobs import load_feeds
 
-    key = (stats.key, ws.data_spec)
+    # a model that ships held-out samples is scored on them, not on what it was calibrated on
+    source = heldout_source(_model_path(ws)) or ws.data_spec
+    key = (stats.key, source)
     cached = ws._evaluation
     if cached is not None and cached[0] == key:
         return cached[1], cached[2]
-    feeds = load_feeds(str(stats.prepared_model), ws.data_spec, limit=EVAL_SAMPLES)
+    feeds = load_feeds(str(stats.prepared_model), source, limit=EVAL_SAMPLES)
     analyser = Analyser(stats.prepared_model, cache_float=True)
     ws._evaluation = (key, analyser, feeds)
     return analyser, feeds

@@ -113,6 +113,8 @@ class CalibrateDialog(QDialog):
         self.kind.currentIndexChanged.connect(self._update)
         self.method.currentIndexChanged.connect(self._update)
         self.path.textChanged.connect(self._update)
+        if not data:  # nothing chosen: random data, warned, rather than the current folder
+            data = f"random:{self.count.value()}"
         if data.startswith("random:"):
             self.kind.setCurrentIndex(2)
             self.count.setValue(int(data.split(":", 1)[1] or 16))

@@ -8,7 +8,7 @@ The error dialog shows the one-line message a user can act on; the traceback, if
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QStyle,
+    QTextBrowser,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -193,16 +194,120 @@ def ask_stop_jobs(parent: QWidget | None, count: int) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-def show_about(parent: QWidget | None) -> None:
-    QMessageBox.about(
-        parent,
-        "About npu-studio",
-        f"<h3>npu-studio {__version__}</h3>"
-        "<p>Take an ONNX model to a Qualcomm NPU (QNN HTP via onnxruntime-qnn) and see why it "
-        "is fast or slow, accurate or not.</p>"
-        "<p>Every action in the studio has an <code>npu-studio</code> command line "
-        "equivalent; run <code>npu-studio --help</code>.</p>",
-    )
+class AboutDialog(QDialog):
+    """Versions of everything that shapes a result: the studio, Qt, ONNX, ORT, onnxruntime-qnn
+    and the QNN SDK it carries, the backends (with why each is or is not available) and the
+    target device. The backends come from the window's probe; without one they are probed here,
+    off the UI thread."""
+
+    def __init__(self, parent: QWidget | None = None, backends: list | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("aboutDialog")
+        self.setWindowTitle("About npu-studio")
+        self.resize(640, 560)
+        self.text = QTextBrowser(self)
+        self.text.setObjectName("aboutText")
+        self.text.setOpenLinks(False)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        copy = buttons.addButton("Copy", QDialogButtonBox.ButtonRole.ActionRole)
+        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.text.toPlainText()))
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.text)
+        layout.addWidget(buttons)
+        self.backends = backends
+        self.refresh()
+
+    def facts(self) -> dict:
+        import PySide6
+        from PySide6.QtCore import qVersion
+
+        from studio.core.workflows.about import about_facts
+
+        facts = about_facts(self.backends)
+        facts = {
+            "npu-studio": facts.pop("npu-studio"),
+            "Qt": qVersion(),
+            "PySide6": PySide6.__version__,
+            **facts,
+        }
+        return facts
+
+    def refresh(self) -> None:
+        import html
+
+        facts = self.facts()
+        rows = []
+        for key, value in facts.items():
+            if key == "backends":
+                continue
+            if key == "target device":
+                name = value.get("name")
+                value = name if name else value.get("reason", "not chosen")
+            rows.append(
+                f"<tr><th align='left'>{html.escape(key)}</th><td>{html.escape(str(value))}</td></tr>"
+            )
+        if self.backends is None:
+            backends = "<p><i>Probing backends…</i></p>"
+        else:
+            items = "".join(
+                f"<li><b>{html.escape(b['name'])}</b>: "
+                f"{'available' if b['available'] else 'not available'}"
+                f"{' — ' + html.escape(b['why']) if b['why'] else ''}</li>"
+                for b in facts["backends"]
+            )
+            backends = f"<ul>{items}</ul>"
+        self.text.setHtml(
+            f"<h3>npu-studio {html.escape(__version__)}</h3>"
+            "<p>Take an ONNX model to a Qualcomm NPU (QNN HTP via onnxruntime-qnn) and see why it "
+            "is fast or slow, accurate or not. Every action has an <code>npu-studio</code> "
+            "command; run <code>npu-studio --help</code>.</p>"
+            f"<table cellspacing='0' cellpadding='3'>{''.join(rows)}</table>"
+            f"<h4>Backends</h4>{backends}"
+        )
+
+    def set_backends(self, statuses: list) -> None:
+        self.backends = list(statuses)
+        self.refresh()
+
+
+def _known_backends(parent: QWidget | None) -> list | None:
+    dock = getattr(parent, "backend_dock", None)
+    panel = dock.widget() if dock is not None else None
+    model = getattr(panel, "model", None)
+    statuses = getattr(model, "statuses", None)
+    return list(statuses) if statuses else None
+
+
+def show_about(parent: QWidget | None) -> AboutDialog:
+    """Open the About dialog (non-modal); backends are probed in the background if not known."""
+    dialog = AboutDialog(parent, _known_backends(parent))
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    if dialog.backends is None:
+        import threading
+
+        relay = _BackendRelay(dialog)
+        relay.done.connect(dialog.set_backends)
+
+        def probe() -> None:
+            from studio.core.engine.registry import probe_backends
+
+            try:
+                statuses = probe_backends()
+            except Exception:  # noqa: BLE001 - About must open whatever the probe does
+                statuses = []
+            try:
+                relay.done.emit(statuses)
+            except RuntimeError:  # the dialog was closed first
+                pass
+
+        threading.Thread(target=probe, daemon=True, name="about-probe").start()
+    dialog.show()
+    return dialog
+
+
+class _BackendRelay(QObject):
+    done = Signal(list)
 
 
 class ShortcutsDialog(QDialog):

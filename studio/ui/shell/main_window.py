@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QProgressBar,
+    QStackedWidget,
     QTabWidget,
     QWidget,
 )
@@ -102,7 +103,14 @@ class MainWindow(QMainWindow):
             page = create_workspace(spec, self.ctx, self.tabs)
             self.workspaces[spec.key] = page
             self.tabs.addTab(page, spec.title)
-        self.setCentralWidget(self.tabs)
+        # The welcome page until a model is opened (View > Welcome page brings it back).
+        from studio.ui.shell.welcome import WelcomePage
+
+        self.central = QStackedWidget(self)
+        self.welcome = WelcomePage(self, self.central)
+        self.central.addWidget(self.welcome)
+        self.central.addWidget(self.tabs)
+        self.setCentralWidget(self.central)
         # After the workspaces, so it restores overlays once they have reacted to a new model.
         self.view_state = ProjectViewState(self)
         self.projects.before_save.append(self.view_state.capture_ui)
@@ -168,7 +176,17 @@ class MainWindow(QMainWindow):
 
     def show_workspace(self, index: int) -> None:
         if 0 <= index < self.tabs.count():
+            self.central.setCurrentWidget(self.tabs)
             self.tabs.setCurrentIndex(index)
+
+    def show_workspace_key(self, key: str) -> None:
+        """Show the workspace registered as ``key`` (e.g. ``"quant"``)."""
+        page = self.workspaces.get(key)
+        if page is not None:
+            self.show_workspace(self.tabs.indexOf(page))
+
+    def show_welcome(self) -> None:
+        self.central.setCurrentWidget(self.welcome)
 
     # ----- opening ----------------------------------------------------------------------------
     def open_dialog(self) -> None:
@@ -200,6 +218,7 @@ class MainWindow(QMainWindow):
     def load_model(self, path: str, input_shapes: dict[str, list[int]] | None = None) -> None:
         """Parse and analyse the model on the loader's thread; the window stays responsive."""
         self.statusBar().showMessage(f"Loading {Path(path).name}…")
+        self.central.setCurrentWidget(self.tabs)
         start_for_file(
             self.loader,
             path,

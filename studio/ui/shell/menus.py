@@ -86,6 +86,10 @@ class MainMenus:
             )
             self.workspace_actions.append(action)
             self.view_menu.addAction(action)
+        self.welcome_action = _action(
+            w, "&Welcome page", w.show_welcome, QKeySequence("Ctrl+0"), "Open, demo, recent work"
+        )
+        self.view_menu.addAction(self.welcome_action)
         self.view_menu.addSeparator()
         for dock in w.docks():
             toggle = dock.toggleViewAction()

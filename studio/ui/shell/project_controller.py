@@ -111,7 +111,22 @@ class ProjectController(QObject):
 
     # ----- opening ----------------------------------------------------------------------------
     def open_model_file(self, path: str) -> None:
-        """An ONNX file alone: a fresh untitled project around it."""
+        """An ONNX file alone: a fresh untitled project around it, or the one a crash left.
+
+        Every way in (File > Open, recent files, ``npu-studio MODEL``, the welcome page) comes
+        here, so an autosaved untitled project on this model is always offered back."""
+        recovery = proj.find_model_recovery(path)
+        if recovery is not None and dialogs.ask_restore_recovery(
+            self.window, f"{Path(path).name} (untitled project)", _when(recovery)
+        ):
+            try:
+                project = proj.load_recovery(recovery)
+            except StudioError as exc:
+                dialogs.show_error(self.window, "Cannot restore", str(exc))
+            else:
+                self._set_project(project)
+                self._open_model(str(project.model_path), project.input_shapes)
+                return
         try:
             project = proj.Project.new(path, sha256="")  # hashed on the loader's thread
         except StudioError as exc:  # an unreadable model (the message names it)
@@ -171,6 +186,20 @@ class ProjectController(QObject):
             return False
         try:
             project = proj.load_recovery(newest)
+        except StudioError as exc:
+            dialogs.show_error(self.window, "Cannot restore", str(exc))
+            return False
+        self._set_project(project)
+        if Path(project.model_path).is_file():
+            self._open_model(str(project.model_path), project.input_shapes)
+        return True
+
+    def restore_autosave(self, path: str | Path) -> bool:
+        """Reopen one autosaved untitled project (the welcome page's recoverable work)."""
+        if not self.confirm_close():
+            return False
+        try:
+            project = proj.load_recovery(path)
         except StudioError as exc:
             dialogs.show_error(self.window, "Cannot restore", str(exc))
             return False
