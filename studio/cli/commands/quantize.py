@@ -21,8 +21,6 @@ Nothing is written unless everything succeeded.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -125,27 +123,20 @@ def preprocess_from_args(args: argparse.Namespace):
     )
 
 
-def _plan(args: argparse.Namespace, stats: Any):
+def _plan(args: argparse.Namespace):
     from studio.core.atomic import read_json_strict
-    from studio.core.encodings import load_encodings
     from studio.core.errors import ConfigError
     from studio.core.quantize import QuantPlan
 
     if args.plan:
-        plan = QuantPlan.from_json(read_json_strict(args.plan, error_type=ConfigError))
-    else:
-        plan = QuantPlan(
-            activation_bitwidth=args.act_bw,
-            weight_bitwidth=args.weight_bw,
-            per_channel=args.per_channel,
-            method=args.method,
-            percentile=args.percentile,
-        )
-    warnings: list[str] = []
-    if args.encodings:
-        imported, warnings = load_encodings(args.encodings, str(stats.prepared_model))
-        plan.imported, plan.imported_source = imported, str(args.encodings)
-    return plan, warnings
+        return QuantPlan.from_json(read_json_strict(args.plan, error_type=ConfigError))
+    return QuantPlan(
+        activation_bitwidth=args.act_bw,
+        weight_bitwidth=args.weight_bw,
+        per_channel=args.per_channel,
+        method=args.method,
+        percentile=args.percentile,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,11 +150,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _quantize(args: argparse.Namespace) -> dict[str, Any]:
-    from studio.core.accuracy import Analyser, auto_mixed_precision
-    from studio.core.accuracy.jobs import load_feeds
-    from studio.core.calibration import calibrate
-    from studio.core.encodings import save_encodings
-    from studio.core.quantize import build_coverage, build_qdq, check_htp_offload
+    """The flags as a :class:`QuantizeRequest`; the workflow itself is in core."""
+    from studio.core.workflows.quantize import QuantizeRequest, quantize_model
 
     if args.auto_mp and args.target_sqnr is None:
         raise BadInputError("--auto-mp needs --target-sqnr DB")
@@ -174,106 +162,26 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
         and Path(args.export_encodings).resolve() == Path(args.output).resolve()
     ):
         raise BadInputError("--export-encodings must differ from -o")
-    ctx = stderr_context(quiet=False)
-    calib = args.calib or "random:8"
-    shapes = parse_input_shapes(args.input_shape)
-    hit: list[bool] = []
-    stats = calibrate(
-        args.model,
-        calib,
-        input_shapes=shapes,
+    request = QuantizeRequest(
+        model=args.model,
+        output=args.output,
+        calib=args.calib or "random:8",
+        plan=_plan(args),
+        input_shapes=parse_input_shapes(args.input_shape),
         preprocess=preprocess_from_args(args),
         cache_dir=args.cache_dir,
-        ctx=ctx,
-        on_cache=hit.append,
+        encodings=args.encodings,
+        auto_mp=args.auto_mp,
+        target_sqnr=args.target_sqnr,
+        max_steps=args.max_steps,
+        mp_backend=args.mp_backend,
+        mp_cycles=args.mp_cycles,
+        export_encodings=args.export_encodings,
+        export_format=args.format,
+        check_htp=args.check_htp,
+        eval_samples=EVAL_SAMPLES,
     )
-    plan, warnings = _plan(args, stats)
-    feeds = load_feeds(
-        str(stats.prepared_model),
-        calib,
-        preprocess=preprocess_from_args(args),
-        limit=EVAL_SAMPLES,
-    )
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # build beside the target, publish only when everything (incl. the encodings export) worked
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    curve: list[dict[str, Any]] = []
-    try:
-        if args.auto_mp:
-            profile_fn = None
-            if args.mp_cycles:
-                from studio.core.profiling.cycles import htp_total_cycles
-
-                profile_fn = htp_total_cycles
-            mp = auto_mixed_precision(
-                stats,
-                plan,
-                feeds,
-                tmp,
-                target_db=args.target_sqnr,
-                max_steps=args.max_steps,
-                backend=args.mp_backend,
-                profile_fn=profile_fn,
-                ctx=ctx,
-            )
-            curve = [p.to_json() for p in mp.curve]
-            plan = mp.plan
-            built = build_qdq(stats, plan, tmp, ctx=ctx)
-            promoted = mp.promoted
-        else:
-            built = build_qdq(stats, plan, tmp, ctx=ctx)
-            promoted = []
-        sqnr_backend = args.mp_backend if args.auto_mp else "cpu"
-        report = Analyser(stats.prepared_model, cache_float=False).analyse(
-            tmp, feeds, backend=sqnr_backend
-        )
-        offload = check_htp_offload(tmp) if args.check_htp else None
-        encodings = built.encodings
-        if args.export_encodings:
-            save_encodings(encodings, args.export_encodings, fmt=args.format)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    cov = build_coverage(built, stats)
-    summary = {
-        "schema_version": 1,
-        "model": str(args.model),
-        "output": str(out),
-        "calibration": {
-            "source": calib,
-            "samples": stats.num_samples,
-            "cache_hit": bool(hit and hit[0]),
-            "stats_dir": str(stats.folder),
-            "method": plan.method,
-        },
-        "activation_bitwidth": plan.activation_bitwidth,
-        "weight_bitwidth": plan.weight_bitwidth,
-        "per_channel": plan.per_channel,
-        "encodings_coverage": cov.to_json(),
-        "encodings_count": len(encodings),
-        "imported_encodings": plan.imported_source,
-        "output_sqnr_db": report.to_json()["output_sqnr_db"],
-        "outputs_sqnr_db": report.to_json()["outputs"],
-        "sqnr_samples": report.samples,
-        "sqnr_backend": sqnr_backend,
-        "wide_tensors": built.wide_tensors,
-        "promoted": promoted,
-        "curve": curve,
-        "curve_cycles": "htp" if args.mp_cycles else None,
-        "exported_encodings": args.export_encodings,
-        "export_format": args.format if args.export_encodings else None,
-        "warnings": list(dict.fromkeys(stats.warnings + warnings + built.warnings)),
-        "htp_full_offload": (
-            {"ok": offload[0], "reason": offload[1].replace(tmp_name, str(out))}
-            if offload
-            else None
-        ),
-    }
-    return summary
+    return quantize_model(request, stderr_context(quiet=False)).to_json()
 
 
 def _print_human(summary: dict[str, Any], args: argparse.Namespace) -> None:
