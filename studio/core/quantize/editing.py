@@ -1,4 +1,13 @@
-"""What QNN HTP accepts, per tensor: the bit widths the editor and the CLI may offer.
+"""The quantisation editor's rules: what a user may change on a tensor, and the override it becomes.
+
+Why in core: "a bias cannot be edited", "4-bit activations are not supported", "an offset is a
+whole number" are facts about QNN quantisation, not about a Qt widget; here they hold for the
+GUI's table and are testable (and usable by a script) without Qt. Each function takes the
+tensor's effective encoding and current override and returns a new, validated
+:class:`TensorOverride`, or raises EncodingsError/ConfigError/ValueError with a message a user
+can act on. The GUI's session only looks up the encoding and applies the result.
+
+What QNN HTP accepts, per tensor: the bit widths the editor and the CLI may offer.
 
 Why one rule table: a plan the HTP backend refuses builds a QDQ model that silently falls back
 to the CPU (or does not open at all with fallback disabled). Measured with onnxruntime-qnn 2.7:
@@ -10,10 +19,152 @@ initializers (an elementwise operand, a LayerNorm scale) take 8 or 16 bits. Acti
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import onnx
 
-from studio.core.errors import BadInputError
+from studio.core.encodings import Encoding
+from studio.core.errors import BadInputError, ConfigError, EncodingsError
+from studio.core.quantize.plan import TensorOverride
 
+
+def copy_override(ov: TensorOverride | None) -> TensorOverride | None:
+    """An independent copy (undo keeps the before and after of each edit)."""
+    return None if ov is None else TensorOverride.from_json(ov.to_json())
+
+
+def parse_bitwidth(text: str) -> tuple[str, int]:
+    """``"8"`` -> ("int", 8); ``"float16"``/``"float"`` -> ("float", 16)."""
+    t = text.strip().lower()
+    if t in ("float", "fp16", "float16", "f16"):
+        return "float", 16
+    if t in ("fp32", "float32", "f32"):
+        return "float", 32
+    return "int", int(t.removeprefix("int").removeprefix("a").removeprefix("w"))
+
+
+def parse_number(text: str) -> float:
+    """A finite float or ValueError (NaN and Inf are never a valid min/max/scale)."""
+    value = float(text.strip())
+    if not math.isfinite(value):
+        raise ValueError(f"{text.strip()!r} is not a finite number")
+    return value
+
+
+def reflects(enc: Encoding | None, key: str, value: Any) -> bool:
+    """Whether the effective encoding shows a requested setting (the core may ignore one:
+    e.g. plain constants are quantised like activations, never symmetric per-channel)."""
+    if enc is None or key == "reset":
+        return True
+    if key == "bits":
+        dtype, bits = parse_bitwidth(str(value))
+        return enc.dtype == dtype and (dtype == "float" or enc.bitwidth == bits)
+    if key == "symmetric":
+        return enc.is_float or enc.symmetric == bool(value)
+    if key == "per_channel":
+        return enc.is_float or enc.per_channel == bool(value)
+    return True
+
+
+def edited_override(
+    name: str,
+    kind: str | None,
+    enc: Encoding | None,
+    current: TensorOverride | None,
+    key: str,
+    value: Any,
+) -> TensorOverride:
+    """The override after the user sets ``key`` to ``value`` on tensor ``name``.
+
+    ``kind``: "activation", "param" or "bias" (None when unknown); ``enc``: the tensor's
+    effective encoding; ``current``: its override now (left unchanged).
+    """
+    if kind == "bias":
+        raise EncodingsError(
+            f"tensor '{name}' is a bias: the build derives its int32 encoding from the "
+            "input and weight scales"
+        )
+    ov = copy_override(current) or TensorOverride(tensor=name)
+    if key == "bits":
+        dtype, bits = parse_bitwidth(str(value))
+        if dtype == "float":
+            return TensorOverride(tensor=name, dtype="float", bitwidth=bits)
+        if kind == "activation" and bits == 4:
+            raise EncodingsError(
+                f"tensor '{name}': 4-bit activations are not supported (8 or 16; 4-bit is "
+                "for weights)"
+            )
+        ov.dtype, ov.bitwidth = "int", bits
+        _keep_range(ov, enc)
+    elif key == "symmetric":
+        ov.symmetric = bool(value)
+        _keep_range(ov, enc)
+    elif key == "per_channel":
+        ov.per_channel = bool(value)
+        ov.scale = ov.offset = None
+    elif key in ("min", "max"):
+        if enc is None or enc.is_float:
+            raise EncodingsError(f"tensor '{name}': no integer encoding to edit")
+        number = parse_number(str(value))
+        lo = number if key == "min" else enc.min[0]
+        hi = number if key == "max" else enc.max[0]
+        return range_override(name, enc, current, lo, hi)
+    elif key in ("scale", "offset"):
+        if enc is None or enc.is_float:
+            raise EncodingsError(f"tensor '{name}': no integer encoding to edit")
+        text = str(value).strip()
+        scale = parse_number(text) if key == "scale" else enc.scale[0]
+        if key == "offset":
+            offset_f = parse_number(text)
+            if offset_f != round(offset_f):
+                raise EncodingsError(f"tensor '{name}': offset must be a whole number")
+            offset = int(offset_f)
+        else:
+            offset = enc.offset[0]
+        new = enc.with_scale_offset(scale, offset)  # raises "scale[0] = ... is not positive"
+        ov.scale, ov.offset, ov.min, ov.max = list(new.scale), list(new.offset), None, None
+        _pin_bits(ov, enc)
+    else:
+        raise ConfigError(f"column '{key}' is not editable")
+    ov.validate()
+    return ov
+
+
+def range_override(
+    name: str, enc: Encoding | None, current: TensorOverride | None, lo: float, hi: float
+) -> TensorOverride:
+    """The override giving ``name`` the range [lo, hi] (scale/offset follow in the build)."""
+    if enc is None or enc.is_float:
+        raise EncodingsError(f"tensor '{name}': no integer encoding to edit")
+    if enc.per_channel:
+        raise EncodingsError(f"tensor '{name}': per-channel ranges come from the weights")
+    if not lo < hi:
+        raise EncodingsError(f"tensor '{name}': min {lo:.6g} must be below max {hi:.6g}")
+    enc.with_range(lo, hi)  # the encoding's own checks (finite numbers)
+    ov = copy_override(current) or TensorOverride(tensor=name)
+    ov.min, ov.max, ov.scale, ov.offset = float(lo), float(hi), None, None
+    _pin_bits(ov, enc)
+    ov.validate()
+    return ov
+
+
+def _keep_range(ov: TensorOverride, enc: Encoding | None) -> None:
+    """A user-set scale/offset belongs to the old grid: keep its range, drop the codes."""
+    if ov.scale is not None and enc is not None and not enc.is_float and not enc.per_channel:
+        ov.min, ov.max = enc.min[0], enc.max[0]
+    ov.scale = ov.offset = None
+
+
+def _pin_bits(ov: TensorOverride, enc: Encoding) -> None:
+    ov.dtype = "int"
+    if ov.bitwidth is None:
+        ov.bitwidth = enc.bitwidth
+    if ov.symmetric is None:
+        ov.symmetric = enc.symmetric
+
+
+# What QNN HTP accepts (measured with onnxruntime-qnn 2.7; see the module docstring).
 ACTIVATION_BITS = (8, 16)
 # ops whose weight input (index 1) has HTP INT4/INT8 kernels, and no INT16 weight kernel
 INT4_WEIGHT_OPS = {"Conv", "Gemm", "MatMul"}

@@ -80,15 +80,21 @@ class _Stages:
 def _quantize(
     model: Path, out: Path, calib: str | None, act_bits: int, shapes: Any, ctx: JobContext
 ) -> tuple[Path, dict[str, Any]]:
-    from studio.core.calibration.collect import calibrate
-    from studio.core.quantize import QuantPlan, build_qdq
+    from studio.core.quantize import QuantPlan
+    from studio.core.workflows.quantize import QuantizeRequest, quantize_model
 
     data = calib or default_calibration_source(model)[0]  # the model's samples, else random
-    stats = calibrate(
-        model, data, input_shapes=shapes, cache_dir=out / "calibration_cache", ctx=ctx
+    request = QuantizeRequest(
+        model=str(model),
+        output=str(out / "model_qdq.onnx"),
+        calib=data,
+        plan=QuantPlan(activation_bitwidth=act_bits),
+        input_shapes=shapes,
+        cache_dir=str(out / "calibration_cache"),
+        sqnr=False,  # the pipeline reports the profile; SQNR is the quantize command's
     )
-    plan = QuantPlan(activation_bitwidth=act_bits)
-    result = build_qdq(stats, plan, out / "model_qdq.onnx", ctx=ctx)
+    outcome = quantize_model(request, ctx)
+    stats, plan, result = outcome.stats, outcome.plan, outcome.built
     widths: dict[str, int] = {}
     for bits in result.activation_bitwidths.values():
         widths[f"{bits}-bit"] = widths.get(f"{bits}-bit", 0) + 1
@@ -231,90 +237,136 @@ def run_pipeline(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     st = _Stages(out / "pipeline.json", str(src))
+    graph = _inspect_stage(src, out, input_shapes, st, ctx)
+    qdq, quant = _quantize_stage(src, out, calib, act_bits, input_shapes, st, ctx)
+    bundle, assignment = _compile_stage(qdq, out, input_shapes, runner, st, ctx)
+    sqnr, eval_data = _accuracy_stage(src, qdq, out, input_shapes, runner, st, ctx)
+    request = {"runs": runs, "warmup": warmup, "input_shapes": input_shapes}
+    runs_done = _profile_stage(src, qdq, bundle, out, request, compare_cpu, runner, st, ctx)
+    head = headline(
+        src, qdq, bundle, quant=quant, offload=assignment, sqnr=sqnr, eval_data=eval_data
+    )
+    _report_stage(
+        graph, runs_done, out, input_shapes, quant, assignment, head, sqnr, eval_data, st, ctx
+    )
+    return st.data
 
+
+def _inspect_stage(src: Path, out: Path, shapes: Any, st: _Stages, ctx: JobContext) -> ModelGraph:
     t = time.perf_counter()
     ctx.stage = "inspect"
-    graph = ModelGraph.load(src, input_shapes=input_shapes)
+    graph = ModelGraph.load(src, input_shapes=shapes)
     summary = graph.summary()
     atomic_write_json(out / "inspect.json", summary)
     st.done("inspect", t, output=str(out / "inspect.json"), nodes=summary["node_count"])
+    return graph
 
-    from studio.core.engine.config import is_quantized_model
+
+def _quantize_stage(
+    src: Path,
+    out: Path,
+    calib: str | None,
+    act_bits: int,
+    shapes: Any,
+    st: _Stages,
+    ctx: JobContext,
+) -> tuple[Path, dict[str, Any]]:
+    """The QDQ model (the input itself when it is already quantised) and its summary."""
+    from studio.core.model.ops import is_quantized_model
 
     t = time.perf_counter()
     ctx.stage = "quantize"
-    quant: dict[str, Any]
     if is_quantized_model(src):
-        qdq, quant = src, {"note": "the model was already quantised (QDQ); used as it is"}
         st.skipped("quantize", "model already quantised")
-    else:
-        qdq, quant = _quantize(src, out, calib, act_bits, input_shapes, ctx)
-        if str(quant["calibration data"]).startswith("random:"):
-            st.note("quantize: calibrated on random data (no --calib): accuracy is not meaningful")
-        st.done("quantize", t, output=str(qdq), summary=quant)
+        return src, {"note": "the model was already quantised (QDQ); used as it is"}
+    qdq, quant = _quantize(src, out, calib, act_bits, shapes, ctx)
+    if str(quant["calibration data"]).startswith("random:"):
+        st.note("quantize: calibrated on random data (no --calib): accuracy is not meaningful")
+    st.done("quantize", t, output=str(qdq), summary=quant)
+    return qdq, quant
 
+
+def _compile_stage(
+    qdq: Path, out: Path, shapes: Any, runner: Runner, st: _Stages, ctx: JobContext
+) -> tuple[Path | None, dict[str, Any]]:
+    """The HTP bundle (None where HTP cannot compile here) and what it offloads."""
     t = time.perf_counter()
     ctx.stage = "compile"
-    bundle: Path | None = out / "bundle"
-    assignment: dict[str, Any] = {}
+    bundle = out / "bundle"
     try:
         compiled = runner(
             job_kind(compile_bundle),
-            {
-                "model": str(qdq),
-                "backend": "htp",
-                "output": str(bundle),
-                "input_shapes": input_shapes,
-            },
+            {"model": str(qdq), "backend": "htp", "output": str(bundle), "input_shapes": shapes},
             ctx,
         )
-        offload = compiled.get("offload") or {}
-        assignment = {
-            "backend": "htp",
-            "fully offloaded": offload.get("full_offload"),
-            "nodes left on CPU": [n.get("name") for n in offload.get("cpu_nodes", [])],
-        }
-        st.done("compile", t, output=str(bundle), offload=offload, verify=compiled.get("verify"))
     except (BackendUnavailableError, JobFailedError) as exc:
-        bundle = None
         st.skipped("compile", f"HTP compile not possible here: {exc}")
+        return None, {}
+    offload = compiled.get("offload") or {}
+    assignment = {
+        "backend": "htp",
+        "fully offloaded": offload.get("full_offload"),
+        "nodes left on CPU": [n.get("name") for n in offload.get("cpu_nodes", [])],
+    }
+    st.done("compile", t, output=str(bundle), offload=offload, verify=compiled.get("verify"))
+    return bundle, assignment
 
+
+def _accuracy_stage(
+    src: Path, qdq: Path, out: Path, shapes: Any, runner: Runner, st: _Stages, ctx: JobContext
+) -> tuple[dict[str, Any] | None, str]:
+    """Output and per-layer SQNR of the QDQ model against float on the held-out samples the
+    model ships (random inputs otherwise, said so), and the data it used."""
     t = time.perf_counter()
     ctx.stage = "accuracy"
     sqnr: dict[str, Any] | None = None
     held = heldout_source(src)
     eval_data = held or "random:8"
-    if qdq != src:
-        try:
-            sqnr = runner(
-                job_kind(analyse_job),
-                {
-                    "float_model": str(src),
-                    "qdq_model": str(qdq),
-                    "data": eval_data,
-                    "backend": "cpu",
-                    "input_shapes": input_shapes,
-                },
-                ctx,
-            )
-            atomic_write_json(out / "sqnr.json", sqnr)
-            st.done(
-                "accuracy",
-                t,
-                output=str(out / "sqnr.json"),
-                data=eval_data,
-                output_sqnr_db=sqnr.get("output_sqnr_db"),
-            )
-            if not held:
-                st.note("accuracy: measured on random inputs (the model ships no held-out samples)")
-        except StudioError as exc:
-            st.skipped("accuracy", f"SQNR analysis failed: {exc}")
-    else:
+    if qdq == src:
         st.skipped("accuracy", "no float model to compare against (the input was already QDQ)")
+        return None, eval_data
+    try:
+        sqnr = runner(
+            job_kind(analyse_job),
+            {
+                "float_model": str(src),
+                "qdq_model": str(qdq),
+                "data": eval_data,
+                "backend": "cpu",
+                "input_shapes": shapes,
+            },
+            ctx,
+        )
+    except StudioError as exc:
+        st.skipped("accuracy", f"SQNR analysis failed: {exc}")
+        return None, eval_data
+    atomic_write_json(out / "sqnr.json", sqnr)
+    st.done(
+        "accuracy",
+        t,
+        output=str(out / "sqnr.json"),
+        data=eval_data,
+        output_sqnr_db=sqnr.get("output_sqnr_db"),
+    )
+    if not held:
+        st.note("accuracy: measured on random inputs (the model ships no held-out samples)")
+    return sqnr, eval_data
 
+
+def _profile_stage(
+    src: Path,
+    qdq: Path,
+    bundle: Path | None,
+    out: Path,
+    request: dict[str, Any],
+    compare_cpu: bool,
+    runner: Runner,
+    st: _Stages,
+    ctx: JobContext,
+) -> list[ProfileRun]:
+    """The compiled model on HTP (the CPU when HTP is missing), then the float CPU baseline."""
     t = time.perf_counter()
     ctx.stage = "profile"
-    request = {"runs": runs, "warmup": warmup, "input_shapes": input_shapes}
     runs_done: list[ProfileRun] = []
     main_req = dict(request, model=str(bundle or qdq), backend="htp", label="HTP (compiled)")
     try:
@@ -337,17 +389,30 @@ def run_pipeline(
         run.save(path)
         paths.append(str(path))
     st.done("profile", t, outputs=paths, backend=main.backend, mean_ms=main.stats.mean_ms)
+    return runs_done
+
+
+def _report_stage(
+    graph: ModelGraph,
+    runs_done: list[ProfileRun],
+    out: Path,
+    shapes: Any,
+    quant: dict[str, Any],
+    assignment: dict[str, Any],
+    head: dict[str, Any],
+    sqnr: dict[str, Any] | None,
+    eval_data: str,
+    st: _Stages,
+    ctx: JobContext,
+) -> None:
+    from studio.core.workflows.about import about_facts
 
     t = time.perf_counter()
     ctx.stage = "report"
+    main = runs_done[0]
     mapped = main.options.get("layers_mapped_to") or main.model_path
-    report_graph = ModelGraph.load(mapped, input_shapes=input_shapes)
+    report_graph = ModelGraph.load(mapped, input_shapes=shapes)
     items = suggest(main, report_graph)
-    from studio.core.workflows.about import about_facts
-
-    head = headline(
-        src, qdq, bundle, quant=quant, offload=assignment, sqnr=sqnr, eval_data=eval_data
-    )
     write_report(
         out / "report.html",
         runs_done,
@@ -365,4 +430,3 @@ def run_pipeline(
     )
     st.done("report", t, output=str(out / "report.html"), suggestions=len(items))
     ctx.progress(1.0, f"report written: {out / 'report.html'}")
-    return st.data

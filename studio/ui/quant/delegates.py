@@ -8,31 +8,11 @@ user reads exactly what the core objected to ("scale[0] = -1.0 is not positive")
 
 from __future__ import annotations
 
-import math
-
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QDoubleValidator, QIntValidator
 from PySide6.QtWidgets import QComboBox, QLineEdit, QStyledItemDelegate, QWidget
 
 BITWIDTH_CHOICES = ("4", "8", "16", "float16", "float32")
-
-
-def parse_bitwidth(text: str) -> tuple[str, int]:
-    """``"8"`` -> ("int", 8); ``"float16"``/``"float"`` -> ("float", 16)."""
-    t = text.strip().lower()
-    if t in ("float", "fp16", "float16", "f16"):
-        return "float", 16
-    if t in ("fp32", "float32", "f32"):
-        return "float", 32
-    return "int", int(t.removeprefix("int").removeprefix("a").removeprefix("w"))
-
-
-def parse_number(text: str) -> float:
-    """A finite float or ValueError (NaN and Inf are never a valid min/max/scale)."""
-    value = float(text.strip())
-    if not math.isfinite(value):
-        raise ValueError(f"{text.strip()!r} is not a finite number")
-    return value
 
 
 class BitwidthDelegate(QStyledItemDelegate):

@@ -22,7 +22,9 @@ from PySide6.QtCore import QObject, Signal
 from studio.core.calibration import CalibrationStats
 from studio.core.encodings import Encoding, EncodingSet
 from studio.core.encodings.model_info import ModelView
-from studio.core.errors import ConfigError, EncodingsError, StudioError
+from studio.core.errors import EncodingsError, StudioError
+from studio.core.quantize import editing
+from studio.core.quantize.editing import copy_override
 from studio.core.quantize.plan import QuantPlan, TensorOverride
 from studio.core.quantize.scope import quantisable_tensors
 
@@ -39,10 +41,6 @@ class TensorRow:
     kind: str  # activation | param | bias
     op_type: str  # producing op (activations) or consuming op (weights)
     node_id: str | None  # node id in ctx.graph to select; None when it has no counterpart
-
-
-def copy_override(ov: TensorOverride | None) -> TensorOverride | None:
-    return None if ov is None else TensorOverride.from_json(ov.to_json())
 
 
 class QuantSession(QObject):
@@ -317,21 +315,8 @@ class QuantSession(QObject):
             self.sqnr_changed.emit()
 
     def reflects(self, name: str, key: str, value: Any) -> bool:
-        """Whether the effective encoding shows a requested setting (the core may ignore one:
-        e.g. plain constants are quantised like activations, never symmetric per-channel)."""
-        from studio.ui.quant.delegates import parse_bitwidth
-
-        enc = self.encoding(name)
-        if enc is None or key == "reset":
-            return True
-        if key == "bits":
-            dtype, bits = parse_bitwidth(str(value))
-            return enc.dtype == dtype and (dtype == "float" or enc.bitwidth == bits)
-        if key == "symmetric":
-            return enc.is_float or enc.symmetric == bool(value)
-        if key == "per_channel":
-            return enc.is_float or enc.per_channel == bool(value)
-        return True
+        """Whether the effective encoding shows a requested setting (see the core's editing rules)."""
+        return editing.reflects(self.encoding(name), key, value)
 
     # ------------------------------------------------------------------ building new overrides
     def edited_override(self, name: str, key: str, value: Any) -> TensorOverride:
@@ -339,96 +324,27 @@ class QuantSession(QObject):
 
         Raises EncodingsError/ConfigError/ValueError with the core's message when invalid.
         """
-        from studio.ui.quant.delegates import parse_bitwidth, parse_number
-
-        enc = self.encoding(name)
         row = self.row(name)
-        if row is not None and row.kind == "bias":
-            raise EncodingsError(
-                f"tensor '{name}' is a bias: the build derives its int32 encoding from the "
-                "input and weight scales"
-            )
-        ov = copy_override(self.plan.overrides.get(name)) or TensorOverride(tensor=name)
-        if key == "bits":
-            dtype, bits = parse_bitwidth(str(value))
-            if dtype == "float":
-                return TensorOverride(tensor=name, dtype="float", bitwidth=bits)
-            if self.proto is not None and row is not None and row.kind != "activation":
-                from studio.core.quantize.editing import why_not
-
-                reason = why_not(self.proto, name, bits)
-                if reason is not None:  # the editor offers only what HTP runs
-                    raise EncodingsError(f"tensor '{name}': {bits}-bit: {reason}")
-            if row is not None and row.kind == "activation" and bits == 4:
-                raise EncodingsError(
-                    f"tensor '{name}': 4-bit activations are not supported (8 or 16; 4-bit is "
-                    "for weights)"
-                )
-            ov.dtype, ov.bitwidth = "int", bits
-            self._keep_range(ov, enc)
-        elif key == "symmetric":
-            ov.symmetric = bool(value)
-            self._keep_range(ov, enc)
-        elif key == "per_channel":
-            ov.per_channel = bool(value)
-            ov.scale = ov.offset = None
-        elif key in ("min", "max"):
-            if enc is None or enc.is_float:
-                raise EncodingsError(f"tensor '{name}': no integer encoding to edit")
-            number = parse_number(str(value))
-            lo = number if key == "min" else enc.min[0]
-            hi = number if key == "max" else enc.max[0]
-            return self.range_override(name, lo, hi)
-        elif key in ("scale", "offset"):
-            if enc is None or enc.is_float:
-                raise EncodingsError(f"tensor '{name}': no integer encoding to edit")
-            text = str(value).strip()
-            scale = parse_number(text) if key == "scale" else enc.scale[0]
-            if key == "offset":
-                offset_f = parse_number(text)
-                if offset_f != round(offset_f):
-                    raise EncodingsError(f"tensor '{name}': offset must be a whole number")
-                offset = int(offset_f)
-            else:
-                offset = enc.offset[0]
-            new = enc.with_scale_offset(scale, offset)  # raises "scale[0] = ... is not positive"
-            ov.scale, ov.offset, ov.min, ov.max = list(new.scale), list(new.offset), None, None
-            self._pin_bits(ov, enc)
-        else:
-            raise ConfigError(f"column '{key}' is not editable")
-        ov.validate()
-        return ov
+        weight = row is not None and row.kind not in ("activation", "bias")
+        if key == "bits" and self.proto is not None and weight:
+            dtype, bits = editing.parse_bitwidth(str(value))
+            reason = None if dtype == "float" else editing.why_not(self.proto, name, bits)
+            if reason is not None:  # the editor offers only what HTP runs
+                raise EncodingsError(f"tensor '{name}': {bits}-bit: {reason}")
+        return editing.edited_override(
+            name,
+            row.kind if row is not None else None,
+            self.encoding(name),
+            self.plan.overrides.get(name),
+            key,
+            value,
+        )
 
     def range_override(self, name: str, lo: float, hi: float) -> TensorOverride:
         """The override giving ``name`` the range [lo, hi] (scale/offset follow in the core)."""
-        enc = self.encoding(name)
-        if enc is None or enc.is_float:
-            raise EncodingsError(f"tensor '{name}': no integer encoding to edit")
-        if enc.per_channel:
-            raise EncodingsError(f"tensor '{name}': per-channel ranges come from the weights")
-        if not lo < hi:
-            raise EncodingsError(f"tensor '{name}': min {lo:.6g} must be below max {hi:.6g}")
-        enc.with_range(lo, hi)  # the core's checks (finite numbers)
-        ov = copy_override(self.plan.overrides.get(name)) or TensorOverride(tensor=name)
-        ov.min, ov.max, ov.scale, ov.offset = float(lo), float(hi), None, None
-        self._pin_bits(ov, enc)
-        ov.validate()
-        return ov
-
-    @staticmethod
-    def _keep_range(ov: TensorOverride, enc: Encoding | None) -> None:
-        """A user-set scale/offset belongs to the old grid: keep its range, drop the codes."""
-        if ov.scale is not None and enc is not None and not enc.is_float and not enc.per_channel:
-            ov.min, ov.max = enc.min[0], enc.max[0]
-        ov.scale = ov.offset = None
-
-    @staticmethod
-    def _pin_bits(ov: TensorOverride, enc: Encoding) -> None:
-        ov.dtype = "int"
-        if ov.bitwidth is None:
-            ov.bitwidth = enc.bitwidth
-        if ov.symmetric is None:
-            ov.symmetric = enc.symmetric
+        return editing.range_override(
+            name, self.encoding(name), self.plan.overrides.get(name), lo, hi
+        )
 
     # ------------------------------------------------------------------ internals
     def _recompute(self) -> None:
