@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from studio.core.assignment.scoring import Plan, Support, assign, cut_costs, plan_for
+from studio.core.assignment.scoring import NodeSupport, Plan, assign, cut_costs, plan_for
 from studio.core.errors import BackendUnavailableError, BadInputError, ConfigError
 from studio.core.model.graph import ModelGraph
 from studio.core.project import Constraints
@@ -75,7 +75,7 @@ def _float_graph(tmp_path):
 
 
 def _all_supported(graph):
-    return {n.id: {"htp": Support(True), "cpu": Support(True)} for n in graph.nodes}
+    return {n.id: {"htp": NodeSupport(True), "cpu": NodeSupport(True)} for n in graph.nodes}
 
 
 def test_measured_cost_beats_estimate_and_power_vs_performance(tmp_path):
@@ -114,7 +114,7 @@ def test_no_ping_pong_for_one_cheap_node(tmp_path):
     assert plan.assignment["/block/Add"] == "htp" and plan.summary["boundaries"] == 0
     assert "boundaries" in plan.decision("/block/Add").reason
     # Unprobed backends are never assumed to work.
-    partial = {n.id: {"cpu": Support(True)} for n in graph.nodes}
+    partial = {n.id: {"cpu": NodeSupport(True)} for n in graph.nodes}
     unprobed = assign(graph, partial, ["htp", "cpu"])
     assert set(unprobed.assignment.values()) == {"cpu"}
     assert "not probed" in unprobed.decisions[0].scores["htp"].reason
@@ -138,11 +138,13 @@ def test_measured_per_layer_times_from_real_profiles_replace_estimates(qdq_erf_p
     """Profiles from the profiling core (HTP cycles, CPU kernel times) feed the assignment."""
     from studio.core.assignment.scoring import measured_from_runs
     from studio.core.jobs.client import run_in_worker
+    from studio.core.jobs.protocol import job_kind
+    from studio.core.profiling.job import profile_model
 
     path, graph, report = qdq_erf_probed
     records = [
         run_in_worker(
-            "studio.core.profiling.job:profile_model",
+            job_kind(profile_model),
             {"model": str(path), "backend": b, "runs": 3, "warmup": 1, "layer_runs": 2},
             timeout_s=120,
         )
@@ -256,7 +258,7 @@ def test_boundary_reason_only_where_a_boundary_really_exists(tmp_path):
     }
     costs["cpu"]["/block/Add"] = (0.009, "assumed")  # marginally faster alone on CPU
     last = ids[-1]
-    support[last] = {"htp": Support(False, "not on HTP"), "cpu": Support(True)}
+    support[last] = {"htp": NodeSupport(False, "not on HTP"), "cpu": NodeSupport(True)}
     plan = assign(
         graph, support, ["htp", "cpu"], Constraints(performance_critical=True), device_costs=costs
     )

@@ -24,6 +24,7 @@ from studio.cli.common import (
     stderr_context,
 )
 from studio.cli.device_option import add_device_arg, device_from_args
+from studio.core.assignment.plan import BACKEND_ORDER
 from studio.core.errors import BadInputError
 
 
@@ -64,8 +65,8 @@ def parse_pins(items: list[str]) -> dict[str, str]:
     for item in items:
         node, sep, backend = item.rpartition("=")
         backend = backend.strip().lower()
-        if not sep or not node or backend not in ("htp", "gpu", "cpu"):
-            raise BadInputError(f"--pin '{item}': expected NODE=htp|gpu|cpu")
+        if not sep or not node or backend not in BACKEND_ORDER:
+            raise BadInputError(f"--pin '{item}': expected NODE={'|'.join(BACKEND_ORDER)}")
         pins[node] = backend
     return pins
 

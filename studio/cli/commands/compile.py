@@ -50,6 +50,9 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from studio.core.jobs.protocol import job_kind
+    from studio.core.toolchain.jobs import compile_bundle
+
     device = device_from_args(args)
     explicit = args.soc_model is not None or args.htp_arch is not None
     request = {
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         "encodings": args.encodings,
         "input_shapes": parse_input_shapes(args.input_shape),
     }
-    result = run_job("studio.core.engine.jobs:compile_bundle", request, args)
+    result = run_job(job_kind(compile_bundle), request, args)
     if args.json:
         print_json(result)
         return 0

@@ -55,6 +55,9 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from studio.core.jobs.protocol import job_kind
+    from studio.core.toolchain import jobs
+
     device_from_args(args)  # the HTP target of every session this command creates
     if args.plan:
         return run_with_plan(args, "run")
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         "sdk": args.sdk,
         "seed": args.seed,
     }
-    result = run_job("studio.core.engine.jobs:run", request, args)
+    result = run_job(job_kind(jobs.run), request, args)
     if args.json:
         print_json(result)
         return 0

@@ -24,10 +24,12 @@ from studio.core.assignment.plan import (  # noqa: F401 - re-exported: callers i
     SCHEMA_VERSION,
     BackendScore,
     NodeDecision,
+    NodeSupport,
     Plan,
-    Support,
 )
+from studio.core.assignment.support import support_map
 from studio.core.errors import BackendUnavailableError, BadInputError, ConfigError
+from studio.core.model.ops import QDQ_OPS
 from studio.core.project import Constraints
 
 # ASSUMED phone rates for the backends the device model does not cover (the phone's CPU and GPU):
@@ -53,7 +55,6 @@ ASSUMPTIONS = {
     "studio/core/assignment/scoring.py",
 }
 VTCM_BYTES_DEFAULT = 8 * 1024 * 1024
-QDQ = ("QuantizeLinear", "DequantizeLinear")
 
 
 def weights(constraints: Constraints) -> tuple[float, float]:
@@ -68,7 +69,7 @@ def weights(constraints: Constraints) -> tuple[float, float]:
 # ----- scoring --------------------------------------------------------------------------------
 def quant_bits(node: Any, graph: Any) -> int | None:
     """8 or 16 when the node runs quantised (a DequantizeLinear feeds it), else None."""
-    if node.op_type in QDQ:
+    if node.op_type in QDQ_OPS:
         tensor = node.inputs[0] if node.op_type == "DequantizeLinear" else node.outputs[0]
         return _bits(graph, tensor)
     for tensor in node.inputs:
@@ -110,7 +111,7 @@ def score_node(
     node: Any,
     graph: Any,
     backend: str,
-    support: Support,
+    support: NodeSupport,
     measured_ms: float | None,
     constraints: Constraints | None = None,
     vtcm_bytes: int = VTCM_BYTES_DEFAULT,
@@ -192,7 +193,7 @@ def cut_costs(nodes: list[Any], graph: Any) -> list[float]:
 # ----- the assignment -------------------------------------------------------------------------
 def assign(
     graph: Any,
-    support: Mapping[str, Mapping[str, Support]],
+    support: Mapping[str, Mapping[str, NodeSupport]],
     available: list[str],
     constraints: Constraints | None = None,
     measured: Mapping[str, Mapping[str, float]] | None = None,
@@ -202,7 +203,7 @@ def assign(
 ) -> Plan:
     """Choose a backend per node minimising time (+ weighted energy) plus boundary costs.
 
-    ``support``: node id -> backend -> Support (from opsupport); a backend with no entry for a
+    ``support``: node id -> backend -> NodeSupport (from opsupport); a backend with no entry for a
     node counts as NOT supported ("not probed"), except the CPU reference. ``measured``: backend
     -> node id -> ms from a per-layer profile on REAL hardware. ``device_costs``: backend -> node
     id -> (ms, source) on the target device (:func:`device_costs_for`); anything still missing
@@ -216,13 +217,13 @@ def assign(
         raise BackendUnavailableError("no backend is available to assign nodes to")
     nodes = [n for n in graph.nodes if not (n.op_type == "Constant" and not n.inputs)]
 
-    def support_of(node_id: str, backend: str) -> Support:
+    def support_of(node_id: str, backend: str) -> NodeSupport:
         found = support.get(node_id, {}).get(backend)
         if found is not None:
             return found
         if backend == "cpu":
-            return Support(True, "ONNX Runtime CPU EP (reference)")
-        return Support(False, f"{backend.upper()} support not probed for this node")
+            return NodeSupport(True, "ONNX Runtime CPU EP (reference)", "reference")
+        return NodeSupport(False, f"{backend.upper()} support not probed for this node")
 
     _check_pins(graph, constraints, backends, support_of)
     scores = [
@@ -461,7 +462,6 @@ def plan_for(
 ) -> Plan:
     """Assign from an :class:`~studio.core.assignment.support.OpSupportReport` (backends and verdicts)
     with costs on ``device`` (the default target when None)."""
-    from studio.core.assignment.support import support_map
     from studio.core.devices.catalogue import current_device, resolve_device
 
     dev = resolve_device(device) if device is not None else current_device()
@@ -498,7 +498,9 @@ def measured_from_profile(run: Mapping[str, Any]) -> tuple[str, dict[str, float]
     """
     backend = str(run.get("backend", ""))
     if backend not in BACKEND_ORDER:
-        raise BadInputError(f"profile run is for backend {backend!r}, not one of htp/gpu/cpu")
+        raise BadInputError(
+            f"profile run is for backend {backend!r}, not one of {'/'.join(BACKEND_ORDER)}"
+        )
     rows = [r for r in run.get("layers", []) if isinstance(r, Mapping) and r.get("node_id")]
     p50 = float((run.get("stats") or {}).get("p50_ms") or 0.0)
     cycle_rows = [r for r in rows if r.get("cycles") is not None]

@@ -23,6 +23,7 @@ from typing import Any
 
 from studio.core.atomic import atomic_write_json, read_json_strict
 from studio.core.errors import ConfigError
+from studio.core.model.ops import is_quantized_model  # noqa: F401 - callers import it here
 
 SCHEMA_VERSION = 1
 
@@ -260,14 +261,3 @@ def _htp_args(cfg: dict[str, Any], args: SessionArgs, quantized: bool | None, so
 def load_backend_config(path: str | Path | None) -> BackendConfig:
     """The config at ``path``, or the defaults when no file is given."""
     return BackendConfig() if path is None else BackendConfig.load(path)
-
-
-def is_quantized_model(model_path: str | Path) -> bool:
-    """True when the model carries QDQ or QLinear nodes (HTP then runs it in int, not fp16)."""
-    import onnx
-
-    model = onnx.load(str(model_path), load_external_data=False)
-    return any(
-        n.op_type in ("QuantizeLinear", "DequantizeLinear") or n.op_type.startswith("QLinear")
-        for n in model.graph.node
-    )

@@ -17,14 +17,15 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from studio.core.engine.backends import REGISTRY
 from studio.core.errors import BackendUnavailableError, BadInputError
 
 QNN_EP = "QNNExecutionProvider"
 CPU_EP = "CPUExecutionProvider"
-BACKENDS = ("htp", "gpu", "cpu", "qnn-cpu")
+BACKENDS = tuple(REGISTRY)
 # The QNN backend_type behind each QNN backend name ("qnn-cpu" is QNN's own CPU backend, as opposed
 # to "cpu", ORT's CPU EP).
-QNN_BACKEND_TYPE = {"htp": "htp", "gpu": "gpu", "qnn-cpu": "cpu"}
+QNN_BACKEND_TYPE = {n: s.qnn_backend_type for n, s in REGISTRY.items() if s.qnn_backend_type}
 GRAPH_OPT_LEVELS = {
     "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -234,13 +235,22 @@ def random_inputs(
         dtype = _ORT_TO_NUMPY.get(inp.type)
         if dtype is None:
             raise BadInputError(f"input '{inp.name}' has unsupported type {inp.type}")
-        if np.issubdtype(dtype, np.floating):
-            feeds[inp.name] = rng.random(shape, dtype=np.float32).astype(dtype)
-        elif dtype is np.bool_:
-            feeds[inp.name] = rng.integers(0, 2, size=shape).astype(np.bool_)
-        else:
-            feeds[inp.name] = rng.integers(0, 10, size=shape).astype(dtype)
+        feeds[inp.name] = random_array(rng, shape, dtype)
     return feeds
+
+
+def random_array(rng: np.random.Generator, shape: Any, dtype: Any) -> np.ndarray:
+    """One random input: floats in [0, 1), booleans, or small integers (valid as indices).
+
+    The one random-input rule: the profiler, the partitioned run and calibration's ``random:N``
+    all feed models through it, so a model sees the same kind of data everywhere.
+    """
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.floating):
+        return rng.random(shape, dtype=np.float32).astype(dtype)
+    if dtype == np.bool_:
+        return rng.integers(0, 2, size=shape).astype(np.bool_)
+    return rng.integers(0, 10, size=shape).astype(dtype)
 
 
 def _short(text: str, limit: int = 400) -> str:

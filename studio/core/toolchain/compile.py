@@ -6,7 +6,7 @@ Two paths lead to the same bundle layout (see :mod:`.bundle`):
 * SDK: ``qnn-onnx-converter`` -> ``qnn-model-lib-generator`` -> ``qnn-context-binary-generator``
   when ``QNN_SDK_ROOT`` is set or a folder is given (see :mod:`.sdk`).
 
-``compile_model`` runs native code: call it through the worker (``engine_jobs.compile``).
+``compile_model`` runs native code: call it through the worker (``toolchain.jobs.compile_bundle``).
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ from studio.ui.graph.netron_tab import NetronTab
 from studio.ui.graph.overlay import BUILTIN, Overlay, builtin_overlay, vertex_values
 from studio.ui.graph.properties import PropertiesPanel
 from studio.ui.graph.search import SearchBar, find_nodes
-from studio.ui.shell.model_loader import ModelLoader
+from studio.ui.jobs.background import Background
+from studio.ui.shell.model_loader import start_for_file
 
 NO_OVERLAY = "No overlay"
 MAX_LEVELS = 6
@@ -60,9 +61,7 @@ class GraphWorkspace(QWidget):
         self._fit_after_layout = True
         self._clicked = False
         self._query = ""
-        self._runner = ModelLoader(self)
-        self._runner.loaded.connect(self._on_layout)
-        self._runner.failed.connect(self._on_layout_failed)
+        self._runner = Background(self)
 
         self.canvas = GraphCanvas(self)
         self.scene = self.canvas.scene
@@ -211,7 +210,9 @@ class GraphWorkspace(QWidget):
         graph, collapsed = self.graph, frozenset(self.collapsed)
         if graph is None:
             return
-        self._runner.run(str(getattr(graph, "path", "")), lambda: lay.compute(graph, collapsed))
+        path = str(getattr(graph, "path", ""))
+        task = lambda: lay.compute(graph, collapsed)  # noqa: E731
+        start_for_file(self._runner, path, task, self._on_layout, self._on_layout_failed)
 
     def _on_layout(self, _path: str, result: Any) -> None:
         if isinstance(result, lay.Layout) and self.graph is not None:
