@@ -128,6 +128,8 @@ class AutoMpResult:
             final_report=SqnrReport.from_json(report) if report else None,
             qdq_path=data.get("qdq_path"),
             elapsed_s=float(data.get("elapsed_s", 0.0)),
+            latency_budget_ms=data.get("latency_budget_ms"),
+            stopped_by_budget=bool(data.get("stopped_by_budget", False)),
         )
 
 
