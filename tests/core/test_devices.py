@@ -149,3 +149,14 @@ def test_set_target_reaches_sessions_and_current_device(monkeypatch):
     assert sessions.apply_htp_target({}) == {"soc_model": "69", "htp_arch": "79"}
     # options that name an architecture themselves are left alone
     assert sessions.apply_htp_target({"soc_model": "60"}) == {"soc_model": "60"}
+
+
+def test_phone_cpu_figure_is_labelled_assumed(tmp_path, monkeypatch):
+    from studio.core.devices.estimate import ASSUMED_CPU
+
+    monkeypatch.setenv("NPU_STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    est = estimate_model(_conv_chain(tmp_path / "c.onnx", 64, 4, 64), "Samsung Galaxy S24")
+    assert est.cpu_total_ms == pytest.approx(sum(est.cpu_nodes.values()))
+    assert est.cpu_total_ms > est.total_ms  # the NPU beats the phone CPU on convolutions
+    data = est.to_json()
+    assert "assumed" in data["cpu_label"] and data["cpu_assumptions"] == ASSUMED_CPU
