@@ -147,6 +147,8 @@ class Project:
     runs: list[RunRef] = field(default_factory=list)
     overlays: dict[str, Any] = field(default_factory=dict)
     ui: dict[str, Any] = field(default_factory=dict)
+    # The one target device of this project (a catalogue name); "" = the studio's default target.
+    target_device: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # sections from newer tools, kept verbatim
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     dirty: bool = False
@@ -282,6 +284,7 @@ class Project:
             "runs": [r.to_json() for r in self.runs],
             "overlays": self.overlays,
             "ui": self.ui,
+            "target_device": self.target_device,
         }
         data.update(self.extra)
         return data
@@ -321,6 +324,7 @@ class Project:
             runs=[RunRef.from_json(r, source, f"runs[{i}]") for i, r in enumerate(runs)],
             overlays=_expect(data.get("overlays", {}), dict, "overlays", source),
             ui=_expect(data.get("ui", {}), dict, "ui", source),
+            target_device=_expect(data.get("target_device", ""), str, "target_device", source),
             extra={k: v for k, v in data.items() if k not in known},
             id=str(data.get("id") or uuid.uuid4().hex),
         )
@@ -336,6 +340,7 @@ _SECTIONS = (
     "overlays",
     "ui",
     "input_shapes",
+    "target_device",
 )
 
 

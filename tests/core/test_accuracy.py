@@ -141,6 +141,41 @@ def test_auto_mixed_precision_curve(setup):
     assert again.to_json() == result.to_json()
 
 
+def test_auto_mixed_precision_latency_budget_on_the_device_estimate(setup, tmp_path, monkeypatch):
+    """The speed axis is the target device's estimate; a budget stops the search before a point
+    that exceeds it (and that point is undone)."""
+    from studio.core.devices.estimate import estimate_model
+
+    monkeypatch.setenv("NPU_STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    stats, feeds, tmp = setup
+    base = analyse(
+        stats.prepared_model, build_qdq(stats, QuantPlan(), tmp / "b0.onnx").qdq_path, feeds
+    )
+
+    def est(path: str) -> float:
+        return estimate_model(path, "Samsung Galaxy S24").total_ms
+
+    free = auto_mixed_precision(
+        stats, QuantPlan(), feeds, tmp / "free.onnx", target_db=base.output_sqnr_db + 30,
+        max_steps=3, estimate_fn=est,
+    )  # fmt: skip
+    assert all(p.estimated_ms and p.estimated_ms > 0 for p in free.curve)
+    assert free.pareto() and not free.stopped_by_budget
+    # a budget just above the start point: the first wider point that costs more is refused
+    start = free.curve[0].estimated_ms
+    dearer = [p for p in free.curve if p.estimated_ms > start]
+    assert dearer, "16-bit tensors must cost estimated time"
+    capped = auto_mixed_precision(
+        stats, QuantPlan(), feeds, tmp / "capped.onnx", target_db=base.output_sqnr_db + 30,
+        max_steps=3, estimate_fn=est, latency_budget_ms=start * 1.0001,
+    )  # fmt: skip
+    assert capped.stopped_by_budget
+    assert not capped.curve[-1].kept and capped.curve[-1].estimated_ms > start * 1.0001
+    assert all(p.estimated_ms <= start * 1.0001 for p in capped.curve if p.kept)
+    again = AutoMpResult.from_json(capped.to_json())
+    assert again.to_json() == capped.to_json()
+
+
 def test_report_json_roundtrip_keeps_infinities(setup):
     stats, feeds, tmp = setup
     report = analyse(

@@ -218,6 +218,14 @@ def test_demo_cnn_emulator_profiles_do_not_move_nodes(tmp_path):
         )
         assert rc == 0 and out.exists()
         paths.append(str(out))
+        record = json.loads(out.read_text())
+        if backend == "htp":  # a simulated run leads with the device estimate
+            assert record["device_estimate"]["device"] == "Samsung Galaxy S24"
+            assert record["device_estimate"]["label"].startswith("≈")
+            assert record["stats"]["measured"].startswith("emulated")
+        else:
+            assert "this host's CPU" in record["stats"]["measured"]
+        assert {"p50_ms", "p95_ms", "p99_ms"} <= set(record["stats"])
     for flag in ([], ["--performance-critical"]):
         plan_path = tmp_path / "plan.json"
         args = ["assign", DEMO, "-o", str(plan_path), "--json"]

@@ -59,7 +59,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    device_from_args(args)  # the HTP target of every session this command creates
+    device = device_from_args(args)  # the HTP target of every session this command creates
     from studio.core.accuracy import Analyser
     from studio.core.accuracy.jobs import load_feeds
     from studio.core.calibration import prepare_model
@@ -105,7 +105,10 @@ def run(args: argparse.Namespace) -> int:
             f"{_fmt(layer.sqnr_db):>8} {_fmt(layer.added_db):>6}"
         )
     for name, value in report.outputs.items():
-        print(f"output {name}: {_fmt(value)} dB ({report.backend}, {report.samples} samples)")
+        where = report.backend
+        if report.backend == "htp":
+            where = f"htp, for {device.name} htp_arch {device.htp_arch}"
+        print(f"output {name}: {_fmt(value)} dB ({where}, {report.samples} samples)")
     print(f"measured on {report.data}; {report.target}")
     if report.weights:
         worst = min(report.weights.items(), key=lambda kv: kv[1])

@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"precision  {est.precision}    nodes {len(est.nodes)}    overhead {est.overhead_ms:.3f} ms"
     )
+    print(f"phone CPU  {est.cpu_label}")
     for note in est.notes:
         print(f"note       {note}")
     print(f"slowest {min(args.top, len(est.nodes))} nodes (estimated ms):")

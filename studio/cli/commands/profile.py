@@ -140,10 +140,15 @@ def run(args: argparse.Namespace) -> int:
 def _print_summary(record: Any, items: list[Any]) -> None:
     s = record.stats
     print(f"{record.label}: {record.backend.upper()} on {', '.join(record.providers)}")
+    est = record.device_estimate
+    if est:  # a simulated run leads with the device estimate
+        print(f"  device: {est.get('label')}")
     for note in record.notes:
         print(f"  note: {note}", file=sys.stderr if note.startswith("warning") else sys.stdout)
+    emulated = "emulated " if record.is_emulated() else ""
+    print(f"  {record.latency_measure()}")
     print(
-        f"  latency over {s.count} runs: mean {s.mean_ms:.3f} ms  p50 {s.p50_ms:.3f}  "
+        f"  {emulated}latency over {s.count} runs: mean {s.mean_ms:.3f} ms  p50 {s.p50_ms:.3f}  "
         f"p95 {s.p95_ms:.3f}  p99 {s.p99_ms:.3f}  min {s.min_ms:.3f}  max {s.max_ms:.3f}  "
         f"({s.throughput_ips:.1f} inf/s)"
     )
@@ -157,6 +162,8 @@ def _print_summary(record: Any, items: list[Any]) -> None:
     ranked = record.ranked()
     if ranked:
         unit = "cycles" if record.primary_measure == "cycles" else "us"
+        if unit == "cycles" and record.is_emulated():
+            unit = "emulator cycles; warning: they vary with host load, not a device's"
         print(f"  slowest layers ({unit}):")
         for r in ranked[:10]:
             tag = " [inserted by backend]" if r.inserted else ""

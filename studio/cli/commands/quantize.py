@@ -77,6 +77,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--target-sqnr", type=float, help="output SQNR target (dB) for --auto-mp")
     parser.add_argument("--max-steps", type=int, default=10, help="--auto-mp step budget")
     parser.add_argument(
+        "--latency-budget-ms",
+        type=float,
+        help="--auto-mp: stop before a step whose estimated latency on the target device "
+        "(--device) exceeds this many ms",
+    )
+    parser.add_argument(
         "--mp-backend",
         default="cpu",
         choices=("cpu", "htp"),
@@ -181,6 +187,8 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.auto_mp and args.target_sqnr is None:
         raise BadInputError("--auto-mp needs --target-sqnr DB")
+    if args.latency_budget_ms is not None and (not args.auto_mp or args.latency_budget_ms <= 0):
+        raise BadInputError("--latency-budget-ms needs --auto-mp and a value > 0")
     if args.mp_cycles and not args.auto_mp:
         raise BadInputError("--mp-cycles measures the --auto-mp curve: add --auto-mp")
     if (
@@ -215,6 +223,7 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
     os.close(fd)
     tmp = Path(tmp_name)
     curve: list[dict[str, Any]] = []
+    mp_extra: dict[str, Any] = {}
     try:
         if args.auto_mp:
             profile_fn = None
@@ -222,6 +231,14 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
                 from studio.core.profiling.cycles import htp_total_cycles
 
                 profile_fn = htp_total_cycles
+            from studio.core.devices.catalogue import current_device
+            from studio.core.devices.estimate import estimate_model
+
+            target = current_device()
+
+            def estimate_fn(path: str) -> float:
+                return estimate_model(path, target).total_ms
+
             mp = auto_mixed_precision(
                 stats,
                 plan,
@@ -232,8 +249,16 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
                 backend=args.mp_backend,
                 profile_fn=profile_fn,
                 ctx=ctx,
+                estimate_fn=estimate_fn,
+                latency_budget_ms=args.latency_budget_ms,
             )
             curve = [p.to_json() for p in mp.curve]
+            mp_extra = {
+                "latency_budget_ms": args.latency_budget_ms,
+                "stopped_by_budget": mp.stopped_by_budget,
+                "pareto_steps": [p.step for p in mp.pareto()],
+                "estimated_for": target.name,
+            }
             plan = mp.plan
             built = build_qdq(stats, plan, tmp, ctx=ctx)
             promoted = mp.promoted
@@ -286,6 +311,7 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
         "promoted": promoted,
         "curve": curve,
         "curve_cycles": "htp" if args.mp_cycles else None,
+        "auto_mp": mp_extra,
         "exported_encodings": args.export_encodings,
         "export_format": args.format if args.export_encodings else None,
         "warnings": list(dict.fromkeys(stats.warnings + warnings + built.warnings)),
@@ -324,6 +350,17 @@ def _print_human(summary: dict[str, Any], args: argparse.Namespace) -> None:
                 f"  HTP cycles: accelerator cycles of one inference, lowest of {DEFAULT_RUNS} "
                 "profiled runs; on x86-64 the simulator's counts, which rise when the host is busy"
             )
+    extra = summary.get("auto_mp") or {}
+    if extra:
+        print(
+            f"  est. ms: estimated latency on {extra['estimated_for']} (device model; see "
+            "`npu-studio estimate`); Pareto points (SQNR vs est. ms): steps "
+            + ", ".join(map(str, extra["pareto_steps"]))
+        )
+        if extra.get("stopped_by_budget"):
+            print(
+                f"  stopped: the next point exceeded the latency budget {extra['latency_budget_ms']} ms"
+            )
     if summary["promoted"]:
         print(f"promoted to 16 bit: {', '.join(summary['promoted'])}")
     if args.export_encodings:
@@ -342,13 +379,18 @@ def curve_table(curve: list[dict[str, Any]]) -> str:
     """The auto-MP curve as a table: 16-bit tensors, output SQNR and, when measured, HTP cycles
     of each point (a column of '-' would suggest a measurement that was not made: it is left out)."""
     with_cycles = any(p.get("cycles") is not None for p in curve)
+    with_est = any(p.get("estimated_ms") is not None for p in curve)
     head = f"  {'step':>4}  {'16-bit':>6}  {'SQNR dB':>8}"
+    head += f"  {'est. ms':>8}" if with_est else ""
     head += f"  {'HTP cycles':>12}" if with_cycles else ""
     lines = [head + "  point"]
     for p in curve:
         db = p["output_sqnr_db"]
         line = f"  {p['step']:>4}  {p['wide_tensors']:>6}  "
         line += f"{db:>8.2f}" if isinstance(db, float) else f"{db!s:>8}"
+        if with_est:
+            est = p.get("estimated_ms")
+            line += f"  {est:>8.3f}" if est is not None else f"  {'-':>8}"
         if with_cycles:
             cycles = p.get("cycles")
             line += f"  {cycles:>12,.0f}" if cycles is not None else f"  {'-':>12}"

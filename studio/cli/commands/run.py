@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     serial = adb_serial(args)
     if serial is not None:  # --device adb:SERIAL: on the phone
         return run_on_phone(args, serial, "run")
-    device_from_args(args)  # the HTP target of every session this command creates
+    device = device_from_args(args)  # the HTP target of every session this command creates
     if args.plan:
         return run_with_plan(args, "run")
     if is_chain_bundle(args.model):  # compiled with --plan: run its chain
@@ -84,6 +84,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     where = ", ".join(result.get("providers", []))
     print(f"{result['model']}: ran on {result['backend'].upper()} ({where})")
+    if result["backend"] == "htp":
+        opts = result.get("provider_options") or {}
+        arch = opts.get("htp_arch") or device.htp_arch
+        print(f"  HTP numerics for htp_arch {arch} (target {device.label}; x86-64: emulated)")
     if result.get("offload"):
         print(f"  {result['offload']['summary']}")
     if result.get("random_inputs"):

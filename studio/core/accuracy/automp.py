@@ -40,6 +40,8 @@ class CurvePoint:
     promoted: list[str] = field(default_factory=list)
     cycles: float | None = None
     kept: bool = True
+    # the target device's estimated latency of this point (the speed axis decisions use)
+    estimated_ms: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +51,7 @@ class CurvePoint:
             "promoted": list(self.promoted),
             "cycles": self.cycles,
             "kept": self.kept,
+            "estimated_ms": self.estimated_ms,
         }
 
     @classmethod
@@ -60,6 +63,7 @@ class CurvePoint:
             promoted=list(data.get("promoted", [])),
             cycles=data.get("cycles"),
             kept=bool(data.get("kept", True)),
+            estimated_ms=data.get("estimated_ms"),
         )
 
 
@@ -76,6 +80,23 @@ class AutoMpResult:
     final_report: SqnrReport | None = None
     qdq_path: str | None = None
     elapsed_s: float = 0.0
+    latency_budget_ms: float | None = None
+    stopped_by_budget: bool = False
+
+    def pareto(self) -> list[CurvePoint]:
+        """Points no other point beats on both SQNR and estimated ms (needs estimates)."""
+        pts = [p for p in self.curve if p.estimated_ms is not None]
+        return [
+            p
+            for p in pts
+            if not any(
+                q is not p
+                and q.output_sqnr_db >= p.output_sqnr_db
+                and q.estimated_ms <= p.estimated_ms  # type: ignore[operator]
+                and (q.output_sqnr_db > p.output_sqnr_db or q.estimated_ms < p.estimated_ms)  # type: ignore[operator]
+                for q in pts
+            )
+        ]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +110,9 @@ class AutoMpResult:
             "final_report": self.final_report.to_json() if self.final_report else None,
             "qdq_path": self.qdq_path,
             "elapsed_s": self.elapsed_s,
+            "latency_budget_ms": self.latency_budget_ms,
+            "stopped_by_budget": self.stopped_by_budget,
+            "pareto": [p.step for p in self.pareto()],
         }
 
     @classmethod
@@ -104,6 +128,8 @@ class AutoMpResult:
             final_report=SqnrReport.from_json(report) if report else None,
             qdq_path=data.get("qdq_path"),
             elapsed_s=float(data.get("elapsed_s", 0.0)),
+            latency_budget_ms=data.get("latency_budget_ms"),
+            stopped_by_budget=bool(data.get("stopped_by_budget", False)),
         )
 
 
@@ -121,6 +147,8 @@ def auto_mixed_precision(
     backend: str = "cpu",
     min_gain_db: float = 0.05,
     ctx: JobContext | None = None,
+    estimate_fn: ProfileFn | None = None,
+    latency_budget_ms: float | None = None,
 ) -> AutoMpResult:
     """Search from ``plan`` (left unchanged) and write the chosen QDQ model to ``out_path``.
 
@@ -129,6 +157,10 @@ def auto_mixed_precision(
     Softmax differs from ORT's CPU kernel by tens of dB on the demo model). A step that gains
     less than ``min_gain_db`` is measured, shown in the curve (``kept=False``) and undone, and
     its tensors are not tried again: 16-bit tensors cost cycles and must earn their place.
+
+    ``estimate_fn`` (model path -> estimated ms on the target device) gives every point its speed;
+    with ``latency_budget_ms`` a point whose estimate exceeds the budget is undone and the search
+    stops there (the budget is a stopping rule beside the SQNR target).
     """
     ctx = ctx or JobContext()
     start = time.perf_counter()
@@ -150,7 +182,11 @@ def auto_mixed_precision(
             built = build_qdq(stats, current, work)
             report = analyser.analyse(work, feeds, backend=backend)
             cycles = float(profile_fn(str(work))) if profile_fn is not None else None
-            kept = report.output_sqnr_db > best_db + min_gain_db
+            est_ms = float(estimate_fn(str(work))) if estimate_fn is not None else None
+            over = (
+                latency_budget_ms is not None and est_ms is not None and est_ms > latency_budget_ms
+            )
+            kept = report.output_sqnr_db > best_db + min_gain_db and (not over or step == 0)
             result.curve.append(
                 CurvePoint(
                     step=step,
@@ -159,6 +195,7 @@ def auto_mixed_precision(
                     promoted=list(just_promoted),
                     cycles=cycles,
                     kept=kept,
+                    estimated_ms=est_ms,
                 )
             )
             if kept:  # better: this is the new base, and its model the current answer
@@ -170,6 +207,13 @@ def auto_mixed_precision(
                 current = best_plan.copy()
             if best_db >= target_db:
                 result.met = True
+                break
+            if over:
+                ctx.log(
+                    f"step {step}: estimated {est_ms:.3f} ms > latency budget "
+                    f"{latency_budget_ms:.3f} ms; stopped"
+                )
+                result.stopped_by_budget = True
                 break
             if step == max_steps:
                 break
@@ -188,6 +232,7 @@ def auto_mixed_precision(
         if work.exists():
             work.unlink()
     result.plan = best_plan
+    result.latency_budget_ms = latency_budget_ms
     result.final_report = best_report
     result.qdq_path = str(out)
     result.promoted = promoted_total

@@ -28,6 +28,7 @@ from studio.core.assignment.plan import (  # noqa: F401 - re-exported: callers i
     Plan,
 )
 from studio.core.assignment.support import support_map
+from studio.core.devices.estimate import ASSUMED_CPU
 from studio.core.errors import BackendUnavailableError, BadInputError, ConfigError
 from studio.core.model.ops import QDQ_OPS
 from studio.core.project import Constraints
@@ -35,9 +36,10 @@ from studio.core.project import Constraints
 # ASSUMED phone rates for the backends the device model does not cover (the phone's CPU and GPU):
 # MAC/ms and bytes/ms, and a fixed per-op dispatch overhead. Not measured; shown as "assumed" and
 # listed in every plan's summary["assumptions"] so a user can see (and edit) them.
-EST_MACS_PER_MS = {"htp": 5e8, "gpu": 1e8, "cpu": 2e7}
-EST_BYTES_PER_MS = {"htp": 2e7, "gpu": 1e7, "cpu": 5e6}
-EST_OP_OVERHEAD_MS = {"htp": 0.004, "gpu": 0.02, "cpu": 0.002}
+# (the CPU's are the device model's ASSUMED_CPU: one set of assumed phone-CPU figures)
+EST_MACS_PER_MS = {"htp": 5e8, "gpu": 1e8, "cpu": ASSUMED_CPU["macs_per_ms"]}
+EST_BYTES_PER_MS = {"htp": 2e7, "gpu": 1e7, "cpu": ASSUMED_CPU["bytes_per_ms"]}
+EST_OP_OVERHEAD_MS = {"htp": 0.004, "gpu": 0.02, "cpu": ASSUMED_CPU["op_overhead_ms"]}
 # ASSUMED relative energy per ms of work (HTP = 1) and the 0-1 efficiency shown in scores. No
 # per-backend energy figure for these chips is published with the data the studio ships.
 ENERGY_PER_MS = {"htp": 1.0, "gpu": 3.0, "cpu": 8.0}
@@ -448,8 +450,8 @@ def device_costs_for(graph: Any, device: Any = None) -> dict[str, dict[str, tupl
     costs: dict[str, dict[str, tuple[float, str]]] = {"htp": {}, "cpu": {}, "gpu": {}}
     for node in graph.nodes:
         costs["htp"][node.id] = (htp_ms.get(node.id, 0.0), label)
-        for b in ("cpu", "gpu"):
-            costs[b][node.id] = (estimate_ms(node, b), "assumed")
+        costs["cpu"][node.id] = (est.cpu_nodes.get(node.id, estimate_ms(node, "cpu")), "assumed")
+        costs["gpu"][node.id] = (estimate_ms(node, "gpu"), "assumed")
     return costs
 
 

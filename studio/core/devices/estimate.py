@@ -29,7 +29,16 @@ from studio.core.hashing import file_sha256
 from studio.core.model.graph import ModelGraph
 
 COEFFS_PATH = Path(__file__).resolve().parents[3] / "resources" / "devices" / "estimate_coeffs.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: CPU figures (assumed) beside the NPU estimate
+# ASSUMED rates of the phone's CPU (fp32, a few big cores): no phone CPU figure is published with
+# the AI Hub data the studio ships, so these are visible, labelled assumptions, not a fit.
+ASSUMED_CPU = {"macs_per_ms": 2e7, "bytes_per_ms": 5e6, "op_overhead_ms": 0.002}
+
+
+def assumed_cpu_ms(macs: float, activation_bytes: float) -> float:
+    """Assumed phone-CPU time of one op: dispatch + the larger of compute and memory time."""
+    a = ASSUMED_CPU
+    return a["op_overhead_ms"] + max(macs / a["macs_per_ms"], activation_bytes / a["bytes_per_ms"])
 
 
 @dataclass
@@ -64,6 +73,15 @@ class DeviceEstimate:
     kind: str = "estimated"
     backend: str = "htp"
     notes: list[str] = field(default_factory=list)
+    # The same model on the phone's CPU, from ASSUMED rates (kind "assumed"), per node and total.
+    cpu_total_ms: float = 0.0
+    cpu_nodes: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def cpu_label(self) -> str:
+        return (
+            f"≈{_fmt_ms(self.cpu_total_ms)} ms on {self.device}'s CPU (assumed rates, not measured)"
+        )
 
     @property
     def error_text(self) -> str:
@@ -89,6 +107,8 @@ class DeviceEstimate:
         d = asdict(self)
         d["nodes"] = [n.to_json() for n in self.nodes]
         d["label"] = self.label
+        d["cpu_label"] = self.cpu_label
+        d["cpu_assumptions"] = ASSUMED_CPU
         d["schema_version"] = SCHEMA_VERSION
         return d
 
@@ -182,7 +202,14 @@ def estimate_graph(graph: ModelGraph, device: Device | str | None = None) -> Dev
             f"no AI Hub fit for {dev.name}; coefficients of {fitted_name} "
             f"(HTP v{entry['htp_arch']}) used"
         )
+    cpu_nodes = {
+        n.id: assumed_cpu_ms(float(n.macs), float(n.activation_bytes or 0))
+        for n in graph.nodes
+        if n.op_type not in ("Constant",)
+    }
     return DeviceEstimate(
+        cpu_total_ms=float(sum(cpu_nodes.values())),
+        cpu_nodes=cpu_nodes,
         device=dev.name,
         device_label=dev.label,
         soc_model=dev.soc_model,
@@ -218,7 +245,9 @@ def estimate_model(
     dev = resolve_device(device)
     sha = file_sha256(model_path)
     coeffs = load_coefficients()
-    key = hashlib.sha256(f"{sha}|{dev.name}|{coeffs['_sha256']}".encode()).hexdigest()[:32]
+    key = hashlib.sha256(
+        f"{sha}|{dev.name}|{coeffs['_sha256']}|{SCHEMA_VERSION}".encode()
+    ).hexdigest()[:32]
     cache = estimate_cache_dir() / f"{key}.json"
     if use_cache and cache.exists():
         try:

@@ -104,6 +104,38 @@ def _elements(graph: ModelGraph, tensor: str) -> int:
     return int(num_elements(info.shape) or 0) if info is not None else 0
 
 
+FUSE_INTO = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Add"})
+FUSABLE = frozenset({"Relu", "Clip", "BatchNormalization"})
+
+
+def _real_producer(graph: ModelGraph, tensor: str) -> NodeInfo | None:
+    """The node computing ``tensor``, looking through Q/DQ pairs (plumbing, not work)."""
+    for _ in range(4):
+        info = graph.tensors.get(tensor)
+        node = graph.node_by_id.get(info.producer or "") if info else None
+        if node is None or node.op_type not in QDQ_OPS or not node.inputs:
+            return node
+        tensor = node.inputs[0]
+    return None
+
+
+def _fused(graph: ModelGraph, node: NodeInfo) -> bool:
+    """True for a BatchNormalization or ReLU/Clip that the QNN compiler folds into the op before
+    it (Conv+BN+ReLU run as one HTP op), so it costs no dispatch and no extra memory pass."""
+    if node.op_type not in FUSABLE or not node.inputs:
+        return False
+    prod = _real_producer(graph, node.inputs[0])
+    if prod is None:
+        return False
+    if prod.op_type == "BatchNormalization":
+        prod = _real_producer(graph, prod.inputs[0]) if prod.inputs else None
+        if prod is None:
+            return False
+    if node.op_type == "BatchNormalization":
+        return prod.op_type in ("Conv", "ConvTranspose", "Gemm")
+    return prod.op_type in FUSE_INTO
+
+
 def is_quantized(graph: ModelGraph) -> bool:
     return any(n.op_type in QDQ_OPS for n in graph.nodes)
 
@@ -114,7 +146,7 @@ def node_features(graph: ModelGraph) -> list[NodeFeatures]:
     out: list[NodeFeatures] = []
     for node in graph.nodes:
         op = node.op_type
-        if op in QDQ_OPS or op in FREE_OPS:
+        if op in QDQ_OPS or op in FREE_OPS or _fused(graph, node):
             continue
         ins = [t for t in node.inputs if t]
         # A node all of whose inputs are constants is folded by the compiler.

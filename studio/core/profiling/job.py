@@ -285,6 +285,7 @@ def _profile(request: dict[str, Any], ctx: JobContext, scratch: Path) -> dict[st
     )
     if is_simulated(backend):
         notes.append(SIMULATION_NOTE)
+        record.device_estimate = _device_estimate(model, ctx)
     notes.append(
         "latencies measured with profiling off; per-layer figures come from a separate, shorter "
         "profiled pass (profiling adds time to every run)"
@@ -321,3 +322,16 @@ def _profile(request: dict[str, Any], ctx: JobContext, scratch: Path) -> dict[st
     if out:
         record.save(out)
     return record.to_json()
+
+
+def _device_estimate(model: Any, ctx: JobContext) -> dict[str, Any]:
+    """The target device's estimate for a simulated run (what it leads with); {} if none."""
+    from studio.core.devices.catalogue import current_device
+    from studio.core.devices.estimate import estimate_model
+    from studio.core.errors import StudioError
+
+    try:
+        return estimate_model(model, current_device()).to_json()
+    except StudioError as exc:  # an estimate must not fail a profile
+        ctx.log(f"warning: no device estimate: {exc}")
+        return {}

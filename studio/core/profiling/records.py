@@ -109,6 +109,9 @@ class ProfileRun:
     layer_source: str = ""
     unmapped_nodes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The target device's estimate for this model (studio.core.devices.estimate), the figure a
+    # simulated run leads with; empty when none was made.
+    device_estimate: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -143,9 +146,24 @@ class ProfileRun:
             r.node_id: float(r.share) for r in self.layers if r.share is not None and r.measure == m
         }
 
+    def is_emulated(self) -> bool:
+        """HTP on an x86-64 host is the emulator: its times and cycles describe no device."""
+        machine = str(self.host.get("machine", "")).lower()
+        return self.backend == "htp" and machine in ("x86_64", "amd64")
+
+    def latency_measure(self) -> str:
+        """What the latency statistics measured, in words (shown beside p50/p95/p99)."""
+        machine = self.host.get("machine", "?")
+        if self.is_emulated():
+            return f"emulated: wall time of the QNN HTP emulator on this {machine} host, not a device's"
+        if self.backend == "cpu":
+            return f"measured: this host's CPU ({machine}, ORT CPU EP), not the target's CPU"
+        return f"measured on {machine} ({self.backend.upper()})"
+
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["stats"] = self.stats.to_json()
+        data["stats"]["measured"] = self.latency_measure()
         data["layers"] = [r.to_json() for r in self.layers]
         data["extra"] = [r.to_json() for r in self.extra]
         data["schema_version"] = SCHEMA_VERSION

@@ -42,6 +42,7 @@ class StudioContext(QObject):
         # One undo stack for every edit in every workspace (Edit > Undo, History view).
         self.undo_stack = QUndoStack(self)
         self.project: Any = None  # studio.core.project.Project, when one is open
+        self.target_device: str = ""  # set by the status bar's TargetSelector (the one place)
         # Set by the Graph workspace: (width, height) -> PNG bytes of the whole graph with its
         # current overlay and legend (raises StudioError when nothing is laid out). Lets another
         # workspace (the Profiling report) picture the graph without importing the Graph one.

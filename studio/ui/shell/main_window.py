@@ -168,6 +168,10 @@ class MainWindow(QMainWindow):
         self.model_label = QLabel("No model", self)
         self.model_label.setObjectName("modelLabel")
         bar.addPermanentWidget(self.busy)
+        from studio.ui.shell.target import TargetSelector
+
+        self.target = TargetSelector(self.ctx, self.projects, self)
+        bar.addPermanentWidget(self.target)
         bar.addPermanentWidget(self.model_label)
         bar.showMessage("Open an ONNX model with File ▸ Open (Ctrl+O) or drop it here")
 
