@@ -45,12 +45,12 @@ from studio.core.quantize.techniques.layers import (
 TECHNIQUES = ("cle", "bias-correction", "adaround", "seqmse")
 AUTO_CANDIDATES = (
     (),
-    ("seqmse",),
-    ("cle", "seqmse"),
+    ("bias-correction",),
     ("seqmse", "bias-correction"),
+    ("cle", "bias-correction"),
     ("cle", "seqmse", "bias-correction"),
+    ("adaround", "bias-correction"),
     ("cle", "adaround", "bias-correction"),
-    ("seqmse", "adaround", "bias-correction"),
 )
 
 
@@ -66,9 +66,7 @@ def parse_techniques(text: str | None) -> list[str] | str:
         raise BadInputError(
             f"unknown technique(s) {', '.join(bad)}: choose from {', '.join(TECHNIQUES)} or auto"
         )
-    if "adaround" in names and "seqmse" in names:
-        # both set the weight grid; the scale search runs first, AdaRound rounds on its grid
-        pass
+    # the scale search runs first, AdaRound rounds on its grid, bias correction comes last
     return [t for t in TECHNIQUES_ORDER if t in names]
 
 
