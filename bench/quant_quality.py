@@ -226,9 +226,9 @@ def ort_qnn_recipe(prepared: Path, feeds, out: Path) -> Path:
 
 def run_model(name, models_dir: Path, args, work: Path) -> dict:
     from studio.core.accuracy.automp import auto_mixed_precision
+    from studio.core.accuracy.techniques import choose_techniques
     from studio.core.calibration import calibrate
     from studio.core.quantize import QuantPlan, build_qdq
-    from studio.core.quantize.techniques import choose_techniques
 
     package, inner, shapes, kind = MODELS[name]
     path = models_dir / Path(inner).name

@@ -10,15 +10,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 from studio.core.accuracy import Analyser
 from studio.core.accuracy.jobs import load_feeds
+from studio.core.accuracy.techniques import choose_techniques, run_techniques
 from studio.core.calibration import calibrate
 from studio.core.errors import BadInputError
 from studio.core.quantize import QuantPlan, build_qdq, encodings_of_qdq
-from studio.core.quantize.techniques import (
-    apply_techniques,
-    choose_techniques,
-    parse_techniques,
-    run_techniques,
-)
+from studio.core.quantize.techniques import apply_techniques, parse_techniques
 from studio.core.quantize.techniques.cle import equalise
 from studio.core.quantize.techniques.layers import (
     collect_inputs,

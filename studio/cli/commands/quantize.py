@@ -375,8 +375,8 @@ def _apply_techniques(args, techniques, stats, plan, split, tmp, ctx) -> dict[st
     """Run ``--techniques`` (a list, or "auto") on the calibration samples; the chosen model's
     stats, plan and float model come back under ``_run`` for the final build."""
     from studio.core.accuracy.jobs import load_feeds
+    from studio.core.accuracy.techniques import choose_techniques, run_techniques
     from studio.core.calibration import calibrate
-    from studio.core.quantize.techniques import choose_techniques, run_techniques
 
     calib = args.calib or "random:8"
     calib_feeds = load_feeds(
