@@ -491,6 +491,8 @@ def test_build_qdq_model_and_cancel(qtbot, ws, ctx, tmp_path):
     built = encodings_of_qdq(onnx.load(str(out)))
     assert built[ADD].bitwidth == 16
     assert ADD in ws.last_build.wide_tensors
+    # built in the worker and checked on the target's HTP (the demo CNN runs whole there)
+    assert ws.last_offload["ok"] and "fully offloaded" in ws.message.text()
     # a long calibration cancelled from the Cancel button: old stats stay, UI idle again
     stats = ws.session.stats
     with qtbot.waitSignal(
@@ -692,3 +694,24 @@ def test_auto_mix_with_htp_cycles_plots_the_cycles_axis(qtbot, ws, monkeypatch):
     assert "HTP cycles per inference" in ws.mix_curve.caption.text()
     SHOTS.mkdir(parents=True, exist_ok=True)
     ws.grab().save(str(SHOTS / "quant_mix_cycles.png"))
+
+
+@pytest.mark.htp
+def test_build_qdq_with_techniques_and_the_mse_column(qtbot, ws, tmp_path):
+    calibrate(qtbot, ws, data="random:16")
+    ws.techniques.setCurrentIndex(ws.techniques.findData("bias-correction"))
+    out = tmp_path / "tech.qdq.onnx"
+    with qtbot.waitSignal(ws.runner.finished, timeout=120000):
+        ws.build_qdq(str(out))
+    tech = ws.last_techniques
+    assert out.is_file() and tech["techniques"] == ["bias-correction"]
+    assert tech["layers"] and "techniques bias-correction" in ws.message.text()
+    assert "random samples" in tech["data_label"]
+    # the relative quantisation-MSE column: a number for quantised tensors
+    from studio.ui.quant.table import COL
+
+    model = ws.editor.table.model()
+    col = COL["mse"]
+    texts = [model.index(r, col).data() for r in range(model.rowCount())]
+    assert any(t and "e-" in t for t in texts)
+    ws.grab().save(str(tmp_path / "quant_techniques.png"))

@@ -73,6 +73,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--encodings", help="import encodings (QNN, AIMET 1/2, ORT): kept exactly")
     parser.add_argument("--export-encodings", help="also write the model's encodings here")
     add_format_arg(parser, default="qnn", help="format of --export-encodings (default qnn)")
+    parser.add_argument(
+        "--techniques",
+        help="post-training techniques, comma-separated: cle, bias-correction, adaround, seqmse; "
+        "or auto (the best combination by held-out output SQNR)",
+    )
     parser.add_argument("--auto-mp", action="store_true", help="promote tensors to 16 bit")
     parser.add_argument("--target-sqnr", type=float, help="output SQNR target (dB) for --auto-mp")
     parser.add_argument("--max-steps", type=int, default=10, help="--auto-mp step budget")
@@ -189,6 +194,11 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
         raise BadInputError("--auto-mp needs --target-sqnr DB")
     if args.latency_budget_ms is not None and (not args.auto_mp or args.latency_budget_ms <= 0):
         raise BadInputError("--latency-budget-ms needs --auto-mp and a value > 0")
+    from studio.core.quantize.techniques import parse_techniques
+
+    techniques = parse_techniques(args.techniques)
+    if techniques and args.auto_mp:
+        raise BadInputError("--techniques and --auto-mp cannot be combined yet: run one of them")
     if args.mp_cycles and not args.auto_mp:
         raise BadInputError("--mp-cycles measures the --auto-mp curve: add --auto-mp")
     if (
@@ -224,6 +234,8 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tmp_name)
     curve: list[dict[str, Any]] = []
     mp_extra: dict[str, Any] = {}
+    tech_summary: dict[str, Any] | None = None
+    float_ref = stats.prepared_model
     try:
         if args.auto_mp:
             profile_fn = None
@@ -262,11 +274,17 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
             plan = mp.plan
             built = build_qdq(stats, plan, tmp, ctx=ctx)
             promoted = mp.promoted
+        elif techniques:
+            float_ref = stats.prepared_model
+            tech_summary = _apply_techniques(args, techniques, stats, plan, split, tmp, ctx)
+            stats, plan, model = tech_summary.pop("_run")
+            built = build_qdq(stats, plan, tmp, ctx=ctx, model=model)
+            promoted = []
         else:
             built = build_qdq(stats, plan, tmp, ctx=ctx)
             promoted = []
         sqnr_backend = args.mp_backend if args.auto_mp else "cpu"
-        report = Analyser(stats.prepared_model, cache_float=False).analyse(
+        report = Analyser(float_ref, cache_float=False).analyse(
             tmp, feeds, backend=sqnr_backend, data=split.label
         )
         offload = check_htp_offload(tmp) if args.check_htp else None
@@ -316,6 +334,7 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
         "export_format": args.format if args.export_encodings else None,
         "warnings": list(dict.fromkeys(stats.warnings + warnings + built.warnings)),
         "quant_mse_over": mse_over,
+        "techniques": tech_summary,
         "htp_full_offload": (
             {"ok": offload[0], "reason": offload[1].replace(tmp_name, str(out))}
             if offload
@@ -365,6 +384,18 @@ def _print_human(summary: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"promoted to 16 bit: {', '.join(summary['promoted'])}")
     if args.export_encodings:
         print(f"encodings ({args.format}) written to {args.export_encodings}")
+    tech = summary.get("techniques")
+    if tech:
+        print(f"techniques: {'+'.join(tech['techniques']) or 'none (default was best)'}")
+        for cand in tech.get("tried", []):
+            db = cand.get("output_sqnr_db")
+            shown = f"{db:.2f} dB" if isinstance(db, float) else cand.get("skipped", "")
+            print(f"  tried {'+'.join(cand['techniques']) or 'none'}: {shown}")
+        layers = sorted(tech["layers"], key=lambda e: e["before_db"] - e["after_db"])[:8]
+        if layers:
+            print("  per-layer weight-only output SQNR, before -> after (largest gains):")
+        for e in layers:
+            print(f"    {e['node'][:50]:<50} {e['before_db']:6.1f} -> {e['after_db']:6.1f} dB")
     mse = summary.get("quant_mse_over")
     if mse is not None:
         print(f"{len(mse['tensors'])} tensor(s) above relative MSE {mse['threshold']:g}")
@@ -373,6 +404,42 @@ def _print_human(summary: dict[str, Any], args: argparse.Namespace) -> None:
     offload = summary["htp_full_offload"]
     if offload is not None:
         print("QNN HTP: runs fully offloaded" if offload["ok"] else f"QNN HTP: {offload['reason']}")
+
+
+def _apply_techniques(args, techniques, stats, plan, split, tmp, ctx) -> dict[str, Any]:
+    """Run ``--techniques`` (a list, or "auto") on the calibration samples; the chosen model's
+    stats, plan and float model come back under ``_run`` for the final build."""
+    from studio.core.accuracy.jobs import load_feeds
+    from studio.core.accuracy.techniques import choose_techniques, run_techniques
+    from studio.core.calibration import calibrate
+
+    calib = args.calib or "random:8"
+    calib_feeds = load_feeds(
+        str(stats.prepared_model),
+        calib,
+        preprocess=preprocess_from_args(args),
+        limit=min(32, split.calib_limit or 32),
+        seed=0,
+    )
+
+    def recalibrate(path: str):
+        return calibrate(
+            path,
+            calib,
+            preprocess=preprocess_from_args(args),
+            cache_dir=args.cache_dir,
+            limit=split.calib_limit,
+        )
+
+    common = {"calib_feeds": calib_feeds, "eval_feeds": split.feeds, "recalibrate": recalibrate}
+    if techniques == "auto":
+        run, tried = choose_techniques(stats, plan, tmp, log=ctx.log, **common)
+    else:
+        run, tried = run_techniques(stats, plan, list(techniques), tmp, **common), []
+    summary = run.summary()
+    summary["tried"] = tried
+    summary["_run"] = (run.stats, run.plan, run.technique.model)
+    return summary
 
 
 def curve_table(curve: list[dict[str, Any]]) -> str:

@@ -60,3 +60,44 @@ def analyse_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         data=label,
     )
     return report.to_json()
+
+
+@job
+def techniques_build_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """``{"stats_dir", "plan"?, "data", "out", "techniques": "auto" | "cle,...", "device"?}``:
+    build the QDQ model with post-training techniques (the GUI's Build QDQ), then check full
+    offload on the target. Calibration samples fit the techniques; ``auto`` scores candidates
+    on samples drawn apart from them when the data is random, else on calibration samples
+    (labelled so in ``data_label``)."""
+    from studio.core.accuracy.split import calibration_label
+    from studio.core.accuracy.techniques import choose_techniques, run_techniques
+    from studio.core.calibration import CalibrationStats, calibrate
+    from studio.core.quantize import QuantPlan
+    from studio.core.quantize.build import build_qdq, check_htp_offload
+    from studio.core.quantize.techniques import parse_techniques
+
+    names = parse_techniques(request.get("techniques"))
+    stats = CalibrationStats.load(request["stats_dir"])
+    plan = QuantPlan.from_json(request["plan"]) if request.get("plan") else QuantPlan()
+    data = request["data"]
+    calib_feeds = load_feeds(str(stats.prepared_model), data, limit=16, seed=0)
+    eval_feeds = load_feeds(str(stats.prepared_model), data, limit=DEFAULT_EVAL_SAMPLES)
+
+    def recalibrate(path: str):
+        return calibrate(path, data)
+
+    common = {"calib_feeds": calib_feeds, "eval_feeds": eval_feeds, "recalibrate": recalibrate}
+    ctx.progress(0.05, "applying post-training techniques")
+    if names == "auto":
+        run, tried = choose_techniques(stats, plan, request["out"], log=ctx.log, **common)
+    else:
+        run, tried = run_techniques(stats, plan, list(names), request["out"], **common), []
+    built = build_qdq(run.stats, run.plan, request["out"], model=run.technique.model)
+    result = built.to_json()
+    summary = run.summary()
+    summary["tried"] = tried
+    summary["data_label"] = calibration_label(data, len(eval_feeds))
+    result["techniques"] = summary
+    ok, reason = check_htp_offload(built.qdq_path, request.get("device"))
+    result["htp_full_offload"] = {"ok": ok, "reason": reason}
+    return result

@@ -467,6 +467,11 @@ def build_qdq(ws, path: str) -> None:
     if not _need_stats(ws, "Building the QDQ model"):
         return
     stats, plan = ws.session.stats, ws.session.plan.copy()
+    techniques = ws.techniques.currentData() if hasattr(ws, "techniques") else ""
+    data_spec = ws.data_spec
+    if techniques and not data_spec:
+        ws.show_message("Techniques need the calibration data: Calibrate first.", error=True)
+        return
 
     def job(jctx):
         # the build, then whether QNN HTP takes the whole model: native QNN code, so the worker
@@ -481,8 +486,15 @@ def build_qdq(ws, path: str) -> None:
             "out": path,
             "check_htp": True,
         }
-        data = run_in_worker(job_kind(build_qdq_job), request, jctx)
+        kind = job_kind(build_qdq_job)
+        if techniques:
+            from studio.core.accuracy.jobs import techniques_build_job
+
+            request.update({"techniques": techniques, "data": data_spec})
+            kind = job_kind(techniques_build_job)
+        data = run_in_worker(kind, request, jctx)
         result = BuildResult.from_json(data)
+        ws.last_techniques = data.get("techniques")
         return result, data.get("htp_full_offload") or {}
 
     def done(outcome) -> None:
@@ -493,6 +505,16 @@ def build_qdq(ws, path: str) -> None:
             f"QDQ model written to {result.qdq_path} in {result.elapsed_s:.1f} s: "
             f"{len(result.wide_tensors)} activations at 16 bits, {len(result.float_tensors)} float"
         )
+        tech = getattr(ws, "last_techniques", None)
+        if tech:
+            chosen = "+".join(tech["techniques"]) or "none (the default was best)"
+            gains = [e["after_db"] - e["before_db"] for e in tech["layers"]]
+            text += (
+                f"; techniques {chosen}: output {tech['output_sqnr_db']:.1f} dB on "
+                f"{tech['data_label']}"
+            )
+            if gains:
+                text += f", layers +{max(gains):.1f} dB at best (weight-only output SQNR)"
         if offload.get("ok"):
             text += "; QNN HTP runs it fully offloaded"
         elif offload:

@@ -14,6 +14,15 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QToolButton, 
 
 from studio.core.calibration import METHODS
 
+TECHNIQUE_CHOICES = (
+    ("No techniques", ""),
+    ("Techniques: auto", "auto"),
+    ("Bias correction", "bias-correction"),
+    ("CLE + bias correction", "cle,bias-correction"),
+    ("MSE scales + bias corr.", "seqmse,bias-correction"),
+    ("AdaRound + bias corr.", "adaround,bias-correction"),
+)
+
 
 def build_toolbar(ws) -> QHBoxLayout:
     """Create the buttons and combos as attributes of ``ws`` and lay them out in one row."""
@@ -71,7 +80,15 @@ def build_toolbar(ws) -> QHBoxLayout:
     ws.method = QComboBox(ws)
     ws.method.addItems(list(METHODS))
     ws.method.setToolTip("How a calibrated range is chosen from the histogram")
-    for combo in (ws.act_bits, ws.weight_bits, ws.method):
+    # post-training techniques the "Build QDQ model…" action applies (core: quantize.techniques)
+    ws.techniques = QComboBox(ws)
+    for label, names in TECHNIQUE_CHOICES:
+        ws.techniques.addItem(label, names)
+    ws.techniques.setToolTip(
+        "Post-training techniques for Build QDQ: cross-layer equalisation, bias correction, "
+        "AdaRound, MSE weight scales; 'auto' keeps the best by output SQNR"
+    )
+    for combo in (ws.act_bits, ws.weight_bits, ws.method, ws.techniques):
         row.addWidget(combo)
     ws.act_bits.activated.connect(
         lambda _i: ws.set_defaults(activation_bitwidth=int(ws.act_bits.currentText()[1:]))

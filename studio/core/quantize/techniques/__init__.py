@@ -9,18 +9,13 @@ weight. Weights a technique touched get their encoding pinned (scale/offset over
 builder reproduces exactly these codes. Each layer's effect is the weight-only output SQNR
 ``10 log10(E[(W x)²] / E[((Wq - W) x)²])`` on the calibration inputs, before and after.
 
-``auto`` (:func:`choose_techniques`) builds a few combinations and keeps the best by output SQNR
-on the evaluation data (with none among the candidates, so it never loses to the default).
+Measuring them (building, scoring, ``auto``) lives above, in ``studio.core.accuracy.techniques``.
 """
 
 from __future__ import annotations
 
 import math
-import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,12 +40,12 @@ from studio.core.quantize.techniques.layers import (
 TECHNIQUES = ("cle", "bias-correction", "adaround", "seqmse")
 AUTO_CANDIDATES = (
     (),
-    ("seqmse",),
-    ("cle", "seqmse"),
+    ("bias-correction",),
     ("seqmse", "bias-correction"),
+    ("cle", "bias-correction"),
     ("cle", "seqmse", "bias-correction"),
+    ("adaround", "bias-correction"),
     ("cle", "adaround", "bias-correction"),
-    ("seqmse", "adaround", "bias-correction"),
 )
 
 
@@ -66,9 +61,7 @@ def parse_techniques(text: str | None) -> list[str] | str:
         raise BadInputError(
             f"unknown technique(s) {', '.join(bad)}: choose from {', '.join(TECHNIQUES)} or auto"
         )
-    if "adaround" in names and "seqmse" in names:
-        # both set the weight grid; the scale search runs first, AdaRound rounds on its grid
-        pass
+    # the scale search runs first, AdaRound rounds on its grid, bias correction comes last
     return [t for t in TECHNIQUES_ORDER if t in names]
 
 
@@ -176,118 +169,3 @@ def apply_techniques(
                 set_initializer(model, layer.bias, fixed.reshape(b.shape))
         result.effects.append(LayerEffect(layer.node, layer.weight, before_db, after_db))
     return result
-
-
-@dataclass
-class TechniqueRun:
-    """A built QDQ model with techniques: its stats, plan, technique result and output SQNR."""
-
-    names: list[str]
-    qdq_path: str
-    stats: Any
-    plan: QuantPlan
-    technique: TechniqueResult
-    output_sqnr_db: float
-    report: Any = None
-    elapsed_s: float = 0.0
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "techniques": list(self.names),
-            "output_sqnr_db": self.output_sqnr_db,
-            "layers": [e.to_json() for e in self.technique.effects],
-            "notes": list(self.technique.notes),
-            "elapsed_s": self.elapsed_s,
-        }
-
-
-def run_techniques(
-    stats: Any,
-    plan: QuantPlan,
-    names: list[str],
-    out_path: str | Path,
-    *,
-    calib_feeds: list[dict[str, np.ndarray]],
-    eval_feeds: list[dict[str, np.ndarray]],
-    recalibrate: Callable[[str], Any],
-    reference: Any = None,
-) -> TechniqueRun:
-    """Apply ``names``, (re)calibrate when needed, build the QDQ model to ``out_path`` and
-    measure its output SQNR against ``reference`` (default: ``stats``' prepared float model)."""
-    from studio.core.accuracy.sqnr import Analyser
-    from studio.core.quantize.build import build_qdq
-
-    start = time.perf_counter()
-    proto = onnx.load(str(stats.prepared_model))
-    tech = apply_techniques(proto, plan, calib_feeds, names)
-    run_stats = stats
-    model = tech.model
-    if tech.recalibrate:
-        with tempfile.TemporaryDirectory(prefix="npu-studio-cle-") as tmp:
-            path = Path(tmp) / "cle.onnx"
-            onnx.save(model, str(path))
-            run_stats = recalibrate(str(path))
-        # the weight steps ran on the equalised model; the recalibrated stats name its tensors
-        model = tech.model
-    run_plan = tech.plan_for(plan)
-    build_qdq(run_stats, run_plan, out_path, model=model)
-    ref = reference if reference is not None else stats.prepared_model
-    report = Analyser(ref, cache_float=False).analyse(out_path, eval_feeds)
-    return TechniqueRun(
-        names=list(names),
-        qdq_path=str(out_path),
-        stats=run_stats,
-        plan=run_plan,
-        technique=tech,
-        output_sqnr_db=report.output_sqnr_db,
-        report=report,
-        elapsed_s=time.perf_counter() - start,
-    )
-
-
-def choose_techniques(
-    stats: Any,
-    plan: QuantPlan,
-    out_path: str | Path,
-    *,
-    calib_feeds: list[dict[str, np.ndarray]],
-    eval_feeds: list[dict[str, np.ndarray]],
-    recalibrate: Callable[[str], Any],
-    candidates: tuple[tuple[str, ...], ...] = AUTO_CANDIDATES,
-    budget_s: float = 540.0,
-    log: Callable[[str], None] | None = None,
-) -> tuple[TechniqueRun, list[dict[str, Any]]]:
-    """``--techniques auto``: the candidate with the best output SQNR on ``eval_feeds``; stops
-    trying new candidates once ``budget_s`` is spent (the 10-minute promise). Returns the
-    winner (its model at ``out_path``) and every candidate's figure."""
-    start = time.perf_counter()
-    out = Path(out_path)
-    best: TechniqueRun | None = None
-    tried: list[dict[str, Any]] = []
-    for index, names in enumerate(candidates):
-        if best is not None and time.perf_counter() - start > budget_s:
-            tried.append({"techniques": list(names), "skipped": "time budget spent"})
-            continue
-        work = out.with_name(f"{out.stem}.cand{index}.onnx")
-        run = run_techniques(
-            stats,
-            plan,
-            list(names),
-            work,
-            calib_feeds=calib_feeds,
-            eval_feeds=eval_feeds,
-            recalibrate=recalibrate,
-        )
-        tried.append({"techniques": list(names), "output_sqnr_db": run.output_sqnr_db})
-        if log:
-            log(f"techniques {'+'.join(names) or 'none'}: {run.output_sqnr_db:.2f} dB")
-        if best is None or run.output_sqnr_db > best.output_sqnr_db:
-            if best is not None:
-                Path(best.qdq_path).unlink(missing_ok=True)
-            best = run
-        else:
-            work.unlink(missing_ok=True)
-    assert best is not None
-    Path(best.qdq_path).replace(out)
-    best.qdq_path = str(out)
-    return best, tried
