@@ -26,6 +26,7 @@ from studio.cli.common import (
     print_json,
     stderr_context,
 )
+from studio.cli.device_option import add_device_arg, device_from_args
 from studio.cli.plan_option import add_plan_arg, run_with_plan
 
 
@@ -64,6 +65,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--inline", action="store_true", help="run in this process (debugging)")
     add_job_args(parser, json_help="print the record as JSON")
     add_plan_arg(parser)  # --plan PLAN.json (npu-studio assign): partitioned execution
+    add_device_arg(parser)
     parser.set_defaults(func=run)
 
 
@@ -87,6 +89,7 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    device_from_args(args)  # the HTP target of every session this command creates
     if args.plan:
         return run_with_plan(args, "profile")
     from studio.core.jobs.client import run_in_worker

@@ -24,6 +24,7 @@ from studio.cli.common import (
     print_json,
     run_job,
 )
+from studio.cli.device_option import add_device_arg, device_from_args
 from studio.cli.plan_option import add_plan_arg, run_with_plan
 
 
@@ -49,10 +50,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     add_job_args(parser)
     add_plan_arg(parser)  # --plan PLAN.json (npu-studio assign): partitioned execution
+    add_device_arg(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from studio.core.jobs.protocol import job_kind
+    from studio.core.toolchain import jobs
+
+    device_from_args(args)  # the HTP target of every session this command creates
     if args.plan:
         return run_with_plan(args, "run")
     request = {
@@ -66,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         "sdk": args.sdk,
         "seed": args.seed,
     }
-    result = run_job("studio.core.engine.jobs:run", request, args)
+    result = run_job(job_kind(jobs.run), request, args)
     if args.json:
         print_json(result)
         return 0

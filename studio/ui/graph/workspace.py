@@ -34,7 +34,8 @@ from studio.ui.graph.overlay import BUILTIN, Overlay, builtin_overlay, vertex_va
 from studio.ui.graph.properties import PropertiesPanel
 from studio.ui.graph.scene import ScenePrep, prepare_scene
 from studio.ui.graph.search import SearchBar, find_nodes
-from studio.ui.shell.model_loader import ModelLoader
+from studio.ui.jobs.background import Background
+from studio.ui.shell.model_loader import start_for_file
 
 NO_OVERLAY = "No overlay"
 MAX_LEVELS = 6
@@ -62,9 +63,7 @@ class GraphWorkspace(QWidget):
         self._fit_after_layout = True
         self._clicked = False
         self._query = ""
-        self._runner = ModelLoader(self)
-        self._runner.loaded.connect(self._on_layout)
-        self._runner.failed.connect(self._on_layout_failed)
+        self._runner = Background(self)
 
         self.canvas = GraphCanvas(self)
         self.scene = self.canvas.scene
@@ -222,7 +221,8 @@ class GraphWorkspace(QWidget):
             levels = lay.scope_levels(graph) if want_levels else None
             return layout, prepare_scene(layout), levels
 
-        self._runner.run(str(getattr(graph, "path", "")), work)
+        path = str(getattr(graph, "path", ""))
+        start_for_file(self._runner, path, work, self._on_layout, self._on_layout_failed)
 
     def _on_layout(self, _path: str, result: Any) -> None:
         if self.graph is None:

@@ -1,0 +1,178 @@
+"""Fit the on-device latency model on Qualcomm AI Hub's phone measurements of a FIXED model set.
+
+Why a fixed set: the estimate's error is only meaningful on models the fit never saw, so the fit
+uses exactly the torchvision architectures below (random weights: latency does not depend on weight
+values, at AI Hub's input sizes) and everything else AI Hub publishes is validation
+(``bench/device_estimate.py``). The result, ``resources/devices/estimate_coeffs.json``, records what
+it was fitted on, from which qai-hub-models version, and how.
+
+Steps (torch is needed for step 1 only, never by the studio itself)::
+
+    /path/to/torch-venv/bin/python scripts/export_torchvision_models.py DIR      # float ONNX
+    for m in DIR/*.onnx: npu-studio quantize $m -o QDIR/$(basename $m) --calib random:4
+    python scripts/fit_device_estimate.py --float-dir DIR --qdq-dir QDIR
+
+The model: per node, ``ms = sum_k c_k * feature_k`` (features.py), plus a per-inference constant;
+coefficients are non-negative (a feature never makes a model faster) and fitted per device and
+precision by least squares on relative error (a 0.3 ms model counts as much as a 30 ms one),
+with a small ridge term because ten models cannot pin eight coefficients on their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from studio.core.devices.catalogue import load_catalogue  # noqa: E402
+from studio.core.devices.features import FEATURES, node_features, totals  # noqa: E402
+from studio.core.model.graph import ModelGraph  # noqa: E402
+
+# AI Hub model id -> the torchvision constructor and input size it publishes (fit set, issue 13).
+FIT_MODELS = {
+    "resnet18": ("resnet18", 224),
+    "resnet50": ("resnet50", 224),
+    "mobilenet_v3_large": ("mobilenet_v3_large", 224),
+    "mobilenet_v3_small": ("mobilenet_v3_small", 224),
+    "squeezenet1_1": ("squeezenet1_1", 224),
+    "inception_v3": ("inception_v3", 299),
+    "regnet": ("regnet_x_3_2gf", 224),
+    "shufflenet_v2": ("shufflenet_v2_x0_5", 224),
+    "convnext_tiny": ("convnext_tiny", 224),
+    "resnext101": ("resnext101_32x8d", 224),
+}
+PRECISIONS = {"float": "float_dir", "w8a8": "qdq_dir"}
+RIDGE = 0.02
+MIN_MODELS = 8
+
+
+def nnls(a: np.ndarray, b: np.ndarray, iters: int = 20000) -> np.ndarray:
+    """Non-negative least squares (Lawson-Hanson active set); small problems only."""
+    m, n = a.shape
+    x = np.zeros(n)
+    passive = np.zeros(n, dtype=bool)
+    w = a.T @ (b - a @ x)
+    for _ in range(iters):
+        if passive.all() or w[~passive].max(initial=-np.inf) <= 1e-12:
+            break
+        j = np.argmax(np.where(passive, -np.inf, w))
+        passive[j] = True
+        while True:
+            z = np.zeros(n)
+            z[passive] = np.linalg.lstsq(a[:, passive], b, rcond=None)[0]
+            if (z[passive] > 0).all():
+                x = z
+                break
+            mask = passive & (z <= 0)
+            alpha = np.min(x[mask] / (x[mask] - z[mask]))
+            x = x + alpha * (z - x)
+            passive &= x > 1e-15
+        w = a.T @ (b - a @ x)
+    return x
+
+
+def feature_table(folder: Path, cache: Path) -> dict[str, dict[str, float]]:
+    """Feature totals per fit model in ``folder`` (cached beside it by file size + mtime)."""
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    out = {}
+    for model in FIT_MODELS:
+        path = folder / f"{model}.onnx"
+        if not path.exists():
+            print(f"  missing {path}", file=sys.stderr)
+            continue
+        stamp = f"{path.stat().st_size}:{path.stat().st_mtime_ns}"
+        if known.get(model, {}).get("stamp") != stamp:
+            known[model] = {"stamp": stamp, "totals": totals(node_features(ModelGraph.load(path)))}
+            cache.write_text(json.dumps(known, indent=1))
+        out[model] = known[model]["totals"]
+    return out
+
+
+def fit_group(feats: dict[str, dict[str, float]], ms: dict[str, float]) -> dict | None:
+    names = [m for m in FIT_MODELS if m in feats and m in ms]
+    if len(names) < MIN_MODELS:
+        return None
+    x = np.array([[feats[m][k] for k in FEATURES] + [1.0] for m in names])
+    y = np.array([ms[m] for m in names])
+    scale = x.max(axis=0)
+    scale[scale == 0] = 1.0
+    xs = x / scale / y[:, None]  # rows weighted by 1/y: relative error
+    a = np.vstack([xs, RIDGE * np.eye(xs.shape[1])])
+    b = np.concatenate([np.ones(len(names)), np.zeros(xs.shape[1])])
+    c = nnls(a, b) / scale
+    pred = x @ c
+    rel = np.abs(pred - y) / y
+    return {
+        "coef": {k: float(c[i]) for i, k in enumerate(FEATURES)},
+        "intercept_ms": float(c[-1]),
+        "fit_models": names,
+        "fit_median_abs_rel_err": float(np.median(rel)),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--float-dir", type=Path, required=True)
+    ap.add_argument("--qdq-dir", type=Path, required=True)
+    ap.add_argument("--perf", type=Path, default=ROOT / "resources/devices/aihub_perf.json")
+    ap.add_argument("--out", type=Path, default=ROOT / "resources/devices/estimate_coeffs.json")
+    args = ap.parse_args()
+    perf = json.loads(args.perf.read_text())
+    feats = {
+        "float": feature_table(args.float_dir, args.float_dir / "features_cache.json"),
+        "w8a8": feature_table(args.qdq_dir, args.qdq_dir / "features_cache.json"),
+    }
+    cat = {d.name: d for d in load_catalogue().devices}
+    devices_out = {}
+    for dev_name, dev in sorted(cat.items()):
+        entry = {"chipset_id": dev.chipset_id, "htp_arch": dev.htp_arch, "precisions": {}}
+        for precision in PRECISIONS:
+            ms = {
+                m: perf["models"][m][precision][dev_name]["ms"]
+                for m in FIT_MODELS
+                if dev_name in perf["models"].get(m, {}).get(precision, {})
+            }
+            group = fit_group(feats[precision], ms)
+            if group:
+                entry["precisions"][precision] = group
+        if "float" in entry["precisions"]:
+            devices_out[dev_name] = entry
+            figs = ", ".join(
+                f"{p} fit err {g['fit_median_abs_rel_err'] * 100:.1f}%"
+                for p, g in entry["precisions"].items()
+            )
+            print(f"{dev_name}: {figs}")
+    old = json.loads(args.out.read_text()) if args.out.exists() else {}
+    out = {
+        "schema_version": 1,
+        "provenance": {
+            "script": "scripts/fit_device_estimate.py",
+            "measurements": perf["source"],
+            "runtime": "onnx (ONNX Runtime + QNN EP on the phone)",
+            "fit_models": list(FIT_MODELS),
+            "fit_architectures": {
+                k: {"torchvision": v[0], "input": v[1]} for k, v in FIT_MODELS.items()
+            },
+            "weights": "random (latency does not depend on weight values)",
+            "w8a8_models": "npu-studio quantize MODEL -o Q.onnx --calib random:4 (studio default W8A8 QDQ)",
+            "features": list(FEATURES),
+            "ridge": RIDGE,
+            "fitted_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
+        },
+        "devices": devices_out,
+        # validation figures are measured by bench/device_estimate.py --write on held-out models
+        "validation": old.get("validation", {}),
+    }
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {args.out} ({len(devices_out)} devices)")
+
+
+if __name__ == "__main__":
+    main()

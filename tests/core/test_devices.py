@@ -1,0 +1,152 @@
+"""Device catalogue and on-device estimate: real shipped data, real models built with onnx.helper."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from studio.core.devices.catalogue import (
+    DEFAULT_DEVICE,
+    UnknownDeviceError,
+    load_catalogue,
+    resolve_device,
+)
+from studio.core.devices.estimate import estimate_model, load_coefficients
+from tests import builders
+
+
+def test_catalogue_matches_qualcomm_file():
+    cat = load_catalogue()
+    assert cat.source["package"] == "qai-hub-models" and cat.source["version"]
+    assert len(cat.devices) >= 40
+    s24 = resolve_device("Samsung Galaxy S24")
+    assert (s24.chipset, s24.htp_arch, s24.soc_model, s24.fp16) == (
+        "Snapdragon 8 Gen 3",
+        75,
+        57,
+        True,
+    )
+    assert s24.provider_options() == {"soc_model": "57", "htp_arch": "75"}
+
+
+@pytest.mark.parametrize(
+    "name", ["samsung galaxy s24", "Snapdragon 8 Gen 3", "qualcomm-snapdragon-8gen3"]
+)
+def test_names_chipsets_and_aliases_resolve(name):
+    assert resolve_device(name).soc_model == 57
+
+
+def test_default_target_is_one_catalogue_entry():
+    assert resolve_device(None).name == DEFAULT_DEVICE
+    assert resolve_device(None) == resolve_device(DEFAULT_DEVICE)
+
+
+def test_unknown_device_names_it_and_close_matches():
+    with pytest.raises(UnknownDeviceError) as err:
+        resolve_device("Galaxy S42")
+    msg = str(err.value)
+    assert "Galaxy S42" in msg and "Samsung Galaxy S2" in msg
+
+
+def _conv_chain(path, channels: int, layers: int, size: int = 32):
+    rng = np.random.default_rng(0)
+    nodes, inits, prev = [], [], "x"
+    c_in = 3
+    for i in range(layers):
+        w = numpy_helper.from_array(
+            rng.standard_normal((channels, c_in, 3, 3)).astype(np.float32), f"w{i}"
+        )
+        inits.append(w)
+        nodes.append(
+            helper.make_node("Conv", [prev, f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1], name=f"conv{i}")
+        )
+        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}"))
+        prev, c_in = f"r{i}", channels
+    graph = helper.make_graph(
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [1, channels, size, size])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, path)
+    return path
+
+
+def test_estimate_is_per_node_and_grows_with_work(tmp_path, monkeypatch):
+    monkeypatch.setenv("NPU_STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    small = estimate_model(_conv_chain(tmp_path / "s.onnx", 16, 2), "Samsung Galaxy S24")
+    big = estimate_model(_conv_chain(tmp_path / "b.onnx", 128, 6, 64), "Samsung Galaxy S24")
+    assert big.total_ms > 3 * small.total_ms
+    assert big.total_ms == pytest.approx(big.overhead_ms + sum(n.ms for n in big.nodes))
+    assert {n.id for n in big.nodes} == {f"conv{i}" for i in range(6)} | {
+        f"relu{i}" for i in range(6)
+    }
+    assert big.precision == "fp16" and big.kind == "estimated"
+    assert big.label.startswith("≈") and "Samsung Galaxy S24 (estimated" in big.label
+    # another device of another HTP generation gives another figure
+    other = estimate_model(tmp_path / "b.onnx", "Samsung Galaxy S22 5G")
+    assert other.total_ms != pytest.approx(big.total_ms, rel=1e-3)
+
+
+def test_estimate_cache_by_content(tmp_path, monkeypatch):
+    monkeypatch.setenv("NPU_STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    path = _conv_chain(tmp_path / "m.onnx", 32, 3)
+    first = estimate_model(path, "Samsung Galaxy S25")
+    files = list((tmp_path / "cache" / "estimates").glob("*.json"))
+    assert len(files) == 1
+    data = json.loads(files[0].read_text())
+    data["total_ms"] = 123.0  # a cached entry is what a second call returns
+    files[0].write_text(json.dumps(data))
+    assert estimate_model(path, "Samsung Galaxy S25").total_ms == 123.0
+    assert estimate_model(path, "Samsung Galaxy S25", use_cache=False).total_ms == pytest.approx(
+        first.total_ms
+    )
+
+
+def test_qdq_model_is_estimated_at_its_int_precision(tmp_path, monkeypatch):
+    monkeypatch.setenv("NPU_STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    fp = builders.save(builders.small_cnn(), tmp_path / "f.onnx")
+    q = builders.quantize_for_qnn(fp, tmp_path / "q.onnx")
+    est_f = estimate_model(fp, "Samsung Galaxy S24")
+    est_q = estimate_model(q, "Samsung Galaxy S24")
+    assert est_f.precision == "fp16"
+    assert est_q.precision == "w8a8"
+    assert not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in est_q.nodes)
+
+
+def test_coefficients_record_their_fit_set():
+    prov = load_coefficients()["provenance"]
+    assert "resnet18" in prov["fit_models"] and "resnext101" in prov["fit_models"]
+    assert prov["measurements"]["package"] == "qai-hub-models"
+
+
+def test_engine_default_target_is_the_catalogue_default():
+    from studio.core.devices import catalogue
+    from studio.core.engine import sessions
+
+    dev = resolve_device(None)
+    assert sessions.DEFAULT_HTP_TARGET == {
+        "device": dev.name,
+        "soc_model": str(dev.soc_model),
+        "htp_arch": str(dev.htp_arch),
+    }
+    assert sessions.TARGET_ENV == catalogue.TARGET_ENV
+
+
+def test_set_target_reaches_sessions_and_current_device(monkeypatch):
+    from studio.core.devices.catalogue import current_device
+    from studio.core.engine import sessions
+
+    monkeypatch.delenv(sessions.TARGET_ENV, raising=False)
+    s25 = resolve_device("Samsung Galaxy S25")
+    sessions.set_htp_target(s25.name, s25.soc_model, s25.htp_arch)
+    assert current_device() == s25
+    assert sessions.apply_htp_target({}) == {"soc_model": "69", "htp_arch": "79"}
+    # options that name an architecture themselves are left alone
+    assert sessions.apply_htp_target({"soc_model": "60"}) == {"soc_model": "60"}
