@@ -152,7 +152,14 @@ def run_model(
 ) -> dict:
     from PySide6.QtCore import QSettings
 
+    from studio.ui.shell import dialogs
     from studio.ui.shell.main_window import MainWindow
+
+    errors: list[str] = []
+    # an error dialog would wait for a click: record the message instead
+    dialogs.show_error = lambda _parent, title, message, *_a, **_k: errors.append(
+        f"{title}: {message}"
+    )
 
     settings = QSettings(str(tmp / f"settings_{time.time_ns()}.ini"), QSettings.Format.IniFormat)
     win = MainWindow(settings)
@@ -184,12 +191,14 @@ def run_model(
         win.close()
         return out
 
-    def quant_job(start):
-        box = {"done": False}
-        quant.runner.finished.connect(lambda *_a: box.update(done=True))
-        quant.runner.failed.connect(lambda *_a: box.update(done=True, failed=_a[1]))
-        quant.runner.cancelled.connect(lambda *_a: box.update(done=True, failed="cancelled"))
-        return (lambda: start()), (lambda: box["done"]), box
+    def follow(background) -> dict:
+        """Watch one Background: done when it reports ``finished``; its error text if any."""
+        box: dict = {"done": False}
+        background.error.connect(lambda _t, message, _d: box.update(failed=message))
+        background.finished.connect(
+            lambda state: box.update(done=True, **({} if state == "done" else {"state": state}))
+        )
+        return box
 
     for name, action in (
         ("calibrate", lambda: quant.calibrate("random:4")),
@@ -197,17 +206,15 @@ def run_model(
     ):
         if name not in phases:
             continue
-        start, done, box = quant_job(action)
-        out[name] = _phase(app, monitor, name, start, done, timeout_s)
-        if box.get("failed"):
-            out[name]["ok"], out[name]["error"] = False, str(box["failed"])[:300]
+        box = follow(quant.runner)
+        out[name] = _phase(app, monitor, name, action, lambda b=box: b["done"], timeout_s)
+        if box.get("failed") or box.get("state"):
+            out[name]["ok"] = False
+            out[name]["error"] = str(box.get("failed") or box.get("state"))[:300]
         quant.runner.cancel()
 
     if "profile" in phases:
-        box = {"done": False}
-        prof.runner.finished.connect(lambda *_a: box.update(done=True))
-        prof.runner.failed.connect(lambda *a: box.update(done=True, failed=a[-1]))
-        prof.runner.cancelled.connect(lambda: box.update(done=True, failed="cancelled"))
+        box = follow(prof.runner)
 
         def start_profile() -> None:
             win.tabs.setCurrentWidget(prof)
@@ -221,8 +228,9 @@ def run_model(
         out["profile"] = _phase(
             app, monitor, "profile", start_profile, lambda: box["done"], timeout_s
         )
-        if box.get("failed"):
-            out["profile"]["ok"], out["profile"]["error"] = False, str(box["failed"])[:300]
+        if box.get("failed") or box.get("state"):
+            out["profile"]["ok"] = False
+            out["profile"]["error"] = str(box.get("failed") or box.get("state"))[:300]
         prof.runner.cancel()
 
     if "assign" in phases:
@@ -231,9 +239,8 @@ def run_model(
             win.tabs.setCurrentWidget(backends)
             backends.assign_button.click()
 
-        out["assign"] = _phase(
-            app, monitor, "assign", start_assign, lambda: backends._busy is None, timeout_s
-        )
+        box = follow(backends.background)
+        out["assign"] = _phase(app, monitor, "assign", start_assign, lambda: box["done"], timeout_s)
         if backends.plan is None:
             out["assign"]["ok"] = False
             out["assign"].setdefault("error", backends.status.text()[:300])
@@ -244,6 +251,8 @@ def run_model(
     app.processEvents()
     if sampler is not None:
         out["stacks"] = sampler.stop()
+    if errors:
+        out["errors"] = [e[:300] for e in errors]
     return out
 
 
@@ -283,7 +292,7 @@ def main() -> int:
         }
         peak = sampler.stop()
     worst = max(
-        (p["worst_ms"] for m in results.values() for k, p in m.items() if k != "stacks"),
+        (p["worst_ms"] for m in results.values() for k, p in m.items() if isinstance(p, dict)),
         default=0.0,
     )
     out = {

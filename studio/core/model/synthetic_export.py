@@ -177,12 +177,13 @@ def exported_transformer(
         raise BadInputError(f"exported_transformer: hidden {hidden} not divisible by heads {heads}")
     e = _Exporter(hidden, heads, ffn, seed)
     h = hidden
-    # attention mask: (1 - mask[:, None, None, :].float()) * finfo.min
+    # attention mask: (1 - mask[:, None, None, :].float()) * -10000 (transformers < 4.21; the
+    # later finfo.min overflows to inf on random integer masks)
     m = e.op("Unsqueeze", "", ["attention_mask", e.const("", np.array([1], np.int64))])
     m = e.op("Unsqueeze", "", [m, e.const("", np.array([2], np.int64))])
     m = e.op("Cast", "", [m], to=TensorProto.FLOAT)
     m = e.op("Sub", "", [e.const("", np.array(1.0, np.float32)), m])
-    mask = e.op("Mul", "", [m, e.const("", np.array(-3.4028234663852886e38, np.float32))])
+    mask = e.op("Mul", "", [m, e.const("", np.array(-10000.0, np.float32))])
     # embeddings: word + token type + position, then LayerNorm
     emb = "/embeddings"
     pos_ids = "embeddings.position_ids"

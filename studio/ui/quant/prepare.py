@@ -29,7 +29,7 @@ def prepared_model(graph: Any) -> onnx.ModelProto:
         return prepare_model(graph.proto, Path(tmp) / "prepared.onnx")
 
 
-def prepared_model_and_rows(graph: Any) -> tuple[onnx.ModelProto, list[Any]]:
+def prepared_with_rows(graph: Any) -> tuple[onnx.ModelProto, list[Any]]:
     """The folded model and its editor rows: listing a large model's tensors is work the UI
     thread must not do, so it happens here, on the background thread, too."""
     from studio.ui.quant.session import build_rows

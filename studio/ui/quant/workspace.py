@@ -37,7 +37,7 @@ from studio.ui.quant.charts import MixCurve, SqnrChart
 from studio.ui.quant.commands import SetDefaultsCommand, SetOverridesCommand
 from studio.ui.quant.editor import EditorPanel
 from studio.ui.quant.histogram import HistogramView
-from studio.ui.quant.prepare import prepared_model_and_rows
+from studio.ui.quant.prepare import prepared_with_rows
 from studio.ui.quant.session import QuantSession
 from studio.ui.quant.style import color
 from studio.ui.quant.toolbar import build_toolbar, install_local_shortcuts
@@ -173,7 +173,7 @@ class QuantizationWorkspace(QWidget):
             generation = self.session.generation
             self.preparer.start(
                 "Prepare model",
-                lambda _ctx: prepared_model_and_rows(graph),
+                lambda _ctx: prepared_with_rows(graph),
                 on_result=lambda result: self._prepared(generation, result[0], "", result[1]),
                 on_error=lambda message, _details: self._prepared(generation, None, message),
             )
