@@ -25,9 +25,15 @@ def add_device_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def device_from_args(args: argparse.Namespace, *, quiet: bool = False) -> Device:
-    """The Device the user named, else the default target (said once on stderr)."""
+    """The Device the user named, else the default target (said once on stderr).
+
+    Also makes it the HTP target of every session this command and its workers create.
+    """
+    from studio.core.engine.sessions import set_htp_target
+
     name = getattr(args, "device", None)
     device = resolve_device(name)
+    set_htp_target(device.name, device.soc_model, device.htp_arch)
     if name is None and not quiet and not getattr(args, "json", False):
         print(f"target: {device.label} (default; choose with --device)", file=sys.stderr)
     return device

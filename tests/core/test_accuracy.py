@@ -14,11 +14,12 @@ from studio.core.accuracy import (
     analyse,
     auto_mixed_precision,
 )
-from studio.core.accuracy.jobs import analyse_job, auto_mp_job
+from studio.core.accuracy.jobs import analyse_job
 from studio.core.calibration import calibrate
 from studio.core.engine.sessions import make_session
 from studio.core.jobs.protocol import run_inline
 from studio.core.quantize import QuantPlan, build_qdq
+from studio.core.workflows.automix import auto_mp_job
 
 
 @pytest.fixture

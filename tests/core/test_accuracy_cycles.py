@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from studio.core.accuracy import AutoMpResult
-from studio.core.accuracy.jobs import auto_mp_job
 from studio.core.calibration import calibrate
 from studio.core.errors import BackendUnavailableError, BadInputError
 from studio.core.jobs.protocol import run_inline
 from studio.core.profiling.cycles import htp_total_cycles
 from studio.core.quantize import QuantPlan, build_qdq
+from studio.core.workflows.automix import auto_mp_job
 from tests import builders
 
 

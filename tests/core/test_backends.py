@@ -113,8 +113,8 @@ def test_config_maps_onto_qnn_provider_options(tmp_path):
 def test_auto_precision_uses_fp16_for_float_models_and_says_which_soc(tmp_path):
     args = BackendConfig().session_args("htp", quantized=False)
     assert args.provider_options["enable_htp_fp16_precision"] == "1"
-    assert args.provider_options["soc_model"] == "60"
-    assert any("soc_model" in w for w in args.warnings)
+    # the target device's soc_model (the default target here: Samsung Galaxy S24, v75)
+    assert (args.provider_options["soc_model"], args.provider_options["htp_arch"]) == ("57", "75")
     assert (
         "enable_htp_fp16_precision"
         not in BackendConfig().session_args("htp", quantized=True).provider_options
@@ -171,6 +171,44 @@ def test_nan_given_in_memory_is_refused():
 def test_quantized_model_detection(qdq_models):
     assert is_quantized_model(qdq_models["cnn"])
     assert not is_quantized_model(qdq_models["float"])
+
+
+def test_one_quantized_model_answer_for_a_file_a_proto_and_a_graph(qdq_models, tmp_path):
+    """The one is_quantized_model answers alike for every form of a model (QLinear counts too)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from studio.core.model.graph import ModelGraph
+
+    for name, expected in (("cnn", True), ("float", False)):
+        path = qdq_models[name]
+        forms = (path, onnx.load(str(path)), ModelGraph.load(path))
+        assert [is_quantized_model(f) for f in forms] == [expected] * 3, name
+    x = helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.UINT8, [1, 4])
+    consts = [
+        helper.make_tensor(n, dt, [], [v])
+        for n, dt, v in (("s", TensorProto.FLOAT, 0.1), ("z", TensorProto.UINT8, 0))
+    ]
+    node = helper.make_node(
+        "QLinearAdd", ["x", "s", "z", "x", "s", "z", "s", "z"], ["y"], domain="com.microsoft"
+    )
+    graph = helper.make_graph([node], "qlinear", [x], [y], initializer=consts)
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
+    qlinear = tmp_path / "qlinear.onnx"
+    onnx.save(model, str(qlinear))
+    assert is_quantized_model(qlinear) and is_quantized_model(model)
+
+
+def test_every_assignable_backend_is_a_registered_one():
+    """A project's pins name backends from the engine's one list (the ground floor cannot import it)."""
+    from studio.core.engine.backends import REGISTRY
+    from studio.core.project import BACKENDS
+
+    assert set(BACKENDS) <= set(REGISTRY)
+    assert list(BACKENDS) == [n for n in REGISTRY if n in BACKENDS]  # the same order
 
 
 # --- offload report -----------------------------------------------------------------------------

@@ -124,3 +124,29 @@ def test_coefficients_record_their_fit_set():
     prov = load_coefficients()["provenance"]
     assert "resnet18" in prov["fit_models"] and "resnext101" in prov["fit_models"]
     assert prov["measurements"]["package"] == "qai-hub-models"
+
+
+def test_engine_default_target_is_the_catalogue_default():
+    from studio.core.devices import catalogue
+    from studio.core.engine import sessions
+
+    dev = resolve_device(None)
+    assert sessions.DEFAULT_HTP_TARGET == {
+        "device": dev.name,
+        "soc_model": str(dev.soc_model),
+        "htp_arch": str(dev.htp_arch),
+    }
+    assert sessions.TARGET_ENV == catalogue.TARGET_ENV
+
+
+def test_set_target_reaches_sessions_and_current_device(monkeypatch):
+    from studio.core.devices.catalogue import current_device
+    from studio.core.engine import sessions
+
+    monkeypatch.delenv(sessions.TARGET_ENV, raising=False)
+    s25 = resolve_device("Samsung Galaxy S25")
+    sessions.set_htp_target(s25.name, s25.soc_model, s25.htp_arch)
+    assert current_device() == s25
+    assert sessions.apply_htp_target({}) == {"soc_model": "69", "htp_arch": "79"}
+    # options that name an architecture themselves are left alone
+    assert sessions.apply_htp_target({"soc_model": "60"}) == {"soc_model": "60"}

@@ -9,11 +9,13 @@ import pytest
 from studio.core.engine.sessions import make_session
 from studio.core.errors import BackendUnavailableError, BadInputError
 from studio.core.jobs.client import run_in_worker
-from studio.core.jobs.protocol import JobContext
+from studio.core.jobs.protocol import JobContext, job_kind
+from studio.core.toolchain.jobs import compile_bundle, run
 from tests import builders
 from tests.core.test_toolchain import fake_sdk  # noqa: F401 - fixture
 
-E = "studio.core.engine.jobs:"
+RUN = job_kind(run)
+COMPILE = job_kind(compile_bundle)
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +45,12 @@ def _scale(model_path, name: str) -> float:
 @pytest.mark.htp
 def test_qdq_model_runs_fully_on_htp_and_matches_cpu_qdq(models, tmp_path):
     htp = run_in_worker(
-        E + "run",
+        RUN,
         {"model": str(models["qdq"]), "backend": "htp", "inputs": str(models["inputs"]),
          "output": str(tmp_path / "htp.npz")},
     )  # fmt: skip
     cpu = run_in_worker(
-        E + "run",
+        RUN,
         {"model": str(models["qdq"]), "backend": "cpu", "inputs": str(models["inputs"]),
          "output": str(tmp_path / "cpu.npz")},
     )  # fmt: skip
@@ -71,12 +73,12 @@ def test_qdq_model_runs_fully_on_htp_and_matches_cpu_qdq(models, tmp_path):
 @pytest.mark.htp
 def test_partial_offload_is_refused_with_the_node_named_unless_allowed(models):
     with pytest.raises(BackendUnavailableError) as info:
-        run_in_worker(E + "run", {"model": str(models["erf_qdq"]), "backend": "htp"})
+        run_in_worker(RUN, {"model": str(models["erf_qdq"]), "backend": "htp"})
     message = str(info.value)
     assert "/head/Erf (Erf)" in message and "not supported" in message
     assert "--allow-cpu-fallback" in message
     result = run_in_worker(
-        E + "run",
+        RUN,
         {"model": str(models["erf_qdq"]), "backend": "htp", "allow_cpu_fallback": True},
     )
     assert not result["offload"]["full_offload"]
@@ -89,20 +91,20 @@ def test_compile_bundle_run_round_trip(models, tmp_path):
     logs: list[str] = []
     bundle = tmp_path / "bundle"
     compiled = run_in_worker(
-        E + "compile_bundle",
+        COMPILE,
         {"model": str(models["qdq"]), "output": str(bundle), "soc_model": 60, "htp_arch": 73},
         JobContext(on_log=logs.append),
     )
     assert compiled["offload"]["full_offload"]
     assert compiled["verify"]["max_abs_diff_vs_source_on_backend"] == 0.0
     from_bundle = run_in_worker(
-        E + "run",
+        RUN,
         {"model": str(bundle), "inputs": str(models["inputs"]), "output": str(tmp_path / "b.npz")},
     )
     assert from_bundle["bundle"] == str(bundle) and from_bundle["backend"] == "htp"
     assert from_bundle["provider_options"]["htp_arch"] == "73"
     direct = run_in_worker(
-        E + "run",
+        RUN,
         {"model": str(models["qdq"]), "inputs": str(models["inputs"]),
          "output": str(tmp_path / "d.npz")},
     )  # fmt: skip
@@ -111,24 +113,24 @@ def test_compile_bundle_run_round_trip(models, tmp_path):
         np.load(tmp_path / "b.npz")["logits"], np.load(tmp_path / "d.npz")["logits"]
     )
     with pytest.raises(BadInputError, match="compiled for htp, not cpu"):
-        run_in_worker(E + "run", {"model": str(bundle), "backend": "cpu"})
+        run_in_worker(RUN, {"model": str(bundle), "backend": "cpu"})
 
 
 def test_bad_inputs_name_the_tensor(models, tmp_path):
     wrong_shape = tmp_path / "wrong.npz"
     np.savez(wrong_shape, input=np.zeros((1, 3, 16, 16), np.float32))
     with pytest.raises(BadInputError, match=r"input 'input' has shape \[1, 3, 16, 16\]"):
-        run_in_worker(E + "run", {"model": str(models["float"]), "backend": "cpu",
+        run_in_worker(RUN, {"model": str(models["float"]), "backend": "cpu",
                                   "inputs": str(wrong_shape)})  # fmt: skip
     wrong_name = tmp_path / "name.npz"
     np.savez(wrong_name, image=np.zeros((1, 3, 32, 32), np.float32))
     with pytest.raises(BadInputError, match="lacks input"):
-        run_in_worker(E + "run", {"model": str(models["float"]), "backend": "cpu",
+        run_in_worker(RUN, {"model": str(models["float"]), "backend": "cpu",
                                   "inputs": str(wrong_name)})  # fmt: skip
     folder = tmp_path / "npys"
     folder.mkdir()
     np.save(folder / "input.npy", np.ones((1, 3, 32, 32), np.float64))  # float64: cast to float32
-    ok = run_in_worker(E + "run", {"model": str(models["float"]), "backend": "cpu",
+    ok = run_in_worker(RUN, {"model": str(models["float"]), "backend": "cpu",
                                    "inputs": str(folder)})  # fmt: skip
     assert ok["inputs"]["input"]["dtype"] == "float32"
 
@@ -139,13 +141,13 @@ def test_bad_config_file_fails_the_job_as_config_error(models, tmp_path):
     cfg = tmp_path / "backend_config.json"
     cfg.write_text('{"cpu_config": {"num_threads": "two"}}')
     with pytest.raises(ConfigError, match="cpu_config.num_threads must be int"):
-        run_in_worker(E + "run", {"model": str(models["float"]), "backend": "cpu",
+        run_in_worker(RUN, {"model": str(models["float"]), "backend": "cpu",
                                   "config": str(cfg)})  # fmt: skip
 
 
 @pytest.mark.htp
 def test_float_model_on_htp_uses_fp16_and_reports_it(models):
-    result = run_in_worker(E + "run", {"model": str(models["float"]), "backend": "htp"})
+    result = run_in_worker(RUN, {"model": str(models["float"]), "backend": "htp"})
     assert result["provider_options"]["enable_htp_fp16_precision"] == "1"
     assert any("soc_model" in w for w in result["warnings"])
     assert result["offload"]["full_offload"]
@@ -155,11 +157,11 @@ def test_run_bundle_with_fake_sdk_uses_qnn_net_run(models, tmp_path, fake_sdk): 
     root, log = fake_sdk
     bundle = tmp_path / "sdk_bundle"
     run_in_worker(
-        E + "compile_bundle",
+        COMPILE,
         {"model": str(models["qdq"]), "output": str(bundle), "sdk": str(root)},
     )
     result = run_in_worker(
-        E + "run",
+        RUN,
         {"model": str(bundle), "sdk": str(root), "inputs": str(models["inputs"]),
          "output": str(tmp_path / "o.npz")},
     )  # fmt: skip
@@ -178,18 +180,18 @@ def test_input_shape_fixes_a_dynamic_batch_model_for_htp(models, tmp_path):
     with pytest.raises(
         BackendUnavailableError, match="dynamic shapes: fix them with --input-shape"
     ):
-        run_in_worker(E + "run", {"model": str(path), "backend": "htp"})
+        run_in_worker(RUN, {"model": str(path), "backend": "htp"})
     result = run_in_worker(
-        E + "run",
+        RUN,
         {"model": str(path), "backend": "htp", "input_shapes": {"input": [2, 3, 32, 32]}},
     )
     assert result["offload"]["full_offload"]
     assert result["outputs"]["logits"]["shape"] == [2, 10]
     with pytest.raises(BadInputError, match="--input-shape names image"):
-        run_in_worker(E + "run", {"model": str(path), "input_shapes": {"image": [1, 3]}})
+        run_in_worker(RUN, {"model": str(path), "input_shapes": {"image": [1, 3]}})
     bundle = tmp_path / "b"
     compiled = run_in_worker(
-        E + "compile_bundle",
+        COMPILE,
         {"model": str(path), "output": str(bundle), "input_shapes": {"input": [1, 3, 32, 32]},
          "soc_model": 57},
     )  # fmt: skip
@@ -209,7 +211,7 @@ def test_unavailable_gpu_says_why_not_which_nodes(models):
     if not is_x86_host():
         pytest.skip("an Adreno GPU may be present on an ARM host")
     with pytest.raises(BackendUnavailableError) as info:
-        run_in_worker(E + "run", {"model": str(models["qdq"]), "backend": "gpu"})
+        run_in_worker(RUN, {"model": str(models["qdq"]), "backend": "gpu"})
     assert "GPU cannot run cnn_qdq.onnx: QNN SetupBackend failed" in str(info.value)
     with pytest.raises(BackendUnavailableError, match="QNN_BACKEND_ERROR|SetupBackend"):
         make_session(models["qdq"], "gpu", disable_cpu_fallback=True)

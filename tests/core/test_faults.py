@@ -17,14 +17,17 @@ import numpy as np
 import psutil
 import pytest
 
+from studio.core.calibration.collect import calibrate_job
 from studio.core.errors import JobFailedError
 from studio.core.jobs.client import WorkerProcess, live_workers, run_in_worker
-from studio.core.jobs.protocol import JobContext
+from studio.core.jobs.protocol import JobContext, job_kind
+from studio.core.profiling.job import profile_model
+from studio.core.toolchain.jobs import compile_bundle
 from tests import builders
 
-CALIBRATE = "studio.core.calibration.collect:calibrate_job"
-COMPILE = "studio.core.engine.jobs:compile_bundle"
-PROFILE = "studio.core.profiling.job:profile_model"
+CALIBRATE = job_kind(calibrate_job)
+COMPILE = job_kind(compile_bundle)
+PROFILE = job_kind(profile_model)
 
 
 @pytest.fixture(scope="module")

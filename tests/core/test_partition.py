@@ -71,12 +71,12 @@ def test_profile_reports_each_segment_and_boundary(qdq_erf_probed):
 
 
 def test_cpu_only_plan_is_exact(tmp_path):
-    from studio.core.assignment.scoring import Support, assign
+    from studio.core.assignment.scoring import NodeSupport, assign
     from studio.core.model.graph import ModelGraph
 
     path = builders.save(builders.small_cnn(), tmp_path / "cnn.onnx")
     graph = ModelGraph.load(path)
-    plan = assign(graph, {n.id: {"cpu": Support(True)} for n in graph.nodes}, ["cpu"])
+    plan = assign(graph, {n.id: {"cpu": NodeSupport(True)} for n in graph.nodes}, ["cpu"])
     feeds = random_feeds(graph)
     result = run_plan(path, plan.to_json(), feeds)
     (reference,) = make_session(path, "cpu")[0].run(None, feeds)
@@ -97,7 +97,7 @@ def test_backend_refusing_its_segment_is_a_clear_error(qdq_erf_probed):
 @pytest.mark.htp
 def test_five_segments_with_a_residual_crossing_two_boundaries(tmp_path):
     """HTP/CPU alternating on a residual block: the skip tensor feeds a segment two steps on."""
-    from studio.core.assignment.scoring import Support, assign
+    from studio.core.assignment.scoring import NodeSupport, assign
     from studio.core.model.graph import ModelGraph
     from studio.core.project import Constraints
 
@@ -105,7 +105,7 @@ def test_five_segments_with_a_residual_crossing_two_boundaries(tmp_path):
     graph = ModelGraph.load(path)
     cpu = {"/block/conv/Conv", "/pool/GlobalAveragePool", "/pool/Flatten"}
     pins = {n.id: "cpu" if n.id in cpu else "htp" for n in graph.nodes}
-    support = {n.id: {"htp": Support(True), "cpu": Support(True)} for n in graph.nodes}
+    support = {n.id: {"htp": NodeSupport(True), "cpu": NodeSupport(True)} for n in graph.nodes}
     plan = assign(graph, support, ["htp", "cpu"], Constraints(pins=pins))
     segments = split_segments(graph, plan.assignment)
     assert [s.backend for s in segments] == ["htp", "cpu", "htp", "cpu", "htp"]

@@ -242,7 +242,7 @@ def test_old_opset_model_is_converted_for_per_channel(tmp_path):
 
 def test_tensor_rows_for_the_editor(cnn_stats, tmp_path):
     from studio.core.accuracy import analyse
-    from studio.core.quantize import COLUMNS, tensor_rows
+    from studio.core.accuracy.table import COLUMNS, tensor_rows
 
     plan = QuantPlan()
     plan.set_override(TensorOverride("/block/Add_output_0", bitwidth=16))

@@ -17,10 +17,9 @@ from studio.core.errors import (
     JobFailedError,
 )
 from studio.core.jobs import client as worker_client
+from studio.core.jobs import testing
 from studio.core.jobs.client import WorkerProcess, kill_all_workers, live_workers, run_in_worker
-from studio.core.jobs.protocol import CancelToken, JobContext
-
-T = "studio.core.jobs.testing:"
+from studio.core.jobs.protocol import CancelToken, JobContext, job_kind
 
 
 def _collect() -> tuple[JobContext, list[str], list[tuple[float, str]]]:
@@ -45,7 +44,7 @@ def _gone(pid: int, timeout: float = 2.0) -> bool:
 
 def test_echo_round_trip_streams_logs_and_progress():
     ctx, logs, progress = _collect()
-    result = run_in_worker(T + "echo", {"lines": ["one", "two"], "x": [1, 2.5]}, ctx)
+    result = run_in_worker(job_kind(testing.echo), {"lines": ["one", "two"], "x": [1, 2.5]}, ctx)
     assert result["echo"]["x"] == [1, 2.5]
     assert result["pid"] != os.getpid()
     assert logs[:2] == ["one", "two"]
@@ -56,29 +55,29 @@ def test_echo_round_trip_streams_logs_and_progress():
 def test_segfault_is_a_job_failure_and_next_job_runs(how):
     ctx, logs, _ = _collect()
     with pytest.raises(JobFailedError) as info:
-        run_in_worker(T + "segfault", {"how": how}, ctx)
+        run_in_worker(job_kind(testing.segfault), {"how": how}, ctx)
     message = str(info.value)
     assert "SIGSEGV" in message
     assert "about to crash on purpose" in message  # the last log lines are in the message
     assert "native-ish stderr line" in message
-    assert run_in_worker(T + "echo", {"n": 1})["echo"] == {"n": 1}
+    assert run_in_worker(job_kind(testing.echo), {"n": 1})["echo"] == {"n": 1}
 
 
 def test_abort_names_sigabrt():
     with pytest.raises(JobFailedError, match="SIGABRT"):
-        run_in_worker(T + "abort", {})
+        run_in_worker(job_kind(testing.abort), {})
 
 
 def test_sigkill_from_outside_is_reported_and_next_job_runs():
     ctx, _, _ = _collect()
-    worker = WorkerProcess(T + "sleep", {"seconds": 20})
+    worker = WorkerProcess(job_kind(testing.sleep), {"seconds": 20})
     worker.start()
     killer = threading.Timer(0.8, lambda: os.kill(worker.pid, signal.SIGKILL))
     killer.start()
     with pytest.raises(JobFailedError, match="SIGKILL") as info:
         worker.run(ctx)
     assert "sleeping 20.0 s" in str(info.value)
-    assert run_in_worker(T + "echo", {"after": "kill"})["echo"] == {"after": "kill"}
+    assert run_in_worker(job_kind(testing.echo), {"after": "kill"})["echo"] == {"after": "kill"}
 
 
 @pytest.mark.parametrize("ignore_cancel", [False, True])
@@ -87,7 +86,7 @@ def test_cancel_stops_within_one_second_and_leaves_no_orphan(tmp_path, ignore_ca
     token = CancelToken()
     ctx = JobContext(token=token)
     worker = WorkerProcess(
-        T + "sleep",
+        job_kind(testing.sleep),
         {
             "seconds": 30,
             "spawn_child": True,
@@ -125,19 +124,21 @@ def test_cancel_stops_within_one_second_and_leaves_no_orphan(tmp_path, ignore_ca
 
 def test_timeout_is_a_job_failure():
     with pytest.raises(JobFailedError, match="timed out"):
-        run_in_worker(T + "sleep", {"seconds": 20}, timeout_s=0.7)
+        run_in_worker(job_kind(testing.sleep), {"seconds": 20}, timeout_s=0.7)
 
 
 def test_studio_error_type_and_path_cross_the_pipe():
     with pytest.raises(ConfigError) as info:
-        run_in_worker(T + "fail", {"error": "ConfigError", "message": "bad", "path": "/x.json"})
+        run_in_worker(
+            job_kind(testing.fail), {"error": "ConfigError", "message": "bad", "path": "/x.json"}
+        )
     assert info.value.path == "/x.json"
     assert "bad" in str(info.value)
 
 
 def test_bug_in_job_becomes_job_failed_with_traceback():
     with pytest.raises(JobFailedError, match="ValueError: a bug on purpose") as info:
-        run_in_worker(T + "fail", {})
+        run_in_worker(job_kind(testing.fail), {})
     assert "Traceback" in (info.value.detail or "")
 
 
@@ -149,7 +150,7 @@ def test_unknown_kind_and_non_job_are_refused():
 
 
 def test_kill_all_workers_stops_running_workers():
-    workers = [WorkerProcess(T + "sleep", {"seconds": 30}) for _ in range(2)]
+    workers = [WorkerProcess(job_kind(testing.sleep), {"seconds": 30}) for _ in range(2)]
     for w in workers:
         w.start()
     pids = [w.pid for w in workers]
@@ -164,7 +165,7 @@ def test_kill_all_workers_stops_running_workers():
 
 def test_crash_inside_native_capture_keeps_the_native_lines_and_the_stack():
     with pytest.raises(JobFailedError) as info:
-        run_in_worker(T + "segfault_in_capture", {})
+        run_in_worker(job_kind(testing.segfault_in_capture), {})
     message = str(info.value)
     assert "SIGSEGV" in message and "segfault_in_capture" in message  # faulthandler still works
     assert "native line printed just before the crash" in message

@@ -139,10 +139,12 @@ def test_pin_to_unavailable_backend_fails_visibly(qtbot, setup):
 def test_assign_uses_the_projects_profile_runs(qtbot, setup):
     """A profile run saved in the project turns estimates into measured costs."""
     from studio.core.jobs.client import run_in_worker
+    from studio.core.jobs.protocol import job_kind
+    from studio.core.profiling.job import profile_model
 
     ctx, w, _, _ = setup
     record = run_in_worker(
-        "studio.core.profiling.job:profile_model",
+        job_kind(profile_model),
         {"model": ctx.model_path, "backend": "cpu", "runs": 3, "warmup": 1, "layer_runs": 2},
         timeout_s=120,
     )

@@ -9,13 +9,13 @@ import psutil
 import pytest
 from PySide6.QtCore import Qt
 
+from studio.core.jobs import testing
 from studio.core.jobs.client import live_workers
-from studio.core.jobs.protocol import JobContext
+from studio.core.jobs.protocol import JobContext, job_kind
 from studio.ui.jobs.dock import JobsDock
 from studio.ui.jobs.manager import CANCELLED, DONE, FAILED, JobManager
 from studio.ui.widgets.backend_panel import BackendPanel
 
-T = "studio.core.jobs.testing:"
 SHOTS = "/tmp/shots"
 
 
@@ -31,7 +31,9 @@ def _wait_final(qtbot, job, timeout=15000):
 
 
 def test_worker_job_result_and_log_reach_the_ui_thread(qtbot, manager):
-    job = manager.submit(T + "echo", {"lines": ["hello", "world"], "n": 3}, title="Echo")
+    job = manager.submit(
+        job_kind(testing.echo), {"lines": ["hello", "world"], "n": 3}, title="Echo"
+    )
     with qtbot.waitSignal(job.result, timeout=15000) as blocker:
         pass
     assert blocker.args[0]["echo"]["n"] == 3
@@ -41,11 +43,11 @@ def test_worker_job_result_and_log_reach_the_ui_thread(qtbot, manager):
 
 
 def test_crash_fails_one_job_and_the_next_runs(qtbot, manager):
-    crash = manager.submit(T + "segfault", {}, title="Crash")
+    crash = manager.submit(job_kind(testing.segfault), {}, title="Crash")
     _wait_final(qtbot, crash)
     assert crash.state == FAILED
     assert "SIGSEGV" in crash.error_message and "about to crash" in crash.error_message
-    ok = manager.submit(T + "echo", {"x": 1}, title="After")
+    ok = manager.submit(job_kind(testing.echo), {"x": 1}, title="After")
     _wait_final(qtbot, ok)
     assert ok.state == DONE
 
@@ -55,7 +57,7 @@ def test_dock_cancel_button_stops_worker_within_a_second(qtbot, manager, tmp_pat
     qtbot.addWidget(dock)
     pid_file = tmp_path / "child.pid"
     job = manager.submit(
-        T + "sleep",
+        job_kind(testing.sleep),
         {"seconds": 30, "spawn_child": True, "child_pid_file": str(pid_file)},
         title="Long sleep",
     )
@@ -76,11 +78,11 @@ def test_dock_cancel_button_stops_worker_within_a_second(qtbot, manager, tmp_pat
 
 
 def test_lanes_serialise_and_supersede_cancels_the_stale_job(qtbot, manager):
-    first = manager.submit(T + "sleep", {"seconds": 20}, lane="panel")
-    second = manager.submit(T + "echo", {"k": 2}, lane="panel")
+    first = manager.submit(job_kind(testing.sleep), {"seconds": 20}, lane="panel")
+    second = manager.submit(job_kind(testing.echo), {"k": 2}, lane="panel")
     qtbot.waitUntil(lambda: first.state == "running", timeout=10000)
     assert second.state == "queued"  # one running job per lane
-    third = manager.submit(T + "echo", {"k": 3}, lane="panel", supersede=True)
+    third = manager.submit(job_kind(testing.echo), {"k": 3}, lane="panel", supersede=True)
     _wait_final(qtbot, third, timeout=15000)
     assert first.state == CANCELLED and second.state == CANCELLED and third.state == DONE
 
@@ -103,14 +105,14 @@ def test_in_process_progress_is_throttled(qtbot, manager):
 
 
 def test_in_process_job_kind_runs_without_a_worker(qtbot, manager):
-    job = manager.submit(T + "echo", {"q": 1}, in_process=True)
+    job = manager.submit(job_kind(testing.echo), {"q": 1}, in_process=True)
     _wait_final(qtbot, job)
     assert job.state == DONE and job.value["pid"] == os.getpid()
 
 
 def test_shutdown_stops_running_workers(qtbot):
     mgr = JobManager()
-    job = mgr.submit(T + "sleep", {"seconds": 30})
+    job = mgr.submit(job_kind(testing.sleep), {"seconds": 30})
     qtbot.waitUntil(lambda: bool(live_workers()), timeout=10000)
     pids = [w.pid for w in live_workers()]
     mgr.shutdown()
@@ -123,11 +125,11 @@ def test_dock_shows_states_and_error_text_screenshot(qtbot, manager):
     qtbot.addWidget(dock)
     dock.resize(900, 520)
     dock.show()
-    done = manager.submit(T + "echo", {"lines": ["probe ok"]}, title="Probe backends")
+    done = manager.submit(job_kind(testing.echo), {"lines": ["probe ok"]}, title="Probe backends")
     _wait_final(qtbot, done)
-    failed = manager.submit(T + "segfault", {}, title="Compile bundle (htp)")
+    failed = manager.submit(job_kind(testing.segfault), {}, title="Compile bundle (htp)")
     _wait_final(qtbot, failed)
-    running = manager.submit(T + "sleep", {"seconds": 20}, title="Run model on HTP")
+    running = manager.submit(job_kind(testing.sleep), {"seconds": 20}, title="Run model on HTP")
     qtbot.waitUntil(lambda: running.fraction > 0.05, timeout=15000)
     dock.select_job(failed)
     qtbot.wait(50)
@@ -196,3 +198,19 @@ def test_tracked_external_job_reports_from_its_own_thread(qtbot, manager):
     done.report_result({"path": "m.onnx"})
     _wait_final(qtbot, done)
     assert done.value == {"path": "m.onnx"}
+
+
+def test_a_burst_of_log_lines_is_appended_in_one_batch(qtbot, manager):
+    dock = JobsDock(manager)
+    qtbot.addWidget(dock)
+    job = manager.submit(job_kind(testing.sleep), {"seconds": 20}, title="Chatty")
+    qtbot.waitUntil(lambda: dock.selected_job is job, timeout=15000)
+    blocks = []
+    dock.log_view.document().blockCountChanged.connect(blocks.append)
+    for i in range(500):
+        job._on_log(f"line {i}")  # what the job's relay delivers, one call per line
+    assert "line 499" not in dock.log_view.toPlainText()  # not yet: batched
+    qtbot.waitUntil(lambda: "line 499" in dock.log_view.toPlainText(), timeout=2000)
+    assert len(blocks) <= 2  # one layout for the whole burst, not 500
+    assert dock.log_view.toPlainText().count("line ") >= 500
+    job.cancel()

@@ -26,6 +26,10 @@ SHOTS = Path("/tmp/shots")
 JOB_TIMEOUT_MS = 60_000
 
 
+def _cancelled(state: str) -> bool:
+    return state == "cancelled"
+
+
 def _workspace(qtbot, model_path: Path, project=None) -> tuple[StudioContext, ProfilingWorkspace]:
     apply_theme(QApplication.instance())  # the main window's look, for readable screenshots
     ctx = StudioContext()
@@ -44,7 +48,7 @@ def _profile(qtbot, w: ProfilingWorkspace, backend: str, runs: int, warmup: int 
     assert w.controls.select_backend(backend)
     w.controls.runs.setValue(runs)
     w.controls.warmup.setValue(warmup)
-    with qtbot.waitSignal(w.runner.finished, timeout=JOB_TIMEOUT_MS) as blocker:
+    with qtbot.waitSignal(w.runner.result, timeout=JOB_TIMEOUT_MS) as blocker:
         qtbot.mouseClick(w.controls.start_btn, Qt.MouseButton.LeftButton)
         assert w.controls.cancel_btn.isEnabled()
     assert not w.controls.cancel_btn.isEnabled()
@@ -290,8 +294,9 @@ def test_profile_through_the_main_windows_job_manager(qtbot, cnn_path):
         with qtbot.waitSignal(w.runner.data, timeout=JOB_TIMEOUT_MS):
             w.controls.start_btn.click()
         assert "measuring" in w.latency.plotItem.titleLabel.text
-        with qtbot.waitSignal(w.runner.cancelled, timeout=10_000):
+        with qtbot.waitSignal(w.runner.finished, timeout=10_000, check_params_cb=_cancelled):
             w.controls.cancel_btn.click()
+        qtbot.waitUntil(lambda: ctx.jobs.jobs[-1].state == "cancelled", timeout=10_000)
         assert ctx.jobs.jobs[-1].state == "cancelled" and w.run.id == run.id
         # A cancelled profile is no result: its partial curve gives way to the shown run's.
         assert sum(w.hist.counts) == 8 and len(w.latency.per_run.yData) == 8
@@ -326,7 +331,7 @@ def test_latency_plots_fill_while_the_profile_is_still_measuring(qtbot, cnn_path
             pass
         assert len(w.latency.per_run.yData) > first and handle.state == "running"
         _save_shot(qtbot, w, "profiling_live.png")
-        with qtbot.waitSignal(w.runner.finished, timeout=JOB_TIMEOUT_MS):
+        with qtbot.waitSignal(w.runner.result, timeout=JOB_TIMEOUT_MS):
             pass
         # The record replaces the live points: every run, percentile markers shown.
         assert w.run is not None and w.run.stats.count == runs and w.live is None
@@ -385,7 +390,7 @@ def test_a_run_forced_onto_an_absent_gpu_fails_and_shows_no_numbers(qtbot, cnn_p
     ctx.error_raised.connect(lambda t, m: errors.append((t, m)))
     w.controls.available["gpu"] = True
     assert w.controls.select_backend("gpu")
-    with qtbot.waitSignal(w.runner.failed, timeout=JOB_TIMEOUT_MS):
+    with qtbot.waitSignal(w.runner.error, timeout=JOB_TIMEOUT_MS):
         w.controls.start_btn.click()
     assert errors and "GPU" in errors[0][1]
     assert w.run is None and w.history.list.count() == 0
@@ -399,7 +404,7 @@ def test_sustained_mode_plots_latency_over_time(qtbot, cnn_path):
     w.controls.select_backend("cpu")
     w.controls.sustained.setChecked(True)
     w.controls.duration.setValue(1.0)
-    with qtbot.waitSignal(w.runner.finished, timeout=JOB_TIMEOUT_MS):
+    with qtbot.waitSignal(w.runner.result, timeout=JOB_TIMEOUT_MS):
         w.controls.start_btn.click()
     run = w.run
     assert run.options["duration_s"] == 1.0 and run.stats.wall_s >= 0.9
@@ -438,7 +443,7 @@ def test_cancel_stops_a_sustained_run(qtbot, cnn_path):
     w.controls.duration.setValue(60.0)
     with qtbot.waitSignal(w.runner.progress, timeout=JOB_TIMEOUT_MS):
         w.controls.start_btn.click()
-    with qtbot.waitSignal(w.runner.cancelled, timeout=10_000):
+    with qtbot.waitSignal(w.runner.finished, timeout=10_000, check_params_cb=_cancelled):
         w.controls.cancel_btn.click()
     assert w.run is None and w.controls.start_btn.isEnabled()
     assert w.controls.status.text() == "cancelled"

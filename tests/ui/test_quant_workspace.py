@@ -46,7 +46,7 @@ def ws(qtbot, ctx):
 
 
 def calibrate(qtbot, w, data="random:4"):
-    with qtbot.waitSignal(w.runner.finished, timeout=30000):
+    with qtbot.waitSignal(w.runner.result, timeout=30000):
         w.calibrate(data)
     assert w.session.stats is not None
 
@@ -302,7 +302,7 @@ def test_badges_and_sqnr_overlay(qtbot, ws, ctx):
     assert last["/res/conv1/Conv"].endswith("W8")
     ws.edit_field(ADD, "bits", "16")
     assert badges[-1][1]["/res/Add"] == "A16"
-    with qtbot.waitSignal(ws.runner.finished, timeout=60000):
+    with qtbot.waitSignal(ws.runner.result, timeout=60000):
         ws.analyse_button.click()
     report = ws.sqnr_report
     assert report.backend == "cpu" and report.samples == 4 and report.layers
@@ -332,10 +332,10 @@ def test_badges_and_sqnr_overlay(qtbot, ws, ctx):
 
 def test_auto_mix_curve_points_apply(qtbot, ws, ctx):
     calibrate(qtbot, ws)
-    with qtbot.waitSignal(ws.runner.finished, timeout=60000):
+    with qtbot.waitSignal(ws.runner.result, timeout=60000):
         ws.analyse()
     base = ws.sqnr_report.output_sqnr_db
-    with qtbot.waitSignal(ws.runner.finished, timeout=120000):
+    with qtbot.waitSignal(ws.runner.result, timeout=120000):
         ws.auto_mix(base + 40.0, max_steps=3)  # out of reach: the search runs every step
     _start, result = ws.mix_result
     assert len(result.curve) == 4 and not result.met
@@ -440,7 +440,7 @@ def test_jobs_go_through_the_job_manager(qtbot, ws, ctx):
 
     ctx.jobs = JobManager()
     progress = []
-    ws.runner.progress.connect(lambda f, _t: progress.append(f))
+    ws.runner.progress.connect(lambda f, _s, _t: progress.append(f))
     calibrate(qtbot, ws, "random:3")
     handle = ctx.jobs.jobs[-1]
     assert handle.title == "Calibrate" and handle.state == "done" and handle.lane == "quant"
@@ -448,7 +448,7 @@ def test_jobs_go_through_the_job_manager(qtbot, ws, ctx):
     assert progress and progress[-1] == pytest.approx(1.0)
     # a failing job: the core's message reaches the workspace, nothing changes
     stats = ws.session.stats
-    with qtbot.waitSignal(ws.runner.failed, timeout=30000):
+    with qtbot.waitSignal(ws.runner.error, timeout=30000):
         ws.calibrate(str(DEMO.parent / "no-such-folder"))
     assert ws.session.stats is stats
     assert ws.message.property("error") == "true" and "no-such-folder" in ws.message.text()
@@ -481,7 +481,7 @@ def test_build_qdq_model_and_cancel(qtbot, ws, ctx, tmp_path):
     calibrate(qtbot, ws)
     ws.edit_field(ADD, "bits", "16")
     out = tmp_path / "demo.qdq.onnx"
-    with qtbot.waitSignal(ws.runner.finished, timeout=60000):
+    with qtbot.waitSignal(ws.runner.result, timeout=60000):
         ws.build_qdq(str(out))
     assert out.is_file() and str(out) in ws.message.text()
     built = encodings_of_qdq(onnx.load(str(out)))
@@ -489,7 +489,9 @@ def test_build_qdq_model_and_cancel(qtbot, ws, ctx, tmp_path):
     assert ADD in ws.last_build.wide_tensors
     # a long calibration cancelled from the Cancel button: old stats stay, UI idle again
     stats = ws.session.stats
-    with qtbot.waitSignal(ws.runner.cancelled, timeout=30000):
+    with qtbot.waitSignal(
+        ws.runner.finished, timeout=30000, check_params_cb=lambda state: state == "cancelled"
+    ):
         ws.calibrate("random:5000")
         assert ws.cancel_button.isVisible() and not ws.calibrate_button.isEnabled()
         ws.cancel_button.click()
@@ -504,7 +506,7 @@ def test_analyse_on_htp_runs_in_the_worker(qtbot, ws, ctx):
     ctx.overlay_changed.connect(lambda *a: overlays.append(a))
     calibrate(qtbot, ws)
     ws.backend.setCurrentIndex(ws.backend.findData("htp"))
-    with qtbot.waitSignal(ws.runner.finished, timeout=120000):
+    with qtbot.waitSignal(ws.runner.result, timeout=120000):
         ws.analyse_button.click()
     report = ws.sqnr_report
     assert report.backend == "htp" and np.isfinite(report.output_sqnr_db)
@@ -570,7 +572,7 @@ def test_mix_curve_shows_cycles_axis_only_with_figures(qtbot):
 @pytest.mark.htp
 def test_auto_mix_on_htp_in_the_worker(qtbot, ws, ctx):
     calibrate(qtbot, ws)
-    with qtbot.waitSignal(ws.runner.finished, timeout=180000):
+    with qtbot.waitSignal(ws.runner.result, timeout=180000):
         ws.auto_mix(200.0, max_steps=1, backend="htp")  # unreachable: both points are measured
     _start, result = ws.mix_result
     assert result.backend == "htp" and len(result.curve) == 2
@@ -642,11 +644,11 @@ def test_auto_mix_dialog_offers_cycles_only_where_htp_is(qtbot, ws):
     dialog = AutoMixDialog(ws, 35.0, probe)
     qtbot.addWidget(dialog)
     assert not dialog.cycles.isEnabled() and "checking" in dialog.cycles_note.text()
-    probe.answered.emit(False, "QNN HTP session failed: no device")
+    probe.answer(False, "QNN HTP session failed: no device")
     assert not dialog.cycles.isEnabled() and "no device" in dialog.cycles.toolTip()
     dialog.cycles.setChecked(True)  # even forced, a disabled box measures nothing
     assert dialog.choice() == (35.0, 10, False)
-    probe.answered.emit(True, "")
+    probe.answer(True, "")
     assert dialog.cycles.isEnabled()
     dialog.cycles.setChecked(True)
     assert dialog.choice() == (35.0, 10, True)
@@ -655,6 +657,7 @@ def test_auto_mix_dialog_offers_cycles_only_where_htp_is(qtbot, ws):
 @pytest.mark.htp
 def test_auto_mix_with_htp_cycles_plots_the_cycles_axis(qtbot, ws, monkeypatch):
     from studio.core.jobs import client as worker_client
+
     requests = []
     real = worker_client.run_in_worker
 
@@ -670,7 +673,7 @@ def test_auto_mix_with_htp_cycles_plots_the_cycles_axis(qtbot, ws, monkeypatch):
     dialog.target.setValue(150.0)  # out of reach: every step is measured
     dialog.steps.setValue(2)
     dialog.cycles.setChecked(True)
-    with qtbot.waitSignal(ws.runner.finished, timeout=180000):
+    with qtbot.waitSignal(ws.runner.result, timeout=180000):
         dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
     kind, request = requests[-1]
     assert kind.endswith(":auto_mp_job") and request["cycles"] == "htp"

@@ -23,6 +23,8 @@ from studio.cli.common import (
     print_json,
     stderr_context,
 )
+from studio.cli.device_option import add_device_arg, device_from_args
+from studio.core.assignment.plan import BACKEND_ORDER
 from studio.core.errors import BadInputError
 
 
@@ -53,6 +55,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-cache", action="store_true", help="re-probe op support")
     add_input_shape_arg(parser)
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    add_device_arg(parser)
     parser.set_defaults(func=run)
 
 
@@ -62,14 +65,15 @@ def parse_pins(items: list[str]) -> dict[str, str]:
     for item in items:
         node, sep, backend = item.rpartition("=")
         backend = backend.strip().lower()
-        if not sep or not node or backend not in ("htp", "gpu", "cpu"):
-            raise BadInputError(f"--pin '{item}': expected NODE=htp|gpu|cpu")
+        if not sep or not node or backend not in BACKEND_ORDER:
+            raise BadInputError(f"--pin '{item}': expected NODE={'|'.join(BACKEND_ORDER)}")
         pins[node] = backend
     return pins
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.core.assignment.scoring import measured_from_profile, plan_for
+    device = device_from_args(args)
+    from studio.core.assignment.scoring import is_real_hardware, measured_from_profile, plan_for
     from studio.core.assignment.support import probe_op_support
     from studio.core.atomic import atomic_write_json, read_json_strict
     from studio.core.model.graph import ModelGraph
@@ -84,16 +88,30 @@ def run(args: argparse.Namespace) -> int:
         pins=parse_pins(args.pin),
     )
     measured: dict[str, dict[str, float]] = {}
+    ignored: list[str] = []
     for path in args.profile:
-        backend, ms = measured_from_profile(read_json_strict(path, error_type=BadInputError))
+        run_data = read_json_strict(path, error_type=BadInputError)
+        if not is_real_hardware(run_data):  # emulator / host times describe no device
+            ignored.append(
+                f"{path} ({run_data.get('backend')} on {(run_data.get('host') or {}).get('machine')})"
+            )
+            continue
+        backend, ms = measured_from_profile(run_data)
         measured.setdefault(backend, {}).update(ms)
     ctx = stderr_context(quiet=args.json)
     graph = ModelGraph.load(args.model, input_shapes=parse_input_shapes(args.input_shape) or None)
     report = probe_op_support(
         graph, ("htp", "gpu"), vtcm_mb=args.vtcm_mb, ctx=ctx, use_cache=not args.no_cache
     )
-    plan = plan_for(graph, report, constraints, measured)
+    plan = plan_for(graph, report, constraints, measured, device=device)
     data = plan.to_json()
+    data["summary"]["ignored_profiles"] = ignored
+    if ignored and not args.json:
+        print(
+            "note: profiles not used (not real hardware: x86-64 HTP is an emulator and this host's "
+            f"CPU is not the target's): {', '.join(ignored)}"
+        )
+    print(f"costs: milliseconds on {device.label}") if not args.json else None
     data["op_support"] = {
         "backends": report.backends,
         "notes": report.notes,

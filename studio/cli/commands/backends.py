@@ -57,12 +57,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _offload(args: argparse.Namespace) -> int:
+    from studio.core.engine.jobs import offload
     from studio.core.jobs.client import run_in_worker
+    from studio.core.jobs.protocol import job_kind
 
     request = {"model": args.offload, "backend": args.backend, "config": args.config}
-    result = run_in_worker(
-        "studio.core.engine.jobs:offload", request, stderr_context(quiet=args.json)
-    )
+    result = run_in_worker(job_kind(offload), request, stderr_context(quiet=args.json))
     if args.json:
         print_json(result)
         return 0

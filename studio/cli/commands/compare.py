@@ -28,6 +28,7 @@ from studio.cli.common import (
     print_json,
     stderr_context,
 )
+from studio.cli.device_option import add_device_arg, device_from_args
 
 
 def register(subparsers: Any) -> None:
@@ -43,10 +44,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--samples", type=int, default=8, help="samples to compare on (8)")
     add_calibration_args(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_device_arg(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    device_from_args(args)  # the HTP target of every session this command creates
     from studio.core.accuracy import Analyser
     from studio.core.accuracy.jobs import load_feeds
     from studio.core.calibration import prepare_model

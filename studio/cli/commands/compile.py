@@ -31,6 +31,7 @@ from studio.cli.common import (
     print_json,
     run_job,
 )
+from studio.cli.device_option import add_device_arg, device_from_args
 
 
 def register(subparsers: Any) -> None:
@@ -56,24 +57,32 @@ def register(subparsers: Any) -> None:
     )
     add_input_shape_arg(parser)
     add_job_args(parser)
+    add_device_arg(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.plan:
         return _run_plan(args)
+    from studio.core.jobs.protocol import job_kind
+    from studio.core.toolchain.jobs import compile_bundle
+
+    device = device_from_args(args)
+    explicit = args.soc_model is not None or args.htp_arch is not None
     request = {
         "model": args.model,
         "backend": args.backend,
         "output": args.output,
-        "soc_model": args.soc_model,
-        "htp_arch": args.htp_arch,
+        # --soc-model/--htp-arch win; else the target device's
+        "soc_model": args.soc_model if explicit else device.soc_model,
+        "htp_arch": args.htp_arch if explicit else device.htp_arch,
+        "device": None if explicit else device.name,
         "config": args.config,
         "sdk": args.sdk,
         "encodings": args.encodings,
         "input_shapes": parse_input_shapes(args.input_shape),
     }
-    result = run_job("studio.core.engine.jobs:compile_bundle", request, args)
+    result = run_job(job_kind(compile_bundle), request, args)
     if args.json:
         print_json(result)
         return 0
@@ -114,6 +123,7 @@ def _run_plan(args: argparse.Namespace) -> int:
         "output": args.output,
         "input_shapes": parse_input_shapes(args.input_shape) or None,
     }
+    device_from_args(args)  # the HTP target every session (compile and verify) is made for
     result = run_job(job_kind(compile_plan_job), request, args)
     if args.json:
         print_json(result)

@@ -1,6 +1,6 @@
 """``npu-studio encodings``: convert encodings files between formats and check them against a model.
 
-    npu-studio encodings convert IN.json -o OUT.json --format qnn|aimet1|aimet2|ort|studio
+    npu-studio encodings convert IN.json -o OUT.json --format FORMAT  (any registered format)
                                  [--model M.onnx] [--skip-unsupported] [--json]
     npu-studio encodings check IN.json [--model M.onnx] [--json]
 
@@ -17,8 +17,8 @@ import sys
 from typing import Any
 
 from studio.cli.common import add_command, print_json
+from studio.cli.options import add_format_arg
 from studio.core.encodings import (
-    FORMATS,
     ModelView,
     coverage,
     load_encodings,
@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
     convert = sub.add_parser("convert", help="convert an encodings file to another format")
     convert.add_argument("input", help="encodings file (format auto-detected)")
     convert.add_argument("-o", "--output", required=True, help="file to write (atomically)")
-    convert.add_argument("--format", required=True, choices=FORMATS, help="output format")
+    add_format_arg(convert, required=True, help="output format")
     _common(convert)
     convert.set_defaults(func=run_convert)
     check = sub.add_parser("check", help="read an encodings file and report on it")

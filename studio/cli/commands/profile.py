@@ -27,7 +27,7 @@ from studio.cli.common import (
     print_json,
     stderr_context,
 )
-from studio.cli.device_option import add_device_arg
+from studio.cli.device_option import add_device_arg, device_from_args
 from studio.cli.plan_option import add_plan_arg, is_chain_bundle, run_chain_bundle, run_with_plan
 
 
@@ -66,7 +66,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--inline", action="store_true", help="run in this process (debugging)")
     add_job_args(parser, json_help="print the record as JSON")
     add_plan_arg(parser)  # --plan PLAN.json (npu-studio assign): partitioned execution
-    add_device_arg(parser)  # --device adb:SERIAL: run the bundle on a phone over adb
+    add_device_arg(parser)  # a catalogue target, or adb:SERIAL: the bundle on a phone
     parser.set_defaults(func=run)
 
 
@@ -93,13 +93,7 @@ def run(args: argparse.Namespace) -> int:
     serial = adb_serial(args)
     if serial is not None:  # --device adb:SERIAL: on the phone
         return run_on_phone(args, serial, "profile")
-    if args.device:
-        from studio.core.errors import BadInputError
-
-        raise BadInputError(
-            "profile --device takes adb:SERIAL (a connected phone, see `npu-studio devices --adb`);"
-            " catalogue targets are chosen at compile time"
-        )
+    device_from_args(args)  # the HTP target of every session this command creates
     if args.plan:
         return run_with_plan(args, "profile")
     if is_chain_bundle(args.model):  # compiled with --plan: run its chain

@@ -3,7 +3,7 @@
     npu-studio quantize MODEL -o OUT.onnx [--calib DIR|FILE.npz|FILE.npy|random:N]
         [--method minmax|percentile|entropy|mse] [--percentile P] [--act-bw 8|16] [--weight-bw 8|4]
         [--per-channel | --no-per-channel] [--encodings IN.json]
-        [--export-encodings OUT.json --format qnn|aimet1|aimet2|ort|studio]
+        [--export-encodings OUT.json --format FORMAT]  (any registered encodings format)
         [--auto-mp --target-sqnr DB [--max-steps N] [--mp-backend cpu|htp] [--mp-cycles]]
         [--mean R,G,B --std R,G,B --layout NCHW|NHWC]
         [--input-shape NAME=D0,D1,...] [--cache-dir DIR] [--plan PLAN.json] [--check-htp] [--json]
@@ -34,10 +34,13 @@ from studio.cli.common import (
     print_json,
     stderr_context,
 )
+from studio.cli.device_option import add_device_arg, device_from_args
+from studio.cli.options import add_format_arg, add_method_arg
+from studio.core.accuracy.jobs import DEFAULT_EVAL_SAMPLES
 from studio.core.errors import BadInputError
 from studio.core.profiling.cycles import DEFAULT_RUNS
 
-EVAL_SAMPLES = 8
+EVAL_SAMPLES = DEFAULT_EVAL_SAMPLES
 
 
 def register(subparsers: Any) -> None:
@@ -50,9 +53,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("model", help="float ONNX model")
     parser.add_argument("-o", "--output", required=True, help="QDQ model to write")
     add_calibration_args(parser)
-    parser.add_argument(
-        "--method", default="minmax", choices=("minmax", "percentile", "entropy", "mse")
-    )
+    add_method_arg(parser)
     parser.add_argument("--percentile", type=float, default=99.99, help="for --method percentile")
     parser.add_argument("--act-bw", type=int, default=8, choices=(8, 16), help="activation bits")
     parser.add_argument("--weight-bw", type=int, default=8, choices=(4, 8, 16), help="weight bits")
@@ -65,12 +66,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--plan", help="a saved quant_plan JSON (overrides the flags above)")
     parser.add_argument("--encodings", help="import encodings (QNN, AIMET 1/2, ORT): kept exactly")
     parser.add_argument("--export-encodings", help="also write the model's encodings here")
-    parser.add_argument(
-        "--format",
-        default="qnn",
-        choices=("qnn", "aimet1", "aimet2", "ort", "studio"),
-        help="format of --export-encodings (default qnn)",
-    )
+    add_format_arg(parser, default="qnn", help="format of --export-encodings (default qnn)")
     parser.add_argument("--auto-mp", action="store_true", help="promote tensors to 16 bit")
     parser.add_argument("--target-sqnr", type=float, help="output SQNR target (dB) for --auto-mp")
     parser.add_argument("--max-steps", type=int, default=10, help="--auto-mp step budget")
@@ -91,6 +87,7 @@ def register(subparsers: Any) -> None:
         help="open the result on QNN HTP with CPU fallback disabled and report full offload",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    add_device_arg(parser)
     parser.set_defaults(func=run)
 
 
@@ -154,6 +151,7 @@ def _plan(args: argparse.Namespace, stats: Any):
 
 
 def run(args: argparse.Namespace) -> int:
+    device_from_args(args)  # the HTP target of every session this command creates
     with native_stdout_to_stderr():  # the QNN library's banner must not reach stdout
         summary = _quantize(args)
     if args.json:

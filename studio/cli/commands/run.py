@@ -25,7 +25,7 @@ from studio.cli.common import (
     print_json,
     run_job,
 )
-from studio.cli.device_option import add_device_arg
+from studio.cli.device_option import add_device_arg, device_from_args
 from studio.cli.plan_option import add_plan_arg, is_chain_bundle, run_chain_bundle, run_with_plan
 
 
@@ -51,7 +51,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     add_job_args(parser)
     add_plan_arg(parser)  # --plan PLAN.json (npu-studio assign): partitioned execution
-    add_device_arg(parser)  # --device adb:SERIAL: run the bundle on a phone over adb
+    add_device_arg(parser)  # a catalogue target, or adb:SERIAL: the bundle on a phone
     parser.set_defaults(func=run)
 
 
@@ -59,13 +59,10 @@ def run(args: argparse.Namespace) -> int:
     serial = adb_serial(args)
     if serial is not None:  # --device adb:SERIAL: on the phone
         return run_on_phone(args, serial, "run")
-    if args.device:
-        from studio.core.errors import BadInputError
+    from studio.core.jobs.protocol import job_kind
+    from studio.core.toolchain import jobs
 
-        raise BadInputError(
-            "run --device takes adb:SERIAL (a connected phone, see `npu-studio devices --adb`);"
-            " catalogue targets are chosen at compile time"
-        )
+    device_from_args(args)  # the HTP target of every session this command creates
     if args.plan:
         return run_with_plan(args, "run")
     if is_chain_bundle(args.model):  # compiled with --plan: run its chain
@@ -81,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         "sdk": args.sdk,
         "seed": args.seed,
     }
-    result = run_job("studio.core.engine.jobs:run", request, args)
+    result = run_job(job_kind(jobs.run), request, args)
     if args.json:
         print_json(result)
         return 0

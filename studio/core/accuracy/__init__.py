@@ -6,7 +6,7 @@ Public API::
     report.layers / report.outputs / report.weights
     result = auto_mixed_precision(stats, plan, feeds, "out.onnx", target_db=30.0, profile_fn=...)
 
-Jobs for the GUI/worker: ``studio.core.accuracy.jobs:analyse_job`` and ``...:auto_mp_job``.
+Jobs for the GUI/worker: ``accuracy.jobs.analyse_job``; ``workflows.automix.auto_mp_job`` (it measures cycles).
 """
 
 from studio.core.accuracy.automp import AutoMpResult, CurvePoint, auto_mixed_precision

@@ -1,27 +1,20 @@
-"""Jobs for the GUI and the worker: SQNR analysis and automatic mixed precision.
+"""Jobs for the GUI and the worker: SQNR analysis, and the evaluation feeds every accuracy job reads.
 
-Requests are JSON dicts (paths, options); results are the dataclasses' ``to_json``. The speed
-axis of the mixed-precision curve: ``"cycles": "htp"`` measures every point's accelerator cycles
-on QNN HTP (:func:`studio.core.profiling.cycles.htp_total_cycles`); a custom profiler may instead
-be named as ``"profile_fn": "studio.core.<module>:<function>"`` (resolved only inside
-studio.core, never arbitrary code) taking the QDQ path and returning cycles. Either opens QNN
-sessions, so the UI sends such a request to the worker process.
+Requests are JSON dicts (paths, options); results are the dataclasses' ``to_json``. The
+auto-mixed-precision job measures cycles with the profiler, so it stands one layer up, in
+:mod:`studio.core.workflows.automix`.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import numpy as np
 
-from studio.core.accuracy.automp import auto_mixed_precision
 from studio.core.accuracy.sqnr import Analyser
-from studio.core.calibration import CalibrationSource, CalibrationStats, Preprocess
+from studio.core.calibration import CalibrationSource, Preprocess
 from studio.core.calibration.collect import load_fixed, model_inputs
-from studio.core.errors import BadInputError
 from studio.core.jobs.protocol import JobContext, job
-from studio.core.quantize import QuantPlan
 
 DEFAULT_EVAL_SAMPLES = 8
 
@@ -45,37 +38,6 @@ def load_feeds(
     return list(source)
 
 
-def _profile_fn(name: str | None):
-    if not name:
-        return None
-    module_name, sep, func = str(name).partition(":")
-    if not sep or not module_name.startswith("studio.core.") or not func.isidentifier():
-        raise BadInputError(f"profile_fn '{name}' must be 'studio.core.<module>:<function>'")
-    try:
-        return getattr(importlib.import_module(module_name), func)
-    except (ImportError, AttributeError) as exc:
-        raise BadInputError(f"profile_fn '{name}' not found: {exc}") from exc
-
-
-CYCLES_SOURCES = ("htp",)
-
-
-def _cycles_fn(request: dict[str, Any]):
-    """The per-point profiler the request asks for (None: the curve carries no cycles)."""
-    cycles = request.get("cycles")
-    if not cycles:
-        return _profile_fn(request.get("profile_fn"))
-    if cycles not in CYCLES_SOURCES:
-        raise BadInputError(
-            f"auto-MP request: 'cycles' must be one of {', '.join(CYCLES_SOURCES)} (got {cycles!r})"
-        )
-    if request.get("profile_fn"):
-        raise BadInputError("auto-MP request: give 'cycles' or 'profile_fn', not both")
-    from studio.core.profiling.cycles import htp_total_cycles
-
-    return htp_total_cycles
-
-
 @job
 def analyse_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """``{"float_model", "qdq_model", "data", "backend"?, "samples"?, "input_shapes"?}``."""
@@ -90,32 +52,3 @@ def analyse_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         request["qdq_model"], feeds, backend=request.get("backend", "cpu"), ctx=ctx
     )
     return report.to_json()
-
-
-@job
-def auto_mp_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    """``{"stats_dir", "plan"?, "data", "out", "target_db", "max_steps"?, "step_size"?,
-    "max_promoted"?, "samples"?, "cycles"? ("htp"), "profile_fn"?, "backend"?}``."""
-    profile_fn = _cycles_fn(request)  # a bad request fails before any work
-    stats = CalibrationStats.load(request["stats_dir"])
-    plan = QuantPlan.from_json(request["plan"]) if request.get("plan") else QuantPlan()
-    feeds = load_feeds(
-        str(stats.prepared_model),
-        request["data"],
-        preprocess=Preprocess.from_json(request.get("preprocess")),
-        limit=int(request.get("samples", DEFAULT_EVAL_SAMPLES)),
-    )
-    result = auto_mixed_precision(
-        stats,
-        plan,
-        feeds,
-        request["out"],
-        target_db=float(request["target_db"]),
-        max_steps=int(request.get("max_steps", 10)),
-        step_size=int(request.get("step_size", 1)),
-        max_promoted=request.get("max_promoted"),
-        profile_fn=profile_fn,
-        backend=str(request.get("backend", "cpu")),
-        ctx=ctx,
-    )
-    return result.to_json()

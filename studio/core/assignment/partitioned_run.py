@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from studio.core.engine.sessions import random_array
 from studio.core.errors import BackendUnavailableError, BadInputError, JobFailedError, StudioError
-from studio.core.jobs.protocol import JobContext, job
-
-RUN_JOB = "studio.core.assignment.partitioned_run:run_segments_job"
+from studio.core.jobs.protocol import JobContext, job, job_kind
 
 
 @dataclass
@@ -87,11 +86,7 @@ def random_feeds(graph: Any, seed: int = 0) -> dict[str, np.ndarray]:
             raise BadInputError(
                 f"input '{t.name}' has dynamic shape {t.shape}: fix it with --input-shape"
             )
-        dtype = np.dtype(t.dtype or "float32")
-        if np.issubdtype(dtype, np.floating):
-            feeds[t.name] = rng.random(t.shape, dtype=np.float32).astype(dtype)
-        else:
-            feeds[t.name] = rng.integers(0, 10, size=t.shape).astype(dtype)
+        feeds[t.name] = random_array(rng, t.shape, t.dtype or "float32")
     return feeds
 
 
@@ -138,7 +133,7 @@ def run_plan(
             "warmup": int(warmup),
         }
         ctx.progress(0.05, f"running {len(segments)} segment(s)")
-        result = run_in_worker(RUN_JOB, request, ctx, timeout_s=timeout_s)
+        result = run_in_worker(job_kind(run_segments_job), request, ctx, timeout_s=timeout_s)
         with np.load(folder / "outputs.npz", allow_pickle=False) as data:
             outputs = {name: data[name] for name in data.files}
     timings = [SegmentTiming(**t) for t in result["timings"]]

@@ -12,20 +12,49 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from studio.core.errors import ConfigError
-from studio.core.project import Constraints
+from studio.core.project import BACKENDS, Constraints
 
 SCHEMA_VERSION = 1
 PLAN_KIND = "npu-studio.backend-plan"
-BACKEND_ORDER = ("htp", "gpu", "cpu")
+BACKEND_ORDER = BACKENDS  # the backends a node can be assigned to (a project's pins name them)
 
 
 @dataclass
-class Support:
+class NodeSupport:
+    """One node on one backend: accepted or not, the backend's own reason, and size warnings."""
+
     supported: bool
     reason: str = ""
+    source: str = "probe"  # "probe" | "model" | "backend" | "reference"
+    warnings: list[str] = field(default_factory=list)
+
+    def tooltip(self, backend: str) -> str:
+        """The one-line text the graph and the table show for this node."""
+        if self.source == "backend":  # the backend itself is missing, not this node
+            reason = self.reason.removeprefix(f"{backend.upper()} unavailable: ")
+            return f"{backend.upper()}: unavailable ({reason})"
+        head = f"{backend.upper()}: " + ("supported" if self.supported else "rejected")
+        text = f"{head} ({self.reason})" if self.reason else head
+        if self.warnings:
+            text += "; " + "; ".join(self.warnings)
+        return text
 
     def to_json(self) -> dict[str, Any]:
-        return {"supported": self.supported, "reason": self.reason}
+        return {
+            "supported": self.supported,
+            "reason": self.reason,
+            "source": self.source,
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> NodeSupport:
+        return cls(
+            supported=bool(data["supported"]),
+            reason=str(data.get("reason", "")),
+            source=str(data.get("source", "probe")),
+            warnings=[str(w) for w in data.get("warnings", [])],
+        )
 
 
 @dataclass

@@ -28,9 +28,9 @@ import onnx
 from onnx import helper
 
 from studio.core.jobs.protocol import JobContext, job
+from studio.core.model.ops import QDQ_OPS
 
 SMALL_INIT = 64  # constant inputs with at most this many elements are part of the signature
-QDQ = ("QuantizeLinear", "DequantizeLinear")
 
 
 def load_full_model(graph: Any) -> onnx.ModelProto:
@@ -72,14 +72,14 @@ def build_probe(graph: Any, node: Any, protos: dict[str, onnx.NodeProto], inits:
     nodes: list[onnx.NodeProto] = []
     used_inits: list[str] = []
     inputs: list[str] = []
-    if node.op_type not in QDQ:
+    if node.op_type not in QDQ_OPS:
         for t in node.inputs:
             producer = _producer(graph, t) if t else None
             if producer is not None and producer.op_type == "DequantizeLinear":
                 nodes.append(protos[producer.id])
     nodes.append(protos[node.id])
     outputs = list(node.outputs)
-    if node.op_type not in QDQ:
+    if node.op_type not in QDQ_OPS:
         outputs = []
         for t in node.outputs:
             info = graph.tensors.get(t)
@@ -248,11 +248,11 @@ def qdq_owner(graph: Any, node: Any) -> str | None:
     if node.op_type == "DequantizeLinear":
         info = graph.tensors.get(node.outputs[0]) if node.outputs else None
         for consumer in info.consumers if info is not None else []:
-            if graph.node_by_id[consumer].op_type not in (*QDQ, "Constant"):
+            if graph.node_by_id[consumer].op_type not in (*QDQ_OPS, "Constant"):
                 return consumer
     elif node.op_type == "QuantizeLinear" and node.inputs:
         producer = _producer(graph, node.inputs[0])
-        if producer is not None and producer.op_type not in (*QDQ, "Constant"):
+        if producer is not None and producer.op_type not in (*QDQ_OPS, "Constant"):
             return producer.id
     return None
 
@@ -402,18 +402,3 @@ def read_partial(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None, str
                 done[event["key"]] = event["result"]
             current = None
     return done, whole, current
-
-
-@job
-def availability_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    """Run studio.core.engine.registry' tiny-session probe for each named backend, in this worker."""
-    from studio.core.engine.registry import probe_backend
-
-    found: dict[str, Any] = {}
-    for name in request.get("backends") or []:
-        status = probe_backend(str(name))
-        found[str(name)] = {
-            "available": status.available,
-            "reason": status.reason if not status.available else status.note,
-        }
-    return {"backends": found}

@@ -1,12 +1,15 @@
 """Per-layer backend scoring and a cost-minimising assignment that explains itself.
 
-Each node gets, per backend, a score with visible parts: supported (a hard gate, with the real
-backend's reason from :mod:`studio.core.assignment.support`), precision fit, tensor size against HTP's VTCM,
-power efficiency, and cost: measured time when a per-layer profile of that backend exists, else a
-MAC/byte-based estimate that is labelled "estimated" everywhere it appears. The assignment then
-minimises total cost over the topological order with a dynamic programme whose transitions charge
-the price of a backend boundary (transfer of every tensor live across the cut, plus quantise or
-dequantise), so one cheap node is never ping-ponged to another backend.
+Costs are in ONE unit for ONE device: milliseconds on the target device (``--device``). HTP costs
+come from the device model (:mod:`studio.core.devices.estimate`, "estimated", with its measured
+error); CPU/GPU costs of the phone use visible assumed rates ("assumed"); a per-layer profile counts
+("measured") only when it was taken on real hardware. The x86-64 HTP emulator's wall time and
+cycles, and this host's CPU kernel times, describe no device and never enter a decision.
+
+The assignment minimises total cost over the topological order with a dynamic programme whose
+transitions charge the price of a backend boundary (transfer of every tensor live across the cut,
+plus quantise or dequantise; assumed rates), so one cheap node is never ping-ponged to another
+backend. Each reason quotes the two costs and the boundaries that really exist around the node.
 """
 
 from __future__ import annotations
@@ -21,24 +24,37 @@ from studio.core.assignment.plan import (  # noqa: F401 - re-exported: callers i
     SCHEMA_VERSION,
     BackendScore,
     NodeDecision,
+    NodeSupport,
     Plan,
-    Support,
 )
+from studio.core.assignment.support import support_map
 from studio.core.errors import BackendUnavailableError, BadInputError, ConfigError
+from studio.core.model.ops import QDQ_OPS
 from studio.core.project import Constraints
 
-# Effective rates used ONLY when nothing was measured; every figure derived from them is labelled
-# "estimated". MAC/ms and bytes/ms per backend, and a fixed per-op dispatch overhead.
+# ASSUMED phone rates for the backends the device model does not cover (the phone's CPU and GPU):
+# MAC/ms and bytes/ms, and a fixed per-op dispatch overhead. Not measured; shown as "assumed" and
+# listed in every plan's summary["assumptions"] so a user can see (and edit) them.
 EST_MACS_PER_MS = {"htp": 5e8, "gpu": 1e8, "cpu": 2e7}
 EST_BYTES_PER_MS = {"htp": 2e7, "gpu": 1e7, "cpu": 5e6}
 EST_OP_OVERHEAD_MS = {"htp": 0.004, "gpu": 0.02, "cpu": 0.002}
-# Relative energy per ms of work (HTP the most efficient) and the 0-1 efficiency shown in scores.
+# ASSUMED relative energy per ms of work (HTP = 1) and the 0-1 efficiency shown in scores. No
+# per-backend energy figure for these chips is published with the data the studio ships.
 ENERGY_PER_MS = {"htp": 1.0, "gpu": 3.0, "cpu": 8.0}
 POWER_EFFICIENCY = {"htp": 1.0, "gpu": 0.45, "cpu": 0.15}
-BOUNDARY_BYTES_PER_MS = 5e6  # ~5 GB/s shared-memory copy
-BOUNDARY_SYNC_MS = 0.05  # one hand-over between sessions
+BOUNDARY_BYTES_PER_MS = 5e6  # ASSUMED ~5 GB/s shared-memory copy
+BOUNDARY_SYNC_MS = 0.05  # ASSUMED cost of one hand-over between sessions
+ASSUMPTIONS = {
+    "cpu_gpu_macs_per_ms": {k: v for k, v in EST_MACS_PER_MS.items() if k != "htp"},
+    "cpu_gpu_bytes_per_ms": {k: v for k, v in EST_BYTES_PER_MS.items() if k != "htp"},
+    "cpu_gpu_op_overhead_ms": {k: v for k, v in EST_OP_OVERHEAD_MS.items() if k != "htp"},
+    "energy_per_ms_relative": ENERGY_PER_MS,
+    "boundary_bytes_per_ms": BOUNDARY_BYTES_PER_MS,
+    "boundary_sync_ms": BOUNDARY_SYNC_MS,
+    "note": "assumed constants (not measured, not published for these chips); edit in "
+    "studio/core/assignment/scoring.py",
+}
 VTCM_BYTES_DEFAULT = 8 * 1024 * 1024
-QDQ = ("QuantizeLinear", "DequantizeLinear")
 
 
 def weights(constraints: Constraints) -> tuple[float, float]:
@@ -53,7 +69,7 @@ def weights(constraints: Constraints) -> tuple[float, float]:
 # ----- scoring --------------------------------------------------------------------------------
 def quant_bits(node: Any, graph: Any) -> int | None:
     """8 or 16 when the node runs quantised (a DequantizeLinear feeds it), else None."""
-    if node.op_type in QDQ:
+    if node.op_type in QDQ_OPS:
         tensor = node.inputs[0] if node.op_type == "DequantizeLinear" else node.outputs[0]
         return _bits(graph, tensor)
     for tensor in node.inputs:
@@ -95,12 +111,16 @@ def score_node(
     node: Any,
     graph: Any,
     backend: str,
-    support: Support,
+    support: NodeSupport,
     measured_ms: float | None,
     constraints: Constraints | None = None,
     vtcm_bytes: int = VTCM_BYTES_DEFAULT,
+    device_ms: tuple[float, str] | None = None,
 ) -> BackendScore:
-    """The visible parts of one node's score on one backend (see the module docstring)."""
+    """The visible parts of one node's score on one backend (see the module docstring).
+
+    ``measured_ms``: a real-hardware figure; ``device_ms``: (ms, source) from the device model.
+    """
     precision, fit = precision_fit(backend, quant_bits(node, graph))
     size_fit = 1.0 if backend != "htp" or largest_tensor(node, graph) <= vtcm_bytes else 0.5
     power = POWER_EFFICIENCY[backend]
@@ -108,8 +128,12 @@ def score_node(
         return BackendScore(
             backend, False, support.reason, precision, fit, size_fit, power, None, "", 0.0
         )
-    cost = measured_ms if measured_ms is not None else estimate_ms(node, backend)
-    source = "measured" if measured_ms is not None else "estimated"
+    if measured_ms is not None:
+        cost, source = measured_ms, "measured"
+    elif device_ms is not None:
+        cost, source = device_ms
+    else:
+        cost, source = estimate_ms(node, backend), "assumed"
     power_w = 0.3 if constraints is not None and constraints.power_critical else 0.15
     speed_w = 0.65 - power_w if constraints is None or not constraints.performance_critical else 0.6
     speed = 1.0 / (1.0 + cost / 0.1)  # bounded: 0.1 ms scores 0.5
@@ -169,32 +193,37 @@ def cut_costs(nodes: list[Any], graph: Any) -> list[float]:
 # ----- the assignment -------------------------------------------------------------------------
 def assign(
     graph: Any,
-    support: Mapping[str, Mapping[str, Support]],
+    support: Mapping[str, Mapping[str, NodeSupport]],
     available: list[str],
     constraints: Constraints | None = None,
     measured: Mapping[str, Mapping[str, float]] | None = None,
     vtcm_bytes: int = VTCM_BYTES_DEFAULT,
+    device_costs: Mapping[str, Mapping[str, tuple[float, str]]] | None = None,
+    device: str | None = None,
 ) -> Plan:
     """Choose a backend per node minimising time (+ weighted energy) plus boundary costs.
 
-    ``support``: node id -> backend -> Support (from opsupport); a backend with no entry for a
+    ``support``: node id -> backend -> NodeSupport (from opsupport); a backend with no entry for a
     node counts as NOT supported ("not probed"), except the CPU reference. ``measured``: backend
-    -> node id -> ms from a per-layer profile; missing figures fall back to labelled estimates.
+    -> node id -> ms from a per-layer profile on REAL hardware. ``device_costs``: backend -> node
+    id -> (ms, source) on the target device (:func:`device_costs_for`); anything still missing
+    falls back to the assumed rates, labelled "assumed".
     """
     constraints = constraints or Constraints()
     measured = measured or {}
+    device_costs = device_costs or {}
     backends = [b for b in BACKEND_ORDER if b in available]
     if not backends:
         raise BackendUnavailableError("no backend is available to assign nodes to")
     nodes = [n for n in graph.nodes if not (n.op_type == "Constant" and not n.inputs)]
 
-    def support_of(node_id: str, backend: str) -> Support:
+    def support_of(node_id: str, backend: str) -> NodeSupport:
         found = support.get(node_id, {}).get(backend)
         if found is not None:
             return found
         if backend == "cpu":
-            return Support(True, "ONNX Runtime CPU EP (reference)")
-        return Support(False, f"{backend.upper()} support not probed for this node")
+            return NodeSupport(True, "ONNX Runtime CPU EP (reference)", "reference")
+        return NodeSupport(False, f"{backend.upper()} support not probed for this node")
 
     _check_pins(graph, constraints, backends, support_of)
     scores = [
@@ -207,6 +236,7 @@ def assign(
                 measured.get(b, {}).get(n.id),
                 constraints,
                 vtcm_bytes,
+                device_costs.get(b, {}).get(n.id),
             )
             for b in backends
         }
@@ -227,7 +257,7 @@ def assign(
             n.id,
             n.op_type,
             choice[i],
-            _explain(i, nodes, scores, choice, constraints),
+            _explain(i, nodes, scores, choice, constraints, cuts),
             scores[i],
             pinned=n.id in constraints.pins,
         )
@@ -235,6 +265,8 @@ def assign(
     ]
     summary = _summarise(nodes, scores, cuts, choice, backends, total, budget)
     summary["budget_forced_fastest"] = switched
+    summary["device"] = device
+    summary["assumptions"] = ASSUMPTIONS
     shapes = {
         t.name: list(t.shape)
         for t in graph.inputs
@@ -263,8 +295,8 @@ def _check_pins(graph: Any, constraints: Constraints, backends: list[str], suppo
 def _node_cost(score: BackendScore, time_w: float, energy_w: float) -> float:
     if not score.supported or score.cost_ms is None:
         return math.inf
-    adjusted = score.cost_ms / max(score.precision_fit, 1e-3) / max(score.size_fit, 1e-3)
-    return time_w * adjusted + energy_w * score.cost_ms * ENERGY_PER_MS[score.backend]
+    # Time in ms on the device, plus the (assumed) energy term; no factor rescales a cost.
+    return time_w * score.cost_ms + energy_w * score.cost_ms * ENERGY_PER_MS[score.backend]
 
 
 def _solve(nodes, scores, cuts, backends, pins, time_w, energy_w) -> list[str]:
@@ -313,7 +345,18 @@ def _estimated_total(scores, cuts, choice) -> float:
     return total
 
 
-def _explain(i, nodes, scores, choice, constraints) -> str:
+def _boundaries_if(i: int, choice: list[str], backend: str, cuts: list[float]) -> tuple[int, float]:
+    """(boundaries, their ms) around node i if it ran on ``backend`` and its neighbours stayed."""
+    count, ms = 0, 0.0
+    if i > 0 and choice[i - 1] != backend:
+        count, ms = count + 1, ms + cuts[i]
+    if i + 1 < len(choice) and choice[i + 1] != backend:
+        count, ms = count + 1, ms + cuts[i + 1]
+    return count, ms
+
+
+def _explain(i, nodes, scores, choice, constraints, cuts) -> str:
+    """Why node i runs where it does, from the real cost difference and the real boundaries."""
     node, chosen = nodes[i], choice[i]
     if node.id in constraints.pins:
         return f"pinned to {chosen.upper()} by the user"
@@ -324,25 +367,47 @@ def _explain(i, nodes, scores, choice, constraints) -> str:
         if not s.supported
     ]
     supported = {b: s for b, s in scores[i].items() if s.supported and s.cost_ms is not None}
-    cheapest = min(supported, key=lambda b: supported[b].cost_ms) if supported else chosen
-    if cheapest != chosen:
-        if constraints.power_critical and ENERGY_PER_MS[chosen] < ENERGY_PER_MS[cheapest]:
-            why = "power-critical: it uses less energy"
-        else:
-            why = "moving it alone would add backend boundaries"
+    others = {b: s for b, s in supported.items() if b != chosen}
+    if not others:
         parts.append(
-            f"kept on {chosen.upper()} ({own.cost_ms:.3f} ms {own.cost_source}) although "
-            f"{cheapest.upper()} would take {supported[cheapest].cost_ms:.3f} ms "
-            f"({supported[cheapest].cost_source}): {why}"
+            f"only {chosen.upper()} can run it: {own.cost_ms:.4f} ms ({own.cost_source})"
+            if own.cost_ms is not None
+            else f"only {chosen.upper()} can run it"
         )
+        return "; ".join(parts)
+    alt_name = min(others, key=lambda b: others[b].cost_ms)
+    alt = others[alt_name]
+    here_b, here_ms = _boundaries_if(i, choice, chosen, cuts)
+    there_b, there_ms = _boundaries_if(i, choice, alt_name, cuts)
+    costs = (
+        f"{chosen.upper()} {own.cost_ms:.4f} ms ({own.cost_source}) vs "
+        f"{alt_name.upper()} {alt.cost_ms:.4f} ms ({alt.cost_source})"
+    )
+    close = abs(own.cost_ms - alt.cost_ms) <= 0.1 * max(own.cost_ms, alt.cost_ms, 1e-12)
+    if own.cost_ms <= alt.cost_ms:
+        why = f"{chosen.upper()} is faster: {costs}"
+        if close:
+            why = f"costs within 10%: {costs}"
+            if ENERGY_PER_MS[chosen] < ENERGY_PER_MS[alt_name]:
+                why += f"; {chosen.upper()} uses less energy (assumed figures)"
     else:
-        others = ", ".join(
-            f"{b.upper()} {s.cost_ms:.3f} ms" for b, s in supported.items() if b != chosen
-        )
-        parts.append(
-            f"{chosen.upper()} is cheapest: {own.cost_ms:.3f} ms ({own.cost_source}), "
-            f"{own.precision}" + (f"; vs {others}" if others else "")
-        )
+        extra = there_ms - here_ms
+        if there_b > here_b and extra > 0 and alt.cost_ms + extra >= own.cost_ms:
+            why = (
+                f"kept on {chosen.upper()} although {alt_name.upper()} is faster ({costs}): "
+                f"moving it alone adds {there_b - here_b} backend boundar"
+                f"{'y' if there_b - here_b == 1 else 'ies'} costing {extra:.4f} ms (assumed)"
+            )
+        elif ENERGY_PER_MS[chosen] < ENERGY_PER_MS[alt_name]:
+            why = (
+                f"kept on {chosen.upper()} although {alt_name.upper()} is faster ({costs}): "
+                f"it uses less energy (assumed figures)"
+            )
+        else:
+            why = f"kept on {chosen.upper()} ({costs}) by the segment it belongs to"
+    if here_b:
+        why += f"; {here_b} boundary/boundaries around it ({here_ms:.4f} ms assumed)"
+    parts.append(why)
     return "; ".join(parts)
 
 
@@ -360,10 +425,32 @@ def _summarise(nodes, scores, cuts, choice, backends, total, budget) -> dict[str
         "boundary_ms": sum(cuts[i] for i in boundaries),
         "segments": len(boundaries) + 1 if choice else 0,
         "estimated_total_ms": total,
-        "cost_sources": sorted({scores[i][b].cost_source for i, b in enumerate(choice)}),
+        "cost_sources": sorted(
+            {scores[i][b].cost_source for i, b in enumerate(choice)}
+            | ({"assumed (boundaries)"} if boundaries else set())
+        ),
         "latency_budget_ms": budget,
         "over_budget": budget is not None and total > budget,
     }
+
+
+def device_costs_for(graph: Any, device: Any = None) -> dict[str, dict[str, tuple[float, str]]]:
+    """backend -> node id -> (ms, source) on the target device, in one unit.
+
+    HTP: the device model's per-node estimate (nodes the compiler folds or that are Q/DQ plumbing
+    cost 0 there). CPU/GPU of the phone: the assumed rates, labelled "assumed".
+    """
+    from studio.core.devices.estimate import estimate_graph
+
+    est = estimate_graph(graph, device)
+    label = "estimated"  # for plan.summary["device"], with the device model's error
+    htp_ms = est.node_ms()
+    costs: dict[str, dict[str, tuple[float, str]]] = {"htp": {}, "cpu": {}, "gpu": {}}
+    for node in graph.nodes:
+        costs["htp"][node.id] = (htp_ms.get(node.id, 0.0), label)
+        for b in ("cpu", "gpu"):
+            costs[b][node.id] = (estimate_ms(node, b), "assumed")
+    return costs
 
 
 def plan_for(
@@ -371,10 +458,13 @@ def plan_for(
     report: Any,
     constraints: Constraints | None = None,
     measured: Mapping[str, Mapping[str, float]] | None = None,
+    device: Any = None,
 ) -> Plan:
-    """Assign from an :class:`~studio.core.assignment.support.OpSupportReport` (backends and verdicts)."""
-    from studio.core.assignment.support import support_map
+    """Assign from an :class:`~studio.core.assignment.support.OpSupportReport` (backends and verdicts)
+    with costs on ``device`` (the default target when None)."""
+    from studio.core.devices.catalogue import current_device, resolve_device
 
+    dev = resolve_device(device) if device is not None else current_device()
     vtcm_mb = float(report.options.get("vtcm_mb", VTCM_BYTES_DEFAULT / 1024 / 1024))
     return assign(
         graph,
@@ -383,7 +473,16 @@ def plan_for(
         constraints,
         measured,
         vtcm_bytes=int(vtcm_mb * 1024 * 1024),
+        device_costs=device_costs_for(graph, dev),
+        device=dev.name,
     )
+
+
+def is_real_hardware(run: Mapping[str, Any]) -> bool:
+    """A profile counts as "measured" only on real hardware: an Arm host (a Snapdragon laptop or
+    phone). On x86-64, HTP is the emulator and the CPU is this host's, not the target's."""
+    machine = str((run.get("host") or {}).get("machine", "")).lower()
+    return machine in ("aarch64", "arm64")
 
 
 def measured_from_profile(run: Mapping[str, Any]) -> tuple[str, dict[str, float]]:
@@ -399,7 +498,9 @@ def measured_from_profile(run: Mapping[str, Any]) -> tuple[str, dict[str, float]
     """
     backend = str(run.get("backend", ""))
     if backend not in BACKEND_ORDER:
-        raise BadInputError(f"profile run is for backend {backend!r}, not one of htp/gpu/cpu")
+        raise BadInputError(
+            f"profile run is for backend {backend!r}, not one of {'/'.join(BACKEND_ORDER)}"
+        )
     rows = [r for r in run.get("layers", []) if isinstance(r, Mapping) and r.get("node_id")]
     p50 = float((run.get("stats") or {}).get("p50_ms") or 0.0)
     cycle_rows = [r for r in rows if r.get("cycles") is not None]
@@ -439,6 +540,8 @@ def measured_from_runs(
         sha = str(run.get("model_sha256") or "")
         if model_sha256 and sha and sha != model_sha256:
             continue
+        if not is_real_hardware(run):
+            continue  # emulator / host times describe no device
         backend, ms = measured_from_profile(run)
         if ms:
             measured[backend] = ms

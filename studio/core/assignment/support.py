@@ -28,53 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.assignment import probe
+from studio.core.assignment.plan import NodeSupport
 from studio.core.atomic import atomic_write_json, read_json_strict
+from studio.core.engine.registry import probe_job, versions
 from studio.core.errors import BadInputError, ConfigError, JobCancelledError, StudioError
-from studio.core.jobs.protocol import JobContext
+from studio.core.jobs.protocol import JobContext, job_kind
+from studio.core.model.ops import QDQ_OPS, is_quantized_model
 
 SCHEMA_VERSION = 1
 MIB = 1024 * 1024
 DEFAULT_VTCM_MB = 8
-PROBE_JOB = "studio.core.assignment.probe:probe_job"
-AVAILABILITY_JOB = "studio.core.assignment.probe:availability_job"
-
-
-@dataclass
-class NodeSupport:
-    """One node on one backend: accepted or not, the backend's own reason, and size warnings."""
-
-    supported: bool
-    reason: str = ""
-    source: str = "probe"  # "probe" | "model" | "backend" | "reference"
-    warnings: list[str] = field(default_factory=list)
-
-    def tooltip(self, backend: str) -> str:
-        """The one-line text the graph and the table show for this node."""
-        if self.source == "backend":  # the backend itself is missing, not this node
-            reason = self.reason.removeprefix(f"{backend.upper()} unavailable: ")
-            return f"{backend.upper()}: unavailable ({reason})"
-        head = f"{backend.upper()}: " + ("supported" if self.supported else "rejected")
-        text = f"{head} ({self.reason})" if self.reason else head
-        if self.warnings:
-            text += "; " + "; ".join(self.warnings)
-        return text
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "supported": self.supported,
-            "reason": self.reason,
-            "source": self.source,
-            "warnings": list(self.warnings),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> NodeSupport:
-        return cls(
-            supported=bool(data["supported"]),
-            reason=str(data.get("reason", "")),
-            source=str(data.get("source", "probe")),
-            warnings=[str(w) for w in data.get("warnings", [])],
-        )
+PROBE_JOB = job_kind(probe.probe_job)
 
 
 @dataclass
@@ -154,17 +118,24 @@ class OpSupportReport:
 
 # ----- availability ---------------------------------------------------------------------------
 def backend_availability(names: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Availability of each backend: studio.core.engine.registry' real tiny-session probe, in the worker.
+    """Availability of each backend: the registry's real tiny-session probe, in the worker.
 
-    CPU is ORT's own EP. HTP/GPU are available only when a real session ran on them; otherwise the
+    The probe is :func:`studio.core.engine.registry.probe_job` (the one availability probe). CPU
+    is ORT's own EP. HTP/GPU are available only when a real session ran on them; otherwise the
     reason is the backend's own error (e.g. QNN_BACKEND_ERROR_CANNOT_INITIALIZE for GPU here).
     """
     from studio.core.jobs.client import run_in_worker
 
     wanted = list(names)
     try:
-        result = run_in_worker(AVAILABILITY_JOB, {"backends": wanted}, timeout_s=120)
-        statuses = result["backends"]
+        result = run_in_worker(job_kind(probe_job), {"backends": wanted}, timeout_s=120)
+        statuses = {
+            str(s["name"]): {
+                "available": bool(s["available"]),
+                "reason": s.get("reason") if not s["available"] else s.get("note", ""),
+            }
+            for s in result["backends"]
+        }
     except StudioError as exc:
         statuses = {b: {"available": False, "reason": f"probe failed: {exc}"} for b in wanted}
     found: dict[str, dict[str, Any]] = {}
@@ -178,19 +149,6 @@ def backend_availability(names: Iterable[str]) -> dict[str, dict[str, Any]]:
                 "available": False,
                 "reason": f"{label} unavailable: {status.get('reason')}",
             }
-    return found
-
-
-def versions() -> dict[str, str]:
-    import onnxruntime as ort
-
-    found = {"onnxruntime": ort.__version__}
-    try:
-        import onnxruntime_qnn
-
-        found["onnxruntime_qnn"] = str(onnxruntime_qnn.__version__)
-    except ImportError:
-        found["onnxruntime_qnn"] = "not installed"
     return found
 
 
@@ -212,10 +170,6 @@ def model_notes(graph: Any) -> list[str]:
             "soc_model on a device); quantise it (QDQ) for int8 speed and power"
         )
     return notes
-
-
-def is_quantized_model(graph: Any) -> bool:
-    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in graph.nodes)
 
 
 def vtcm_warnings(graph: Any, node: Any, vtcm_mb: float) -> list[str]:
@@ -394,7 +348,7 @@ def _probe_backend(
     for key, (_, node_ids) in groups.items():
         res = results.get(key, {"ok": False, "reason": "not probed"})
         for node_id in node_ids:
-            is_qdq = graph.node_by_id[node_id].op_type in probe.QDQ
+            is_qdq = graph.node_by_id[node_id].op_type in QDQ_OPS
             found = _combine(node_id, res, verdicts, is_qdq)
             if found.supported and node_id in off_qnn and found.source != "model":
                 found.warnings.append("ORT left it to the CPU EP in the full-model compile")
@@ -435,10 +389,5 @@ def _combine(
 
 
 def support_map(report: OpSupportReport) -> dict[str, dict[str, Any]]:
-    """Node id -> backend -> assignment.Support, the form the assignment consumes."""
-    from studio.core.assignment.scoring import Support
-
-    return {
-        n: {b: Support(s.supported, s.reason) for b, s in per.items()}
-        for n, per in report.nodes.items()
-    }
+    """Node id -> backend -> NodeSupport, the form the assignment consumes (one type for both)."""
+    return {n: dict(per) for n, per in report.nodes.items()}

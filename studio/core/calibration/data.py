@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from studio.core.engine.sessions import random_array
 from studio.core.errors import BadInputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -393,9 +394,4 @@ def _check_dtype(arr: np.ndarray, inp: InputSpec, path: Path) -> None:
 
 
 def _random_array(rng: np.random.Generator, inp: InputSpec) -> np.ndarray:
-    dtype = np.dtype(inp.dtype)
-    if np.issubdtype(dtype, np.floating):
-        return rng.random(inp.shape, dtype=np.float32).astype(dtype)
-    if dtype == np.bool_:
-        return rng.integers(0, 2, size=inp.shape).astype(np.bool_)
-    return rng.integers(0, 10, size=inp.shape).astype(dtype)
+    return random_array(rng, inp.shape, inp.dtype)

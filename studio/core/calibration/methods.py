@@ -18,13 +18,14 @@ range; see REFERENCE.md §1), so no method ever widens a range.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from studio.core.calibration.histogram import RunningHistogram
 from studio.core.errors import BadInputError
 
-METHODS = ("minmax", "percentile", "entropy", "mse")
 DEFAULT_PERCENTILE = 99.99
 
 
@@ -38,16 +39,9 @@ def compute_range(
     """The (min, max) that ``method`` picks for this tensor's statistics."""
     if hist.count == 0 or not hist.counts.size:
         return 0.0, 0.0
-    if method == "minmax":
-        lo, hi = hist.minimum, hist.maximum
-    elif method == "percentile":
-        lo, hi = _percentile(hist, percentile)
-    elif method == "entropy":
-        lo, hi = _entropy(hist, bitwidth)
-    elif method == "mse":
-        lo, hi = _mse(hist, bitwidth)
-    else:
+    if method not in REGISTRY:
         raise BadInputError(f"unknown calibration method '{method}' (choose {', '.join(METHODS)})")
+    lo, hi = REGISTRY[method].compute(hist, bitwidth, percentile)
     lo = max(float(lo), hist.minimum)
     hi = min(float(hi), hist.maximum)
     if hi < lo:
@@ -205,3 +199,26 @@ def _mse(hist: RunningHistogram, bitwidth: int, grid: int = 48) -> tuple[float, 
     err = inside * scale * scale / 12.0 + e_lo[:, None] + e_hi[None, :]
     i, j = np.unravel_index(int(np.argmin(err)), err.shape)
     return float(los[i]), float(his[j])
+
+
+@dataclass(frozen=True)
+class Method:
+    """One range-setting method: its name (CLI, plans), the GUI's label and the range it picks."""
+
+    name: str
+    label: str
+    compute: Callable[[RunningHistogram, int, float], tuple[float, float]]  # hist, bits, pct
+
+
+# The one list of methods: the plan's validation, the CLI's --method choices and the GUI's
+# combo boxes are derived from it. A new method is a function above and one record here.
+REGISTRY: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("minmax", "Min/max (exact range)", lambda h, _b, _p: (h.minimum, h.maximum)),
+        Method("percentile", "Percentile (clip outliers)", lambda h, _b, p: _percentile(h, p)),
+        Method("entropy", "Entropy (KL divergence)", lambda h, b, _p: _entropy(h, b)),
+        Method("mse", "MSE (minimise error)", lambda h, b, _p: _mse(h, b)),
+    )
+}
+METHODS: tuple[str, ...] = tuple(REGISTRY)

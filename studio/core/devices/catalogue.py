@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -24,6 +25,9 @@ CATALOGUE_PATH = Path(__file__).resolve().parents[3] / "resources" / "devices" /
 # The studio's default target when neither the user nor the project names one: the most common
 # current flagship phone in AI Hub's published figures (HTP v75, fp16 capable).
 DEFAULT_DEVICE = "Samsung Galaxy S24"
+# Where the current target travels to worker processes (set by studio.core.engine.sessions.
+# set_htp_target as "NAME|SOC_MODEL|HTP_ARCH"; a test keeps the two names equal).
+TARGET_ENV = "NPU_STUDIO_HTP_TARGET"
 
 
 class UnknownDeviceError(BadInputError):
@@ -130,6 +134,15 @@ def resolve_device(name_or_chipset: str | Device | None = None) -> Device:
         f"unknown device or chipset '{wanted}'{hint} "
         f"(`npu-studio devices` lists all {len(cat.devices)} devices)"
     )
+
+
+def current_device() -> Device:
+    """The target chosen for this process (``--device``, the GUI's target), else the default."""
+    name = os.environ.get(TARGET_ENV, "").split("|")[0]
+    try:
+        return resolve_device(name or None)
+    except UnknownDeviceError:
+        return resolve_device(None)
 
 
 def default_device() -> Device:

@@ -1,34 +1,21 @@
 """Load any supported encodings file (format auto-detected) and save to any of them atomically.
 
-Formats: ``qnn`` (0.6.1 overrides; legacy shape read too), ``aimet1``, ``aimet2``, ``ort``
-(TensorQuantOverrides as JSON) and ``studio`` (our own schema). Every failure is an
+Formats (the registry in :mod:`studio.core.encodings.formats`): ``qnn`` (0.6.1 overrides;
+legacy shape read too), ``aimet1``, ``aimet2``, ``ort`` (TensorQuantOverrides as JSON) and
+``studio`` (our own schema). Every failure is an
 EncodingsError naming the file and, where there is one, the tensor and the field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from studio.core.atomic import atomic_write_json, read_json_strict
-from studio.core.encodings._fields import Fields
-from studio.core.encodings.encoding import STUDIO_FORMAT
 from studio.core.encodings.encoding_set import EncodingSet
-from studio.core.encodings.formats import aimet, ort, qnn
-from studio.core.encodings.formats._common import check_channels
+from studio.core.encodings.formats import FORMATS, REGISTRY
 from studio.core.encodings.model_info import ModelView
 from studio.core.errors import EncodingsError, StudioError
-
-FORMATS = ("qnn", "aimet1", "aimet2", "ort", "studio")
-
-_WRITERS: dict[str, Callable[[EncodingSet], dict[str, Any]]] = {
-    "qnn": qnn.write,
-    "aimet1": aimet.write_v1,
-    "aimet2": aimet.write_v2,
-    "ort": ort.write,
-    "studio": EncodingSet.to_json,
-}
 
 
 def detect_format(data: Any, source: str = "<memory>") -> str:
@@ -37,16 +24,9 @@ def detect_format(data: Any, source: str = "<memory>") -> str:
         raise EncodingsError(
             f"expected a JSON object at the top level, got {type(data).__name__}", path=source
         )
-    if data.get("format") == STUDIO_FORMAT:
-        return "studio"
-    if ort.looks_like(data):
-        return "ort"
-    if aimet.looks_like_v2(data):
-        return "aimet2"
-    if aimet.looks_like_v1(data):
-        return "aimet1"
-    if qnn.looks_like(data):
-        return "qnn"
+    for fmt in sorted(REGISTRY.values(), key=lambda f: f.detect_rank):
+        if fmt.looks_like(data):
+            return fmt.name
     raise EncodingsError(
         "not an encodings file: expected QNN (activation_encodings/param_encodings objects), "
         "AIMET 1.0.0/2.0.0, ONNX Runtime overrides or npu-studio encodings",
@@ -67,18 +47,9 @@ def parse_encodings(
     fmt = fmt or detect_format(data, source)
     view = ModelView.of(model)
     try:
-        if fmt == "qnn":
-            encset, warnings = qnn.read(data, source, view)
-        elif fmt == "aimet1":
-            encset, warnings = aimet.read_v1(data, source, view, skip_unsupported)
-        elif fmt == "aimet2":
-            encset, warnings = aimet.read_v2(data, source, view, skip_unsupported)
-        elif fmt == "ort":
-            encset, warnings = ort.read(data, source, view)
-        elif fmt == "studio":
-            encset, warnings = _read_studio(data, source, view), []
-        else:
+        if fmt not in REGISTRY:
             raise EncodingsError(f"unknown encodings format {fmt!r} (one of {FORMATS})")
+        encset, warnings = REGISTRY[fmt].read(data, source, view, skip_unsupported)
     except StudioError:
         raise
     except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
@@ -86,13 +57,6 @@ def parse_encodings(
         raise EncodingsError(f"malformed {fmt} encodings: {exc}", path=source) from exc
     encset.meta.setdefault("source_format", fmt)
     return encset, warnings
-
-
-def _read_studio(data: Any, source: str, view: ModelView | None) -> EncodingSet:
-    encset = EncodingSet.from_json(data, source)
-    for enc in encset.values():
-        check_channels(Fields(enc.to_json(), source, enc.tensor), enc, view)
-    return encset
 
 
 def load_encodings(
@@ -106,11 +70,11 @@ def load_encodings(
 
 def dump_encodings(encset: EncodingSet, fmt: str) -> dict[str, Any]:
     """The JSON document for ``fmt``; every encoding is validated first."""
-    if fmt not in _WRITERS:
+    if fmt not in REGISTRY:
         raise EncodingsError(f"unknown encodings format {fmt!r} (one of {list(FORMATS)})")
     for enc in encset.values():
         enc.validate()
-    return _WRITERS[fmt](encset)
+    return REGISTRY[fmt].write(encset)
 
 
 def save_encodings(encset: EncodingSet, path: str | Path, fmt: str = "studio") -> None:

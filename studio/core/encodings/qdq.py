@@ -22,6 +22,7 @@ from studio.core.encodings.encoding import Encoding
 from studio.core.encodings.encoding_set import EncodingSet
 from studio.core.encodings.model_info import ModelView
 from studio.core.errors import EncodingsError
+from studio.core.model.ops import QDQ_OPS
 
 _SUFFIXES = ("_QuantizeLinear_Input", "_quantized")
 _NP_TO_QTYPE = {
@@ -84,7 +85,7 @@ def from_qdq_model(model: Any) -> EncodingSet:
             consumers.setdefault(name, []).append((node.op_type, index))
     out = EncodingSet(meta={"source_format": "qdq"})
     for node in graph.node:
-        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or len(node.input) < 2:
+        if node.op_type not in QDQ_OPS or len(node.input) < 2:
             continue
         source = node.input[0]
         if node.op_type == "DequantizeLinear" and source not in consts:

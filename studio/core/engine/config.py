@@ -23,10 +23,9 @@ from typing import Any
 
 from studio.core.atomic import atomic_write_json, read_json_strict
 from studio.core.errors import ConfigError
+from studio.core.model.ops import is_quantized_model  # noqa: F401 - callers import it here
 
 SCHEMA_VERSION = 1
-# QNN needs a SoC model to build fp16 graphs; used (and reported) when the user gave none.
-DEFAULT_FP16_SOC_MODEL = 60
 
 PERFORMANCE_MODES = (
     "burst",
@@ -249,11 +248,10 @@ def _htp_args(cfg: dict[str, Any], args: SessionArgs, quantized: bool | None, so
     if fp16:
         args.provider_options["enable_htp_fp16_precision"] = "1"
         if "soc_model" not in args.provider_options:
-            args.provider_options["soc_model"] = str(DEFAULT_FP16_SOC_MODEL)
-            args.warnings.append(
-                f"fp16 on HTP needs a soc_model; using {DEFAULT_FP16_SOC_MODEL} "
-                f"(set htp_config.soc_model in {source} to choose)"
-            )
+            # fp16 needs a soc_model: the target device's (--device, the project's, or the default)
+            from studio.core.engine.sessions import apply_htp_target
+
+            apply_htp_target(args.provider_options)
     elif precision == "int8" and quantized is False:
         args.warnings.append(
             "precision_mode int8 with a float model: there is no quantisation to run in int8, so "
@@ -265,17 +263,6 @@ def _htp_args(cfg: dict[str, Any], args: SessionArgs, quantized: bool | None, so
 def load_backend_config(path: str | Path | None) -> BackendConfig:
     """The config at ``path``, or the defaults when no file is given."""
     return BackendConfig() if path is None else BackendConfig.load(path)
-
-
-def is_quantized_model(model_path: str | Path) -> bool:
-    """True when the model carries QDQ or QLinear nodes (HTP then runs it in int, not fp16)."""
-    import onnx
-
-    model = onnx.load(str(model_path), load_external_data=False)
-    return any(
-        n.op_type in ("QuantizeLinear", "DequantizeLinear") or n.op_type.startswith("QLinear")
-        for n in model.graph.node
-    )
 
 
 def field_option(section: str, key: str) -> str:

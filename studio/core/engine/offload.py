@@ -135,7 +135,7 @@ def offload_report(
 ) -> OffloadReport:
     """Create a session with CPU fallback allowed and report where every node went.
 
-    Runs native code: call it in the worker (``engine_jobs.offload``) when a crash must not take
+    Runs native code: call it in the worker (``engine.jobs.offload``) when a crash must not take
     the caller down. ``reasons`` turns on ORT verbose logging to explain each rejected node.
     """
     from studio.core.engine.registry import get_spec, pick_reason

@@ -19,8 +19,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.core.engine.backends import REGISTRY, BackendSpec
 from studio.core.errors import BadInputError, StudioError
 from studio.core.jobs.native_log import pick_reason
+from studio.core.jobs.protocol import JobContext, job, job_kind
 
 __all__ = ["REGISTRY", "BackendSpec", "BackendStatus", "pick_reason", "probe_backends"]
 
@@ -29,57 +31,6 @@ SIMULATION_NOTE = (
     "HTP runs as a simulation on this x86-64 host: results are real quantized arithmetic and "
     "cycle counts are the simulator's, but wall-clock times are not phone times."
 )
-
-
-@dataclass(frozen=True)
-class BackendSpec:
-    """A backend the studio knows: its name, what it runs on, and where its library lives."""
-
-    name: str
-    label: str
-    ep: str
-    qnn_backend_type: str | None  # None for ORT's own CPU EP
-    library: str | None  # file name in the onnxruntime-qnn package
-    description: str
-
-
-REGISTRY: dict[str, BackendSpec] = {
-    spec.name: spec
-    for spec in (
-        BackendSpec(
-            "htp",
-            "QNN HTP (NPU)",
-            "QNNExecutionProvider",
-            "htp",
-            "libQnnHtp.so",
-            "Hexagon Tensor Processor through onnxruntime-qnn; quantized (QDQ) or fp16 models",
-        ),
-        BackendSpec(
-            "gpu",
-            "QNN GPU (Adreno)",
-            "QNNExecutionProvider",
-            "gpu",
-            "libQnnGpu.so",
-            "Adreno GPU through onnxruntime-qnn; needs a Snapdragon device",
-        ),
-        BackendSpec(
-            "cpu",
-            "ORT CPU",
-            "CPUExecutionProvider",
-            None,
-            None,
-            "ONNX Runtime's CPU execution provider (float reference, QDQ simulation)",
-        ),
-        BackendSpec(
-            "qnn-cpu",
-            "QNN CPU",
-            "QNNExecutionProvider",
-            "cpu",
-            "libQnnCpu.so",
-            "QNN's reference CPU backend (only when the onnxruntime-qnn build ships it)",
-        ),
-    )
-}
 
 
 @dataclass
@@ -199,7 +150,7 @@ def probe_backend(name: str) -> BackendStatus:
         status.note = "QNN GPU needs an Adreno GPU (Snapdragon); none on this x86-64 host."
     options: dict[str, str] = {}
     if spec.name == "htp":  # the probe model is float: HTP runs it in fp16
-        options = {"enable_htp_fp16_precision": "1", "soc_model": "60"}
+        options = {"enable_htp_fp16_precision": "1"}  # the target soc_model is added
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="studio-probe-") as tmp:
         model = _probe_model(Path(tmp))
@@ -233,6 +184,22 @@ _cache: dict[tuple[tuple[str, str], ...], list[BackendStatus]] = {}
 _cache_lock = threading.Lock()
 
 
+@job
+def probe_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Try a tiny session on every registered backend (or those in ``request['backends']``)."""
+    names = request.get("backends") or list(REGISTRY)
+    statuses = []
+    for index, name in enumerate(names):
+        ctx.progress(index / len(names), f"probing {name}")
+        status = probe_backend(str(name))
+        ctx.log(
+            f"{name}: {'available' if status.available else 'unavailable: ' + str(status.reason)}"
+        )
+        statuses.append(status.to_json())
+    ctx.progress(1.0, "probe done")
+    return {"backends": statuses}
+
+
 def probe_backends(*, in_worker: bool = True, refresh: bool = False) -> list[BackendStatus]:
     """Probe every registered backend (in the worker process by default); cached per versions.
 
@@ -247,7 +214,7 @@ def probe_backends(*, in_worker: bool = True, refresh: bool = False) -> list[Bac
         from studio.core.jobs.client import run_in_worker
 
         try:
-            result = run_in_worker("studio.core.engine.jobs:probe", {}, timeout_s=120)
+            result = run_in_worker(job_kind(probe_job), {}, timeout_s=120)
             statuses = [BackendStatus.from_json(s) for s in result["backends"]]
         except StudioError as exc:
             # Not cached: the worker may have been stopped from outside (a window closing

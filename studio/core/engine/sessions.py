@@ -8,6 +8,7 @@ proves full offload by making ORT refuse to place any node on the CPU EP.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,14 +17,15 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from studio.core.engine.backends import REGISTRY
 from studio.core.errors import BackendUnavailableError, BadInputError
 
 QNN_EP = "QNNExecutionProvider"
 CPU_EP = "CPUExecutionProvider"
-BACKENDS = ("htp", "gpu", "cpu", "qnn-cpu")
+BACKENDS = tuple(REGISTRY)
 # The QNN backend_type behind each QNN backend name ("qnn-cpu" is QNN's own CPU backend, as opposed
 # to "cpu", ORT's CPU EP).
-QNN_BACKEND_TYPE = {"htp": "htp", "gpu": "gpu", "qnn-cpu": "cpu"}
+QNN_BACKEND_TYPE = {n: s.qnn_backend_type for n, s in REGISTRY.items() if s.qnn_backend_type}
 GRAPH_OPT_LEVELS = {
     "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -31,9 +33,38 @@ GRAPH_OPT_LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
 
+# The HTP every session targets unless its options name one: the studio's default device
+# (studio.core.devices.catalogue.DEFAULT_DEVICE; a test keeps the two equal). ``--device`` and the
+# GUI's target change it through set_htp_target, which also reaches worker processes (environment).
+TARGET_ENV = "NPU_STUDIO_HTP_TARGET"
+DEFAULT_HTP_TARGET = {"device": "Samsung Galaxy S24", "soc_model": "57", "htp_arch": "75"}
+
 _register_lock = threading.Lock()
 _qnn_registered: bool | None = None
 _qnn_register_error: str | None = None
+
+
+def set_htp_target(device: str, soc_model: int, htp_arch: int) -> None:
+    """Make every later HTP session (this process and the workers it starts) target this device."""
+    os.environ[TARGET_ENV] = f"{device}|{int(soc_model)}|{int(htp_arch)}"
+
+
+def htp_target() -> dict[str, str]:
+    """The current target: ``{"device", "soc_model", "htp_arch"}`` (strings, as QNN options are)."""
+    raw = os.environ.get(TARGET_ENV, "")
+    parts = raw.split("|")
+    if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+        return {"device": parts[0], "soc_model": parts[1], "htp_arch": parts[2]}
+    return dict(DEFAULT_HTP_TARGET)
+
+
+def apply_htp_target(opts: dict[str, str]) -> dict[str, str]:
+    """Add the target's soc_model/htp_arch to HTP provider options that name neither."""
+    if "soc_model" not in opts and "htp_arch" not in opts:
+        target = htp_target()
+        opts["soc_model"] = target["soc_model"]
+        opts["htp_arch"] = target["htp_arch"]
+    return opts
 
 
 def qnn_library_path() -> str:
@@ -134,6 +165,8 @@ def make_session(
         if not devices:
             raise BackendUnavailableError("the QNN EP exposes no devices on this machine")
         opts.setdefault("backend_type", QNN_BACKEND_TYPE[backend])
+        if backend == "htp":
+            apply_htp_target(opts)
         so.add_provider_for_devices(devices, opts)
         from studio.core.jobs.native_log import capture_fd2, pick_reason
 
@@ -202,13 +235,22 @@ def random_inputs(
         dtype = _ORT_TO_NUMPY.get(inp.type)
         if dtype is None:
             raise BadInputError(f"input '{inp.name}' has unsupported type {inp.type}")
-        if np.issubdtype(dtype, np.floating):
-            feeds[inp.name] = rng.random(shape, dtype=np.float32).astype(dtype)
-        elif dtype is np.bool_:
-            feeds[inp.name] = rng.integers(0, 2, size=shape).astype(np.bool_)
-        else:
-            feeds[inp.name] = rng.integers(0, 10, size=shape).astype(dtype)
+        feeds[inp.name] = random_array(rng, shape, dtype)
     return feeds
+
+
+def random_array(rng: np.random.Generator, shape: Any, dtype: Any) -> np.ndarray:
+    """One random input: floats in [0, 1), booleans, or small integers (valid as indices).
+
+    The one random-input rule: the profiler, the partitioned run and calibration's ``random:N``
+    all feed models through it, so a model sees the same kind of data everywhere.
+    """
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.floating):
+        return rng.random(shape, dtype=np.float32).astype(dtype)
+    if dtype == np.bool_:
+        return rng.integers(0, 2, size=shape).astype(np.bool_)
+    return rng.integers(0, 10, size=shape).astype(dtype)
 
 
 def _short(text: str, limit: int = 400) -> str:

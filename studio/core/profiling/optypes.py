@@ -8,6 +8,8 @@ although shape-only MAC counting gives them 0.
 
 from __future__ import annotations
 
+from studio.core.model.ops import QDQ_OPS
+
 # Backend op types (ORT fused kernels, QNN ops) and the ONNX op types they start from.
 OP_ALIASES: dict[str, set[str]] = {
     "FusedConv": {"Conv"},
@@ -36,7 +38,7 @@ def onnx_types_of(op_type: str) -> set[str]:
 
 
 LAYOUT_OPS = {"Transpose", "ReorderInput", "ReorderOutput"}
-QDQ_ONNX = {"QuantizeLinear", "DequantizeLinear"}
+QDQ_ONNX = QDQ_OPS  # the ONNX Q/DQ ops (studio.core.model.ops)
 # Ops backends fold into the op before them (activations, residual adds, BN) or elide (views).
 FUSABLE = {
     "Relu",

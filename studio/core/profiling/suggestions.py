@@ -21,9 +21,8 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from studio.core.model.ops import QDQ_OPS
 from studio.core.profiling.records import MEASURE_CYCLES, MEASURE_TIME, LayerRow, ProfileRun
-
-_QDQ = {"QuantizeLinear", "DequantizeLinear"}
 
 
 @dataclass
@@ -86,7 +85,7 @@ def activation_bits(graph: Any) -> dict[str, int]:
     """
     bits: dict[str, int] = {}
     for node in graph.nodes:
-        if node.op_type not in _QDQ or len(node.inputs) < 3:
+        if node.op_type not in QDQ_OPS or len(node.inputs) < 3:
             continue
         zp = graph.tensors.get(node.inputs[2])
         width = {"uint16": 16, "int16": 16, "uint8": 8, "int8": 8, "int4": 4, "uint4": 4}.get(
@@ -286,7 +285,7 @@ def _io_quant_rows(run: ProfileRun, graph: Any | None) -> list[LayerRow]:
     outputs = {t.name for t in graph.outputs}
     for r in run.layers:
         node = graph.node_by_id.get(r.node_id)
-        if node is None or node.op_type not in _QDQ:
+        if node is None or node.op_type not in QDQ_OPS:
             continue
         if set(node.inputs) & inputs or set(node.outputs) & outputs:
             rows.append(r)

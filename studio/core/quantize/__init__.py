@@ -6,9 +6,10 @@ Public API::
     plan.set_override(TensorOverride("/conv1/Conv_output_0", bitwidth=16))
     result = build_qdq(stats, plan, "model.qdq.onnx")   # no inference: ranges come from stats
     result.encodings                                    # what the QDQ model really uses
-    rows = tensor_rows(stats, plan, report)             # the editor's table (TensorRow)
     proto = prepared_for_editing("model.onnx")          # before calibration: what the build folds
     quantisable_tensors(proto)                          # the tensors the build quantises
+
+The editor's table rows (plan + measured SQNR) are in :mod:`studio.core.accuracy.table`.
 """
 
 from studio.core.quantize.build import (
@@ -24,12 +25,8 @@ from studio.core.quantize.scope import (
     quantisable_tensors,
     quantised_initializers,
 )
-from studio.core.quantize.table import COLUMNS, TensorRow, tensor_rows
 
 __all__ = [
-    "COLUMNS",
-    "TensorRow",
-    "tensor_rows",
     "BuildResult",
     "QuantPlan",
     "TensorOverride",

@@ -6,7 +6,7 @@ Two paths lead to the same bundle layout (see :mod:`.bundle`):
 * SDK: ``qnn-onnx-converter`` -> ``qnn-model-lib-generator`` -> ``qnn-context-binary-generator``
   when ``QNN_SDK_ROOT`` is set or a folder is given (see :mod:`.sdk`).
 
-``compile_model`` runs native code: call it through the worker (``engine_jobs.compile``).
+``compile_model`` runs native code: call it through the worker (``toolchain.jobs.compile_bundle``).
 """
 
 from __future__ import annotations
@@ -156,6 +156,8 @@ def _compile_into(
         },
         "input_shapes": input_shapes,
         "tools": versions(),
+        # The device the context binary was built for (from its soc_model/htp_arch); run uses it.
+        "target": _target_of(provider_options or {}),
         "session": {
             "provider_options": dict(provider_options or {}),
             "session_config": dict(session_config or {}),
@@ -257,3 +259,18 @@ def resolve_model_or_bundle(path: str | Path) -> tuple[Path, dict[str, Any]]:
 
     check_model_file(target)  # a broken file is named as such, not as ORT's load error
     return target, {}
+
+
+def _target_of(options: dict[str, str]) -> dict[str, Any]:
+    from studio.core.engine.sessions import htp_target
+
+    target = htp_target()
+    same = (
+        str(options.get("soc_model")) == target["soc_model"]
+        and str(options.get("htp_arch")) == target["htp_arch"]
+    )
+    return {
+        "device": target["device"] if same else None,
+        "soc_model": int(options["soc_model"]) if options.get("soc_model") else None,
+        "htp_arch": int(options["htp_arch"]) if options.get("htp_arch") else None,
+    }

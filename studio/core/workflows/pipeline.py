@@ -24,6 +24,7 @@ from studio.core.model.graph import ModelGraph
 from studio.core.profiling.job import profile_model
 from studio.core.profiling.records import ProfileRun
 from studio.core.profiling.suggestions import suggest
+from studio.core.toolchain.jobs import compile_bundle
 from studio.core.workflows.report import write_report
 
 SCHEMA_VERSION = 1
@@ -151,7 +152,7 @@ def run_pipeline(
     assignment: dict[str, Any] = {}
     try:
         compiled = runner(
-            "studio.core.engine.jobs:compile_bundle",
+            job_kind(compile_bundle),
             {
                 "model": str(qdq),
                 "backend": "htp",

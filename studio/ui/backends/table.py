@@ -13,9 +13,10 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 
+from studio.core.assignment.plan import BACKEND_ORDER
 from studio.ui.widgets.table_model import ColumnsTableModel, Index
 
-BACKENDS = ("htp", "gpu", "cpu")
+BACKENDS = BACKEND_ORDER
 COLUMNS = ("Node", "Op", "MACs", "HTP", "GPU", "CPU", "Backend", "Pinned", "Reason")
 COL_NODE, COL_OP, COL_MACS, COL_HTP, COL_GPU, COL_CPU, COL_BACKEND, COL_PIN, COL_REASON = range(9)
 BACKEND_COLOURS = {"htp": "#2e7d32", "gpu": "#6a1b9a", "cpu": "#c62828"}

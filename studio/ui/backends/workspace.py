@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
 )
 
 from studio.ui.backends.commands import PinCommand
-from studio.ui.backends.runner import BackgroundCall
 from studio.ui.backends.summary import backend_status_html, run_html, summary_html
 from studio.ui.backends.table import (
     BACKENDS,
@@ -41,6 +40,7 @@ from studio.ui.backends.table import (
     SORT_ROLE,
     NodeTableModel,
 )
+from studio.ui.jobs.background import Background
 
 OVERLAY_VALUE = {"htp": 0.0, "gpu": 1.0, "cpu": 2.0}
 OVERLAY_NAME = "Backend (0 HTP, 1 GPU, 2 CPU)"
@@ -79,8 +79,11 @@ class BackendsWorkspace(QWidget):
         self.plan: Any = None
         self.local_pins: dict[str, str] = {}
         self.last_run: dict[str, Any] | None = None
-        self._busy: BackgroundCall | None = None
+        self.background = Background(self, jobs=lambda: getattr(ctx, "jobs", None), lane="backends")
         self._build()
+        self.background.progress.connect(self._on_progress)
+        self.background.error.connect(self._on_error)
+        self.background.finished.connect(self._on_finished)
         ctx.model_changed.connect(self.set_graph)
         ctx.node_selected.connect(self._select_row)
         if getattr(ctx, "graph", None) is not None:
@@ -200,9 +203,7 @@ class BackendsWorkspace(QWidget):
 
     # ----- model --------------------------------------------------------------------------------
     def set_graph(self, graph: Any) -> None:
-        if self._busy is not None:
-            self._busy.cancel()
-            self._busy = None
+        self.background.cancel()
         self.graph, self.report, self.plan, self.last_run = graph, None, None, None
         self.model.set_graph(graph)
         self._load_constraints()
@@ -380,41 +381,24 @@ class BackendsWorkspace(QWidget):
         )
 
     def _run(self, title: str, fn: Any, on_done: Any) -> None:
-        if self._busy is not None:
-            self._busy.cancel()
-        call = BackgroundCall(self)
-        call.progress.connect(self._on_progress)
-        call.done.connect(lambda result, c=call: self._finish(c, on_done, result))
-        call.failed.connect(lambda t, m, c=call: self._fail(c, t, m))
-        self._busy = call
+        self.background.start(title, fn, on_result=on_done)  # a running one is cancelled first
         self.progress.setValue(0)
         self.progress.show()
         self.status.setText(f"{title}…")
         self._update_buttons()
-        call.start(getattr(self.ctx, "jobs", None), title, fn)
 
-    def _on_progress(self, fraction: float, text: str) -> None:
+    def _on_progress(self, fraction: float, _stage: str, text: str) -> None:
         self.progress.setValue(int(fraction * 100))
         if text:
             self.status.setText(text)
 
-    def _finish(self, call: BackgroundCall, on_done: Any, result: Any) -> None:
-        if call is not self._busy:
-            return  # a superseded job
-        self._busy = None
+    def _on_finished(self, _state: str) -> None:
         self.progress.hide()
-        on_done(result)
         self._update_buttons()
 
-    def _fail(self, call: BackgroundCall, title: str, message: str) -> None:
-        if call is not self._busy:
-            return
-        self._busy = None
-        self.progress.hide()
+    def _on_error(self, title: str, message: str, _details: str) -> None:
         self.status.setText(f"{title} failed: {message}")
-        self._update_buttons()
-        if message != "cancelled":
-            self.ctx.show_error(title, message)
+        self.ctx.show_error(title, message)
 
     def _on_probed(self, report: Any) -> None:
         self.report = report
@@ -453,9 +437,9 @@ class BackendsWorkspace(QWidget):
 
     def _update_buttons(self) -> None:
         has_model = self.graph is not None
-        self.probe_button.setEnabled(has_model and self._busy is None)
-        self.assign_button.setEnabled(has_model and self._busy is None)
-        self.run_button.setEnabled(self.plan is not None and self._busy is None)
+        self.probe_button.setEnabled(has_model and not self.background.busy)
+        self.assign_button.setEnabled(has_model and not self.background.busy)
+        self.run_button.setEnabled(self.plan is not None and not self.background.busy)
         self.export_button.setEnabled(self.plan is not None)
 
     # ----- selection ----------------------------------------------------------------------------

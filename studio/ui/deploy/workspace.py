@@ -47,16 +47,16 @@ MONITOR_GROUPS = {
 
 
 def _kinds() -> dict[str, str]:
-    from studio.core.engine import jobs as engine_jobs
     from studio.core.profiling.job import profile_model
+    from studio.core.toolchain import jobs as toolchain_jobs
     from studio.core.workflows import device_run, plan_bundle
 
     return {
         "compile_plan": job_kind(plan_bundle.compile_plan_job),
-        "compile": job_kind(engine_jobs.compile_bundle),
+        "compile": job_kind(toolchain_jobs.compile_bundle),
         "describe": job_kind(plan_bundle.describe_bundle_job),
         "run_chain": job_kind(plan_bundle.run_chain_job),
-        "run": job_kind(engine_jobs.run),
+        "run": job_kind(toolchain_jobs.run),
         "profile": job_kind(profile_model),
         "device": job_kind(device_run.device_run_job),
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -25,26 +25,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-BACKENDS = (("htp", "QNN HTP (NPU)"), ("gpu", "QNN GPU (Adreno)"), ("cpu", "ORT CPU"))
+from studio.core.assignment.plan import BACKEND_ORDER
+from studio.core.engine.backends import REGISTRY
+from studio.ui.jobs.background import Background
+
+BACKENDS = tuple((name, REGISTRY[name].label) for name in BACKEND_ORDER)  # (name, label)
 BROWSE = "__browse__"
 
 
-class _ProbeBridge(QObject):
-    done = Signal(object)  # list[BackendStatus] or str error
+def _probe(_ctx: Any) -> Any:
+    """The core's backend probe (list[BackendStatus]), or the failure as text for the tooltip."""
+    try:
+        from studio.core.engine.registry import probe_backends
 
-
-class _ProbeRunnable(QRunnable):
-    def __init__(self, bridge: _ProbeBridge) -> None:
-        super().__init__()
-        self.bridge = bridge
-
-    def run(self) -> None:
-        try:
-            from studio.core.engine.registry import probe_backends
-
-            self.bridge.done.emit(probe_backends())
-        except Exception as exc:  # noqa: BLE001 - shown in the combo's tooltip
-            self.bridge.done.emit(f"{type(exc).__name__}: {exc}")
+        return probe_backends()
+    except Exception as exc:  # noqa: BLE001 - shown in the combo's tooltip
+        return f"{type(exc).__name__}: {exc}"
 
 
 class ControlBar(QWidget):
@@ -130,20 +126,18 @@ class ControlBar(QWidget):
         layout.addWidget(self.cancel_btn)
         layout.addWidget(self.progress)
         layout.addWidget(self.status, 1)
-        # No Qt parent: the probe thread may outlive this widget and still emit into it.
-        self._probe_bridge = _ProbeBridge()
-        self._probe_bridge.done.connect(self._probe_done)
+        self._probe_background = Background(self)
         self._probing = False
         self._model_ready = False
 
     # ----- availability -------------------------------------------------------------------
-    def probe(self, pool: QThreadPool | None = None) -> None:
+    def probe(self) -> None:
         """Ask the core which backends run here (in the background; once per workspace)."""
         if self._probing:
             return
         self._probing = True
         self.status.setText("checking backends…")
-        (pool or QThreadPool.globalInstance()).start(_ProbeRunnable(self._probe_bridge))
+        self._probe_background.start("Probe backends", _probe, on_result=self._probe_done)
 
     def set_availability(self, statuses: list[Any]) -> None:
         """Enable/disable each backend from the probe's BackendStatus list (reason as tooltip)."""

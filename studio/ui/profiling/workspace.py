@@ -34,13 +34,14 @@ from studio.core.atomic import atomic_write_text
 from studio.core.errors import StudioError
 from studio.core.profiling import export
 from studio.core.profiling.records import ProfileRun
+from studio.ui.jobs.background import CANCELLED, Background
 from studio.ui.profiling.compare import ComparePanel
 from studio.ui.profiling.controls import ControlBar
 from studio.ui.profiling.figures import KeyFiguresPanel
 from studio.ui.profiling.history import RunHistoryPanel, RunStore
 from studio.ui.profiling.layer_table import LayerTablePanel
 from studio.ui.profiling.plots import HistogramPlot, LatencyPlot, OpTypePlot, SlowestLayersPlot
-from studio.ui.profiling.runner import GraphCache, ProfileRunner
+from studio.ui.profiling.runner import PROFILE_KIND, GraphCache
 from studio.ui.profiling.suggestions import SuggestionsPanel
 from studio.ui.profiling.view_data import LiveLatencies, overlay_for
 from studio.ui.widgets.theme import COLORS
@@ -71,7 +72,7 @@ class ProfilingWorkspace(QWidget):
         self.setStyleSheet(QSS)
         self.run: ProfileRun | None = None
         self.store = RunStore(ctx)
-        self.runner = ProfileRunner(ctx, self)
+        self.runner = Background(self, jobs=lambda: getattr(ctx, "jobs", None), lane="profiling")
         self.graphs = GraphCache(self)
         self.graphs.ready.connect(self._graph_ready)
         self._probed = False
@@ -115,9 +116,9 @@ class ProfilingWorkspace(QWidget):
         self.controls.cancel_requested.connect(self.runner.cancel)
         self.runner.progress.connect(self.controls.show_progress)
         self.runner.data.connect(self._on_live_data)
-        self.runner.finished.connect(self._on_result)
-        self.runner.failed.connect(self._on_failed)
-        self.runner.cancelled.connect(self._on_cancelled)
+        self.runner.result.connect(self._on_result)
+        self.runner.error.connect(self._on_failed)
+        self.runner.finished.connect(self._on_finished)
         self.slowest.node_clicked.connect(self.ctx.select_node)
         self.table.node_activated.connect(self.ctx.select_node)
         self.suggestions.node_activated.connect(self.ctx.select_node)
@@ -232,7 +233,7 @@ class ProfilingWorkspace(QWidget):
         self.controls.set_running(True)
         self.controls.show_progress(0.0, "start", f"profiling on {req['backend'].upper()}…")
         self.live = LiveLatencies(sustained=bool(req.get("duration_s")))
-        self.runner.start(req, title=f"Profile {req['label']}")
+        self.runner.submit(f"Profile {req['label']}", PROFILE_KIND, req)
 
     def _on_live_data(self, payload: Any) -> None:
         """Latencies so far: the latency curve and histogram fill in place while measuring."""
@@ -252,7 +253,7 @@ class ProfilingWorkspace(QWidget):
         try:
             run = ProfileRun.from_json(result)
         except StudioError as exc:
-            self._on_failed("Profiling result unreadable", str(exc))
+            self._on_failed("Profiling result unreadable", str(exc), "")
             return
         try:
             self.store.add(run)
@@ -264,12 +265,16 @@ class ProfilingWorkspace(QWidget):
         self.show_run(run)
         self.controls.show_progress(1.0, "", f"done: {run.stats.count} runs")
 
-    def _on_failed(self, title: str, message: str) -> None:
+    def _on_failed(self, title: str, message: str, _details: str = "") -> None:
         self._end_live()
         self.controls.set_running(False)
         self.controls.show_progress(0.0, "", f"failed: {message.splitlines()[0][:120]}")
         self.controls.status.setToolTip(message)
         self.ctx.show_error(title, message)
+
+    def _on_finished(self, state: str) -> None:
+        if state == CANCELLED:
+            self._on_cancelled()
 
     def _on_cancelled(self) -> None:
         self._end_live()

@@ -1,7 +1,7 @@
 """The workspace's long and file-touching actions: calibrate, analyse, auto-mix, import, export,
 build, and restoring a project's plan.
 
-Each is a core call; the heavy ones run on the workspace's :class:`JobRunner` (progress, cancel,
+Each is a core call; the heavy ones run on the workspace's ``runner`` (a ``Background``: progress, cancel,
 UI never blocked) and come back in a ``done`` callback that updates the session. Functions take
 the workspace as their first argument so the workspace module stays about layout and edits.
 """
@@ -16,22 +16,25 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QFileDialog
 
+from studio.core.accuracy.jobs import DEFAULT_EVAL_SAMPLES, analyse_job
 from studio.core.calibration import CalibrationStats
-from studio.core.calibration import calibrate as core_calibrate
 from studio.core.encodings import coverage, load_encodings, save_encodings
 from studio.core.engine.registry import is_x86_host
 from studio.core.errors import StudioError
+from studio.core.jobs.protocol import job_kind
 from studio.core.profiling.cycles import DEFAULT_RUNS
 from studio.core.quantize import QuantPlan
 from studio.core.quantize import build_qdq as core_build_qdq
+from studio.core.workflows.automix import auto_mp_job
 from studio.ui.quant.commands import ImportEncodingsCommand
 from studio.ui.quant.dialogs import AutoMixDialog, CalibrateDialog, ExportDialog
 from studio.ui.quant.htp_probe import HtpProbe
+from studio.ui.quant.session import stats_view
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_SCHEMA = 1
-EVAL_SAMPLES = 8  # evaluation samples for SQNR (the core's default)
+EVAL_SAMPLES = DEFAULT_EVAL_SAMPLES  # evaluation samples for SQNR (the core's default)
 SIMULATED = (
     "; the HTP simulator's counts on this x86-64 host, which rise when the host is busy: "
     "compare points measured together"
@@ -72,13 +75,25 @@ def calibrate(ws, data: str, method: str | None = None, percentile: float | None
         ws.show_message("Open a model first.", error=True)
         return
     shapes = dict(getattr(ws.ctx, "input_shapes", {}) or {})
+    plan_json, graph = ws.session.plan.to_json(), ws.session.graph
 
-    def job(jctx) -> CalibrationStats:
-        return core_calibrate(model, data, input_shapes=shapes or None, ctx=jctx)
+    def job(jctx) -> Any:
+        # in the worker process: ORT and onnx hold the GIL for seconds in native calls, which
+        # would freeze the window even from a background thread
+        from studio.core.calibration.collect import calibrate_job
+        from studio.core.jobs.client import run_in_worker
+        from studio.core.jobs.protocol import job_kind
 
-    def done(stats: CalibrationStats) -> None:
+        request = {"model": model, "data": data, "input_shapes": shapes or None}
+        result = run_in_worker(job_kind(calibrate_job), request, jctx)
+        stats = CalibrationStats.load(result["stats_dir"])
+        # what the table shows for them, here rather than on the UI thread
+        return stats, stats_view(stats, plan_json, graph)
+
+    def done(result: Any) -> None:
+        stats, view = result
         ws.data_spec = data
-        ws.session.set_stats(stats)
+        ws.session.set_stats(stats, view)
         defaults = {}
         if method:
             defaults["method"] = method
@@ -104,7 +119,7 @@ def calibrate(ws, data: str, method: str | None = None, percentile: float | None
             f"{len(stats.histograms)} activations, {len(ws.session.encodings)} encodings."
         )
 
-    ws.runner.start("Calibrate", job, done)
+    ws.runner.start("Calibrate", job, on_result=done)
 
 
 def restore_from_project(ws, project: Any) -> bool:
@@ -188,9 +203,20 @@ def analyse(ws, backend: str = "cpu") -> None:
 
     def job(jctx):
         jctx.progress(0.0, "building the QDQ model")
-        core_build_qdq(stats, plan, target, ctx=None)
+        in_worker = backend != "cpu" or stats.folder is not None
+        if in_worker and stats.folder is not None:
+            # the build and the analysis hold the GIL in native code for seconds: a background
+            # thread would still freeze the window, so both run in the worker process
+            from studio.core.jobs.client import run_in_worker
+            from studio.core.jobs.protocol import job_kind
+            from studio.core.quantize.jobs import build_qdq_job
+
+            build = {"stats_dir": str(stats.folder), "plan": plan.to_json(), "out": target}
+            run_in_worker(job_kind(build_qdq_job), build, jctx)
+        else:
+            core_build_qdq(stats, plan, target, ctx=None)
         jctx.check_cancelled()
-        if backend != "cpu":
+        if in_worker:
             # QNN runs native code that may crash: in the worker process, never in the GUI
             from studio.core.accuracy import SqnrReport
             from studio.core.jobs.client import run_in_worker
@@ -202,7 +228,7 @@ def analyse(ws, backend: str = "cpu") -> None:
                 "backend": backend,
                 "samples": EVAL_SAMPLES,
             }
-            result = run_in_worker("studio.core.accuracy.jobs:analyse_job", request, jctx)
+            result = run_in_worker(job_kind(analyse_job), request, jctx)
             return SqnrReport.from_json(result)
         analyser, feeds = _evaluation(ws, stats)
         return analyser.analyse(target, feeds, backend=backend, ctx=jctx)
@@ -223,7 +249,7 @@ def analyse(ws, backend: str = "cpu") -> None:
         ws.show_message(text)
         ws.tabs.setCurrentWidget(ws.sqnr_chart)
 
-    ws.runner.start("Analyse SQNR", job, done)
+    ws.runner.start("Analyse SQNR", job, on_result=done)
 
 
 def _show_report(ws, report, source: str) -> None:
@@ -294,7 +320,7 @@ def auto_mix(
             }
             if cycles:
                 request["cycles"] = "htp"
-            result = run_in_worker("studio.core.accuracy.jobs:auto_mp_job", request, jctx)
+            result = run_in_worker(job_kind(auto_mp_job), request, jctx)
             return AutoMpResult.from_json(result)
         _analyser, feeds = _evaluation(ws, stats)
         return auto_mixed_precision(
@@ -328,7 +354,7 @@ def auto_mix(
             # the search measured exactly the configuration just applied: show its SQNR
             _show_report(ws, result.final_report, "auto-mix final point")
 
-    ws.runner.start("Auto mixed precision", job, done)
+    ws.runner.start("Auto mixed precision", job, on_result=done)
 
 
 def apply_mix_point(ws, index: int) -> bool:
@@ -447,4 +473,4 @@ def build_qdq(ws, path: str) -> None:
             text += f"; {len(result.warnings)} warnings: {result.warnings[0]}"
         ws.show_message(text, error=bool(result.warnings))
 
-    ws.runner.start("Build QDQ", job, done)
+    ws.runner.start("Build QDQ", job, on_result=done)

@@ -28,7 +28,9 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.calibration import METHODS, RANDOM_WARNING
+from studio.core.calibration.methods import REGISTRY as METHOD_REGISTRY
 from studio.core.encodings import FORMATS
+from studio.core.encodings.formats import REGISTRY as FORMAT_REGISTRY
 from studio.core.engine.registry import is_x86_host
 from studio.core.profiling.cycles import DEFAULT_RUNS
 from studio.ui.quant.style import color
@@ -38,19 +40,8 @@ SOURCE_KINDS = (
     ("file", ".npz / .npy file"),
     ("random", "Random data"),
 )
-METHOD_LABELS = {
-    "minmax": "Min/max (exact range)",
-    "percentile": "Percentile (clip outliers)",
-    "entropy": "Entropy (KL divergence)",
-    "mse": "MSE (minimise error)",
-}
-FORMAT_LABELS = {
-    "qnn": "QNN overrides 0.6.1 (qnn-onnx-converter --quantization_overrides)",
-    "aimet1": "AIMET 1.0.0",
-    "aimet2": "AIMET 2.0.0",
-    "ort": "ONNX Runtime TensorQuantOverrides",
-    "studio": "npu-studio encodings",
-}
+METHOD_LABELS = {m.name: m.label for m in METHOD_REGISTRY.values()}
+FORMAT_LABELS = {f.name: f.label for f in FORMAT_REGISTRY.values()}
 
 
 @dataclass

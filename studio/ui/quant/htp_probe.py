@@ -7,55 +7,48 @@ probe answers, ``available`` is None ("checking"); the dialog shows that rather 
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from studio.ui.jobs.background import Background
 
 
-class _Probe(QRunnable):
-    def __init__(self, owner: HtpProbe) -> None:
-        super().__init__()
-        self.owner = owner
+def _ask_htp(_ctx: Any) -> tuple[bool, str]:
+    """(available, reason) from the core's backend probe; a failed probe is a reason, not a raise."""
+    try:
+        from studio.core.engine.registry import probe_backends
 
-    def run(self) -> None:  # on a pool thread
-        try:
-            from studio.core.engine.registry import probe_backends
-
-            htp = next((s for s in probe_backends() if s.name == "htp"), None)
-            if htp is None:
-                answer = (False, "the backend registry has no QNN HTP entry")
-            else:
-                answer = (bool(htp.available), htp.reason or htp.note or "")
-        except Exception as exc:  # noqa: BLE001 - shown as the reason, never raised into Qt
-            answer = (False, f"probe failed: {type(exc).__name__}: {exc}")
-        try:
-            self.owner.answered.emit(*answer)
-        except RuntimeError:  # the workspace went away while probing
-            pass
+        htp = next((s for s in probe_backends() if s.name == "htp"), None)
+        if htp is None:
+            return False, "the backend registry has no QNN HTP entry"
+        return bool(htp.available), htp.reason or htp.note or ""
+    except Exception as exc:  # noqa: BLE001 - shown as the reason, never raised into Qt
+        return False, f"probe failed: {type(exc).__name__}: {exc}"
 
 
 class HtpProbe(QObject):
     """``available``: None while probing, then True/False with ``reason``; ``changed`` says when."""
 
-    answered = Signal(bool, str)  # from the pool thread
     changed = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.available: bool | None = None
         self.reason = "checking whether QNN HTP is available on this machine…"
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
+        self._background = Background(self)
         self._started = False
-        self.answered.connect(self._answered)
 
     def start(self) -> None:
         """Probe once (later calls do nothing; the answer stays)."""
         if not self._started:
             self._started = True
-            self._pool.start(_Probe(self))
+            self._background.start("Probe QNN HTP", _ask_htp, on_result=lambda a: self.answer(*a))
 
-    def wait(self, msecs: int = 30000) -> bool:
-        return self._pool.waitForDone(msecs)
-
-    def _answered(self, available: bool, reason: str) -> None:
+    def answer(self, available: bool, reason: str) -> None:
+        """Record the probe's answer (the probe itself, or a test standing in for it)."""
         self.available, self.reason = available, reason
         self.changed.emit()
+
+    def wait(self, msecs: int = 30000) -> bool:
+        return self._background.wait(msecs)

@@ -2,7 +2,7 @@
 
 Thin over the core: the state is a :class:`studio.core.quantize.QuantPlan` (held by
 :class:`QuantSession`), every edit is an undo command on ``ctx.undo_stack``, every long action
-(calibration, analysis, auto-mix, QDQ build) is a core call run by :class:`JobRunner` off the UI
+(calibration, analysis, auto-mix, QDQ build) is a core call run by a :class:`~studio.ui.jobs.background.Background` off the UI
 thread with progress and cancel. The plan is written to ``ctx.project`` after each change so the
 project's autosave keeps it, and rebuilt from the project when a model is opened.
 """
@@ -31,13 +31,13 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import StudioError
 from studio.core.quantize.plan import QuantPlan, TensorOverride
+from studio.ui.jobs.background import CANCELLED, DONE, Background
 from studio.ui.quant import actions
 from studio.ui.quant.charts import MixCurve, SqnrChart
 from studio.ui.quant.commands import SetDefaultsCommand, SetOverridesCommand
 from studio.ui.quant.editor import EditorPanel
 from studio.ui.quant.histogram import HistogramView
-from studio.ui.quant.prepare import ModelPreparer
-from studio.ui.quant.runner import JobRunner
+from studio.ui.quant.prepare import prepared_model_and_rows
 from studio.ui.quant.session import QuantSession
 from studio.ui.quant.style import color
 from studio.ui.quant.toolbar import build_toolbar, install_local_shortcuts
@@ -65,9 +65,8 @@ class QuantizationWorkspace(QWidget):
         self.setStyleSheet(STYLE)
         self.ctx = ctx
         self.session = QuantSession(self)
-        self.runner = JobRunner(self, manager=lambda: getattr(ctx, "jobs", None))
-        self.preparer = ModelPreparer(self)
-        self.preparer.ready.connect(self._prepared)
+        self.runner = Background(self, jobs=lambda: getattr(ctx, "jobs", None), lane="quant")
+        self.preparer = Background(self, latest_only=False)  # folds each opened model
         self._restored = False
         self.data_spec = ""
         self.last_build: Any = None
@@ -142,10 +141,9 @@ class QuantizationWorkspace(QWidget):
         self.session.sqnr_changed.connect(self._sqnr_changed)
         self.runner.started.connect(lambda t: self._set_busy(True, t))
         self.runner.progress.connect(self._progress)
-        self.runner.log_line.connect(self._log_line)
-        self.runner.finished.connect(lambda t, _r: self._set_busy(False))
-        self.runner.failed.connect(self._job_failed)
-        self.runner.cancelled.connect(self._job_cancelled)
+        self.runner.log.connect(self._log_line)
+        self.runner.error.connect(self._job_failed)
+        self.runner.finished.connect(self._job_finished)
         ctx.model_changed.connect(self.open_model)
         ctx.node_selected.connect(self._node_selected)
         if getattr(ctx, "graph", None) is not None:
@@ -168,7 +166,13 @@ class QuantizationWorkspace(QWidget):
         self.mix_curve.set_curve([], [])
         self.session.set_model(graph)
         if graph is not None:
-            self.preparer.start(graph, self.session.generation)
+            generation = self.session.generation
+            self.preparer.start(
+                "Prepare model",
+                lambda _ctx: prepared_model_and_rows(graph),
+                on_result=lambda result: self._prepared(generation, result[0], "", result[1]),
+                on_error=lambda message, _details: self._prepared(generation, None, message),
+            )
         project = getattr(self.ctx, "project", None)
         restored = actions.restore_from_project(self, project) if graph is not None else False
         self._restored = restored
@@ -179,9 +183,9 @@ class QuantizationWorkspace(QWidget):
         elif not restored:
             self.show_message("Preparing the model (folding BatchNorm) to list its tensors...")
 
-    def _prepared(self, generation: int, proto: Any, error: str) -> None:
-        """The folded model arrived: list what the build will quantise."""
-        if not self.session.set_prepared(proto, generation):
+    def _prepared(self, generation: int, proto: Any, error: str, rows: Any = None) -> None:
+        """The folded model arrived (with its rows, listed on the preparer's thread)."""
+        if not self.session.set_prepared(proto, generation, rows):
             return
         if error:
             self.show_message(
@@ -464,7 +468,7 @@ class QuantizationWorkspace(QWidget):
             self.progress.setValue(0)
             self.progress_text.setText(title)
 
-    def _progress(self, fraction: float, text: str) -> None:
+    def _progress(self, fraction: float, _stage: str, text: str) -> None:
         self.progress.setValue(int(fraction * 1000))
         if text:
             self.progress_text.setText(text)
@@ -480,9 +484,12 @@ class QuantizationWorkspace(QWidget):
         if getattr(self.ctx, "jobs", None) is None:  # the Jobs dock reports it otherwise
             self.ctx.show_error(f"{title} failed", message)
 
-    def _job_cancelled(self, title: str) -> None:
-        self._set_busy(False)
-        self.show_message(f"{title} cancelled")
+    def _job_finished(self, state: str) -> None:
+        if state == DONE:
+            self._set_busy(False)
+        elif state == CANCELLED:
+            self._set_busy(False)
+            self.show_message(f"{self.runner.title} cancelled")
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.runner.cancel()

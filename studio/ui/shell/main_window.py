@@ -1,8 +1,8 @@
 """The main window: one tab per workspace, Jobs and History docks, menus, status bar.
 
 What lives where: menus and actions in ``main_menus``, project rules in ``project_controller``,
-workspace pages from the ``workspaces`` registry (a missing one is a placeholder page). This class
-wires them: models load off the UI thread (``ModelLoader``), their errors become dialogs, and the
+workspace pages from the ``workspaces`` list (imported directly). This class
+wires them: models load off the UI thread (a ``Background``), their errors become dialogs, and the
 window never shows a traceback unless the user asks for details.
 """
 
@@ -27,15 +27,19 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.project import PROJECT_SUFFIX
+from studio.ui.jobs.background import Background
+from studio.ui.jobs.dock import JobsDock
+from studio.ui.jobs.manager import JobManager
 from studio.ui.shell import dialogs
 from studio.ui.shell.context import StudioContext
 from studio.ui.shell.history import HistoryView
 from studio.ui.shell.menus import MainMenus
-from studio.ui.shell.model_loader import ModelLoader
+from studio.ui.shell.model_loader import load_model_graph, start_for_file
 from studio.ui.shell.project_controller import MODEL_FILTER, ProjectController
 from studio.ui.shell.recent import RecentFiles
 from studio.ui.shell.view_state import ProjectViewState
 from studio.ui.shell.workspaces import WORKSPACES, create_workspace
+from studio.ui.widgets.backend_panel import BackendPanel
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +49,26 @@ OPENABLE = (".onnx", PROJECT_SUFFIX)
 DOCK_HEIGHT = 150
 
 
-def _optional(module: str, name: str) -> Any:
-    """A class from a module another part of the studio provides, or None while it is absent."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except Exception as exc:  # noqa: BLE001 - a missing or broken panel must not stop the window
-        log.info("%s.%s not available: %s", module, name, exc)
-        return None
+# Native modules that jobs import lazily on a background thread: importing one there holds the
+# GIL (its C initialisation) for a few hundred ms and freezes the window, so import them at
+# start-up instead.
+WARM_IMPORTS = (
+    "onnx.shape_inference",
+    "onnxruntime",
+    "igraph",
+    "studio.core.model.graph",
+    "studio.core.model.layout",
+    "studio.core.calibration",
+    "studio.core.assignment.support",
+)
+
+
+def _warm_imports() -> None:
+    for module in WARM_IMPORTS:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - a missing extra only costs a later import
+            log.info("warm import of %s failed: %s", module, exc)
 
 
 class MainWindow(QMainWindow):
@@ -59,6 +76,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        _warm_imports()
         self.setObjectName("mainWindow")
         self.setWindowTitle("npu-studio")
         self.resize(1440, 900)
@@ -67,10 +85,9 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else QSettings()
         self.ctx = StudioContext(self)
         self.recent = RecentFiles(self.settings, self)
-        self.loader = ModelLoader(self)
-        self.loader.loaded.connect(self._on_model_loaded)
-        self.loader.failed.connect(self._on_model_failed)
-        self.loader.busy_changed.connect(self._on_busy)
+        self.loader = Background(self)
+        self.loader.started.connect(lambda _path: self._on_busy(True))
+        self.loader.finished.connect(lambda _state: self._on_busy(self.loader.busy))
         self.projects = ProjectController(self.ctx, self, self.load_model)
         self.projects.title_changed.connect(self.setWindowTitle)
 
@@ -96,20 +113,9 @@ class MainWindow(QMainWindow):
 
     # ----- construction -----------------------------------------------------------------------
     def _build_docks(self) -> None:
-        jobs_cls = _optional("studio.ui.jobs.manager", "JobManager")
-        self.ctx.jobs = jobs_cls(self) if jobs_cls is not None else None
-        dock_cls = _optional("studio.ui.jobs.dock", "JobsDock")
-        content: QWidget | None = None
-        if dock_cls is not None and self.ctx.jobs is not None:
-            try:
-                content = dock_cls(self.ctx.jobs)
-            except Exception:  # noqa: BLE001 - fall back to the placeholder below
-                log.exception("JobsDock failed to start")
-        if content is None:
-            content = QLabel("Jobs will be listed here.", self)
-            content.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.ctx.jobs = JobManager(self)
         self.jobs_dock = self._dock(
-            "Jobs", "jobsDock", content, Qt.DockWidgetArea.BottomDockWidgetArea
+            "Jobs", "jobsDock", JobsDock(self.ctx.jobs), Qt.DockWidgetArea.BottomDockWidgetArea
         )
         self.history_dock = self._dock(
             "History",
@@ -119,21 +125,14 @@ class MainWindow(QMainWindow):
         )
         self.tabifyDockWidget(self.jobs_dock, self.history_dock)
         self.jobs_dock.raise_()
-        self.backend_dock = None
-        panel_cls = _optional("studio.ui.widgets.backend_panel", "BackendPanel")
-        if panel_cls is not None:
-            try:
-                panel = panel_cls()
-                self.backend_dock = self._dock(
-                    "Backends available",
-                    "backendDock",
-                    panel,
-                    Qt.DockWidgetArea.BottomDockWidgetArea,
-                )
-                self.tabifyDockWidget(self.history_dock, self.backend_dock)
-                self.jobs_dock.raise_()
-            except Exception:  # noqa: BLE001 - the window works without it
-                log.exception("BackendPanel failed to start")
+        self.backend_dock = self._dock(
+            "Backends available",
+            "backendDock",
+            BackendPanel(),
+            Qt.DockWidgetArea.BottomDockWidgetArea,
+        )
+        self.tabifyDockWidget(self.history_dock, self.backend_dock)
+        self.jobs_dock.raise_()
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -191,9 +190,19 @@ class MainWindow(QMainWindow):
     def load_model(self, path: str, input_shapes: dict[str, list[int]] | None = None) -> None:
         """Parse and analyse the model on the loader's thread; the window stays responsive."""
         self.statusBar().showMessage(f"Loading {Path(path).name}…")
-        self.loader.load(path, input_shapes or None)
+        start_for_file(
+            self.loader,
+            path,
+            lambda: load_model_graph(path, input_shapes or None),
+            self._on_model_loaded,
+            self._on_model_failed,
+        )
 
     def _on_model_loaded(self, path: str, graph: Any) -> None:
+        project = self.ctx.project
+        if project is not None and not project.model_sha256 and hasattr(graph, "sha256"):
+            if Path(project.model_path) == Path(path).resolve():
+                project.model_sha256 = graph.sha256()  # hashed on the loader's thread
         self.recent.add(path)
         self.ctx.set_model(graph, path)
         nodes = len(graph.nodes)

@@ -11,7 +11,6 @@ from typing import Any
 
 from PySide6.QtCore import (
     Qt,
-    QThread,
     Signal,
 )
 from PySide6.QtGui import QColor
@@ -26,7 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.engine.registry import BackendStatus
+from studio.core.engine.registry import BackendStatus, probe_backends
+from studio.ui.jobs.background import Background
 from studio.ui.widgets.table_model import ColumnsTableModel, Index
 
 COLUMNS = ("Backend", "Available", "Reason / note", "Library", "Probe")
@@ -77,26 +77,6 @@ class BackendTableModel(ColumnsTableModel):
         return None
 
 
-class _ProbeThread(QThread):
-    done = Signal(object)  # list[BackendStatus]
-    failed = Signal(str)
-
-    def __init__(self, refresh: bool) -> None:
-        super().__init__()
-        self.refresh = refresh
-
-    def run(self) -> None:
-        from studio.core.engine.registry import probe_backends
-        from studio.core.errors import StudioError
-
-        try:
-            self.done.emit(probe_backends(refresh=self.refresh))
-        except StudioError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # noqa: BLE001 - show it, do not kill the thread
-            self.failed.emit(f"{type(exc).__name__}: {exc}")
-
-
 class BackendPanel(QWidget):
     """``BackendPanel(parent=None)``: the backend registry with live availability."""
 
@@ -135,26 +115,24 @@ class BackendPanel(QWidget):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.note_label)
         layout.addWidget(self.versions_label)
-        self._thread: _ProbeThread | None = None
+        self.background = Background(self)
+        self.background.result.connect(self._on_done)
+        self.background.error.connect(lambda _title, message, _details: self._on_failed(message))
+        self.background.finished.connect(self._on_finished)
         if auto_probe:
             self.probe()
 
     @property
     def busy(self) -> bool:
-        return self._thread is not None
+        return self.background.busy
 
     def probe(self, refresh: bool = False) -> None:
         """Probe in the background (a worker process per probe; cached unless ``refresh``)."""
-        if self._thread is not None:
+        if self.background.busy:
             return
         self.status_label.setText("Probing backends (a tiny session on each, in a worker)...")
         self.probe_button.setEnabled(False)
-        thread = _ProbeThread(refresh)
-        thread.done.connect(self._on_done)
-        thread.failed.connect(self._on_failed)
-        thread.finished.connect(self._on_finished)
-        self._thread = thread
-        thread.start()
+        self.background.start("Probe backends", lambda _ctx: probe_backends(refresh=refresh))
 
     def set_statuses(self, statuses: list[BackendStatus]) -> None:
         self.model.set_statuses(statuses)
@@ -178,12 +156,9 @@ class BackendPanel(QWidget):
     def _on_failed(self, message: str) -> None:
         self.status_label.setText(f"Probe failed: {message}")
 
-    def _on_finished(self) -> None:
-        thread, self._thread = self._thread, None
+    def _on_finished(self, _state: str) -> None:
         self.probe_button.setEnabled(True)
-        if thread is not None:
-            thread.deleteLater()
 
     def wait(self, msecs: int = 30000) -> bool:
-        """Block until the probe thread ends (tests, shutdown)."""
-        return self._thread.wait(msecs) if self._thread is not None else True
+        """Block until the probe ends (tests, shutdown)."""
+        return self.background.wait(msecs)

@@ -2,21 +2,20 @@
 
 Why in core: the Qt table model (``QAbstractTableModel``) should only display rows; what a row
 says (the plan's encoding for the tensor, whether the user or an import set it, the measured
-SQNR) is decided here, testable without Qt, and the CLI can print the same rows.
+SQNR) is decided here, in accuracy because a row joins the plan (quantize) with the
+measured SQNR (accuracy, one layer up), testable without Qt, and the CLI can print the same rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import onnx
 
+from studio.core.accuracy.report import SqnrReport
 from studio.core.calibration import CalibrationStats
 from studio.core.quantize.plan import QuantPlan
-
-if TYPE_CHECKING:  # accuracy imports quantize: no import cycle at run time
-    from studio.core.accuracy.report import SqnrReport
 
 COLUMNS = (
     "tensor",
