@@ -259,11 +259,19 @@ def test_device_problems_are_clear_messages_and_exit_codes(
     adb(phone)
     if case == "no-sdk":
         monkeypatch.delenv("QNN_SDK_ROOT")
-    capsys.readouterr()
-    argv = ["profile", str(bundle_dir), "--device", f"adb:{phone.serial}"]
-    assert main(argv) == code
-    err = capsys.readouterr().err
-    assert words in err and "Traceback" not in err, err
+    if case in ("unauthorized", "killed"):  # through the CLI and its worker: message + exit code
+        capsys.readouterr()
+        argv = ["profile", str(bundle_dir), "--device", f"adb:{phone.serial}"]
+        assert main(argv) == code
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err, err
+        return
+    from studio.core.errors import StudioError
+    from studio.core.jobs.protocol import run_inline
+
+    with pytest.raises(StudioError) as info:  # the same job, in this process (faster)
+        run_inline(device_run_job, {"bundle": str(bundle_dir), "serial": phone.serial})
+    assert info.value.exit_code == code and words in str(info.value), str(info.value)
 
 
 def test_a_failing_qnn_net_run_is_a_job_error(adb, tmp_path, bundle, sdk):

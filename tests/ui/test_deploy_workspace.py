@@ -209,3 +209,73 @@ def test_config_editor_validates_and_round_trips_the_seed_layout(qtbot, tmp_path
     with pytest.raises(Exception, match="vtcm_mb = 512 is outside"):
         editor.load_file(str(bad))
     assert editor.widgets[("htp_config", "vtcm_mb")].value() == 8  # a refused file changes nothing
+
+
+def _device_sdk(root: Path) -> Path:
+    import sys
+
+    from tests.core.test_adb_deploy import VIEWER
+
+    for rel in (
+        "bin/aarch64-android/qnn-net-run",
+        "lib/aarch64-android/libQnnHtp.so",
+        "lib/aarch64-android/libQnnHtpV75Stub.so",
+        "lib/hexagon-v75/unsigned/libQnnHtpV75Skel.so",
+    ):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"\x7fELF " + rel.encode())
+    viewer = root / "bin/x86_64-linux-clang/qnn-profile-viewer"
+    viewer.parent.mkdir(parents=True)
+    viewer.write_text(VIEWER.format(python=sys.executable))
+    viewer.chmod(0o755)
+    return root
+
+
+def test_profile_on_a_phone_plots_the_monitor_and_a_device_failure_is_a_job_error(
+    qtbot, win, tmp_path, monkeypatch
+):
+    from studio.core.toolchain.compile import compile_model
+    from tests import builders
+    from tests.core.test_adb_deploy import NetRun, _phone
+    from tests.fake_adb import FakeAdbServer
+
+    qdq = builders.quantize_for_qnn(
+        builders.save(builders.conv_relu(), tmp_path / "m.onnx"), tmp_path / "m_qdq.onnx"
+    )
+    compile_model(qdq, tmp_path / "b")
+    monkeypatch.setenv("QNN_SDK_ROOT", str(_device_sdk(tmp_path / "qairt")))
+    net_run = NetRun(qdq)
+    phone = _phone(tmp_path, handlers={"qnn-net-run": net_run})
+    with FakeAdbServer([phone]) as server:
+        monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(server.port))
+        deploy = win.workspaces["deploy"]
+        win.show_workspace(win.workspace_titles().index("Deploy"))
+        deploy.refresh_button.click()
+        qtbot.waitUntil(lambda: deploy.target.findData("adb:R5CW31ABCDE") >= 0, timeout=30000)
+        deploy.target.setCurrentIndex(deploy.target.findData("adb:R5CW31ABCDE"))
+        assert win.ctx.target_device == "adb:R5CW31ABCDE"
+        deploy.open_bundle(str(tmp_path / "b"))
+        qtbot.waitUntil(lambda: deploy.bundle_info is not None, timeout=30000)
+        deploy.profile_button.click()
+        qtbot.waitUntil(lambda: deploy.last_result is not None, timeout=120000)
+        result = deploy.last_result
+        assert result["measured"] == "measured on SM-S921B"
+        assert "measured on SM-S921B" in deploy.results.toPlainText()
+        assert "device estimate" in deploy.results.toPlainText()
+        assert deploy.monitor_plot.isVisible() and "battery current (mA)" in deploy._curves
+        assert deploy._curves["temp cpu-1-0 (°C)"].isVisible()
+        assert not deploy._curves["cpu7 clock (MHz)"].isVisible()  # one unit at a time
+        xs, ys = deploy._curves["temp cpu-1-0 (°C)"].getData()
+        assert len(xs) >= 1 and ys[0] == pytest.approx(41.2)
+        _shot(deploy, "deploy_phone_profile.png")
+
+        # the phone's qnn-net-run fails: the job fails with its message, in the Jobs dock too
+        net_run.exit_code, net_run.message = 1, "ERROR: Failed to create context from binary\n"
+        deploy.last_result = None
+        deploy.run_button.click()
+        qtbot.waitUntil(lambda: bool(deploy.last_error), timeout=120000)
+        assert "Failed to create context" in deploy.last_error
+        handle = deploy.handle
+        qtbot.waitUntil(lambda: handle.state == "failed", timeout=10000)
+        assert "exit code 1" in handle.error_message
+        assert win.errors == []  # reported in the workspace and the Jobs dock, not a modal

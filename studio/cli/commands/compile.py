@@ -123,6 +123,7 @@ def _run_plan(args: argparse.Namespace) -> int:
         "output": args.output,
         "input_shapes": parse_input_shapes(args.input_shape) or None,
     }
+    device_from_args(args)  # the HTP target every session (compile and verify) is made for
     result = run_job(job_kind(compile_plan_job), request, args)
     if args.json:
         print_json(result)

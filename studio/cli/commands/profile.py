@@ -66,7 +66,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--inline", action="store_true", help="run in this process (debugging)")
     add_job_args(parser, json_help="print the record as JSON")
     add_plan_arg(parser)  # --plan PLAN.json (npu-studio assign): partitioned execution
-    add_device_arg(parser)  # --device adb:SERIAL: run the bundle on a phone over adb
+    add_device_arg(parser)  # a catalogue target, or adb:SERIAL: the bundle on a phone
     parser.set_defaults(func=run)
 
 

@@ -51,7 +51,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     add_job_args(parser)
     add_plan_arg(parser)  # --plan PLAN.json (npu-studio assign): partitioned execution
-    add_device_arg(parser)  # --device adb:SERIAL: run the bundle on a phone over adb
+    add_device_arg(parser)  # a catalogue target, or adb:SERIAL: the bundle on a phone
     parser.set_defaults(func=run)
 
 

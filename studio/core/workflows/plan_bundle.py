@@ -34,7 +34,7 @@ import numpy as np
 from studio.core.atomic import atomic_write_json, read_json_strict
 from studio.core.errors import BackendUnavailableError, BadInputError
 from studio.core.hashing import file_sha256
-from studio.core.jobs.protocol import JobContext, job
+from studio.core.jobs.protocol import JobContext, job, job_kind
 from studio.core.toolchain.bundle import (
     CONTEXT_DIR,
     INPUT_SPECS,
@@ -325,7 +325,11 @@ def run_bundle_chain(
     timeout_s: float = 600,
 ) -> Any:
     """Run a heterogeneous bundle's chain in the worker; a ``PartitionedResult``."""
-    from studio.core.assignment.partitioned_run import RUN_JOB, PartitionedResult, SegmentTiming
+    from studio.core.assignment.partitioned_run import (
+        PartitionedResult,
+        SegmentTiming,
+        run_segments_job,
+    )
     from studio.core.jobs.client import run_in_worker
 
     ctx = ctx or JobContext()
@@ -346,7 +350,7 @@ def run_bundle_chain(
             "warmup": int(warmup),
         }
         ctx.progress(0.05, f"running {len(segments)} segment(s) of {bundle.root.name}")
-        result = run_in_worker(RUN_JOB, request, ctx, timeout_s=timeout_s)
+        result = run_in_worker(job_kind(run_segments_job), request, ctx, timeout_s=timeout_s)
         with np.load(folder / "outputs.npz", allow_pickle=False) as data:
             outputs = {name: data[name] for name in data.files}
     timings = [SegmentTiming(**t) for t in result["timings"]]

@@ -38,19 +38,25 @@ from studio.core.jobs.protocol import job_kind
 from studio.ui.deploy.config_editor import BackendConfigEditor
 
 LANE = "deploy"
+# the monitor plot shows one unit at a time: series names end with their unit
+MONITOR_GROUPS = {
+    "Temperatures (°C), measured on the phone": "(°C)",
+    "CPU / GPU clocks (MHz), measured on the phone": "(MHz)",
+    "Battery current (mA), measured on the phone": "(mA)",
+}
 
 
 def _kinds() -> dict[str, str]:
-    from studio.core.engine import jobs as engine_jobs
     from studio.core.profiling.job import profile_model
+    from studio.core.toolchain import jobs as toolchain_jobs
     from studio.core.workflows import device_run, plan_bundle
 
     return {
         "compile_plan": job_kind(plan_bundle.compile_plan_job),
-        "compile": job_kind(engine_jobs.compile_bundle),
+        "compile": job_kind(toolchain_jobs.compile_bundle),
         "describe": job_kind(plan_bundle.describe_bundle_job),
         "run_chain": job_kind(plan_bundle.run_chain_job),
-        "run": job_kind(engine_jobs.run),
+        "run": job_kind(toolchain_jobs.run),
         "profile": job_kind(profile_model),
         "device": job_kind(device_run.device_run_job),
     }
@@ -165,7 +171,7 @@ class DeployWorkspace(QWidget):
         split.addWidget(self.tree)
         split.addWidget(self.results)
         self.monitor_plot = self._make_plot(split)
-        split.setSizes([320, 200, 140])
+        split.setSizes([260, 160, 240])
         bl.addWidget(split, 1)
 
         outer = QSplitter(Qt.Orientation.Horizontal, self)
@@ -191,14 +197,22 @@ class DeployWorkspace(QWidget):
             import pyqtgraph as pg
         except ImportError:  # the workspace works without the live plot
             return None
-        plot = pg.PlotWidget(parent)
+        box = QWidget(parent)
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.monitor_group = QComboBox(box)
+        self.monitor_group.addItems(list(MONITOR_GROUPS))
+        self.monitor_group.currentIndexChanged.connect(self._redraw_monitor)
+        layout.addWidget(self.monitor_group)
+        plot = pg.PlotWidget(box)
         plot.setBackground("w")
-        plot.setLabel("bottom", "time (s)")
-        plot.setLabel("left", "device monitor (°C / MHz / mA)")
-        plot.addLegend()
-        plot.setMinimumHeight(120)
-        plot.hide()
-        parent.addWidget(plot)
+        plot.setLabel("bottom", "time since the run started (s)")
+        plot.addLegend(offset=(-10, 10))
+        plot.setMinimumHeight(160)
+        layout.addWidget(plot, 1)
+        box.hide()
+        parent.addWidget(box)
+        self._monitor_box = box
         self._curves: dict[str, Any] = {}
         return plot
 
@@ -211,7 +225,7 @@ class DeployWorkspace(QWidget):
         self.target.clear()
         for phone in phones or []:
             if phone.get("state") == "device":
-                self.target.addItem(f"📱 {phone['label']} (adb)", phone["target"])
+                self.target.addItem(f"phone {phone['label']} (adb)", phone["target"])
         for device in load_catalogue().devices:
             self.target.addItem(device.label, device.name)
         index = max(0, self.target.findData(current))
@@ -587,10 +601,13 @@ class DeployWorkspace(QWidget):
             return
         import pyqtgraph as pg
 
-        self.monitor_plot.show()
+        self._monitor_box.show()
+        unit = MONITOR_GROUPS[self.monitor_group.currentText()]
+        self.monitor_plot.setLabel("left", unit.strip("()"))
         t = self.monitor_points.get("t", [])
         colours = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563"]
-        for i, (name, values) in enumerate(k for k in self.monitor_points.items() if k[0] != "t"):
+        series = [k for k in self.monitor_points.items() if k[0] != "t"]
+        for i, (name, values) in enumerate(series):
             xs = [x for x, v in zip(t, values, strict=False) if v is not None]
             ys = [v for v in values if v is not None]
             curve = self._curves.get(name)
@@ -600,3 +617,10 @@ class DeployWorkspace(QWidget):
                 )
                 self._curves[name] = curve
             curve.setData(xs, ys)
+            curve.setVisible(name.endswith(unit))
+        legend = self.monitor_plot.plotItem.legend
+        if legend is not None:  # the legend names only the series of the unit shown
+            legend.clear()
+            for name, curve in self._curves.items():
+                if curve.isVisible():
+                    legend.addItem(curve, name)
