@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import onnx
 import pytest
 
 from studio.cli import main
-from studio.core.errors import BadInputError
+from studio.core.errors import BadInputError, JobCancelledError
 from studio.core.importers import sniff
 from studio.core.importers.convert import import_model
+from studio.core.jobs.protocol import JobContext
 
 pytestmark = pytest.mark.torch
 
@@ -17,7 +20,28 @@ pytestmark = pytest.mark.torch
 @pytest.fixture(scope="module")
 def exported(torch_models, torch_python, tmp_path_factory):
     out = tmp_path_factory.mktemp("ep") / "net_ep.onnx"
-    return import_model(torch_models / "net_ep.pt2", out, python=torch_python), out
+    lines: list[str] = []
+    stages: list[str] = []
+    ctx = JobContext(on_log=lines.append, on_progress=lambda f, t: stages.append(t))
+    record = import_model(torch_models / "net_ep.pt2", out, python=torch_python, ctx=ctx)
+    record["_log"], record["_stages"] = lines, stages
+    return record, out
+
+
+def test_conversion_streams_the_exporter_log_and_progress(exported):
+    record, _ = exported
+    assert any("[torch.onnx]" in line for line in record["_log"])  # the exporter's own words
+    assert "exporting to ONNX" in record["_stages"]
+
+
+def test_cancel_stops_the_exporter_and_writes_nothing(torch_models, torch_python, tmp_path):
+    ctx = JobContext(min_interval_s=0.0)
+    ctx.on_progress = lambda f, t: ctx.token.cancel() if "exporting" in t else None
+    started = time.monotonic()
+    with pytest.raises(JobCancelledError):
+        import_model(torch_models / "net_ep.pt2", tmp_path / "c.onnx", python=torch_python, ctx=ctx)
+    assert time.monotonic() - started < 120
+    assert list(tmp_path.iterdir()) == []
 
 
 def _quantise_and_run_on_htp(model, tmp_path, capsys):
