@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -211,10 +212,16 @@ def test_crash_fails_one_point_and_cancel_keeps_the_finished_ones(local_ray, mod
     token = CancelToken()
     statuses: dict[str, str] = {}
 
+    def cancel_once_the_sleeper_sleeps():
+        deadline = time.monotonic() + 120
+        while not list(pid_dir.glob("*.pid")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        token.cancel()
+
     def on_row(row):
         statuses[row["key"]] = row["status"]
-        if list(statuses.values()).count("done") == 2:
-            token.cancel()
+        if row["status"] == "done" and list(statuses.values()).count("done") == 2:
+            threading.Thread(target=cancel_once_the_sleeper_sleeps, daemon=True).start()
 
     doc = run_sweep(
         spec,

@@ -37,6 +37,8 @@ class ParetoPlot(QWidget):
         # plain labels: pyqtgraph's SI prefixes would turn 0.14 ms into "140 mms"
         self.plot.setLabel("left", "output SQNR, dB", color=PLOT_FG)
         self.plot.setLabel("bottom", "on-device latency, ms (estimated)", color=PLOT_FG)
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)
         self.legend = self.plot.addLegend(offset=(-10, 10))
         self.chosen = pg.ScatterPlotItem(
             size=16, brush=pg.mkBrush(0, 0, 0, 0), pen=pg.mkPen(color("ok"), width=2)
