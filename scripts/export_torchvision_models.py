@@ -1,6 +1,11 @@
 """Export torchvision architectures (random weights) to ONNX at AI Hub input sizes."""
 
-import sys, os, time, torch, torchvision.models as tv
+import os
+import sys
+import time
+
+import torch
+import torchvision.models as tv
 
 FIT = {
     "resnet18": (lambda: tv.resnet18(), 224),
