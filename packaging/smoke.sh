@@ -15,7 +15,7 @@ trap 'rm -rf "$WORK"' EXIT
 
 # a PATH with the few tools this script needs and no python
 mkdir -p "$WORK/bin"
-for tool in bash env grep cat rm ls head tail mkdir timeout date du cut tr dirname; do
+for tool in bash env grep sed cat rm ls head tail mkdir timeout date du cut tr dirname; do
   ln -s "$(command -v "$tool")" "$WORK/bin/$tool"
 done
 run() {  # run the app with a clean environment: no python on PATH, no PYTHONPATH, no venv
@@ -30,7 +30,8 @@ step() { echo "== $*"; }
 
 step "--version"; run --version | grep -q "^npu-studio "
 step "--help";    run --help >/dev/null
-commands=$(run --help | grep -o '{[a-z,-]*}' | head -1 | tr -d '{}' | tr ',' ' ')
+commands=$(run --help | sed -n '/^positional/,/^options/p' | grep -E '^    [a-z][a-z-]+( |$)' \
+  | while read -r name _; do echo -n "$name "; done)
 [ -n "$commands" ] || { echo "smoke: no subcommands listed" >&2; exit 1; }
 for cmd in $commands; do step "$cmd --help"; run "$cmd" --help >/dev/null; done
 

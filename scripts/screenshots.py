@@ -35,7 +35,9 @@ def main(out: Path) -> int:
 
     apply_theme(app)
     out.mkdir(parents=True, exist_ok=True)
-    settings = QSettings(os.path.join(os.environ["NPU_STUDIO_DATA_DIR"], "s.ini"), QSettings.Format.IniFormat)
+    settings = QSettings(
+        os.path.join(os.environ["NPU_STUDIO_DATA_DIR"], "s.ini"), QSettings.Format.IniFormat
+    )
     win = MainWindow(settings)
     win.resize(1600, 1000)
     win.show()
@@ -63,7 +65,9 @@ def main(out: Path) -> int:
     export_html(pipe / "report.html", png=out / "report.png", max_height=1500)
     print(f"screenshots in {out}/")
     if failed:
-        print(f"FAILED presses: {[(p.workspace, p.button, p.jobs) for p in failed]}", file=sys.stderr)
+        print(
+            f"FAILED presses: {[(p.workspace, p.button, p.jobs) for p in failed]}", file=sys.stderr
+        )
         return 1
     return 0
 

@@ -230,7 +230,9 @@ def accuracy_html(
             width=760,
             label_w=300,
         )
-    worst = sorted(layers, key=lambda layer: float(layer.get("added_db") or 0.0))[:8]
+    worst = sorted(
+        layers, key=lambda layer: (float(layer["sqnr_db"]), float(layer.get("added_db") or 0.0))
+    )[:8]
     rows = "".join(
         f"<tr><td>{esc(layer['tensor'])}</td><td>{esc(layer.get('op_type', ''))}</td>"
         f"<td class='num'>{_db(layer['sqnr_db'])}</td><td class='num'>{_db(layer.get('added_db'))}</td>"
@@ -238,8 +240,8 @@ def accuracy_html(
         for layer in worst
     )
     worst_html = (
-        "<h3>Worst layers</h3><p class='muted'>Where the error enters: the SQNR a tensor loses "
-        "itself (“added”), most negative first.</p><table><tr><th>tensor</th><th>op</th>"
+        "<h3>Worst layers</h3><p class='muted'>The lowest SQNR first; “added” is the part of "
+        "the error that enters at that tensor itself (the rest is inherited from upstream).</p><table><tr><th>tensor</th><th>op</th>"
         f"<th>SQNR</th><th>added</th><th>bits</th></tr>{rows}</table>"
         if worst
         else ""
