@@ -15,7 +15,15 @@ from studio.core.encodings.formats import FORMATS
 from studio.core.encodings.formats import REGISTRY as FORMAT_REGISTRY
 from studio.core.engine.registry import REGISTRY as BACKEND_REGISTRY
 
-__all__ = ["BACKENDS", "FORMATS", "METHODS", "add_format_arg", "add_method_arg", "backend_help"]
+__all__ = [
+    "BACKENDS",
+    "FORMATS",
+    "METHODS",
+    "add_cpu_fallback_arg",
+    "add_format_arg",
+    "add_method_arg",
+    "backend_help",
+]
 
 BACKENDS: tuple[str, ...] = tuple(BACKEND_REGISTRY)
 
@@ -49,3 +57,26 @@ def add_format_arg(
 def backend_help(text: str) -> str:
     """``text`` followed by the registered backends, for a ``--backend`` help line."""
     return f"{text} (one of {', '.join(BACKENDS)})"
+
+
+CPU_FALLBACK = ("allow", "forbid")
+
+
+def add_cpu_fallback_arg(parser: argparse.ArgumentParser, *, default: str) -> None:
+    """``--cpu-fallback allow|forbid``: may nodes the QNN backend refuses run on ORT's CPU EP?
+
+    One spelling on every command; each command keeps its own default (``run`` forbids, so a
+    partial offload is an error naming the nodes; ``profile`` allows, so the CPU-placed rows are
+    measured and shown). ``--allow-cpu-fallback`` and ``--disable-cpu-fallback``, the old
+    spellings, still work on every command and are hidden from the help.
+    """
+    parser.add_argument(
+        "--cpu-fallback",
+        choices=CPU_FALLBACK,
+        default=default,
+        help=f"may nodes the QNN backend refuses run on ORT's CPU EP (default {default})",
+    )
+    for flag, value in (("--allow-cpu-fallback", "allow"), ("--disable-cpu-fallback", "forbid")):
+        parser.add_argument(
+            flag, dest="cpu_fallback", action="store_const", const=value, help=argparse.SUPPRESS
+        )

@@ -78,7 +78,9 @@ def test_run_fallback_exits_3_with_node_names(qdq, capsys):
     assert main(["run", str(qdq["erf"])]) == 3
     err = capsys.readouterr().err
     assert "/head/Erf (Erf)" in err and "Traceback" not in err
-    assert main(["run", str(qdq["erf"]), "--allow-cpu-fallback"]) == 0
+    assert main(["run", str(qdq["erf"]), "--cpu-fallback", "allow"]) == 0
+    assert main(["run", str(qdq["erf"]), "--allow-cpu-fallback"]) == 0  # the old spelling
+    assert main(["run", str(qdq["erf"]), "--cpu-fallback", "forbid"]) == 3
 
 
 def test_bad_inputs_and_paths_exit_2(qdq, tmp_path, capsys):

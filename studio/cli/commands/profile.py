@@ -2,7 +2,7 @@
 
     npu-studio profile MODEL|BUNDLE [--backend htp|cpu|gpu|qnn-cpu] [--config backend_config.json]
                        [--runs N] [--warmup N] [--duration S] [--layer-runs N] [--no-layers]
-                       [--input-shape NAME=1,3,224,224] [--disable-cpu-fallback]
+                       [--input-shape NAME=1,3,224,224] [--cpu-fallback allow|forbid]
                        [--report out.html] [--compare RUN.json ...] [--save run.json]
                        [--export DIR] [--artifacts DIR] [--label TEXT] [--json]
 
@@ -28,6 +28,7 @@ from studio.cli.common import (
     stderr_context,
 )
 from studio.cli.device_option import add_device_arg, device_from_args
+from studio.cli.options import add_cpu_fallback_arg
 from studio.cli.plan_option import add_plan_arg, is_chain_bundle, run_chain_bundle, run_with_plan
 
 
@@ -49,11 +50,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--layer-runs", type=int, default=5, help="profiled runs per layer pass")
     parser.add_argument("--no-layers", action="store_true", help="skip the per-layer pass")
     add_input_shape_arg(parser)
-    parser.add_argument(
-        "--disable-cpu-fallback",
-        action="store_true",
-        help="fail unless every node runs on the QNN backend",
-    )
+    add_cpu_fallback_arg(parser, default="allow")  # forbid: fail unless every node runs on QNN
     parser.add_argument("--report", help="write a self-contained HTML report here")
     parser.add_argument(
         "--compare", nargs="+", default=[], metavar="RUN.json", help="saved runs for the report"
@@ -81,7 +78,7 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
         "layers": not args.no_layers,
         "layer_runs": args.layer_runs,
         "input_shapes": parse_input_shapes(args.input_shape) or None,
-        "disable_cpu_fallback": args.disable_cpu_fallback,
+        "disable_cpu_fallback": args.cpu_fallback == "forbid",
         "artifacts_dir": args.artifacts,
         "label": args.label,
         "seed": args.seed,

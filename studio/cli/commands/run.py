@@ -2,11 +2,11 @@
 
     npu-studio run MODEL|BUNDLE [--backend htp|cpu|gpu|qnn-cpu] [--config backend_config.json]
                    [--inputs X.npz|DIR] [-o outputs.npz] [--input-shape NAME=1,3,224,224]
-                   [--allow-cpu-fallback] [--sdk QNN_SDK_DIR] [--seed N] [--json]
+                   [--cpu-fallback allow|forbid] [--sdk QNN_SDK_DIR] [--seed N] [--json]
 
 Without ``--inputs`` the model gets random inputs of its shapes and dtypes (and says so). On a
 QNN backend the run is refused when any node would fall back to the CPU EP, naming those nodes,
-unless ``--allow-cpu-fallback`` is given. A bundle runs with the options it was compiled with;
+unless ``--cpu-fallback allow`` is given. A bundle runs with the options it was compiled with;
 with ``--sdk`` its context binary is run by the SDK's qnn-net-run instead.
 """
 
@@ -26,6 +26,7 @@ from studio.cli.common import (
     run_job,
 )
 from studio.cli.device_option import add_device_arg, device_from_args
+from studio.cli.options import add_cpu_fallback_arg
 from studio.cli.plan_option import add_plan_arg, is_chain_bundle, run_chain_bundle, run_with_plan
 
 
@@ -42,11 +43,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--inputs", help=".npz, .npy or a folder of NAME.npy files")
     parser.add_argument("-o", "--output", help="write the outputs to this .npz")
     add_input_shape_arg(parser)
-    parser.add_argument(
-        "--allow-cpu-fallback",
-        action="store_true",
-        help="run even if some nodes fall back to the CPU EP (they are listed)",
-    )
+    add_cpu_fallback_arg(parser, default="forbid")  # forbid: a partial offload names the nodes
     parser.add_argument("--sdk", help="QNN SDK folder: run a bundle with qnn-net-run")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     add_job_args(parser)
@@ -74,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         "inputs": args.inputs,
         "output": args.output,
         "input_shapes": parse_input_shapes(args.input_shape),
-        "allow_cpu_fallback": args.allow_cpu_fallback,
+        "allow_cpu_fallback": args.cpu_fallback == "allow",
         "sdk": args.sdk,
         "seed": args.seed,
     }

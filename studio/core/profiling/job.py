@@ -23,6 +23,7 @@ import functools
 import platform
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -179,70 +180,149 @@ def _session_model(model: str, backend: str, shapes: Any, scratch: Path) -> tupl
     ), f"input shapes {shapes} fixed in a copy of the model (QNN needs static shapes)"
 
 
-def _profile(request: dict[str, Any], ctx: JobContext, scratch: Path) -> dict[str, Any]:
+@dataclass
+class _Options:
+    """A profile request, checked and resolved once; every stage reads it."""
+
+    source: str
+    model: str
+    backend: str
+    kwargs: dict[str, Any]  # make_session arguments
+    warnings: list[str]
+    runs: int
+    warmup: int
+    duration_s: float | None
+    shapes: Any
+    fallback_off: bool
+
+
+def _options(request: dict[str, Any]) -> _Options:
     source = request.get("model")
     if not isinstance(source, str) or not source:
         raise BadInputError("profile request needs 'model' (path of an ONNX model or bundle)")
     model, backend, kwargs, warnings = _resolve(request, source)
-    for line in warnings:
-        ctx.log(f"warning: {line}")
-    notes: list[str] = []
     runs = _int(request, "runs", 50)
-    warmup = _int(request, "warmup", 5)
     duration = request.get("duration_s")
     duration_s = float(duration) if duration else None
     if not runs and not duration_s:
         raise BadInputError("profile request: give runs > 0 or a duration")
-    shapes = request.get("input_shapes") or None
-    fallback_off = bool(request.get("disable_cpu_fallback", False))
-    setup: dict[str, Any] = {}
+    return _Options(
+        source=source,
+        model=model,
+        backend=backend,
+        kwargs=kwargs,
+        warnings=warnings,
+        runs=runs,
+        warmup=_int(request, "warmup", 5),
+        duration_s=duration_s,
+        shapes=request.get("input_shapes") or None,
+        fallback_off=bool(request.get("disable_cpu_fallback", False)),
+    )
 
+
+def _profile(request: dict[str, Any], ctx: JobContext, scratch: Path) -> dict[str, Any]:
+    """The stages in order: load, session (+ first run), warm-up, measure, per-layer pass."""
+    opts = _options(request)
+    for line in opts.warnings:
+        ctx.log(f"warning: {line}")
+    notes: list[str] = []
+    setup: dict[str, Any] = {}
+    graph, session_model = _load_stage(opts, setup, notes, scratch, ctx)
+    rss_before = rss_mb()
+    sess, info, feeds = _session_stage(
+        request, opts, session_model, setup, rss_before, scratch, ctx
+    )
+    _warmup_stage(sess, feeds, opts.warmup, ctx)
+    record = _measure_stage(request, opts, graph, sess, feeds, info, setup, rss_before, notes, ctx)
+    del sess  # the layer pass opens its own session: free this one first
+    if request.get("layers", True):
+        _layers_stage(request, opts, graph, record, session_model, feeds, notes, ctx)
+    record.notes = notes + [f"warning: {w}" for w in opts.warnings]
+    ctx.progress(1.0, f"mean {record.stats.mean_ms:.3f} ms over {record.stats.count} runs")
+    out = request.get("out")
+    if out:
+        record.save(out)
+    return record.to_json()
+
+
+def _load_stage(
+    opts: _Options, setup: dict[str, Any], notes: list[str], scratch: Path, ctx: JobContext
+) -> tuple[ModelGraph, str]:
+    """The model's graph, QNN registered, and the file the sessions open (shapes fixed)."""
     ctx.stage = "load"
-    ctx.progress(0.0, f"loading {Path(model).name}")
+    ctx.progress(0.0, f"loading {Path(opts.model).name}")
     t = time.perf_counter()
-    graph = ModelGraph.load(model, input_shapes=shapes)
+    graph = ModelGraph.load(opts.model, input_shapes=opts.shapes)
     setup["model_load_s"] = time.perf_counter() - t
-    if backend != "cpu":
+    if opts.backend != "cpu":
         t = time.perf_counter()
         register_qnn()
         setup["qnn_register_s"] = time.perf_counter() - t
-    session_model, fixed_note = _session_model(model, backend, shapes, scratch)
+    session_model, fixed_note = _session_model(opts.model, opts.backend, opts.shapes, scratch)
     if fixed_note:
         notes.append(fixed_note)
-    rss_before = rss_mb()
+    return graph, session_model
 
+
+def _session_stage(
+    request: dict[str, Any],
+    opts: _Options,
+    session_model: str,
+    setup: dict[str, Any],
+    rss_before: float,
+    scratch: Path,
+    ctx: JobContext,
+) -> tuple[Any, Any, dict[str, np.ndarray]]:
+    """The session, its random feeds and its first run (on QNN: where the nodes really ran)."""
     ctx.stage = "session"
     ctx.check_cancelled()
     t = time.perf_counter()
     sess, info = make_session(
         session_model,
-        backend,
-        **kwargs,
-        disable_cpu_fallback=fallback_off,
+        opts.backend,
+        **opts.kwargs,
+        disable_cpu_fallback=opts.fallback_off,
         # QNN: the first run is profiled by ORT to see where nodes really ran (see _placement).
-        enable_profiling=backend != "cpu",
+        enable_profiling=opts.backend != "cpu",
         profile_prefix=str(scratch / "placement"),
     )
     setup["session_create_s"] = time.perf_counter() - t
     setup["rss_session_delta_mb"] = rss_mb() - rss_before
-    feeds = random_inputs(sess, shapes, seed=_int(request, "seed", 0))
+    feeds = random_inputs(sess, opts.shapes, seed=_int(request, "seed", 0))
     t = time.perf_counter()
     sess.run(None, feeds)
     setup["first_run_ms"] = (time.perf_counter() - t) * 1000.0
-    if backend != "cpu":
-        placement = _placement(sess.end_profiling(), model, backend)
+    if opts.backend != "cpu":
+        placement = _placement(sess.end_profiling(), opts.model, opts.backend)
         setup["qnn_partitions_run"], setup["cpu_kernels_run"] = placement
+    return sess, info, feeds
 
+
+def _warmup_stage(sess: Any, feeds: dict[str, np.ndarray], warmup: int, ctx: JobContext) -> None:
     ctx.stage = "warmup"
     for i in range(warmup):
         ctx.check_cancelled()
         sess.run(None, feeds)
         ctx.progress((i + 1) / max(1, warmup), f"warm-up {i + 1}/{warmup}")
 
+
+def _measure_stage(
+    request: dict[str, Any],
+    opts: _Options,
+    graph: ModelGraph,
+    sess: Any,
+    feeds: dict[str, np.ndarray],
+    info: Any,
+    setup: dict[str, Any],
+    rss_before: float,
+    notes: list[str],
+    ctx: JobContext,
+) -> ProfileRun:
+    """The timed loop (profiling off) and the run record it fills."""
     ctx.stage = "measure"
     once = functools.partial(sess.run, None, feeds)  # no Python frame of ours per run
-    loop = measure_loop(once, runs=runs or None, duration_s=duration_s, ctx=ctx)
-    del once, sess
+    loop = measure_loop(once, runs=opts.runs or None, duration_s=opts.duration_s, ctx=ctx)
+    del once
     latencies = list(loop.latencies_ms)
     stats = latency_stats(latencies, loop.wall_s)
     kept, stride = downsample(latencies, _int(request, "max_saved_latencies", 20000, 1))
@@ -254,74 +334,80 @@ def _profile(request: dict[str, Any], ctx: JobContext, scratch: Path) -> dict[st
     resources = loop.resources()
     resources["rss_before_session_mb"] = rss_before
     resources["peak_rss_mb"] = peak_rss_mb()
-
+    kwargs = opts.kwargs
     record = ProfileRun(
-        model_path=str(Path(model).resolve()),
+        model_path=str(Path(opts.model).resolve()),
         model_sha256=graph.sha256(),
-        backend=backend,
+        backend=opts.backend,
         stats=stats,
         latencies_ms=kept,
         latency_stride=stride,
         latency_offsets_s=offsets,
-        label=str(request.get("label") or f"{graph.name} on {backend}"),
+        label=str(request.get("label") or f"{graph.name} on {opts.backend}"),
         providers=list(info.providers),
         options={
-            "source": str(source),
+            "source": str(opts.source),
             "provider_options": info.provider_options,
             "session_config": info.session_config,
             "intra_op_num_threads": kwargs.get("intra_op_num_threads"),
             "graph_optimization_level": kwargs.get("graph_optimization_level"),
             "config": request.get("config"),
-            "disable_cpu_fallback": fallback_off,
-            "runs": runs,
-            "warmup": warmup,
-            "duration_s": duration_s,
-            "input_shapes": shapes,
+            "disable_cpu_fallback": opts.fallback_off,
+            "runs": opts.runs,
+            "warmup": opts.warmup,
+            "duration_s": opts.duration_s,
+            "input_shapes": opts.shapes,
         },
         host=host_info(),
         setup=setup,
         resources=resources,
         timeline=timeline,
     )
-    if is_simulated(backend):
+    if is_simulated(opts.backend):
         notes.append(SIMULATION_NOTE)
-        record.device_estimate = _device_estimate(model, ctx)
+        record.device_estimate = _device_estimate(opts.model, ctx)
     notes.append(
         "latencies measured with profiling off; per-layer figures come from a separate, shorter "
         "profiled pass (profiling adds time to every run)"
     )
+    return record
 
-    if request.get("layers", True):
-        ctx.stage = "layers"
-        ctx.check_cancelled()
-        mapping_graph, mapping_note = _mapping_graph(request.get("_bundle"), graph, shapes)
-        if mapping_note:
-            notes.append(mapping_note)
-        record.options["layers_mapped_to"] = str(mapping_graph.path)
-        layer_pass = profile_layers(
-            mapping_graph,
-            session_model,
-            backend,
-            feeds,
-            session_kwargs=kwargs,
-            disable_cpu_fallback=fallback_off,
-            runs=_int(request, "layer_runs", 5, 1),
-            workdir=request.get("artifacts_dir"),
-            ctx=ctx,
-        )
-        record.layers, record.extra = layer_pass.layers, layer_pass.extra
-        record.unmapped_nodes = layer_pass.unmapped
-        record.backend_stats = layer_pass.backend_stats
-        record.layer_source = layer_pass.source
-        notes.extend(layer_pass.notes)
-        if layer_pass.artifacts:
-            record.options["artifacts"] = layer_pass.artifacts
-    record.notes = notes + [f"warning: {w}" for w in warnings]
-    ctx.progress(1.0, f"mean {stats.mean_ms:.3f} ms over {stats.count} runs")
-    out = request.get("out")
-    if out:
-        record.save(out)
-    return record.to_json()
+
+def _layers_stage(
+    request: dict[str, Any],
+    opts: _Options,
+    graph: ModelGraph,
+    record: ProfileRun,
+    session_model: str,
+    feeds: dict[str, np.ndarray],
+    notes: list[str],
+    ctx: JobContext,
+) -> None:
+    """The separate profiled pass: per-layer rows mapped onto the ONNX nodes, into ``record``."""
+    ctx.stage = "layers"
+    ctx.check_cancelled()
+    mapping_graph, mapping_note = _mapping_graph(request.get("_bundle"), graph, opts.shapes)
+    if mapping_note:
+        notes.append(mapping_note)
+    record.options["layers_mapped_to"] = str(mapping_graph.path)
+    layer_pass = profile_layers(
+        mapping_graph,
+        session_model,
+        opts.backend,
+        feeds,
+        session_kwargs=opts.kwargs,
+        disable_cpu_fallback=opts.fallback_off,
+        runs=_int(request, "layer_runs", 5, 1),
+        workdir=request.get("artifacts_dir"),
+        ctx=ctx,
+    )
+    record.layers, record.extra = layer_pass.layers, layer_pass.extra
+    record.unmapped_nodes = layer_pass.unmapped
+    record.backend_stats = layer_pass.backend_stats
+    record.layer_source = layer_pass.source
+    notes.extend(layer_pass.notes)
+    if layer_pass.artifacts:
+        record.options["artifacts"] = layer_pass.artifacts
 
 
 def _device_estimate(model: Any, ctx: JobContext) -> dict[str, Any]:

@@ -132,7 +132,7 @@ def _run_session(
                 f"{model.name} does not run fully on {backend.upper()}: "
                 f"{len(detailed.cpu_nodes)} node(s) would fall back to the CPU EP:\n"
                 + "\n".join(lines)
-                + "\n(allow it with --allow-cpu-fallback, or change the model)"
+                + "\n(allow it with --cpu-fallback allow, or change the model)"
                 + (
                     "\nThe model has dynamic shapes: fix them with --input-shape NAME=D0,D1,..."
                     if any("Cannot get shape" in (n.reason or "") for n in detailed.cpu_nodes)
