@@ -22,9 +22,6 @@ Nothing is written unless everything succeeded.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from studio.cli.common import (
@@ -149,27 +146,20 @@ def preprocess_from_args(args: argparse.Namespace):
     )
 
 
-def _plan(args: argparse.Namespace, stats: Any):
+def _plan(args: argparse.Namespace):
     from studio.core.atomic import read_json_strict
-    from studio.core.encodings import load_encodings
     from studio.core.errors import ConfigError
     from studio.core.quantize import QuantPlan
 
     if args.plan:
-        plan = QuantPlan.from_json(read_json_strict(args.plan, error_type=ConfigError))
-    else:
-        plan = QuantPlan(
-            activation_bitwidth=args.act_bw,
-            weight_bitwidth=args.weight_bw,
-            per_channel=args.per_channel,
-            method=args.method,
-            percentile=args.percentile,
-        )
-    warnings: list[str] = []
-    if args.encodings:
-        imported, warnings = load_encodings(args.encodings, str(stats.prepared_model))
-        plan.imported, plan.imported_source = imported, str(args.encodings)
-    return plan, warnings
+        return QuantPlan.from_json(read_json_strict(args.plan, error_type=ConfigError))
+    return QuantPlan(
+        activation_bitwidth=args.act_bw,
+        weight_bitwidth=args.weight_bw,
+        per_channel=args.per_channel,
+        method=args.method,
+        percentile=args.percentile,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -184,164 +174,34 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _quantize(args: argparse.Namespace) -> dict[str, Any]:
-    from studio.core.accuracy import Analyser, auto_mixed_precision
-    from studio.core.accuracy.split import split_for_eval
-    from studio.core.calibration import calibrate
-    from studio.core.encodings import save_encodings
-    from studio.core.quantize import build_coverage, build_qdq, check_htp_offload
+    """The flags as a :class:`QuantizeRequest`; the workflow itself is in core."""
+    from studio.core.workflows.quantize import QuantizeRequest, check_request, quantize_model
 
-    if args.auto_mp and args.target_sqnr is None:
-        raise BadInputError("--auto-mp needs --target-sqnr DB")
-    if args.latency_budget_ms is not None and (not args.auto_mp or args.latency_budget_ms <= 0):
-        raise BadInputError("--latency-budget-ms needs --auto-mp and a value > 0")
-    from studio.core.quantize.techniques import parse_techniques
-
-    techniques = parse_techniques(args.techniques)
-    if techniques and args.auto_mp:
-        raise BadInputError("--techniques and --auto-mp cannot be combined yet: run one of them")
-    if args.mp_cycles and not args.auto_mp:
-        raise BadInputError("--mp-cycles measures the --auto-mp curve: add --auto-mp")
-    if (
-        args.export_encodings
-        and Path(args.export_encodings).resolve() == Path(args.output).resolve()
-    ):
-        raise BadInputError("--export-encodings must differ from -o")
-    ctx = stderr_context(quiet=False)
-    calib = args.calib or "random:8"
-    shapes = parse_input_shapes(args.input_shape)
-    hit: list[bool] = []
-    # SQNR on data calibration never sees: --eval, or a held-back tail of --calib
-    split = split_for_eval(
-        args.model, calib, args.eval, input_shapes=shapes, preprocess=preprocess_from_args(args)
-    )
-    stats = calibrate(
-        args.model,
-        calib,
-        input_shapes=shapes,
+    request = QuantizeRequest(
+        model=args.model,
+        output=args.output,
+        calib=args.calib or "random:8",
+        eval=args.eval,
+        plan=_plan(args),
+        input_shapes=parse_input_shapes(args.input_shape),
         preprocess=preprocess_from_args(args),
         cache_dir=args.cache_dir,
-        ctx=ctx,
-        on_cache=hit.append,
-        limit=split.calib_limit,
+        encodings=args.encodings,
+        techniques=args.techniques,
+        auto_mp=args.auto_mp,
+        target_sqnr=args.target_sqnr,
+        max_steps=args.max_steps,
+        latency_budget_ms=args.latency_budget_ms,
+        mp_backend=args.mp_backend,
+        mp_cycles=args.mp_cycles,
+        export_encodings=args.export_encodings,
+        export_format=args.format,
+        check_htp=args.check_htp,
+        mse_threshold=args.mse_threshold,
+        eval_samples=EVAL_SAMPLES,
     )
-    plan, warnings = _plan(args, stats)
-    feeds = split.feeds
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # build beside the target, publish only when everything (incl. the encodings export) worked
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    curve: list[dict[str, Any]] = []
-    mp_extra: dict[str, Any] = {}
-    tech_summary: dict[str, Any] | None = None
-    float_ref = stats.prepared_model
-    try:
-        if args.auto_mp:
-            profile_fn = None
-            if args.mp_cycles:
-                from studio.core.profiling.cycles import htp_total_cycles
-
-                profile_fn = htp_total_cycles
-            from studio.core.devices.catalogue import current_device
-            from studio.core.devices.estimate import estimate_model
-
-            target = current_device()
-
-            def estimate_fn(path: str) -> float:
-                return estimate_model(path, target).total_ms
-
-            mp = auto_mixed_precision(
-                stats,
-                plan,
-                feeds,
-                tmp,
-                target_db=args.target_sqnr,
-                max_steps=args.max_steps,
-                backend=args.mp_backend,
-                profile_fn=profile_fn,
-                ctx=ctx,
-                estimate_fn=estimate_fn,
-                latency_budget_ms=args.latency_budget_ms,
-            )
-            curve = [p.to_json() for p in mp.curve]
-            mp_extra = {
-                "latency_budget_ms": args.latency_budget_ms,
-                "stopped_by_budget": mp.stopped_by_budget,
-                "pareto_steps": [p.step for p in mp.pareto()],
-                "estimated_for": target.name,
-            }
-            plan = mp.plan
-            built = build_qdq(stats, plan, tmp, ctx=ctx)
-            promoted = mp.promoted
-        elif techniques:
-            float_ref = stats.prepared_model
-            tech_summary = _apply_techniques(args, techniques, stats, plan, split, tmp, ctx)
-            stats, plan, model = tech_summary.pop("_run")
-            built = build_qdq(stats, plan, tmp, ctx=ctx, model=model)
-            promoted = []
-        else:
-            built = build_qdq(stats, plan, tmp, ctx=ctx)
-            promoted = []
-        sqnr_backend = args.mp_backend if args.auto_mp else "cpu"
-        report = Analyser(float_ref, cache_float=False).analyse(
-            tmp, feeds, backend=sqnr_backend, data=split.label
-        )
-        offload = check_htp_offload(tmp) if args.check_htp else None
-        encodings = built.encodings
-        if args.export_encodings:
-            save_encodings(encodings, args.export_encodings, fmt=args.format)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    cov = build_coverage(built, stats)
-    mse_over = None
-    if args.mse_threshold is not None:
-        from studio.core.quantize.mse import check_mse, quantisation_mse
-
-        over = check_mse(quantisation_mse(stats, encodings), args.mse_threshold)
-        mse_over = {"threshold": args.mse_threshold, "tensors": [m.to_json() for m in over]}
-    summary = {
-        "schema_version": 1,
-        "model": str(args.model),
-        "output": str(out),
-        "calibration": {
-            "source": calib,
-            "samples": stats.num_samples,
-            "cache_hit": bool(hit and hit[0]),
-            "stats_dir": str(stats.folder),
-            "method": plan.method,
-        },
-        "activation_bitwidth": plan.activation_bitwidth,
-        "weight_bitwidth": plan.weight_bitwidth,
-        "per_channel": plan.per_channel,
-        "encodings_coverage": cov.to_json(),
-        "encodings_count": len(encodings),
-        "imported_encodings": plan.imported_source,
-        "output_sqnr_db": report.to_json()["output_sqnr_db"],
-        "outputs_sqnr_db": report.to_json()["outputs"],
-        "sqnr_samples": report.samples,
-        "sqnr_backend": sqnr_backend,
-        "sqnr_data": split.to_json(),
-        "sqnr_target": report.target,
-        "wide_tensors": built.wide_tensors,
-        "promoted": promoted,
-        "curve": curve,
-        "curve_cycles": "htp" if args.mp_cycles else None,
-        "auto_mp": mp_extra,
-        "exported_encodings": args.export_encodings,
-        "export_format": args.format if args.export_encodings else None,
-        "warnings": list(dict.fromkeys(stats.warnings + warnings + built.warnings)),
-        "quant_mse_over": mse_over,
-        "techniques": tech_summary,
-        "htp_full_offload": (
-            {"ok": offload[0], "reason": offload[1].replace(tmp_name, str(out))}
-            if offload
-            else None
-        ),
-    }
-    return summary
+    check_request(request)  # a bad combination of flags fails before any work
+    return quantize_model(request, stderr_context(quiet=False)).to_json()
 
 
 def _print_human(summary: dict[str, Any], args: argparse.Namespace) -> None:
@@ -404,42 +264,6 @@ def _print_human(summary: dict[str, Any], args: argparse.Namespace) -> None:
     offload = summary["htp_full_offload"]
     if offload is not None:
         print("QNN HTP: runs fully offloaded" if offload["ok"] else f"QNN HTP: {offload['reason']}")
-
-
-def _apply_techniques(args, techniques, stats, plan, split, tmp, ctx) -> dict[str, Any]:
-    """Run ``--techniques`` (a list, or "auto") on the calibration samples; the chosen model's
-    stats, plan and float model come back under ``_run`` for the final build."""
-    from studio.core.accuracy.jobs import load_feeds
-    from studio.core.accuracy.techniques import choose_techniques, run_techniques
-    from studio.core.calibration import calibrate
-
-    calib = args.calib or "random:8"
-    calib_feeds = load_feeds(
-        str(stats.prepared_model),
-        calib,
-        preprocess=preprocess_from_args(args),
-        limit=min(32, split.calib_limit or 32),
-        seed=0,
-    )
-
-    def recalibrate(path: str):
-        return calibrate(
-            path,
-            calib,
-            preprocess=preprocess_from_args(args),
-            cache_dir=args.cache_dir,
-            limit=split.calib_limit,
-        )
-
-    common = {"calib_feeds": calib_feeds, "eval_feeds": split.feeds, "recalibrate": recalibrate}
-    if techniques == "auto":
-        run, tried = choose_techniques(stats, plan, tmp, log=ctx.log, **common)
-    else:
-        run, tried = run_techniques(stats, plan, list(techniques), tmp, **common), []
-    summary = run.summary()
-    summary["tried"] = tried
-    summary["_run"] = (run.stats, run.plan, run.technique.model)
-    return summary
 
 
 def curve_table(curve: list[dict[str, Any]]) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 from studio.core.accuracy import Analyser, SqnrReport, auto_mixed_precision
 from studio.core.accuracy.jobs import DEFAULT_EVAL_SAMPLES, load_feeds
+from studio.core.accuracy.split import EvalSplit, split_for_eval
 from studio.core.calibration import CalibrationStats, Preprocess, calibrate
 from studio.core.encodings import load_encodings, save_encodings
 from studio.core.errors import BadInputError
@@ -35,19 +36,23 @@ class QuantizeRequest:
     model: str
     output: str
     calib: str = "random:8"
+    eval: str | None = None  # held-out SQNR data; else a held-back part of ``calib``
     plan: QuantPlan = field(default_factory=QuantPlan)
     input_shapes: dict[str, list[int]] | None = None
     preprocess: Preprocess | None = None
     cache_dir: str | None = None
     encodings: str | None = None  # import these, kept exactly
+    techniques: str | None = None  # "cle,bias-correction,adaround,seqmse" or "auto"
     auto_mp: bool = False
     target_sqnr: float | None = None
     max_steps: int = 10
+    latency_budget_ms: float | None = None  # auto-MP stops at this estimated device latency
     mp_backend: str = "cpu"  # where auto-MP (and then the final SQNR) is measured
     mp_cycles: bool = False  # measure HTP cycles of every auto-MP point
     export_encodings: str | None = None
     export_format: str = "qnn"
     check_htp: bool = False
+    mse_threshold: float | None = None  # list tensors whose relative quantisation MSE exceeds it
     sqnr: bool = True  # measure the built model's SQNR (the pipeline skips it)
     eval_samples: int = DEFAULT_EVAL_SAMPLES
 
@@ -62,10 +67,14 @@ class QuantizeOutcome:
     built: BuildResult
     cache_hit: bool
     import_warnings: list[str] = field(default_factory=list)
+    split: EvalSplit | None = None
     report: SqnrReport | None = None
     promoted: list[str] = field(default_factory=list)
     curve: list[dict[str, Any]] = field(default_factory=list)
+    auto_mp: dict[str, Any] = field(default_factory=dict)
+    techniques: dict[str, Any] | None = None
     offload: tuple[bool, str] | None = None
+    mse_over: dict[str, Any] | None = None
 
     @property
     def sqnr_backend(self) -> str:
@@ -100,13 +109,18 @@ class QuantizeOutcome:
             "outputs_sqnr_db": report_json.get("outputs"),
             "sqnr_samples": report.samples if report is not None else 0,
             "sqnr_backend": self.sqnr_backend,
+            "sqnr_data": self.split.to_json() if self.split is not None else None,
+            "sqnr_target": report.target if report is not None else None,
             "wide_tensors": self.built.wide_tensors,
             "promoted": self.promoted,
             "curve": self.curve,
             "curve_cycles": "htp" if req.mp_cycles else None,
+            "auto_mp": self.auto_mp,
             "exported_encodings": req.export_encodings,
             "export_format": req.export_format if req.export_encodings else None,
             "warnings": self.warnings,
+            "quant_mse_over": self.mse_over,
+            "techniques": self.techniques,
             "htp_full_offload": (
                 {"ok": self.offload[0], "reason": self.offload[1]} if self.offload else None
             ),
@@ -115,25 +129,44 @@ class QuantizeOutcome:
 
 def check_request(req: QuantizeRequest) -> None:
     """Refuse a request that cannot be carried out, before any work."""
+    from studio.core.quantize.techniques import parse_techniques
+
     if req.auto_mp and req.target_sqnr is None:
-        raise BadInputError("auto mixed precision needs a target SQNR (dB)")
+        raise BadInputError("--auto-mp needs --target-sqnr DB")
+    if req.latency_budget_ms is not None and (not req.auto_mp or req.latency_budget_ms <= 0):
+        raise BadInputError("--latency-budget-ms needs --auto-mp and a value > 0")
+    if parse_techniques(req.techniques) and req.auto_mp:
+        raise BadInputError("--techniques and --auto-mp cannot be combined yet: run one of them")
     if req.mp_cycles and not req.auto_mp:
-        raise BadInputError("HTP cycles are measured on the auto mixed precision curve")
+        raise BadInputError("--mp-cycles measures the --auto-mp curve: add --auto-mp")
     if req.export_encodings and Path(req.export_encodings).resolve() == Path(req.output).resolve():
-        raise BadInputError("the encodings export must not overwrite the QDQ model")
+        raise BadInputError("--export-encodings must differ from -o")
 
 
-def calibrate_stage(req: QuantizeRequest, ctx: JobContext) -> tuple[CalibrationStats, bool]:
+def split_stage(req: QuantizeRequest) -> EvalSplit | None:
+    """SQNR data calibration never sees: ``eval``, or a held-back tail of ``calib`` (None when
+    nothing is measured, so calibration uses every sample)."""
+    if not (req.sqnr or req.auto_mp or req.techniques):
+        return None
+    return split_for_eval(
+        req.model, req.calib, req.eval, input_shapes=req.input_shapes, preprocess=req.preprocess
+    )
+
+
+def calibrate_stage(
+    req: QuantizeRequest, ctx: JobContext, limit: int | None = None, model: str | None = None
+) -> tuple[CalibrationStats, bool]:
     """Calibration statistics (cached by model + data hash) and whether the cache had them."""
     hit: list[bool] = []
     stats = calibrate(
-        req.model,
+        model or req.model,
         req.calib,
         input_shapes=req.input_shapes,
         preprocess=req.preprocess,
         cache_dir=req.cache_dir,
         ctx=ctx,
         on_cache=hit.append,
+        limit=limit,
     )
     return stats, bool(hit and hit[0])
 
@@ -149,7 +182,7 @@ def plan_stage(req: QuantizeRequest, stats: CalibrationStats) -> tuple[QuantPlan
 
 
 def evaluation_feeds(req: QuantizeRequest, stats: CalibrationStats) -> list[dict[str, Any]]:
-    """The samples SQNR is measured on (the evaluation split of the calibration source)."""
+    """Samples of the calibration source (for callers without a held-out split)."""
     return load_feeds(
         str(stats.prepared_model), req.calib, preprocess=req.preprocess, limit=req.eval_samples
     )
@@ -163,17 +196,30 @@ def _cycles_fn(req: QuantizeRequest) -> Callable[[Any], float] | None:
     return htp_total_cycles
 
 
-def build_stage(
+@dataclass
+class _Built:
+    stats: CalibrationStats
+    plan: QuantPlan
+    built: BuildResult
+    promoted: list[str] = field(default_factory=list)
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    auto_mp: dict[str, Any] = field(default_factory=dict)
+    techniques: dict[str, Any] | None = None
+
+
+def automix_stage(
     req: QuantizeRequest,
     stats: CalibrationStats,
     plan: QuantPlan,
     feeds: list[dict[str, Any]],
     target: Path,
     ctx: JobContext,
-) -> tuple[QuantPlan, BuildResult, list[str], list[dict[str, Any]]]:
-    """Build the QDQ model at ``target``: auto-MP first when asked (plan, build, promoted, curve)."""
-    if not req.auto_mp:
-        return plan, build_qdq(stats, plan, target, ctx=ctx), [], []
+) -> _Built:
+    """Auto mixed precision on the target device's latency estimate, then the build."""
+    from studio.core.devices.catalogue import current_device
+    from studio.core.devices.estimate import estimate_model
+
+    device = current_device()
     mp = auto_mixed_precision(
         stats,
         plan,
@@ -184,25 +230,105 @@ def build_stage(
         backend=req.mp_backend,
         profile_fn=_cycles_fn(req),
         ctx=ctx,
+        estimate_fn=lambda path: estimate_model(path, device).total_ms,
+        latency_budget_ms=req.latency_budget_ms,
     )
     built = build_qdq(stats, mp.plan, target, ctx=ctx)
-    return mp.plan, built, mp.promoted, [p.to_json() for p in mp.curve]
+    extra = {
+        "latency_budget_ms": req.latency_budget_ms,
+        "stopped_by_budget": mp.stopped_by_budget,
+        "pareto_steps": [p.step for p in mp.pareto()],
+        "estimated_for": device.name,
+    }
+    return _Built(stats, mp.plan, built, mp.promoted, [p.to_json() for p in mp.curve], extra)
+
+
+def techniques_stage(
+    req: QuantizeRequest,
+    stats: CalibrationStats,
+    plan: QuantPlan,
+    split: EvalSplit,
+    target: Path,
+    ctx: JobContext,
+) -> _Built:
+    """The post-training techniques (a list, or "auto"), fitted on calibration samples and
+    scored on the held-out split; the chosen model is then built."""
+    from studio.core.accuracy.techniques import choose_techniques, run_techniques
+    from studio.core.quantize.techniques import parse_techniques
+
+    names = parse_techniques(req.techniques)
+    calib_feeds = load_feeds(
+        str(stats.prepared_model),
+        req.calib,
+        preprocess=req.preprocess,
+        limit=min(32, split.calib_limit or 32),
+        seed=0,
+    )
+
+    def recalibrate(path: str) -> CalibrationStats:
+        return calibrate_stage(req, JobContext(), limit=split.calib_limit, model=path)[0]
+
+    common = {"calib_feeds": calib_feeds, "eval_feeds": split.feeds, "recalibrate": recalibrate}
+    if names == "auto":
+        run, tried = choose_techniques(stats, plan, target, log=ctx.log, **common)
+    else:
+        run, tried = run_techniques(stats, plan, list(names), target, **common), []
+    summary = run.summary()
+    summary["tried"] = tried
+    built = build_qdq(run.stats, run.plan, target, ctx=ctx, model=run.technique.model)
+    return _Built(run.stats, run.plan, built, techniques=summary)
+
+
+def build_stage(
+    req: QuantizeRequest,
+    stats: CalibrationStats,
+    plan: QuantPlan,
+    split: EvalSplit | None,
+    target: Path,
+    ctx: JobContext,
+) -> _Built:
+    """Build the QDQ model at ``target``: auto-MP or techniques first when asked."""
+    if req.auto_mp:
+        feeds = split.feeds if split is not None else evaluation_feeds(req, stats)
+        return automix_stage(req, stats, plan, feeds, target, ctx)
+    if req.techniques and split is not None:
+        return techniques_stage(req, stats, plan, split, target, ctx)
+    return _Built(stats, plan, build_qdq(stats, plan, target, ctx=ctx))
 
 
 def sqnr_stage(
-    stats: CalibrationStats, model: Path, feeds: list[dict[str, Any]], backend: str
+    float_model: Path | str,
+    model: Path,
+    feeds: list[dict[str, Any]],
+    backend: str,
+    data: str | None = None,
 ) -> SqnrReport:
     """Per-layer and output SQNR of the built model against the prepared float model."""
-    return Analyser(stats.prepared_model, cache_float=False).analyse(model, feeds, backend=backend)
+    return Analyser(float_model, cache_float=False).analyse(
+        model, feeds, backend=backend, data=data
+    )
+
+
+def mse_stage(
+    stats: CalibrationStats, encodings: Any, threshold: float | None
+) -> dict[str, Any] | None:
+    """Tensors whose quantise-dequantise MSE (relative to their mean square) exceeds ``threshold``."""
+    if threshold is None:
+        return None
+    from studio.core.quantize.mse import check_mse, quantisation_mse
+
+    over = check_mse(quantisation_mse(stats, encodings), threshold)
+    return {"threshold": threshold, "tensors": [m.to_json() for m in over]}
 
 
 def quantize_model(req: QuantizeRequest, ctx: JobContext | None = None) -> QuantizeOutcome:
     """Run every stage; the QDQ model reaches ``req.output`` only when all of them worked."""
     ctx = ctx or JobContext()
     check_request(req)
-    stats, cache_hit = calibrate_stage(req, ctx)
+    split = split_stage(req)
+    stats, cache_hit = calibrate_stage(req, ctx, limit=split.calib_limit if split else None)
+    float_ref = stats.prepared_model  # techniques re-calibrate; SQNR stays against this float
     plan, import_warnings = plan_stage(req, stats)
-    feeds = evaluation_feeds(req, stats) if (req.sqnr or req.auto_mp) else []
     out = Path(req.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     # build beside the target, publish only when everything (incl. the encodings export) worked
@@ -210,20 +336,23 @@ def quantize_model(req: QuantizeRequest, ctx: JobContext | None = None) -> Quant
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        plan, built, promoted, curve = build_stage(req, stats, plan, feeds, tmp, ctx)
-        outcome = QuantizeOutcome(req, stats, plan, built, cache_hit, import_warnings)
-        outcome.promoted, outcome.curve = promoted, curve
-        if req.sqnr:
-            outcome.report = sqnr_stage(stats, tmp, feeds, outcome.sqnr_backend)
+        b = build_stage(req, stats, plan, split, tmp, ctx)
+        outcome = QuantizeOutcome(req, b.stats, b.plan, b.built, cache_hit, import_warnings, split)
+        outcome.promoted, outcome.curve, outcome.auto_mp = b.promoted, b.curve, b.auto_mp
+        outcome.techniques = b.techniques
+        if req.sqnr and split is not None:
+            label = split.label
+            outcome.report = sqnr_stage(float_ref, tmp, split.feeds, outcome.sqnr_backend, label)
         if req.check_htp:
             ok, reason = htp_offload(tmp)
             outcome.offload = (ok, reason.replace(tmp_name, str(out)))
-        encodings = built.encodings  # read now, while the model is where the build wrote it
+        encodings = b.built.encodings  # read now, while the model is where the build wrote it
         if req.export_encodings:
             save_encodings(encodings, req.export_encodings, fmt=req.export_format)
         os.replace(tmp, out)
     finally:
         if tmp.exists():
             tmp.unlink()
-    built.qdq_path = str(out)
+    b.built.qdq_path = str(out)
+    outcome.mse_over = mse_stage(b.stats, encodings, req.mse_threshold)
     return outcome
