@@ -43,7 +43,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("quant_model", help="QDQ ONNX model built from it")
     parser.add_argument("--backend", default="cpu", choices=("cpu", "htp"))
     parser.add_argument("--samples", type=int, default=8, help="samples to compare on (8)")
-    parser.add_argument("--device", help="target device or chipset for HTP (default: the studio's)")
     parser.add_argument(
         "--sim-vs-htp",
         type=float,
