@@ -172,9 +172,67 @@ def _run_pass(
     ctx: JobContext,
     keep: bool,
 ) -> LayerPass:
+    """One profiled session, then its rows: CPU-EP kernels from ORT, QNN ops from the CSV."""
     out = LayerPass()
     csv_path = folder / "qnn_profile.csv"
     dump_dir = folder / "qnn_graph"
+    ort_json, info = _profiled_runs(
+        model_path,
+        backend,
+        feeds,
+        folder,
+        (csv_path, dump_dir),
+        session_kwargs,
+        disable_cpu_fallback,
+        runs,
+        ctx,
+    )
+    ort = parse_ort_profile(ort_json)
+    cpu_ops, n_ort = ort_ops(ort)
+    ops = _cpu_ep_ops(cpu_ops, model_path, backend, session_kwargs, folder)
+    if backend != "cpu":
+        _qnn_rows(out, ops, ort, csv_path, dump_dir, backend)
+    else:
+        out.backend_stats = {
+            "ort_run_us": value_stats([r.dur_us for r in (ort.runs[1:] or ort.runs)]),
+            "session_initialization_us": ort.setup_us.get("session_initialization"),
+        }
+        out.source = (
+            f"ORT profiler (enable_profiling): median kernel time per node over {n_ort} "
+            f"profiled run(s) after 1 discarded, in a separate session from the latency loop"
+        )
+    out.backend_stats["providers"] = list(info.providers)
+    out.layers, out.extra, out.unmapped = build_layer_rows(graph, ops)
+    fallback = [r for r in out.layers if r.backend == "cpu" and backend != "cpu"]
+    if fallback:
+        out.notes.append(
+            f"{len(fallback)} node(s) ran on the CPU EP, not on {backend.upper()}: "
+            + ", ".join(r.node_id for r in fallback[:8])
+        )
+    if keep:
+        out.artifacts = {"ort_profile": str(ort_json)}
+        if backend != "cpu":
+            out.artifacts.update({"qnn_csv": str(csv_path), "qnn_graph_dump": str(dump_dir)})
+    return out
+
+
+def _profiled_runs(
+    model_path: str,
+    backend: str,
+    feeds: dict[str, Any],
+    folder: Path,
+    qnn_files: tuple[Path, Path],
+    session_kwargs: dict[str, Any],
+    disable_cpu_fallback: bool,
+    runs: int,
+    ctx: JobContext,
+) -> tuple[str, Any]:
+    """Run 1 + ``runs`` inferences with ORT's profiler (on QNN also its CSV and graph dump).
+
+    Returns ORT's profile file and the session info; ``session_kwargs`` loses its
+    provider_options (merged into the profiling ones here).
+    """
+    csv_path, dump_dir = qnn_files
     opts = dict(session_kwargs.pop("provider_options", None) or {})
     if backend != "cpu":
         if csv_path.exists():
@@ -203,93 +261,80 @@ def _run_pass(
         ctx.progress((i + 1) / (1 + runs), f"profiled run {i + 1}/{1 + runs}")
     ort_json = sess.end_profiling()
     del sess  # the QNN EP flushes its CSV when the session goes
-    ort = parse_ort_profile(ort_json)
-    ops: list[BackendOp] = []
-    cpu_ops, n_ort = ort_ops(ort)
-    qnn_partition_us = [
-        sum(n.dur_us for n in r.nodes if n.provider == QNN_EP) for r in ort.runs[1:] or ort.runs
-    ]
+    return ort_json, info
+
+
+def _cpu_ep_ops(
+    cpu_ops: list[Any], model_path: str, backend: str, session_kwargs: dict[str, Any], folder: Path
+) -> list[BackendOp]:
+    """The kernels ORT ran on its CPU EP (a QNN partition's ops come from the CSV instead)."""
     optimized = (
         ort_optimized_graph(model_path, session_kwargs, folder / "ort_optimized.onnx")
         if backend == "cpu"
         else {}
     )
+    ops: list[BackendOp] = []
     for name, op_type, provider, us in cpu_ops:
         if provider == QNN_EP:
             continue  # a whole QNN partition; its ops come from the CSV
         _, ins, outs = optimized.get(name, (op_type, [], []))
         ops.append(BackendOp(name, us, "US", "cpu", op_type=op_type, inputs=ins, outputs=outs))
-    if backend != "cpu":
-        qnn = parse_qnn_csv(csv_path)
-        out.notes.extend(f"QNN CSV: {n}" for n in qnn.notes)
-        dump = read_qnn_graph_dump(dump_dir)
-        if not dump:
-            out.notes.append("QNN graph dump unavailable: op names mapped by name only")
-        q_ops, n_blocks = qnn_ops(qnn)
-        for name, value, unit, lo, hi in q_ops:
-            info_op = dump.get(name)
-            ops.append(
-                BackendOp(
-                    name,
-                    value,
-                    unit,
-                    backend,
-                    spread=(lo, hi),
-                    op_type=info_op.op_type if info_op else "",
-                    outputs=info_op.outputs if info_op else [],
-                    inputs=info_op.inputs if info_op else [],
-                )
+    return ops
+
+
+def _qnn_rows(
+    out: LayerPass, ops: list[BackendOp], ort: Any, csv_path: Path, dump_dir: Path, backend: str
+) -> None:
+    """Add the QNN profiler's ops to ``ops``, and its totals, notes and source to ``out``."""
+    qnn_partition_us = [
+        sum(n.dur_us for n in r.nodes if n.provider == QNN_EP) for r in ort.runs[1:] or ort.runs
+    ]
+    qnn = parse_qnn_csv(csv_path)
+    out.notes.extend(f"QNN CSV: {n}" for n in qnn.notes)
+    dump = read_qnn_graph_dump(dump_dir)
+    if not dump:
+        out.notes.append("QNN graph dump unavailable: op names mapped by name only")
+    q_ops, n_blocks = qnn_ops(qnn)
+    for name, value, unit, lo, hi in q_ops:
+        info_op = dump.get(name)
+        ops.append(
+            BackendOp(
+                name,
+                value,
+                unit,
+                backend,
+                spread=(lo, hi),
+                op_type=info_op.op_type if info_op else "",
+                outputs=info_op.outputs if info_op else [],
+                inputs=info_op.inputs if info_op else [],
             )
-        kept = qnn.blocks[1:] if len(qnn.blocks) > 1 else qnn.blocks
-        out.backend_stats = {
-            "accelerator_cycles": value_stats(
-                [b.accelerator_cycles for b in kept if b.accelerator_cycles is not None]
-            ),
-            "accelerator_us": value_stats(
-                [b.accelerator_us for b in kept if b.accelerator_us is not None]
-            ),
-            "qnn_execute_us": value_stats([b.execute_us for b in kept if b.execute_us is not None]),
-            "qnn_partition_wall_us": value_stats(qnn_partition_us),
-            "qnn_finalize_us": qnn.setup_us("QNN (finalize) time"),
-            "blocks": len(qnn.blocks),
-        }
-        totals = [b.accelerator_cycles for b in kept if b.accelerator_cycles]
-        if len(totals) > 1 and max(totals) > 1.25 * min(totals):
-            out.notes.append(
-                f"the simulator's cycle counts varied {max(totals) / min(totals):.1f}x across the "
-                f"{len(totals)} profiled runs (accelerator total {min(totals):,.0f} to "
-                f"{max(totals):,.0f} cycles): the host was busy, which inflates simulated cycles. "
-                "Per-op figures are the lowest reading; re-profile on a quiet machine before "
-                "comparing runs"
-            )
-        cpu_nodes = [o for o in ops if o.backend == "cpu"]
-        out.source = (
-            f"QNN profiler CSV (profiling_level=detailed): lowest cycles per op over {n_blocks} "
-            f"profiled run(s) after 1 discarded, in a separate session from the latency loop"
         )
-        if cpu_nodes:
-            out.source += (
-                f"; {len(cpu_nodes)} node(s) ORT placed on the CPU EP timed by ORT's profiler"
-            )
-    else:
-        out.backend_stats = {
-            "ort_run_us": value_stats([r.dur_us for r in (ort.runs[1:] or ort.runs)]),
-            "session_initialization_us": ort.setup_us.get("session_initialization"),
-        }
-        out.source = (
-            f"ORT profiler (enable_profiling): median kernel time per node over {n_ort} "
-            f"profiled run(s) after 1 discarded, in a separate session from the latency loop"
-        )
-    out.backend_stats["providers"] = list(info.providers)
-    out.layers, out.extra, out.unmapped = build_layer_rows(graph, ops)
-    fallback = [r for r in out.layers if r.backend == "cpu" and backend != "cpu"]
-    if fallback:
+    kept = qnn.blocks[1:] if len(qnn.blocks) > 1 else qnn.blocks
+    out.backend_stats = {
+        "accelerator_cycles": value_stats(
+            [b.accelerator_cycles for b in kept if b.accelerator_cycles is not None]
+        ),
+        "accelerator_us": value_stats(
+            [b.accelerator_us for b in kept if b.accelerator_us is not None]
+        ),
+        "qnn_execute_us": value_stats([b.execute_us for b in kept if b.execute_us is not None]),
+        "qnn_partition_wall_us": value_stats(qnn_partition_us),
+        "qnn_finalize_us": qnn.setup_us("QNN (finalize) time"),
+        "blocks": len(qnn.blocks),
+    }
+    totals = [b.accelerator_cycles for b in kept if b.accelerator_cycles]
+    if len(totals) > 1 and max(totals) > 1.25 * min(totals):
         out.notes.append(
-            f"{len(fallback)} node(s) ran on the CPU EP, not on {backend.upper()}: "
-            + ", ".join(r.node_id for r in fallback[:8])
+            f"the simulator's cycle counts varied {max(totals) / min(totals):.1f}x across the "
+            f"{len(totals)} profiled runs (accelerator total {min(totals):,.0f} to "
+            f"{max(totals):,.0f} cycles): the host was busy, which inflates simulated cycles. "
+            "Per-op figures are the lowest reading; re-profile on a quiet machine before "
+            "comparing runs"
         )
-    if keep:
-        out.artifacts = {"ort_profile": str(ort_json)}
-        if backend != "cpu":
-            out.artifacts.update({"qnn_csv": str(csv_path), "qnn_graph_dump": str(dump_dir)})
-    return out
+    cpu_nodes = [o for o in ops if o.backend == "cpu"]
+    out.source = (
+        f"QNN profiler CSV (profiling_level=detailed): lowest cycles per op over {n_blocks} "
+        f"profiled run(s) after 1 discarded, in a separate session from the latency loop"
+    )
+    if cpu_nodes:
+        out.source += f"; {len(cpu_nodes)} node(s) ORT placed on the CPU EP timed by ORT's profiler"

@@ -125,11 +125,12 @@ def build_qdq(
     ctx: JobContext | None = None,
     model: onnx.ModelProto | None = None,
 ) -> BuildResult:
-    """Write the QDQ model for ``plan`` over ``stats`` to ``out_path`` (atomically)."""
-    from onnxruntime.quantization import QuantType
-    from onnxruntime.quantization.calibrate import TensorData
-    from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
+    """Write the QDQ model for ``plan`` over ``stats`` to ``out_path`` (atomically).
 
+    Two steps through onnxruntime's QNN config: types only first (so its fixer places the
+    converts at 8/16-bit boundaries), then an explicit scale/zero point for every activation at
+    its final type; the quantiser then writes the model from those ranges, without inference.
+    """
     ctx = ctx or JobContext()
     start = time.perf_counter()
     if stats.prepared_model is None or not stats.prepared_model.is_file():
@@ -143,8 +144,45 @@ def build_qdq(
     warnings += kept_float
     act_names = [n for n in stats.tensor_names() if n in planned]
     float_acts = [n for n in act_names if planned[n].is_float]
+    cfg = _typed_config(proto, plan, planned, act_names, float_acts)
+    ranges, act_bits = _pin_activations(cfg, plan, planned, act_names, float_acts)
+    ctx.progress(0.3, "writing the QDQ model")
+    with _quiet_ort_logging():
+        try:
+            qproto = _run_qdq_quantizer(proto, cfg, ranges)
+        except (ValueError, KeyError, TypeError, AssertionError) as exc:
+            raise BadInputError(f"onnxruntime could not quantise the model: {exc}") from exc
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _replace(out, qproto.SerializeToString())
+    ctx.progress(1.0, "QDQ model written")
+    present = {name for node in qproto.graph.node for name in (*node.input, *node.output)}
+    folded = [
+        n for n in act_names if n not in present and f"{n}_QuantizeLinear_Input" not in present
+    ]
+    return BuildResult(
+        qdq_path=str(out),
+        elapsed_s=time.perf_counter() - start,
+        activation_bitwidths={n: b for n, b in act_bits.items() if n not in folded},
+        float_tensors=float_acts,
+        folded_tensors=folded,
+        warnings=warnings,
+        coverage_notes=kept_float,
+        _proto=qproto,
+    )
 
-    # step 1: types only, so ORT's fixer can place the converts at 8/16-bit boundaries
+
+def _typed_config(
+    proto: onnx.ModelProto,
+    plan: QuantPlan,
+    planned: EncodingSet,
+    act_names: list[str],
+    float_acts: list[str],
+) -> Any:
+    """Step 1: ORT's QNN config from types only (per-tensor widths, weights, float nodes)."""
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
+
     default_act = QuantType[_ACT_TYPES[plan.activation_bitwidth]]
     weight_type = QuantType[_WEIGHT_TYPES[plan.weight_bitwidth]]
     type_overrides: dict[str, list[dict[str, Any]]] = {}
@@ -156,7 +194,7 @@ def build_qdq(
     excluded = _nodes_for_float(proto, planned, float_acts)
     with _quiet_ort_logging():
         try:
-            cfg = get_qnn_qdq_config(
+            return get_qnn_qdq_config(
                 proto,
                 _NoData(),
                 activation_type=default_act,
@@ -169,9 +207,24 @@ def build_qdq(
             )
         except ValueError as exc:
             raise BadInputError(f"these quantisation settings cannot be built: {exc}") from exc
-    overrides = cfg.extra_options["TensorQuantOverrides"]
 
-    # step 2: explicit scale/zero point for every activation at its final type
+
+def _pin_activations(
+    cfg: Any,
+    plan: QuantPlan,
+    planned: EncodingSet,
+    act_names: list[str],
+    float_acts: list[str],
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Step 2: an explicit scale/zero point for every activation at its final type (in ``cfg``).
+
+    Returns the ranges the quantiser is given and each activation's final bit width.
+    """
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization.calibrate import TensorData
+
+    default_act = QuantType[_ACT_TYPES[plan.activation_bitwidth]]
+    overrides = cfg.extra_options["TensorQuantOverrides"]
     ranges: dict[str, Any] = {}
     act_bits: dict[str, int] = {}
     for name in act_names:
@@ -204,31 +257,7 @@ def build_qdq(
             lowest=np.array(enc.min[0], dtype=np.float32),
             highest=np.array(enc.max[0], dtype=np.float32),
         )
-
-    ctx.progress(0.3, "writing the QDQ model")
-    with _quiet_ort_logging():
-        try:
-            qproto = _run_qdq_quantizer(proto, cfg, ranges)
-        except (ValueError, KeyError, TypeError, AssertionError) as exc:
-            raise BadInputError(f"onnxruntime could not quantise the model: {exc}") from exc
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _replace(out, qproto.SerializeToString())
-    ctx.progress(1.0, "QDQ model written")
-    present = {name for node in qproto.graph.node for name in (*node.input, *node.output)}
-    folded = [
-        n for n in act_names if n not in present and f"{n}_QuantizeLinear_Input" not in present
-    ]
-    return BuildResult(
-        qdq_path=str(out),
-        elapsed_s=time.perf_counter() - start,
-        activation_bitwidths={n: b for n, b in act_bits.items() if n not in folded},
-        float_tensors=float_acts,
-        folded_tensors=folded,
-        warnings=warnings,
-        coverage_notes=kept_float,
-        _proto=qproto,
-    )
+    return ranges, act_bits
 
 
 def check_htp_offload(qdq_path: str | Path, device: Any = None) -> tuple[bool, str]:

@@ -78,14 +78,43 @@ def compile_embedded(
     Returns the offload report, file names and the verification figures (max |difference| between
     the context model and the source model on the backend, and vs the CPU reference).
     """
-    from studio.core.engine.offload import offload_report
-    from studio.core.engine.sessions import make_session, random_inputs
-
     ctx = ctx or JobContext()
     src = Path(model_path)
     dest = Path(out_dir) / CONTEXT_DIR
     dest.mkdir(parents=True, exist_ok=True)
     options = dict(provider_options or {})
+    report = _offload_stage(src, backend, options, session_config, ctx)
+    ctx.check_cancelled()
+    result = _compile_stage(src, dest, backend, options, session_config, ctx)
+    result["offload"] = report.to_json()
+    if not verify:
+        return result
+    ctx.check_cancelled()
+    _verify_stage(
+        src,
+        Path(result["context_model"]),
+        backend,
+        options,
+        session_config,
+        report,
+        result,
+        seed,
+        ctx,
+    )
+    ctx.progress(1.0, "compiled and verified")
+    return result
+
+
+def _offload_stage(
+    src: Path,
+    backend: str,
+    options: dict[str, str],
+    session_config: dict[str, str] | None,
+    ctx: JobContext,
+) -> Any:
+    """Which nodes go to QNN (logged); a backend that cannot build the model at all is an error."""
+    from studio.core.engine.offload import offload_report
+
     ctx.stage = "offload"
     ctx.progress(0.05, "checking which nodes go to QNN")
     report = offload_report(src, backend, provider_options=options, session_config=session_config)
@@ -96,7 +125,19 @@ def compile_embedded(
         ctx.log(
             f"  stays on CPU: {node.name} ({node.op_type}){': ' + node.reason if node.reason else ''}"
         )
-    ctx.check_cancelled()
+    return report
+
+
+def _compile_stage(
+    src: Path,
+    dest: Path,
+    backend: str,
+    options: dict[str, str],
+    session_config: dict[str, str] | None,
+    ctx: JobContext,
+) -> dict[str, Any]:
+    """Generate the EPContext model and its binaries in a scratch folder, then move them in."""
+    from studio.core.engine.sessions import make_session
 
     ctx.stage = "compile"
     ctx.progress(0.3, "generating the context binary")
@@ -130,17 +171,30 @@ def compile_embedded(
         shutil.move(str(scratch_model), final_model)
     compile_s = time.perf_counter() - started
     ctx.log(f"context binary written in {compile_s:.2f} s: {', '.join(renames.values())}")
-    result: dict[str, Any] = {
+    return {
         "context_model": str(final_model),
         "context_binaries": [str(dest / n) for n in renames.values()],
-        "offload": report.to_json(),
+        "offload": None,  # filled by the caller (kept first, as the record always had it)
         "compile_s": round(compile_s, 4),
         "context_nodes": context_nodes(final_model),
     }
-    if not verify:
-        return result
 
-    ctx.check_cancelled()
+
+def _verify_stage(
+    src: Path,
+    final_model: Path,
+    backend: str,
+    options: dict[str, str],
+    session_config: dict[str, str] | None,
+    report: Any,
+    result: dict[str, Any],
+    seed: int,
+    ctx: JobContext,
+) -> None:
+    """Reload the context model; its outputs must match the source model's on the backend."""
+    from studio.core.engine.offload import offload_report
+    from studio.core.engine.sessions import make_session, random_inputs
+
     ctx.stage = "verify"
     ctx.progress(0.7, "re-loading the context binary and comparing outputs")
     # The EPContext model keeps graph-I/O (de)quantize nodes outside the binary, so "full offload"
@@ -185,8 +239,6 @@ def compile_embedded(
             f"the compiled context model computes different outputs from {src.name} on "
             f"{backend.upper()} (max |diff| {result['verify']['max_abs_diff_vs_source_on_backend']:.3g})"
         )
-    ctx.progress(1.0, "compiled and verified")
-    return result
 
 
 def _max_diff(a: list[Any], b: list[Any]) -> float:
