@@ -79,3 +79,12 @@ def no_blocking_dialogs(request, monkeypatch):
     monkeypatch.setattr(dialogs, "ask_restore_recovery", record("ask_restore_recovery", False))
     monkeypatch.setattr(dialogs, "ask_stop_jobs", record("ask_stop_jobs", True))
     yield shown
+
+
+@pytest.fixture(autouse=True)
+def default_target_device(monkeypatch):
+    """Each test starts on the default target: `--device` in one CLI test must not leak into the
+    next test's sessions through the environment (that is how workers inherit the target)."""
+    from studio.core.engine.sessions import TARGET_ENV
+
+    monkeypatch.delenv(TARGET_ENV, raising=False)

@@ -193,14 +193,22 @@ def test_check_htp_reports_offload_and_refusal(capsys, conv_model, calib, tmp_pa
     )  # fmt: skip
     assert rc == 0, err
     assert json.loads(stdout)["htp_full_offload"] == {"ok": True, "reason": ""}
-    # 16-bit Conv weights: HTP refuses them, so the CLI does not build them (and says why)
+    # 16-bit Conv weights: an HTP v68 target (Galaxy S21) refuses them, so the CLI does not build
+    # them (and says why); the default target (Galaxy S24, HTP v75) runs them.
     rc, stdout, err = _run(
         capsys, "quantize", conv_model, "-o", tmp_path / "w16.onnx", "--calib", calib,
         "--weight-bw", "16", "--act-bw", "16", "--check-htp", "--cache-dir", tmp_path / "c",
-        "--json",
+        "--json", "--device", "Samsung Galaxy S21",
     )  # fmt: skip
     assert rc == 2 and "16-bit weights cannot run on QNN HTP" in err and "Conv" in err
     assert not (tmp_path / "w16.onnx").exists()
+    rc, stdout, err = _run(
+        capsys, "quantize", conv_model, "-o", tmp_path / "w16b.onnx", "--calib", calib,
+        "--weight-bw", "16", "--act-bw", "16", "--check-htp", "--cache-dir", tmp_path / "c",
+        "--json",
+    )  # fmt: skip
+    assert rc == 0, err
+    assert json.loads(stdout)["htp_full_offload"]["ok"] is True
 
 
 def test_quantize_human_output(capsys, tiny_model, tmp_path):

@@ -149,7 +149,9 @@ def test_bad_config_file_fails_the_job_as_config_error(models, tmp_path):
 def test_float_model_on_htp_uses_fp16_and_reports_it(models):
     result = run_in_worker(RUN, {"model": str(models["float"]), "backend": "htp"})
     assert result["provider_options"]["enable_htp_fp16_precision"] == "1"
-    assert any("soc_model" in w for w in result["warnings"])
+    # fp16 needs a soc_model: the target device's (default Samsung Galaxy S24: 57, HTP v75)
+    opts = result["provider_options"]
+    assert (opts["soc_model"], opts["htp_arch"]) == ("57", "75")
     assert result["offload"]["full_offload"]
 
 

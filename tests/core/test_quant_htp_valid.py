@@ -15,14 +15,16 @@ from tests import builders
 from tests import real_graphs as rg
 
 
-def test_allowed_bitwidths_follow_the_consuming_op():
+def test_allowed_bitwidths_follow_the_consuming_op_and_the_architecture():
     model = rg.yolo_head()
-    assert allowed_bitwidths(model, "backbone.0.weight") == (4, 8)  # Conv weight: no 16
-    assert allowed_bitwidths(model, "image_size") == (8, 16)  # a Mul operand: no 4
-    assert allowed_bitwidths(model, "b1a") == (8, 16)  # an activation
-    assert "16-bit" in why_not(model, "backbone.0.weight", 16)
-    assert why_not(model, "backbone.0.weight", 4) is None
-    assert "4-bit" in why_not(model, "image_size", 4)
+    assert allowed_bitwidths(model, "backbone.0.weight", 68) == (4, 8)  # v68 Conv weight: no 16
+    assert allowed_bitwidths(model, "backbone.0.weight", 75) == (4, 8, 16)  # v75 takes 16
+    assert allowed_bitwidths(model, "image_size", 68) == (8, 16)  # a Mul operand: no 4
+    assert allowed_bitwidths(model, "b1a", 68) == (8, 16)  # an activation
+    assert "16-bit" in why_not(model, "backbone.0.weight", 16, 68)
+    assert why_not(model, "backbone.0.weight", 16, 75) is None
+    assert why_not(model, "backbone.0.weight", 4, 68) is None
+    assert "4-bit" in why_not(model, "image_size", 4, 68)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,10 @@ def cnn_stats(tmp_path_factory):
     return calibrate(path, "random:2", cache_dir=tmp / "c")
 
 
-def test_sixteen_bit_conv_weights_are_refused_before_building(cnn_stats, tmp_path):
+def test_sixteen_bit_conv_weights_are_refused_before_building(cnn_stats, tmp_path, monkeypatch):
+    from studio.core.engine.sessions import TARGET_ENV
+
+    monkeypatch.setenv(TARGET_ENV, "Samsung Galaxy S21|30|68")  # HTP v68: no 16-bit Conv weights
     with pytest.raises(BadInputError, match=r"16-bit weights cannot run on QNN HTP.*'"):
         build_qdq(cnn_stats, QuantPlan(weight_bitwidth=16), tmp_path / "q.onnx")
     plan = QuantPlan()

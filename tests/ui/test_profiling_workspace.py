@@ -573,6 +573,11 @@ def test_htp_profile_of_the_qdq_model_against_float_on_cpu(qtbot, tmp_path):
     assert cycles, "the QNN profiler gave no per-op cycles"
     assert w.slowest.values[0] == pytest.approx(max(r.cycles for r in run.all_rows if r.cycles))
     assert "simulator" in w.figures.note.text()
+    # a simulated HTP run leads with the target device's estimate; its own p50 is emulated
+    assert run.device_estimate["device"] == "Samsung Galaxy S24"
+    assert w.figures.cards["device"].value.text() != "—"
+    assert "Samsung Galaxy S24" in w.figures.cards["device"].sub.text()
+    assert w.figures.cards["p50"].sub.text().startswith("emulated")
 
     # Cycles go on the graph, keyed by the float model's node ids (QDQ keeps the names).
     with qtbot.waitSignal(ctx.overlay_changed, timeout=2000) as ov:

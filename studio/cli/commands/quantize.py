@@ -272,19 +272,19 @@ def curve_table(curve: list[dict[str, Any]]) -> str:
     with_cycles = any(p.get("cycles") is not None for p in curve)
     with_est = any(p.get("estimated_ms") is not None for p in curve)
     head = f"  {'step':>4}  {'16-bit':>6}  {'SQNR dB':>8}"
-    head += f"  {'est. ms':>8}" if with_est else ""
     head += f"  {'HTP cycles':>12}" if with_cycles else ""
+    head += f"  {'est. ms':>8}" if with_est else ""
     lines = [head + "  point"]
     for p in curve:
         db = p["output_sqnr_db"]
         line = f"  {p['step']:>4}  {p['wide_tensors']:>6}  "
         line += f"{db:>8.2f}" if isinstance(db, float) else f"{db!s:>8}"
-        if with_est:
-            est = p.get("estimated_ms")
-            line += f"  {est:>8.3f}" if est is not None else f"  {'-':>8}"
         if with_cycles:
             cycles = p.get("cycles")
             line += f"  {cycles:>12,.0f}" if cycles is not None else f"  {'-':>12}"
+        if with_est:
+            est = p.get("estimated_ms")
+            line += f"  {est:>8.3f}" if est is not None else f"  {'-':>8}"
         tried = ", ".join(p["promoted"]) or "(start)"
         lines.append(f"{line}  {'kept' if p['kept'] else 'undone'}: {tried}")
     return "\n".join(lines)

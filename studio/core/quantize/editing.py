@@ -166,9 +166,21 @@ def _pin_bits(ov: TensorOverride, enc: Encoding) -> None:
 
 # What QNN HTP accepts (measured with onnxruntime-qnn 2.7; see the module docstring).
 ACTIVATION_BITS = (8, 16)
-# ops whose weight input (index 1) has HTP INT4/INT8 kernels, and no INT16 weight kernel
+# ops whose weight input (index 1) has HTP INT4/INT8 kernels, and no INT16 weight kernel before
+# INT16_WEIGHTS_FROM_ARCH: a W16A16 Conv was refused by HTP v65, v66, v68 and v69 targets and
+# taken by v73, v75, v79, v81 and v85 (one session per catalogue architecture, fallback off).
 INT4_WEIGHT_OPS = {"Conv", "Gemm", "MatMul"}
 NO_INT16_WEIGHT_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "DepthToSpace"}
+INT16_WEIGHTS_FROM_ARCH = 73
+
+
+def target_arch(htp_arch: int | None = None) -> int:
+    """``htp_arch``, else the studio's current target's (what every HTP session uses)."""
+    if htp_arch is not None:
+        return int(htp_arch)
+    from studio.core.engine.sessions import htp_target
+
+    return int(htp_target()["htp_arch"])
 
 
 def weight_consumers(proto: onnx.ModelProto, tensor: str) -> list[tuple[str, int]]:
@@ -181,8 +193,11 @@ def weight_consumers(proto: onnx.ModelProto, tensor: str) -> list[tuple[str, int
     ]
 
 
-def allowed_bitwidths(proto: onnx.ModelProto, tensor: str) -> tuple[int, ...]:
-    """Integer bit widths HTP accepts for ``tensor`` (an activation or an initializer)."""
+def allowed_bitwidths(
+    proto: onnx.ModelProto, tensor: str, htp_arch: int | None = None
+) -> tuple[int, ...]:
+    """Integer bit widths the HTP of ``htp_arch`` (default: the current target's) accepts for
+    ``tensor`` (an activation or an initializer)."""
     inits = {t.name for t in proto.graph.initializer}
     if tensor not in inits:
         return ACTIVATION_BITS
@@ -190,18 +205,24 @@ def allowed_bitwidths(proto: onnx.ModelProto, tensor: str) -> tuple[int, ...]:
     weight_uses = [(op, i) for op, i in uses if i == 1 and op in NO_INT16_WEIGHT_OPS]
     if weight_uses:
         four = all(op in INT4_WEIGHT_OPS for op, _ in weight_uses)
-        return (4, 8) if four else (8,)
+        sixteen = target_arch(htp_arch) >= INT16_WEIGHTS_FROM_ARCH
+        return ((4,) if four else ()) + (8,) + ((16,) if sixteen else ())
     return (8, 16)
 
 
-def why_not(proto: onnx.ModelProto, tensor: str, bitwidth: int) -> str | None:
+def why_not(
+    proto: onnx.ModelProto, tensor: str, bitwidth: int, htp_arch: int | None = None
+) -> str | None:
     """None when HTP takes ``bitwidth`` for ``tensor``, else the reason in words."""
-    allowed = allowed_bitwidths(proto, tensor)
+    allowed = allowed_bitwidths(proto, tensor, htp_arch)
     if bitwidth in allowed:
         return None
     ops = sorted({op for op, i in weight_consumers(proto, tensor) if i == 1})
     if bitwidth == 16 and ops:
-        return f"QNN HTP has no 16-bit weights for {'/'.join(ops)} (allowed: {allowed})"
+        return (
+            f"QNN HTP v{target_arch(htp_arch)} has no 16-bit weights for {'/'.join(ops)} "
+            f"(v{INT16_WEIGHTS_FROM_ARCH} and newer have; allowed here: {allowed})"
+        )
     if bitwidth == 4:
         return (
             f"4-bit weights run on HTP only as Conv/Gemm/MatMul weights (allowed here: {allowed})"
@@ -209,7 +230,7 @@ def why_not(proto: onnx.ModelProto, tensor: str, bitwidth: int) -> str | None:
     return f"QNN HTP takes {', '.join(map(str, allowed))}-bit here, not {bitwidth}"
 
 
-def check_plan_for_htp(plan, proto: onnx.ModelProto) -> None:
+def check_plan_for_htp(plan, proto: onnx.ModelProto, htp_arch: int | None = None) -> None:
     """Raise BadInputError naming the first tensor whose planned bit width HTP refuses.
 
     The plan's default weight width applies to every quantised weight, so ``weight_bitwidth=16``
@@ -225,12 +246,12 @@ def check_plan_for_htp(plan, proto: onnx.ModelProto) -> None:
         bits = ov.bitwidth if ov is not None and ov.bitwidth else plan.weight_bitwidth
         if bits == 32:
             continue  # biases
-        reason = why_not(proto, name, bits)
+        reason = why_not(proto, name, bits, htp_arch)
         if reason is None:
             continue
         if ov is not None and ov.bitwidth:
             raise BadInputError(f"tensor '{name}': {bits}-bit weights: {reason}")
-        if bits == 4 and allowed_bitwidths(proto, name) != (4, 8):
+        if bits == 4 and 4 not in allowed_bitwidths(proto, name, htp_arch):
             continue  # default W4 applies only where HTP has INT4 kernels (others stay 8-bit)
         raise BadInputError(
             f"{bits}-bit weights cannot run on QNN HTP: tensor '{name}': {reason}; "
