@@ -35,6 +35,7 @@ COLUMNS = (
     "sqnr_db",
     "added_db",
     "quant_mse",
+    "over_threshold",
 )
 
 
