@@ -94,7 +94,6 @@ def run(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     from studio.core.engine.feeds import fix_input_shapes, needs_fixed_shapes
     from studio.core.engine.registry import REGISTRY
     from studio.core.toolchain.compile import resolve_model_or_bundle
-
     source = _existing(request.get("model"), "model")
     if request.get("sdk"):
         return _run_with_sdk(request, source, ctx)
@@ -319,7 +318,6 @@ def _compile(
     args: Any,
 ) -> dict[str, Any]:
     from studio.core.toolchain.compile import compile_model
-
     return compile_model(
         model,
         output,
