@@ -152,10 +152,13 @@ class Project:
 
     # ----- creation and persistence -------------------------------------------------------
     @classmethod
-    def new(cls, model_path: str | Path) -> Project:
+    def new(cls, model_path: str | Path, sha256: str | None = None) -> Project:
+        """A fresh project around a model; ``sha256`` "" leaves the hash to be set later (the
+        window hashes a large model on its loader thread, not while the user waits)."""
         model = Path(model_path).resolve()
-        sha = file_sha256(model) if model.is_file() else ""
-        return cls(model_path=model, model_sha256=sha)
+        if sha256 is None:
+            sha256 = file_sha256(model) if model.is_file() else ""
+        return cls(model_path=model, model_sha256=sha256)
 
     @classmethod
     def load(cls, path: str | Path) -> Project:

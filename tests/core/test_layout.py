@@ -110,3 +110,20 @@ def test_synthetic_ids_have_no_scope(tmp_path):
     layout = lay.compute(graph, lay.scopes_at_depth(graph, 1))
     assert layout.members == {}
     assert layout.ids[0] == "Conv_0"
+
+
+def test_edges_spanning_many_layers_run_in_a_side_lane(tmp_path):
+    from studio.core.model.synthetic_export import exported_transformer, save_exported
+
+    model = exported_transformer(900, hidden=16, heads=2, ffn=32)
+    graph = ModelGraph.load(save_exported(model, tmp_path / "bert.onnx"))
+    layout = lay.compute(graph)
+    _check_geometry(layout)
+    mask = layout.vertex_of["/Mul"]  # the attention mask, added in every layer
+    lane = [e for e, (s, _t) in enumerate(layout.edges.tolist()) if s == mask]
+    tall = [e for e in lane if len(layout.polyline(e)) == 4]
+    assert len(tall) >= 2  # the later layers' masks are too far below to be routed by igraph
+    left = float(layout.boxes[:, 0].min())
+    for e in tall:
+        assert layout.polyline(e)[1:3, 0] == pytest.approx([layout.polyline(e)[1, 0]] * 2)
+        assert layout.polyline(e)[1, 0] < left  # the lane is left of every box

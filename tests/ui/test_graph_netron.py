@@ -88,3 +88,23 @@ def test_embedded_view_loads_netron(qtbot, workspace, monkeypatch):
         pass
     assert loaded.args[0] is True
     assert view.url().host() == "127.0.0.1"
+
+
+def test_hidden_tab_releases_its_page_and_reloads_when_shown(qtbot, workspace):
+    tab = workspace.netron
+    tab.set_release_after(50)
+    with qtbot.waitSignal(tab.started, timeout=10000):
+        workspace.tabs.setCurrentWidget(tab)
+    address = tab.server.address
+    assert address is not None
+    workspace.tabs.setCurrentIndex(0)  # back to the graph: the Netron tab is hidden
+    qtbot.waitUntil(lambda: tab.released == 1, timeout=3000)
+    import netron
+
+    assert tab.server.address is None and tab.web_view is None
+    qtbot.waitUntil(lambda: not netron.status(address), timeout=3000)
+    with qtbot.waitSignal(tab.started, timeout=10000):  # shown again: served again
+        workspace.tabs.setCurrentWidget(tab)
+    assert tab.server.address is not None
+    qtbot.wait(150)
+    assert tab.released == 1  # visible pages are never released

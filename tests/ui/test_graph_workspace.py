@@ -233,13 +233,13 @@ def test_level_of_detail_and_navigation(qtbot, ws, ctx, transformer_path):
     open_model(qtbot, ws, ctx, transformer_path)
     ws.zoom_to_fit()
     assert ws.view.scale_factor < styles.LOD_DETAIL
-    ws.scene._label_cache.clear()
+    ws.scene.item.label_cache.clear()
     ws.view.viewport().grab()
-    assert ws.scene._label_cache == {}  # zoomed out: no label is even measured
+    assert ws.scene.item.label_cache == {}  # zoomed out: no label is even measured
     ws.view.set_scale(1.0)
     ws.view.centerOn(ws.scene.vertex_rect(100).center())
     ws.view.viewport().grab()
-    visible = len(ws.scene._label_cache)
+    visible = len(ws.scene.item.label_cache)
     assert 0 < visible < 200  # only the boxes on screen
     # wheel zoom keeps the point under the cursor in place
     from PySide6.QtCore import QPointF
@@ -336,9 +336,9 @@ def test_small_model_opens_readable_and_fit_still_fits(qtbot, ws, ctx):
     top = min(range(scene.layout.size), key=lambda v: scene.vertex_rect(v).top())
     assert visible.contains(scene.vertex_rect(top))  # the graph's input is on screen
     assert visible.top() <= scene.bounds.top() + 20
-    scene._label_cache.clear()
+    scene.item.label_cache.clear()
     view.viewport().grab()
-    assert scene._label_cache  # labels are drawn at the opening zoom
+    assert scene.item.label_cache  # labels are drawn at the opening zoom
     assert f"{round(view.scale_factor * 100)}%" in ws.canvas.info.text()
     ws.fit_button.click()
     assert view.scale_factor < styles.LOD_DETAIL

@@ -198,3 +198,19 @@ def test_tracked_external_job_reports_from_its_own_thread(qtbot, manager):
     done.report_result({"path": "m.onnx"})
     _wait_final(qtbot, done)
     assert done.value == {"path": "m.onnx"}
+
+
+def test_a_burst_of_log_lines_is_appended_in_one_batch(qtbot, manager):
+    dock = JobsDock(manager)
+    qtbot.addWidget(dock)
+    job = manager.submit(job_kind(testing.sleep), {"seconds": 20}, title="Chatty")
+    qtbot.waitUntil(lambda: dock.selected_job is job, timeout=15000)
+    blocks = []
+    dock.log_view.document().blockCountChanged.connect(blocks.append)
+    for i in range(500):
+        job._on_log(f"line {i}")  # what the job's relay delivers, one call per line
+    assert "line 499" not in dock.log_view.toPlainText()  # not yet: batched
+    qtbot.waitUntil(lambda: "line 499" in dock.log_view.toPlainText(), timeout=2000)
+    assert len(blocks) <= 2  # one layout for the whole burst, not 500
+    assert dock.log_view.toPlainText().count("line ") >= 500
+    job.cancel()

@@ -141,9 +141,7 @@ def check_model_file(path: str | Path) -> tuple[onnx.ModelProto, dict[str, model
         reordered = [proto.graph.node[i] for i in order]
         del proto.graph.node[:]
         proto.graph.node.extend(reordered)
-        model_io.run_checker(model_path, proto)
-    else:
-        model_io.run_checker(model_path, None if refs else proto)
+    model_io.run_checker(model_path, proto)
     return proto, refs
 
 
@@ -164,6 +162,8 @@ class ModelGraph:
         self.inputs: list[TensorInfo] = []
         self.outputs: list[TensorInfo] = []
         self.external_refs: dict[str, model_io.ExternalRef] = {}
+        # initializers stored inside the model file, left on disk at load (loading.skeleton)
+        self.inline_weights: frozenset[str] = frozenset()
         self._sha256: str | None = None
 
     # ----- loading ----------------------------------------------------------------------
@@ -181,6 +181,8 @@ class ModelGraph:
         inferred, notes = infer_shapes(proto, model_path)
         graph = cls(model_path, inferred, notes)
         graph.external_refs = refs
+        own_file = model_path.resolve()
+        graph.inline_weights = frozenset(n for n, r in refs.items() if r.file == own_file)
         graph._analyse()
         return graph
 
@@ -193,6 +195,7 @@ class ModelGraph:
         """
         g = self.proto.graph
         tensors = self.tensors
+        inline = self.inline_weights
         for t in g.initializer:
             elem = t.data_type
             tensors[t.name] = TensorInfo(
@@ -201,7 +204,7 @@ class ModelGraph:
                 dtype=dtype_name(elem),
                 elem_type=elem,
                 is_initializer=True,
-                external=model_io.is_external(t),
+                external=model_io.is_external(t) and t.name not in inline,
             )
         for field_ in (g.input, g.value_info, g.output):
             for vi in field_:
@@ -385,7 +388,7 @@ class ModelGraph:
             "op_types": self.op_histogram(),
             "total_params": self.total_params,
             "total_macs": self.total_macs,
-            "external_data": bool(self.external_refs),
+            "external_data": len(self.external_refs) > len(self.inline_weights),
             "notes": self.notes,
         }
 

@@ -38,6 +38,8 @@ KIND_GROUP = 1
 KIND_INPUT = 2
 KIND_OUTPUT = 3
 
+MAX_ROUTED_SPAN = 40  # edges spanning more layers are drawn in a side lane, not routed by igraph
+
 GROUP_PREFIX = "scope:"
 INPUT_PREFIX = "input:"
 OUTPUT_PREFIX = "output:"
@@ -92,8 +94,9 @@ def scope_groups(graph: Any) -> dict[str, int]:
     """Every name-scope prefix with the number of nodes inside it (for the collapse controls)."""
     counts: dict[str, int] = {}
     for node in graph.nodes:
-        for depth in range(1, len(node.scope) + 1):
-            key = scope_key(node.scope[:depth])
+        key = ""
+        for part in node.scope:
+            key = f"{key}/{part}" if key else part
             counts[key] = counts.get(key, 0) + 1
     return counts
 
@@ -105,6 +108,20 @@ def scopes_at_depth(graph: Any, depth: int, min_nodes: int = 2) -> set[str]:
         for key, count in scope_groups(graph).items()
         if key.count("/") == depth - 1 and count >= min_nodes
     }
+
+
+def scope_levels(graph: Any, min_nodes: int = 2, max_depth: int = 6) -> dict[int, list[str]]:
+    """Scopes holding at least ``min_nodes`` nodes, by depth (1..max_depth): the "Group" choices.
+
+    One pass over the nodes (the UI used to ask :func:`scopes_at_depth` once per level, on its
+    thread).
+    """
+    levels: dict[int, list[str]] = {}
+    for key, count in scope_groups(graph).items():
+        depth = key.count("/") + 1
+        if depth <= max_depth and count >= min_nodes:
+            levels.setdefault(depth, []).append(key)
+    return dict(sorted(levels.items()))
 
 
 def group_of(scope: list[str], collapsed: frozenset[str] | set[str]) -> str | None:
@@ -159,6 +176,68 @@ def _vertex_order(n: int, edges: list[tuple[int, int]]) -> list[int]:
         seen = set(order)
         order.extend(v for v in range(n) if v not in seen)
     return order
+
+
+def _separate(coords: np.ndarray, layers: list[int]) -> None:
+    """Push boxes of one layer apart to at least one column step (in place).
+
+    igraph's placement can leave two vertices of a layer less than ``hgap`` apart (seen on
+    exported transformers), and their boxes would overlap. Within each layer, sorted by x:
+    ``x[i] = max(x[i], x[i-1] + 1)``, written as a running maximum of ``x - rank``.
+    """
+    n = len(coords)
+    if n < 2:
+        return
+    layer = np.asarray(layers[:n], dtype=np.float64)
+    order = np.lexsort((coords[:, 0], layer))
+    sorted_layer = layer[order]
+    starts = np.r_[0, np.nonzero(np.diff(sorted_layer))[0] + 1]
+    rank = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
+    x = coords[order, 0]
+    span = float(x.max() - x.min()) + n + 1.0
+    shifted = x - rank + sorted_layer * span  # layers never mix in the running maximum
+    coords[order, 0] = np.maximum.accumulate(shifted) - sorted_layer * span + rank
+
+
+def _split_long(edges: list[tuple[int, int]], layers: list[int]) -> tuple[list[int], list[int]]:
+    """Indices of edges igraph routes, and of those spanning more than ``MAX_ROUTED_SPAN`` layers.
+
+    An exporter's attention mask is computed once at the top and added in every layer: each of
+    those edges spans thousands of layers, and igraph would route each through one dummy vertex
+    per layer (millions for a 20k-node BERT: 30 s of layout). They are drawn in a lane beside the
+    graph instead (:func:`_full_routing`).
+    """
+    short: list[int] = []
+    long_edges: list[int] = []
+    for i, (s, t) in enumerate(edges):
+        (long_edges if layers[t] - layers[s] > MAX_ROUTED_SPAN else short).append(i)
+    return short, long_edges
+
+
+def _full_routing(
+    count: int,
+    short: list[int],
+    routed: list[list[list[float]]],
+    long_edges: list[int],
+    edges: list[tuple[int, int]],
+    coords: np.ndarray,
+) -> list[list[list[float]]]:
+    """igraph's bends for short edges; long ones leave their source, run down a lane left of
+    the graph (one lane per source) and come back in just above their target."""
+    if not long_edges:
+        return routed
+    routing: list[list[list[float]]] = [[] for _ in range(count)]
+    for k, i in enumerate(short):
+        if k < len(routed):
+            routing[i] = routed[k]
+    left = float(coords[:, 0].min()) if len(coords) else 0.0
+    lanes: dict[int, float] = {}
+    for i in long_edges:
+        s, t = edges[i]
+        lane = lanes.setdefault(s, left - 1.0 - 0.15 * (len(lanes) % 6))
+        ys, yt = float(coords[s, 1]), float(coords[t, 1])
+        routing[i] = [[lane, ys + 0.5], [lane, yt - 0.5]]
+    return routing
 
 
 def _route(
@@ -281,9 +360,12 @@ def _compute(graph: Any, collapsed: Iterable[str], *, show_io: bool, maxiter: in
     # inputs are sources and outputs sinks); a collapsed scope can make cycles, so sort then.
     order = _vertex_order(n, edges) if members else list(range(n))
     layers = _layers(n, edges, order)
-    g = igraph.Graph(n=n, edges=edges, directed=True)
+    short, long_edges = _split_long(edges, layers)
+    g = igraph.Graph(n=n, edges=[edges[i] for i in short], directed=True)
     placed = g.layout_sugiyama(layers=layers, hgap=1, vgap=1, maxiter=maxiter)
     coords = np.asarray(placed.coords[:n], dtype=np.float64)
+    _separate(coords, layers)
+    routing = _full_routing(len(edges), short, placed.edge_routing, long_edges, edges, coords)
     cx = coords[:, 0] * X_STEP
     cy = coords[:, 1] * Y_STEP
 
@@ -296,7 +378,7 @@ def _compute(graph: Any, collapsed: Iterable[str], *, show_io: bool, maxiter: in
     heights[io] = IO_H
     boxes = np.column_stack([cx - widths / 2, cy - heights / 2, widths, heights])
 
-    points, offsets = _route(edges, placed.edge_routing, cx, cy, heights)
+    points, offsets = _route(edges, routing, cx, cy, heights)
 
     return Layout(
         ids=ids,

@@ -21,6 +21,7 @@ from onnx import AttributeProto, TensorProto
 
 from studio.core import hashing
 from studio.core.errors import ModelLoadError
+from studio.core.model import skeleton
 from studio.core.model.costs import dtype_bits
 
 _MAGICS = (
@@ -55,22 +56,43 @@ def _describe_non_model(head: bytes) -> str | None:
 
 
 def read_model_proto(path: Path) -> onnx.ModelProto:
-    """Parse ``path`` as an ONNX ModelProto without loading external data."""
+    """Parse ``path`` as an ONNX ModelProto without loading weights.
+
+    External data stays on disk, and so do large initializers stored inside the file: they are
+    rewritten as external references into the file itself (``skeleton``), so a 150 MB export
+    parses in a few MB. A file the walker does not understand is parsed whole, as before.
+    """
     if not path.exists():
         raise ModelLoadError("model file not found", path=str(path))
     if path.is_dir():
         raise ModelLoadError("is a folder, not an ONNX model file", path=str(path))
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError as exc:
+        raise ModelLoadError(
+            f"cannot read the file: {exc.strerror or exc}", path=str(path)
+        ) from exc
+    if not head:
+        raise ModelLoadError("the file is empty (0 bytes), not an ONNX model", path=str(path))
+    looks_like = _describe_non_model(head)
+    if looks_like:
+        raise ModelLoadError(f"this is {looks_like}, not an ONNX model", path=str(path))
+    try:
+        model = skeleton.read_skeleton(path).proto
+    except (skeleton.NotSkeletonable, DecodeError, ValueError, RuntimeError, OSError):
+        model = _parse_whole(path)
+    _check_header(model, path)
+    return model
+
+
+def _parse_whole(path: Path) -> onnx.ModelProto:
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ModelLoadError(
             f"cannot read the file: {exc.strerror or exc}", path=str(path)
         ) from exc
-    if not data:
-        raise ModelLoadError("the file is empty (0 bytes), not an ONNX model", path=str(path))
-    looks_like = _describe_non_model(data[:512])
-    if looks_like:
-        raise ModelLoadError(f"this is {looks_like}, not an ONNX model", path=str(path))
     model = onnx.ModelProto()
     try:
         model.ParseFromString(data)
@@ -80,7 +102,10 @@ def read_model_proto(path: Path) -> onnx.ModelProto:
             f"ONNX model ({len(data)} bytes)",
             path=str(path),
         ) from exc
-    del data
+    return model
+
+
+def _check_header(model: onnx.ModelProto, path: Path) -> None:
     if model.ir_version <= 0 or not model.HasField("graph"):
         raise ModelLoadError(
             "not an ONNX model: it has no IR version or no graph (corrupt or another format)",
@@ -90,7 +115,6 @@ def read_model_proto(path: Path) -> onnx.ModelProto:
         raise ModelLoadError(
             "the model declares no opset_import (truncated or corrupt file)", path=str(path)
         )
-    return model
 
 
 def iter_graph_tensors(graph: onnx.GraphProto) -> Iterator[TensorProto]:
@@ -149,28 +173,9 @@ def _tensor_bytes(tensor: TensorProto) -> int | None:
     return (count * bits + 7) // 8
 
 
-def resolve_external(tensor: TensorProto, model_path: Path) -> ExternalRef:
-    """Validate one tensor's external-data reference without reading it.
-
-    Refuses locations that escape the model's folder (``..``, absolute paths, symlinks out),
-    missing files and byte ranges past the end of the file.
-    """
+def _inside_folder(location: str, name: str, model_path: Path) -> Path:
+    """Where a relative external-data location points; refused when it leaves the folder."""
     where = str(model_path)
-    info = {entry.key: entry.value for entry in tensor.external_data}
-    location = info.get("location", "")
-    name = tensor.name or "<unnamed tensor>"
-    if not location:
-        raise ModelLoadError(f"tensor '{name}' is marked external but has no location", path=where)
-    if (
-        os.path.isabs(location)
-        or location.startswith(("/", "\\"))
-        or (len(location) > 1 and location[1] == ":")
-    ):
-        raise ModelLoadError(
-            f"external data of tensor '{name}' uses the absolute path '{location}'; only paths "
-            "inside the model's folder are allowed",
-            path=where,
-        )
     parts = location.replace("\\", "/").split("/")
     if ".." in parts:
         raise ModelLoadError(
@@ -186,6 +191,35 @@ def resolve_external(tensor: TensorProto, model_path: Path) -> ExternalRef:
             f"model's folder (to {target})",
             path=where,
         )
+    return target
+
+
+def resolve_external(tensor: TensorProto, model_path: Path) -> ExternalRef:
+    """Validate one tensor's external-data reference without reading it.
+
+    Refuses locations that escape the model's folder (``..``, absolute paths, symlinks out),
+    missing files and byte ranges past the end of the file.
+    """
+    where = str(model_path)
+    info = {entry.key: entry.value for entry in tensor.external_data}
+    location = info.get("location", "")
+    name = tensor.name or "<unnamed tensor>"
+    if not location:
+        raise ModelLoadError(f"tensor '{name}' is marked external but has no location", path=where)
+    if location == model_path.name:  # a large initializer inside the file itself (skeleton)
+        target = model_path.resolve()
+    elif (
+        os.path.isabs(location)
+        or location.startswith(("/", "\\"))
+        or (len(location) > 1 and location[1] == ":")
+    ):
+        raise ModelLoadError(
+            f"external data of tensor '{name}' uses the absolute path '{location}'; only paths "
+            "inside the model's folder are allowed",
+            path=where,
+        )
+    else:
+        target = _inside_folder(location, name, model_path)
     if not target.exists():
         raise ModelLoadError(
             f"external data file '{location}' of tensor '{name}' is missing (expected at {target})",
@@ -235,15 +269,17 @@ def validate_external_data(model: onnx.ModelProto, model_path: Path) -> dict[str
 
 
 def run_checker(model_path: Path, model: onnx.ModelProto | None = None) -> None:
-    """onnx's checker; by path (no 2 GB limit, external data stays on disk) unless given a proto.
+    """onnx's checker on the protobuf with its weights left out (``skeleton.without_weights``).
 
-    A proto is passed only when we had to reorder the graph (the checker wants topological order).
+    Weights are checked by us, not by the checker: every external byte range (those of large
+    initializers inside the file included) was validated by :func:`validate_external_data`.
+    ``model`` None reads the file (for callers holding no protobuf).
     """
+    if model is None:
+        model = read_model_proto(model_path)
+    check, _names = skeleton.without_weights(model)
     try:
-        if model is None:
-            onnx.checker.check_model(str(model_path))
-        else:
-            onnx.checker.check_model(model)
+        onnx.checker.check_model(check)
     except onnx.checker.ValidationError as exc:
         message = " ".join(str(exc).split())
         raise ModelLoadError(

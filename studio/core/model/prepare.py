@@ -16,6 +16,7 @@ import onnx
 from onnx import AttributeProto, helper
 
 from studio.core.errors import ModelLoadError
+from studio.core.model import skeleton
 from studio.core.model.costs import Shape, dtype_name
 
 
@@ -139,6 +140,8 @@ def _initializer_names(model: onnx.ModelProto) -> set[str]:
 def infer_shapes(model: onnx.ModelProto, path: Path) -> tuple[onnx.ModelProto, list[str]]:
     """onnx shape inference, then ORT's symbolic inference when onnx left float tensors unshaped."""
     notes: list[str] = []
+    original = model
+    model, weights = skeleton.without_weights(model)  # dims and types are all it needs
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as exc:  # onnx raises InferenceError/RuntimeError on inconsistent models
@@ -156,7 +159,7 @@ def infer_shapes(model: onnx.ModelProto, path: Path) -> tuple[onnx.ModelProto, l
                 inferred = symbolic
         except Exception as exc:  # best effort: a partial shape map is still usable
             notes.append(f"symbolic shape inference failed: {' '.join(str(exc).split())[:200]}")
-    return inferred, notes
+    return skeleton.restore_weights(inferred, original, weights), notes
 
 
 def _unshaped_outputs(model: onnx.ModelProto) -> list[str]:

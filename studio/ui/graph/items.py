@@ -4,13 +4,16 @@ GraphItem visits only the bands crossing the exposed rectangle. Zoomed out it fi
 colour per band, and when the whole graph fits in a few screens of pixels it paints one cached
 picture instead (rendered once per zoom level and colour change). Zoomed in it draws the visible
 boxes one by one with their op type, second line and badges.
+
+The painters know the scene only through :class:`PaintState`, the few fields and queries they
+read; ``scene.py`` builds that state and owns these items, so the dependency runs one way.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
@@ -30,9 +33,6 @@ from studio.core.model import layout as lay
 from studio.ui.graph import styles
 from studio.ui.graph.paths import arrows_path, curves_path, polylines_path, rects_path
 
-if TYPE_CHECKING:
-    from studio.ui.graph.scene import GraphScene
-
 CACHE_MAX_PIXELS = 6_000_000  # largest zoomed-out picture kept (about 24 MB)
 CACHE_SLOTS = 3  # zoom levels kept: the view's, the minimap's, one more while zooming
 
@@ -51,6 +51,30 @@ class Band:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class PaintState(Protocol):
+    """What GraphItem and MarkItem read to paint: the layout and its per-vertex state."""
+
+    layout: lay.Layout | None
+    bands: list[Band]
+    palette: list[QColor]  # fill colours, indexed by fill_index
+    text_colors: list[QColor]  # label colour for each palette entry
+    fill_index: np.ndarray  # per vertex: index into palette
+    badges: dict[int, list[str]]
+    selected: int
+    hits: list[int]
+    current_hit: int
+    generation: int  # changes whenever what GraphItem draws changes
+
+    @property
+    def bounds(self) -> QRectF: ...
+
+    def subtext(self, vertex: int) -> str: ...
+
+    def vertex_rect(self, vertex: int) -> QRectF: ...
+
+    def visible_vertices(self, rect: QRectF, within: np.ndarray | None = None) -> np.ndarray: ...
+
+
 def gather_polylines(layout: lay.Layout, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Points and offsets of a subset of the layout's polylines, without a Python loop."""
     off = layout.edge_offsets
@@ -63,13 +87,36 @@ def gather_polylines(layout: lay.Layout, edges: np.ndarray) -> tuple[np.ndarray,
     return layout.edge_points[idx], new_off
 
 
+def build_band_edges(layout: lay.Layout, band: Band) -> None:
+    """The band's straight edge polylines and arrowheads, as one path each."""
+    if len(band.edges) == 0:
+        band.edge_path, band.arrow_path = QPainterPath(), QPainterPath()
+        band.curve_path = QPainterPath()
+        return
+    points, offsets = gather_polylines(layout, band.edges)
+    band.edge_path = polylines_path(points, offsets)
+    band.arrow_path = arrows_path(points[offsets[1:] - 1])
+
+
+def build_band_fills(layout: lay.Layout, fill_index: np.ndarray, band: Band) -> None:
+    """One fill path per colour of the band's boxes."""
+    idx = fill_index[band.vertices]
+    fills: dict[int, QPainterPath] = {}
+    for value in np.unique(idx).tolist():
+        fills[value] = rects_path(layout.boxes[band.vertices[idx == value]])
+    band.fills = fills
+
+
 class GraphItem(QGraphicsItem):
     """Paints every band that crosses the exposed rectangle: edges first, then boxes."""
 
-    def __init__(self, scene: GraphScene) -> None:
+    def __init__(self, scene: PaintState) -> None:
         super().__init__()
         self._scene = scene
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+        # elided op-type labels by vertex, for the layout they were measured on
+        self.label_cache: dict[int, str] = {}
+        self._labels_of: Any = None
         self._edge_pen = QPen(styles.EDGE, 0)
         self._edge_pen.setCosmetic(True)
         self._border = QPen(styles.NODE_BORDER, 1.0)
@@ -146,9 +193,12 @@ class GraphItem(QGraphicsItem):
         for band in bands:
             if band.edge_path is None:
                 self._build_edges(band)
-            if curved and band.curve_path is None:
+            # the band of very long edges (no boxes) stays straight: a cubic thousands of
+            # screens tall costs the stroker far more than the lines it stands for
+            bend = curved and len(band.vertices) > 0
+            if bend and band.curve_path is None:
                 band.curve_path = curves_path(*gather_polylines(sc.layout, band.edges))
-            painter.drawPath(band.curve_path if curved else band.edge_path)
+            painter.drawPath(band.curve_path if bend else band.edge_path)
         if lod >= styles.LOD_DETAIL:
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(styles.EDGE)
@@ -168,22 +218,10 @@ class GraphItem(QGraphicsItem):
 
     # ----- lazily built band paths --------------------------------------------------------
     def _build_edges(self, band: Band) -> None:
-        layout = self._scene.layout
-        if len(band.edges) == 0:
-            band.edge_path, band.arrow_path = QPainterPath(), QPainterPath()
-            band.curve_path = QPainterPath()
-            return
-        points, offsets = gather_polylines(layout, band.edges)
-        band.edge_path = polylines_path(points, offsets)
-        band.arrow_path = arrows_path(points[offsets[1:] - 1])
+        build_band_edges(self._scene.layout, band)
 
     def _build_fills(self, band: Band) -> None:
-        sc = self._scene
-        idx = sc.fill_index[band.vertices]
-        fills: dict[int, QPainterPath] = {}
-        for value in np.unique(idx).tolist():
-            fills[value] = rects_path(sc.layout.boxes[band.vertices[idx == value]])
-        band.fills = fills
+        build_band_fills(self._scene.layout, self._scene.fill_index, band)
 
     # ----- detailed painting ----------------------------------------------------------------
     def _paint_detail(self, painter: QPainter, vertices: np.ndarray, lod: float) -> None:
@@ -191,6 +229,9 @@ class GraphItem(QGraphicsItem):
         layout = sc.layout
         kinds = layout.kinds
         show_sub = lod >= styles.LOD_SUBTEXT
+        if self._labels_of is not layout:
+            self.label_cache, self._labels_of = {}, layout
+        labels = self.label_cache
         for v, (x, y, w, h) in zip(vertices.tolist(), layout.boxes[vertices].tolist(), strict=True):
             rect = QRectF(x, y, w, h)
             kind = kinds[v]
@@ -208,11 +249,11 @@ class GraphItem(QGraphicsItem):
                 painter.drawRoundedRect(rect, radius, radius)
             painter.setPen(sc.text_colors[sc.fill_index[v]])
             painter.setFont(self._font)
-            label = sc._label_cache.get(v)
+            label = labels.get(v)
             if label is None:
                 text = ("▸ " if kind == lay.KIND_GROUP else "") + layout.labels[v]
                 label = self._metrics.elidedText(text, Qt.TextElideMode.ElideMiddle, w - 14)
-                sc._label_cache[v] = label
+                labels[v] = label
             sub = sc.subtext(v) if show_sub else ""
             if sub:
                 top = QRectF(x + 7, y + 2, w - 14, h * 0.56)
@@ -260,7 +301,7 @@ class GraphItem(QGraphicsItem):
 class MarkItem(QGraphicsItem):
     """Selection (outline and its edges in the accent colour) and search hits, above the graph."""
 
-    def __init__(self, scene: GraphScene) -> None:
+    def __init__(self, scene: PaintState) -> None:
         super().__init__()
         self._scene = scene
         self.setZValue(10)

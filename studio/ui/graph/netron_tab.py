@@ -3,7 +3,9 @@
 Netron's Python package runs a small HTTP server for one file. We bind it to the loopback
 interface on an ephemeral port only (never 0.0.0.0: the model must not be reachable from the
 network), start it the first time the tab is shown (it costs nothing for users who never look),
-and stop it when the model changes or the window closes. Where QtWebEngine is missing or its
+and stop it when the model changes or the window closes. Netron's page costs a renderer process
+of several GB on a large model, so when the tab stays hidden for :data:`RELEASE_AFTER_MS` the web
+view and the server are released; showing the tab again reloads them. Where QtWebEngine is missing or its
 Chromium process cannot start (REFERENCE §6: root without --no-sandbox, no GPU, locked-down
 machines), the tab offers to open the same local address in the system browser instead.
 """
@@ -14,13 +16,14 @@ import logging
 import os
 from typing import Any
 
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QLabel, QPushButton, QStackedWidget, QVBoxLayout, QWidget
 
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
+RELEASE_AFTER_MS = 60_000  # a hidden Netron page is freed after this long
 
 
 def webengine_available() -> bool:
@@ -113,6 +116,11 @@ class NetronTab(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.stack)
+        self.released = 0  # how many times a hidden page was freed (tests, the benchmark)
+        self._release_timer = QTimer(self)
+        self._release_timer.setSingleShot(True)
+        self._release_timer.setInterval(RELEASE_AFTER_MS)
+        self._release_timer.timeout.connect(self.release)
 
     def set_model(self, path: str | None) -> None:
         """Point the tab at a new model; the server restarts when the tab is next shown."""
@@ -129,7 +137,29 @@ class NetronTab(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
+        self._release_timer.stop()
         self.ensure_started()
+
+    def hideEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().hideEvent(event)
+        if self.web_view is not None or self.server.address is not None:
+            self._release_timer.start()
+
+    def set_release_after(self, msecs: int) -> None:
+        self._release_timer.setInterval(int(msecs))
+
+    def release(self) -> None:
+        """Free the page (its renderer process) and the server while the tab is hidden."""
+        if self.isVisible():
+            return
+        had_page = self.web_view is not None or self.server.address is not None
+        self.shutdown()
+        self.message.setText(
+            "Loading..." if self.model_path else "Open a model to see it in Netron."
+        )
+        self.stack.setCurrentWidget(self.message)
+        if had_page:
+            self.released += 1
 
     def ensure_started(self) -> None:
         if not self.model_path or self.server.address is not None:
@@ -181,6 +211,7 @@ class NetronTab(QWidget):
 
     def shutdown(self) -> None:
         """Stop the server and destroy the web view now (Chromium must not outlive its profile)."""
+        self._release_timer.stop()
         self.server.stop()
         view, self.web_view = self.web_view, None
         if view is not None:

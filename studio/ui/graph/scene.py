@@ -15,6 +15,7 @@ Overlays only change the per-vertex colour index and drop the cached fill paths:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,9 +25,10 @@ from PySide6.QtWidgets import QGraphicsScene
 
 from studio.core.model import layout as lay
 from studio.ui.graph import styles
-from studio.ui.graph.items import Band, GraphItem, MarkItem
+from studio.ui.graph.items import Band, GraphItem, MarkItem, build_band_edges, build_band_fills
 
 BAND_SIZE = 512
+LONG_EDGE = 40 * lay.Y_STEP  # edges taller than this (scene units) share one band of their own
 OVERLAY_BINS = 64
 
 
@@ -50,7 +52,6 @@ class GraphScene(QGraphicsScene):
         self.current_hit = -1
         self.generation = 0  # bumped whenever what GraphItem draws changes (drops its cache)
         self._sub_cache: dict[int, str] = {}
-        self._label_cache: dict[int, str] = {}
         self._overlay_base = 0
         self._no_data = 0
         self.item = GraphItem(self)
@@ -59,8 +60,12 @@ class GraphScene(QGraphicsScene):
         self.addItem(self.marks)
 
     # ----- building ---------------------------------------------------------------------
-    def set_graph(self, graph: Any, layout: lay.Layout) -> None:
-        """Show ``layout`` of ``graph``; cheap (no per-node Python objects are created)."""
+    def set_graph(self, graph: Any, layout: lay.Layout, prepared: ScenePrep | None = None) -> None:
+        """Show ``layout`` of ``graph``; cheap (no per-node Python objects are created).
+
+        ``prepared`` (from :func:`prepare_scene`, run with the layout on a worker thread) holds
+        the bands and their paths already built; without it they are built here.
+        """
         self.item.prepareGeometryChange()
         self.marks.prepareGeometryChange()
         self.graph = graph
@@ -70,9 +75,10 @@ class GraphScene(QGraphicsScene):
         self.hits = []
         self.current_hit = -1
         self._sub_cache = {}
-        self._label_cache = {}
-        self._build_palette(layout)
-        self._build_bands(layout)
+        if prepared is None or prepared.layout is not layout:
+            prepared = prepare_scene(layout, build_paths=False)
+        self._build_palette(prepared.base_index)
+        self.bands = prepared.bands
         x, y, w, h = layout.bounds()
         self._bounds = QRectF(x - 20, y - 40, w + 40, h + 80)
         margin = max(w, h, 800.0) * 0.25
@@ -99,59 +105,19 @@ class GraphScene(QGraphicsScene):
     def bounds(self) -> QRectF:
         return QRectF(self._bounds) if self.layout is not None else QRectF()
 
-    def _build_palette(self, layout: lay.Layout) -> None:
-        names = list(styles.CATEGORY_COLORS)
-        colours = [QColor(styles.CATEGORY_COLORS[n]) for n in names]
-        index_of = {n: i for i, n in enumerate(names)}
+    def _build_palette(self, base_index: np.ndarray) -> None:
+        colours = [QColor(styles.CATEGORY_COLORS[n]) for n in styles.CATEGORY_COLORS]
         self._overlay_base = len(colours)
         self._no_data = self._overlay_base + OVERLAY_BINS
         self.palette = colours + [QColor(0, 0, 0)] * OVERLAY_BINS + [styles.NO_DATA]
         self._refresh_text_colors()
-        categories = {label: index_of[styles.category(label)] for label in set(layout.labels)}
-        base = np.fromiter(
-            (categories[label] for label in layout.labels), dtype=np.int32, count=layout.size
-        )
-        base[layout.kinds == lay.KIND_GROUP] = index_of["group"]
-        base[(layout.kinds == lay.KIND_INPUT) | (layout.kinds == lay.KIND_OUTPUT)] = index_of["io"]
-        self.base_index = base
-        self.fill_index = base.copy()
+        self.base_index = base_index
+        self.fill_index = base_index.copy()
 
     def _refresh_text_colors(self) -> None:
         self.text_colors = [
             QColor("#101216") if c.lightnessF() > 0.62 else styles.NODE_TEXT for c in self.palette
         ]
-
-    def _build_bands(self, layout: lay.Layout) -> None:
-        self.bands = []
-        n = layout.size
-        if n == 0:
-            return
-        boxes = layout.boxes
-        order = np.argsort(boxes[:, 1] + boxes[:, 3] / 2, kind="stable")
-        band_of = np.empty(n, dtype=np.int64)
-        chunks = [order[i : i + BAND_SIZE] for i in range(0, n, BAND_SIZE)]
-        for b, chunk in enumerate(chunks):
-            band_of[chunk] = b
-        e = len(layout.edges)
-        if e:
-            off = layout.edge_offsets
-            px, py = layout.edge_points[:, 0], layout.edge_points[:, 1]
-            starts = off[:-1]
-            ex0, ex1 = np.minimum.reduceat(px, starts), np.maximum.reduceat(px, starts)
-            ey0, ey1 = np.minimum.reduceat(py, starts), np.maximum.reduceat(py, starts)
-            edge_band = band_of[layout.edges[:, 0]]
-            edge_order = np.argsort(edge_band, kind="stable")
-            split = np.searchsorted(edge_band[edge_order], np.arange(len(chunks) + 1))
-        for b, chunk in enumerate(chunks):
-            bx = boxes[chunk]
-            x0, y0 = bx[:, 0].min(), bx[:, 1].min()
-            x1, y1 = (bx[:, 0] + bx[:, 2]).max(), (bx[:, 1] + bx[:, 3]).max()
-            edges = edge_order[split[b] : split[b + 1]] if e else np.zeros(0, dtype=np.int64)
-            if len(edges):
-                x0, x1 = min(x0, ex0[edges].min()), max(x1, ex1[edges].max())
-                y0, y1 = min(y0, ey0[edges].min()), max(y1, ey1[edges].max())
-            rect = QRectF(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
-            self.bands.append(Band(np.sort(chunk), edges, rect.adjusted(-30, -30, 30, 30)))
 
     # ----- per-vertex state -------------------------------------------------------------
     def set_overlay_values(self, t: np.ndarray | None, table: np.ndarray | None = None) -> None:
@@ -159,6 +125,8 @@ class GraphScene(QGraphicsScene):
         if self.layout is None:
             return
         if t is None or table is None:
+            if np.array_equal(self.fill_index, self.base_index):
+                return  # already the category colours: keep the bands' fill paths
             self.fill_index = self.base_index.copy()
         else:
             picks = np.linspace(0, len(table) - 1, OVERLAY_BINS).round().astype(int)
@@ -247,3 +215,82 @@ def format_shape(shape: Any) -> str:
     if not shape:
         return "scalar"
     return "×".join("?" if d is None else str(d) for d in shape)
+
+
+def build_bands(layout: lay.Layout) -> list[Band]:
+    """Cut the layout into bands of BAND_SIZE vertices sorted by height, with their edges."""
+    bands: list[Band] = []
+    n = layout.size
+    if n == 0:
+        return bands
+    boxes = layout.boxes
+    order = np.argsort(boxes[:, 1] + boxes[:, 3] / 2, kind="stable")
+    band_of = np.empty(n, dtype=np.int64)
+    chunks = [order[i : i + BAND_SIZE] for i in range(0, n, BAND_SIZE)]
+    for b, chunk in enumerate(chunks):
+        band_of[chunk] = b
+    e = len(layout.edges)
+    if e:
+        off = layout.edge_offsets
+        px, py = layout.edge_points[:, 0], layout.edge_points[:, 1]
+        starts = off[:-1]
+        ex0, ex1 = np.minimum.reduceat(px, starts), np.maximum.reduceat(px, starts)
+        ey0, ey1 = np.minimum.reduceat(py, starts), np.maximum.reduceat(py, starts)
+        edge_band = band_of[layout.edges[:, 0]]
+        # an edge crossing many bands would make its band's bounds the whole graph (and
+        # the band painted on every frame): such edges get a band of their own
+        long_edges = np.nonzero(ey1 - ey0 > LONG_EDGE)[0]
+        edge_band[long_edges] = len(chunks)
+        edge_order = np.argsort(edge_band, kind="stable")
+        split = np.searchsorted(edge_band[edge_order], np.arange(len(chunks) + 2))
+    for b, chunk in enumerate(chunks):
+        bx = boxes[chunk]
+        x0, y0 = bx[:, 0].min(), bx[:, 1].min()
+        x1, y1 = (bx[:, 0] + bx[:, 2]).max(), (bx[:, 1] + bx[:, 3]).max()
+        edges = edge_order[split[b] : split[b + 1]] if e else np.zeros(0, dtype=np.int64)
+        if len(edges):
+            x0, x1 = min(x0, ex0[edges].min()), max(x1, ex1[edges].max())
+            y0, y1 = min(y0, ey0[edges].min()), max(y1, ey1[edges].max())
+        rect = QRectF(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+        bands.append(Band(np.sort(chunk), edges, rect.adjusted(-30, -30, 30, 30)))
+    if e and len(long_edges):
+        edges = edge_order[split[len(chunks)] : split[len(chunks) + 1]]
+        x0, x1 = ex0[edges].min(), ex1[edges].max()
+        y0, y1 = ey0[edges].min(), ey1[edges].max()
+        rect = QRectF(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+        bands.append(Band(np.zeros(0, np.int64), edges, rect.adjusted(-30, -30, 30, 30)))
+    return bands
+
+
+def base_index_of(layout: lay.Layout) -> np.ndarray:
+    """Per-vertex palette index of the op-type category colour (groups and I/O their own)."""
+    index_of = {n: i for i, n in enumerate(styles.CATEGORY_COLORS)}
+    categories = {label: index_of[styles.category(label)] for label in set(layout.labels)}
+    base = np.fromiter(
+        (categories[label] for label in layout.labels), dtype=np.int32, count=layout.size
+    )
+    base[layout.kinds == lay.KIND_GROUP] = index_of["group"]
+    base[(layout.kinds == lay.KIND_INPUT) | (layout.kinds == lay.KIND_OUTPUT)] = index_of["io"]
+    return base
+
+
+@dataclass
+class ScenePrep:
+    """What the scene needs for a layout, built off the UI thread with the layout itself."""
+
+    layout: lay.Layout
+    base_index: np.ndarray
+    bands: list[Band]
+
+
+def prepare_scene(layout: lay.Layout, build_paths: bool = True) -> ScenePrep:
+    """Bands, colours and (``build_paths``) every band's edge and fill paths: pure data, safe
+    on a worker thread (QPainterPath is a value type). The first paint of a 20k-node graph then
+    only draws, where it used to build ~100 paths on the UI thread."""
+    base = base_index_of(layout)
+    bands = build_bands(layout)
+    if build_paths:
+        for band in bands:
+            build_band_edges(layout, band)
+            build_band_fills(layout, base, band)
+    return ScenePrep(layout, base, bands)

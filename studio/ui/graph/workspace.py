@@ -32,6 +32,7 @@ from studio.ui.graph.export import ask_and_save_png, render_graph_png
 from studio.ui.graph.netron_tab import NetronTab
 from studio.ui.graph.overlay import BUILTIN, Overlay, builtin_overlay, vertex_values
 from studio.ui.graph.properties import PropertiesPanel
+from studio.ui.graph.scene import ScenePrep, prepare_scene
 from studio.ui.graph.search import SearchBar, find_nodes
 from studio.ui.jobs.background import Background
 from studio.ui.shell.model_loader import start_for_file
@@ -52,6 +53,7 @@ class GraphWorkspace(QWidget):
         self.graph: Any = None
         self.layout_data: lay.Layout | None = None
         self.collapsed: set[str] = set()
+        self.levels: dict[int, list[str]] = {}  # scope depth -> scopes ("Group" choices)
         self.overlays: dict[str, Overlay] = {}
         self.active_overlay = ""
         self.badge_sets: dict[str, dict[str, str]] = {}
@@ -196,6 +198,7 @@ class GraphWorkspace(QWidget):
         self.scene.clear_graph()
         self.canvas.legend.hide()
         self.netron.set_model(getattr(self.ctx, "model_path", None) if graph is not None else None)
+        self.levels = {}
         self._fill_levels()
         if graph is None:
             self.canvas.minimap.hide()
@@ -210,21 +213,36 @@ class GraphWorkspace(QWidget):
         graph, collapsed = self.graph, frozenset(self.collapsed)
         if graph is None:
             return
+        want_levels = not self.levels
+
+        def work() -> tuple[lay.Layout, ScenePrep, dict[int, list[str]] | None]:
+            # everything but the drawing: layout, bands and their paths, the scope levels
+            layout = lay.compute(graph, collapsed)
+            levels = lay.scope_levels(graph) if want_levels else None
+            return layout, prepare_scene(layout), levels
+
         path = str(getattr(graph, "path", ""))
-        task = lambda: lay.compute(graph, collapsed)  # noqa: E731
-        start_for_file(self._runner, path, task, self._on_layout, self._on_layout_failed)
+        start_for_file(self._runner, path, work, self._on_layout, self._on_layout_failed)
 
     def _on_layout(self, _path: str, result: Any) -> None:
-        if isinstance(result, lay.Layout) and self.graph is not None:
+        if self.graph is None:
+            return
+        if isinstance(result, lay.Layout):
             self.apply_layout(result)
+            return
+        layout, prepared, levels = result
+        if levels is not None and not self.levels:
+            self.levels = levels
+            self._fill_levels()
+        self.apply_layout(layout, prepared)
 
     def _on_layout_failed(self, _path: str, message: str, _details: str) -> None:
         self.canvas.set_message(f"The graph could not be laid out: {message}")
 
-    def apply_layout(self, layout: lay.Layout) -> None:
+    def apply_layout(self, layout: lay.Layout, prepared: ScenePrep | None = None) -> None:
         """Put a computed layout on screen (UI thread); keeps selection, overlay and badges."""
         self.layout_data = layout
-        self.scene.set_graph(self.graph, layout)
+        self.scene.set_graph(self.graph, layout, prepared)
         self.canvas.set_message("")
         self.canvas.minimap.show()
         self.canvas.minimap.invalidate()
@@ -252,11 +270,9 @@ class GraphWorkspace(QWidget):
         self.level_combo.addItem("All nodes", 0)
         if self.graph is None:
             return
-        depth = max((len(n.scope) for n in self.graph.nodes), default=0)
-        for level in range(1, min(depth, MAX_LEVELS) + 1):
-            count = len(lay.scopes_at_depth(self.graph, level))
-            if count:
-                self.level_combo.addItem(f"Scopes, level {level} ({count})", level)
+        for level, scopes in self.levels.items():
+            if level <= MAX_LEVELS and scopes:
+                self.level_combo.addItem(f"Scopes, level {level} ({len(scopes)})", level)
 
     def _on_level_chosen(self, index: int) -> None:
         self.collapse_to_level(int(self.level_combo.itemData(index) or 0))
@@ -264,7 +280,9 @@ class GraphWorkspace(QWidget):
     def collapse_to_level(self, level: int) -> None:
         if self.graph is None:
             return
-        self.collapsed = set(lay.scopes_at_depth(self.graph, level)) if level > 0 else set()
+        if level > 0 and not self.levels:
+            self.levels = lay.scope_levels(self.graph)
+        self.collapsed = set(self.levels.get(level, ())) if level > 0 else set()
         self.level_combo.setCurrentIndex(max(0, self.level_combo.findData(level)))
         self.relayout()
 

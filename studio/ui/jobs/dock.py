@@ -42,6 +42,9 @@ _STATE_COLOURS = {
 }
 
 
+LOG_FLUSH_MS = 50  # the log pane takes new lines at most this often
+
+
 class JobTableModel(ColumnsTableModel):
     """Rows are ``manager.jobs`` in submission order (newest last)."""
 
@@ -190,6 +193,13 @@ class JobsDock(QWidget):
         self.clear_button.clicked.connect(self._clear_finished)
         job_manager.job_added.connect(self._on_added)
         # Elapsed times of running jobs tick without any event from them.
+        # log lines are appended in batches: a chatty job (thousands of lines a second) must
+        # not cost the UI thread one text-layout per line
+        self._pending_lines: list[str] = []
+        self._flush = QTimer(self)
+        self._flush.setSingleShot(True)
+        self._flush.setInterval(LOG_FLUSH_MS)
+        self._flush.timeout.connect(self._flush_lines)
         self._ticker = QTimer(self)
         self._ticker.setInterval(500)
         self._ticker.timeout.connect(self._tick)
@@ -222,6 +232,7 @@ class JobsDock(QWidget):
                 except (RuntimeError, TypeError):
                     pass
         self._selected = job
+        self._pending_lines = []
         self.log_view.clear()
         if job is None:
             self.title.setText("No job selected")
@@ -234,7 +245,14 @@ class JobsDock(QWidget):
         self._update()
 
     def _append(self, line: str) -> None:
-        self.log_view.appendPlainText(line)
+        self._pending_lines.append(line)
+        if not self._flush.isActive():
+            self._flush.start()
+
+    def _flush_lines(self) -> None:
+        lines, self._pending_lines = self._pending_lines, []
+        if lines:
+            self.log_view.appendPlainText("\n".join(lines))
 
     def _update(self) -> None:
         job = self._selected

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import QDialog, QFileDialog
 
 from studio.core.accuracy.jobs import DEFAULT_EVAL_SAMPLES, analyse_job
 from studio.core.calibration import CalibrationStats
-from studio.core.calibration import calibrate as core_calibrate
 from studio.core.encodings import coverage, load_encodings, save_encodings
 from studio.core.engine.registry import is_x86_host
 from studio.core.errors import StudioError
@@ -30,6 +29,7 @@ from studio.core.workflows.automix import auto_mp_job
 from studio.ui.quant.commands import ImportEncodingsCommand
 from studio.ui.quant.dialogs import AutoMixDialog, CalibrateDialog, ExportDialog
 from studio.ui.quant.htp_probe import HtpProbe
+from studio.ui.quant.session import stats_view
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +75,25 @@ def calibrate(ws, data: str, method: str | None = None, percentile: float | None
         ws.show_message("Open a model first.", error=True)
         return
     shapes = dict(getattr(ws.ctx, "input_shapes", {}) or {})
+    plan_json, graph = ws.session.plan.to_json(), ws.session.graph
 
-    def job(jctx) -> CalibrationStats:
-        return core_calibrate(model, data, input_shapes=shapes or None, ctx=jctx)
+    def job(jctx) -> Any:
+        # in the worker process: ORT and onnx hold the GIL for seconds in native calls, which
+        # would freeze the window even from a background thread
+        from studio.core.calibration.collect import calibrate_job
+        from studio.core.jobs.client import run_in_worker
+        from studio.core.jobs.protocol import job_kind
 
-    def done(stats: CalibrationStats) -> None:
+        request = {"model": model, "data": data, "input_shapes": shapes or None}
+        result = run_in_worker(job_kind(calibrate_job), request, jctx)
+        stats = CalibrationStats.load(result["stats_dir"])
+        # what the table shows for them, here rather than on the UI thread
+        return stats, stats_view(stats, plan_json, graph)
+
+    def done(result: Any) -> None:
+        stats, view = result
         ws.data_spec = data
-        ws.session.set_stats(stats)
+        ws.session.set_stats(stats, view)
         defaults = {}
         if method:
             defaults["method"] = method
@@ -191,9 +203,20 @@ def analyse(ws, backend: str = "cpu") -> None:
 
     def job(jctx):
         jctx.progress(0.0, "building the QDQ model")
-        core_build_qdq(stats, plan, target, ctx=None)
+        in_worker = backend != "cpu" or stats.folder is not None
+        if in_worker and stats.folder is not None:
+            # the build and the analysis hold the GIL in native code for seconds: a background
+            # thread would still freeze the window, so both run in the worker process
+            from studio.core.jobs.client import run_in_worker
+            from studio.core.jobs.protocol import job_kind
+            from studio.core.quantize.jobs import build_qdq_job
+
+            build = {"stats_dir": str(stats.folder), "plan": plan.to_json(), "out": target}
+            run_in_worker(job_kind(build_qdq_job), build, jctx)
+        else:
+            core_build_qdq(stats, plan, target, ctx=None)
         jctx.check_cancelled()
-        if backend != "cpu":
+        if in_worker:
             # QNN runs native code that may crash: in the worker process, never in the GUI
             from studio.core.accuracy import SqnrReport
             from studio.core.jobs.client import run_in_worker

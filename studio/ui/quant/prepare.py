@@ -27,3 +27,12 @@ def prepared_model(graph: Any) -> onnx.ModelProto:
         return prepared_for_editing(str(path))
     with tempfile.TemporaryDirectory(prefix="npu-studio-prep-") as tmp:
         return prepare_model(graph.proto, Path(tmp) / "prepared.onnx")
+
+
+def prepared_model_and_rows(graph: Any) -> tuple[onnx.ModelProto, list[Any]]:
+    """The folded model and its editor rows: listing a large model's tensors is work the UI
+    thread must not do, so it happens here, on the background thread, too."""
+    from studio.ui.quant.session import build_rows
+
+    proto = prepared_model(graph)
+    return proto, build_rows(proto, graph)

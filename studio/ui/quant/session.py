@@ -90,7 +90,9 @@ class QuantSession(QObject):
         self.rows_reset.emit()
         self.sqnr_changed.emit()
 
-    def set_prepared(self, proto: onnx.ModelProto | None, generation: int) -> bool:
+    def set_prepared(
+        self, proto: onnx.ModelProto | None, generation: int, rows: list[TensorRow] | None = None
+    ) -> bool:
         """The prepared model for the current model (None: preparation failed, list the
         original's tensors by the same rules). Ignored when it belongs to an older model, or
         when calibration stats (which carry their own prepared model) arrived first."""
@@ -103,12 +105,29 @@ class QuantSession(QObject):
         self.proto = proto if proto is not None else self.graph.proto
         self._weights = {}
         self._recompute()
-        self._rebuild_rows()
+        self._rebuild_rows(rows if proto is not None and not self.plan.imported else None)
         self.rows_reset.emit()
         return True
 
-    def set_stats(self, stats: CalibrationStats | None) -> None:
-        """New calibration: tensor names now come from the prepared (folded) model."""
+    def set_stats(self, stats: CalibrationStats | None, pre: StatsView | None = None) -> None:
+        """New calibration: tensor names now come from the prepared (folded) model.
+
+        ``pre`` (:func:`stats_view`, computed on the job's thread for the plan as it was then)
+        saves reading the prepared model, the encodings and the rows on the UI thread.
+        """
+        if (
+            pre is not None
+            and stats is not None
+            and pre.stats is stats
+            and pre.plan_json == self.plan.to_json()
+        ):
+            self.stats, self._weights, self.sqnr = stats, {}, {}
+            self.proto, self.encodings = pre.proto, pre.encodings
+            self.edited = set(self.plan.overrides)
+            self._rebuild_rows(pre.rows)
+            self.rows_reset.emit()
+            self.sqnr_changed.emit()
+            return
         self.stats = stats
         self._weights = {}
         if stats is not None and stats.prepared_model is not None:
@@ -389,55 +408,107 @@ class QuantSession(QObject):
             self.encodings = self.plan.encodings(self.stats, self.proto)
         self.edited = set(self.plan.overrides)
 
-    def _rebuild_rows(self) -> None:
-        """Rows in graph order: each node's weights, then its outputs (inputs first)."""
-        self.rows = []
-        self._row_index = {}
-        if self.proto is None:
-            return
-        view = ModelView(self.proto)
-        # the build's own rule (no Clip min/max, Resize scales... as "weights"); biases stay
-        # listed after calibration too (the build derives them: int32, no editable encoding)
-        wanted = set(quantisable_tensors(self.proto))
-        if self.stats is not None:
-            wanted |= set(self.stats.tensor_names()) | set(self.encodings)
-        if self.plan.imported is not None:
-            wanted |= set(self.plan.imported)
-        graph_nodes = getattr(self.graph, "node_by_id", {}) or {}
-        graph_tensors = getattr(self.graph, "tensors", {}) or {}
+    def _rebuild_rows(self, rows: list[TensorRow] | None = None) -> None:
+        """Rows in graph order: each node's weights, then its outputs (inputs first).
 
-        def node_id(proto_node: onnx.NodeProto | None, tensor: str) -> str | None:
-            # the original graph's producer first (BN folding keeps the BN output's name)
-            info = graph_tensors.get(tensor)
-            if info is not None and info.producer:
-                return info.producer
-            if proto_node is not None and proto_node.name in graph_nodes:
-                return proto_node.name
-            if info is not None and info.consumers:
-                return info.consumers[0]
-            return None
-
-        seen: set[str] = set()
-        for inp in self.proto.graph.input:
-            if inp.name in wanted and inp.name not in seen:
-                consumer = next((n for n in self.proto.graph.node if inp.name in n.input), None)
-                self.rows.append(
-                    TensorRow(inp.name, "activation", "input", node_id(consumer, inp.name))
-                )
-                seen.add(inp.name)
-        for node in self.proto.graph.node:
-            for name in node.input:
-                if name in wanted and name not in seen and name in view.initializers:
-                    kind = view.kind_of(name)
-                    self.rows.append(TensorRow(name, kind, node.op_type, node_id(node, name)))
-                    seen.add(name)
-            for name in node.output:
-                if name in wanted and name not in seen:
-                    self.rows.append(
-                        TensorRow(name, "activation", node.op_type, node_id(node, name))
-                    )
-                    seen.add(name)
-        for name in sorted(wanted - seen):  # imported names the model does not have
-            enc = self.encoding(name)
-            self.rows.append(TensorRow(name, enc.kind if enc else "activation", "?", None))
+        ``rows`` computed elsewhere (:func:`build_rows` on the preparer's thread) are used as
+        they are: listing a 20k-node model's tensors takes a few hundred ms of Python.
+        """
+        if rows is None:
+            rows = build_rows(
+                self.proto,
+                self.graph,
+                set(self.stats.tensor_names()) | set(self.encodings) if self.stats else set(),
+                self.plan.imported,
+                self.encoding,
+            )
+        self.rows = rows
         self._row_index = {r.name: r for r in self.rows}
+
+
+@dataclass
+class StatsView:
+    """What :meth:`QuantSession.set_stats` derives from new stats, computed off the UI thread."""
+
+    stats: CalibrationStats
+    plan_json: dict[str, Any]
+    proto: onnx.ModelProto
+    encodings: EncodingSet
+    rows: list[TensorRow]
+
+
+def stats_view(stats: CalibrationStats, plan_json: dict[str, Any], graph: Any) -> StatsView | None:
+    """The prepared model, the plan's encodings and the rows for ``stats`` (a worker thread)."""
+    if stats.prepared_model is None:
+        return None
+    plan = QuantPlan.from_json(plan_json)
+    proto = onnx.load(str(stats.prepared_model))
+    encodings = plan.encodings(stats, proto)
+
+    def encoding_of(name: str) -> Encoding | None:
+        enc = encodings.get(name)
+        if enc is None and plan.imported is not None:
+            enc = plan.imported.get(name)
+        return enc
+
+    extra = set(stats.tensor_names()) | set(encodings)
+    rows = build_rows(proto, graph, extra, plan.imported, encoding_of)
+    return StatsView(stats, plan_json, proto, encodings, rows)
+
+
+def build_rows(
+    proto: onnx.ModelProto | None,
+    graph: Any,
+    extra: set[str] = frozenset(),  # type: ignore[assignment]
+    imported: Any = None,
+    encoding_of: Any = None,
+) -> list[TensorRow]:
+    """The table's rows for ``proto`` (pure: safe on a worker thread).
+
+    ``extra``: names calibration or the plan's encodings add; ``imported``: an imported
+    EncodingSet whose names are listed too (those the model lacks at the end).
+    """
+    rows: list[TensorRow] = []
+    if proto is None:
+        return rows
+    view = ModelView(proto)
+    # the build's own rule (no Clip min/max, Resize scales... as "weights"); biases stay
+    # listed after calibration too (the build derives them: int32, no editable encoding)
+    wanted = set(quantisable_tensors(proto)) | set(extra)
+    if imported is not None:
+        wanted |= set(imported)
+    graph_nodes = getattr(graph, "node_by_id", {}) or {}
+    graph_tensors = getattr(graph, "tensors", {}) or {}
+
+    def node_id(proto_node: onnx.NodeProto | None, tensor: str) -> str | None:
+        # the original graph's producer first (BN folding keeps the BN output's name)
+        info = graph_tensors.get(tensor)
+        if info is not None and info.producer:
+            return info.producer
+        if proto_node is not None and proto_node.name in graph_nodes:
+            return proto_node.name
+        if info is not None and info.consumers:
+            return info.consumers[0]
+        return None
+
+    seen: set[str] = set()
+    for inp in proto.graph.input:
+        if inp.name in wanted and inp.name not in seen:
+            consumer = next((n for n in proto.graph.node if inp.name in n.input), None)
+            rows.append(TensorRow(inp.name, "activation", "input", node_id(consumer, inp.name)))
+            seen.add(inp.name)
+    initializers = view.initializers
+    for node in proto.graph.node:
+        op_type = node.op_type
+        for name in node.input:
+            if name in wanted and name not in seen and name in initializers:
+                rows.append(TensorRow(name, view.kind_of(name), op_type, node_id(node, name)))
+                seen.add(name)
+        for name in node.output:
+            if name in wanted and name not in seen:
+                rows.append(TensorRow(name, "activation", op_type, node_id(node, name)))
+                seen.add(name)
+    for name in sorted(wanted - seen):  # imported names the model does not have
+        enc = encoding_of(name) if encoding_of is not None else None
+        rows.append(TensorRow(name, enc.kind if enc else "activation", "?", None))
+    return rows

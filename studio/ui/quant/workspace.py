@@ -37,7 +37,7 @@ from studio.ui.quant.charts import MixCurve, SqnrChart
 from studio.ui.quant.commands import SetDefaultsCommand, SetOverridesCommand
 from studio.ui.quant.editor import EditorPanel
 from studio.ui.quant.histogram import HistogramView
-from studio.ui.quant.prepare import prepared_model
+from studio.ui.quant.prepare import prepared_model_and_rows
 from studio.ui.quant.session import QuantSession
 from studio.ui.quant.style import color
 from studio.ui.quant.toolbar import build_toolbar, install_local_shortcuts
@@ -173,8 +173,8 @@ class QuantizationWorkspace(QWidget):
             generation = self.session.generation
             self.preparer.start(
                 "Prepare model",
-                lambda _ctx: prepared_model(graph),
-                on_result=lambda proto: self._prepared(generation, proto, ""),
+                lambda _ctx: prepared_model_and_rows(graph),
+                on_result=lambda result: self._prepared(generation, result[0], "", result[1]),
                 on_error=lambda message, _details: self._prepared(generation, None, message),
             )
         project = getattr(self.ctx, "project", None)
@@ -187,9 +187,9 @@ class QuantizationWorkspace(QWidget):
         elif not restored:
             self.show_message("Preparing the model (folding BatchNorm) to list its tensors...")
 
-    def _prepared(self, generation: int, proto: Any, error: str) -> None:
-        """The folded model arrived: list what the build will quantise."""
-        if not self.session.set_prepared(proto, generation):
+    def _prepared(self, generation: int, proto: Any, error: str, rows: Any = None) -> None:
+        """The folded model arrived (with its rows, listed on the preparer's thread)."""
+        if not self.session.set_prepared(proto, generation, rows):
             return
         if error:
             self.show_message(

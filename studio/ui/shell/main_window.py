@@ -8,6 +8,7 @@ window never shows a traceback unless the user asks for details.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from pathlib import Path
@@ -48,11 +49,34 @@ OPENABLE = (".onnx", PROJECT_SUFFIX)
 DOCK_HEIGHT = 150
 
 
+# Native modules that jobs import lazily on a background thread: importing one there holds the
+# GIL (its C initialisation) for a few hundred ms and freezes the window, so import them at
+# start-up instead.
+WARM_IMPORTS = (
+    "onnx.shape_inference",
+    "onnxruntime",
+    "igraph",
+    "studio.core.model.graph",
+    "studio.core.model.layout",
+    "studio.core.calibration",
+    "studio.core.assignment.support",
+)
+
+
+def _warm_imports() -> None:
+    for module in WARM_IMPORTS:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - a missing extra only costs a later import
+            log.info("warm import of %s failed: %s", module, exc)
+
+
 class MainWindow(QMainWindow):
     """The studio window. ``settings`` lets tests use a temporary QSettings."""
 
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        _warm_imports()
         self.setObjectName("mainWindow")
         self.setWindowTitle("npu-studio")
         self.resize(1440, 900)
@@ -175,6 +199,10 @@ class MainWindow(QMainWindow):
         )
 
     def _on_model_loaded(self, path: str, graph: Any) -> None:
+        project = self.ctx.project
+        if project is not None and not project.model_sha256 and hasattr(graph, "sha256"):
+            if Path(project.model_path) == Path(path).resolve():
+                project.model_sha256 = graph.sha256()  # hashed on the loader's thread
         self.recent.add(path)
         self.ctx.set_model(graph, path)
         nodes = len(graph.nodes)

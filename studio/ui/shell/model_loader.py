@@ -22,7 +22,9 @@ def load_model_graph(path: str, input_shapes: dict[str, list[int]] | None = None
     """Parse and analyse one ONNX file with the model core (runs on the loader's thread)."""
     from studio.core.model.graph import ModelGraph
 
-    return ModelGraph.load(path, input_shapes=input_shapes or None)
+    graph = ModelGraph.load(path, input_shapes=input_shapes or None)
+    graph.sha256()  # cached on the graph: the project and caches need it, hash it here
+    return graph
 
 
 def named_task(path: str, task: Callable[[], Any]) -> Callable[[Any], Any]:

@@ -110,7 +110,7 @@ class ProjectController(QObject):
     def open_model_file(self, path: str) -> None:
         """An ONNX file alone: a fresh untitled project around it."""
         try:
-            project = proj.Project.new(path)
+            project = proj.Project.new(path, sha256="")  # hashed on the loader's thread
         except StudioError as exc:  # an unreadable model (the message names it)
             dialogs.show_error(self.window, "Cannot open model", str(exc))
             return

@@ -1,0 +1,303 @@
+"""Benchmark: how long the UI thread stalls while the real window works, phase by phase.
+
+    python bench/ui_stall.py [--models demo,20000] [--phases open,calibrate,analyse,profile,assign]
+                             [--timeout 300]
+
+Drives the real MainWindow offscreen through open -> calibrate -> analyse -> profile (HTP) ->
+assign (probe + plan on HTP/GPU/CPU), on the shipped demo model and on a generated exporter-like
+model (``20000``: ``_measure.bench_model(20000, "exported_small")``, hidden size 32 and static
+dims so calibration and the HTP emulator finish in a benchmark; or a path). A 5 ms QTimer on the
+UI thread records the gaps between its ticks: a gap is time the event loop could not run, i.e.
+a frozen window. Prints ONE JSON line: per model and phase the worst gap (``worst_ms``), the
+number of gaps over 50 ms, the phase's wall time and whether it succeeded; ``worst_stall_ms``
+over everything; ``rss_mb``, the whole app's peak (this process and its children, workers
+included); ``ref_ms`` and the load average (the machine is shared). Target (issue 15): no stall
+above 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("NPU_STUDIO_NO_WEBENGINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _measure  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "resources" / "models" / "demo_cnn.onnx"
+TICK_MS = 5
+STALL_MS = 50
+PHASES = ("open", "calibrate", "analyse", "profile", "assign")
+
+
+class StallMonitor:
+    """A 5 ms timer on the UI thread; the longest gap between ticks is the worst stall."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.timer = QTimer()
+        self.timer.setInterval(TICK_MS)
+        self.timer.timeout.connect(self._tick)
+        self.last = time.perf_counter()
+        self.gaps: list[float] = []
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append((now - self.last) * 1000 - TICK_MS)
+        self.last = now
+
+    def start(self) -> None:
+        self.gaps = []
+        self.last = time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> dict:
+        self.timer.stop()
+        self._tick()
+        return {
+            "worst_ms": round(max(self.gaps, default=0.0), 1),
+            "stalls_over_50ms": sum(g > STALL_MS for g in self.gaps),
+        }
+
+
+class StackSampler:
+    """``--stacks``: a thread that samples the UI thread's Python stack while it is late.
+
+    Tells where the UI thread spends a stall (or, when a background thread holds the GIL in C
+    code, where it was waiting). Samples are counted per innermost studio frame.
+    """
+
+    def __init__(self, monitor: StallMonitor) -> None:
+        import collections
+        import threading
+
+        self.monitor = monitor
+        self.main = threading.main_thread().ident
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import traceback
+
+        while not self._stop.wait(0.01):
+            if (time.perf_counter() - self.monitor.last) * 1000 < STALL_MS:
+                continue
+            frame = sys._current_frames().get(self.main)
+            if frame is None:
+                continue
+            stack = traceback.extract_stack(frame)
+            ours = [f for f in stack if "/studio/" in f.filename]
+            where = ours[-1] if ours else stack[-1]
+            inner = stack[-1]
+            self.counts[
+                f"{Path(where.filename).name}:{where.lineno} {where.name}"
+                f" <- {Path(inner.filename).name}:{inner.lineno} {inner.name}"
+            ] += 1
+
+    def start(self) -> StackSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> list:
+        self._stop.set()
+        self._thread.join()
+        return self.counts.most_common(25)
+
+
+def _wait(app, done, timeout_s: float) -> bool:
+    """Run the event loop until ``done()``; False on timeout."""
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        app.processEvents()
+        if done():
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def _phase(app, monitor, name: str, start, done, timeout_s: float, settle_s: float = 0.5) -> dict:
+    """Start one phase, wait for it (plus ``settle_s`` of results landing), measure the gaps."""
+    monitor.start()
+    began = time.perf_counter()
+    error = ""
+    try:
+        start()
+        ok = _wait(app, done, timeout_s)
+    except Exception as exc:  # noqa: BLE001 - a failed phase is reported, the others still run
+        ok, error = False, f"{type(exc).__name__}: {exc}"
+    wall = time.perf_counter() - began
+    _wait(app, lambda: False, settle_s)
+    figures = monitor.stop()
+    figures.update({"wall_s": round(wall, 2), "ok": bool(ok)})
+    if error:
+        figures["error"] = error[:300]
+    elif not ok:
+        figures["error"] = f"not finished within {timeout_s:.0f} s"
+    return figures
+
+
+def run_model(
+    app, path: str, phases: list[str], timeout_s: float, tmp: Path, stacks: bool = False
+) -> dict:
+    from PySide6.QtCore import QSettings
+
+    from studio.ui.shell.main_window import MainWindow
+
+    settings = QSettings(str(tmp / f"settings_{time.time_ns()}.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(settings)
+    win.resize(1600, 1000)
+    win.show()
+    app.processEvents()
+    monitor = StallMonitor()
+    sampler = StackSampler(monitor).start() if stacks else None
+    graph_ws = win.workspaces["graph"]
+    quant = win.workspaces["quant"]
+    prof = win.workspaces["profiling"]
+    backends = win.workspaces["backends"]
+    out: dict = {}
+    state = {"laid_out": False}
+    graph_ws.layout_ready.connect(lambda: state.update(laid_out=True))
+
+    def opened() -> bool:
+        return (
+            state["laid_out"]
+            and win.ctx.graph is not None
+            and not quant.session.preparing
+            and not win.loader.busy
+        )
+
+    if "open" in phases:
+        out["open"] = _phase(app, monitor, "open", lambda: win.open_path(path), opened, timeout_s)
+        out["open"]["nodes"] = len(win.ctx.graph.nodes) if win.ctx.graph is not None else 0
+    if win.ctx.graph is None:
+        win.close()
+        return out
+
+    def quant_job(start):
+        box = {"done": False}
+        quant.runner.finished.connect(lambda *_a: box.update(done=True))
+        quant.runner.failed.connect(lambda *_a: box.update(done=True, failed=_a[1]))
+        quant.runner.cancelled.connect(lambda *_a: box.update(done=True, failed="cancelled"))
+        return (lambda: start()), (lambda: box["done"]), box
+
+    for name, action in (
+        ("calibrate", lambda: quant.calibrate("random:4")),
+        ("analyse", quant.analyse),
+    ):
+        if name not in phases:
+            continue
+        start, done, box = quant_job(action)
+        out[name] = _phase(app, monitor, name, start, done, timeout_s)
+        if box.get("failed"):
+            out[name]["ok"], out[name]["error"] = False, str(box["failed"])[:300]
+        quant.runner.cancel()
+
+    if "profile" in phases:
+        box = {"done": False}
+        prof.runner.finished.connect(lambda *_a: box.update(done=True))
+        prof.runner.failed.connect(lambda *a: box.update(done=True, failed=a[-1]))
+        prof.runner.cancelled.connect(lambda: box.update(done=True, failed="cancelled"))
+
+        def start_profile() -> None:
+            win.tabs.setCurrentWidget(prof)
+            prof.controls.available["htp"] = True
+            if not prof.controls.select_backend("htp"):
+                raise RuntimeError("HTP cannot be selected in the Profiling workspace")
+            prof.controls.runs.setValue(5)
+            prof.controls.warmup.setValue(1)
+            prof.controls.start_btn.click()
+
+        out["profile"] = _phase(
+            app, monitor, "profile", start_profile, lambda: box["done"], timeout_s
+        )
+        if box.get("failed"):
+            out["profile"]["ok"], out["profile"]["error"] = False, str(box["failed"])[:300]
+        prof.runner.cancel()
+
+    if "assign" in phases:
+
+        def start_assign() -> None:
+            win.tabs.setCurrentWidget(backends)
+            backends.assign_button.click()
+
+        out["assign"] = _phase(
+            app, monitor, "assign", start_assign, lambda: backends._busy is None, timeout_s
+        )
+        if backends.plan is None:
+            out["assign"]["ok"] = False
+            out["assign"].setdefault("error", backends.status.text()[:300])
+    win.ctx.project.dirty = False if win.ctx.project is not None else None
+    if win.ctx.jobs is not None:
+        win.ctx.jobs.shutdown()
+    win.close()
+    app.processEvents()
+    if sampler is not None:
+        out["stacks"] = sampler.stop()
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="demo,20000", help="demo, a node count, or paths")
+    parser.add_argument("--phases", default=",".join(PHASES))
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase at most")
+    parser.add_argument("--stacks", action="store_true", help="sample the UI thread in stalls")
+    args = parser.parse_args()
+    phases = [p for p in args.phases.split(",") if p]
+
+    from PySide6.QtWidgets import QApplication
+
+    from studio.ui.widgets.theme import apply_theme
+
+    app = QApplication.instance() or QApplication([])
+    apply_theme(app)
+    with tempfile.TemporaryDirectory(prefix="npu-studio-stall-") as tmp_name:
+        tmp = Path(tmp_name)
+        os.environ.setdefault("NPU_STUDIO_CACHE", str(tmp / "cache"))
+        os.environ.setdefault("NPU_STUDIO_DATA_DIR", str(tmp / "data"))
+        models: dict[str, str] = {}
+        for item in args.models.split(","):
+            if item == "demo":
+                models["demo"] = str(DEMO)
+            elif item.isdigit():
+                models[f"exported_{item}"] = str(_measure.bench_model(int(item), "exported_small"))
+            elif item:
+                models[Path(item).name] = item
+        ref_ms = _measure.reference_ms()
+        before = _measure.machine()
+        sampler = _measure.RssSampler().start()
+        results = {
+            name: run_model(app, path, phases, args.timeout, tmp, args.stacks)
+            for name, path in models.items()
+        }
+        peak = sampler.stop()
+    worst = max(
+        (p["worst_ms"] for m in results.values() for k, p in m.items() if k != "stacks"),
+        default=0.0,
+    )
+    out = {
+        "worst_stall_ms": worst,
+        "target_ms": STALL_MS,
+        "models": results,
+        "rss_mb": round(peak, 1),
+        "ref_ms": ref_ms,
+        "machine_before": before,
+        "machine_after": _measure.machine(),
+    }
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
