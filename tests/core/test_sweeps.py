@@ -292,3 +292,40 @@ def test_point_keys_change_with_data_parameters_and_versions():
 def test_records_dir_sits_beside_the_sweep_file(tmp_path):
     assert records_dir(tmp_path / "SWEEP.json") == tmp_path / "SWEEP.points"
     assert Path(records_dir("a/b.json")).name == "b.points"
+
+
+def test_report_section_plots_device_figures_only(tmp_path):
+    from studio.core.sweeps.report import pareto_svg, write_sweep_report
+
+    def row(key, db, ms, device="Samsung Galaxy S24", **kw):
+        return {
+            "key": key,
+            "label": key,
+            "status": "done",
+            "sqnr_db": db,
+            "estimated_ms": ms,
+            "device": device,
+            "size_bytes": 1024,
+            "fully_on_htp": True,
+            **kw,
+        }
+
+    doc = {
+        "ray_version": "x",
+        "cluster": {"nodes": 1, "cpus": 2.0},
+        "rows": [
+            row("fast", 30.0, 0.1),
+            row("slow-good", 45.0, 0.3),
+            row("dominated", 29.0, 0.2),
+            row("emulated-only", 50.0, None, emulated_ms=9.0),
+            {"key": "bad", "label": "bad", "status": "failed", "error": {"message": "QNN refused"}},
+        ],
+    }
+    mark_pareto(doc["rows"])
+    svg = pareto_svg(doc)
+    assert svg.count("<circle") == 3  # the emulator-only and the failed points are not drawn
+    assert svg.count("<polyline") == 1 and "estimated" in svg
+    page = write_sweep_report(doc, tmp_path / "sweep.html").read_text()
+    # every finished point is listed; one without a device figure says so
+    assert "QNN refused" in page and page.count("<tr>") == 1 + 4
+    assert "<td>emulated-only</td><td>Samsung Galaxy S24</td><td>50.00</td><td>-</td>" in page

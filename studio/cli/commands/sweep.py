@@ -133,7 +133,7 @@ def table(doc: dict[str, Any]) -> str:
         f" at {cl.get('address')}"
     ]
     lines.append(
-        f"  {'#':>3}  {'point':<34} {'status':<9} {'SQNR dB':>8} {'device ms':>10} "
+        f"  {'#':>3}  {'point':<46} {'status':<9} {'SQNR dB':>8} {'device ms':>10} "
         f"{'HTP':>4} {'size kB':>8}  pareto"
     )
     for r in doc["rows"]:
@@ -141,7 +141,7 @@ def table(doc: dict[str, Any]) -> str:
         htp = {True: "all", False: "part"}.get(r.get("fully_on_htp"), "-")
         size = r.get("size_bytes")
         lines.append(
-            f"  {r['index']:>3}  {r['label']:<34} {r['status']:<9} {_num(r.get('sqnr_db')):>8} "
+            f"  {r['index']:>3}  {r['label']:<46} {r['status']:<9} {_num(r.get('sqnr_db')):>8} "
             f"{_num(lat, '.3f'):>10} {htp:>4} {_num(size / 1024 if size else None, '.1f'):>8}  "
             f"{'*' if r.get('pareto') else ''}"
         )
