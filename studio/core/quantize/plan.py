@@ -11,6 +11,7 @@ the plan's defaults applied to the calibrated range.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -198,12 +199,15 @@ class QuantPlan:
         QDQ builder may still adjust types at mixed-precision boundaries; the built model's own
         encodings are read back by ``studio.core.quantize.encodings_of_qdq``.
         """
+        base_dir = ""  # where weights kept on disk are read from (a graph opened without them)
         if model is None:
             proto = onnx.load(str(stats.prepared_model))
         elif isinstance(model, onnx.ModelProto):
             proto = model
-        else:  # a ModelGraph of the prepared model (has .proto)
+        else:  # a ModelGraph of the prepared model (has .proto; large weights stay in its file)
             proto = model.proto
+            path = getattr(model, "path", None)
+            base_dir = str(Path(path).parent) if path else ""
         view = ModelView(proto)
         out = EncodingSet(
             meta={"plan": {k: v for k, v in self.to_json().items() if k != "imported"}}
@@ -225,7 +229,7 @@ class QuantPlan:
             kind = view.kind_of(init.name)
             if kind == "bias":
                 continue  # ORT derives biases: int32, input_scale * weight_scale
-            enc = self._weight_encoding(init, view)
+            enc = self._weight_encoding(init, view, base_dir)
             if enc is not None:
                 out.set(enc)
         return out
@@ -286,7 +290,9 @@ class QuantPlan:
             return Encoding.from_json({**imp.to_json(), "tensor": name, "kind": "activation"})
         return Encoding.from_range(name, lo, hi, bits, symmetric=symmetric)
 
-    def _weight_encoding(self, init: onnx.TensorProto, view: ModelView) -> Encoding | None:
+    def _weight_encoding(
+        self, init: onnx.TensorProto, view: ModelView, base_dir: str = ""
+    ) -> Encoding | None:
         name = init.name
         ov = self.overrides.get(name)
         imp = self.imported.get(name) if self.imported is not None else None
@@ -296,7 +302,7 @@ class QuantPlan:
             return Encoding.from_json({**imp.to_json(), "tensor": name, "kind": "param"})
         uses = view.uses.get(name, [])
         is_weight = any(u.op_type in WEIGHT_OPS and u.index == 1 for u in uses)
-        data = numpy_helper.to_array(init).astype(np.float64)
+        data = numpy_helper.to_array(init, base_dir).astype(np.float64)
         if not is_weight:
             # other constants (Add/Mul operands...) are quantised like activations by ORT
             bits = (ov.bitwidth if ov and ov.bitwidth else None) or self.activation_bitwidth
