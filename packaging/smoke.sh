@@ -37,7 +37,8 @@ for cmd in $commands; do step "$cmd --help"; run "$cmd" --help >/dev/null; done
 
 step "inspect --json"; run inspect "$DEMO" --json | grep -q '"node_count"'
 step "backends";        run backends >/dev/null
-step "devices";         run devices >/dev/null
+step "devices --catalogue"; run devices --catalogue >/dev/null
+step "doctor --json";   run doctor --json >/dev/null || [ $? -eq 3 ]  # 3: no QNN SDK here, said so
 step "quantize";        run quantize "$DEMO" -o "$WORK/q.onnx" --calib "$CALIB" \
                           --export-encodings "$WORK/enc.json" >/dev/null
 step "encodings";       run encodings check "$WORK/enc.json" --model "$WORK/q.onnx" >/dev/null

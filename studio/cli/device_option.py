@@ -19,7 +19,7 @@ def add_device_arg(parser: argparse.ArgumentParser) -> None:
         metavar="NAME|CHIPSET",
         default=None,
         help=f"target device or chipset from the catalogue, e.g. 'Samsung Galaxy S24' or "
-        f"'Snapdragon 8 Gen 3' (default: {DEFAULT_DEVICE}; `npu-studio devices` lists them); "
+        f"'Snapdragon 8 Gen 3' (default: {DEFAULT_DEVICE}; `npu-studio devices --catalogue` lists them); "
         "run/profile also take adb:SERIAL, a phone from `npu-studio devices --adb`",
     )
 

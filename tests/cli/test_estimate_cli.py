@@ -29,6 +29,6 @@ def test_default_target_is_printed(conv_model, capsys, tmp_path, monkeypatch):
 
 
 def test_devices_lists_catalogue(capsys):
-    assert main(["devices", "--json"]) == 0
+    assert main(["devices", "--catalogue", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert any(d["name"] == "Samsung Galaxy S25" and d["htp_arch"] == 79 for d in data["devices"])

@@ -181,9 +181,10 @@ def test_devices_lists_phones_with_their_catalogue_entry(adb, tmp_path, capsys):
 def test_no_adb_server_is_one_line_and_exit_3(monkeypatch, capsys):
     port = free_port()
     monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(port))
-    assert main(["devices", "--adb"]) == 3
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and f"127.0.0.1:{port}" in err and "never starts" in err
+    for argv in (["devices"], ["devices", "--adb"]):  # the plain command lists phones
+        assert main(argv) == 3
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"127.0.0.1:{port}" in err and "never starts" in err
 
 
 def test_profile_on_the_phone_pushes_runs_pulls_and_says_measured(adb, tmp_path, bundle, sdk):

@@ -1,15 +1,15 @@
-"""``npu-studio devices``: the target-device catalogue (Qualcomm's, from qai-hub-models).
+"""``npu-studio devices``: the phones over adb, or the target-device catalogue.
 
-    npu-studio devices [--json]
-    npu-studio devices --adb [--json]
+    npu-studio devices [--json]              the phones the running adb server sees
+    npu-studio devices --catalogue [--json]  Qualcomm's device catalogue (from qai-hub-models)
 
-With ``--adb``: the phones the running adb server sees (``ANDROID_ADB_SERVER_PORT``, default 5037;
-the studio never starts a server: with none it says so and exits 3), each with its serial, model,
-Android version, SoC (``ro.soc.model``) and matching catalogue entry (HTP version, soc_model).
-Use one as ``--device adb:SERIAL`` on ``run``/``profile``.
+Phones: the adb server at ``ANDROID_ADB_SERVER_PORT`` (default 5037; the studio never starts one:
+with none it says so in one line and exits 3), each with its serial, model, Android version, SoC
+(``ro.soc.model``) and matching catalogue entry (HTP version, soc_model). Use one as
+``--device adb:SERIAL`` on ``run``/``profile``.
 
-Lists every device with its chipset, HTP version, soc_model, fp16 support and form factor; any of
-the names (or a chipset name) works as ``--device``.
+The catalogue lists every device with its chipset, HTP version, soc_model, fp16 support and form
+factor; any of the names (or a chipset name) works as ``--device``.
 """
 
 from __future__ import annotations
@@ -22,14 +22,19 @@ from studio.core.devices.catalogue import DEFAULT_DEVICE, load_catalogue
 
 
 def register(subparsers: Any) -> None:
-    parser = add_command(subparsers, "devices", "list the target devices and chipsets", __doc__)
-    parser.add_argument("--json", action="store_true", help="print the catalogue as JSON")
-    parser.add_argument("--adb", action="store_true", help="list the phones connected over adb")
+    parser = add_command(
+        subparsers, "devices", "list the phones over adb, or the device catalogue", __doc__
+    )
+    parser.add_argument("--json", action="store_true", help="print as JSON")
+    parser.add_argument(
+        "--catalogue", action="store_true", help="list the target devices and chipsets instead"
+    )
+    parser.add_argument("--adb", action="store_true", help=argparse.SUPPRESS)  # the default
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.adb:
+    if not args.catalogue:
         return _adb(args)
     cat = load_catalogue()
     if args.json:
