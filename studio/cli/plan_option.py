@@ -68,21 +68,7 @@ def run_with_plan(args: argparse.Namespace, mode: str) -> int:
         _print_timings(data)
         return 0
     result = run_plan(args.model, plan, feeds, ctx, input_shapes=shapes, timeout_s=timeout)
-    if getattr(args, "output", None):
-        from studio.core.engine.feeds import save_outputs
-
-        names = list(result.outputs)
-        save_outputs(args.output, names, [result.outputs[n] for n in names])
-    data = result.to_json()
-    if args.json:
-        print_json(data)
-        return 0
-    _print_timings(data)
-    for name, info in data["outputs"].items():
-        print(f"  output {name}: {info['dtype']} {info['shape']}")
-    if getattr(args, "output", None):
-        print(f"  wrote {args.output}")
-    return 0
+    return _report_chain_run(args, result)
 
 
 def _print_timings(data: dict[str, Any]) -> None:
@@ -155,6 +141,11 @@ def run_chain_bundle(args: argparse.Namespace, mode: str) -> int:
             _print_timings(data)
         return 0
     result = run_bundle_chain(args.model, feeds, ctx, seed=seed, timeout_s=timeout)
+    return _report_chain_run(args, result)
+
+
+def _report_chain_run(args: argparse.Namespace, result: Any) -> int:
+    """Save (``-o``) and print a chained run's outputs: the same for a plan and a bundle."""
     if getattr(args, "output", None):
         from studio.core.engine.feeds import save_outputs
 

@@ -153,6 +153,12 @@ def profile_plan(
 ) -> dict[str, Any]:
     """Time a partitioned run: per segment and per boundary medians, and the end-to-end total."""
     result = run_plan(model_path, plan, feeds, ctx, runs=runs, warmup=warmup, **kwargs)
+    return chain_profile_json(result)
+
+
+def chain_profile_json(result: Any) -> dict[str, Any]:
+    """A timed chain as a partitioned-profile record: per-segment and per-boundary medians
+    (the same shape for ``profile --plan`` and a heterogeneous bundle's chain)."""
     data = result.to_json()
     data["kind"] = "npu-studio.partitioned-profile"
     data["boundaries"] = [
@@ -166,8 +172,8 @@ def profile_plan(
         if t.index > 0
     ]
     data["note"] = (
-        "wall-clock on this host; medians over the timed runs. HTP on x86-64 is a simulator: "
-        "its times are not phone times."
+        "emulated where HTP runs on x86-64: wall-clock on this host, medians over the timed "
+        "runs; these are not phone times"
     )
     return data
 

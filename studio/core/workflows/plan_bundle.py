@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from studio.core.assignment.partitioned_run import chain_profile_json
 from studio.core.atomic import atomic_write_json, read_json_strict
 from studio.core.errors import BackendUnavailableError, BadInputError
 from studio.core.hashing import file_sha256
@@ -367,23 +368,8 @@ def profile_bundle_chain(path: str | Path, ctx: JobContext | None = None, **kwar
     kwargs.setdefault("runs", 10)
     kwargs.setdefault("warmup", 2)
     result = run_bundle_chain(path, ctx=ctx, **kwargs)
-    data = result.to_json()
-    data["kind"] = "npu-studio.partitioned-profile"
+    data = chain_profile_json(result)
     data["bundle"] = str(path)
-    data["boundaries"] = [
-        {
-            "into_segment": t.index,
-            "backend": t.backend,
-            "bytes": t.boundary_in_bytes,
-            "ms": t.boundary_ms,
-        }
-        for t in result.timings
-        if t.index > 0
-    ]
-    data["note"] = (
-        "emulated: wall-clock on this host; HTP on x86-64 is the emulator, its times are not "
-        "phone times"
-    )
     return data
 
 

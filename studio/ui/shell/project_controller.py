@@ -184,20 +184,16 @@ class ProjectController(QObject):
         newest = max(orphans, key=lambda p: p.stat().st_mtime)
         if not dialogs.ask_restore_recovery(self.window, "An untitled project", _when(newest)):
             return False
-        try:
-            project = proj.load_recovery(newest)
-        except StudioError as exc:
-            dialogs.show_error(self.window, "Cannot restore", str(exc))
-            return False
-        self._set_project(project)
-        if Path(project.model_path).is_file():
-            self._open_model(str(project.model_path), project.input_shapes)
-        return True
+        return self._restore(newest)
 
     def restore_autosave(self, path: str | Path) -> bool:
         """Reopen one autosaved untitled project (the welcome page's recoverable work)."""
         if not self.confirm_close():
             return False
+        return self._restore(path)
+
+    def _restore(self, path: str | Path) -> bool:
+        """Make an autosaved untitled project the current one and open its model."""
         try:
             project = proj.load_recovery(path)
         except StudioError as exc:
