@@ -136,8 +136,9 @@ def test_pin_to_unavailable_backend_fails_visibly(qtbot, setup):
     assert "failed" in w.status.text() and w.plan is None
 
 
-def test_assign_uses_the_projects_profile_runs(qtbot, setup):
-    """A profile run saved in the project turns estimates into measured costs."""
+def test_assign_never_takes_a_host_profile_for_a_device_measurement(qtbot, setup):
+    """A profile run saved in the project, taken on this x86 host, describes no phone: the plan
+    keeps the device estimate (and assumed CPU rates) and never calls a cost measured."""
     from studio.core.jobs.client import run_in_worker
     from studio.core.jobs.protocol import job_kind
     from studio.core.profiling.job import profile_model
@@ -151,9 +152,10 @@ def test_assign_uses_the_projects_profile_runs(qtbot, setup):
     ctx.project.add_run("cpu-1", "CPU profile", record, backend="cpu")
     w.assign_button.click()
     qtbot.waitUntil(lambda: w.plan is not None, timeout=60000)
-    assert "measured" in w.plan.summary["cost_sources"]
-    assert w.plan.decision("/conv/Conv").scores["cpu"].cost_source == "measured"
-    assert "measured" in w.summary.toPlainText()
+    assert "measured" not in w.plan.summary["cost_sources"]
+    assert w.plan.decision("/conv/Conv").scores["cpu"].cost_source != "measured"
+    assert w.plan.decision("/conv/Conv").scores["htp"].cost_source == "estimated"
+    assert "(measured)" not in w.summary.toPlainText()
 
 
 def test_jobs_go_through_the_studio_job_manager(qtbot, setup):

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTextBrowser,
     QTreeWidget,
@@ -175,7 +176,13 @@ class DeployWorkspace(QWidget):
         bl.addWidget(split, 1)
 
         outer = QSplitter(Qt.Orientation.Horizontal, self)
-        outer.addWidget(left)
+        # the target / config / compile column scrolls rather than setting the window's minimum
+        # height (the Jobs dock must still be able to grow on a laptop screen)
+        scroll = QScrollArea(outer)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(left)
+        outer.addWidget(scroll)
         outer.addWidget(bundle_box)
         outer.setSizes([520, 880])
         layout = QVBoxLayout(self)

@@ -179,8 +179,7 @@ def _evaluation(ws, stats: CalibrationStats):
     from studio.core.accuracy import Analyser
     from studio.core.accuracy.jobs import load_feeds
 
-    # a model that ships held-out samples is scored on them, not on what it was calibrated on
-    source = heldout_source(_model_path(ws)) or ws.data_spec
+    source = _eval_source(ws)
     key = (stats.key, source)
     cached = ws._evaluation
     if cached is not None and cached[0] == key:
@@ -198,6 +197,12 @@ def _need_data(ws) -> bool:
     return True
 
 
+def _eval_source(ws) -> str:
+    """Where SQNR is measured: a model that ships held-out samples is scored on them, not on
+    what it was calibrated on (the same source in the window and in the worker)."""
+    return heldout_source(_model_path(ws)) or ws.data_spec
+
+
 def analyse(ws, backend: str = "cpu") -> None:
     """Build the plan's QDQ model, then per-layer SQNR against the float model (on the runner)."""
     if not _need_stats(ws, "Analyse") or not _need_data(ws):
@@ -205,7 +210,7 @@ def analyse(ws, backend: str = "cpu") -> None:
     stats, plan = ws.session.stats, ws.session.plan.copy()
     target = ws.scratch_path("analyse.qdq.onnx")
 
-    data = ws.data_spec
+    data = _eval_source(ws)
 
     def job(jctx):
         jctx.progress(0.0, "building the QDQ model")
@@ -309,7 +314,7 @@ def auto_mix(
     stats, start_plan = ws.session.stats, ws.session.plan.copy()
     out = ws.scratch_path("automix.qdq.onnx")
 
-    data = ws.data_spec
+    data = _eval_source(ws)
 
     def job(jctx):
         if backend != "cpu" or cycles:  # every step runs on QNN: in the worker process
