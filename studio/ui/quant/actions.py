@@ -203,6 +203,15 @@ def _eval_source(ws) -> str:
     return heldout_source(_model_path(ws)) or ws.data_spec
 
 
+def _eval_label(ws, count: int | None = None) -> str:
+    """What an SQNR figure of the window was measured on, in words."""
+    held = heldout_source(_model_path(ws))
+    if held:
+        many = f"{count} " if count is not None else ""
+        return f"held-out: {many}samples of {held} (calibration never saw them)"
+    return calibration_label(ws.data_spec, count if count is not None else EVAL_SAMPLES)
+
+
 def analyse(ws, backend: str = "cpu") -> None:
     """Build the plan's QDQ model, then per-layer SQNR against the float model (on the runner)."""
     if not _need_stats(ws, "Analyse") or not _need_data(ws):
@@ -211,6 +220,7 @@ def analyse(ws, backend: str = "cpu") -> None:
     target = ws.scratch_path("analyse.qdq.onnx")
 
     data = _eval_source(ws)
+    label_all = _eval_label(ws)
 
     def job(jctx):
         jctx.progress(0.0, "building the QDQ model")
@@ -238,11 +248,12 @@ def analyse(ws, backend: str = "cpu") -> None:
                 "data": data,
                 "backend": backend,
                 "samples": EVAL_SAMPLES,
+                "data_label": label_all,
             }
             result = run_in_worker(job_kind(analyse_job), request, jctx)
             return SqnrReport.from_json(result)
         analyser, feeds = _evaluation(ws, stats)
-        label = calibration_label(data, len(feeds))
+        label = _eval_label(ws, len(feeds))
         return analyser.analyse(target, feeds, backend=backend, ctx=jctx, data=label)
 
     def done(report) -> None:
