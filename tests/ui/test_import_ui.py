@@ -60,6 +60,8 @@ def test_drop_tflite_imports_and_opens_it(win, qtbot, tmp_path, monkeypatch):
         Qt.MouseButton.NoButton,
         Qt.KeyboardModifier.NoModifier,
     )
+    messages: list[str] = []  # status-bar messages are transient: keep every one shown
+    win.statusBar().messageChanged.connect(messages.append)
     win.dropEvent(drop)
     qtbot.waitUntil(
         lambda: win.importer.last_record is not None or bool(win.shown_errors), timeout=120_000
@@ -72,7 +74,7 @@ def test_drop_tflite_imports_and_opens_it(win, qtbot, tmp_path, monkeypatch):
     assert Path(record["output"]) == tmp_path / "face.onnx"
     saved = win.projects.project.to_json()["import"]
     assert saved["source_sha256"] == record["source_sha256"] and saved["settings"]["opset"] == 17
-    qtbot.waitUntil(lambda: "SQNR" in win.statusBar().currentMessage(), timeout=10_000)
+    qtbot.waitUntil(lambda: any("SQNR" in m for m in messages), timeout=10_000)
     win.grab().save(str(tmp_path / "imported_window.png"))
     import shutil
 
