@@ -22,7 +22,10 @@ def exported(torch_models, torch_python, tmp_path_factory):
     out = tmp_path_factory.mktemp("ep") / "net_ep.onnx"
     lines: list[str] = []
     stages: list[str] = []
-    ctx = JobContext(on_log=lines.append, on_progress=lambda f, t: stages.append(t))
+    # every stage, unthrottled (a UI gets at most one progress update per interval)
+    ctx = JobContext(
+        on_log=lines.append, on_progress=lambda f, t: stages.append(t), min_interval_s=0.0
+    )
     record = import_model(torch_models / "net_ep.pt2", out, python=torch_python, ctx=ctx)
     record["_log"], record["_stages"] = lines, stages
     return record, out
