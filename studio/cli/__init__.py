@@ -39,6 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OPENABLE_SUFFIXES = (".onnx", ".npustudio", ".pt", ".pt2", ".tflite")
+
+
+def _looks_like_a_file(word: str) -> bool:
+    """A path the GUI can open (or report as missing): it exists, or it names a model/project."""
+    from pathlib import Path
+
+    return Path(word).exists() or word.lower().endswith(OPENABLE_SUFFIXES) or "/" in word
+
+
 def _open_gui(paths: list[str]) -> int:
     try:
         from studio.app import run_app
@@ -57,6 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if any(a in ("-h", "--help", "--version") for a in args_list):
             parser.parse_args(args_list)
             return 0
+        word = positional[0] if positional else None
+        if word is not None and not _looks_like_a_file(word):
+            # not a subcommand and not a file to open: an error, never a GUI that waits
+            print(
+                f"npu-studio: unknown subcommand or file '{word}' "
+                f"(subcommands: {', '.join(sorted(known))}; `npu-studio --help`)",
+                file=sys.stderr,
+            )
+            return 2
         return _open_gui([a for a in args_list if not a.startswith("-")])
     args = parser.parse_args(args_list)
     try:

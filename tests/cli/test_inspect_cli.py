@@ -95,3 +95,11 @@ def test_bad_model_exit_2(capsys, tmp_path, case):
     assert err.count("\n") == 1  # one line
     assert expect.lower() in err.lower()
     assert err.startswith("npu-studio inspect: error:")
+
+
+def test_an_unknown_subcommand_is_an_error_not_a_window(capsys):
+    from studio.cli import main
+
+    assert main(["frobnicate"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown subcommand or file 'frobnicate'" in err and "inspect" in err
