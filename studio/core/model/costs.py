@@ -135,25 +135,23 @@ def _get(seq: Sequence[Any], i: int) -> Any:
     return seq[i] if i < len(seq) else None
 
 
-def _conv(attrs: dict[str, Any], ins: list, outs: list) -> int:
-    out, w = _get(outs, 0), _get(ins, 1)
-    if out is None or w is None or len(w) < 2:
+def _kernel_macs(elements: list[int] | None, w: list[int] | None) -> int:
+    """MACs of a convolution: one kernel (in-channels/group x spatial) per element of ``elements``."""
+    if elements is None or w is None or len(w) < 2:
         return 0
-    return math.prod(out) * w[1] * math.prod(w[2:])
+    return math.prod(elements) * w[1] * math.prod(w[2:])
+
+
+def _conv(attrs: dict[str, Any], ins: list, outs: list) -> int:
+    return _kernel_macs(_get(outs, 0), _get(ins, 1))
 
 
 def _qlinear_conv(attrs: dict[str, Any], ins: list, outs: list) -> int:
-    out, w = _get(outs, 0), _get(ins, 3)  # x, x_scale, x_zp, w, ...
-    if out is None or w is None or len(w) < 2:
-        return 0
-    return math.prod(out) * w[1] * math.prod(w[2:])
+    return _kernel_macs(_get(outs, 0), _get(ins, 3))  # x, x_scale, x_zp, w, ...
 
 
 def _conv_transpose(attrs: dict[str, Any], ins: list, outs: list) -> int:
-    x, w = _get(ins, 0), _get(ins, 1)
-    if x is None or w is None or len(w) < 2:
-        return 0
-    return math.prod(x) * w[1] * math.prod(w[2:])
+    return _kernel_macs(_get(ins, 0), _get(ins, 1))  # every input element scatters one kernel
 
 
 def _gemm(attrs: dict[str, Any], ins: list, outs: list) -> int:
