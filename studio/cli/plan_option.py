@@ -58,15 +58,7 @@ def run_with_plan(args: argparse.Namespace, mode: str) -> int:
             input_shapes=shapes,
             timeout_s=timeout,
         )
-        if getattr(args, "save", None):
-            from studio.core.atomic import atomic_write_json
-
-            atomic_write_json(args.save, data)
-        if args.json:
-            print_json(data)
-            return 0
-        _print_timings(data)
-        return 0
+        return _report_chain_profile(args, data)
     result = run_plan(args.model, plan, feeds, ctx, input_shapes=shapes, timeout_s=timeout)
     return _report_chain_run(args, result)
 
@@ -131,17 +123,22 @@ def run_chain_bundle(args: argparse.Namespace, mode: str) -> int:
             seed=seed,
             timeout_s=timeout,
         )
-        if getattr(args, "save", None):
-            from studio.core.atomic import atomic_write_json
-
-            atomic_write_json(args.save, data)
-        if args.json:
-            print_json(data)
-        else:
-            _print_timings(data)
-        return 0
+        return _report_chain_profile(args, data)
     result = run_bundle_chain(args.model, feeds, ctx, seed=seed, timeout_s=timeout)
     return _report_chain_run(args, result)
+
+
+def _report_chain_profile(args: argparse.Namespace, data: dict[str, Any]) -> int:
+    """Save (``--save``) and print a chained profile: the same for a plan and a bundle."""
+    if getattr(args, "save", None):
+        from studio.core.atomic import atomic_write_json
+
+        atomic_write_json(args.save, data)
+    if args.json:
+        print_json(data)
+    else:
+        _print_timings(data)
+    return 0
 
 
 def _report_chain_run(args: argparse.Namespace, result: Any) -> int:
