@@ -19,9 +19,6 @@ from typing import Any
 from studio.cli.common import add_command, print_json
 from studio.core.errors import StudioError
 
-RUN_JOB = "studio.core.engine.jobs:run"
-
-
 def register(subparsers: Any) -> None:
     parser = add_command(
         subparsers,
@@ -37,12 +34,14 @@ def register(subparsers: Any) -> None:
 
 def _infer(model: str) -> dict[str, Any]:
     from studio.core.jobs.client import run_in_worker
+    from studio.core.jobs.protocol import job_kind
+    from studio.core.toolchain import jobs
 
     found: dict[str, Any] = {}
     for backend in ("cpu", "htp"):
         started = time.perf_counter()
         try:
-            result = run_in_worker(RUN_JOB, {"model": model, "backend": backend, "seed": 0})
+            result = run_in_worker(job_kind(jobs.run), {"model": model, "backend": backend, "seed": 0})
         except StudioError as exc:
             found[backend] = {"ok": False, "error": str(exc), "exit_code": exc.exit_code}
             continue
@@ -83,7 +82,13 @@ def _open_in_window(model: str) -> dict[str, Any]:
     window = MainWindow(settings=settings)
     window.show()
     failures: list[str] = []
-    window.loader.failed.connect(lambda _p, message, _d: failures.append(message))
+    from studio.ui.shell import dialogs
+
+    def record_error(_parent: Any, _title: str, message: str, details: str = "") -> Any:
+        failures.append(message)  # a modal dialog here would wait for a click that never comes
+        return dialogs.ErrorDialog(_title, message, details, None)
+
+    dialogs.show_error = record_error
     started = time.perf_counter()
     window.open_path(model)
     while window.ctx.graph is None and not failures and time.perf_counter() - started < 120:
