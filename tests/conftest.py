@@ -66,6 +66,7 @@ def no_blocking_dialogs(request, monkeypatch):
         yield shown
         return
     from studio.ui.shell import dialogs
+
     def record(name, answer):
         def prompt(*args, **kwargs):
             shown.append((name, args[1:]))

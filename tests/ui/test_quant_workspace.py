@@ -671,6 +671,7 @@ def test_auto_mix_dialog_offers_cycles_only_where_htp_is(qtbot, ws):
 @pytest.mark.htp
 def test_auto_mix_with_htp_cycles_plots_the_cycles_axis(qtbot, ws, monkeypatch):
     from studio.core.jobs import client as worker_client
+
     requests = []
     real = worker_client.run_in_worker
 

@@ -19,6 +19,7 @@ from typing import Any
 from studio.cli.common import add_command, print_json
 from studio.core.errors import StudioError
 
+
 def register(subparsers: Any) -> None:
     parser = add_command(
         subparsers,
@@ -41,7 +42,9 @@ def _infer(model: str) -> dict[str, Any]:
     for backend in ("cpu", "htp"):
         started = time.perf_counter()
         try:
-            result = run_in_worker(job_kind(jobs.run), {"model": model, "backend": backend, "seed": 0})
+            result = run_in_worker(
+                job_kind(jobs.run), {"model": model, "backend": backend, "seed": 0}
+            )
         except StudioError as exc:
             found[backend] = {"ok": False, "error": str(exc), "exit_code": exc.exit_code}
             continue

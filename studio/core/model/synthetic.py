@@ -83,7 +83,9 @@ def _layernorm(b: _Builder, scope: str, x: str) -> str:
 def _linear(b: _Builder, scope: str, x: str, n_in: int, n_out: int) -> str:
     w = b.weight(f"{scope}.weight".lstrip("/").replace("/", "."), (n_in, n_out))
     y = b.op("MatMul", scope, [x, w])
-    return b.op("Add", scope, [y, b.weight(f"{scope}.bias".lstrip("/").replace("/", "."), (n_out,))])
+    return b.op(
+        "Add", scope, [y, b.weight(f"{scope}.bias".lstrip("/").replace("/", "."), (n_out,))]
+    )
 
 
 def _heads(b: _Builder, scope: str, x: str) -> str:
@@ -143,7 +145,9 @@ def transformer_like(num_nodes: int, seed: int = 0) -> onnx.ModelProto:
     classifier head, so benchmarks and tests get the node count they ask for.
     """
     if not isinstance(num_nodes, int) or num_nodes < 1:
-        raise BadInputError(f"transformer_like: num_nodes must be a positive int, got {num_nodes!r}")
+        raise BadInputError(
+            f"transformer_like: num_nodes must be a positive int, got {num_nodes!r}"
+        )
     fixed = _EMBED_NODES + _HEAD_NODES
     layers = max(1, (num_nodes - fixed) // NODES_PER_LAYER)
     pad = max(0, num_nodes - fixed - layers * NODES_PER_LAYER)

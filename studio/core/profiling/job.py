@@ -91,6 +91,7 @@ def _resolve(request: dict[str, Any], source: str) -> tuple[str, str, dict[str, 
     """
     from studio.core.engine.config import is_quantized_model, load_backend_config
     from studio.core.toolchain.compile import resolve_model_or_bundle
+
     model, bundle = resolve_model_or_bundle(source)
     request["_bundle"] = bundle.get("bundle")
     backend = str(request.get("backend") or bundle.get("backend") or "htp")

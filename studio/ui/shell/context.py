@@ -36,7 +36,9 @@ class StudioContext(QObject):
         self.model_path: str | None = None
         self.selected_node: str = ""
         self.jobs: Any = None  # studio.ui.jobs.manager.JobManager, set by the main window
-        self.plan: Any = None  # the Backends workspace's latest assignment Plan (Deploy compiles it)
+        self.plan: Any = (
+            None  # the Backends workspace's latest assignment Plan (Deploy compiles it)
+        )
         self.target_device: str | None = None  # catalogue name or adb:SERIAL, chosen in Deploy
         self.input_shapes: dict[str, list[int]] = {}
         # One undo stack for every edit in every workspace (Edit > Undo, History view).

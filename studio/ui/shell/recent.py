@@ -22,7 +22,10 @@ class RecentFiles(QObject):
     changed = Signal()
 
     def __init__(
-        self, settings: QSettings | None = None, parent: QObject | None = None, limit: int = MAX_FILES
+        self,
+        settings: QSettings | None = None,
+        parent: QObject | None = None,
+        limit: int = MAX_FILES,
     ) -> None:
         super().__init__(parent)
         self._settings = settings if settings is not None else QSettings()

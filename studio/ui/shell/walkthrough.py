@@ -86,7 +86,9 @@ class Walkthrough:
         for b in page.findChildren(QAbstractButton):
             text = b.text().replace("&", "").replace("…", "").lstrip("▶ ").strip()
             if b.isVisible() and b.isEnabled() and not b.isCheckable() and text.startswith(label):
-                found.append((text != label, b))  # an exact label first ("Compile", not "Compile the…")
+                found.append(
+                    (text != label, b)
+                )  # an exact label first ("Compile", not "Compile the…")
         return min(found, key=lambda f: f[0])[1] if found else None
 
     def _jobs(self) -> list[Any]:
