@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from studio.core.toolchain.adb.errors import DeviceRunError
 from studio.core.workflows.device_run import device_run_job
 from tests import builders
 from tests.fake_adb import FakeAdbServer, FakeDevice, free_port
+from tests.fake_qnn_sdk import make_device_sdk
 
 pytestmark = pytest.mark.htp
 
@@ -35,22 +35,6 @@ S24_PROPS = {
     "ro.board.platform": "pineapple",
     "ro.product.cpu.abi": "arm64-v8a",
 }
-
-VIEWER = """#!{python}
-import argparse, sys
-from pathlib import Path
-p = argparse.ArgumentParser()
-p.add_argument("--input_log", required=True)
-a = p.parse_args()
-assert Path(a.input_log).read_bytes().startswith(b"QNNPROF"), "not the pulled profile log"
-print("Execute Stats (Average):")
-print("------------------------")
-print("Total Inference Time:")
-print("NetRun: 612 us")
-print("Backend (QNN (execute) time): 480 us")
-print("Backend (/conv1/Conv:OpId_12 (cycles)): 351234 cycles")
-print("Backend (/relu1/Relu:OpId_14 (cycles)): 20110 cycles")
-"""
 
 
 @pytest.fixture(scope="module")
@@ -66,20 +50,7 @@ def bundle(tmp_path_factory):
 
 @pytest.fixture
 def sdk(tmp_path, monkeypatch):
-    root = tmp_path / "qairt"
-    for rel in (
-        "bin/aarch64-android/qnn-net-run",
-        "lib/aarch64-android/libQnnHtp.so",
-        "lib/aarch64-android/libQnnHtpV75Stub.so",
-        "lib/aarch64-android/libQnnSystem.so",
-        "lib/hexagon-v75/unsigned/libQnnHtpV75Skel.so",
-    ):
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(b"\x7fELF " + rel.encode())
-    viewer = root / "bin/x86_64-linux-clang/qnn-profile-viewer"
-    viewer.parent.mkdir(parents=True)
-    viewer.write_text(VIEWER.format(python=sys.executable))
-    viewer.chmod(0o755)
+    root = make_device_sdk(tmp_path / "qairt")
     monkeypatch.setenv("QNN_SDK_ROOT", str(root))
     return root
 

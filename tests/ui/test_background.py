@@ -149,3 +149,26 @@ def test_a_worker_job_reports_the_same_events_with_or_without_a_manager(qtbot, m
     assert result["echo"]["n"] == 2 and events[-1] == ("finished", DONE)
     if managed:
         assert manager.jobs[-1].lane == "test" and manager.jobs[-1].state == DONE
+
+
+def test_an_outcome_after_the_owner_was_closed_is_dropped(qtbot):
+    """A window closed while its task runs: the late result must not reach deleted widgets."""
+    import shiboken6
+    from PySide6.QtCore import QObject
+
+    owner = QObject()
+    bg = Background(owner)
+    results: list = []
+    started = threading.Event()
+
+    def slow(ctx):
+        started.set()
+        threading.Event().wait(0.3)
+        return "late"
+
+    bg.start("Slow", slow, on_result=results.append)
+    assert started.wait(10)
+    shiboken6.delete(owner)  # waits for the pool's thread; its outcome is queued behind
+    assert not shiboken6.isValid(bg)
+    qtbot.wait(200)
+    assert results == []

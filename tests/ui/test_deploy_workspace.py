@@ -16,6 +16,7 @@ from PySide6.QtCore import QSettings
 
 from studio.ui.shell import dialogs
 from studio.ui.shell.main_window import MainWindow
+from tests.fake_qnn_sdk import make_device_sdk
 
 pytestmark = pytest.mark.htp
 
@@ -211,26 +212,6 @@ def test_config_editor_validates_and_round_trips_the_seed_layout(qtbot, tmp_path
     assert editor.widgets[("htp_config", "vtcm_mb")].value() == 8  # a refused file changes nothing
 
 
-def _device_sdk(root: Path) -> Path:
-    import sys
-
-    from tests.core.test_adb_deploy import VIEWER
-
-    for rel in (
-        "bin/aarch64-android/qnn-net-run",
-        "lib/aarch64-android/libQnnHtp.so",
-        "lib/aarch64-android/libQnnHtpV75Stub.so",
-        "lib/hexagon-v75/unsigned/libQnnHtpV75Skel.so",
-    ):
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(b"\x7fELF " + rel.encode())
-    viewer = root / "bin/x86_64-linux-clang/qnn-profile-viewer"
-    viewer.parent.mkdir(parents=True)
-    viewer.write_text(VIEWER.format(python=sys.executable))
-    viewer.chmod(0o755)
-    return root
-
-
 def test_profile_on_a_phone_plots_the_monitor_and_a_device_failure_is_a_job_error(
     qtbot, win, tmp_path, monkeypatch
 ):
@@ -243,7 +224,7 @@ def test_profile_on_a_phone_plots_the_monitor_and_a_device_failure_is_a_job_erro
         builders.save(builders.conv_relu(), tmp_path / "m.onnx"), tmp_path / "m_qdq.onnx"
     )
     compile_model(qdq, tmp_path / "b")
-    monkeypatch.setenv("QNN_SDK_ROOT", str(_device_sdk(tmp_path / "qairt")))
+    monkeypatch.setenv("QNN_SDK_ROOT", str(make_device_sdk(tmp_path / "qairt")))
     net_run = NetRun(qdq)
     phone = _phone(tmp_path, handlers={"qnn-net-run": net_run})
     with FakeAdbServer([phone]) as server:

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from studio.core.errors import JobCancelledError, StudioError
@@ -225,6 +226,8 @@ class Background(QObject):
         handle.cancelled.connect(lambda: relay.outcome.emit(CANCELLED, None, "", ""))
 
     def _current(self, task: _Task) -> bool:
+        if not shiboken6.isValid(self):
+            return False  # the owner was closed while the task ran: nothing left to show it in
         if self.latest_only:
             return bool(self._tasks) and self._tasks[-1] is task
         return task in self._tasks

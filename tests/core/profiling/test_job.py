@@ -207,9 +207,12 @@ def test_htp_profile_of_a_qdq_model(prof_models, tmp_path):
     assert rows["/block/conv/Conv"].cycles_per_mac > 0
     assert any(r.op_type == "Transpose" and r.inserted for r in rec.extra)
     cyc = [r.cycles for r in rec.all_rows if r.cycles is not None]
-    # Per-op cycles add up to the accelerator's own total (medians: within a few percent).
-    total = rec.backend_stats["accelerator_cycles"]["p50"]
-    assert sum(cyc) == pytest.approx(total, rel=0.35)
+    # Per-op cycles add up to the accelerator's own total. Both are lowest readings (a busy host
+    # only adds simulated cycles), so the sum of per-op minima sits at or just under the lowest
+    # total; the median total moves with host load and is no yardstick.
+    accel = rec.backend_stats["accelerator_cycles"]
+    assert sum(cyc) <= accel["max"] * 1.05
+    assert sum(cyc) == pytest.approx(accel["min"], rel=0.35)
     assert any("simulated" in n for n in rec.notes) or rec.host["machine"] != "x86_64"
     assert any("separate" in n for n in rec.notes)
     assert (tmp_path / "art" / "qnn_profile.csv").exists()
