@@ -79,7 +79,6 @@ def test_small_cnn_runs_fully_on_htp_and_matches_cpu_qdq(cnn_stats, tmp_path):
 
 
 @pytest.mark.htp
-@pytest.mark.skipif(not DEMO.is_file(), reason="demo model not built")
 def test_demo_cnn_with_mixed_precision_runs_fully_on_htp(tmp_path):
     stats = calibrate(DEMO, "random:4", cache_dir=tmp_path / "cache")
     plan = QuantPlan(method="percentile")
