@@ -16,6 +16,14 @@ The model: per node, ``ms = sum_k c_k * feature_k`` (features.py), plus a per-in
 coefficients are non-negative (a feature never makes a model faster) and fitted per device and
 precision by least squares on relative error (a 0.3 ms model counts as much as a 30 ms one),
 with a small ridge term because ten models cannot pin eight coefficients on their own.
+
+Quantised graphs: bytes are already counted at the precision they move at (int8 = 1 byte), so a
+byte costs the same whatever it holds, and an op's dispatch does not depend on its precision. The
+w8a8 fit therefore takes those coefficients (``PRECISION_INDEPENDENT``) from the float fit and
+fits only what int8 changes: the MAC rates and the per-inference constant. Fitted freely, nine
+w8a8 models let weight bytes stand in for MACs and activation bytes (they are collinear in these
+CNNs) and the fit zeroes the per-byte and per-MAC terms, which mis-ranks a model that moves many
+bytes per MAC (a densely concatenating CNN).
 """
 
 from __future__ import annotations
@@ -56,6 +64,8 @@ MIN_MODELS = 8
 # w8a8 than at float). The fit set has almost none of it, so the fit cannot see this; the w8a8
 # coefficient of these features is floored at the float one.
 NO_INT8_FAST_PATH = ("norm_elems", "macs_actmm")
+# Costs that do not depend on the precision (see the module docstring): w8a8 takes the float fit's.
+PRECISION_INDEPENDENT = ("act_bytes", "weight_bytes", "nodes", "concat_bytes")
 
 
 def nnls(a: np.ndarray, b: np.ndarray, iters: int = 20000) -> np.ndarray:
@@ -100,18 +110,32 @@ def feature_table(folder: Path, cache: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def fit_group(feats: dict[str, dict[str, float]], ms: dict[str, float]) -> dict | None:
+def fit_group(
+    feats: dict[str, dict[str, float]], ms: dict[str, float], fixed: dict[str, float] | None = None
+) -> dict | None:
+    """Coefficients for one (device, precision); ``fixed``: feature -> coefficient taken as given
+    (the rest are fitted to what those leave unexplained)."""
+    fixed = fixed or {}
     names = [m for m in FIT_MODELS if m in feats and m in ms]
     if len(names) < MIN_MODELS:
         return None
     x = np.array([[feats[m][k] for k in FEATURES] + [1.0] for m in names])
     y = np.array([ms[m] for m in names])
-    scale = x.max(axis=0)
+    free = [i for i, k in enumerate(FEATURES) if k not in fixed] + [len(FEATURES)]
+    known = sum(
+        (x[:, i] * fixed[k] for i, k in enumerate(FEATURES) if k in fixed), np.zeros(len(y))
+    )
+    xf = x[:, free]
+    scale = xf.max(axis=0)
     scale[scale == 0] = 1.0
-    xs = x / scale / y[:, None]  # rows weighted by 1/y: relative error
+    xs = xf / scale / y[:, None]  # rows weighted by 1/y: relative error
     a = np.vstack([xs, RIDGE * np.eye(xs.shape[1])])
-    b = np.concatenate([np.ones(len(names)), np.zeros(xs.shape[1])])
-    c = nnls(a, b) / scale
+    b = np.concatenate([1.0 - known / y, np.zeros(xs.shape[1])])
+    c = np.zeros(x.shape[1])
+    c[free] = nnls(a, b) / scale
+    for i, k in enumerate(FEATURES):
+        if k in fixed:
+            c[i] = fixed[k]
     pred = x @ c
     rel = np.abs(pred - y) / y
     return {
@@ -119,6 +143,7 @@ def fit_group(feats: dict[str, dict[str, float]], ms: dict[str, float]) -> dict 
         "intercept_ms": float(c[-1]),
         "fit_models": names,
         "fit_median_abs_rel_err": float(np.median(rel)),
+        **({"taken_from_float": sorted(fixed)} if fixed else {}),
     }
 
 
@@ -138,13 +163,19 @@ def main() -> None:
     devices_out = {}
     for dev_name, dev in sorted(cat.items()):
         entry = {"chipset_id": dev.chipset_id, "htp_arch": dev.htp_arch, "precisions": {}}
-        for precision in PRECISIONS:
+        for precision in PRECISIONS:  # float first: w8a8 takes its precision-independent terms
             ms = {
                 m: perf["models"][m][precision][dev_name]["ms"]
                 for m in FIT_MODELS
                 if dev_name in perf["models"].get(m, {}).get(precision, {})
             }
-            group = fit_group(feats[precision], ms)
+            fl = entry["precisions"].get("float")
+            fixed = (
+                {k: fl["coef"][k] for k in PRECISION_INDEPENDENT}
+                if precision != "float" and fl
+                else None
+            )
+            group = fit_group(feats[precision], ms, fixed)
             if group:
                 entry["precisions"][precision] = group
         fl, q = entry["precisions"].get("float"), entry["precisions"].get("w8a8")
@@ -175,6 +206,7 @@ def main() -> None:
             "features": list(FEATURES),
             "ridge": RIDGE,
             "w8a8_floored_at_float": list(NO_INT8_FAST_PATH),
+            "w8a8_taken_from_float": list(PRECISION_INDEPENDENT),
             "fitted_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
         },
         "devices": devices_out,

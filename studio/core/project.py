@@ -39,6 +39,9 @@ class Constraints:
     performance_critical: bool = False
     latency_budget_ms: float | None = None
     pins: dict[str, str] = field(default_factory=dict)  # node id -> backend
+    # The ASSUMED constants the user changed (key -> value; studio.core.assignment.assumptions
+    # names them and holds the defaults). Only changed values are stored.
+    assumptions: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -46,6 +49,7 @@ class Constraints:
             "performance_critical": self.performance_critical,
             "latency_budget_ms": self.latency_budget_ms,
             "pins": dict(self.pins),
+            "assumptions": dict(self.assumptions),
         }
 
     @classmethod
@@ -64,6 +68,10 @@ class Constraints:
                     f"(expected one of {', '.join(BACKENDS)})",
                     path=source,
                 )
+        assumed = _expect(data.get("assumptions", {}), dict, "constraints.assumptions", source)
+        for key, value in assumed.items():
+            if _number(value, f"constraints.assumptions.{key}", source) <= 0:
+                raise ConfigError(f"constraints.assumptions.{key} must be > 0", path=source)
         return cls(
             power_critical=_bool(
                 data.get("power_critical", False), "constraints.power_critical", source
@@ -73,6 +81,7 @@ class Constraints:
             ),
             latency_budget_ms=budget,
             pins={str(k): str(v) for k, v in pins.items()},
+            assumptions={str(k): float(v) for k, v in assumed.items()},
         )
 
 

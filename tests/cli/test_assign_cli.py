@@ -46,6 +46,28 @@ def test_assign_json_and_constraints(model, tmp_path, capsys):
     assert json.loads(out.read_text())["nodes"] == printed["nodes"]
 
 
+def test_assume_changes_the_plan_cost_and_is_recorded(model, tmp_path, capsys):
+    base_out, out = tmp_path / "base.json", tmp_path / "plan.json"
+    assert main(["assign", str(model), "-o", str(base_out)]) == 0
+    capsys.readouterr()
+    values = tmp_path / "assumed.json"
+    values.write_text(json.dumps({"boundary_sync_ms": 1.0, "cpu_energy_per_ms": 9.0}))
+    args = ["assign", str(model), "-o", str(out), "--assumptions", str(values)]
+    assert main([*args, "--assume", "boundary_sync_ms=2.5"]) == 0  # the flag wins over the file
+    assert "assumed (changed): boundary_sync_ms=2.5, cpu_energy_per_ms=9" in capsys.readouterr().out
+    base, plan = json.loads(base_out.read_text()), json.loads(out.read_text())
+    assumed = plan["summary"]["assumptions"]
+    assert assumed["kind"] == "assumed" and assumed["values"]["boundary_sync_ms"] == 2.5
+    assert plan["constraints"]["assumptions"] == {"boundary_sync_ms": 2.5, "cpu_energy_per_ms": 9.0}
+    # by default the conv block runs on HTP and the Erf tail on CPU (real boundaries); at 2.5 ms
+    # a hand-over, two boundaries cost more than the whole model on the CPU: one segment
+    backend = {n["node_id"]: n["backend"] for n in base["nodes"]}
+    assert backend["/conv/Conv"] == "htp" and base["summary"]["boundaries"] >= 1
+    moved = {n["node_id"]: n for n in plan["nodes"]}
+    assert moved["/conv/Conv"]["backend"] == "cpu" and plan["summary"]["boundaries"] == 0
+    assert plan["summary"]["estimated_total_ms"] != base["summary"]["estimated_total_ms"]
+
+
 def test_pin_to_unavailable_backend_exits_3(model, tmp_path, capsys):
     code = main(["assign", str(model), "-o", str(tmp_path / "p.json"), "--pin", "/conv/Conv=gpu"])
     assert code == 3
@@ -60,6 +82,8 @@ def test_pin_to_unavailable_backend_exits_3(model, tmp_path, capsys):
         (["--pin", "ghost=cpu"], "ghost"),
         (["--pin", "no-backend"], "NODE=htp|gpu|cpu"),
         (["--latency-budget-ms", "-1"], "must be > 0"),
+        (["--assume", "warp=9"], "--assume 'warp=9'"),
+        (["--assumptions", "missing.json"], "missing.json: file not found"),
     ],
 )
 def test_bad_input_exits_2(model, tmp_path, capsys, extra, message):

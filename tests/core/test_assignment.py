@@ -33,7 +33,9 @@ def test_erf_tail_goes_to_cpu_conv_block_to_htp(qdq_erf_probed):
     # HTP costs from the device model, the phone CPU's from visible assumed rates, boundaries assumed
     assert "estimated" in summary["cost_sources"]
     assert set(summary["cost_sources"]) <= {"estimated", "assumed", "assumed (boundaries)"}
-    assert summary["device"] == "Samsung Galaxy S24" and summary["assumptions"]["boundary_sync_ms"]
+    assert summary["device"] == "Samsung Galaxy S24"
+    assert summary["assumptions"]["kind"] == "assumed"
+    assert summary["assumptions"]["values"]["boundary_sync_ms"] > 0
     assert "gpu" not in plan.backends
 
 
@@ -278,3 +280,62 @@ def test_boundary_reason_only_where_a_boundary_really_exists(tmp_path):
     before = plan.decision(ids[-2])
     assert "boundary/boundaries around it" in before.reason
     assert "boundar" not in plan.decision(ids[1]).reason
+
+
+def test_changing_an_assumption_changes_the_decision_and_the_cost(tmp_path):
+    """The assumed constants are inputs, not decoration: energy per ms and boundary costs move the
+    plan, and the plan records the values it used."""
+    graph = _float_graph(tmp_path)
+    support = _all_supported(graph)
+    measured = {
+        "htp": {n.id: 2.0 for n in graph.nodes},
+        "cpu": {n.id: 1.0 for n in graph.nodes},
+    }
+    power = Constraints(power_critical=True)
+    frugal = assign(graph, support, ["htp", "cpu"], power, measured)
+    assert set(frugal.assignment.values()) == {"htp"}  # default: CPU assumed 8x HTP's energy
+    # assume the phone's CPU as frugal as the HTP: the slower HTP no longer pays for itself
+    equal = Constraints(power_critical=True, assumptions={"cpu_energy_per_ms": 1.0})
+    moved = assign(graph, support, ["htp", "cpu"], equal, measured)
+    assert set(moved.assignment.values()) == {"cpu"}
+    assumed = moved.summary["assumptions"]
+    assert assumed["values"]["cpu_energy_per_ms"] == 1.0 and assumed["changed"] == [
+        "cpu_energy_per_ms"
+    ]
+    assert frugal.summary["assumptions"]["changed"] == []
+    # boundary costs: a dearer hand-over raises the cost of the cut that really exists
+    ids = [n.id for n in graph.nodes]
+    costs = {
+        "htp": {i: (0.01, "estimated") for i in ids},
+        "cpu": {i: (1.0, "assumed") for i in ids},
+    }
+    support[ids[-1]] = {"htp": NodeSupport(False, "not on HTP"), "cpu": NodeSupport(True)}
+    fast = Constraints(performance_critical=True)
+    cheap = assign(graph, support, ["htp", "cpu"], fast, device_costs=costs)
+    dear_sync = Constraints(performance_critical=True, assumptions={"boundary_sync_ms": 5.0})
+    dear = assign(graph, support, ["htp", "cpu"], dear_sync, device_costs=costs)
+    assert cheap.summary["boundaries"] == dear.summary["boundaries"] == 1
+    gap = dear.summary["estimated_total_ms"] - cheap.summary["estimated_total_ms"]
+    assert gap == pytest.approx(5.0 - 0.05)
+    # phone CPU rates: the CPU's assumed cost of a node follows the rate
+    slow = Constraints(assumptions={"cpu_macs_per_ms": 1e6, "cpu_bytes_per_ms": 1e5})
+    base = assign(graph, _all_supported(graph), ["htp", "cpu"], Constraints())
+    slower = assign(graph, _all_supported(graph), ["htp", "cpu"], slow)
+    conv = "/block/conv/Conv"
+    assert (
+        slower.decision(conv).scores["cpu"].cost_ms > 10 * base.decision(conv).scores["cpu"].cost_ms
+    )
+
+
+def test_bad_assumptions_are_refused_by_name(tmp_path):
+    from studio.core.assignment.assumptions import parse_assume_items
+
+    graph = _float_graph(tmp_path)
+    with pytest.raises(ConfigError, match="unknown assumption 'warp_speed'"):
+        assign(graph, _all_supported(graph), ["cpu"], Constraints(assumptions={"warp_speed": 1.0}))
+    with pytest.raises(ConfigError, match="must be > 0"):
+        Constraints.from_json({"assumptions": {"boundary_sync_ms": -1}}, "p.npustudio")
+    assert parse_assume_items(["cpu_macs_per_ms=4e7"]) == {"cpu_macs_per_ms": 4e7}
+    for bad in ("cpu_macs_per_ms", "cpu_macs_per_ms=fast", "nope=1", "cpu_macs_per_ms=0"):
+        with pytest.raises(BadInputError, match="--assume"):
+            parse_assume_items([bad])

@@ -170,3 +170,47 @@ def test_jobs_go_through_the_studio_job_manager(qtbot, setup):
     assert job.title == "Probe op support" and job.lane == "backends"
     qtbot.waitUntil(lambda: job.is_final, timeout=10000)
     ctx.jobs.shutdown()
+
+
+def test_assumptions_dialog_edits_the_project_and_moves_the_plan(
+    qtbot, setup, tmp_path, monkeypatch
+):
+    """The assumed constants are visible and editable, saved in the project, used by Assign."""
+    from studio.ui.backends.assumptions import AssumptionsDialog
+
+    ctx, w, _, _ = setup
+    w.assign_button.click()
+    qtbot.waitUntil(lambda: w.plan is not None, timeout=60000)
+    assert w.plan.assignment["/conv/Conv"] == "htp" and w.plan.summary["boundaries"] >= 1
+    assert "all at their defaults" in w.summary.toPlainText()
+
+    dialog = AssumptionsDialog(w.assumptions(), w)
+    qtbot.addWidget(dialog)
+    ok = dialog.buttons.button(dialog.buttons.StandardButton.Ok)
+    assert dialog.fields["boundary_sync_ms"].text() == "0.05" and dialog.overrides() == {}
+    dialog.fields["boundary_sync_ms"].setText("-1")
+    assert not ok.isEnabled()  # a negative hand-over cost is refused, not saved
+    dialog.fields["boundary_sync_ms"].setText("2.5")
+    assert ok.isEnabled() and dialog.overrides() == {"boundary_sync_ms": 2.5}
+    dialog.grab().save(str(tmp_path / "assumptions.png"))
+
+    # Through the button: the dialog (edited as above) is accepted, the project stores the change.
+    def accept(self):
+        self.fields["boundary_sync_ms"].setText("2.5")
+        return True
+
+    monkeypatch.setattr(AssumptionsDialog, "exec", accept)
+    w.assumptions_button.click()
+    assert ctx.project.constraints.assumptions == {"boundary_sync_ms": 2.5}
+    assert w.assumptions_button.text() == "Assumptions… (1 changed)"
+    w.plan = None
+    w.assign_button.click()
+    qtbot.waitUntil(lambda: w.plan is not None, timeout=60000)
+    # Two hand-overs at 2.5 ms cost more than the whole model on the CPU: one segment now.
+    assert w.plan.assignment["/conv/Conv"] == "cpu" and w.plan.summary["boundaries"] == 0
+    assert w.plan.summary["assumptions"]["values"]["boundary_sync_ms"] == 2.5
+    assert "changed: boundary_sync_ms = 2.5" in w.summary.toPlainText()
+    w.grab().save(str(tmp_path / "backends.png"))
+    # Saved with the project and read back.
+    saved = ctx.project.save(tmp_path / "p.npustudio")
+    assert Project.load(saved).constraints.assumptions == {"boundary_sync_ms": 2.5}

@@ -3,11 +3,15 @@
     npu-studio assign MODEL [--power-critical | --performance-critical] [--latency-budget-ms X]
                       [--pin NODE=BACKEND ...] [--profile RUN.json ...] [--vtcm-mb N]
                       [--input-shape NAME=D0,D1,...] -o PLAN.json [--json] [--no-cache]
+                      [--assume KEY=VALUE ...] [--assumptions FILE.json]
 
 Every node is compiled on QNN HTP (and GPU, which reports the real reason it is unavailable on a
 machine without an Adreno GPU) to learn what the backend accepts; the assignment then minimises
 estimated (or, with ``--profile``, measured) time plus the cost of each backend boundary. The plan
-says per node: backend, score parts per backend, and why. Execute it with
+says per node: backend, score parts per backend, and why. Phone CPU/GPU rates, energy per ms
+and boundary costs are ASSUMED constants (studio.core.assignment.assumptions): ``--assumptions``
+reads a JSON object of KEY: VALUE, ``--assume`` overrides one (after the file); the plan's
+``summary.assumptions`` records every value used. Execute it with
 ``npu-studio run MODEL --plan PLAN.json`` or ``npu-studio profile MODEL --plan PLAN.json``.
 """
 
@@ -51,6 +55,16 @@ def register(subparsers: Any) -> None:
         metavar="RUN.json",
         help="a saved profile run whose per-layer times replace the estimates (repeatable)",
     )
+    parser.add_argument(
+        "--assume",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change an assumed constant, e.g. cpu_macs_per_ms=4e7 (repeatable)",
+    )
+    parser.add_argument(
+        "--assumptions", metavar="FILE.json", help="assumed constants as a JSON object KEY: VALUE"
+    )
     parser.add_argument("--vtcm-mb", type=float, default=8.0, help="HTP VTCM size (default 8)")
     parser.add_argument("--no-cache", action="store_true", help="re-probe op support")
     add_input_shape_arg(parser)
@@ -73,6 +87,7 @@ def parse_pins(items: list[str]) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     device = device_from_args(args)
+    from studio.core.assignment.assumptions import load_assumptions_file, parse_assume_items
     from studio.core.assignment.scoring import is_real_hardware, measured_from_profile, plan_for
     from studio.core.assignment.support import probe_op_support
     from studio.core.atomic import atomic_write_json, read_json_strict
@@ -86,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
         performance_critical=args.performance_critical,
         latency_budget_ms=args.latency_budget_ms,
         pins=parse_pins(args.pin),
+        assumptions={
+            **(load_assumptions_file(args.assumptions) if args.assumptions else {}),
+            **parse_assume_items(args.assume),
+        },
     )
     measured: dict[str, dict[str, float]] = {}
     ignored: list[str] = []
@@ -112,6 +131,10 @@ def run(args: argparse.Namespace) -> int:
             f"CPU is not the target's): {', '.join(ignored)}"
         )
     print(f"costs: milliseconds on {device.label}") if not args.json else None
+    changed = data["summary"]["assumptions"]["changed"]
+    if changed and not args.json:
+        values = data["summary"]["assumptions"]["values"]
+        print("assumed (changed): " + ", ".join(f"{k}={values[k]:g}" for k in changed))
     data["op_support"] = {
         "backends": report.backends,
         "notes": report.notes,

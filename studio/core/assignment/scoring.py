@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from studio.core.assignment.assumptions import Assumptions
 from studio.core.assignment.plan import (  # noqa: F401 - re-exported: callers import them from here
     BACKEND_ORDER,
     PLAN_KIND,
@@ -28,34 +29,16 @@ from studio.core.assignment.plan import (  # noqa: F401 - re-exported: callers i
     Plan,
 )
 from studio.core.assignment.support import support_map
-from studio.core.devices.estimate import ASSUMED_CPU
 from studio.core.errors import BackendUnavailableError, BadInputError, ConfigError
 from studio.core.model.ops import QDQ_OPS
 from studio.core.project import Constraints
 
-# ASSUMED phone rates for the backends the device model does not cover (the phone's CPU and GPU):
-# MAC/ms and bytes/ms, and a fixed per-op dispatch overhead. Not measured; shown as "assumed" and
-# listed in every plan's summary["assumptions"] so a user can see (and edit) them.
-# (the CPU's are the device model's ASSUMED_CPU: one set of assumed phone-CPU figures)
-EST_MACS_PER_MS = {"htp": 5e8, "gpu": 1e8, "cpu": ASSUMED_CPU["macs_per_ms"]}
-EST_BYTES_PER_MS = {"htp": 2e7, "gpu": 1e7, "cpu": ASSUMED_CPU["bytes_per_ms"]}
-EST_OP_OVERHEAD_MS = {"htp": 0.004, "gpu": 0.02, "cpu": ASSUMED_CPU["op_overhead_ms"]}
-# ASSUMED relative energy per ms of work (HTP = 1) and the 0-1 efficiency shown in scores. No
-# per-backend energy figure for these chips is published with the data the studio ships.
-ENERGY_PER_MS = {"htp": 1.0, "gpu": 3.0, "cpu": 8.0}
-POWER_EFFICIENCY = {"htp": 1.0, "gpu": 0.45, "cpu": 0.15}
-BOUNDARY_BYTES_PER_MS = 5e6  # ASSUMED ~5 GB/s shared-memory copy
-BOUNDARY_SYNC_MS = 0.05  # ASSUMED cost of one hand-over between sessions
-ASSUMPTIONS = {
-    "cpu_gpu_macs_per_ms": {k: v for k, v in EST_MACS_PER_MS.items() if k != "htp"},
-    "cpu_gpu_bytes_per_ms": {k: v for k, v in EST_BYTES_PER_MS.items() if k != "htp"},
-    "cpu_gpu_op_overhead_ms": {k: v for k, v in EST_OP_OVERHEAD_MS.items() if k != "htp"},
-    "energy_per_ms_relative": ENERGY_PER_MS,
-    "boundary_bytes_per_ms": BOUNDARY_BYTES_PER_MS,
-    "boundary_sync_ms": BOUNDARY_SYNC_MS,
-    "note": "assumed constants (not measured, not published for these chips); edit in "
-    "studio/core/assignment/scoring.py",
-}
+# The ASSUMED phone figures (CPU/GPU rates, energy per ms, boundary costs) live in assumptions.py:
+# named, editable (Backends workspace, `assign --assume`), saved in the project's constraints and
+# recorded in every plan's summary["assumptions"]. HTP's own fallback rates below are used only for
+# a node the device model has no figure for.
+DEFAULTS = Assumptions()
+HTP_FALLBACK = {"macs_per_ms": 5e8, "bytes_per_ms": 2e7, "op_overhead_ms": 0.004}
 VTCM_BYTES_DEFAULT = 8 * 1024 * 1024
 
 
@@ -97,11 +80,17 @@ def precision_fit(backend: str, bits: int | None) -> tuple[str, float]:
     return ("fp32", 1.0) if not bits else ("fp32 (QDQ simulated)", 0.8)
 
 
-def estimate_ms(node: Any, backend: str) -> float:
-    """MAC- or byte-based time estimate, used only when no profile of that backend exists."""
-    work = node.macs / EST_MACS_PER_MS[backend] if node.macs else 0.0
-    traffic = (node.activation_bytes or 0) / EST_BYTES_PER_MS[backend]
-    return EST_OP_OVERHEAD_MS[backend] + max(work, traffic)
+def estimate_ms(node: Any, backend: str, assumptions: Assumptions = DEFAULTS) -> float:
+    """MAC- or byte-based time from assumed rates, used only when no better figure exists."""
+    if backend == "htp":
+        macs_rate, bytes_rate, overhead = HTP_FALLBACK.values()
+    else:
+        macs_rate = assumptions.macs_per_ms(backend)
+        bytes_rate = assumptions.bytes_per_ms(backend)
+        overhead = assumptions.op_overhead_ms(backend)
+    work = node.macs / macs_rate if node.macs else 0.0
+    traffic = (node.activation_bytes or 0) / bytes_rate
+    return overhead + max(work, traffic)
 
 
 def largest_tensor(node: Any, graph: Any) -> int:
@@ -118,6 +107,7 @@ def score_node(
     constraints: Constraints | None = None,
     vtcm_bytes: int = VTCM_BYTES_DEFAULT,
     device_ms: tuple[float, str] | None = None,
+    assumptions: Assumptions = DEFAULTS,
 ) -> BackendScore:
     """The visible parts of one node's score on one backend (see the module docstring).
 
@@ -125,7 +115,7 @@ def score_node(
     """
     precision, fit = precision_fit(backend, quant_bits(node, graph))
     size_fit = 1.0 if backend != "htp" or largest_tensor(node, graph) <= vtcm_bytes else 0.5
-    power = POWER_EFFICIENCY[backend]
+    power = assumptions.power_efficiency(backend)
     if not support.supported:
         return BackendScore(
             backend, False, support.reason, precision, fit, size_fit, power, None, "", 0.0
@@ -135,7 +125,7 @@ def score_node(
     elif device_ms is not None:
         cost, source = device_ms
     else:
-        cost, source = estimate_ms(node, backend), "assumed"
+        cost, source = estimate_ms(node, backend, assumptions), "assumed"
     power_w = 0.3 if constraints is not None and constraints.power_critical else 0.15
     speed_w = 0.65 - power_w if constraints is None or not constraints.performance_critical else 0.6
     speed = 1.0 / (1.0 + cost / 0.1)  # bounded: 0.1 ms scores 0.5
@@ -155,13 +145,13 @@ def score_node(
     )
 
 
-def boundary_ms(num_bytes: int, convert: bool) -> float:
+def boundary_ms(num_bytes: int, convert: bool, assumptions: Assumptions = DEFAULTS) -> float:
     """Cost of handing tensors to another backend: sync + copy (+ (de)quantise when needed)."""
-    copy = num_bytes / BOUNDARY_BYTES_PER_MS
-    return BOUNDARY_SYNC_MS + copy * (2.0 if convert else 1.0)
+    copy = num_bytes / assumptions["boundary_bytes_per_ms"]
+    return assumptions["boundary_sync_ms"] + copy * (2.0 if convert else 1.0)
 
 
-def cut_costs(nodes: list[Any], graph: Any) -> list[float]:
+def cut_costs(nodes: list[Any], graph: Any, assumptions: Assumptions = DEFAULTS) -> list[float]:
     """cost[i]: price of a backend change between nodes[i-1] and nodes[i].
 
     Every tensor produced before the cut and consumed after it crosses; a float tensor crossing
@@ -188,7 +178,7 @@ def cut_costs(nodes: list[Any], graph: Any) -> list[float]:
     for i in range(1, len(nodes)):
         live += crossing[i]
         live_floats += floats[i]
-        costs.append(boundary_ms(live, live_floats > 0))
+        costs.append(boundary_ms(live, live_floats > 0, assumptions))
     return costs
 
 
@@ -202,6 +192,7 @@ def assign(
     vtcm_bytes: int = VTCM_BYTES_DEFAULT,
     device_costs: Mapping[str, Mapping[str, tuple[float, str]]] | None = None,
     device: str | None = None,
+    assumptions: Assumptions | None = None,
 ) -> Plan:
     """Choose a backend per node minimising time (+ weighted energy) plus boundary costs.
 
@@ -209,9 +200,11 @@ def assign(
     node counts as NOT supported ("not probed"), except the CPU reference. ``measured``: backend
     -> node id -> ms from a per-layer profile on REAL hardware. ``device_costs``: backend -> node
     id -> (ms, source) on the target device (:func:`device_costs_for`); anything still missing
-    falls back to the assumed rates, labelled "assumed".
+    falls back to the assumed rates, labelled "assumed". ``assumptions``: the assumed constants
+    (default: the constraints' own ``assumptions`` over the defaults).
     """
     constraints = constraints or Constraints()
+    assumed = assumptions or Assumptions(constraints.assumptions, "constraints.assumptions")
     measured = measured or {}
     device_costs = device_costs or {}
     backends = [b for b in BACKEND_ORDER if b in available]
@@ -239,19 +232,21 @@ def assign(
                 constraints,
                 vtcm_bytes,
                 device_costs.get(b, {}).get(n.id),
+                assumed,
             )
             for b in backends
         }
         for n in nodes
     ]
-    cuts = cut_costs(nodes, graph)
+    cuts = cut_costs(nodes, graph, assumed)
     time_w, energy_w = weights(constraints)
-    choice = _solve(nodes, scores, cuts, backends, constraints.pins, time_w, energy_w)
+    energy = {b: assumed.energy_per_ms(b) for b in backends}
+    choice = _solve(nodes, scores, cuts, backends, constraints.pins, time_w, energy_w, energy)
     total = _estimated_total(scores, cuts, choice)
     budget = constraints.latency_budget_ms
     switched = False
     if budget is not None and total > budget and energy_w > 0:
-        fastest = _solve(nodes, scores, cuts, backends, constraints.pins, 1.0, 0.0)
+        fastest = _solve(nodes, scores, cuts, backends, constraints.pins, 1.0, 0.0, energy)
         if _estimated_total(scores, cuts, fastest) < total:
             choice, total, switched = fastest, _estimated_total(scores, cuts, fastest), True
     decisions = [
@@ -259,7 +254,7 @@ def assign(
             n.id,
             n.op_type,
             choice[i],
-            _explain(i, nodes, scores, choice, constraints, cuts),
+            _explain(i, nodes, scores, choice, constraints, cuts, energy),
             scores[i],
             pinned=n.id in constraints.pins,
         )
@@ -268,7 +263,7 @@ def assign(
     summary = _summarise(nodes, scores, cuts, choice, backends, total, budget)
     summary["budget_forced_fastest"] = switched
     summary["device"] = device
-    summary["assumptions"] = ASSUMPTIONS
+    summary["assumptions"] = assumed.to_summary()
     shapes = {
         t.name: list(t.shape)
         for t in graph.inputs
@@ -294,14 +289,16 @@ def _check_pins(graph: Any, constraints: Constraints, backends: list[str], suppo
             )
 
 
-def _node_cost(score: BackendScore, time_w: float, energy_w: float) -> float:
+def _node_cost(
+    score: BackendScore, time_w: float, energy_w: float, energy: Mapping[str, float]
+) -> float:
     if not score.supported or score.cost_ms is None:
         return math.inf
     # Time in ms on the device, plus the (assumed) energy term; no factor rescales a cost.
-    return time_w * score.cost_ms + energy_w * score.cost_ms * ENERGY_PER_MS[score.backend]
+    return time_w * score.cost_ms + energy_w * score.cost_ms * energy[score.backend]
 
 
-def _solve(nodes, scores, cuts, backends, pins, time_w, energy_w) -> list[str]:
+def _solve(nodes, scores, cuts, backends, pins, time_w, energy_w, energy) -> list[str]:
     """Viterbi over the topological order: state = backend of the current node."""
     n = len(nodes)
     if n == 0:
@@ -313,7 +310,7 @@ def _solve(nodes, scores, cuts, backends, pins, time_w, energy_w) -> list[str]:
         for j, b in enumerate(backends):
             if pinned is not None and b != pinned:
                 continue
-            here = _node_cost(scores[i][b], time_w, energy_w)
+            here = _node_cost(scores[i][b], time_w, energy_w, energy)
             if math.isinf(here):
                 continue
             if i == 0:
@@ -357,7 +354,7 @@ def _boundaries_if(i: int, choice: list[str], backend: str, cuts: list[float]) -
     return count, ms
 
 
-def _explain(i, nodes, scores, choice, constraints, cuts) -> str:
+def _explain(i, nodes, scores, choice, constraints, cuts, energy) -> str:
     """Why node i runs where it does, from the real cost difference and the real boundaries."""
     node, chosen = nodes[i], choice[i]
     if node.id in constraints.pins:
@@ -390,7 +387,7 @@ def _explain(i, nodes, scores, choice, constraints, cuts) -> str:
         why = f"{chosen.upper()} is faster: {costs}"
         if close:
             why = f"costs within 10%: {costs}"
-            if ENERGY_PER_MS[chosen] < ENERGY_PER_MS[alt_name]:
+            if energy[chosen] < energy[alt_name]:
                 why += f"; {chosen.upper()} uses less energy (assumed figures)"
     else:
         extra = there_ms - here_ms
@@ -400,7 +397,7 @@ def _explain(i, nodes, scores, choice, constraints, cuts) -> str:
                 f"moving it alone adds {there_b - here_b} backend boundar"
                 f"{'y' if there_b - here_b == 1 else 'ies'} costing {extra:.4f} ms (assumed)"
             )
-        elif ENERGY_PER_MS[chosen] < ENERGY_PER_MS[alt_name]:
+        elif energy[chosen] < energy[alt_name]:
             why = (
                 f"kept on {chosen.upper()} although {alt_name.upper()} is faster ({costs}): "
                 f"it uses less energy (assumed figures)"
@@ -436,7 +433,9 @@ def _summarise(nodes, scores, cuts, choice, backends, total, budget) -> dict[str
     }
 
 
-def device_costs_for(graph: Any, device: Any = None) -> dict[str, dict[str, tuple[float, str]]]:
+def device_costs_for(
+    graph: Any, device: Any = None, assumptions: Assumptions = DEFAULTS
+) -> dict[str, dict[str, tuple[float, str]]]:
     """backend -> node id -> (ms, source) on the target device, in one unit.
 
     HTP: the device model's per-node estimate (nodes the compiler folds or that are Q/DQ plumbing
@@ -450,8 +449,8 @@ def device_costs_for(graph: Any, device: Any = None) -> dict[str, dict[str, tupl
     costs: dict[str, dict[str, tuple[float, str]]] = {"htp": {}, "cpu": {}, "gpu": {}}
     for node in graph.nodes:
         costs["htp"][node.id] = (htp_ms.get(node.id, 0.0), label)
-        costs["cpu"][node.id] = (est.cpu_nodes.get(node.id, estimate_ms(node, "cpu")), "assumed")
-        costs["gpu"][node.id] = (estimate_ms(node, "gpu"), "assumed")
+        costs["cpu"][node.id] = (estimate_ms(node, "cpu", assumptions), "assumed")
+        costs["gpu"][node.id] = (estimate_ms(node, "gpu", assumptions), "assumed")
     return costs
 
 
@@ -461,13 +460,18 @@ def plan_for(
     constraints: Constraints | None = None,
     measured: Mapping[str, Mapping[str, float]] | None = None,
     device: Any = None,
+    assumptions: Assumptions | None = None,
 ) -> Plan:
     """Assign from an :class:`~studio.core.assignment.support.OpSupportReport` (backends and verdicts)
-    with costs on ``device`` (the default target when None)."""
+    with costs on ``device`` (the default target when None) and the assumed constants in force
+    (``assumptions``, else the constraints' own over the defaults)."""
     from studio.core.devices.catalogue import current_device, resolve_device
 
     dev = resolve_device(device) if device is not None else current_device()
     vtcm_mb = float(report.options.get("vtcm_mb", VTCM_BYTES_DEFAULT / 1024 / 1024))
+    if assumptions is None:
+        overrides = constraints.assumptions if constraints is not None else {}
+        assumptions = Assumptions(overrides, "constraints.assumptions")
     return assign(
         graph,
         support_map(report),
@@ -475,8 +479,9 @@ def plan_for(
         constraints,
         measured,
         vtcm_bytes=int(vtcm_mb * 1024 * 1024),
-        device_costs=device_costs_for(graph, dev),
+        device_costs=device_costs_for(graph, dev, assumptions),
         device=dev.name,
+        assumptions=assumptions,
     )
 
 

@@ -60,12 +60,21 @@ def summary_html(plan: Any) -> str:
         "<table cellspacing=6><tr><th align=left>Backend</th><th>Nodes</th><th>MACs</th>"
         f"<th>Time (ms, {escape(sources)})</th></tr>{rows}</table>"
         f"<p>Total {s['estimated_total_ms']:.3f} ms ({escape(sources)}).</p>{verdict}"
-        + (
-            "<p style='color:#777'>Estimated figures come from MAC and byte counts; profile "
-            "the model and assign with its per-layer times for measured ones.</p>"
-            if "estimated" in s.get("cost_sources", [])
-            else ""
-        )
+        + _assumptions_html(s.get("assumptions") or {})
+    )
+
+
+def _assumptions_html(assumed: dict) -> str:
+    """Which assumed constants the plan used: the changed ones by value, the rest by count."""
+    values, changed = assumed.get("values") or {}, assumed.get("changed") or []
+    if not values:
+        return ""
+    listed = ", ".join(f"{escape(k)} = {values[k]:g}" for k in changed)
+    return (
+        "<p style='color:#777'>HTP times: device estimate. Phone CPU/GPU times, energy and "
+        f"boundaries: {len(values)} <b>assumed</b> constants (Assumptions…)"
+        + (f"; changed: {listed}" if listed else ", all at their defaults")
+        + ".</p>"
     )
 
 

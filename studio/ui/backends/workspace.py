@@ -78,6 +78,7 @@ class BackendsWorkspace(QWidget):
         self.report: Any = None
         self.plan: Any = None
         self.local_pins: dict[str, str] = {}
+        self.local_assumptions: dict[str, float] = {}
         self.last_run: dict[str, Any] | None = None
         self.background = Background(self, jobs=lambda: getattr(ctx, "jobs", None), lane="backends")
         self._build()
@@ -104,6 +105,12 @@ class BackendsWorkspace(QWidget):
         self.use_profiles.setToolTip(
             "use per-layer times of the project's profile runs instead of MAC-based estimates"
         )
+        self.assumptions_button = QPushButton("Assumptions…")
+        self.assumptions_button.setToolTip(
+            "the assumed constants of the assignment (phone CPU/GPU rates, energy per ms, "
+            "boundary costs): view and edit; saved in the project"
+        )
+        self.assumptions_button.clicked.connect(self.edit_assumptions)
         self.probe_button = QPushButton("Probe op support")
         self.probe_button.setToolTip("compile every node on QNN HTP (and GPU) to learn support")
         self.assign_button = QPushButton("Assign")
@@ -133,6 +140,7 @@ class BackendsWorkspace(QWidget):
         for widget in (self.power, self.performance, QLabel("Latency budget"), self.budget):
             bar.addWidget(widget)
         bar.addWidget(self.use_profiles)
+        bar.addWidget(self.assumptions_button)
         bar.addStretch(1)
         for widget in (
             self.progress,
@@ -231,6 +239,7 @@ class BackendsWorkspace(QWidget):
             performance_critical=self.performance.isChecked(),
             latency_budget_ms=budget if budget > 0 else None,
             pins=dict(self.pins()),
+            assumptions=self.assumptions(),
         )
 
     def pins(self) -> dict[str, str]:
@@ -239,8 +248,46 @@ class BackendsWorkspace(QWidget):
             return dict(project.constraints.pins)
         return dict(self.local_pins)
 
+    def assumptions(self) -> dict[str, float]:
+        """The assumed constants the user changed (the project's, else this page's)."""
+        project = getattr(self.ctx, "project", None)
+        if project is not None:
+            return dict(project.constraints.assumptions)
+        return dict(self.local_assumptions)
+
+    def set_assumptions(self, overrides: dict[str, float]) -> None:
+        """Store changed assumed constants (in the project when there is one); Assign uses them."""
+        from studio.core.assignment.assumptions import Assumptions
+
+        Assumptions(overrides)  # refuses unknown keys and non-positive values
+        project = getattr(self.ctx, "project", None)
+        if project is not None:
+            c = self.constraints()
+            c.assumptions = dict(overrides)
+            project.update("constraints", c)
+        else:
+            self.local_assumptions = dict(overrides)
+        self._show_assumptions()
+        self.status.setText(
+            f"{len(overrides)} assumed constant(s) changed; press Assign to apply them."
+        )
+
+    def edit_assumptions(self) -> None:
+        from studio.ui.backends.assumptions import AssumptionsDialog
+
+        dialog = AssumptionsDialog(self.assumptions(), self)
+        if dialog.exec():
+            self.set_assumptions(dialog.overrides())
+
+    def _show_assumptions(self) -> None:
+        changed = len(self.assumptions())
+        self.assumptions_button.setText(
+            f"Assumptions… ({changed} changed)" if changed else "Assumptions…"
+        )
+
     def _load_constraints(self) -> None:
         project = getattr(self.ctx, "project", None)
+        self._show_assumptions()
         if project is None:
             self.model.set_pins(self.local_pins)
             return
