@@ -86,6 +86,12 @@ class GraphScene(QGraphicsScene):
         self._changed()
         self.marks.update()
 
+    def refresh_text(self) -> None:
+        """Shapes arrived (``ModelGraph.complete``): redraw the boxes' second lines."""
+        self._sub_cache = {}
+        self._changed()
+        self.update()
+
     def clear_graph(self) -> None:
         self.item.prepareGeometryChange()
         self.marks.prepareGeometryChange()
