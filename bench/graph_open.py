@@ -76,6 +76,7 @@ def one_run(path: str, app, sampler=None, netron: bool = False) -> dict:
     t2 = time.perf_counter()
     ws._previewed = graph  # as ctx.preview_model leaves it: shapes follow
     ws.graph = graph
+    ws.netron.set_model(path)  # as the preview does (the tab starts its server when shown)
     ws.apply_layout(layout)
     ws.view.zoom_to_fit()
     t3 = time.perf_counter()
