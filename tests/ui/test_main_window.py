@@ -351,7 +351,7 @@ def test_graph_is_drawn_before_its_shapes_and_updated_when_they_arrive(qtbot, wi
     open_and_wait(qtbot, win, conv_model)
     # drawn: the preview, before shape inference and statistics ran
     assert seen["pending"] and seen["ctx_graph"] is None
-    assert seen["subtext"] == "?" and "inferring shapes" in seen["macs"]
+    assert seen["subtext"] == "…" and "inferring shapes" in seen["macs"]
     assert "inferring shapes" in seen["info"]
     # layout_ready: the same graph, complete, the view updated without a second layout
     graph = win.ctx.graph

@@ -206,6 +206,8 @@ class GraphScene(QGraphicsScene):
             if node is not None and node.outputs:
                 t = g.tensors.get(node.outputs[0])
                 text = format_shape(t.shape) if t is not None else ""
+                if text == "?" and getattr(g, "shapes_pending", False):
+                    text = "…"  # being inferred (ModelGraph.complete), not unknown
         else:
             name = vid.split(":", 1)[1]
             t = g.tensors.get(name)
