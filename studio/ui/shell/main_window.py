@@ -243,13 +243,15 @@ class MainWindow(QMainWindow):
 
     def _on_structure_loaded(self, path: str, graph: Any) -> None:
         """Draw the graph now; infer its shapes once it is on screen (they compete for the CPU)."""
+        if self._closed:
+            return  # a load that finished while the window closed
         if not getattr(graph, "shapes_pending", False):
             self._on_model_loaded(path, graph)
             return
         self._completing = (path, graph)
         self.ctx.preview_model(graph)
         # normally started by the Graph workspace's drawn signal; this if the layout fails
-        QTimer.singleShot(COMPLETE_AFTER_MS, lambda: self._complete_model(graph))
+        QTimer.singleShot(COMPLETE_AFTER_MS, self, lambda: self._complete_model(graph))
 
     def _on_graph_drawn(self) -> None:
         if self._completing is not None:
@@ -257,7 +259,7 @@ class MainWindow(QMainWindow):
 
     def _complete_model(self, graph: Any) -> None:
         pending, self._completing = self._completing, None
-        if pending is None or pending[1] is not graph:
+        if pending is None or pending[1] is not graph or self._closed:
             return  # started already, or another model was opened since
         path = pending[0]
         self.statusBar().showMessage(f"Inferring shapes of {Path(path).name}…")
@@ -270,6 +272,8 @@ class MainWindow(QMainWindow):
         )
 
     def _on_preview_failed(self, path: str, message: str, details: str) -> None:
+        if self._closed:
+            return
         graph_ws = self.workspaces.get("graph")
         if graph_ws is not None:  # back to the model the window has (the preview was refused)
             graph_ws._previewed = None
@@ -277,6 +281,8 @@ class MainWindow(QMainWindow):
         self._on_model_failed(path, message, details)
 
     def _on_model_loaded(self, path: str, graph: Any) -> None:
+        if self._closed:
+            return  # the second stage ended after the window closed: nobody to show it to
         project = self.ctx.project
         if project is not None and not project.model_sha256 and hasattr(graph, "sha256"):
             if Path(project.model_path) == Path(path).resolve():
@@ -355,6 +361,7 @@ class MainWindow(QMainWindow):
                     shutdown()
                 except Exception:  # noqa: BLE001 - closing must always succeed
                     log.exception("workspace shutdown failed")
+        self._completing = None  # no second stage starts for a closing window
         self.loader.wait(5000)
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
