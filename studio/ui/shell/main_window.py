@@ -67,6 +67,8 @@ WARM_IMPORTS = (
     "studio.core.model.layout",
     "studio.core.calibration",
     "studio.core.assignment.support",
+    "studio.core.importers.convert",  # open_path asks it whether a file is importable
+    "studio.core.devices.estimate",  # the Profiling workspace's estimate card on a new model
 )
 
 
