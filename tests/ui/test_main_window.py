@@ -326,3 +326,72 @@ def test_project_remembers_overlay_badges_and_workspace(qtbot, win, conv_model, 
         other.projects.confirm_close = lambda: True
         other.close()
         other.deleteLater()
+
+
+def test_graph_is_drawn_before_its_shapes_and_updated_when_they_arrive(
+    qtbot, win, conv_model, monkeypatch
+):
+    import threading
+
+    from studio.ui.shell import main_window, model_loader
+
+    ws = graph_ws(win)
+    seen = {}
+    looked = threading.Event()  # the second stage waits until the preview has been inspected
+
+    def held_complete(graph):
+        looked.wait(20)
+        return model_loader.complete_model_graph(graph)
+
+    monkeypatch.setattr(main_window, "complete_model_graph", held_complete)
+
+    def on_drawn():
+        if "drawn" in seen:
+            return
+        graph = ws.graph
+        vertex = ws.layout_data.vertex_of["/stem/Conv"]
+        ws.select_vertex(vertex)
+        seen.update(
+            drawn=True,
+            pending=graph.shapes_pending,
+            ctx_graph=win.ctx.graph,
+            subtext=ws.scene.subtext(vertex),
+            macs=ws.properties.rows()["Statistics/MACs"],
+            info=ws.canvas.info.text(),
+        )
+        looked.set()
+
+    ws.drawn.connect(on_drawn)
+    open_and_wait(qtbot, win, conv_model)
+    # drawn: the preview, before shape inference and statistics ran
+    assert seen["pending"] and seen["ctx_graph"] is None
+    assert seen["subtext"] == "…" and "inferring shapes" in seen["macs"]
+    assert "inferring shapes" in seen["info"]
+    # layout_ready: the same graph, complete, the view updated without a second layout
+    graph = win.ctx.graph
+    assert graph is ws.graph and not graph.shapes_pending
+    vertex = ws.layout_data.vertex_of["/stem/Conv"]
+    assert ws.scene.subtext(vertex) == "1×8×32×32"
+    macs = ws.properties.rows()["Statistics/MACs"].split()[0]
+    assert int(macs.replace(",", "")) == graph.node_by_id["/stem/Conv"].macs > 0
+    assert "inferring shapes" not in ws.canvas.info.text()
+
+
+def test_a_model_the_checker_refuses_after_its_preview_is_an_error(qtbot, win, errors, conv_model):
+    bad = conv_model.parent / "bad.onnx"
+    bad.write_bytes(conv_model.read_bytes().replace(b"Relu", b"Relx"))
+    ws = graph_ws(win)
+    with qtbot.waitSignal(ws.drawn, timeout=20000):
+        win.open_path(str(bad))
+    qtbot.waitUntil(lambda: bool(errors), timeout=20000)
+    assert "checker" in errors[-1][1] and "bad.onnx" in errors[-1][1]
+    assert win.ctx.graph is None and ws.graph is None  # the preview is gone
+
+
+def test_closing_while_shapes_are_inferred_drops_the_late_result(qtbot, win, conv_model):
+    ws = graph_ws(win)
+    with qtbot.waitSignal(ws.drawn, timeout=20000):
+        win.open_path(str(conv_model))
+    win.close()  # the second stage is running or about to: its result must find no window
+    qtbot.wait(800)  # pytest-qt fails the test on an exception raised in a slot
+    assert win._completing is None

@@ -194,11 +194,14 @@ def _inside_folder(location: str, name: str, model_path: Path) -> Path:
     return target
 
 
-def resolve_external(tensor: TensorProto, model_path: Path) -> ExternalRef:
+def resolve_external(
+    tensor: TensorProto, model_path: Path, files: dict[str, tuple[Path, int]] | None = None
+) -> ExternalRef:
     """Validate one tensor's external-data reference without reading it.
 
     Refuses locations that escape the model's folder (``..``, absolute paths, symlinks out),
-    missing files and byte ranges past the end of the file.
+    missing files and byte ranges past the end of the file. ``files`` caches each location's
+    resolved path and size: an export's thousand weights in one file cost one ``stat``.
     """
     where = str(model_path)
     info = {entry.key: entry.value for entry in tensor.external_data}
@@ -206,6 +209,43 @@ def resolve_external(tensor: TensorProto, model_path: Path) -> ExternalRef:
     name = tensor.name or "<unnamed tensor>"
     if not location:
         raise ModelLoadError(f"tensor '{name}' is marked external but has no location", path=where)
+    known = files.get(location) if files is not None else None
+    if known is None:
+        known = _external_file(location, name, model_path)
+        if files is not None:
+            files[location] = known
+    target, size = known
+    try:
+        offset = int(info.get("offset", "0") or 0)
+        length_text = info.get("length", "")
+        length = int(length_text) if length_text else None
+    except ValueError as exc:
+        raise ModelLoadError(
+            f"tensor '{name}' has a malformed external-data offset/length ({exc})", path=where
+        ) from exc
+    if offset < 0 or (length is not None and length < 0):
+        raise ModelLoadError(f"tensor '{name}' has a negative external-data range", path=where)
+    needed = _tensor_bytes(tensor)
+    if length is None:
+        length = needed if needed is not None else size - offset
+    elif needed is not None and length < needed:
+        raise ModelLoadError(
+            f"external data of tensor '{name}' is {length} bytes but its shape "
+            f"{list(tensor.dims)} needs {needed}",
+            path=where,
+        )
+    if offset + length > size:
+        raise ModelLoadError(
+            f"external data of tensor '{name}' spans bytes {offset}..{offset + length} but "
+            f"'{location}' has only {size} bytes (truncated data file?)",
+            path=where,
+        )
+    return ExternalRef(tensor=name, file=target, offset=offset, length=length)
+
+
+def _external_file(location: str, name: str, model_path: Path) -> tuple[Path, int]:
+    """The file an external-data ``location`` names, checked, and its size in bytes."""
+    where = str(model_path)
     if location == model_path.name:  # a large initializer inside the file itself (skeleton)
         target = model_path.resolve()
     elif (
@@ -230,41 +270,16 @@ def resolve_external(tensor: TensorProto, model_path: Path) -> ExternalRef:
             f"external data location '{location}' of tensor '{name}' is not a regular file",
             path=where,
         )
-    try:
-        offset = int(info.get("offset", "0") or 0)
-        length_text = info.get("length", "")
-        length = int(length_text) if length_text else None
-    except ValueError as exc:
-        raise ModelLoadError(
-            f"tensor '{name}' has a malformed external-data offset/length ({exc})", path=where
-        ) from exc
-    if offset < 0 or (length is not None and length < 0):
-        raise ModelLoadError(f"tensor '{name}' has a negative external-data range", path=where)
-    needed = _tensor_bytes(tensor)
-    if length is None:
-        length = needed if needed is not None else target.stat().st_size - offset
-    elif needed is not None and length < needed:
-        raise ModelLoadError(
-            f"external data of tensor '{name}' is {length} bytes but its shape "
-            f"{list(tensor.dims)} needs {needed}",
-            path=where,
-        )
-    size = target.stat().st_size
-    if offset + length > size:
-        raise ModelLoadError(
-            f"external data of tensor '{name}' spans bytes {offset}..{offset + length} but "
-            f"'{location}' has only {size} bytes (truncated data file?)",
-            path=where,
-        )
-    return ExternalRef(tensor=name, file=target, offset=offset, length=length)
+    return target, target.stat().st_size
 
 
 def validate_external_data(model: onnx.ModelProto, model_path: Path) -> dict[str, ExternalRef]:
     """Check every external reference; return them by tensor name. Reads no weight bytes."""
     refs: dict[str, ExternalRef] = {}
+    files: dict[str, tuple[Path, int]] = {}
     for tensor in iter_model_tensors(model):
         if is_external(tensor):
-            refs[tensor.name] = resolve_external(tensor, model_path)
+            refs[tensor.name] = resolve_external(tensor, model_path, files)
     return refs
 
 

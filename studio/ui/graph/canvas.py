@@ -64,6 +64,8 @@ class GraphCanvas(QWidget):
         text = f"{nodes:,} nodes"
         if layout.members:
             text += f" · {len(layout.members):,} scopes collapsed"
+        if getattr(self.scene.graph, "shapes_pending", False):
+            text += " · inferring shapes…"
         text += f" · {self.view.scale_factor * 100:.0f}%"
         self.info.setText(text)
         self.info.adjustSize()

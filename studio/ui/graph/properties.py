@@ -133,9 +133,13 @@ class PropertiesPanel(QWidget):
         self._row(info, "Scope", "/".join(node.scope) or "(top level)")
         self._row(info, "Index", str(node.index))
         stats = self._section("Statistics")
-        self._row(stats, "Parameters", _fmt_int(node.params))
-        self._row(stats, "MACs", _fmt_int(node.macs))
-        self._row(stats, "Activation bytes", _fmt_int(node.activation_bytes))
+        pending = getattr(graph, "shapes_pending", False)  # counted once shapes are inferred
+        for key, value in (
+            ("Parameters", node.params),
+            ("MACs", node.macs),
+            ("Activation bytes", node.activation_bytes),
+        ):
+            self._row(stats, key, "… (inferring shapes)" if pending else _fmt_int(value))
         if node.attributes:
             attrs = self._section("Attributes")
             for key, value in node.attributes.items():

@@ -86,6 +86,12 @@ class GraphScene(QGraphicsScene):
         self._changed()
         self.marks.update()
 
+    def refresh_text(self) -> None:
+        """Shapes arrived (``ModelGraph.complete``): redraw the boxes' second lines."""
+        self._sub_cache = {}
+        self._changed()
+        self.update()
+
     def clear_graph(self) -> None:
         self.item.prepareGeometryChange()
         self.marks.prepareGeometryChange()
@@ -200,6 +206,8 @@ class GraphScene(QGraphicsScene):
             if node is not None and node.outputs:
                 t = g.tensors.get(node.outputs[0])
                 text = format_shape(t.shape) if t is not None else ""
+                if text == "?" and getattr(g, "shapes_pending", False):
+                    text = "…"  # being inferred (ModelGraph.complete), not unknown
         else:
             name = vid.split(":", 1)[1]
             t = g.tensors.get(name)

@@ -44,7 +44,9 @@ MAX_LEVELS = 6
 class GraphWorkspace(QWidget):
     """Toolbar (fit, grouping, overlay, search) over a canvas and a properties panel."""
 
-    layout_ready = Signal()  # a new layout is on screen (tests and the benchmark wait for it)
+    # a new layout is on screen and its model complete (tests and the benchmark wait for it)
+    layout_ready = Signal()
+    drawn = Signal()  # a layout is on screen, maybe of a preview whose shapes are pending
 
     def __init__(self, ctx: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -63,6 +65,7 @@ class GraphWorkspace(QWidget):
         self._fit_after_layout = True
         self._clicked = False
         self._query = ""
+        self._previewed: Any = None  # the graph shown by model_preview, until model_changed
         self._runner = Background(self)
 
         self.canvas = GraphCanvas(self)
@@ -80,6 +83,7 @@ class GraphWorkspace(QWidget):
         self.search_bar.query_changed.connect(self.search)
         self.search_bar.step.connect(self.step_match)
         ctx.model_changed.connect(self._on_model_changed)
+        ctx.model_preview.connect(self._on_model_preview)
         ctx.node_selected.connect(self._on_node_selected)
         ctx.overlay_changed.connect(self._on_overlay_changed)
         ctx.badges_changed.connect(self._on_badges_changed)
@@ -188,7 +192,16 @@ class GraphWorkspace(QWidget):
         add("Zoom out", QKeySequence("Ctrl+-"), lambda: self.view.zoom_by(1 / 1.25))
 
     # ----- model and layout -----------------------------------------------------------------
+    def _on_model_preview(self, graph: Any) -> None:
+        """A model drawn before its shapes are known: lay it out now, fill shapes in later."""
+        self._on_model_changed(graph)
+        self._previewed = graph
+
     def _on_model_changed(self, graph: Any) -> None:
+        previewed, self._previewed = self._previewed, None
+        if graph is not None and graph is previewed and graph is self.graph:
+            self._shapes_arrived()
+            return
         self.graph = graph
         self.layout_data = None
         self.collapsed = set()
@@ -197,7 +210,10 @@ class GraphWorkspace(QWidget):
         self.properties.clear()
         self.scene.clear_graph()
         self.canvas.legend.hide()
-        self.netron.set_model(getattr(self.ctx, "model_path", None) if graph is not None else None)
+        path = getattr(self.ctx, "model_path", None) if graph is not None else None
+        if graph is not None and getattr(graph, "shapes_pending", False):
+            path = str(graph.path)  # a preview: ctx.model_path still names the previous model
+        self.netron.set_model(path)
         self.levels = {}
         self._fill_levels()
         if graph is None:
@@ -207,6 +223,19 @@ class GraphWorkspace(QWidget):
         self.canvas.set_message(f"Laying out {len(graph.nodes):,} nodes…")
         self._fit_after_layout = True
         self.relayout()
+
+    def _shapes_arrived(self) -> None:
+        """The previewed graph is complete: shapes, parameters and MACs are now known."""
+        self.scene.refresh_text()
+        if self.active_overlay in BUILTIN:
+            self.show_overlay(self.active_overlay)  # MACs/params/bytes were all 0
+        layout = self.layout_data
+        if layout is not None and 0 <= self.scene.selected < layout.size:
+            self._show_properties(layout.ids[self.scene.selected])
+        self.canvas._update_info()
+        self.canvas.minimap.invalidate()
+        if layout is not None:
+            self.layout_ready.emit()
 
     def relayout(self) -> None:
         """Lay the current graph out again (with the current collapsed scopes), off the UI thread."""
@@ -259,7 +288,11 @@ class GraphWorkspace(QWidget):
         if focus and focus in layout.vertex_of:
             self.view.center_on_rect(self.scene.vertex_rect(layout.vertex_of[focus]))
         self.canvas._update_info()
-        self.layout_ready.emit()
+        # read before drawn: its slot starts complete() on a thread, which may finish at once
+        complete = self._previewed is None
+        self.drawn.emit()
+        if complete:
+            self.layout_ready.emit()
 
     def zoom_to_fit(self) -> None:
         self.view.zoom_to_fit()

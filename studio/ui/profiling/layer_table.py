@@ -176,6 +176,9 @@ class LayerTablePanel(QWidget):
         self.view.verticalHeader().setDefaultSectionSize(22)
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        # fit columns to the first rows only: measuring every row of a 20k-node run's table
+        # (resizeColumnsToContents in set_run) froze the window
+        header.setResizeContentsPrecision(200)
         header.setStretchLastSection(True)
         self.view.selectionModel().currentRowChanged.connect(self._row_changed)
         self._syncing = False

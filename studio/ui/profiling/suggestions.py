@@ -63,6 +63,8 @@ class SuggestionCard(QFrame):
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         # A wrapped QLabel in a scroll area does not ask for the height its text needs.
         super().resizeEvent(event)
+        if event.size().width() == event.oldSize().width():
+            return  # the wrapped height depends on the width only (laying out rich text is slow)
         needed = self.label.heightForWidth(self.label.width())
         if needed > 0 and needed != self.label.minimumHeight():
             self.label.setMinimumHeight(needed)

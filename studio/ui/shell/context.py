@@ -19,6 +19,9 @@ class StudioContext(QObject):
     """Shared state of one studio window. Signals carry plain Python data (no Qt types)."""
 
     model_changed = Signal(object)  # studio.core.model.graph.ModelGraph | None
+    # a ModelGraph drawn before its shapes are inferred (``shapes_pending``); model_changed
+    # follows with the same graph once ``complete()`` ran (or never, when the checker refuses it)
+    model_preview = Signal(object)
     node_selected = Signal(str)  # node id ("" clears)
     # name, values dict[node_id -> float], colormap name, unit label
     overlay_changed = Signal(str, object, str, str)
@@ -59,6 +62,10 @@ class StudioContext(QObject):
         self.model_path = path
         self.selected_node = ""
         self.model_changed.emit(graph)
+
+    def preview_model(self, graph: Any) -> None:
+        """Show ``graph`` in the Graph workspace while its shapes are inferred; ctx.graph stays."""
+        self.model_preview.emit(graph)
 
     def select_node(self, node_id: str) -> None:
         if node_id != self.selected_node:

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -35,7 +35,11 @@ from studio.ui.shell import dialogs
 from studio.ui.shell.context import StudioContext
 from studio.ui.shell.history import HistoryView
 from studio.ui.shell.menus import MainMenus
-from studio.ui.shell.model_loader import load_model_graph, start_for_file
+from studio.ui.shell.model_loader import (
+    complete_model_graph,
+    load_model_structure,
+    start_for_file,
+)
 from studio.ui.shell.project_controller import MODEL_FILTER, ProjectController
 from studio.ui.shell.recent import RecentFiles
 from studio.ui.shell.view_state import ProjectViewState
@@ -48,6 +52,8 @@ OPENABLE = (".onnx", PROJECT_SUFFIX, ".pt", ".pt2", ".tflite")  # the last three
 # first-run height of the bottom dock area (Jobs | History | Backends): a few job rows beside
 # the selected job's log; a user's own height is kept by saveState/restoreState
 DOCK_HEIGHT = 150
+# a previewed model's shapes are inferred once the Graph workspace drew it, or after this long
+COMPLETE_AFTER_MS = 3000
 
 
 # Native modules that jobs import lazily on a background thread: importing one there holds the
@@ -61,6 +67,8 @@ WARM_IMPORTS = (
     "studio.core.model.layout",
     "studio.core.calibration",
     "studio.core.assignment.support",
+    "studio.core.importers.convert",  # open_path asks it whether a file is importable
+    "studio.core.devices.estimate",  # the Profiling workspace's estimate card on a new model
 )
 
 
@@ -103,6 +111,9 @@ class MainWindow(QMainWindow):
             page = create_workspace(spec, self.ctx, self.tabs)
             self.workspaces[spec.key] = page
             self.tabs.addTab(page, spec.title)
+        self._completing: tuple[str, Any] | None = None  # a previewed model, shapes not started
+        if hasattr(self.workspaces.get("graph"), "drawn"):
+            self.workspaces["graph"].drawn.connect(self._on_graph_drawn)
         # The welcome page until a model is opened (View > Welcome page brings it back).
         from studio.ui.shell.welcome import WelcomePage
 
@@ -223,15 +234,57 @@ class MainWindow(QMainWindow):
         """Parse and analyse the model on the loader's thread; the window stays responsive."""
         self.statusBar().showMessage(f"Loading {Path(path).name}…")
         self.central.setCurrentWidget(self.tabs)
+        self._completing = None
         start_for_file(
             self.loader,
             path,
-            lambda: load_model_graph(path, input_shapes or None),
-            self._on_model_loaded,
+            lambda: load_model_structure(path, input_shapes or None),
+            self._on_structure_loaded,
             self._on_model_failed,
         )
 
+    def _on_structure_loaded(self, path: str, graph: Any) -> None:
+        """Draw the graph now; infer its shapes once it is on screen (they compete for the CPU)."""
+        if self._closed:
+            return  # a load that finished while the window closed
+        if not getattr(graph, "shapes_pending", False):
+            self._on_model_loaded(path, graph)
+            return
+        self._completing = (path, graph)
+        self.ctx.preview_model(graph)
+        # normally started by the Graph workspace's drawn signal; this if the layout fails
+        QTimer.singleShot(COMPLETE_AFTER_MS, self, lambda: self._complete_model(graph))
+
+    def _on_graph_drawn(self) -> None:
+        if self._completing is not None:
+            self._complete_model(self._completing[1])
+
+    def _complete_model(self, graph: Any) -> None:
+        pending, self._completing = self._completing, None
+        if pending is None or pending[1] is not graph or self._closed:
+            return  # started already, or another model was opened since
+        path = pending[0]
+        self.statusBar().showMessage(f"Inferring shapes of {Path(path).name}…")
+        start_for_file(
+            self.loader,
+            path,
+            lambda: complete_model_graph(graph),
+            self._on_model_loaded,
+            self._on_preview_failed,
+        )
+
+    def _on_preview_failed(self, path: str, message: str, details: str) -> None:
+        if self._closed:
+            return
+        graph_ws = self.workspaces.get("graph")
+        if graph_ws is not None:  # back to the model the window has (the preview was refused)
+            graph_ws._previewed = None
+            graph_ws._on_model_changed(self.ctx.graph)
+        self._on_model_failed(path, message, details)
+
     def _on_model_loaded(self, path: str, graph: Any) -> None:
+        if self._closed:
+            return  # the second stage ended after the window closed: nobody to show it to
         project = self.ctx.project
         if project is not None and not project.model_sha256 and hasattr(graph, "sha256"):
             if Path(project.model_path) == Path(path).resolve():
@@ -310,6 +363,7 @@ class MainWindow(QMainWindow):
                     shutdown()
                 except Exception:  # noqa: BLE001 - closing must always succeed
                     log.exception("workspace shutdown failed")
+        self._completing = None  # no second stage starts for a closing window
         self.loader.wait(5000)
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())

@@ -20,9 +20,20 @@ from studio.ui.jobs.background import Background
 
 def load_model_graph(path: str, input_shapes: dict[str, list[int]] | None = None) -> Any:
     """Parse and analyse one ONNX file with the model core (runs on the loader's thread)."""
+    graph = load_model_structure(path, input_shapes)
+    return complete_model_graph(graph)
+
+
+def load_model_structure(path: str, input_shapes: dict[str, list[int]] | None = None) -> Any:
+    """The first stage: nodes and tensors, enough to draw the graph (``shapes_pending``)."""
     from studio.core.model.graph import ModelGraph
 
-    graph = ModelGraph.load(path, input_shapes=input_shapes or None)
+    return ModelGraph.load(path, input_shapes=input_shapes or None, shapes=False)
+
+
+def complete_model_graph(graph: Any) -> Any:
+    """The second stage, while the graph is on screen: checker, shapes, statistics, hash."""
+    graph.complete()
     graph.sha256()  # cached on the graph: the project and caches need it, hash it here
     return graph
 
