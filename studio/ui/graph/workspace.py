@@ -197,6 +197,11 @@ class GraphWorkspace(QWidget):
         self._on_model_changed(graph)
         self._previewed = graph
 
+    def drop_preview(self) -> None:
+        """The previewed model was refused (its second stage failed): show the window's model."""
+        self._previewed = None
+        self._on_model_changed(self.ctx.graph)
+
     def _on_model_changed(self, graph: Any) -> None:
         previewed, self._previewed = self._previewed, None
         if graph is not None and graph is previewed and graph is self.graph:

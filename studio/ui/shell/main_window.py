@@ -277,9 +277,8 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         graph_ws = self.workspaces.get("graph")
-        if graph_ws is not None:  # back to the model the window has (the preview was refused)
-            graph_ws._previewed = None
-            graph_ws._on_model_changed(self.ctx.graph)
+        if graph_ws is not None and hasattr(graph_ws, "drop_preview"):
+            graph_ws.drop_preview()  # back to the model the window has
         self._on_model_failed(path, message, details)
 
     def _on_model_loaded(self, path: str, graph: Any) -> None:
