@@ -8,7 +8,6 @@ inference) and the readers of its fields (tensor dims, attribute values).
 from __future__ import annotations
 
 import copy
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from onnx import AttributeProto, helper
 from studio.core.errors import ModelLoadError
 from studio.core.model import skeleton
 from studio.core.model.costs import Shape, dtype_name
+from studio.core.model.toposort import kahn_order
 
 
 def attribute_value(attr: AttributeProto) -> Any:
@@ -65,7 +65,7 @@ def dims_of(type_proto: onnx.TypeProto) -> tuple[Shape, int | None]:
 
 
 def topological_order(graph: onnx.GraphProto, path: Path) -> list[int]:
-    """Kahn's order of node indices; a cycle is a ModelLoadError naming nodes on it.
+    """Kahn's order of node indices (``toposort.kahn_order``); a cycle is a ModelLoadError naming nodes on it.
 
     Each node's fields are read from the protobuf once (field access dominates on 20k nodes).
     """
@@ -76,13 +76,12 @@ def topological_order(graph: onnx.GraphProto, path: Path) -> list[int]:
             if out:
                 producer[out] = i
     get = producer.get
-    users: list[list[int]] = [[] for _ in nodes]
-    remaining = [0] * len(nodes)
+    edges: list[tuple[int, int]] = []
     for i, node in enumerate(nodes):
         deps: set[int] = set()
         for name in node.input:
             j = get(name)
-            if j is None:
+            if j is None or j in deps:
                 continue
             if j == i:
                 raise ModelLoadError(
@@ -90,23 +89,13 @@ def topological_order(graph: onnx.GraphProto, path: Path) -> list[int]:
                     "(the graph has a cycle)",
                     path=str(path),
                 )
-            if j not in deps:
-                deps.add(j)
-                users[j].append(i)
-        remaining[i] = len(deps)
-    ready = deque(i for i, n in enumerate(remaining) if n == 0)
-    order: list[int] = []
-    while ready:
-        i = ready.popleft()
-        order.append(i)
-        for u in users[i]:
-            remaining[u] -= 1
-            if remaining[u] == 0:
-                ready.append(u)
-    if len(order) != len(nodes):
-        stuck = [nodes[i].name or nodes[i].op_type for i, n in enumerate(remaining) if n]
+            deps.add(j)
+            edges.append((j, i))
+    order, stuck = kahn_order(len(nodes), edges)
+    if stuck:
+        names = [nodes[i].name or nodes[i].op_type for i in stuck]
         raise ModelLoadError(
-            f"the graph has a cycle through {len(stuck)} nodes, e.g. {', '.join(stuck[:5])}",
+            f"the graph has a cycle through {len(names)} nodes, e.g. {', '.join(names[:5])}",
             path=str(path),
         )
     return order
