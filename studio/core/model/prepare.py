@@ -8,6 +8,7 @@ inference) and the readers of its fields (tensor dims, attribute values).
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +66,10 @@ def dims_of(type_proto: onnx.TypeProto) -> tuple[Shape, int | None]:
 
 
 def topological_order(graph: onnx.GraphProto, path: Path) -> list[int]:
-    """Kahn's order of node indices (``toposort.kahn_order``); a cycle is a ModelLoadError naming nodes on it.
+    """Kahn's order of node indices (``toposort.kahn_order``); a cycle is a ModelLoadError.
 
-    Each node's fields are read from the protobuf once (field access dominates on 20k nodes).
+    The error names nodes on the cycle, or the node that consumes its own output. Each node's
+    fields are read from the protobuf once (field access dominates on 20k nodes).
     """
     nodes = list(graph.node)
     producer: dict[str, int] = {}
@@ -101,29 +103,106 @@ def topological_order(graph: onnx.GraphProto, path: Path) -> list[int]:
     return order
 
 
-def fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]], path: Path) -> None:
-    inputs = {i.name: i for i in model.graph.input}
+def check_input_shapes(
+    model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]], path: str | Path | None
+) -> dict[str, onnx.ValueInfoProto]:
+    """The graph inputs ``shapes`` names, after checking the request fits them.
+
+    One ModelLoadError per kind of mistake, the same wherever the shapes come from
+    (``--input-shape``, a project, a request): a name that is not a real input (initializers listed
+    as inputs by old exporters do not count), a rank other than the input's, or a dim the model
+    already fixes to another size (changing it would leave the model's own shapes inconsistent).
+    """
+    where = str(path) if path is not None else None
+    inits = {t.name for t in model.graph.initializer}
+    inputs = {i.name: i for i in model.graph.input if i.name not in inits}
+    unknown = [name for name in shapes if name not in inputs]
+    if unknown:
+        raise ModelLoadError(
+            f"--input-shape names {', '.join(unknown)}, which "
+            f"{'is not a model input' if len(unknown) == 1 else 'are not model inputs'} "
+            f"(inputs: {', '.join(inputs) or 'none'})",
+            path=where,
+        )
     for name, dims in shapes.items():
-        if name not in inputs:
-            known = ", ".join(i for i in inputs if i not in _initializer_names(model)) or "none"
-            raise ModelLoadError(
-                f"--input-shape names '{name}', which is not a model input (inputs: {known})",
-                path=str(path),
-            )
-        tt = inputs[name].type.tensor_type
-        current = tt.shape.dim
+        current = inputs[name].type.tensor_type.shape.dim
         if len(current) and len(current) != len(dims):
             raise ModelLoadError(
                 f"--input-shape {name} has {len(dims)} dims but the input has {len(current)}",
-                path=str(path),
+                path=where,
             )
+        fixed = [
+            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in current
+        ]
+        for axis, (have, want) in enumerate(zip(fixed, dims, strict=False)):
+            if have is not None and have != int(want):
+                raise ModelLoadError(
+                    f"--input-shape {name}: dim {axis} is fixed at {have} in the model "
+                    f"({_dims_text(current)}); it cannot be changed to {int(want)}",
+                    path=where,
+                )
+    return {name: inputs[name] for name in shapes}
+
+
+def fix_input_shapes(
+    model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]], path: str | Path | None
+) -> None:
+    """Fix the named inputs to ``shapes``, in place: the one input-shape fixer of the studio.
+
+    Used by ``ModelGraph.load``, calibration (``calibration.collect.load_fixed``) and the copy a
+    QNN session opens (``engine.feeds.write_fixed_copy``), so all three accept and refuse the
+    same requests (``check_input_shapes``). A symbolic dim is replaced wherever the graph uses it,
+    not only on the input (a ``batch`` output becomes the same number, as onnxruntime's
+    ``make_dim_param_fixed`` does), so one name cannot be given two sizes.
+    """
+    where = str(path) if path is not None else None
+    inputs = check_input_shapes(model, shapes, path)
+    params: dict[str, tuple[int, str]] = {}
+    for name, dims in shapes.items():
+        for d, want in zip(inputs[name].type.tensor_type.shape.dim, dims, strict=False):
+            if d.WhichOneof("value") != "dim_param":
+                continue
+            seen = params.setdefault(d.dim_param, (int(want), name))
+            if seen[0] != int(want):
+                raise ModelLoadError(
+                    f"--input-shape gives the model's dim '{d.dim_param}' two sizes: "
+                    f"{seen[0]} ({seen[1]}) and {int(want)} ({name})",
+                    path=where,
+                )
+    for name, dims in shapes.items():
+        tt = inputs[name].type.tensor_type
         del tt.shape.dim[:]
         for d in dims:
             tt.shape.dim.add().dim_value = int(d)
+    if params:
+        _replace_dim_params(model.graph, {p: v for p, (v, _) in params.items()})
 
 
-def _initializer_names(model: onnx.ModelProto) -> set[str]:
-    return {t.name for t in model.graph.initializer}
+def _replace_dim_params(graph: onnx.GraphProto, values: dict[str, int]) -> None:
+    """Each ``dim_param`` named in ``values`` becomes its number, in every value and subgraph."""
+    for vi in (*graph.input, *graph.output, *graph.value_info):
+        if not vi.type.HasField("tensor_type"):
+            continue
+        for d in vi.type.tensor_type.shape.dim:
+            if d.WhichOneof("value") == "dim_param" and d.dim_param in values:
+                d.dim_value = values[d.dim_param]  # setting the oneof clears the name
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == AttributeProto.GRAPH:
+                _replace_dim_params(attr.g, values)
+            elif attr.type == AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    _replace_dim_params(sub, values)
+
+
+def _dims_text(dims: Any) -> str:
+    return (
+        "["
+        + ", ".join(
+            str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in dims
+        )
+        + "]"
+    )
 
 
 def infer_shapes(model: onnx.ModelProto, path: Path) -> tuple[onnx.ModelProto, list[str]]:
