@@ -28,6 +28,7 @@ from studio.core.profiling.cycles import DEFAULT_RUNS
 from studio.core.quantize import QuantPlan
 from studio.core.quantize import build_qdq as core_build_qdq
 from studio.core.workflows.automix import auto_mp_job
+from studio.core.workflows.quantize import QuantizeRequest, quantize_job
 from studio.ui.quant.commands import ImportEncodingsCommand
 from studio.ui.quant.dialogs import AutoMixDialog, CalibrateDialog, ExportDialog
 from studio.ui.quant.htp_probe import HtpProbe
@@ -469,6 +470,27 @@ def export_encodings(ws, path: str, fmt: str) -> bool:
     return True
 
 
+def quantize_request(
+    ws, path: str, stats: CalibrationStats, plan: QuantPlan, techniques: str | None
+) -> QuantizeRequest:
+    """The window's choices as the workflow's request: the statistics it calibrated (kept as
+    they are), the plan being edited, no SQNR of its own (Analyse measures that) and the HTP
+    offload check the message reports. Techniques are scored on samples of the calibration
+    data (a separate draw for random data), labelled so, as the editor's own figures are."""
+    model = _model_path(ws) or str(stats.prepared_model)
+    return QuantizeRequest(
+        model=model,
+        output=path,
+        calib=ws.data_spec or "random:8",
+        plan=plan,
+        input_shapes=dict(getattr(ws.ctx, "input_shapes", {}) or {}) or None,
+        techniques=techniques,
+        check_htp=True,
+        sqnr=False,
+        stats_dir=str(stats.folder),
+    )
+
+
 def build_dialog(ws) -> None:
     if not _need_stats(ws, "Building the QDQ model"):
         return
@@ -480,6 +502,8 @@ def build_dialog(ws) -> None:
 
 
 def build_qdq(ws, path: str) -> None:
+    """Build the plan's QDQ model at ``path`` through the quantise workflow (the CLI's
+    ``quantize``), from the statistics the table shows; then whether QNN HTP takes all of it."""
     if not _need_stats(ws, "Building the QDQ model"):
         return
     stats, plan = ws.session.stats, ws.session.plan.copy()
@@ -488,30 +512,16 @@ def build_qdq(ws, path: str) -> None:
     if techniques and not data_spec:
         ws.show_message("Techniques need the calibration data: Calibrate first.", error=True)
         return
+    request = quantize_request(ws, path, stats, plan, techniques or None)
 
     def job(jctx):
         # the build, then whether QNN HTP takes the whole model: native QNN code, so the worker
         from studio.core.jobs.client import run_in_worker
-        from studio.core.jobs.protocol import job_kind
         from studio.core.quantize.build import BuildResult
-        from studio.core.quantize.jobs import build_qdq_job
 
-        request = {
-            "stats_dir": str(stats.folder),
-            "plan": plan.to_json(),
-            "out": path,
-            "check_htp": True,
-        }
-        kind = job_kind(build_qdq_job)
-        if techniques:
-            from studio.core.accuracy.jobs import techniques_build_job
-
-            request.update({"techniques": techniques, "data": data_spec})
-            kind = job_kind(techniques_build_job)
-        data = run_in_worker(kind, request, jctx)
-        result = BuildResult.from_json(data)
+        data = run_in_worker(job_kind(quantize_job), request.to_json(), jctx)
         ws.last_techniques = data.get("techniques")
-        return result, data.get("htp_full_offload") or {}
+        return BuildResult.from_json(data["built"]), data.get("htp_full_offload") or {}
 
     def done(outcome) -> None:
         result, offload = outcome
