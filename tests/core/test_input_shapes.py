@@ -135,3 +135,24 @@ def test_the_session_copy_is_fixed_and_runs(tmp_path):
     assert session.get_outputs()[0].shape == [2, 8, 16, 16]
     (out,) = session.run(None, {"x": np.ones((2, 3, 16, 16), np.float32)})
     assert out.shape == (2, 8, 16, 16) and np.all(out >= 0)
+
+
+@pytest.mark.parametrize("text", ["1,a,3", "", "1,0,3", "-1,3"])
+def test_typed_dims_are_refused_the_same_on_the_command_line_and_in_core(text):
+    from studio.cli.common import parse_input_shapes
+    from studio.core.errors import BadInputError
+    from studio.core.model.prepare import parse_dims
+
+    with pytest.raises(BadInputError, match=r"input 'x': '.*' is not a list of positive integers"):
+        parse_dims(text, "input 'x'")
+    with pytest.raises(BadInputError, match=r"--input-shape x: '.*' is not a list of positive"):
+        parse_input_shapes([f"x={text}"])
+
+
+def test_typed_dims_take_commas_or_x():
+    from studio.cli.common import parse_input_shapes
+    from studio.core.model.prepare import parse_dims
+
+    assert parse_dims("1, 3,224,224", "x") == [1, 3, 224, 224]
+    assert parse_dims("1x3x8x8", "x") == [1, 3, 8, 8]
+    assert parse_input_shapes(["a=1,2", "b:c=3x4"]) == {"a": [1, 2], "b:c": [3, 4]}

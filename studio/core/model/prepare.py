@@ -15,7 +15,7 @@ from typing import Any
 import onnx
 from onnx import AttributeProto, helper
 
-from studio.core.errors import ModelLoadError
+from studio.core.errors import BadInputError, ModelLoadError
 from studio.core.model import skeleton
 from studio.core.model.costs import Shape, dtype_name
 from studio.core.model.toposort import kahn_order
@@ -101,6 +101,23 @@ def topological_order(graph: onnx.GraphProto, path: Path) -> list[int]:
             path=str(path),
         )
     return order
+
+
+def parse_dims(text: str, what: str) -> list[int]:
+    """``"1,3,224,224"`` (or ``1x3x224x224``) as dims; ``what`` names the field in the error.
+
+    The one reader of typed-in shapes: ``--input-shape NAME=DIMS`` on every command and the
+    shape fields of the GUI's import dialog.
+    """
+    try:
+        dims = [int(d) for d in str(text).replace("x", ",").split(",") if d.strip()]
+    except ValueError:
+        dims = []
+    if not dims or any(d <= 0 for d in dims):
+        raise BadInputError(
+            f"{what}: '{text}' is not a list of positive integers, e.g. 1,3,224,224"
+        )
+    return dims
 
 
 def check_input_shapes(
