@@ -127,8 +127,9 @@ def check_input_shapes(
 
     One ModelLoadError per kind of mistake, the same wherever the shapes come from
     (``--input-shape``, a project, a request): a name that is not a real input (initializers listed
-    as inputs by old exporters do not count), a rank other than the input's, or a dim the model
-    already fixes to another size (changing it would leave the model's own shapes inconsistent).
+    as inputs by old exporters do not count), or a rank other than the input's. A dim the model
+    fixes may be given another size (a fully convolutional model at another resolution); a
+    model whose other shapes then disagree fails in shape inference or the session, named.
     """
     where = str(path) if path is not None else None
     inits = {t.name for t in model.graph.initializer}
@@ -148,16 +149,6 @@ def check_input_shapes(
                 f"--input-shape {name} has {len(dims)} dims but the input has {len(current)}",
                 path=where,
             )
-        fixed = [
-            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in current
-        ]
-        for axis, (have, want) in enumerate(zip(fixed, dims, strict=False)):
-            if have is not None and have != int(want):
-                raise ModelLoadError(
-                    f"--input-shape {name}: dim {axis} is fixed at {have} in the model "
-                    f"({_dims_text(current)}); it cannot be changed to {int(want)}",
-                    path=where,
-                )
     return {name: inputs[name] for name in shapes}
 
 
@@ -210,16 +201,6 @@ def _replace_dim_params(graph: onnx.GraphProto, values: dict[str, int]) -> None:
             elif attr.type == AttributeProto.GRAPHS:
                 for sub in attr.graphs:
                     _replace_dim_params(sub, values)
-
-
-def _dims_text(dims: Any) -> str:
-    return (
-        "["
-        + ", ".join(
-            str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in dims
-        )
-        + "]"
-    )
 
 
 def infer_shapes(model: onnx.ModelProto, path: Path) -> tuple[onnx.ModelProto, list[str]]:
