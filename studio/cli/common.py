@@ -61,18 +61,14 @@ def add_input_shape_arg(parser: argparse.ArgumentParser) -> None:
 
 def parse_input_shapes(items: list[str]) -> dict[str, list[int]]:
     """Parse repeated ``NAME=1,3,224,224`` arguments into ``{name: [dims]}``."""
+    from studio.core.model.prepare import parse_dims  # onnx only when shapes are given
+
     shapes: dict[str, list[int]] = {}
     for item in items or []:
         name, sep, dims = item.rpartition("=")
         if not sep or not name:
             raise BadInputError(f"--input-shape '{item}': expected NAME=D0,D1,...")
-        try:
-            values = [int(d) for d in dims.replace("x", ",").split(",") if d.strip()]
-        except ValueError as exc:
-            raise BadInputError(f"--input-shape '{item}': dims must be integers") from exc
-        if not values or any(v <= 0 for v in values):
-            raise BadInputError(f"--input-shape '{item}': dims must be positive integers")
-        shapes[name] = values
+        shapes[name] = parse_dims(dims, f"--input-shape {name}")
     return shapes
 
 

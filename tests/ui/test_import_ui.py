@@ -107,3 +107,15 @@ def test_project_reimports_when_the_source_changed(win, qtbot, tmp_path, monkeyp
     qtbot.waitUntil(lambda: win.importer.last_record is not None, timeout=120_000)
     assert win.importer.last_record["source_sha256"] != first["source_sha256"]
     assert handle is not None
+
+
+def test_import_dialog_refuses_dims_that_are_not_positive_integers(qtbot):
+    info = {"what": "TorchScript", "kind": "torchscript", "inputs": [{"name": "image"}]}
+    dialog = importing.ImportDialog("net.pt", info, "")
+    qtbot.addWidget(dialog)
+    dialog.shape_edits["image"].setText("1,3,a,224")
+    dialog.accept()
+    assert "input 'image': '1,3,a,224' is not a list of positive integers" in dialog.error.text()
+    assert dialog.result() != QDialog.DialogCode.Accepted
+    dialog.shape_edits["image"].setText("1x3x224x224")
+    assert dialog.input_shapes() == {"image": [1, 3, 224, 224]}

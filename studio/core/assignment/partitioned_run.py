@@ -105,7 +105,6 @@ def run_plan(
     """Split ``model_path`` along ``plan`` (a Plan or its JSON) and run the chain in the worker."""
     from studio.core.assignment.partition import split_segments, write_segment_models
     from studio.core.assignment.scoring import Plan
-    from studio.core.jobs.client import run_in_worker
     from studio.core.model.graph import ModelGraph
 
     ctx = ctx or JobContext()
@@ -122,23 +121,57 @@ def run_plan(
     with tempfile.TemporaryDirectory(prefix="studio-partition-") as tmp:
         folder = Path(tmp)
         write_segment_models(graph, segments, folder)
-        np.savez(folder / "feeds.npz", **feeds)
-        request = {
-            "segments": [s.to_json() for s in segments],
-            "feeds": str(folder / "feeds.npz"),
-            "outputs": str(folder / "outputs.npz"),
-            "output_names": [t.name for t in graph.outputs],
-            "provider_options": {k: dict(v) for k, v in (provider_options or {}).items()},
-            "runs": int(runs),
-            "warmup": int(warmup),
-        }
-        ctx.progress(0.05, f"running {len(segments)} segment(s)")
-        result = run_in_worker(job_kind(run_segments_job), request, ctx, timeout_s=timeout_s)
-        with np.load(folder / "outputs.npz", allow_pickle=False) as data:
-            outputs = {name: data[name] for name in data.files}
-    timings = [SegmentTiming(**t) for t in result["timings"]]
+        outputs, timings = run_chain_in_worker(
+            [s.to_json() for s in segments],
+            feeds,
+            folder,
+            [t.name for t in graph.outputs],
+            {k: dict(v) for k, v in (provider_options or {}).items()},
+            ctx,
+            runs=runs,
+            warmup=warmup,
+            timeout_s=timeout_s,
+        )
     layout = [{**s.to_json(), "model_path": None, "nodes": len(s.node_ids)} for s in segments]
     return PartitionedResult(outputs, timings, layout, runs=int(runs), notes=notes)
+
+
+def run_chain_in_worker(
+    segments: list[dict[str, Any]],
+    feeds: Mapping[str, np.ndarray],
+    folder: Path,
+    output_names: list[str],
+    provider_options: Mapping[str, Mapping[str, str]],
+    ctx: JobContext,
+    *,
+    runs: int,
+    warmup: int,
+    timeout_s: float,
+    what: str = "",
+) -> tuple[dict[str, np.ndarray], list[SegmentTiming]]:
+    """Run segment models (``run_segments_job``) in the worker; arrays go through ``folder``.
+
+    The one way both a plan's chain (``run_plan``) and a compiled bundle's chain
+    (``workflows.plan_bundle``) reach the worker: feeds in ``feeds.npz``, the final outputs back
+    in ``outputs.npz`` (arrays never cross as JSON), per-segment timings in the result.
+    """
+    from studio.core.jobs.client import run_in_worker
+
+    np.savez(folder / "feeds.npz", **feeds)
+    request = {
+        "segments": segments,
+        "feeds": str(folder / "feeds.npz"),
+        "outputs": str(folder / "outputs.npz"),
+        "output_names": list(output_names),
+        "provider_options": {k: dict(v) for k, v in provider_options.items()},
+        "runs": int(runs),
+        "warmup": int(warmup),
+    }
+    ctx.progress(0.05, f"running {len(segments)} segment(s){what}")
+    result = run_in_worker(job_kind(run_segments_job), request, ctx, timeout_s=timeout_s)
+    with np.load(folder / "outputs.npz", allow_pickle=False) as data:
+        outputs = {name: data[name] for name in data.files}
+    return outputs, [SegmentTiming(**t) for t in result["timings"]]
 
 
 def profile_plan(

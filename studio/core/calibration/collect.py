@@ -44,6 +44,7 @@ from studio.core.jobs.protocol import JobContext, job
 from studio.core.model.graph import check_model_file
 from studio.core.model.loading import file_sha256
 from studio.core.model.normalise import normalise_gemm_biases
+from studio.core.model.prepare import fix_input_shapes
 
 # stack up to this many samples / bytes of activations before one histogram pass per tensor
 _FLUSH_SAMPLES = 16
@@ -71,7 +72,7 @@ def load_fixed(
             onnx.external_data_helper.load_external_data_for_model(proto, str(src.parent))
         except Exception as exc:  # protobuf/onnx raise many types here
             raise ModelLoadError(f"cannot read external weights: {exc}", path=str(src)) from exc
-    _fix_shapes(proto, input_shapes or {}, src)
+    fix_input_shapes(proto, input_shapes or {}, src)
     return proto
 
 
@@ -135,27 +136,6 @@ def _at_least_opset(proto: onnx.ModelProto, version: int) -> onnx.ModelProto:
             f"the model uses opset {default_opset(proto)}; quantising needs opset {version} and "
             f"onnx could not convert it ({' '.join(str(exc).split())[:200]})"
         ) from exc
-
-
-def _fix_shapes(proto: onnx.ModelProto, shapes: dict[str, list[int]], path: Path) -> None:
-    inits = {t.name for t in proto.graph.initializer}
-    inputs = {i.name: i for i in proto.graph.input if i.name not in inits}
-    for name, dims in shapes.items():
-        if name not in inputs:
-            raise BadInputError(
-                f"--input-shape names '{name}', which is not a model input "
-                f"(inputs: {', '.join(inputs) or 'none'})",
-                path=str(path),
-            )
-        dim_list = inputs[name].type.tensor_type.shape.dim
-        if len(dim_list) and len(dim_list) != len(dims):
-            raise BadInputError(
-                f"--input-shape {name} has {len(dims)} dims but the input has {len(dim_list)}",
-                path=str(path),
-            )
-        del dim_list[:]
-        for d in dims:
-            dim_list.add().dim_value = int(d)
 
 
 def model_inputs(proto: onnx.ModelProto) -> list[InputSpec]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from studio.core.engine.sessions import _ORT_TO_NUMPY, random_inputs
 from studio.core.errors import BadInputError
+from studio.core.model.prepare import check_input_shapes, fix_input_shapes
 
 
 def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
@@ -114,54 +115,37 @@ def describe(value: np.ndarray) -> dict[str, Any]:
 
 
 def needs_fixed_shapes(model_path: str | Path, shapes: dict[str, list[int]] | None) -> bool:
-    """True when ``shapes`` names a model input whose declared shape is not already that."""
+    """True when ``shapes`` fixes a dim the model leaves open (checked as the fixer checks it)."""
     import onnx
 
     if not shapes:
         return False
     model = onnx.load(str(model_path), load_external_data=False)
-    names = {i.name for i in model.graph.input}
-    unknown = sorted(set(shapes) - names)
-    if unknown:
-        raise BadInputError(
-            f"--input-shape names {', '.join(unknown)}, not a model input "
-            f"(inputs: {', '.join(sorted(names))})",
-            path=str(model_path),
-        )
-    for inp in model.graph.input:
-        if inp.name in shapes:
-            dims = inp.type.tensor_type.shape.dim
-            declared = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-            if declared != list(shapes[inp.name]):
-                return True
+    inputs = check_input_shapes(model, shapes, model_path)
+    for name, inp in inputs.items():
+        dims = inp.type.tensor_type.shape.dim
+        declared = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+        if declared != list(shapes[name]):
+            return True
     return False
 
 
-def fix_input_shapes(
+def write_fixed_copy(
     model_path: str | Path, shapes: dict[str, list[int]], folder: str | Path
 ) -> Path:
-    """A copy of the model with ``shapes`` fixed (dim_params replaced graph-wide), in ``folder``.
+    """A copy of the model with ``shapes`` fixed (``model.prepare.fix_input_shapes``), in ``folder``.
 
     QNN needs static shapes: a dynamic batch dim makes every node "Cannot get shape" and fall
-    back to the CPU. ``--input-shape`` therefore fixes the model itself, not only the random feed.
+    back to the CPU. ``--input-shape`` therefore fixes the model itself, not only the random feed;
+    the outputs get the shapes inference now finds, so the session declares them fixed too.
     """
     import onnx
-    from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_input_shape_fixed
+    from onnxruntime.tools.onnx_model_utils import fix_output_shapes, remove_invalid_dim_values
 
     src = Path(model_path)
     model = onnx.load(str(src))  # with external data: the copy must be self-contained
-    names = {i.name for i in model.graph.input}
-    for name, dims in shapes.items():
-        if name not in names:
-            raise BadInputError(
-                f"--input-shape names '{name}', which is not a model input "
-                f"(inputs: {', '.join(sorted(names))})",
-                path=str(src),
-            )
-        try:
-            make_input_shape_fixed(model.graph, name, list(dims))
-        except ValueError as exc:
-            raise BadInputError(f"cannot fix the shape of '{name}': {exc}", path=str(src)) from exc
+    remove_invalid_dim_values(model.graph)  # a -1 dim is an unknown one, not a size
+    fix_input_shapes(model, shapes, src)
     try:
         fix_output_shapes(model)
     except Exception as exc:  # noqa: BLE001 - onnx raises several types; name the model

@@ -23,6 +23,7 @@ import igraph
 import numpy as np
 
 from studio.core.model.graph import paused_gc
+from studio.core.model.toposort import kahn_order
 
 NODE_W = 172.0
 NODE_H = 40.0
@@ -158,24 +159,8 @@ def _layers(n: int, edges: list[tuple[int, int]], order: list[int]) -> list[int]
 
 def _vertex_order(n: int, edges: list[tuple[int, int]]) -> list[int]:
     """Kahn's order of the (possibly collapsed) graph; cycles left over are appended as they come."""
-    indeg = [0] * n
-    succs: list[list[int]] = [[] for _ in range(n)]
-    for s, t in edges:
-        indeg[t] += 1
-        succs[s].append(t)
-    ready = [v for v in range(n) if indeg[v] == 0]
-    order: list[int] = []
-    while ready:
-        v = ready.pop()
-        order.append(v)
-        for t in succs[v]:
-            indeg[t] -= 1
-            if indeg[t] == 0:
-                ready.append(t)
-    if len(order) < n:
-        seen = set(order)
-        order.extend(v for v in range(n) if v not in seen)
-    return order
+    order, stuck = kahn_order(n, edges)
+    return order + stuck
 
 
 def _separate(coords: np.ndarray, layers: list[int]) -> None:

@@ -8,16 +8,17 @@ inference) and the readers of its fields (tensor dims, attribute values).
 from __future__ import annotations
 
 import copy
-from collections import deque
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import onnx
 from onnx import AttributeProto, helper
 
-from studio.core.errors import ModelLoadError
+from studio.core.errors import BadInputError, ModelLoadError
 from studio.core.model import skeleton
 from studio.core.model.costs import Shape, dtype_name
+from studio.core.model.toposort import kahn_order
 
 
 def attribute_value(attr: AttributeProto) -> Any:
@@ -65,9 +66,10 @@ def dims_of(type_proto: onnx.TypeProto) -> tuple[Shape, int | None]:
 
 
 def topological_order(graph: onnx.GraphProto, path: Path) -> list[int]:
-    """Kahn's order of node indices; a cycle is a ModelLoadError naming nodes on it.
+    """Kahn's order of node indices (``toposort.kahn_order``); a cycle is a ModelLoadError.
 
-    Each node's fields are read from the protobuf once (field access dominates on 20k nodes).
+    The error names nodes on the cycle, or the node that consumes its own output. Each node's
+    fields are read from the protobuf once (field access dominates on 20k nodes).
     """
     nodes = list(graph.node)
     producer: dict[str, int] = {}
@@ -76,13 +78,12 @@ def topological_order(graph: onnx.GraphProto, path: Path) -> list[int]:
             if out:
                 producer[out] = i
     get = producer.get
-    users: list[list[int]] = [[] for _ in nodes]
-    remaining = [0] * len(nodes)
+    edges: list[tuple[int, int]] = []
     for i, node in enumerate(nodes):
         deps: set[int] = set()
         for name in node.input:
             j = get(name)
-            if j is None:
+            if j is None or j in deps:
                 continue
             if j == i:
                 raise ModelLoadError(
@@ -90,51 +91,116 @@ def topological_order(graph: onnx.GraphProto, path: Path) -> list[int]:
                     "(the graph has a cycle)",
                     path=str(path),
                 )
-            if j not in deps:
-                deps.add(j)
-                users[j].append(i)
-        remaining[i] = len(deps)
-    ready = deque(i for i, n in enumerate(remaining) if n == 0)
-    order: list[int] = []
-    while ready:
-        i = ready.popleft()
-        order.append(i)
-        for u in users[i]:
-            remaining[u] -= 1
-            if remaining[u] == 0:
-                ready.append(u)
-    if len(order) != len(nodes):
-        stuck = [nodes[i].name or nodes[i].op_type for i, n in enumerate(remaining) if n]
+            deps.add(j)
+            edges.append((j, i))
+    order, stuck = kahn_order(len(nodes), edges)
+    if stuck:
+        names = [nodes[i].name or nodes[i].op_type for i in stuck]
         raise ModelLoadError(
-            f"the graph has a cycle through {len(stuck)} nodes, e.g. {', '.join(stuck[:5])}",
+            f"the graph has a cycle through {len(names)} nodes, e.g. {', '.join(names[:5])}",
             path=str(path),
         )
     return order
 
 
-def fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]], path: Path) -> None:
-    inputs = {i.name: i for i in model.graph.input}
+def parse_dims(text: str, what: str) -> list[int]:
+    """``"1,3,224,224"`` (or ``1x3x224x224``) as dims; ``what`` names the field in the error.
+
+    The one reader of typed-in shapes: ``--input-shape NAME=DIMS`` on every command and the
+    shape fields of the GUI's import dialog.
+    """
+    try:
+        dims = [int(d) for d in str(text).replace("x", ",").split(",") if d.strip()]
+    except ValueError:
+        dims = []
+    if not dims or any(d <= 0 for d in dims):
+        raise BadInputError(
+            f"{what}: '{text}' is not a list of positive integers, e.g. 1,3,224,224"
+        )
+    return dims
+
+
+def check_input_shapes(
+    model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]], path: str | Path | None
+) -> dict[str, onnx.ValueInfoProto]:
+    """The graph inputs ``shapes`` names, after checking the request fits them.
+
+    One ModelLoadError per kind of mistake, the same wherever the shapes come from
+    (``--input-shape``, a project, a request): a name that is not a real input (initializers listed
+    as inputs by old exporters do not count), or a rank other than the input's. A dim the model
+    fixes may be given another size (a fully convolutional model at another resolution); a
+    model whose other shapes then disagree fails in shape inference or the session, named.
+    """
+    where = str(path) if path is not None else None
+    inits = {t.name for t in model.graph.initializer}
+    inputs = {i.name: i for i in model.graph.input if i.name not in inits}
+    unknown = [name for name in shapes if name not in inputs]
+    if unknown:
+        raise ModelLoadError(
+            f"--input-shape names {', '.join(unknown)}, which "
+            f"{'is not a model input' if len(unknown) == 1 else 'are not model inputs'} "
+            f"(inputs: {', '.join(inputs) or 'none'})",
+            path=where,
+        )
     for name, dims in shapes.items():
-        if name not in inputs:
-            known = ", ".join(i for i in inputs if i not in _initializer_names(model)) or "none"
-            raise ModelLoadError(
-                f"--input-shape names '{name}', which is not a model input (inputs: {known})",
-                path=str(path),
-            )
-        tt = inputs[name].type.tensor_type
-        current = tt.shape.dim
+        current = inputs[name].type.tensor_type.shape.dim
         if len(current) and len(current) != len(dims):
             raise ModelLoadError(
                 f"--input-shape {name} has {len(dims)} dims but the input has {len(current)}",
-                path=str(path),
+                path=where,
             )
+    return {name: inputs[name] for name in shapes}
+
+
+def fix_input_shapes(
+    model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]], path: str | Path | None
+) -> None:
+    """Fix the named inputs to ``shapes``, in place: the one input-shape fixer of the studio.
+
+    Used by ``ModelGraph.load``, calibration (``calibration.collect.load_fixed``) and the copy a
+    QNN session opens (``engine.feeds.write_fixed_copy``), so all three accept and refuse the
+    same requests (``check_input_shapes``). A symbolic dim is replaced wherever the graph uses it,
+    not only on the input (a ``batch`` output becomes the same number, as onnxruntime's
+    ``make_dim_param_fixed`` does), so one name cannot be given two sizes.
+    """
+    where = str(path) if path is not None else None
+    inputs = check_input_shapes(model, shapes, path)
+    params: dict[str, tuple[int, str]] = {}
+    for name, dims in shapes.items():
+        for d, want in zip(inputs[name].type.tensor_type.shape.dim, dims, strict=False):
+            if d.WhichOneof("value") != "dim_param":
+                continue
+            seen = params.setdefault(d.dim_param, (int(want), name))
+            if seen[0] != int(want):
+                raise ModelLoadError(
+                    f"--input-shape gives the model's dim '{d.dim_param}' two sizes: "
+                    f"{seen[0]} ({seen[1]}) and {int(want)} ({name})",
+                    path=where,
+                )
+    for name, dims in shapes.items():
+        tt = inputs[name].type.tensor_type
         del tt.shape.dim[:]
         for d in dims:
             tt.shape.dim.add().dim_value = int(d)
+    if params:
+        _replace_dim_params(model.graph, {p: v for p, (v, _) in params.items()})
 
 
-def _initializer_names(model: onnx.ModelProto) -> set[str]:
-    return {t.name for t in model.graph.initializer}
+def _replace_dim_params(graph: onnx.GraphProto, values: dict[str, int]) -> None:
+    """Each ``dim_param`` named in ``values`` becomes its number, in every value and subgraph."""
+    for vi in (*graph.input, *graph.output, *graph.value_info):
+        if not vi.type.HasField("tensor_type"):
+            continue
+        for d in vi.type.tensor_type.shape.dim:
+            if d.WhichOneof("value") == "dim_param" and d.dim_param in values:
+                d.dim_value = values[d.dim_param]  # setting the oneof clears the name
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == AttributeProto.GRAPH:
+                _replace_dim_params(attr.g, values)
+            elif attr.type == AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    _replace_dim_params(sub, values)
 
 
 def infer_shapes(model: onnx.ModelProto, path: Path) -> tuple[onnx.ModelProto, list[str]]:

@@ -170,11 +170,11 @@ def _session_model(model: str, backend: str, shapes: Any, scratch: Path) -> tupl
     """The file the sessions open: QNN needs static shapes, so ``input_shapes`` fix a copy."""
     if backend == "cpu" or not shapes:
         return model, ""
-    from studio.core.engine.feeds import fix_input_shapes, needs_fixed_shapes
+    from studio.core.engine.feeds import needs_fixed_shapes, write_fixed_copy
 
     if not needs_fixed_shapes(model, shapes):
         return model, ""
-    fixed = fix_input_shapes(model, shapes, scratch)
+    fixed = write_fixed_copy(model, shapes, scratch)
     return str(
         fixed
     ), f"input shapes {shapes} fixed in a copy of the model (QNN needs static shapes)"

@@ -40,7 +40,7 @@ def _session_args(request: dict[str, Any], backend: str, model: Path, bundle_opt
 @job
 def run(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Inference on a model or bundle; outputs to ``request['output']`` (.npz) when given."""
-    from studio.core.engine.feeds import fix_input_shapes, needs_fixed_shapes
+    from studio.core.engine.feeds import needs_fixed_shapes, write_fixed_copy
     from studio.core.engine.registry import REGISTRY
     from studio.core.toolchain.compile import resolve_model_or_bundle
 
@@ -65,7 +65,7 @@ def run(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
             ctx.log(
                 f"fixing input shapes {shapes} in a copy of the model (QNN needs static shapes)"
             )
-            model = fix_input_shapes(model, shapes, scratch)
+            model = write_fixed_copy(model, shapes, scratch)
         return _run_session(request, ctx, source, model, backend, bundle_opts, args)
 
 
@@ -224,7 +224,7 @@ def _run_with_sdk(request: dict[str, Any], source: Path, ctx: JobContext) -> dic
 def compile_bundle(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Compile a model into a bundle (embedded EPContext, or the QNN SDK chain)."""
     from studio.core.engine.config import BackendConfig, is_quantized_model, load_backend_config
-    from studio.core.engine.feeds import fix_input_shapes, needs_fixed_shapes
+    from studio.core.engine.feeds import needs_fixed_shapes, write_fixed_copy
 
     model = existing_path(request.get("model"), "model")
     backend = str(request.get("backend") or "htp")
@@ -254,7 +254,7 @@ def compile_bundle(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
             ctx.log(
                 f"fixing input shapes {shapes} in a copy of the model (QNN needs static shapes)"
             )
-            model = fix_input_shapes(model, shapes, scratch)
+            model = write_fixed_copy(model, shapes, scratch)
         result = _compile(request, ctx, model, source, backend, output, args)
     manifest = result.pop("manifest", None) or {}
     result["warnings"] = list(manifest.get("warnings", args.warnings))

@@ -330,20 +330,34 @@ def _device_model_libs(
     return done
 
 
-def write_input_list(feeds: dict[str, np.ndarray], folder: Path, runs: int = 1) -> Path:
-    """Raw float32 files plus ``input_list.txt``: one line per inference, ``name:=/abs/path.raw``."""
+def write_input_list(
+    feeds: dict[str, np.ndarray],
+    folder: Path,
+    runs: int = 1,
+    *,
+    listing: Path | None = None,
+    device_dir: str | None = None,
+) -> Path:
+    """Raw float32 files in ``folder`` plus ``input_list.txt`` (in ``folder``, or ``listing``):
+    one line per inference, ``name:=/abs/path.raw``.
+
+    ``device_dir`` is where the raw files will be on a phone (``adb push``): the list then names
+    them there instead of on this host.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     entries = []
     for name, array in feeds.items():
-        raw = folder / f"{_safe(name)}.raw"
+        raw = folder / f"{safe_file_name(name)}.raw"
         np.ascontiguousarray(array, dtype=np.float32).tofile(raw)
-        entries.append(f"{name}:={raw.resolve()}")
-    listing = folder / "input_list.txt"
+        where = f"{device_dir}/{raw.name}" if device_dir else str(raw.resolve())
+        entries.append(f"{name}:={where}")
+    listing = listing or folder / "input_list.txt"
     listing.write_text("\n".join(" ".join(entries) for _ in range(runs)) + "\n")
     return listing
 
 
-def _safe(name: str) -> str:
+def safe_file_name(name: str) -> str:
+    """A tensor name as qnn-net-run's files spell it (``/conv1/Conv`` -> ``_conv1_Conv``)."""
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
 
 
@@ -355,7 +369,7 @@ def read_net_run_outputs(
     arrays = {}
     for spec in outputs:
         name = spec["name"]
-        candidates = [result_dir / f"{name}.raw", result_dir / f"{_safe(name)}.raw"]
+        candidates = [result_dir / f"{name}.raw", result_dir / f"{safe_file_name(name)}.raw"]
         path = next((p for p in candidates if p.is_file()), None)
         if path is None:
             raise JobFailedError(f"qnn-net-run wrote no output for '{name}' in {result_dir}")

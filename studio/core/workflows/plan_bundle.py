@@ -35,7 +35,7 @@ from studio.core.assignment.partitioned_run import chain_profile_json
 from studio.core.atomic import atomic_write_json, read_json_strict
 from studio.core.errors import BackendUnavailableError, BadInputError
 from studio.core.hashing import file_sha256
-from studio.core.jobs.protocol import JobContext, job, job_kind
+from studio.core.jobs.protocol import JobContext, job
 from studio.core.toolchain.bundle import (
     CONTEXT_DIR,
     INPUT_SPECS,
@@ -326,12 +326,7 @@ def run_bundle_chain(
     timeout_s: float = 600,
 ) -> Any:
     """Run a heterogeneous bundle's chain in the worker; a ``PartitionedResult``."""
-    from studio.core.assignment.partitioned_run import (
-        PartitionedResult,
-        SegmentTiming,
-        run_segments_job,
-    )
-    from studio.core.jobs.client import run_in_worker
+    from studio.core.assignment.partitioned_run import PartitionedResult, run_chain_in_worker
 
     ctx = ctx or JobContext()
     bundle = load_chain(path)
@@ -339,22 +334,18 @@ def run_bundle_chain(
     segments = _worker_segments(bundle)
     options = {s["backend"]: s.get("provider_options") or {} for s in bundle.manifest["segments"]}
     with tempfile.TemporaryDirectory(prefix="studio-chain-run-") as tmp:
-        folder = Path(tmp)
-        np.savez(folder / "feeds.npz", **feeds)
-        request = {
-            "segments": segments,
-            "feeds": str(folder / "feeds.npz"),
-            "outputs": str(folder / "outputs.npz"),
-            "output_names": list(bundle.manifest.get("output_names") or []),
-            "provider_options": options,
-            "runs": int(runs),
-            "warmup": int(warmup),
-        }
-        ctx.progress(0.05, f"running {len(segments)} segment(s) of {bundle.root.name}")
-        result = run_in_worker(job_kind(run_segments_job), request, ctx, timeout_s=timeout_s)
-        with np.load(folder / "outputs.npz", allow_pickle=False) as data:
-            outputs = {name: data[name] for name in data.files}
-    timings = [SegmentTiming(**t) for t in result["timings"]]
+        outputs, timings = run_chain_in_worker(
+            segments,
+            feeds,
+            Path(tmp),
+            list(bundle.manifest.get("output_names") or []),
+            options,
+            ctx,
+            runs=runs,
+            warmup=warmup,
+            timeout_s=timeout_s,
+            what=f" of {bundle.root.name}",
+        )
     layout = [
         {k: s[k] for k in ("index", "backend", "file", "nodes")}
         for s in bundle.manifest["segments"]

@@ -12,17 +12,17 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from studio.core.accuracy import Analyser, SqnrReport, auto_mixed_precision
 from studio.core.accuracy.jobs import DEFAULT_EVAL_SAMPLES, load_feeds
-from studio.core.accuracy.split import EvalSplit, split_for_eval
+from studio.core.accuracy.split import EvalSplit, calibration_label, split_for_eval
 from studio.core.calibration import CalibrationStats, Preprocess, calibrate
 from studio.core.encodings import load_encodings, save_encodings
 from studio.core.errors import BadInputError
-from studio.core.jobs.protocol import JobContext
+from studio.core.jobs.protocol import JobContext, job
 from studio.core.quantize import BuildResult, QuantPlan, build_coverage, build_qdq
 from studio.core.quantize import check_htp_offload as htp_offload
 
@@ -55,6 +55,34 @@ class QuantizeRequest:
     mse_threshold: float | None = None  # list tensors whose relative quantisation MSE exceeds it
     sqnr: bool = True  # measure the built model's SQNR (the pipeline skips it)
     eval_samples: int = DEFAULT_EVAL_SAMPLES
+    # statistics an earlier calibration of this model on ``calib`` wrote (the GUI's Calibrate,
+    # whose table the user edited): used as they are, without another pass over the data
+    stats_dir: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The request as the worker job receives it (plain JSON: paths, numbers, the plan)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["plan"] = self.plan.to_json()
+        data["preprocess"] = self.preprocess.to_json() if self.preprocess is not None else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> QuantizeRequest:
+        if not isinstance(data, dict):
+            raise BadInputError("a quantise request must be a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise BadInputError(f"quantise request: unknown field(s) {', '.join(unknown)}")
+        values = dict(data)
+        values["plan"] = QuantPlan.from_json(data["plan"]) if data.get("plan") else QuantPlan()
+        values["preprocess"] = (
+            Preprocess.from_json(data["preprocess"]) if data.get("preprocess") else None
+        )
+        try:
+            return cls(**values)
+        except TypeError as exc:  # a required field (model, output) is missing
+            raise BadInputError(f"quantise request: {exc}") from exc
 
 
 @dataclass
@@ -148,15 +176,38 @@ def split_stage(req: QuantizeRequest) -> EvalSplit | None:
     nothing is measured, so calibration uses every sample)."""
     if not (req.sqnr or req.auto_mp or req.techniques):
         return None
+    if req.stats_dir and not req.eval:
+        return _calibration_split(req)
     return split_for_eval(
         req.model, req.calib, req.eval, input_shapes=req.input_shapes, preprocess=req.preprocess
     )
 
 
+def _calibration_split(req: QuantizeRequest) -> EvalSplit:
+    """With statistics calibrated on all of ``calib`` nothing is held out: the figures are on
+    samples of the calibration source (a separate draw for ``random:N``), and say so."""
+    feeds = load_feeds(
+        req.model,
+        req.calib,
+        input_shapes=req.input_shapes,
+        preprocess=req.preprocess,
+        limit=req.eval_samples,
+    )
+    kind = "random" if req.calib.startswith("random:") else "calibration"
+    return EvalSplit(feeds, None, kind, calibration_label(req.calib, len(feeds)))
+
+
 def calibrate_stage(
     req: QuantizeRequest, ctx: JobContext, limit: int | None = None, model: str | None = None
 ) -> tuple[CalibrationStats, bool]:
-    """Calibration statistics (cached by model + data hash) and whether the cache had them."""
+    """Calibration statistics (cached by model + data hash) and whether the cache had them.
+
+    ``req.stats_dir`` (statistics of the request's own model) is used as it is; a ``model``
+    of its own (a technique's rewritten model) is always calibrated.
+    """
+    if req.stats_dir and model is None:
+        ctx.progress(0.0, "calibration statistics from an earlier pass")
+        return CalibrationStats.load(req.stats_dir), True
     hit: list[bool] = []
     stats = calibrate(
         model or req.model,
@@ -275,6 +326,7 @@ def techniques_stage(
         run, tried = run_techniques(stats, plan, list(names), target, **common), []
     summary = run.summary()
     summary["tried"] = tried
+    summary["data_label"] = split.label
     built = build_qdq(run.stats, run.plan, target, ctx=ctx, model=run.technique.model)
     return _Built(run.stats, run.plan, built, techniques=summary)
 
@@ -356,3 +408,19 @@ def quantize_model(req: QuantizeRequest, ctx: JobContext | None = None) -> Quant
     b.built.qdq_path = str(out)
     outcome.mse_over = mse_stage(b.stats, encodings, req.mse_threshold)
     return outcome
+
+
+@job
+def quantize_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """The workflow in the worker process: a :class:`QuantizeRequest` as JSON -> the summary
+    ``npu-studio quantize --json`` prints, plus ``built`` (the BuildResult) and ``report`` (the
+    whole SQNR report, when measured) for the GUI's tables and charts.
+
+    The GUI's *Build QDQ* sends its request here (with the statistics it calibrated as
+    ``stats_dir``), so the window and the command line build through one sequence.
+    """
+    outcome = quantize_model(QuantizeRequest.from_json(request), ctx)
+    data = outcome.to_json()
+    data["built"] = outcome.built.to_json()
+    data["report"] = outcome.report.to_json() if outcome.report is not None else None
+    return data

@@ -18,7 +18,6 @@ from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
@@ -30,21 +29,18 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTextBrowser,
     QTreeWidget,
-    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from studio.core.jobs.protocol import job_kind
+from studio.ui.deploy.bundle_view import bundle_label, fill_bundle_tree
 from studio.ui.deploy.config_editor import BackendConfigEditor
+from studio.ui.deploy.monitor import MonitorPlot
+from studio.ui.deploy.result_text import device_text, profiled_text, ran_text
+from studio.ui.deploy.target_panel import TargetPanel
 
 LANE = "deploy"
-# the monitor plot shows one unit at a time: series names end with their unit
-MONITOR_GROUPS = {
-    "Temperatures (°C), measured on the phone": "(°C)",
-    "CPU / GPU clocks (MHz), measured on the phone": "(MHz)",
-    "Battery current (mA), measured on the phone": "(mA)",
-}
 
 
 def _kinds() -> dict[str, str]:
@@ -76,7 +72,6 @@ class DeployWorkspace(QWidget):
         self.last_error = ""
         self.handle: Any = None
         self.opened_folder: str | None = None
-        self.monitor_points: dict[str, list[float]] = {}
         self._build()
         ctx.model_changed.connect(self._model_changed)
         self._model_changed(getattr(ctx, "graph", None))
@@ -84,18 +79,9 @@ class DeployWorkspace(QWidget):
 
     # ----- layout -----------------------------------------------------------------------------
     def _build(self) -> None:
-        target_box = QGroupBox("Target device", self)
-        self.target = QComboBox(target_box)
-        self.target.setObjectName("targetDevice")
-        self.refresh_button = QPushButton("Find phones (adb)", target_box)
-        self.target_note = QLabel("", target_box)
-        self.target_note.setWordWrap(True)
-        target_layout = QVBoxLayout(target_box)
-        row = QHBoxLayout()
-        row.addWidget(self.target, 1)
-        row.addWidget(self.refresh_button)
-        target_layout.addLayout(row)
-        target_layout.addWidget(self.target_note)
+        self.target_panel = TargetPanel(self.ctx, self)
+        self.target = self.target_panel.target  # tests and the status bar read them here
+        self.refresh_button = self.target_panel.refresh_button
 
         config_box = QGroupBox("backend_config.json", self)
         self.editor = BackendConfigEditor(config_box)
@@ -140,7 +126,7 @@ class DeployWorkspace(QWidget):
         left = QWidget(self)
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
-        ll.addWidget(target_box)
+        ll.addWidget(self.target_panel)
         ll.addWidget(config_box)
         ll.addWidget(compile_box)
         ll.addStretch(1)
@@ -171,7 +157,8 @@ class DeployWorkspace(QWidget):
         split = QSplitter(Qt.Orientation.Vertical, bundle_box)
         split.addWidget(self.tree)
         split.addWidget(self.results)
-        self.monitor_plot = self._make_plot(split)
+        self.monitor = MonitorPlot.create(split)
+        self.monitor_plot = self.monitor.plot if self.monitor is not None else None
         split.setSizes([260, 160, 240])
         bl.addWidget(split, 1)
 
@@ -188,8 +175,6 @@ class DeployWorkspace(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(outer)
 
-        self.refresh_button.clicked.connect(self.find_phones)
-        self.target.currentIndexChanged.connect(self._target_changed)
         self.editor.changed.connect(self._config_changed)
         self.compile_button.clicked.connect(self.compile)
         self.cancel_button.clicked.connect(self.cancel)
@@ -197,93 +182,18 @@ class DeployWorkspace(QWidget):
         self.folder_button.clicked.connect(self.open_folder)
         self.run_button.clicked.connect(lambda: self.run_bundle(profile=False))
         self.profile_button.clicked.connect(lambda: self.run_bundle(profile=True))
-        self._fill_targets()
+        self.target_panel.fill()
 
-    def _make_plot(self, parent: QWidget) -> Any:
-        try:
-            import pyqtgraph as pg
-        except ImportError:  # the workspace works without the live plot
-            return None
-        box = QWidget(parent)
-        layout = QVBoxLayout(box)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.monitor_group = QComboBox(box)
-        self.monitor_group.addItems(list(MONITOR_GROUPS))
-        self.monitor_group.currentIndexChanged.connect(self._redraw_monitor)
-        layout.addWidget(self.monitor_group)
-        plot = pg.PlotWidget(box)
-        plot.setBackground("w")
-        plot.setLabel("bottom", "time since the run started (s)")
-        plot.addLegend(offset=(-10, 10))
-        plot.setMinimumHeight(160)
-        layout.addWidget(plot, 1)
-        box.hide()
-        parent.addWidget(box)
-        self._monitor_box = box
-        self._curves: dict[str, Any] = {}
-        return plot
-
-    # ----- target -----------------------------------------------------------------------------
-    def _fill_targets(self, phones: list[dict[str, Any]] | None = None) -> None:
-        from studio.core.devices.catalogue import default_device, load_catalogue
-
-        current = getattr(self.ctx, "target_device", None) or default_device().name
-        self.target.blockSignals(True)
-        self.target.clear()
-        for phone in phones or []:
-            if phone.get("state") == "device":
-                self.target.addItem(f"phone {phone['label']} (adb)", phone["target"])
-        for device in load_catalogue().devices:
-            self.target.addItem(device.label, device.name)
-        index = max(0, self.target.findData(current))
-        self.target.setCurrentIndex(index)
-        self.target.blockSignals(False)
-        self._target_changed()
-
-    def _target_changed(self) -> None:
-        value = self.target.currentData()
-        self.ctx.target_device = value
-        if isinstance(value, str) and value.startswith("adb:"):
-            self.target_note.setText("Run and Profile push the bundle to this phone over adb.")
-        else:
-            self.target_note.setText(
-                "Compiles target this device's HTP (soc_model, htp_arch); runs use this host's "
-                "HTP emulator."
-            )
+    @property
+    def _curves(self) -> dict[str, Any]:
+        """The monitor's curves by series name (empty without pyqtgraph)."""
+        return self.monitor.curves if self.monitor is not None else {}
 
     def target_options(self) -> dict[str, str]:
-        """soc_model/htp_arch of the chosen catalogue device (a phone: its catalogue entry)."""
-        from studio.core.devices.catalogue import resolve_device
-
-        value = self.target.currentData()
-        if not value or str(value).startswith("adb:"):
-            phone = getattr(self, "_phones", {}).get(value) or {}
-            entry = phone.get("catalogue")
-            return (
-                {"soc_model": str(entry["soc_model"]), "htp_arch": str(entry["htp_arch"])}
-                if entry
-                else {}
-            )
-        return resolve_device(str(value)).provider_options()
+        return self.target_panel.options()
 
     def find_phones(self) -> None:
-        from studio.core.toolchain.adb.phones import list_phones
-
-        def work(ctx: Any) -> Any:
-            return [p.to_json() for p in list_phones()]
-
-        handle = self.ctx.jobs.submit_callable(work, title="Find phones (adb)", lane="deploy-adb")
-        handle.result.connect(self._on_phones)
-        handle.error.connect(lambda t, m: self.target_note.setText(m))
-
-    def _on_phones(self, phones: Any) -> None:
-        self._phones = {p["target"]: p for p in phones}
-        self._fill_targets(phones)
-        ready = [p for p in phones if p["state"] == "device"]
-        others = [p["note"] for p in phones if p["state"] != "device"]
-        self.target_note.setText(
-            f"{len(ready)} phone(s) ready" + (": " + "; ".join(others) if others else "")
-        )
+        self.target_panel.find_phones()
 
     # ----- model, plan, config ----------------------------------------------------------------
     def _model_changed(self, graph: Any) -> None:
@@ -378,8 +288,8 @@ class DeployWorkspace(QWidget):
 
     def _on_data(self, payload: Any) -> None:
         sample = payload.get("monitor") if isinstance(payload, dict) else None
-        if sample:
-            self.add_monitor_sample(sample)
+        if sample and self.monitor is not None:
+            self.monitor.add_sample(sample)
 
     # ----- compile ----------------------------------------------------------------------------
     def compile(self) -> None:
@@ -427,78 +337,8 @@ class DeployWorkspace(QWidget):
 
     def _on_described(self, info: Any) -> None:
         self.bundle_info = info
-        self.bundle_label.setText(
-            f"<b>{info['bundle']}</b><br>{info['kind']} bundle, checksums verified "
-            f"({len(info['files'])} files) · created {info.get('created')}"
-        )
-        self.tree.clear()
-        root = self.tree.invisibleRootItem()
-        files = QTreeWidgetItem(root, ["Files (sha256 verified)", str(len(info["files"]))])
-        for rel, meta in info["files"].items():
-            QTreeWidgetItem(files, [rel, f"{meta['bytes']:,} B  {meta['sha256'][:16]}…"])
-        if info["segments"]:
-            segs = QTreeWidgetItem(root, ["Segments (in order)", str(len(info["segments"]))])
-            for seg in info["segments"]:
-                item = QTreeWidgetItem(
-                    segs,
-                    [
-                        f"{seg['index']} {seg['backend'].upper()}",
-                        f"{seg['file']} · {seg['nodes']} nodes",
-                    ],
-                )
-                for t in seg["inputs"]:
-                    QTreeWidgetItem(item, [f"in  {t['name']}", f"{t['dtype']} {t['shape']}"])
-                for t in seg["outputs"]:
-                    QTreeWidgetItem(item, [f"out {t['name']}", f"{t['dtype']} {t['shape']}"])
-                opts = seg.get("provider_options") or {}
-                if opts:
-                    QTreeWidgetItem(
-                        item, ["provider options", ", ".join(f"{k}={v}" for k, v in opts.items())]
-                    )
-        specs = QTreeWidgetItem(root, ["Inputs / outputs", ""])
-        for kind in ("inputs", "outputs"):
-            for spec in info["specs"].get(kind, []):
-                q = spec.get("quantization")
-                qtext = (
-                    f" · {q['qtype']} scale {q['scale'][0]:.4g} zp {q['zero_point'][0]}"
-                    if q
-                    else ""
-                )
-                QTreeWidgetItem(
-                    specs,
-                    [f"{kind[:-1]} {spec['name']}", f"{spec['dtype']} {spec['shape']}{qtext}"],
-                )
-        enc = info["encodings"]
-        QTreeWidgetItem(
-            root,
-            [
-                "Encodings (quantization_config.json)",
-                f"{enc.get('activations', 0)} activations, {enc.get('params', 0)} params, "
-                f"bit widths {enc.get('bitwidths', [])}"
-                if enc["present"]
-                else "none (float model)",
-            ],
-        )
-        if info.get("plan"):
-            s = info["plan"]["summary"]
-            QTreeWidgetItem(
-                root,
-                [
-                    "Plan (plan.json)",
-                    f"{info['plan']['nodes']} nodes, {s.get('segments')} segments, "
-                    f"{s.get('boundaries')} boundaries",
-                ],
-            )
-        session = info.get("session") or {}
-        if session.get("provider_options"):
-            QTreeWidgetItem(
-                root,
-                [
-                    "Compiled with",
-                    ", ".join(f"{k}={v}" for k, v in session["provider_options"].items()),
-                ],
-            )
-        self.tree.expandToDepth(0)
+        self.bundle_label.setText(bundle_label(info))
+        fill_bundle_tree(self.tree, info)
         self._set_busy(False)
 
     def open_folder(self) -> None:
@@ -513,8 +353,9 @@ class DeployWorkspace(QWidget):
             return
         bundle = self.bundle_info["bundle"]
         target = self.target.currentData()
-        if isinstance(target, str) and target.startswith("adb:"):
-            self.monitor_points = {}
+        if TargetPanel.is_phone(target):
+            if self.monitor is not None:
+                self.monitor.reset()
             request = {"bundle": bundle, "serial": target[4:], "profile": profile}
             self._submit(
                 "device", request, f"{'Profile' if profile else 'Run'} on {target}", self._on_device
@@ -540,94 +381,19 @@ class DeployWorkspace(QWidget):
 
     def _on_ran(self, result: Any) -> None:
         self.last_result = result
-        lines = []
-        if "timings" in result:
-            lines.append(
-                f"{len(result['timings'])} segment(s), {result['total_ms']:.3f} ms (emulated, this host)"
-            )
-            for t in result["timings"]:
-                lines.append(
-                    f"  segment {t['index']} {t['backend'].upper()}: {t['run_ms']:.3f} ms on "
-                    f"{', '.join(t['providers'])}"
-                )
-        for name, info in result.get("outputs", {}).items():
-            lines.append(f"output {name}: {info['dtype']} {info['shape']}")
-        if result.get("note"):
-            lines.append(f"note: {result['note']}")
-        self.results.setPlainText("\n".join(lines))
+        self.results.setPlainText(ran_text(result))
         self.status.setText("ran the bundle")
 
     def _on_profiled(self, record: Any) -> None:
         self.last_result = record
-        s = record["stats"]
-        self.results.setPlainText(
-            f"{record.get('label')}: p50 {s['p50_ms']:.3f} ms, mean {s['mean_ms']:.3f} ms over "
-            f"{s['count']} runs (emulated: HTP on x86-64 is the emulator)\n"
-            + "\n".join(record.get("notes", []))
-            + "\n\nSent to the Profiling workspace."
-        )
+        self.results.setPlainText(profiled_text(record))
         self.ctx.profile_run_ready.emit(record)
         self.status.setText("profiled: see the Profiling workspace")
 
     def _on_device(self, result: Any) -> None:
         self.last_result = result
-        est = result.get("estimate") or {}
-        lines = [result["latency_label"]]
-        if est.get("label"):
-            lines.append(f"device estimate: {est['label']}")
-        if est.get("error_text"):
-            lines.append(f"estimate error on this model: {est['error_text']}")
-        for row in sorted(result.get("layers") or [], key=lambda r: -(r.get("cycles") or 0))[:8]:
-            lines.append(
-                f"  {row.get('cycles') or 0:>12,.0f} cycles  {row['node_id']} ({result['measured']})"
-            )
-        lines += [f"note: {n}" for n in result.get("notes", [])]
-        self.results.setPlainText("\n".join(lines))
+        self.results.setPlainText(device_text(result))
         mon = result.get("monitor") or {}
-        if mon.get("t_s"):
-            self.monitor_points = {
-                "t": list(mon["t_s"]),
-                **{k: list(v) for k, v in mon["series"].items()},
-            }
-            self._redraw_monitor()
+        if mon.get("t_s") and self.monitor is not None:
+            self.monitor.set_series(mon)
         self.status.setText(result["latency_label"])
-
-    def add_monitor_sample(self, sample: dict[str, Any]) -> None:
-        """One live monitor sample: the curves grow in place while the phone runs."""
-        pts = self.monitor_points
-        pts.setdefault("t", []).append(float(sample.get("t_s", 0)))
-        n = len(pts["t"])
-        for name, value in sample.get("values", {}).items():
-            series = pts.setdefault(name, [])
-            series.extend([None] * (n - 1 - len(series)))
-            series.append(value)
-        self._redraw_monitor()
-
-    def _redraw_monitor(self) -> None:
-        if self.monitor_plot is None:
-            return
-        import pyqtgraph as pg
-
-        self._monitor_box.show()
-        unit = MONITOR_GROUPS[self.monitor_group.currentText()]
-        self.monitor_plot.setLabel("left", unit.strip("()"))
-        t = self.monitor_points.get("t", [])
-        colours = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563"]
-        series = [k for k in self.monitor_points.items() if k[0] != "t"]
-        for i, (name, values) in enumerate(series):
-            xs = [x for x, v in zip(t, values, strict=False) if v is not None]
-            ys = [v for v in values if v is not None]
-            curve = self._curves.get(name)
-            if curve is None:
-                curve = self.monitor_plot.plot(
-                    [], [], name=name, pen=pg.mkPen(colours[i % 7], width=2)
-                )
-                self._curves[name] = curve
-            curve.setData(xs, ys)
-            curve.setVisible(name.endswith(unit))
-        legend = self.monitor_plot.plotItem.legend
-        if legend is not None:  # the legend names only the series of the unit shown
-            legend.clear()
-            for name, curve in self._curves.items():
-                if curve.isVisible():
-                    legend.addItem(curve, name)

@@ -19,10 +19,8 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QFileDialog,
     QGridLayout,
     QHBoxLayout,
-    QMenu,
     QSplitter,
     QTabWidget,
     QToolButton,
@@ -30,11 +28,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.atomic import atomic_write_text
 from studio.core.errors import StudioError
-from studio.core.profiling import export
 from studio.core.profiling.records import ProfileRun
 from studio.ui.jobs.background import CANCELLED, Background
+from studio.ui.profiling import exporting
 from studio.ui.profiling.compare import ComparePanel
 from studio.ui.profiling.controls import ControlBar
 from studio.ui.profiling.figures import KeyFiguresPanel
@@ -56,10 +53,6 @@ QPushButton#primaryButton:disabled {{ background: {COLORS["border"]}; color: {CO
 QProgressBar {{ background: {COLORS["base"]}; border: none; border-radius: 4px; }}
 QProgressBar::chunk {{ background: {COLORS["accent"]}; border-radius: 4px; }}
 """
-
-
-# The report's column is 1100 px wide: a picture of that width shows 1:1 (legend text readable).
-REPORT_PNG_SIZE = (1080, 1000)
 
 
 class ProfilingWorkspace(QWidget):
@@ -87,13 +80,7 @@ class ProfilingWorkspace(QWidget):
         self.export_btn = QToolButton(self)
         self.export_btn.setText("Export")
         self.export_btn.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(self.export_btn)
-        menu.addAction("Run record (JSON)…", lambda: self._ask_export("json"))
-        menu.addAction("Per-layer table (CSV)…", lambda: self._ask_export("layers"))
-        menu.addAction("Latencies (CSV)…", lambda: self._ask_export("latencies"))
-        menu.addAction("Comparison (CSV)…", lambda: self._ask_export("compare"))
-        menu.addSeparator()
-        menu.addAction("HTML report…", lambda: self._ask_export("html"))
+        menu = exporting.export_menu(self, self.export_btn)
         self.export_btn.setMenu(menu)
         self.present_btn = QToolButton(self)
         self.present_btn.setText("Presentation")
@@ -376,119 +363,13 @@ class ProfilingWorkspace(QWidget):
         self.compare.show_runs(runs)
         self.tabs.setCurrentWidget(self.compare)
 
-    # ----- export -------------------------------------------------------------------------
+    # ----- export (exporting.py) -----------------------------------------------------------
     def export(self, kind: str, path: str | Path) -> Path:
         """Write the current run (or comparison) as ``kind``; raises StudioError if none."""
-        if kind == "compare":
-            if self.compare.comparison is None:
-                raise StudioError("nothing to export: compare two or more runs first")
-            atomic_write_text(path, self.compare.comparison.to_csv())
-            return Path(path)
-        if self.run is None:
-            raise StudioError("nothing to export: run a profile or pick one from the history")
-        if kind == "json":
-            return self.run.save(path)
-        if kind == "layers":
-            atomic_write_text(path, export.layers_csv(self.run))
-            return Path(path)
-        if kind == "latencies":
-            atomic_write_text(path, export.latencies_csv(self.run))
-            return Path(path)
-        if kind == "html":
-            return self._write_html(Path(path))
-        raise StudioError(f"unknown export kind '{kind}'")
-
-    def _write_html(self, path: Path) -> Path:
-        """The core's self-contained report: this run first, then the compared runs, if any."""
-        from studio.core.workflows.report import write_report
-
-        others = [r for r in self.compare.runs if r.id != self.run.id]
-        suggestions = [c.suggestion for c in self.suggestions.cards]
-        png, caption = self._graph_picture(self.run)
-        sweep = getattr(self.ctx, "sweep_report_section", None)
-        sweep_html = sweep() if sweep is not None else None
-        return write_report(
-            path,
-            [self.run, *others],
-            self._graph_now(self.run.model_path),
-            suggestions=suggestions or None,
-            graph_png=png,
-            graph_png_caption=caption,
-            extra_sections=[sweep_html] if sweep_html else None,
-        )
-
-    def _graph_picture(self, run: ProfileRun) -> tuple[bytes | None, str | None]:
-        """The Graph workspace's picture of ``run``'s model with its heat overlay, or no picture.
-
-        The overlay is put on the graph as "Show on graph" does (the user sees what the report
-        shows). No picture, and the report draws its own SVG, when there is no graph view, the
-        open model is not the profiled one, the run has no per-node figures, or nothing is laid
-        out yet.
-        """
-        render = getattr(self.ctx, "render_graph_png", None)
-        overlay = overlay_for(run)
-        opened = getattr(self.ctx, "model_path", None)
-        if render is None or overlay is None or not opened:
-            return None, None
-        if Path(opened).resolve() != Path(run.model_path).resolve():
-            log.info(
-                "report graph drawn as SVG: the graph view shows %s, not %s", opened, run.model_path
-            )
-            return None, None
-        if self.overlay_btn.isChecked():
-            self._send_overlay()
-        else:
-            self.overlay_btn.setChecked(True)  # sends the overlay
-        try:
-            png = render(*REPORT_PNG_SIZE)
-        except StudioError as exc:
-            log.info("report graph drawn as SVG: %s", exc)
-            return None, None
-        what = "simulator cycles" if overlay.unit == "cycles" else "kernel time (ms)"
-        caption = (
-            f"The studio's own graph view of {Path(run.model_path).name}, the whole graph fitted "
-            "to the picture (a graph too tall to read that way is cut into columns, read top to "
-            f"bottom, left to right). Node colour: {what} per node in run “{run.label}”, on the "
-            "inferno colour map from near-black (least) through red to bright yellow (most); "
-            "the legend in the picture gives the range and unit (marked when on a log scale). "
-            "Grey: no figure of its own (fused into another node, folded, or not reported)."
-        )
-        return png, caption
-
-    def _graph_now(self, path: str) -> Any:
-        """The profiled model's graph for the report, loaded here if not yet (user action)."""
-        graph = self.graphs.graphs.get(self.graphs.key(path))
-        if graph is None and not self.graphs.known(path):
-            from studio.core.model.graph import ModelGraph
-
-            try:
-                graph = ModelGraph.load(path)
-            except (StudioError, OSError) as exc:
-                log.info("report without model structure: %s", exc)
-                return None
-            self.graphs.put(path, graph)
-        return graph
+        return exporting.export(self, kind, path)
 
     def _ask_export(self, kind: str) -> None:
-        filters = {
-            "json": "JSON (*.json)",
-            "layers": "CSV (*.csv)",
-            "latencies": "CSV (*.csv)",
-            "compare": "CSV (*.csv)",
-            "html": "HTML (*.html)",
-        }
-        stem = (self.run.label if self.run else "profile").replace(" · ", "_").replace(" ", "_")
-        suffix = filters[kind].split("*")[1].rstrip(")")
-        default = f"{stem}_{kind}{suffix}" if kind != "json" else f"{stem}{suffix}"
-        path, _ = QFileDialog.getSaveFileName(self, "Export", default, filters[kind])
-        if not path:
-            return
-        try:
-            written = self.export(kind, path)
-        except StudioError as exc:
-            self.ctx.show_error("Export failed", str(exc))
-            return
-        self.ctx.status_message.emit(f"Exported {written}")
+        exporting.ask_export(self, kind)
 
     # ----- presentation -------------------------------------------------------------------
     def set_presentation(self, on: bool) -> None:

@@ -14,16 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from studio.ui.quant.style import PLOT_BG, PLOT_FG, color, sqnr_color
-
-
-def _style_plot(plot: pg.PlotWidget) -> None:
-    plot.setMenuEnabled(False)
-    plot.hideButtons()
-    plot.showGrid(x=False, y=True, alpha=0.15)
-    for axis in ("left", "bottom"):
-        plot.getAxis(axis).setTextPen(PLOT_FG)
-        plot.getAxis(axis).setPen(color("border"))
+from studio.ui.quant.style import PLOT_FG, color, sqnr_color, themed_plot
 
 
 def _placeholder(plot: pg.PlotWidget, text: str) -> pg.TextItem:
@@ -45,8 +36,7 @@ class SqnrChart(QWidget):
         self.values = np.zeros(0)
         self.caption = QLabel("Run Analyse to measure per-layer SQNR", self)
         self.caption.setObjectName("quantChartCaption")
-        self.plot = pg.PlotWidget(self, background=PLOT_BG)
-        _style_plot(self.plot)
+        self.plot = themed_plot(self, x_grid=False)
         self.plot.setLabel("left", "SQNR", units="dB", color=PLOT_FG)
         self.plot.setLabel("bottom", "tensor (graph order)", color=PLOT_FG)
         self.plot.setMouseEnabled(x=True, y=False)
@@ -134,8 +124,7 @@ class MixCurve(QWidget):
         )
         self.caption.setObjectName("quantChartCaption")
         self.caption.setWordWrap(True)
-        self.plot = pg.PlotWidget(self, background=PLOT_BG)
-        _style_plot(self.plot)
+        self.plot = themed_plot(self, x_grid=False)
         self.plot.setLabel("left", "output SQNR", units="dB", color=PLOT_FG)
         self.plot.setLabel("bottom", "tensors at 16 bits", color=PLOT_FG)
         self.curve = pg.PlotDataItem(

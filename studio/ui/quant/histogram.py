@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from studio.core.encodings import Encoding
-from studio.ui.quant.style import PLOT_BG, PLOT_FG, color
+from studio.ui.quant.style import PLOT_FG, color, themed_plot
 
 MAX_GRID_LINES = 64
 
@@ -41,13 +41,7 @@ class HistogramView(QWidget):
         self.info.setObjectName("quantHistInfo")
         self.info.setWordWrap(True)
 
-        self.plot = pg.PlotWidget(self, background=PLOT_BG)
-        self.plot.setMenuEnabled(False)
-        self.plot.hideButtons()
-        self.plot.showGrid(x=True, y=True, alpha=0.15)
-        for axis in ("left", "bottom"):
-            self.plot.getAxis(axis).setTextPen(PLOT_FG)
-            self.plot.getAxis(axis).setPen(color("border"))
+        self.plot = themed_plot(self)
         self.plot.setLabel("bottom", "value", color=PLOT_FG)
         self.plot.setLabel("left", "log10(1 + count)", color=PLOT_FG)
         self.curve = pg.PlotDataItem(

@@ -6,6 +6,8 @@ here; the SQNR colour scale is the same red-yellow-green the graph overlay uses 
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtGui import QColor
 
 try:  # the theme module belongs to the main window; fall back to its values if absent
@@ -36,6 +38,21 @@ _RDYLGN = [(0.0, (215, 48, 39)), (0.5, (254, 224, 139)), (1.0, (26, 152, 80))]
 
 def color(name: str) -> str:
     return COLORS.get(name, "#d8dbe0")
+
+
+def themed_plot(parent: Any, *, x_grid: bool = True) -> Any:
+    """A pyqtgraph plot in the theme's colours, without its context menu and auto-range button
+    (the quantization charts and the sweeps' Pareto plot all look alike)."""
+    import pyqtgraph as pg
+
+    plot = pg.PlotWidget(parent, background=PLOT_BG)
+    plot.setMenuEnabled(False)
+    plot.hideButtons()
+    plot.showGrid(x=x_grid, y=True, alpha=0.15)
+    for axis in ("left", "bottom"):
+        plot.getAxis(axis).setTextPen(PLOT_FG)
+        plot.getAxis(axis).setPen(color("border"))
+    return plot
 
 
 def rdylgn(fraction: float) -> QColor:

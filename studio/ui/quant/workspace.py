@@ -32,9 +32,8 @@ from PySide6.QtWidgets import (
 from studio.core.errors import StudioError
 from studio.core.quantize.plan import QuantPlan, TensorOverride
 from studio.ui.jobs.background import CANCELLED, DONE, Background
-from studio.ui.quant import actions
+from studio.ui.quant import building, calibrating, edits, evaluation
 from studio.ui.quant.charts import MixCurve, SqnrChart
-from studio.ui.quant.commands import SetDefaultsCommand, SetOverridesCommand
 from studio.ui.quant.editor import EditorPanel
 from studio.ui.quant.histogram import HistogramView
 from studio.ui.quant.prepare import prepared_with_rows
@@ -72,7 +71,7 @@ class QuantizationWorkspace(QWidget):
         self.last_build: Any = None
         self.mix_result: Any = None  # (plan before the search, AutoMpResult)
         self.sqnr_report: Any = None
-        self._evaluation: Any = None  # (key, Analyser, feeds), see actions._evaluation
+        self._evaluation: Any = None  # (key, Analyser, feeds), see evaluation._evaluation
         self._scratch = tempfile.TemporaryDirectory(prefix="npu-studio-quant-")
         self._syncing = False
         self._local_shortcuts: list[QAction] = []
@@ -178,7 +177,7 @@ class QuantizationWorkspace(QWidget):
                 on_error=lambda message, _details: self._prepared(generation, None, message),
             )
         project = getattr(self.ctx, "project", None)
-        restored = actions.restore_from_project(self, project) if graph is not None else False
+        restored = calibrating.restore_from_project(self, project) if graph is not None else False
         self._restored = restored
         self._sync_default_widgets()
         self._update_banner()
@@ -234,107 +233,23 @@ class QuantizationWorkspace(QWidget):
         else:
             self.banner.hide()
 
-    # ------------------------------------------------------------------ edits
+    # ------------------------------------------------------------------ edits (edits.py)
     def push_overrides(
         self, changes: dict[str, TensorOverride | None], text: str, merge_key: str | None = None
     ) -> bool:
-        """Apply through the core first; push the command only if it was accepted."""
-        if not changes:
-            return False
-        command = SetOverridesCommand(self.session, changes, text, merge_key)
-        try:
-            self.session.apply_overrides(changes)
-        except StudioError as exc:
-            self.show_message(str(exc), error=True)
-            return False
-        command.applied = True
-        self.ctx.undo_stack.push(command)
-        self.show_message(text)
-        return True
+        return edits.push_overrides(self, changes, text, merge_key)
 
     def edit_field(self, name: str, key: str, value: Any) -> bool:
-        """One cell edit (the table's setData goes through the same path)."""
-        try:
-            ov = self.session.edited_override(name, key, value)
-        except (StudioError, ValueError) as exc:
-            self.show_message(str(exc), error=True)
-            return False
-        done = self.push_overrides({name: ov}, f"{name}: {key} = {value}")
-        if done and not self.session.reflects(name, key, value):
-            self.show_message(
-                f"{name}: {key} = {value} is recorded, but the quantiser does not apply it to "
-                "this tensor",
-                error=True,
-            )
-        return done
+        return edits.edit_field(self, name, key, value)
 
     def bulk_edit(self, key: str, value: Any, names: list[str]) -> bool:
-        """One command for all ``names``; tensors the edit does not fit are skipped and counted."""
-        changes: dict[str, TensorOverride | None] = {}
-        skipped: list[str] = []
-        for name in names:
-            if key == "reset":
-                if self.session.override(name) is not None:
-                    changes[name] = None
-                continue
-            row = self.session.row(name)
-            if key == "per_channel" and (row is None or row.kind == "activation"):
-                skipped.append(name)
-                continue
-            try:
-                changes[name] = self.session.edited_override(name, key, value)
-            except (StudioError, ValueError):
-                skipped.append(name)
-        label = {"bits": f"bits = {value}", "reset": "reset to defaults"}.get(
-            key, f"{key} = {value}"
-        )
-        done = self.push_overrides(changes, f"{len(changes)} tensors: {label}")
-        ignored = [n for n in changes if done and not self.session.reflects(n, key, value)]
-        notes = []
-        if skipped:
-            notes.append(
-                f"{len(skipped)} skipped (the edit does not apply to them, e.g. {skipped[0]})"
-            )
-        if ignored:
-            notes.append(
-                f"{len(ignored)} kept their setting: the quantiser does not apply it to them "
-                f"(e.g. {ignored[0]})"
-            )
-        if notes:
-            self.show_message(
-                f"{len(changes)} tensors: {label}; " + "; ".join(notes), error=not done
-            )
-        return done
+        return edits.bulk_edit(self, key, value, names)
 
     def edit_range(self, name: str, lo: float, hi: float) -> bool:
-        """Histogram drag: a new [min, max] for one tensor; consecutive drags merge."""
-        try:
-            ov = self.session.range_override(name, lo, hi)
-        except (StudioError, ValueError) as exc:
-            self.show_message(str(exc), error=True)
-            self._refresh_selected()
-            return False
-        ok = self.push_overrides({name: ov}, f"{name}: range [{lo:.4g}, {hi:.4g}]", name)
-        if not ok:
-            self._refresh_selected()
-        return ok
+        return edits.edit_range(self, name, lo, hi)
 
     def set_defaults(self, **values: Any) -> bool:
-        changed = {k: v for k, v in values.items() if getattr(self.session.plan, k) != v}
-        if not changed:
-            return False
-        command = SetDefaultsCommand(
-            self.session, changed, ", ".join(f"default {k} = {v}" for k, v in changed.items())
-        )
-        try:
-            self.session.apply_defaults(changed)
-        except StudioError as exc:
-            self.show_message(str(exc), error=True)
-            self._sync_default_widgets()
-            return False
-        command.applied = True
-        self.ctx.undo_stack.push(command)
-        return True
+        return edits.set_defaults(self, **values)
 
     # ------------------------------------------------------------------ selection
     def _rows_selected(self, names: list[str]) -> None:
@@ -402,28 +317,28 @@ class QuantizationWorkspace(QWidget):
         if self.session.rows:
             self.ctx.set_badges("bitwidth", self.session.badges())
 
-    # ------------------------------------------------------------------ long actions (actions.py)
+    # ------------------------------------------- long actions (calibrating, evaluation, building)
     def calibrate_dialog(self) -> None:
-        actions.calibrate_dialog(self)
+        calibrating.calibrate_dialog(self)
 
     def calibrate(
         self, data: str, method: str | None = None, percentile: float | None = None
     ) -> None:
-        actions.calibrate(self, data, method, percentile)
+        calibrating.calibrate(self, data, method, percentile)
 
     def analyse(self, backend: str | None = None) -> None:
-        actions.analyse(self, backend or self.backend.currentData())
+        evaluation.analyse(self, backend or self.backend.currentData())
 
     def automix_dialog(self):
-        return actions.automix_dialog(self)
+        return evaluation.automix_dialog(self)
 
     def auto_mix(
         self, target_db: float, max_steps: int = 10, backend: str = "cpu", cycles: bool = False
     ) -> None:
-        actions.auto_mix(self, target_db, max_steps, backend, cycles)
+        evaluation.auto_mix(self, target_db, max_steps, backend, cycles)
 
     def apply_mix_point(self, index: int) -> bool:
-        return actions.apply_mix_point(self, index)
+        return evaluation.apply_mix_point(self, index)
 
     def import_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -433,19 +348,19 @@ class QuantizationWorkspace(QWidget):
             self.import_encodings(path)
 
     def import_encodings(self, path: str) -> bool:
-        return actions.import_encodings(self, path)
+        return building.import_encodings(self, path)
 
     def export_dialog(self) -> None:
-        actions.export_dialog(self)
+        building.export_dialog(self)
 
     def export_encodings(self, path: str, fmt: str) -> bool:
-        return actions.export_encodings(self, path, fmt)
+        return building.export_encodings(self, path, fmt)
 
     def build_dialog(self) -> None:
-        actions.build_dialog(self)
+        building.build_dialog(self)
 
     def build_qdq(self, path: str) -> None:
-        actions.build_qdq(self, path)
+        building.build_qdq(self, path)
 
     # ------------------------------------------------------------------ status
     def show_message(self, text: str, error: bool = False) -> None:

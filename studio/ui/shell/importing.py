@@ -26,8 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.errors import BadInputError
 from studio.core.importers import jobs as import_jobs
 from studio.core.jobs.protocol import job_kind
+from studio.core.model.prepare import parse_dims
 
 PYTHON_KEY = "import/python"
 IMPORT_FILTER = "PyTorch / TFLite models (*.pt *.pt2 *.tflite)"
@@ -100,23 +102,16 @@ class ImportDialog(QDialog):
         layout.addWidget(self.error)
 
     def input_shapes(self) -> dict[str, list[int]]:
-        """The shapes typed in; raises ValueError naming the input that is not N,N,N."""
-        shapes = {}
-        for name, edit in self.shape_edits.items():
-            text = edit.text().strip()
-            try:
-                dims = [int(d) for d in text.replace("x", ",").split(",") if d.strip()]
-            except ValueError as exc:
-                raise ValueError(f"input '{name}': '{text}' is not a list of integers") from exc
-            if not dims or any(d <= 0 for d in dims):
-                raise ValueError(f"input '{name}': give positive dims, e.g. 1,3,224,224")
-            shapes[name] = dims
-        return shapes
+        """The shapes typed in; a BadInputError names the input that is not N,N,N."""
+        return {
+            name: parse_dims(edit.text().strip(), f"input '{name}'")
+            for name, edit in self.shape_edits.items()
+        }
 
     def accept(self) -> None:
         try:
             self.input_shapes()
-        except ValueError as exc:
+        except BadInputError as exc:
             self.error.setText(str(exc))
             return
         super().accept()

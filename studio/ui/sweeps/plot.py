@@ -14,7 +14,7 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from studio.core.sweeps import latency_of
-from studio.ui.quant.style import PLOT_BG, PLOT_FG, color
+from studio.ui.quant.style import PLOT_BG, PLOT_FG, color, themed_plot
 
 PALETTE = ("#4e9af1", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2")
 
@@ -27,13 +27,7 @@ class ParetoPlot(QWidget):
         self.caption = QLabel("Run a sweep: each finished point appears here", self)
         self.caption.setObjectName("quantChartCaption")
         self.caption.setWordWrap(True)
-        self.plot = pg.PlotWidget(self, background=PLOT_BG)
-        self.plot.setMenuEnabled(False)
-        self.plot.hideButtons()
-        self.plot.showGrid(x=True, y=True, alpha=0.15)
-        for axis in ("left", "bottom"):
-            self.plot.getAxis(axis).setTextPen(PLOT_FG)
-            self.plot.getAxis(axis).setPen(color("border"))
+        self.plot = themed_plot(self)
         # plain labels: pyqtgraph's SI prefixes would turn 0.14 ms into "140 mms"
         self.plot.setLabel("left", "output SQNR, dB", color=PLOT_FG)
         self.plot.setLabel("bottom", "on-device latency, ms (estimated)", color=PLOT_FG)

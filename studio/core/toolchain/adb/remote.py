@@ -101,10 +101,6 @@ def _pull(device: Any, remote: str, local: Path, serial: str) -> bool:
     return True
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
-
-
 def run_context_on_phone(
     device: Any,
     serial: str,
@@ -123,19 +119,14 @@ def run_context_on_phone(
 ) -> dict[str, Any]:
     """Push, run, pull. Returns outputs (arrays), the pulled profile log and the monitor's series."""
     from studio.core.toolchain.adb.monitor import DeviceMonitor
-    from studio.core.toolchain.sdk import read_net_run_outputs
+    from studio.core.toolchain.sdk import read_net_run_outputs, safe_file_name, write_input_list
 
     ctx = ctx or JobContext()
     remote = f"{REMOTE_ROOT}/{tag}"
     inputs = work / "inputs"
-    inputs.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for name, array in feeds.items():
-        raw = inputs / f"{_safe(name)}.raw"
-        np.ascontiguousarray(array, dtype=np.float32).tofile(raw)
-        entries.append(f"{name}:={remote}/inputs/{raw.name}")
-    listing = work / "input_list.txt"
-    listing.write_text(" ".join(entries) + "\n")
+    listing = write_input_list(
+        feeds, inputs, listing=work / "input_list.txt", device_dir=f"{remote}/inputs"
+    )
     files = [(p, f"{remote}/{p.name}") for p in runtime]
     files.append((context_binary, f"{remote}/{context_binary.name}"))
     files.append((listing, f"{remote}/input_list.txt"))
@@ -195,7 +186,7 @@ def run_context_on_phone(
     ctx.progress(0.85, "pulling outputs and the profile")
     local_out = work / "output"
     for spec in outputs:
-        for name in dict.fromkeys([spec["name"], _safe(spec["name"])]):
+        for name in dict.fromkeys([spec["name"], safe_file_name(spec["name"])]):
             if _pull(
                 device,
                 f"{remote}/output/Result_0/{name}.raw",

@@ -1,0 +1,163 @@
+"""The Quantization workspace's file actions: import and export encodings, and Build QDQ.
+
+Build QDQ goes through the quantise workflow (:func:`studio.core.workflows.quantize.quantize_job`
+in the worker process), the one ``npu-studio quantize`` runs, from the statistics the table shows:
+the window and the command line cannot build different models from the same choices.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QDialog, QFileDialog
+
+from studio.core.calibration import CalibrationStats
+from studio.core.encodings import coverage, load_encodings, save_encodings
+from studio.core.errors import StudioError
+from studio.core.jobs.protocol import job_kind
+from studio.core.quantize import QuantPlan
+from studio.core.workflows.quantize import QuantizeRequest, quantize_job
+from studio.ui.quant.calibrating import model_path, need_stats
+from studio.ui.quant.commands import ImportEncodingsCommand
+from studio.ui.quant.dialogs import ExportDialog
+
+
+def import_encodings(ws, path: str) -> bool:
+    """Read any supported encodings file against the model; one undoable command."""
+    model = ws.session.proto if ws.session.proto is not None else ws.session.graph
+    try:
+        encset, warnings = load_encodings(path, model)
+    except StudioError as exc:
+        ws.show_message(f"import failed: {exc}", error=True)
+        return False
+    command = ImportEncodingsCommand(ws.session, encset, str(path), f"import {Path(path).name}")
+    try:
+        ws.session.apply_import(encset, str(path))
+    except StudioError as exc:
+        ws.show_message(f"import failed: {exc}", error=True)
+        return False
+    command.applied = True
+    ws.ctx.undo_stack.push(command)
+    text = f"Imported {len(encset)} encodings from {Path(path).name}"
+    if ws.session.proto is not None:
+        report = coverage(encset, ws.session.proto)
+        if report.unknown_tensors:
+            text += (
+                f"; {len(report.unknown_tensors)} name no tensor of the model "
+                f"(e.g. {report.unknown_tensors[0]})"
+            )
+    if warnings:
+        text += f"; {len(warnings)} warnings: {warnings[0]}"
+    ws.show_message(text, error=bool(warnings))
+    return True
+
+
+def export_dialog(ws) -> None:
+    default = ""
+    model = model_path(ws)
+    if model:
+        default = str(Path(model).with_suffix(".encodings.json"))
+    dialog = ExportDialog(ws, default)
+    if dialog.exec() == QDialog.DialogCode.Accepted:
+        path, fmt = dialog.choice()
+        if path:
+            export_encodings(ws, path, fmt)
+
+
+def export_encodings(ws, path: str, fmt: str) -> bool:
+    """The encodings the plan asks for (calibrated + imported + edits) in ``fmt``."""
+    encset = ws.session.encodings
+    if not len(encset) and ws.session.plan.imported is not None:
+        encset = ws.session.plan.imported
+    if not len(encset):
+        ws.show_message("Nothing to export: calibrate or import encodings first.", error=True)
+        return False
+    try:
+        save_encodings(encset, path, fmt)
+    except StudioError as exc:
+        ws.show_message(f"export failed: {exc}", error=True)
+        return False
+    ws.show_message(f"Exported {len(encset)} encodings ({fmt}) to {path}")
+    return True
+
+
+def quantize_request(
+    ws, path: str, stats: CalibrationStats, plan: QuantPlan, techniques: str | None
+) -> QuantizeRequest:
+    """The window's choices as the workflow's request: the statistics it calibrated (kept as
+    they are), the plan being edited, no SQNR of its own (Analyse measures that) and the HTP
+    offload check the message reports. Techniques are scored on samples of the calibration
+    data (a separate draw for random data), labelled so, as the editor's own figures are."""
+    model = model_path(ws) or str(stats.prepared_model)
+    return QuantizeRequest(
+        model=model,
+        output=path,
+        calib=ws.data_spec or "random:8",
+        plan=plan,
+        input_shapes=dict(getattr(ws.ctx, "input_shapes", {}) or {}) or None,
+        techniques=techniques,
+        check_htp=True,
+        sqnr=False,
+        stats_dir=str(stats.folder),
+    )
+
+
+def build_dialog(ws) -> None:
+    if not need_stats(ws, "Building the QDQ model"):
+        return
+    model = model_path(ws) or "model.onnx"
+    default = str(Path(model).with_suffix(".qdq.onnx"))
+    path, _ = QFileDialog.getSaveFileName(ws, "Build QDQ model", default, "ONNX (*.onnx)")
+    if path:
+        build_qdq(ws, path)
+
+
+def build_qdq(ws, path: str) -> None:
+    """Build the plan's QDQ model at ``path`` through the quantise workflow (the CLI's
+    ``quantize``), from the statistics the table shows; then whether QNN HTP takes all of it."""
+    if not need_stats(ws, "Building the QDQ model"):
+        return
+    stats, plan = ws.session.stats, ws.session.plan.copy()
+    techniques = ws.techniques.currentData() if hasattr(ws, "techniques") else ""
+    data_spec = ws.data_spec
+    if techniques and not data_spec:
+        ws.show_message("Techniques need the calibration data: Calibrate first.", error=True)
+        return
+    request = quantize_request(ws, path, stats, plan, techniques or None)
+
+    def job(jctx):
+        # the build, then whether QNN HTP takes the whole model: native QNN code, so the worker
+        from studio.core.jobs.client import run_in_worker
+        from studio.core.quantize.build import BuildResult
+
+        data = run_in_worker(job_kind(quantize_job), request.to_json(), jctx)
+        ws.last_techniques = data.get("techniques")
+        return BuildResult.from_json(data["built"]), data.get("htp_full_offload") or {}
+
+    def done(outcome) -> None:
+        result, offload = outcome
+        ws.last_build = result
+        ws.last_offload = offload
+        text = (
+            f"QDQ model written to {result.qdq_path} in {result.elapsed_s:.1f} s: "
+            f"{len(result.wide_tensors)} activations at 16 bits, {len(result.float_tensors)} float"
+        )
+        tech = getattr(ws, "last_techniques", None)
+        if tech:
+            chosen = "+".join(tech["techniques"]) or "none (the default was best)"
+            gains = [e["after_db"] - e["before_db"] for e in tech["layers"]]
+            text += (
+                f"; techniques {chosen}: output {tech['output_sqnr_db']:.1f} dB on "
+                f"{tech['data_label']}"
+            )
+            if gains:
+                text += f", layers +{max(gains):.1f} dB at best (weight-only output SQNR)"
+        if offload.get("ok"):
+            text += "; QNN HTP runs it fully offloaded"
+        elif offload:
+            text += f"; NOT fully on QNN HTP: {offload.get('reason', '')}"
+        if result.warnings:
+            text += f"; {len(result.warnings)} warnings: {result.warnings[0]}"
+        ws.show_message(text, error=bool(result.warnings) or not offload.get("ok", False))
+
+    ws.runner.start("Build QDQ", job, on_result=done)

@@ -1,0 +1,270 @@
+"""The Quantization workspace's accuracy actions: per-layer SQNR (Analyse) and auto mixed
+precision, with the curve whose points can be applied.
+
+Each is a core call on the workspace's ``runner`` (progress, cancel, UI never blocked): on CPU in
+a thread with the float side cached between runs, on QNN HTP (or with HTP cycles) in the worker
+process, where a native crash fails only the job.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt
+
+from studio.core.accuracy.jobs import DEFAULT_EVAL_SAMPLES, analyse_job
+from studio.core.accuracy.split import calibration_label
+from studio.core.calibration import CalibrationStats
+from studio.core.calibration.samples import heldout_source
+from studio.core.engine.registry import is_x86_host
+from studio.core.jobs.protocol import job_kind
+from studio.core.profiling.cycles import DEFAULT_RUNS
+from studio.core.quantize import build_qdq as core_build_qdq
+from studio.core.workflows.automix import auto_mp_job
+from studio.ui.quant.calibrating import model_path, need_stats
+from studio.ui.quant.dialogs import AutoMixDialog
+from studio.ui.quant.htp_probe import HtpProbe
+
+EVAL_SAMPLES = DEFAULT_EVAL_SAMPLES  # evaluation samples for SQNR (the core's default)
+SIMULATED = (
+    "; the HTP simulator's counts on this x86-64 host, which rise when the host is busy: "
+    "compare points measured together"
+)
+
+
+def _evaluation(ws, stats: CalibrationStats):
+    """(Analyser, feeds) for these stats, kept between runs: the float side is computed once.
+
+    Evaluation samples come from the calibration source (``random:N`` is re-seeded by the core
+    so an evaluation does not score the very samples the ranges were fitted to)."""
+    from studio.core.accuracy import Analyser
+    from studio.core.accuracy.jobs import load_feeds
+
+    source = _eval_source(ws)
+    key = (stats.key, source)
+    cached = ws._evaluation
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
+    feeds = load_feeds(str(stats.prepared_model), source, limit=EVAL_SAMPLES)
+    analyser = Analyser(stats.prepared_model, cache_float=True)
+    ws._evaluation = (key, analyser, feeds)
+    return analyser, feeds
+
+
+def _need_data(ws) -> bool:
+    if not ws.data_spec:
+        ws.show_message("No evaluation data: Calibrate first (its data is reused).", error=True)
+        return False
+    return True
+
+
+def _eval_source(ws) -> str:
+    """Where SQNR is measured: a model that ships held-out samples is scored on them, not on
+    what it was calibrated on (the same source in the window and in the worker)."""
+    return heldout_source(model_path(ws)) or ws.data_spec
+
+
+def _eval_label(ws, count: int | None = None) -> str:
+    """What an SQNR figure of the window was measured on, in words."""
+    held = heldout_source(model_path(ws))
+    if held:
+        many = f"{count} " if count is not None else ""
+        return f"held-out: {many}samples of {held} (calibration never saw them)"
+    return calibration_label(ws.data_spec, count if count is not None else EVAL_SAMPLES)
+
+
+def analyse(ws, backend: str = "cpu") -> None:
+    """Build the plan's QDQ model, then per-layer SQNR against the float model (on the runner)."""
+    if not need_stats(ws, "Analyse") or not _need_data(ws):
+        return
+    stats, plan = ws.session.stats, ws.session.plan.copy()
+    target = ws.scratch_path("analyse.qdq.onnx")
+
+    data = _eval_source(ws)
+    label_all = _eval_label(ws)
+
+    def job(jctx):
+        jctx.progress(0.0, "building the QDQ model")
+        in_worker = backend != "cpu" or stats.folder is not None
+        if in_worker and stats.folder is not None:
+            # the build and the analysis hold the GIL in native code for seconds: a background
+            # thread would still freeze the window, so both run in the worker process
+            from studio.core.jobs.client import run_in_worker
+            from studio.core.jobs.protocol import job_kind
+            from studio.core.quantize.jobs import build_qdq_job
+
+            build = {"stats_dir": str(stats.folder), "plan": plan.to_json(), "out": target}
+            run_in_worker(job_kind(build_qdq_job), build, jctx)
+        else:
+            core_build_qdq(stats, plan, target, ctx=None)
+        jctx.check_cancelled()
+        if in_worker:
+            # QNN runs native code that may crash: in the worker process, never in the GUI
+            from studio.core.accuracy import SqnrReport
+            from studio.core.jobs.client import run_in_worker
+
+            request = {
+                "float_model": str(stats.prepared_model),
+                "qdq_model": target,
+                "data": data,
+                "backend": backend,
+                "samples": EVAL_SAMPLES,
+                "data_label": label_all,
+            }
+            result = run_in_worker(job_kind(analyse_job), request, jctx)
+            return SqnrReport.from_json(result)
+        analyser, feeds = _evaluation(ws, stats)
+        label = _eval_label(ws, len(feeds))
+        return analyser.analyse(target, feeds, backend=backend, ctx=jctx, data=label)
+
+    def done(report) -> None:
+        _show_report(ws, report, f"analyse on {report.backend.upper()}")
+        text = (
+            f"SQNR on {report.backend.upper()} over {report.samples} samples: model output "
+            f"{report.output_sqnr_db:.1f} dB; {len(report.layers)} activations, "
+            f"{len(report.weights)} weights; measured on {report.data or 'calibration data'}; "
+            f"{report.target}"
+        )
+        finite = {k: v for k, v in ws.session.sqnr.items() if math.isfinite(v)}
+        if finite:
+            worst = min(finite, key=finite.get)
+            text += f"; worst {finite[worst]:.1f} dB at {worst}"
+        if report.notes:
+            text += f" ({report.notes[0]})"
+        ws.show_message(text)
+        ws.tabs.setCurrentWidget(ws.sqnr_chart)
+
+    ws.runner.start("Analyse SQNR", job, on_result=done)
+
+
+def _show_report(ws, report, source: str) -> None:
+    values = {layer.tensor: layer.sqnr_db for layer in report.layers}
+    values.update(report.weights)
+    ws.sqnr_report = report
+    ws.session.set_sqnr(values, source)
+
+
+def htp_probe(ws) -> HtpProbe:
+    """The workspace's one HTP availability probe, started on first use."""
+    probe = getattr(ws, "_htp_probe", None)
+    if probe is None:
+        probe = ws._htp_probe = HtpProbe(ws)
+    probe.start()
+    return probe
+
+
+def automix_dialog(ws) -> AutoMixDialog:
+    """Open the (window-modal, non-blocking) Auto-mix dialog; accepting it starts the search."""
+    start = 30.0
+    report = getattr(ws, "sqnr_report", None)
+    if report is not None and math.isfinite(report.output_sqnr_db):
+        start = round(report.output_sqnr_db + 6.0)
+    dialog = AutoMixDialog(ws, start, htp_probe(ws))
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+    def accepted() -> None:
+        target, steps, cycles = dialog.choice()
+        auto_mix(ws, target, steps, backend=ws.backend.currentData(), cycles=cycles)
+
+    dialog.accepted.connect(accepted)
+    dialog.open()
+    return dialog
+
+
+def auto_mix(
+    ws, target_db: float, max_steps: int = 10, backend: str = "cpu", cycles: bool = False
+) -> None:
+    """Raise the worst tensors to 16 bits until the output SQNR meets ``target_db``; the curve
+    is shown and its last point applied as one undoable step (any point can be applied).
+    ``backend="htp"`` measures every point's SQNR on QNN HTP, ``cycles`` its HTP cycles too
+    (the right-hand axis of the curve); either runs the search in the worker process, where a
+    native crash in QNN fails only the job."""
+    if not need_stats(ws, "Auto-mix") or not _need_data(ws):
+        return
+    from studio.core.accuracy import auto_mixed_precision
+
+    stats, start_plan = ws.session.stats, ws.session.plan.copy()
+    out = ws.scratch_path("automix.qdq.onnx")
+
+    data = _eval_source(ws)
+
+    def job(jctx):
+        if backend != "cpu" or cycles:  # every step runs on QNN: in the worker process
+            from studio.core.accuracy import AutoMpResult
+            from studio.core.jobs.client import run_in_worker
+
+            request = {
+                "stats_dir": str(stats.folder),
+                "plan": start_plan.to_json(),
+                "data": data,
+                "out": out,
+                "target_db": float(target_db),
+                "max_steps": int(max_steps),
+                "samples": EVAL_SAMPLES,
+                "backend": backend,
+            }
+            if cycles:
+                request["cycles"] = "htp"
+            result = run_in_worker(job_kind(auto_mp_job), request, jctx)
+            return AutoMpResult.from_json(result)
+        _analyser, feeds = _evaluation(ws, stats)
+        return auto_mixed_precision(
+            stats, start_plan, feeds, out, target_db=target_db, max_steps=max_steps, ctx=jctx
+        )
+
+    def done(result) -> None:
+        ws.mix_result = (start_plan, result)
+        curve = result.curve
+        measured = [p.cycles for p in curve if p.cycles is not None]
+        caption = (
+            f"{len(curve)} configurations measured on {result.backend.upper()} in "
+            f"{result.elapsed_s:.1f} s; target "
+            f"{target_db:.1f} dB {'met' if result.met else 'NOT met'}. Click a point to apply it."
+        )
+        caption += (
+            f" HTP cycles per inference {min(measured):,.0f} .. {max(measured):,.0f} (QNN "
+            f"profiler, lowest of {DEFAULT_RUNS} runs{SIMULATED if is_x86_host() else ''})."
+            if measured
+            else " Cycles: not measured (tick 'Measure HTP cycles' in Auto-mix…)."
+        )
+        ws.mix_curve.set_curve(
+            [p.wide_tensors for p in curve],
+            [p.output_sqnr_db for p in curve],
+            target_db,
+            caption,
+            cycles=[p.cycles for p in curve],
+        )
+        ws.tabs.setCurrentWidget(ws.mix_curve)
+        if apply_mix_point(ws, len(curve) - 1) and result.final_report is not None:
+            # the search measured exactly the configuration just applied: show its SQNR
+            _show_report(ws, result.final_report, "auto-mix final point")
+
+    ws.runner.start("Auto mixed precision", job, on_result=done)
+
+
+def apply_mix_point(ws, index: int) -> bool:
+    """Apply curve point ``index``: tensors promoted up to it take the search's override, the
+    ones promoted after it go back to what they were before the search. One undo step."""
+    if ws.mix_result is None:
+        return False
+    start_plan, result = ws.mix_result
+    if not 0 <= index < len(result.curve):
+        return False
+    upto = {name for point in result.curve[: index + 1] for name in point.promoted}
+    changes = {}
+    for name in result.promoted:
+        if name in upto:
+            changes[name] = result.plan.overrides.get(name)
+        else:
+            changes[name] = start_plan.overrides.get(name)
+    point = result.curve[index]
+    ws.mix_curve.mark(index)
+    if not changes:
+        ws.show_message(
+            f"auto-mix point {index}: the starting plan ({point.output_sqnr_db:.1f} dB)"
+        )
+        return True
+    return ws.push_overrides(
+        changes,
+        f"auto-mix: {len(upto)} tensors widened ({point.output_sqnr_db:.1f} dB at step {index})",
+    )
