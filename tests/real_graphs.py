@@ -307,3 +307,44 @@ def mobilenet_se(seed: int = 0, size: int = 32, classes: int = 10, blocks: int =
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
         inits,
     )
+
+
+def pointwise_int4(seed: int = 0, channels: int = 64, classes: int = 10, size: int = 8):
+    """A pointwise-heavy block (MobileNet/ConvNeXt style) whose weights are 10x smaller on the
+    first half of the input channels than on the second (a group of weak features), the case
+    block-wise INT4 is for: a 1x1 Conv, ReLU, a 3x3 Conv, ReLU, a 1x1 Conv, pooling and a Gemm
+    head. Channel counts divide into blocks of 32."""
+    rng = np.random.default_rng(seed)
+    spread = np.where(np.arange(channels) < channels // 2, 0.1, 1.0)
+
+    def weight(c_out, c_in, k):
+        w = rng.normal(0, 1.0 / np.sqrt(c_in * k * k), (c_out, c_in, k, k))
+        return w * rng.permutation(spread[:c_in] if c_in <= channels else spread).reshape(
+            1, -1, 1, 1
+        )
+
+    inits = [
+        _f("pw1.w", weight(channels, channels, 1)), _f("pw1.b", rng.normal(0, 0.05, channels)),
+        _f("k3.w", weight(channels, channels, 3)), _f("k3.b", rng.normal(0, 0.05, channels)),
+        _f("pw2.w", weight(channels, channels, 1)), _f("pw2.b", rng.normal(0, 0.05, channels)),
+        _f("fc.w", rng.normal(0, 1.0 / np.sqrt(channels), (channels, classes))
+           * spread.reshape(-1, 1)),
+        _f("fc.b", rng.normal(0, 0.05, classes)),
+    ]  # fmt: skip
+    nodes = [
+        helper.make_node("Conv", ["x", "pw1.w", "pw1.b"], ["pw1"], name="pw1"),
+        helper.make_node("Relu", ["pw1"], ["pw1_act"], name="pw1_act"),
+        helper.make_node("Conv", ["pw1_act", "k3.w", "k3.b"], ["k3"], name="k3", pads=[1] * 4),
+        helper.make_node("Relu", ["k3"], ["k3_act"], name="k3_act"),
+        helper.make_node("Conv", ["k3_act", "pw2.w", "pw2.b"], ["pw2"], name="pw2"),
+        helper.make_node("GlobalAveragePool", ["pw2"], ["pool"], name="pool"),
+        helper.make_node("Flatten", ["pool"], ["flat"], name="flat"),
+        helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], name="fc"),
+    ]
+    return _model(
+        nodes,
+        "pointwise_int4",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
+        inits,
+    )

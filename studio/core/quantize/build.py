@@ -52,6 +52,8 @@ class BuildResult:
     warnings: list[str] = field(default_factory=list)
     # one line per imported encoding onnxruntime cannot express, kept float instead
     coverage_notes: list[str] = field(default_factory=list)
+    # weights written block-wise INT4 (plan.weight_block_size): tensor -> block size
+    blockwise: dict[str, int] = field(default_factory=dict)
     _proto: onnx.ModelProto | None = field(default=None, repr=False, compare=False)
     _encodings: EncodingSet | None = field(default=None, repr=False, compare=False)
 
@@ -152,6 +154,10 @@ def build_qdq(
             qproto = _run_qdq_quantizer(proto, cfg, ranges)
         except (ValueError, KeyError, TypeError, AssertionError) as exc:
             raise BadInputError(f"onnxruntime could not quantise the model: {exc}") from exc
+    blockwise: dict[str, int] = {}
+    if plan.weight_block_size:
+        blockwise, notes = _blockwise_weights(qproto, proto, plan, act_bits)
+        warnings += notes
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     _replace(out, qproto.SerializeToString())
@@ -168,6 +174,7 @@ def build_qdq(
         folded_tensors=folded,
         warnings=warnings,
         coverage_notes=kept_float,
+        blockwise=blockwise,
         _proto=qproto,
     )
 
@@ -346,6 +353,45 @@ def _replace(path: Path, data: bytes) -> None:
         raise BadInputError(
             f"could not write the QDQ model: {exc.strerror or exc}", path=str(path)
         ) from exc
+
+
+def _blockwise_weights(
+    qproto: onnx.ModelProto,
+    proto: onnx.ModelProto,
+    plan: QuantPlan,
+    act_bits: dict[str, int],
+) -> tuple[dict[str, int], list[str]]:
+    """Rewrite the plan's 4-bit Conv/Gemm/MatMul weights block-wise where the target's HTP
+    takes them (``blockwise.blockwise_why_not``); the others stay per-channel, one warning
+    line each saying why."""
+    from onnx import numpy_helper
+
+    from studio.core.quantize.blockwise import blockwise_why_not, make_blockwise
+    from studio.core.quantize.editing import target_arch
+
+    size = int(plan.weight_block_size or 0)
+    arch = target_arch()
+    inits = {t.name: t for t in proto.graph.initializer}
+    chosen: dict[str, np.ndarray] = {}
+    notes: list[str] = []
+    for node in proto.graph.node:
+        if len(node.input) < 2 or node.input[1] not in inits:
+            continue
+        name = node.input[1]
+        ov = plan.overrides.get(name)
+        if ov is not None and ov.dtype == "float":
+            continue
+        bits = ov.bitwidth if ov is not None and ov.bitwidth else plan.weight_bitwidth
+        if bits != 4 or node.op_type not in ("Conv", "Gemm", "MatMul"):
+            continue
+        a_bits = act_bits.get(node.input[0], plan.activation_bitwidth)
+        reason = blockwise_why_not(node.op_type, tuple(inits[name].dims), a_bits, arch, size)
+        if reason is None:
+            chosen[name] = numpy_helper.to_array(inits[name])
+        else:
+            notes.append(f"tensor '{name}' stays per-channel INT4: {reason}")
+    written = make_blockwise(qproto, chosen, size)
+    return {w.tensor: w.block_size for w in written}, notes
 
 
 def _check_plan(plan: QuantPlan, stats: CalibrationStats, proto: onnx.ModelProto) -> list[str]:
