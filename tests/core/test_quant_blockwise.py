@@ -87,3 +87,32 @@ def test_blockwise_is_not_written_where_htp_refuses_it(stats, tmp_path, monkeypa
         stats, QuantPlan(weight_bitwidth=4, weight_block_size=32), tmp_path / "a8.onnx"
     )
     assert eight.blockwise == {} and any("16-bit activations" in w for w in eight.warnings)
+
+
+def test_blockwise_encodings_read_back_and_round_trip_through_aimet2(stats, tmp_path, monkeypatch):
+    from studio.core.encodings import load_encodings, save_encodings
+    from studio.core.errors import EncodingsError
+
+    monkeypatch.setenv(TARGET_ENV, "Samsung Galaxy S24|57|75")
+    plan = QuantPlan(weight_bitwidth=4, activation_bitwidth=16, weight_block_size=32)
+    built = build_qdq(stats, plan, tmp_path / "bw.onnx")
+    enc = built.encodings["pw1.w"]
+    assert (enc.block_size, enc.block_shape, enc.axis) == (32, [64, 2, 1, 1], 1)
+    assert enc.bitwidth == 4 and enc.symmetric and len(enc.scale) == 128
+    assert built.encodings["k3.w"].block_size is None  # stayed per-channel
+    save_encodings(built.encodings, tmp_path / "a2.json", "aimet2")
+    back, _ = load_encodings(tmp_path / "a2.json", str(stats.prepared_model))
+    assert back["pw1.w"].block_size == 32 and back["pw1.w"].block_shape == [64, 2, 1, 1]
+    assert back["pw1.w"].scale == pytest.approx(enc.scale, rel=1e-6)
+    with pytest.raises(
+        EncodingsError, match=r"q.json: not saved: tensor '\S+' is block-wise.*aimet2"
+    ):
+        save_encodings(built.encodings, tmp_path / "q.json", "qnn")
+    assert not (tmp_path / "q.json").exists()
+    # importing them is refused gracefully: the build says the block encoding was not applied
+    again = build_qdq(
+        stats,
+        QuantPlan(activation_bitwidth=16, imported=back, imported_source="a2.json"),
+        tmp_path / "imp.onnx",
+    )
+    assert any("'pw1.w': imported block-wise encoding" in w for w in again.warnings)

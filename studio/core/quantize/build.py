@@ -142,6 +142,14 @@ def build_qdq(
     ctx.progress(0.05, "computing encodings")
     warnings: list[str] = list(stats.warnings) + _check_plan(plan, stats, proto)
     planned = plan.encodings(stats, proto, weights="edited")
+    for name, enc in planned.items():
+        if enc.block_size:  # ORT's quantiser takes per-channel scales only
+            planned.remove(name)
+            warnings.append(
+                f"tensor '{name}': imported block-wise encoding (block {enc.block_size}) not "
+                "applied; the weight is quantised by the plan (set a weight block size for "
+                "block-wise INT4)"
+            )
     kept_float = _keep_unexpressible_float(planned, proto)
     warnings += kept_float
     act_names = [n for n in stats.tensor_names() if n in planned]
