@@ -10,7 +10,7 @@ What HTP takes, measured with onnxruntime-qnn 2.7 (``bench/lpbq_probe.py``: one 
 catalogue architecture, CPU fallback disabled, block 32 over 64 input channels):
 
 - per-channel INT4 Conv (3x3 and 1x1), Gemm and MatMul weights, 8-bit activations: every
-  architecture, v65 to v85;
+  architecture, v65 to v85 (with 16-bit activations Gemm/MatMul everywhere, Conv from v68);
 - block-wise INT4 with 8-bit activations: refused everywhere ("BQ Gemm activation must be
   INT16-quantized for the BW_FLOAT_BLOCK kernel"; Conv: "Failed to add BQ Conv node");
 - block-wise INT4 with 16-bit activations: 1x1 Conv, Gemm and MatMul from v69 (QNN's float
