@@ -721,3 +721,42 @@ def test_build_qdq_with_techniques_and_the_mse_column(qtbot, ws, tmp_path):
     texts = [model.index(r, col).data() for r in range(model.rowCount())]
     assert any(t and "e-" in t for t in texts)
     ws.grab().save(str(tmp_path / "quant_techniques.png"))
+
+
+@pytest.mark.htp
+def test_sim_vs_htp_tab_flags_disagreeing_layers(qtbot, ws, ctx):
+    """The Sim vs HTP button runs float vs CPU simulation vs HTP per layer as a background job
+    (in the worker) and shows it in its own tab, disagreeing layers first and highlighted. On
+    the demo HTP v75's 8-bit Softmax reads ~16 dB below the CPU simulation's: flagged at the
+    default 3 dB threshold, while the convolutions agree."""
+    from PySide6.QtWidgets import QApplication
+
+    from studio.ui.jobs.manager import JobManager
+    from studio.ui.widgets.theme import palette
+
+    ctx.jobs = JobManager()
+    calibrate(qtbot, ws)
+    with qtbot.waitSignal(ws.runner.result, timeout=180000):
+        ws.sim_vs_htp()
+    assert ctx.jobs.jobs[-1].title == "Sim vs HTP" and ctx.jobs.jobs[-1].state == "done"
+    view = ws.sim_vs_htp_view
+    assert ws.tabs.currentWidget() is view
+    result = view.result
+    assert result["htp_per_layer"], result["notes"]  # per-layer figures really from HTP
+    assert "HTP v" in result["target"] and "samples" in result["data"]
+    assert view.table.rowCount() == len(result["layers"]) > 5
+    flagged = [r["tensor"] for r in result["layers"] if r["flagged"]]
+    ops = {r["tensor"]: r["op_type"] for r in result["layers"]}
+    assert "Softmax" in {ops[t] for t in flagged}, result["layers"]
+    assert not any(ops[t] == "Conv" for t in flagged)
+    assert set(view.flagged_rows()) == set(flagged)
+    assert view.table.item(0, 5).text() == "differs"  # disagreeing layers are listed first
+    for r in result["layers"]:
+        if r["htp_sqnr_db"] is not None and isinstance(r["diff_db"], float):
+            assert r["flagged"] == (abs(r["diff_db"]) > 3.0)
+    assert "differ by more than 3 dB" in view.summary.text()
+    QApplication.instance().setPalette(palette())
+    QApplication.instance().setStyle("Fusion")
+    qtbot.wait(50)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    assert ws.grab().save(str(SHOTS / "quant_sim_vs_htp.png"))
