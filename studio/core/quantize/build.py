@@ -308,6 +308,44 @@ def check_htp_offload(qdq_path: str | Path, device: Any = None) -> tuple[bool, s
     return True, ""
 
 
+def htp_fallbacks(qdq_path: str | Path, device: Any = None) -> dict[str, dict[str, str]]:
+    """Per float-model tensor, the node that would leave QNN HTP (targeting ``device``) and
+    QNN's own reason: ``{tensor: {"node", "op_type", "reason"}}`` for every output and constant
+    input of each node the HTP backend rejects (a QDQ model's names, ORT's suffixes removed,
+    so the editor's rows match). Empty when the whole model runs on HTP. Native code: call it in
+    the worker (``htp_fallback_job``)."""
+    from studio.core.devices.catalogue import resolve_device
+    from studio.core.encodings.qdq import _original
+    from studio.core.engine.offload import offload_report
+
+    target = resolve_device(device)
+    report = offload_report(qdq_path, "htp", provider_options=target.provider_options())
+    if report.error:
+        raise BadInputError(f"{qdq_path}: QNN HTP could not be asked ({report.error})")
+    proto = onnx.load(str(qdq_path), load_external_data=False)
+    by_name = {n.name: n for n in proto.graph.node if n.name}
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    inits = {t.name for t in proto.graph.initializer}
+    out: dict[str, dict[str, str]] = {}
+    for placement in report.cpu_nodes:
+        node = by_name.get(placement.name)
+        if node is None or node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        info = {
+            "node": placement.name,
+            "op_type": placement.op_type,
+            "reason": placement.reason or report.reasons.get(placement.name, "") or "",
+            "target": target.label,
+        }
+        for name in node.output:
+            out.setdefault(_original(name), info)
+        for name in node.input:  # its weights: the DQ behind the input names the initializer
+            dq = producer.get(name)
+            if dq is not None and dq.op_type == "DequantizeLinear" and dq.input[0] in inits:
+                out.setdefault(_original(dq.input[0]), info)
+    return out
+
+
 def build_coverage(result: BuildResult, stats: CalibrationStats) -> Any:
     """Encodings coverage of a build against the prepared model, not counting tensors the
     quantiser folded away (a Conv output feeding a lone Relu no longer exists)."""

@@ -417,6 +417,9 @@ class QuantizationWorkspace(QWidget):
     def analyse(self, backend: str | None = None) -> None:
         actions.analyse(self, backend or self.backend.currentData())
 
+    def check_htp(self) -> None:
+        actions.check_htp(self)
+
     def sim_vs_htp(self, threshold_db: float | None = None) -> None:
         actions.sim_vs_htp(self, threshold_db)
 
