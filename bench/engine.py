@@ -101,6 +101,7 @@ def quantize_demo(folder: Path) -> Path:
 
 def context_figures(rounds: int) -> dict[str, float]:
     from studio.core.toolchain.compile import compile_model
+
     with tempfile.TemporaryDirectory() as tmp:
         qdq = quantize_demo(Path(tmp))
         start = time.perf_counter()

@@ -255,3 +255,96 @@ def lstm_feeds(count: int, seed: int = 0, steps: int = 10, features: int = 16):
     x = rng.normal(0, 1, (count, steps, 1, features)).astype(np.float32)
     lens = np.full((count, 1), steps, np.int32)
     return {"x": x, "seq_lens": lens}
+
+
+def mobilenet_se(seed: int = 0, size: int = 32, classes: int = 10, blocks: int = 3):
+    """A Paddle/MobileNetV3-style classifier (ppocr_cls's shape): a strided stem + HardSwish, then
+    blocks of pointwise Conv + HardSwish, depthwise 3x3 Conv + ReLU, a squeeze-excite (pool,
+    1x1 Conv, ReLU, 1x1 Conv, HardSigmoid, Mul) and a pointwise projection, then pooling and a
+    Gemm to ``classes`` logits. BN is folded into the biases, as Paddle exports it. The depthwise
+    layers and the clipping activations carry activation-rounding shifts down the network: what
+    a bias correction from float-input statistics cannot see."""
+    rng = np.random.default_rng(seed)
+    inits, nodes = [], []
+
+    def conv(name, x, c_in, c_out, k, *, stride=1, group=1):
+        spread = np.exp(rng.normal(0, 0.6, (c_out, 1, 1, 1)))  # folded BN: uneven channel gains
+        w = rng.normal(0, 1.0 / np.sqrt(c_in // group * k * k), (c_out, c_in // group, k, k))
+        inits.append(_f(f"{name}.w", w * spread))
+        inits.append(_f(f"{name}.b", rng.normal(0.1, 0.3, c_out)))
+        nodes.append(helper.make_node(
+            "Conv", [x, f"{name}.w", f"{name}.b"], [name], name=name, group=group,
+            kernel_shape=[k, k], strides=[stride, stride], pads=[k // 2] * 4,
+        ))  # fmt: skip
+        return name
+
+    def act(op, x, name):
+        nodes.append(helper.make_node(op, [x], [name], name=name))
+        return name
+
+    x = act("HardSwish", conv("stem", "x", 3, 16, 3, stride=2), "stem_act")
+    ch = 16
+    for i in range(blocks):
+        wide = ch * 3
+        h = act("HardSwish", conv(f"b{i}_expand", x, ch, wide, 1), f"b{i}_expand_act")
+        h = act("Relu", conv(f"b{i}_dw", h, wide, wide, 3, group=wide), f"b{i}_dw_act")
+        nodes.append(helper.make_node("GlobalAveragePool", [h], [f"b{i}_pool"], name=f"b{i}_pool"))
+        s = act("Relu", conv(f"b{i}_se1", f"b{i}_pool", wide, wide // 4, 1), f"b{i}_se1_act")
+        s = act("HardSigmoid", conv(f"b{i}_se2", s, wide // 4, wide, 1), f"b{i}_se2_act")
+        nodes.append(helper.make_node("Mul", [h, s], [f"b{i}_se"], name=f"b{i}_se"))
+        out = ch + 8
+        x = conv(f"b{i}_project", f"b{i}_se", wide, out, 1)
+        ch = out
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["pool"], name="pool"))
+    nodes.append(helper.make_node("Flatten", ["pool"], ["flat"], name="flat"))
+    inits.append(_f("fc.w", rng.normal(0, 1.0 / np.sqrt(ch), (ch, classes))))
+    inits.append(_f("fc.b", rng.normal(0, 0.1, classes)))
+    nodes.append(helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], name="fc"))
+    return _model(
+        nodes,
+        "mobilenet_se",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
+        inits,
+    )
+
+
+def pointwise_int4(seed: int = 0, channels: int = 64, classes: int = 10, size: int = 8):
+    """A pointwise-heavy block (MobileNet/ConvNeXt style) whose weights are 10x smaller on the
+    first half of the input channels than on the second (a group of weak features), the case
+    block-wise INT4 is for: a 1x1 Conv, ReLU, a 3x3 Conv, ReLU, a 1x1 Conv, pooling and a Gemm
+    head. Channel counts divide into blocks of 32."""
+    rng = np.random.default_rng(seed)
+    spread = np.where(np.arange(channels) < channels // 2, 0.1, 1.0)
+
+    def weight(c_out, c_in, k):
+        w = rng.normal(0, 1.0 / np.sqrt(c_in * k * k), (c_out, c_in, k, k))
+        return w * rng.permutation(spread[:c_in] if c_in <= channels else spread).reshape(
+            1, -1, 1, 1
+        )
+
+    inits = [
+        _f("pw1.w", weight(channels, channels, 1)), _f("pw1.b", rng.normal(0, 0.05, channels)),
+        _f("k3.w", weight(channels, channels, 3)), _f("k3.b", rng.normal(0, 0.05, channels)),
+        _f("pw2.w", weight(channels, channels, 1)), _f("pw2.b", rng.normal(0, 0.05, channels)),
+        _f("fc.w", rng.normal(0, 1.0 / np.sqrt(channels), (channels, classes))
+           * spread.reshape(-1, 1)),
+        _f("fc.b", rng.normal(0, 0.05, classes)),
+    ]  # fmt: skip
+    nodes = [
+        helper.make_node("Conv", ["x", "pw1.w", "pw1.b"], ["pw1"], name="pw1"),
+        helper.make_node("Relu", ["pw1"], ["pw1_act"], name="pw1_act"),
+        helper.make_node("Conv", ["pw1_act", "k3.w", "k3.b"], ["k3"], name="k3", pads=[1] * 4),
+        helper.make_node("Relu", ["k3"], ["k3_act"], name="k3_act"),
+        helper.make_node("Conv", ["k3_act", "pw2.w", "pw2.b"], ["pw2"], name="pw2"),
+        helper.make_node("GlobalAveragePool", ["pw2"], ["pool"], name="pool"),
+        helper.make_node("Flatten", ["pool"], ["flat"], name="flat"),
+        helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], name="fc"),
+    ]
+    return _model(
+        nodes,
+        "pointwise_int4",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
+        inits,
+    )

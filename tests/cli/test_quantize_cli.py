@@ -245,3 +245,29 @@ def test_auto_mp_curve_carries_htp_cycles(capsys, conv_model, calib, tmp_path):
     rows = [line.split() for line in lines[head + 1 : head + 3]]
     assert [r[0] for r in rows] == ["0", "1"] and rows[0][1] == "0"
     assert all(int(r[3].replace(",", "")) > 10_000 for r in rows)
+
+
+def test_quantize_block_wise_int4(capsys, tmp_path):
+    from tests import builders
+    from tests import real_graphs as rg
+
+    model = builders.save(rg.pointwise_int4(), tmp_path / "pw.onnx")
+    np.savez(tmp_path / "d.npz", x=np.random.default_rng(0).random((6, 64, 8, 8), np.float32))
+    out = tmp_path / "q.onnx"
+    rc, stdout, err = _run(
+        capsys, "quantize", model, "-o", out, "--calib", tmp_path / "d.npz", "--cache-dir",
+        tmp_path / "c", "--weight-bw", "4", "--act-bw", "16", "--block-size", "32",
+        "--device", "Samsung Galaxy S24", "--json",
+    )  # fmt: skip
+    assert rc == 0, err
+    data = json.loads(stdout)
+    assert data["blockwise_weights"] == {"pw1.w": 32, "pw2.w": 32, "fc.w": 32}
+    assert any("'k3.w' stays per-channel INT4" in w for w in data["warnings"])
+    blocked = [
+        n for n in onnx.load(str(out)).graph.node
+        if n.op_type == "DequantizeLinear" and any(a.name == "block_size" for a in n.attribute)
+    ]  # fmt: skip
+    assert len(blocked) == 3
+    rc, _, err = _run(capsys, "quantize", model, "-o", out, "--calib", tmp_path / "d.npz",
+                      "--weight-bw", "4", "--block-size", "24")  # fmt: skip
+    assert rc == 2 and "power of two" in err

@@ -238,8 +238,9 @@ def test_block_quantization_is_refused_naming_the_tensor_or_skipped(tmp_path):
     v2 = {"version": "2.0.0", "encodings": [
         {"name": "w", "output_dtype": "int4", "y_scale": [[0.1, 0.2]], "axis": 1, "block_size": 32}
     ]}  # fmt: skip
-    with pytest.raises(EncodingsError, match="tensor 'w': block_size"):
-        parse_encodings(v2, "b.json")
+    encs, _ = parse_encodings(v2, "b.json")  # 2.0.0 block-wise: read (block_size, scale tensor)
+    assert encs["w"].block_size == 32 and encs["w"].block_shape == [1, 2]
+    assert encs["w"].scale == pytest.approx([0.1, 0.2]) and encs["w"].bitwidth == 4
 
 
 # ----------------------------------------------------------------------------- bad input

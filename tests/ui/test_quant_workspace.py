@@ -721,3 +721,90 @@ def test_build_qdq_with_techniques_and_the_mse_column(qtbot, ws, tmp_path):
     texts = [model.index(r, col).data() for r in range(model.rowCount())]
     assert any(t and "e-" in t for t in texts)
     ws.grab().save(str(tmp_path / "quant_techniques.png"))
+
+
+@pytest.mark.htp
+def test_sim_vs_htp_tab_flags_disagreeing_layers(qtbot, ws, ctx):
+    """The Sim vs HTP button runs float vs CPU simulation vs HTP per layer as a background job
+    (in the worker) and shows it in its own tab, disagreeing layers first and highlighted. On
+    the demo HTP v75's 8-bit Softmax reads ~16 dB below the CPU simulation's: flagged at the
+    default 3 dB threshold, while the convolutions agree."""
+    from PySide6.QtWidgets import QApplication
+
+    from studio.ui.jobs.manager import JobManager
+    from studio.ui.widgets.theme import palette
+
+    ctx.jobs = JobManager()
+    calibrate(qtbot, ws)
+    with qtbot.waitSignal(ws.runner.result, timeout=180000):
+        ws.sim_vs_htp()
+    assert ctx.jobs.jobs[-1].title == "Sim vs HTP" and ctx.jobs.jobs[-1].state == "done"
+    view = ws.sim_vs_htp_view
+    assert ws.tabs.currentWidget() is view
+    result = view.result
+    assert result["htp_per_layer"], result["notes"]  # per-layer figures really from HTP
+    assert "HTP v" in result["target"] and "samples" in result["data"]
+    assert view.table.rowCount() == len(result["layers"]) > 5
+    flagged = [r["tensor"] for r in result["layers"] if r["flagged"]]
+    ops = {r["tensor"]: r["op_type"] for r in result["layers"]}
+    assert "Softmax" in {ops[t] for t in flagged}, result["layers"]
+    assert not any(ops[t] == "Conv" for t in flagged)
+    assert set(view.flagged_rows()) == set(flagged)
+    assert view.table.item(0, 5).text() == "differs"  # disagreeing layers are listed first
+    for r in result["layers"]:
+        if r["htp_sqnr_db"] is not None and isinstance(r["diff_db"], float):
+            assert r["flagged"] == (abs(r["diff_db"]) > 3.0)
+    assert "differ by more than 3 dB" in view.summary.text()
+    QApplication.instance().setPalette(palette())
+    QApplication.instance().setStyle("Fusion")
+    qtbot.wait(50)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    assert ws.grab().save(str(SHOTS / "quant_sim_vs_htp.png"))
+
+
+@pytest.mark.htp
+def test_check_htp_names_the_node_that_falls_back_in_the_editor(qtbot, tmp_path, monkeypatch):
+    """Check HTP builds the plan's QDQ model and asks QNN (in the worker) which nodes the
+    target's HTP rejects: the Erf head's output row reads CPU with QNN's own reason; the
+    convolutions read HTP. Editing the plan clears the column (it no longer holds)."""
+    from PySide6.QtWidgets import QApplication
+
+    from studio.ui.widgets.theme import palette
+    from tests import builders
+
+    monkeypatch.setenv("NPU_STUDIO_CACHE", str(tmp_path / "cache"))
+    path = builders.save(builders.small_cnn_erf_head(), tmp_path / "erf.onnx")
+    context = StudioContext()
+    context.set_model(ModelGraph.load(path), str(path))
+    w = QuantizationWorkspace(context)
+    qtbot.addWidget(w)
+    w.resize(1500, 850)
+    w.show()
+    qtbot.waitUntil(lambda: not w.session.preparing, timeout=20000)
+    try:
+        calibrate(qtbot, w, "random:2")
+        with qtbot.waitSignal(w.runner.result, timeout=120000):
+            w.check_htp_button.click()
+        fallbacks = w.session.htp_fallbacks
+        assert {fb["node"] for fb in fallbacks.values()} == {"/head/Erf"}
+        erf_out = next(t for t, fb in fallbacks.items() if fb["op_type"] == "Erf")
+        assert cell(w, erf_out, "htp") == "CPU"
+        tip = cell(w, erf_out, "htp", Qt.ItemDataRole.ToolTipRole)
+        assert "/head/Erf" in tip and "Erf" in tip and "QNN EP" in tip and "HTP v75" in tip
+        conv_out = next(
+            r.name for r in w.session.rows if r.op_type == "Conv" and r.kind == "activation"
+        )
+        assert cell(w, conv_out, "htp") == "HTP"
+        assert "/head/Erf" in w.message.text()
+        QApplication.instance().setPalette(palette())
+        QApplication.instance().setStyle("Fusion")
+        w.editor.select_names([erf_out])
+        w.editor.table.scrollTo(index_of(w, erf_out, "htp"))  # the column is the last one
+        qtbot.wait(50)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        assert w.grab().save(str(SHOTS / "quant_htp_fallback.png"))
+        w.edit_field(conv_out, "bits", "16")
+        assert cell(w, erf_out, "htp") == "" and not w.session.htp_checked
+    finally:
+        w.runner.cancel()
+        w.runner.wait(10000)

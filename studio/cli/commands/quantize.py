@@ -56,6 +56,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--act-bw", type=int, default=8, choices=(8, 16), help="activation bits")
     parser.add_argument("--weight-bw", type=int, default=8, choices=(4, 8, 16), help="weight bits")
     parser.add_argument(
+        "--block-size",
+        type=int,
+        help="with --weight-bw 4: block-wise INT4 (QNN BQ/LPBQ) in blocks of this many input "
+        "channels where the target's HTP takes it (1x1 Conv, Gemm, MatMul; 16-bit activations; "
+        "HTP v69+); other weights stay per-channel, with a warning",
+    )
+    parser.add_argument(
         "--per-channel",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -159,6 +166,7 @@ def _plan(args: argparse.Namespace):
         per_channel=args.per_channel,
         method=args.method,
         percentile=args.percentile,
+        weight_block_size=args.block_size,
     )
 
 

@@ -60,3 +60,30 @@ def analyse_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         data=label,
     )
     return report.to_json()
+
+
+@job
+def sim_vs_htp_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """``{"float_model", "qdq_model", "data", "samples"?, "data_label"?, "device"?,
+    "threshold_db"?}``: per-layer SQNR against float on CPU (the simulation) and on the
+    target's HTP, with the layers where they part flagged (``simcheck.compare_sim_htp``)."""
+    from studio.core.accuracy.simcheck import DEFAULT_THRESHOLD_DB, compare_sim_htp
+    from studio.core.accuracy.split import calibration_label
+
+    feeds = load_feeds(
+        request["float_model"],
+        request["data"],
+        limit=int(request.get("samples", DEFAULT_EVAL_SAMPLES)),
+    )
+    label = request.get("data_label") or calibration_label(request["data"], len(feeds))
+    ctx.progress(0.1, "float, CPU simulation and HTP, per layer")
+    view = compare_sim_htp(
+        request["float_model"],
+        request["qdq_model"],
+        feeds,
+        device=request.get("device"),
+        threshold_db=float(request.get("threshold_db", DEFAULT_THRESHOLD_DB)),
+        data=label,
+    )
+    ctx.progress(1.0, f"{len(view.flagged)} layer(s) differ")
+    return view.to_json()

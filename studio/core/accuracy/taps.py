@@ -215,7 +215,12 @@ def weight_sqnr(float_proto: onnx.ModelProto, qproto: onnx.ModelProto) -> dict[s
             else np.zeros_like(scale)
         )
         axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-        if scale.size > 1:
+        block = next((a.i for a in node.attribute if a.name == "block_size"), 0)
+        if block and scale.ndim == q.ndim:  # block-wise (opset 21): one scale per block
+            if zp.shape == scale.shape:
+                zp = np.repeat(zp, block, axis=axis)
+            scale = np.repeat(scale, block, axis=axis)
+        elif scale.size > 1:
             shape = [1] * q.ndim
             shape[axis] = scale.size
             scale, zp = scale.reshape(shape), zp.reshape(shape)

@@ -26,6 +26,7 @@ from studio.core.quantize.techniques import (
     TechniqueResult,
     apply_techniques,
 )
+from studio.core.quantize.techniques.bias_correction import correct_biases
 
 
 @dataclass
@@ -77,6 +78,9 @@ def run_techniques(
         # the weight steps ran on the equalised model; the recalibrated stats name its tensors
         model = tech.model
     run_plan = tech.plan_for(plan)
+    if "bias-correction" in names:
+        # last: it measures the shifts in the QDQ model the other steps produced
+        tech.notes += correct_biases(model, run_stats, run_plan, calib_feeds).notes()
     build_qdq(run_stats, run_plan, out_path, model=model)
     ref = reference if reference is not None else stats.prepared_model
     report = Analyser(ref, cache_float=False).analyse(out_path, eval_feeds)

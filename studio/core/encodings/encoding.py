@@ -52,6 +52,11 @@ class Encoding:
     min: list[float] = field(default_factory=list)
     max: list[float] = field(default_factory=list)
     kind: str = "activation"
+    # block-wise (QNN BQ/LPBQ, opset-21 DequantizeLinear): ``scale``/``offset`` hold one entry
+    # per block, flattened from a tensor of shape ``block_shape`` (the weight's shape with
+    # ``axis`` divided by ``block_size``)
+    block_size: int | None = None
+    block_shape: list[int] = field(default_factory=list)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -376,6 +381,8 @@ class Encoding:
                 min=list(self.min),
                 max=list(self.max),
             )
+            if self.block_size:
+                data.update(block_size=self.block_size, block_shape=list(self.block_shape))
         return data
 
     @classmethod
@@ -393,7 +400,7 @@ class Encoding:
             enc = cls(tensor=tensor, bitwidth=bitwidth, dtype="float", kind=kind)
             f.wrap(enc.validate)
             return enc
-        return f.wrap(
+        enc = f.wrap(
             lambda: cls.from_scale_offset(
                 tensor,
                 f.float_list("scale"),
@@ -404,6 +411,11 @@ class Encoding:
                 kind=kind,
             )
         )
+        block = f.opt_int("block_size")
+        if block:
+            enc.block_size = block
+            enc.block_shape = [int(d) for d in f.int_list("block_shape")]
+        return enc
 
     def same_as(self, other: Encoding, rtol: float = 1e-6) -> bool:
         """Equal settings and codes; scales within ``rtol`` (files round through float32)."""
@@ -416,6 +428,8 @@ class Encoding:
             return False
         if self.is_float:
             return True
+        if self.block_size != other.block_size:
+            return False
         return (
             self.symmetric == other.symmetric
             and self.axis == other.axis

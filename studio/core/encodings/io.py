@@ -74,7 +74,16 @@ def dump_encodings(encset: EncodingSet, fmt: str) -> dict[str, Any]:
         raise EncodingsError(f"unknown encodings format {fmt!r} (one of {list(FORMATS)})")
     for enc in encset.values():
         enc.validate()
+        if enc.block_size and fmt not in BLOCK_FORMATS:
+            raise EncodingsError(
+                f"tensor '{enc.tensor}' is block-wise (block {enc.block_size}): format {fmt!r} "
+                f"cannot say so; write {' or '.join(BLOCK_FORMATS)}"
+            )
     return REGISTRY[fmt].write(encset)
+
+
+# formats that carry a block-wise weight's block size and scale tensor
+BLOCK_FORMATS = ("studio", "aimet2")
 
 
 def save_encodings(encset: EncodingSet, path: str | Path, fmt: str = "studio") -> None:

@@ -120,6 +120,9 @@ def from_qdq_model(model: Any) -> EncodingSet:
                 axis=axis if per_channel else None,
                 kind=kind,
             )
+            block = next((a.i for a in node.attribute if a.name == "block_size"), 0)
+            if block and scale.ndim > 1:  # opset 21 block-wise: one scale per block
+                enc.block_size, enc.block_shape = int(block), [int(d) for d in scale.shape]
         except EncodingsError:
             if kind != "bias":
                 raise

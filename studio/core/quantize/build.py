@@ -52,6 +52,8 @@ class BuildResult:
     warnings: list[str] = field(default_factory=list)
     # one line per imported encoding onnxruntime cannot express, kept float instead
     coverage_notes: list[str] = field(default_factory=list)
+    # weights written block-wise INT4 (plan.weight_block_size): tensor -> block size
+    blockwise: dict[str, int] = field(default_factory=dict)
     _proto: onnx.ModelProto | None = field(default=None, repr=False, compare=False)
     _encodings: EncodingSet | None = field(default=None, repr=False, compare=False)
 
@@ -140,6 +142,14 @@ def build_qdq(
     ctx.progress(0.05, "computing encodings")
     warnings: list[str] = list(stats.warnings) + _check_plan(plan, stats, proto)
     planned = plan.encodings(stats, proto, weights="edited")
+    for name, enc in planned.items():
+        if enc.block_size:  # ORT's quantiser takes per-channel scales only
+            planned.remove(name)
+            warnings.append(
+                f"tensor '{name}': imported block-wise encoding (block {enc.block_size}) not "
+                "applied; the weight is quantised by the plan (set a weight block size for "
+                "block-wise INT4)"
+            )
     kept_float = _keep_unexpressible_float(planned, proto)
     warnings += kept_float
     act_names = [n for n in stats.tensor_names() if n in planned]
@@ -152,6 +162,10 @@ def build_qdq(
             qproto = _run_qdq_quantizer(proto, cfg, ranges)
         except (ValueError, KeyError, TypeError, AssertionError) as exc:
             raise BadInputError(f"onnxruntime could not quantise the model: {exc}") from exc
+    blockwise: dict[str, int] = {}
+    if plan.weight_block_size:
+        blockwise, notes = _blockwise_weights(qproto, proto, plan, act_bits)
+        warnings += notes
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     _replace(out, qproto.SerializeToString())
@@ -168,6 +182,7 @@ def build_qdq(
         folded_tensors=folded,
         warnings=warnings,
         coverage_notes=kept_float,
+        blockwise=blockwise,
         _proto=qproto,
     )
 
@@ -293,6 +308,44 @@ def check_htp_offload(qdq_path: str | Path, device: Any = None) -> tuple[bool, s
     return True, ""
 
 
+def htp_fallbacks(qdq_path: str | Path, device: Any = None) -> dict[str, dict[str, str]]:
+    """Per float-model tensor, the node that would leave QNN HTP (targeting ``device``) and
+    QNN's own reason: ``{tensor: {"node", "op_type", "reason"}}`` for every output and constant
+    input of each node the HTP backend rejects (a QDQ model's names, ORT's suffixes removed,
+    so the editor's rows match). Empty when the whole model runs on HTP. Native code: call it in
+    the worker (``htp_fallback_job``)."""
+    from studio.core.devices.catalogue import resolve_device
+    from studio.core.encodings.qdq import _original
+    from studio.core.engine.offload import offload_report
+
+    target = resolve_device(device)
+    report = offload_report(qdq_path, "htp", provider_options=target.provider_options())
+    if report.error:
+        raise BadInputError(f"{qdq_path}: QNN HTP could not be asked ({report.error})")
+    proto = onnx.load(str(qdq_path), load_external_data=False)
+    by_name = {n.name: n for n in proto.graph.node if n.name}
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    inits = {t.name for t in proto.graph.initializer}
+    out: dict[str, dict[str, str]] = {}
+    for placement in report.cpu_nodes:
+        node = by_name.get(placement.name)
+        if node is None or node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        info = {
+            "node": placement.name,
+            "op_type": placement.op_type,
+            "reason": placement.reason or report.reasons.get(placement.name, "") or "",
+            "target": target.label,
+        }
+        for name in node.output:
+            out.setdefault(_original(name), info)
+        for name in node.input:  # its weights: the DQ behind the input names the initializer
+            dq = producer.get(name)
+            if dq is not None and dq.op_type == "DequantizeLinear" and dq.input[0] in inits:
+                out.setdefault(_original(dq.input[0]), info)
+    return out
+
+
 def build_coverage(result: BuildResult, stats: CalibrationStats) -> Any:
     """Encodings coverage of a build against the prepared model, not counting tensors the
     quantiser folded away (a Conv output feeding a lone Relu no longer exists)."""
@@ -346,6 +399,45 @@ def _replace(path: Path, data: bytes) -> None:
         raise BadInputError(
             f"could not write the QDQ model: {exc.strerror or exc}", path=str(path)
         ) from exc
+
+
+def _blockwise_weights(
+    qproto: onnx.ModelProto,
+    proto: onnx.ModelProto,
+    plan: QuantPlan,
+    act_bits: dict[str, int],
+) -> tuple[dict[str, int], list[str]]:
+    """Rewrite the plan's 4-bit Conv/Gemm/MatMul weights block-wise where the target's HTP
+    takes them (``blockwise.blockwise_why_not``); the others stay per-channel, one warning
+    line each saying why."""
+    from onnx import numpy_helper
+
+    from studio.core.quantize.blockwise import blockwise_why_not, make_blockwise
+    from studio.core.quantize.editing import target_arch
+
+    size = int(plan.weight_block_size or 0)
+    arch = target_arch()
+    inits = {t.name: t for t in proto.graph.initializer}
+    chosen: dict[str, np.ndarray] = {}
+    notes: list[str] = []
+    for node in proto.graph.node:
+        if len(node.input) < 2 or node.input[1] not in inits:
+            continue
+        name = node.input[1]
+        ov = plan.overrides.get(name)
+        if ov is not None and ov.dtype == "float":
+            continue
+        bits = ov.bitwidth if ov is not None and ov.bitwidth else plan.weight_bitwidth
+        if bits != 4 or node.op_type not in ("Conv", "Gemm", "MatMul"):
+            continue
+        a_bits = act_bits.get(node.input[0], plan.activation_bitwidth)
+        reason = blockwise_why_not(node.op_type, tuple(inits[name].dims), a_bits, arch, size)
+        if reason is None:
+            chosen[name] = numpy_helper.to_array(inits[name])
+        else:
+            notes.append(f"tensor '{name}' stays per-channel INT4: {reason}")
+    written = make_blockwise(qproto, chosen, size)
+    return {w.tensor: w.block_size for w in written}, notes
 
 
 def _check_plan(plan: QuantPlan, stats: CalibrationStats, proto: onnx.ModelProto) -> list[str]:

@@ -6,7 +6,12 @@ from typing import Any
 
 from studio.core.calibration import CalibrationStats
 from studio.core.jobs.protocol import JobContext, job
-from studio.core.quantize.build import build_coverage, build_qdq, check_htp_offload
+from studio.core.quantize.build import (
+    build_coverage,
+    build_qdq,
+    check_htp_offload,
+    htp_fallbacks,
+)
 from studio.core.quantize.plan import QuantPlan
 
 
@@ -26,3 +31,14 @@ def build_qdq_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         ok, reason = check_htp_offload(result.qdq_path, request.get("device"))
         data["htp_full_offload"] = {"ok": ok, "reason": reason}
     return data
+
+
+@job
+def htp_fallback_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """``{"stats_dir", "plan"?, "out", "device"?}``: build the QDQ model, then which node of it
+    would fall back from the target's HTP and QNN's reason, per tensor (``htp_fallbacks``)."""
+    stats = CalibrationStats.load(request["stats_dir"])
+    plan = QuantPlan.from_json(request["plan"]) if request.get("plan") else QuantPlan()
+    result = build_qdq(stats, plan, request["out"], ctx=ctx)
+    ctx.progress(0.6, "asking QNN HTP which nodes it takes")
+    return {"fallbacks": htp_fallbacks(result.qdq_path, request.get("device"))}

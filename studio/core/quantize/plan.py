@@ -99,6 +99,8 @@ class QuantPlan:
     overrides: dict[str, TensorOverride] = field(default_factory=dict)
     imported: EncodingSet | None = None
     imported_source: str | None = None
+    # 4-bit weights in blocks of this many input channels (QNN BQ/LPBQ), where HTP takes them
+    weight_block_size: int | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -112,6 +114,12 @@ class QuantPlan:
             raise ConfigError(f"weight bitwidth must be 4, 8 or 16, got {self.weight_bitwidth}")
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r} (choose {', '.join(METHODS)})")
+        if self.weight_block_size is not None and (
+            self.weight_block_size < 16 or self.weight_block_size & (self.weight_block_size - 1)
+        ):
+            raise ConfigError(
+                f"weight block size must be a power of two >= 16, got {self.weight_block_size}"
+            )
         if not 50.0 < float(self.percentile) <= 100.0:
             raise ConfigError(f"percentile must be in (50, 100], got {self.percentile}")
 
@@ -140,6 +148,7 @@ class QuantPlan:
             "overrides": [o.to_json() for o in self.overrides.values()],
             "imported": self.imported.to_json() if self.imported is not None else None,
             "imported_source": self.imported_source,
+            "weight_block_size": self.weight_block_size,
         }
 
     @classmethod
@@ -166,6 +175,9 @@ class QuantPlan:
                 overrides=overrides,
                 imported=EncodingSet.from_json(imported) if imported else None,
                 imported_source=data.get("imported_source"),
+                weight_block_size=(
+                    int(data["weight_block_size"]) if data.get("weight_block_size") else None
+                ),
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"malformed quant_plan: {exc}") from exc

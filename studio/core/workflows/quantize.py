@@ -129,6 +129,7 @@ class QuantizeOutcome:
             },
             "activation_bitwidth": plan.activation_bitwidth,
             "weight_bitwidth": plan.weight_bitwidth,
+            "blockwise_weights": dict(self.built.blockwise),
             "per_channel": plan.per_channel,
             "encodings_coverage": build_coverage(self.built, self.stats).to_json(),
             "encodings_count": len(self.built.encodings),

@@ -161,3 +161,39 @@ def build_qdq(ws, path: str) -> None:
         ws.show_message(text, error=bool(result.warnings) or not offload.get("ok", False))
 
     ws.runner.start("Build QDQ", job, on_result=done)
+
+
+def check_htp(ws) -> None:
+    """Build the plan's QDQ model and ask QNN (in the worker) which nodes the target's HTP would
+    not take; the editor's HTP column then names them with QNN's reason."""
+    if not need_stats(ws, "Check HTP"):
+        return
+    stats, plan = ws.session.stats, ws.session.plan.copy()
+    if stats.folder is None:
+        ws.show_message("Check HTP needs saved calibration stats (calibrate again)", error=True)
+        return
+    target = ws.scratch_path("htpcheck.qdq.onnx")
+
+    def job(jctx):
+        from studio.core.jobs.client import run_in_worker
+        from studio.core.jobs.protocol import job_kind
+        from studio.core.quantize.jobs import htp_fallback_job
+
+        request = {"stats_dir": str(stats.folder), "plan": plan.to_json(), "out": target}
+        return run_in_worker(job_kind(htp_fallback_job), request, jctx)
+
+    def done(result) -> None:
+        fallbacks = result["fallbacks"]
+        ws.session.set_htp_fallbacks(fallbacks)
+        nodes = sorted({f"{fb['node']} ({fb['op_type']})" for fb in fallbacks.values()})
+        if nodes:
+            first = next(iter(fallbacks.values()))
+            ws.show_message(
+                f"HTP check: {len(nodes)} node(s) would fall back to the CPU on "
+                f"{first['target']}: {', '.join(nodes[:4])}; see the HTP column",
+                error=True,
+            )
+        else:
+            ws.show_message("HTP check: the whole model runs on the target's QNN HTP")
+
+    ws.runner.start("Check HTP", job, on_result=done)

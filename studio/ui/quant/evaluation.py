@@ -137,6 +137,50 @@ def analyse(ws, backend: str = "cpu") -> None:
     ws.runner.start("Analyse SQNR", job, on_result=done)
 
 
+def sim_vs_htp(ws, threshold_db: float | None = None) -> None:
+    """Build the plan's QDQ model, then float vs CPU simulation vs HTP per layer for the target
+    (both in the worker process: QNN native code never runs in the window)."""
+    if not need_stats(ws, "Sim vs HTP") or not _need_data(ws):
+        return
+    stats, plan = ws.session.stats, ws.session.plan.copy()
+    target = ws.scratch_path("simcheck.qdq.onnx")
+    data, label = _eval_source(ws), _eval_label(ws)
+
+    def job(jctx):
+        from studio.core.accuracy.jobs import sim_vs_htp_job
+        from studio.core.accuracy.simcheck import DEFAULT_THRESHOLD_DB
+        from studio.core.jobs.client import run_in_worker
+        from studio.core.jobs.protocol import job_kind
+        from studio.core.quantize.jobs import build_qdq_job
+
+        jctx.progress(0.0, "building the QDQ model")
+        if stats.folder is not None:
+            build = {"stats_dir": str(stats.folder), "plan": plan.to_json(), "out": target}
+            run_in_worker(job_kind(build_qdq_job), build, jctx)
+        else:
+            core_build_qdq(stats, plan, target, ctx=None)
+        jctx.check_cancelled()
+        request = {
+            "float_model": str(stats.prepared_model),
+            "qdq_model": target,
+            "data": data,
+            "samples": EVAL_SAMPLES,
+            "data_label": label,
+            "threshold_db": DEFAULT_THRESHOLD_DB if threshold_db is None else threshold_db,
+        }
+        return run_in_worker(job_kind(sim_vs_htp_job), request, jctx)
+
+    def done(result) -> None:
+        ws.sim_vs_htp_view.show_result(result)
+        ws.tabs.setCurrentWidget(ws.sim_vs_htp_view)
+        ws.show_message(
+            f"Sim vs HTP: {len(result['flagged'])} of {len(result['layers'])} layers differ by "
+            f"more than {result['threshold_db']:g} dB; HTP: {result['target']}"
+        )
+
+    ws.runner.start("Sim vs HTP", job, on_result=done)
+
+
 def _show_report(ws, report, source: str) -> None:
     values = {layer.tensor: layer.sqnr_db for layer in report.layers}
     values.update(report.weights)

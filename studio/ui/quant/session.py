@@ -65,6 +65,9 @@ class QuantSession(QObject):
         self.sqnr: dict[str, float] = {}
         self.sqnr_source = ""
         self.sqnr_stale = False  # the plan changed since the SQNR was measured
+        # tensor -> {"node", "op_type", "reason", "target"} of a node HTP would not take
+        self.htp_fallbacks: dict[str, dict[str, str]] = {}
+        self.htp_checked = False  # an HTP check ran on the current plan
         self.edited: set[str] = set()
         self.generation = 0  # bumped per model: undo commands of another model do nothing
         self._weights: dict[str, np.ndarray] = {}
@@ -146,6 +149,13 @@ class QuantSession(QObject):
         self._recompute()
         self._rebuild_rows()
         self.rows_reset.emit()
+
+    def set_htp_fallbacks(self, fallbacks: dict[str, dict[str, str]]) -> None:
+        """Per tensor, the node that would leave HTP and QNN's reason (``htp_fallbacks``);
+        the editor's HTP column shows them until the plan changes."""
+        self.htp_fallbacks = dict(fallbacks)
+        self.htp_checked = True
+        self.tensors_changed.emit([])
 
     def set_sqnr(self, values: dict[str, float], source: str = "") -> None:
         self.sqnr = {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}
@@ -310,6 +320,8 @@ class QuantSession(QObject):
         self.plan_changed.emit()
 
     def _mark_stale(self) -> None:
+        self.htp_checked = False  # the plan changed: the HTP column no longer says "all on HTP"
+        self.htp_fallbacks = {}
         if self.sqnr and not self.sqnr_stale:
             self.sqnr_stale = True
             self.sqnr_changed.emit()

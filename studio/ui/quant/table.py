@@ -36,6 +36,7 @@ COLUMNS = (
     ("offset", "Offset"),
     ("sqnr", "SQNR dB"),
     ("mse", "Rel. MSE"),
+    ("htp", "HTP"),
 )
 COL = {key: i for i, (key, _title) in enumerate(COLUMNS)}
 EDITABLE = {"bits", "symmetric", "per_channel", "min", "max", "scale", "offset"}
@@ -242,6 +243,10 @@ class TensorTableModel(QAbstractTableModel):
         if key == "mse":
             mse = self.session.quant_mse(row.name)
             return "" if mse is None else (mse if edit else f"{mse:.2e}")
+        if key == "htp":
+            if row.name in self.session.htp_fallbacks:
+                return "CPU"
+            return "HTP" if self.session.htp_checked else ""
         if enc is None:
             return "" if key != "bits" else ("" if edit else "-")
         if key == "bits":
@@ -265,7 +270,7 @@ class TensorTableModel(QAbstractTableModel):
         return str(value) if key == "offset" else _fmt(value)
 
     def _sort_value(self, row, key: str, enc: Encoding | None) -> Any:
-        if key in ("tensor", "op", "kind"):
+        if key in ("tensor", "op", "kind", "htp"):
             return str(self._text(row, key, enc, edit=False)).lower()
         if key == "sqnr":
             db = self.session.sqnr.get(row.name)
@@ -287,6 +292,8 @@ class TensorTableModel(QAbstractTableModel):
         return float(min(values)) if key in ("min", "offset") else float(max(values))
 
     def _foreground(self, row, key: str, enc: Encoding | None) -> QBrush | None:
+        if key == "htp" and row.name in self.session.htp_fallbacks:
+            return QBrush(QColor(color("error")))
         if key == "kind":
             return QBrush(QColor(KIND_COLORS.get(row.kind, color("text"))))
         if key == "bits" and enc is not None:
@@ -308,6 +315,16 @@ class TensorTableModel(QAbstractTableModel):
         return None
 
     def _tooltip(self, row, key: str, enc: Encoding | None) -> str:
+        if key == "htp":
+            fb = self.session.htp_fallbacks.get(row.name)
+            if fb is not None:
+                return (
+                    f"{fb['op_type']} node {fb['node']} would fall back to the CPU on "
+                    f"{fb['target']}.\nQNN: {fb['reason'] or 'no reason given'}"
+                )
+            if self.session.htp_checked:
+                return "runs on QNN HTP for the target (checked on the current plan)"
+            return "press Check HTP to ask QNN which nodes the target's HTP takes"
         if key == "tensor":
             lines = [row.name]
             if row.name in self.session.edited:
@@ -341,6 +358,8 @@ class TensorTableModel(QAbstractTableModel):
 
 
 _HEADER_TIPS = {
+    "htp": "Where the node runs on the target's QNN HTP after Check HTP: CPU = it would fall "
+    "back (the tooltip gives QNN's reason)",
     "mse": "Quantise-dequantise MSE / mean square of the tensor (weights: their values; "
     "activations: the calibration histogram); red above the table's threshold",
     "op": "The op producing an activation, or consuming a weight (in the folded model)",

@@ -52,6 +52,18 @@ def build_toolbar(ws) -> QHBoxLayout:
         "x86-64, in the worker process)"
     )
     row.addWidget(ws.backend)
+    ws.check_htp_button = button(
+        "Check HTP",
+        "Ask QNN which nodes of this plan's QDQ model the target's HTP would not take, and why "
+        "(the editor's HTP column)",
+        ws.check_htp,
+    )
+    ws.sim_vs_htp_button = button(
+        "Sim vs HTP",
+        "Per layer: SQNR on the CPU simulation and on the target's HTP, with the layers where "
+        "they disagree flagged",
+        ws.sim_vs_htp,
+    )
     ws.automix_button = button(
         "Auto-mix…",
         "Raise the worst tensors to 16 bits until a target output SQNR is met",

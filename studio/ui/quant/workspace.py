@@ -38,6 +38,7 @@ from studio.ui.quant.editor import EditorPanel
 from studio.ui.quant.histogram import HistogramView
 from studio.ui.quant.prepare import prepared_with_rows
 from studio.ui.quant.session import QuantSession
+from studio.ui.quant.simcheck_view import SimVsHtpView
 from studio.ui.quant.style import color
 from studio.ui.quant.toolbar import build_toolbar, install_local_shortcuts
 
@@ -89,6 +90,8 @@ class QuantizationWorkspace(QWidget):
         self.tabs = QTabWidget(self)
         self.tabs.addTab(self.sqnr_chart, "Per-layer SQNR")
         self.tabs.addTab(self.mix_curve, "Auto mixed precision")
+        self.sim_vs_htp_view = SimVsHtpView(self)
+        self.tabs.addTab(self.sim_vs_htp_view, "Sim vs HTP")
         from studio.ui.sweeps.view import SweepsView
 
         self.sweeps = SweepsView(self)
@@ -328,6 +331,12 @@ class QuantizationWorkspace(QWidget):
 
     def analyse(self, backend: str | None = None) -> None:
         evaluation.analyse(self, backend or self.backend.currentData())
+
+    def check_htp(self) -> None:
+        building.check_htp(self)
+
+    def sim_vs_htp(self, threshold_db: float | None = None) -> None:
+        evaluation.sim_vs_htp(self, threshold_db)
 
     def automix_dialog(self):
         return evaluation.automix_dialog(self)

@@ -6,7 +6,8 @@ carry no axis (taken from the consuming op via the model); offsets may be floats
 block_size}]``, int32 bias entries included; it does not say which tensors are weights, so
 without a model an entry with an axis is read as a weight and int32 as a bias.
 
-Block quantization (PER_BLOCK, LPBQ, ``block_size``) is not supported yet: such an entry raises
+Block quantization: 2.0.0 entries with ``block_size`` (the block scales nested as a tensor) are
+read and written (the studio's block-wise INT4 weights); 1.0.0 PER_BLOCK/LPBQ entries raise
 :class:`Unsupported` naming the tensor (the loader can skip it with a warning instead).
 """
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from typing import Any
+
+import numpy as np
 
 from studio.core.encodings._fields import Fields
 from studio.core.encodings.encoding import Encoding, parse_qtype
@@ -182,8 +185,9 @@ def read_v2(
 
 
 def _v2_entry(f: Fields, name: str, view: ModelView | None, warnings: list[str]) -> Encoding:
-    if f.raw("block_size", None) is not None:
-        raise _unsupported(f.source, name, "block_size")
+    block = f.raw("block_size", None)
+    if block is not None:
+        return _v2_block_entry(f, name, block)
     output_dtype = f.str("output_dtype")
     hint = "param" if f.raw("axis", None) is not None else "activation"
     if output_dtype in FLOAT_OUTPUT:
@@ -213,6 +217,35 @@ def _v2_entry(f: Fields, name: str, view: ModelView | None, warnings: list[str])
     )
 
 
+def _v2_block_entry(f: Fields, name: str, block: Any) -> Encoding:
+    """A block-wise (BQ/LPBQ) weight: symmetric signed codes, ``y_scale`` nested as the block
+    scale tensor (the weight's shape with ``axis`` divided by ``block_size``)."""
+
+    output_dtype = f.str("output_dtype")
+    signed, bitwidth = f.wrap(lambda: parse_qtype(name, output_dtype))
+    if not isinstance(block, int) or block < 1:
+        raise f.error("block_size", f"{block!r} is not a positive whole number")
+    raw = f.raw("y_scale")
+    try:
+        shape = [int(d) for d in np.asarray(raw, dtype=np.float64).shape]
+    except (TypeError, ValueError) as exc:
+        raise f.error("y_scale", "block scales must be a rectangular nested list") from exc
+    scales = f.float_list("y_scale")
+    zps = f.int_list("y_zero_point", [0] * len(scales))
+    if not signed or any(zps):
+        raise f.error("y_zero_point", "block-wise weights must be symmetric (signed, zero point 0)")
+    axis = f.opt_int("axis")
+    if axis is None:
+        raise f.error("axis", "a block-wise encoding needs the axis its blocks run along")
+    enc = f.wrap(
+        lambda: Encoding.from_onnx(
+            name, scales, [0] * len(scales), output_dtype, axis=axis, kind="param"
+        )
+    )
+    enc.block_size, enc.block_shape = block, shape
+    return enc
+
+
 def write_v2(encset: EncodingSet) -> dict[str, Any]:
     return {"version": V2, "encodings": [_v2_dict(e) for e in encset.values()]}
 
@@ -225,6 +258,13 @@ def _v2_dict(enc: Encoding) -> dict[str, Any]:
     signed = enc.symmetric or enc.kind == "bias" or enc.bitwidth == 32
     zps = enc.onnx_zero_point(signed)
     data: dict[str, Any] = {"name": enc.tensor, "output_dtype": enc.onnx_qtype(signed)}
+    if enc.block_size:
+        import numpy as np
+
+        data["y_scale"] = np.asarray(enc.scale).reshape(enc.block_shape).tolist()
+        data["axis"] = enc.axis
+        data["block_size"] = enc.block_size
+        return data
     if enc.per_channel:
         data["y_scale"] = list(enc.scale)
         if any(zps):

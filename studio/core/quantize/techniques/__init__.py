@@ -4,8 +4,9 @@ an MSE scale search (AIMET's "sequential MSE", layer-wise), one module each.
 How they compose (:func:`apply_techniques`): CLE rewrites the float model (the function is
 unchanged, the activations between pairs are not, so the model is calibrated again); then, per
 Conv/Gemm/MatMul, the scale search picks each channel's scale, AdaRound picks each weight's
-rounding on that grid, and bias correction removes the mean output shift of the final quantised
-weight. Weights a technique touched get their encoding pinned (scale/offset overrides) so the QDQ
+rounding on that grid; bias correction comes last and needs the built QDQ model (it measures the
+mean shift each biased layer's output has there: ``bias_correction.correct_biases``, called by
+``studio.core.accuracy.techniques.run_techniques``). Weights a technique touched get their encoding pinned (scale/offset overrides) so the QDQ
 builder reproduces exactly these codes. Each layer's effect is the weight-only output SQNR
 ``10 log10(E[(W x)²] / E[((Wq - W) x)²])`` on the calibration inputs, before and after.
 
@@ -24,7 +25,6 @@ import onnx
 from studio.core.errors import BadInputError
 from studio.core.quantize.plan import QuantPlan, TensorOverride
 from studio.core.quantize.techniques import adaround as _adaround
-from studio.core.quantize.techniques import bias_correction as _bias
 from studio.core.quantize.techniques import cle as _cle
 from studio.core.quantize.techniques import seqmse as _seqmse
 from studio.core.quantize.techniques.layers import (
@@ -162,10 +162,5 @@ def apply_techniques(
                 scale=scale_list,
                 offset=[offset] * len(scale_list),
             )
-        if "bias-correction" in names and layer.bias is not None:
-            b = initializer(model, layer.bias).astype(np.float64)
-            if b.size == m.shape[0]:
-                fixed = _bias.corrected_bias(b.reshape(-1), m, mq, stats)
-                set_initializer(model, layer.bias, fixed.reshape(b.shape))
         result.effects.append(LayerEffect(layer.node, layer.weight, before_db, after_db))
     return result
