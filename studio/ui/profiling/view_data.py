@@ -115,17 +115,6 @@ def fmt_ms(value: float | None) -> str:
     return f"{value * 1000:.1f} µs"
 
 
-def fmt_count(value: float | None) -> str:
-    """1.23 M / 45.6 k style, for cycles and MACs."""
-    if value is None:
-        return "—"
-    v = float(value)
-    for div, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
-        if abs(v) >= div:
-            return f"{v / div:.2f}{suffix}"
-    return f"{v:.0f}"
-
-
 def setup_figures(run: ProfileRun) -> list[tuple[str, str]]:
     """(label, text) pairs of the set-up times the job measured; absent keys are skipped."""
     s: dict[str, Any] = run.setup or {}
