@@ -54,3 +54,27 @@ def test_bad_json_and_missing_files_name_the_file(tmp_path):
         _plan(tmp_path, '{"x": NaN}')
     with pytest.raises(BadInputError, match="file not found"):
         jsonread.read(tmp_path / "absent.json")
+
+
+def test_a_saved_profile_run_names_the_file_and_the_row(tmp_path):
+    from studio.core.profiling.records import LayerRow, ProfileRun
+    from studio.core.profiling.stats import latency_stats
+
+    run = ProfileRun(
+        "m.onnx",
+        "",
+        "cpu",
+        latency_stats([1.0, 2.0]),
+        [1.0, 2.0],
+        layers=[LayerRow("a", "Conv", "cpu", time_us=3.0), LayerRow("b", "Relu", "cpu")],
+    )
+    path = run.save(tmp_path / "run.json")
+    assert [r.node_id for r in ProfileRun.load(path).layers] == ["a", "b"]
+    data = run.to_json()
+    del data["layers"][1]["node_id"]
+    with pytest.raises(BadInputError, match=r"run\.json: layers\[1\]\.node_id: missing"):
+        ProfileRun.from_json(data, str(path))
+    with pytest.raises(BadInputError, match=r"run\.json: schema_version: 9 is newer"):
+        ProfileRun.from_json({**run.to_json(), "schema_version": 9}, str(path))
+    with pytest.raises(BadInputError, match=r"profile run: backend: expected a string, got 3"):
+        ProfileRun.from_json({**run.to_json(), "backend": 3})

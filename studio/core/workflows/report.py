@@ -409,8 +409,8 @@ def build_report(
     parts.append(_suggestions_section(items))
     if graph_png is not None:
         parts.append(_graph_png_section(graph_png, graph_png_caption or default_png_caption(run)))
-    elif graph is not None and run.overlay():
-        svg, caption = heat_graph_svg(graph, run.overlay(), max_nodes=max_graph_nodes)
+    elif graph is not None and (heat := run.overlay()).values:
+        svg, caption = heat_graph_svg(graph, heat.values, max_nodes=max_graph_nodes)
         parts.append(
             f"<h2>Where the time goes in the graph</h2><p class='muted'>{esc(caption)} Colour: "
             f"share of {esc(measure_words(run.primary_measure))}, grey = no figure (fused, folded or not "
