@@ -84,6 +84,14 @@ def read_json_strict(path: str | Path, *, error_type: type[StudioError] = Studio
     except (OSError, UnicodeDecodeError) as exc:
         raise error_type(f"cannot read: {exc}", path=str(target)) from exc
 
+    return loads_json_strict(text, str(target), error_type=error_type)
+
+
+def loads_json_strict(
+    text: str, source: str, *, error_type: type[StudioError] = StudioError
+) -> Any:
+    """JSON text, refusing NaN/Infinity literals; errors name ``source`` and the position."""
+
     def no_constants(name: str) -> Any:
         raise ValueError(f"{name} is not allowed")
 
@@ -91,7 +99,7 @@ def read_json_strict(path: str | Path, *, error_type: type[StudioError] = Studio
         return json.loads(text, parse_constant=no_constants)
     except json.JSONDecodeError as exc:
         raise error_type(
-            f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", path=str(target)
+            f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", path=source
         ) from exc
     except ValueError as exc:
-        raise error_type(f"invalid JSON: {exc}", path=str(target)) from exc
+        raise error_type(f"invalid JSON: {exc}", path=source) from exc

@@ -14,7 +14,6 @@ never drops a section it does not understand.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 import uuid
@@ -25,6 +24,7 @@ from typing import Any
 from studio.core.atomic import atomic_write_json, read_json_strict
 from studio.core.errors import ConfigError
 from studio.core.hashing import file_sha256
+from studio.core.jsonread import Field
 
 SCHEMA_VERSION = 2
 PROJECT_SUFFIX = ".npustudio"
@@ -54,34 +54,34 @@ class Constraints:
 
     @classmethod
     def from_json(cls, data: Any, source: str = "<memory>") -> Constraints:
-        data = _expect(data, dict, "constraints", source)
-        budget = data.get("latency_budget_ms")
-        if budget is not None:
-            budget = _number(budget, "constraints.latency_budget_ms", source)
+        doc = _field(data, source, "constraints")
+        doc.object()
+        budget_field = doc.key("latency_budget_ms", None).optional()
+        budget = None
+        if budget_field is not None:
+            budget = budget_field.number()
             if budget <= 0:
-                raise ConfigError("constraints.latency_budget_ms must be > 0", path=source)
-        pins = _expect(data.get("pins", {}), dict, "constraints.pins", source)
-        for node, backend in pins.items():
-            if backend not in BACKENDS:
+                raise budget_field.fail("must be > 0")
+        pins = {}
+        for node, backend in doc.key("pins", {}).items():
+            if backend.value not in BACKENDS:
                 raise ConfigError(
-                    f"constraints.pins['{node}']: unknown backend '{backend}' "
+                    f"constraints.pins['{node}']: unknown backend '{backend.value}' "
                     f"(expected one of {', '.join(BACKENDS)})",
                     path=source,
                 )
-        assumed = _expect(data.get("assumptions", {}), dict, "constraints.assumptions", source)
-        for key, value in assumed.items():
-            if _number(value, f"constraints.assumptions.{key}", source) <= 0:
-                raise ConfigError(f"constraints.assumptions.{key} must be > 0", path=source)
+            pins[str(node)] = str(backend.value)
+        assumed: dict[str, float] = {}
+        for key, value in doc.key("assumptions", {}).items():
+            assumed[str(key)] = value.number()
+            if assumed[str(key)] <= 0:
+                raise value.fail("must be > 0")
         return cls(
-            power_critical=_bool(
-                data.get("power_critical", False), "constraints.power_critical", source
-            ),
-            performance_critical=_bool(
-                data.get("performance_critical", False), "constraints.performance_critical", source
-            ),
+            power_critical=doc.key("power_critical", False).boolean(),
+            performance_critical=doc.key("performance_critical", False).boolean(),
             latency_budget_ms=budget,
-            pins={str(k): str(v) for k, v in pins.items()},
-            assumptions={str(k): float(v) for k, v in assumed.items()},
+            pins=pins,
+            assumptions=assumed,
         )
 
 
@@ -106,17 +106,17 @@ class RunRef:
 
     @classmethod
     def from_json(cls, data: Any, source: str, where: str) -> RunRef:
-        data = _expect(data, dict, where, source)
-        for key in ("id", "file"):
-            _expect(data.get(key), str, f"{where}.{key}", source)
-        if Path(data["file"]).is_absolute() or ".." in Path(data["file"]).parts:
-            raise ConfigError(f"{where}.file must stay inside the runs folder", path=source)
+        doc = _field(data, source, where)
+        run_id = doc.key("id").string()
+        file = doc.key("file")
+        if Path(file.string()).is_absolute() or ".." in Path(file.value).parts:
+            raise file.fail("must stay inside the runs folder")
         return cls(
-            id=data["id"],
-            label=str(data.get("label", data["id"])),
-            file=data["file"],
-            backend=str(data.get("backend", "")),
-            created=_number(data.get("created", 0.0), f"{where}.created", source),
+            id=run_id,
+            label=str(doc.key("label", run_id).value),
+            file=file.value,
+            backend=str(doc.key("backend", "").value),
+            created=doc.key("created", 0.0).number(),
         )
 
 
@@ -300,19 +300,19 @@ class Project:
 
     @classmethod
     def from_json(cls, data: Any, source: str = "<memory>", base: Path | None = None) -> Project:
-        data = migrate(_expect(data, dict, "project", source), source)
-        model = _expect(data.get("model"), dict, "model", source)
-        model_path = Path(_expect(model.get("path"), str, "model.path", source))
+        data = migrate(_field(data, source).object(), source)
+        doc = _field(data, source)
+        model = doc.key("model", None)
+        model_path = Path(model.key("path", None).string())
         if not model_path.is_absolute() and base is not None:
             model_path = (base / model_path).resolve()
-        shapes = _expect(data.get("input_shapes", {}), dict, "input_shapes", source)
-        for name, dims in shapes.items():
-            dims = _expect(dims, list, f"input_shapes.{name}", source)
-            if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
-                raise ConfigError(
-                    f"input_shapes.{name} must be a list of positive integers", path=source
-                )
-        runs = _expect(data.get("runs", []), list, "runs", source)
+        shapes = {}
+        for name, dims in doc.key("input_shapes", {}).items():
+            shapes[str(name)] = [d.integer(low=1) for d in dims.elements()]
+
+        def section(key: str) -> dict[str, Any]:
+            return doc.key(key, {}).object()
+
         known = {
             "schema_version",
             "id",
@@ -324,16 +324,16 @@ class Project:
         }
         project = cls(
             model_path=model_path,
-            model_sha256=str(model.get("sha256", "")),
-            input_shapes={str(k): list(v) for k, v in shapes.items()},
-            calibration=_expect(data.get("calibration", {}), dict, "calibration", source),
-            quant_plan=_expect(data.get("quant_plan", {}), dict, "quant_plan", source),
-            backend_config=_expect(data.get("backend_config", {}), dict, "backend_config", source),
+            model_sha256=str(model.key("sha256", "").value),
+            input_shapes=shapes,
+            calibration=section("calibration"),
+            quant_plan=section("quant_plan"),
+            backend_config=section("backend_config"),
             constraints=Constraints.from_json(data.get("constraints", {}), source),
-            runs=[RunRef.from_json(r, source, f"runs[{i}]") for i, r in enumerate(runs)],
-            overlays=_expect(data.get("overlays", {}), dict, "overlays", source),
-            ui=_expect(data.get("ui", {}), dict, "ui", source),
-            target_device=_expect(data.get("target_device", ""), str, "target_device", source),
+            runs=[RunRef.from_json(r, source, r.where) for r in doc.key("runs", []).elements()],
+            overlays=section("overlays"),
+            ui=section("ui"),
+            target_device=doc.key("target_device", "").string(),
             extra={k: v for k, v in data.items() if k not in known},
             id=str(data.get("id") or uuid.uuid4().hex),
         )
@@ -359,9 +359,7 @@ def migrate(data: dict[str, Any], source: str = "<memory>") -> dict[str, Any]:
     v1 (first prototype) kept ``model_path``/``model_sha256`` at the top level and pins beside the
     constraints; v2 groups them. A newer file than this tool understands is refused, not guessed.
     """
-    version = data.get("schema_version", 1)
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise ConfigError("schema_version must be an integer", path=source)
+    version = _field(data, source).key("schema_version", 1).integer()
     if version > SCHEMA_VERSION:
         raise ConfigError(
             f"written by a newer npu-studio (schema {version}, this one reads up to "
@@ -375,8 +373,7 @@ def migrate(data: dict[str, Any], source: str = "<memory>") -> dict[str, Any]:
                 "path": data.pop("model_path", None),
                 "sha256": data.pop("model_sha256", ""),
             }
-        constraints = _expect(data.get("constraints") or {}, dict, "constraints", source)
-        constraints = dict(constraints)
+        constraints = dict(_field(data.get("constraints") or {}, source, "constraints").object())
         if "pins" in data:
             constraints["pins"] = data.pop("pins")
         data["constraints"] = constraints
@@ -469,21 +466,8 @@ def discard_recovery(project: Project) -> None:
 
 
 # ----- validation helpers ---------------------------------------------------------------------
-def _expect(value: Any, kind: type, where: str, source: str) -> Any:
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise ConfigError(
-            f"field '{where}' must be {kind.__name__}, got {type(value).__name__}", path=source
-        )
-    return value
-
-
-def _number(value: Any, where: str, source: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"field '{where}' must be a finite number, got {value!r}", path=source)
-    return float(value)
-
-
-def _bool(value: Any, where: str, source: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"field '{where}' must be true or false, got {value!r}", path=source)
-    return value
+def _field(value: Any, source: str, where: str = "") -> Field:
+    """``value`` as a typed JSON field of the project file ``source`` (errors are ConfigError)."""
+    if isinstance(value, Field):
+        return value
+    return Field(value, source, where, ConfigError)

@@ -90,7 +90,7 @@ def test_bad_inputs_and_paths_exit_2(qdq, tmp_path, capsys):
     cfg.write_text('{"cpu_config": {"num_threads": 1.5}}')
     assert main(["run", str(qdq["float"]), "--backend", "cpu", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err
-    assert "cpu_config.num_threads must be int" in err and str(cfg) in err
+    assert "cpu_config.num_threads: expected an integer, got 1.5" in err and str(cfg) in err
     assert main(["run", str(qdq["float"]), "--backend", "tpu"]) == 2
     assert "unknown backend 'tpu'" in capsys.readouterr().err
     (tmp_path / "keep.txt").write_text("x")

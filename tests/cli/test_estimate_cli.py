@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from studio.cli import main
+from studio.core.overlay import NodeOverlay
 
 
 def test_estimate_json_top_level(conv_model, capsys, tmp_path, monkeypatch):
@@ -13,6 +14,10 @@ def test_estimate_json_top_level(conv_model, capsys, tmp_path, monkeypatch):
     data = json.loads(capsys.readouterr().out)
     assert data["device"] == "Samsung Galaxy S24" and data["total_ms"] > 0
     assert data["nodes"] and set(data["nodes"][0]) >= {"id", "op_type", "ms"}
+    overlay = NodeOverlay.from_json(data["overlay"])
+    assert overlay.kind == "estimated" and overlay.unit == "ms"
+    assert "Samsung Galaxy S24" in overlay.source and "error" in overlay.source
+    assert overlay.values == {n["id"]: n["ms"] for n in data["nodes"]}
 
 
 def test_estimate_unknown_device_exit_2(conv_model, capsys):

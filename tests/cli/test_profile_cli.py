@@ -7,6 +7,7 @@ import json
 import pytest
 
 from studio.cli import main
+from studio.core.overlay import NodeOverlay
 from tests import builders
 from tests.core.profiling.qdq import quantize_for_qnn
 
@@ -33,6 +34,10 @@ def test_cpu_profile_json_report_export_compare(models, tmp_path, capsys):
     assert out["stats"]["count"] == 15 and len(out["latencies_ms"]) == 15
     assert {"/stem/Conv", "/block/conv/Conv", "/head/Gemm"} <= {r["node_id"] for r in out["layers"]}
     assert any(s["kind"] == "depthwise" for s in out["suggestions"])
+    overlay = NodeOverlay.from_json(out["overlay"])
+    shares = {r["node_id"]: r["share"] for r in out["layers"] if r["share"] is not None}
+    assert overlay.values == pytest.approx(shares) and overlay.unit == "fraction"
+    assert overlay.kind == "derived" and "measured" in overlay.source  # a CPU run on this host
     assert report.read_text().startswith("<!DOCTYPE html>")
     assert json.loads(saved.read_text())["id"] == out["id"]
     assert sorted(p.suffix for p in export.iterdir()) == [".csv", ".csv", ".json"]

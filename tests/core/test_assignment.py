@@ -68,8 +68,11 @@ def test_plan_json_round_trip_and_foreign_nodes(qdq_erf_probed, tmp_path):
     with pytest.raises(ConfigError, match="schema_version"):
         Plan.from_json({**data, "schema_version": 7}, "plan.json")
     broken = {**data, "nodes": [{"node_id": "x"}]}
-    with pytest.raises(ConfigError, match="malformed"):
+    with pytest.raises(ConfigError, match=r"plan\.json: nodes\[0\]\.backend: missing"):
         Plan.from_json(broken, "plan.json")
+    typed = {**data, "nodes": [{**data["nodes"][0], "pinned": "yes"}]}
+    with pytest.raises(ConfigError, match=r"nodes\[0\]\.pinned: expected true or false"):
+        Plan.from_json(typed, "plan.json")
 
 
 def _float_graph(tmp_path):

@@ -142,17 +142,21 @@ def test_unknown_keys_are_reported_not_dropped_silently(tmp_path):
 @pytest.mark.parametrize(
     "data, field",
     [
-        ('{"htp_config": {"vtcm_mb": "8"}}', "htp_config.vtcm_mb must be int"),
-        ('{"htp_config": {"vtcm_mb": 8.0}}', "htp_config.vtcm_mb must be int"),
-        ('{"htp_config": {"offload_graph_io_quantization": 1}}', "must be bool"),
+        ('{"htp_config": {"vtcm_mb": "8"}}', 'htp_config.vtcm_mb: expected an integer, got "8"'),
+        ('{"htp_config": {"vtcm_mb": 8.0}}', "htp_config.vtcm_mb: expected an integer, got 8.0"),
+        (
+            '{"htp_config": {"offload_graph_io_quantization": 1}}',
+            "offload_graph_io_quantization: expected true or false, got 1",
+        ),
         ('{"htp_config": {"performance_mode": "warp"}}', "performance_mode = 'warp' is not one of"),
         ('{"htp_config": {"graph_finalization_mode": 7}}', "outside [0, 3]"),
         ('{"htp_config": {"htp_arch": 70}}', "htp_arch = 70 is not one of"),
         ('{"cpu_config": {"num_threads": NaN}}', "NaN is not allowed"),
         ('{"cpu_config": {"num_threads": 4', "malformed JSON at line 1"),
-        ('{"htp_config": []}', "'htp_config' must be an object"),
-        ("[1, 2]", "expected a JSON object"),
-        ('{"schema_version": "1"}', "schema_version must be a positive integer"),
+        ('{"htp_config": []}', "htp_config: expected an object, got []"),
+        ("[1, 2]", "expected an object, got [1, 2]"),
+        ('{"schema_version": "1"}', 'schema_version: expected an integer, got "1"'),
+        ('{"schema_version": 0}', "schema_version: must be >= 1, got 0"),
     ],
 )
 def test_bad_config_is_a_config_error_naming_file_and_field(tmp_path, data, field):

@@ -140,7 +140,7 @@ def test_bad_config_file_fails_the_job_as_config_error(models, tmp_path):
 
     cfg = tmp_path / "backend_config.json"
     cfg.write_text('{"cpu_config": {"num_threads": "two"}}')
-    with pytest.raises(ConfigError, match="cpu_config.num_threads must be int"):
+    with pytest.raises(ConfigError, match="cpu_config.num_threads: expected an integer"):
         run_in_worker(RUN, {"model": str(models["float"]), "backend": "cpu",
                                   "config": str(cfg)})  # fmt: skip
 

@@ -155,13 +155,13 @@ def test_v1_project_is_migrated(tiny_model, tmp_path, data_dir):
         ("", "malformed JSON"),
         ("{not json", "malformed JSON"),
         ('{"schema_version": 2, "model": {"path": "m.onnx"}, "x": NaN}', "NaN"),
-        ("[1, 2]", "'project' must be dict"),
+        ("[1, 2]", "expected an object, got [1, 2]"),
         ('{"schema_version": "2", "model": {"path": "m.onnx"}}', "schema_version"),
         ('{"schema_version": 99, "model": {"path": "m.onnx"}}', "newer npu-studio"),
-        ('{"schema_version": 2, "model": {"path": 3}}', "model.path"),
+        ('{"schema_version": 2, "model": {"path": 3}}', "model.path: expected a string, got 3"),
         (
             '{"schema_version": 2, "model": {"path": "m"}, "input_shapes": {"x": [1, -3]}}',
-            "input_shapes.x",
+            "input_shapes.x[1]: must be >= 1, got -3",
         ),
         (
             '{"schema_version": 2, "model": {"path": "m"}, "constraints": {"pins": {"n": "tpu"}}}',
@@ -169,13 +169,16 @@ def test_v1_project_is_migrated(tiny_model, tmp_path, data_dir):
         ),
         (
             '{"schema_version": 2, "model": {"path": "m"}, "constraints": {"latency_budget_ms": -1}}',
-            "latency_budget_ms",
+            "constraints.latency_budget_ms: must be > 0",
         ),
         (
             '{"schema_version": 2, "model": {"path": "m"}, "runs": [{"id": "r", "file": "../../etc/passwd"}]}',
-            "inside the runs folder",
+            "runs[0].file: must stay inside the runs folder",
         ),
-        ('{"schema_version": 2, "model": {"path": "m"}, "quant_plan": []}', "quant_plan"),
+        (
+            '{"schema_version": 2, "model": {"path": "m"}, "quant_plan": []}',
+            "quant_plan: expected an object, got []",
+        ),
     ],
 )
 def test_bad_project_files_name_the_file_and_field(tmp_path, text, needle):

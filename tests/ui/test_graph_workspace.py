@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor
 from studio.core.model import layout as lay
 from studio.core.model.graph import ModelGraph
 from studio.core.model.synthetic import transformer_like
+from studio.core.overlay import NodeOverlay
 from studio.ui.graph import styles
 from studio.ui.graph.workspace import GraphWorkspace
 from studio.ui.shell.context import StudioContext
@@ -192,6 +193,28 @@ def test_builtin_overlay_does_not_relayout(qtbot, ws, ctx, conv_model):
     assert not ws.canvas.legend.isVisible()
     np.testing.assert_array_equal(ws.scene.fill_index, base)
     assert top_colour.isValid()
+
+
+def test_the_legend_says_what_the_overlay_numbers_are(qtbot, ws, ctx, conv_model, tmp_path):
+    open_model(qtbot, ws, ctx, conv_model)
+    est = NodeOverlay(
+        "Estimated ms on Samsung Galaxy S24",
+        {"/stem/Conv": 0.12, "/block/conv/Conv": 0.4},
+        "ms",
+        "estimated",
+        "Samsung Galaxy S24 (±20% median error)",
+        "magma",
+    )
+    ctx.show_overlay(est)
+    assert ws.overlays[est.name] is est  # kind and source reach the graph, not only the values
+    assert ws.canvas.legend.title == est.name and ws.canvas.legend.kind == "estimated"
+    ws.resize(900, 600)
+    ws.canvas.legend.grab().save(str(tmp_path / "legend.png"))
+    assert (tmp_path / "legend.png").stat().st_size > 0
+    ctx.set_overlay("SQNR", {"/stem/Conv": 12.5}, "RdYlGn", "dB")  # the parts alone: measured
+    assert ws.canvas.legend.kind == "measured" and ctx.current_overlay.name == "SQNR"
+    ctx.clear_overlay()
+    assert ctx.current_overlay is None and not ws.canvas.legend.isVisible()
 
 
 def test_overlay_and_badges_from_context(qtbot, ws, ctx, conv_model):

@@ -293,7 +293,7 @@ def test_project_remembers_overlay_badges_and_workspace(qtbot, win, conv_model, 
     open_and_wait(qtbot, win, conv_model)
     graph = win.ctx.graph
     heat = {n.id: float(i + 1) for i, n in enumerate(graph.nodes)}
-    win.ctx.set_overlay("cycles", heat, "inferno", "cycles")
+    win.ctx.set_overlay("cycles", heat, "inferno", "cycles", kind="emulated", source="run 1")
     win.ctx.set_badges("backend", {graph.nodes[0].id: "HTP"})
     win.show_workspace(3)
     target = tmp_path / "view.npustudio"
@@ -301,6 +301,10 @@ def test_project_remembers_overlay_badges_and_workspace(qtbot, win, conv_model, 
     saved = proj.Project.load(target)
     assert saved.overlays["active"]["name"] == "cycles"
     assert saved.overlays["active"]["values"] == heat
+    assert (saved.overlays["active"]["kind"], saved.overlays["active"]["source"]) == (
+        "emulated",
+        "run 1",
+    )
     assert saved.overlays["badges"]["backend"] == {graph.nodes[0].id: "HTP"}
     assert saved.ui["workspace"] == 3 and saved.ui["window_state"]
 
@@ -319,6 +323,8 @@ def test_project_remembers_overlay_badges_and_workspace(qtbot, win, conv_model, 
             {graph.nodes[0].id: "HTP"},
         )
         other_graph = other.workspaces["graph"]
+        shown = other_graph.overlays["cycles"]  # what the graph draws knows what its numbers are
+        assert (shown.kind, shown.source, shown.unit) == ("emulated", "run 1", "cycles")
         assert other_graph.badge_sets.get("backend") == {graph.nodes[0].id: "HTP"}
         assert other.tabs.currentIndex() == 3
         assert not other.ctx.project.dirty  # showing is not editing

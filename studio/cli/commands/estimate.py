@@ -6,7 +6,8 @@ The estimate is the device model's (studio.core.devices.estimate): per-node feat
 as HTP runs it (a float model in fp16, a QDQ model at its own int8/int16 precisions), with
 coefficients fitted on Qualcomm AI Hub phone measurements of a fixed model set. The label carries
 its measured error on held-out models. ``--json`` prints ``total_ms`` and ``nodes: [{id, op_type,
-ms}]`` at the top level. Estimates are cached by model content hash.
+ms}]`` at the top level, and ``overlay``: the same per-node ms as a NodeOverlay (unit, kind
+estimated, source with the error). Estimates are cached by model content hash.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     device = device_from_args(args)
     est = estimate_model(args.model, device, use_cache=not args.no_cache)
     if args.json:
-        print_json(est.to_json())
+        # ``overlay``: the per-node figures as the graph and the project carry them (core/overlay)
+        print_json({**est.to_json(), "overlay": est.overlay().to_json()})
         return 0
     print(est.label)
     print(f"target     {est.device_label}")

@@ -9,7 +9,8 @@
 The job runs in a worker process (a native crash fails the job, not the command). Latencies are
 measured with profiling off; per-layer figures (QNN cycles on HTP, ORT kernel times on CPU) come
 from a separate short profiled pass. ``--json`` prints the saved record: statistics, per-run
-latencies and the per-layer table keyed by ONNX node id, plus the suggestions.
+latencies and the per-layer table keyed by ONNX node id, plus the suggestions and ``overlay`` (the
+per-node share of cost as a ``NodeOverlay``, what the graph colours by).
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         out = record.to_json()
         out["suggestions"] = [s.to_json() for s in items]
+        out["overlay"] = record.overlay().to_json()  # per-node share, as the graph shows it
         out["report"] = args.report
         out["exports"] = {k: str(v) for k, v in exported.items()}
         print_json(out)

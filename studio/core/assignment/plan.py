@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from studio.core import jsonread
 from studio.core.errors import ConfigError
 from studio.core.project import BACKENDS, Constraints
 
@@ -79,6 +80,12 @@ class BackendScore:
     def from_json(cls, data: Mapping[str, Any]) -> BackendScore:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__})
 
+    @classmethod
+    def from_field(cls, item: jsonread.Field) -> BackendScore:
+        """A score read from a plan file: a missing part is an error naming its field."""
+        item.object()
+        return cls(**{k: item.key(k).value for k in cls.__dataclass_fields__})
+
 
 @dataclass
 class NodeDecision:
@@ -144,40 +151,36 @@ class Plan:
                 f"(this version reads {SCHEMA_VERSION})",
                 path=source,
             )
-        try:
-            decisions = []
-            for item in data["nodes"]:
-                backend = str(item["backend"])
-                if backend not in BACKEND_ORDER:
-                    raise ConfigError(
-                        f"node '{item['node_id']}' has unknown backend '{backend}'", path=source
-                    )
-                decisions.append(
-                    NodeDecision(
-                        node_id=str(item["node_id"]),
-                        op_type=str(item.get("op_type", "")),
-                        backend=backend,
-                        reason=str(item.get("reason", "")),
-                        scores={
-                            b: BackendScore.from_json(s) for b, s in item.get("scores", {}).items()
-                        },
-                        pinned=bool(item.get("pinned", False)),
-                    )
+        doc = jsonread.wrap(data, source, ConfigError)
+        decisions = []
+        for item in doc.key("nodes").elements():
+            node_id = item.key("node_id").string()
+            backend = item.key("backend").string()
+            if backend not in BACKEND_ORDER:
+                raise item.key("backend").fail(f"node '{node_id}' has unknown backend '{backend}'")
+            decisions.append(
+                NodeDecision(
+                    node_id=node_id,
+                    op_type=item.key("op_type", "").string(),
+                    backend=backend,
+                    reason=item.key("reason", "").string(),
+                    scores={
+                        b: BackendScore.from_field(s) for b, s in item.key("scores", {}).items()
+                    },
+                    pinned=item.key("pinned", False).boolean(),
                 )
-            plan = cls(
-                model_sha256=str(data.get("model_sha256", "")),
-                backends=[str(b) for b in data["backends"]],
-                constraints=Constraints.from_json(data.get("constraints", {}), source),
-                decisions=decisions,
-                summary=dict(data.get("summary", {})),
-                input_shapes={
-                    str(k): [int(d) for d in v] for k, v in data.get("input_shapes", {}).items()
-                },
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(
-                f"malformed backend plan: {type(exc).__name__} {exc}", path=source
-            ) from exc
+        plan = cls(
+            model_sha256=doc.key("model_sha256", "").string(),
+            backends=doc.key("backends").strings(),
+            constraints=Constraints.from_json(data.get("constraints", {}), source),
+            decisions=decisions,
+            summary=dict(doc.key("summary", {}).object()),
+            input_shapes={
+                str(k): [d.integer() for d in v.elements()]
+                for k, v in doc.key("input_shapes", {}).items()
+            },
+        )
         if graph is not None:
             plan.check_against(graph, source)
         return plan

@@ -27,6 +27,7 @@ from studio.core.devices.features import FEATURES, NodeFeatures, is_quantized, n
 from studio.core.errors import ConfigError, StudioError
 from studio.core.hashing import file_sha256
 from studio.core.model.graph import ModelGraph
+from studio.core.overlay import NodeOverlay
 
 COEFFS_PATH = Path(__file__).resolve().parents[3] / "resources" / "devices" / "estimate_coeffs.json"
 SCHEMA_VERSION = 2  # 2: CPU figures (assumed) beside the NPU estimate
@@ -102,6 +103,13 @@ class DeviceEstimate:
 
     def node_ms(self) -> dict[str, float]:
         return {n.id: n.ms for n in self.nodes}
+
+    def overlay(self) -> NodeOverlay:
+        """Per-node estimated ms, as the graph, the project and ``estimate --json`` carry it."""
+        source = f"{self.device} ({self.error_text})"
+        return NodeOverlay(
+            f"Estimated ms on {self.device}", self.node_ms(), "ms", "estimated", source, "magma"
+        )
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

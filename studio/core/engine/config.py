@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.core import jsonread
 from studio.core.atomic import atomic_write_json, read_json_strict
 from studio.core.errors import ConfigError
 from studio.core.model.ops import is_quantized_model  # noqa: F401 - callers import it here
@@ -123,31 +124,22 @@ class BackendConfig:
     @classmethod
     def from_json(cls, data: Any, source: str = "backend_config.json") -> BackendConfig:
         """Validate ``data``; ConfigError for bad types/values, warnings for unknown keys."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"expected a JSON object, got {type(data).__name__}", path=source)
+        doc = jsonread.wrap(data, source, ConfigError)
         config = cls(source=source)
-        version = data.get("schema_version", SCHEMA_VERSION)
-        if type(version) is not int or version < 1:
-            raise ConfigError(
-                f"schema_version must be a positive integer, got {version!r}", path=source
-            )
+        version = doc.key("schema_version", SCHEMA_VERSION).integer(low=1)
         if version > SCHEMA_VERSION:
             config.warnings.append(
                 f"{source}: schema_version {version} is newer than this studio's "
                 f"({SCHEMA_VERSION}); unknown keys are ignored"
             )
-        for key, value in data.items():
+        for key, section in doc.items():
             if key == "schema_version":
                 continue
             fields = _SECTIONS.get(key)
             if fields is None:
                 config.warnings.append(f"{source}: unknown section '{key}' ignored")
                 continue
-            if not isinstance(value, dict):
-                raise ConfigError(
-                    f"'{key}' must be an object, got {type(value).__name__}", path=source
-                )
-            setattr(config, key, _check_section(key, value, fields, source, config.warnings))
+            setattr(config, key, _check_section(section, fields, config.warnings))
         return config
 
     @classmethod
@@ -178,17 +170,18 @@ class BackendConfig:
 
 
 def _check_section(
-    section: str,
-    values: dict[str, Any],
+    section: jsonread.Field,
     fields: dict[str, tuple[type, Any, str | None]],
-    source: str,
     warnings: list[str],
 ) -> dict[str, Any]:
     checked: dict[str, Any] = {}
-    for key, value in values.items():
-        where = f"{section}.{key}"
+    source = section.source
+    for key, item in section.items():
+        value = item.value
         if key not in fields:
-            warnings.append(f"{source}: {where}: unknown key, ignored (known: {', '.join(fields)})")
+            warnings.append(
+                f"{source}: {item.where}: unknown key, ignored (known: {', '.join(fields)})"
+            )
             continue
         kind, allowed, _ = fields[key]
         if value is None:
@@ -197,21 +190,18 @@ def _check_section(
             if not isinstance(value, dict) or not all(
                 isinstance(v, (str, int, float, bool)) and _finite(v) for v in value.values()
             ):
-                raise ConfigError(f"{where} must be an object of strings/numbers", path=source)
+                raise item.fail("expected an object of strings/numbers")
             warnings.append(
-                f"{source}: {where}: {len(value)} option(s) passed through unchecked: "
+                f"{source}: {item.where}: {len(value)} option(s) passed through unchecked: "
                 + ", ".join(sorted(value))
                 + " (onnxruntime-qnn accepts unknown option names and values without an error)"
             )
             checked[key] = {str(k): v for k, v in value.items()}
             continue
+        where = item.where
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{where} is {value}, expected a finite {kind.__name__}", path=source)
-        if type(value) is not kind:  # bool is not an int here, 8.0 is not an int
-            raise ConfigError(
-                f"{where} must be {kind.__name__}, got {type(value).__name__} {value!r}",
-                path=source,
-            )
+        value = {int: item.integer, str: item.string, bool: item.boolean}[kind]()
         if isinstance(allowed, tuple) and kind is int and len(allowed) == 2 and key != "htp_arch":
             low, high = allowed
             if not low <= value <= high:

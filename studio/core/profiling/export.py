@@ -1,7 +1,8 @@
 """CSV and JSON exports of profile runs and their per-layer tables.
 
-CSV for spreadsheets (one header line, plain numbers, no units inside cells); JSON is the
-ProfileRun record itself (with ``schema_version``), written atomically.
+CSV for spreadsheets (one header line, plain numbers, no units inside cells; the per-layer
+columns are ``columns.LAYER_COLUMNS``); JSON is the ProfileRun record itself (with
+``schema_version``) plus the unit and kind of each per-layer column, written atomically.
 """
 
 from __future__ import annotations
@@ -12,25 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.atomic import atomic_write_json, atomic_write_text
+from studio.core.profiling.columns import CSV, columns
 from studio.core.profiling.records import ProfileRun
-
-LAYER_COLUMNS = [
-    "node_id",
-    "op_type",
-    "backend",
-    "cycles",
-    "time_us",
-    "share",
-    "macs",
-    "cycles_per_mac",
-    "value_min",
-    "value_max",
-    "inserted_by_backend",
-    "fused",
-    "inferred_fused",
-    "backend_ops",
-    "note",
-]
 
 
 def _cell(v: Any) -> Any:
@@ -45,33 +29,24 @@ def _cell(v: Any) -> Any:
 
 def layers_csv(run: ProfileRun) -> str:
     """The per-layer table (ONNX nodes first, then rows the backend inserted)."""
+    cols = columns(CSV)
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(LAYER_COLUMNS)
+    w.writerow([c.key for c in cols])
     for r in run.all_rows:
-        w.writerow(
-            [
-                _cell(x)
-                for x in (
-                    r.node_id,
-                    r.op_type,
-                    r.backend,
-                    r.cycles,
-                    r.time_us,
-                    r.share,
-                    r.macs,
-                    r.cycles_per_mac,
-                    r.value_range[0] if r.value_range else None,
-                    r.value_range[1] if r.value_range else None,
-                    int(r.inserted),
-                    r.fused,
-                    r.inferred,
-                    r.backend_ops,
-                    r.note,
-                )
-            ]
-        )
+        w.writerow([_cell(c.get(r)) for c in cols])
     return buf.getvalue()
+
+
+def run_json(run: ProfileRun) -> dict[str, Any]:
+    """The record as exported: the ProfileRun JSON plus what each per-layer figure is.
+
+    ``layer_columns`` (key, label, unit, kind) is for readers of the file; ``ProfileRun.load``
+    ignores it, so the export still opens as a record.
+    """
+    data = run.to_json()
+    data["layer_columns"] = [c.describe(run) for c in columns(CSV)]
+    return data
 
 
 RUN_COLUMNS = [
@@ -153,7 +128,7 @@ def export_run(run: ProfileRun, folder: str | Path, stem: str | None = None) -> 
         "layers_csv": out / f"{name}_layers.csv",
         "latencies_csv": out / f"{name}_latencies.csv",
     }
-    atomic_write_json(paths["json"], run.to_json())
+    atomic_write_json(paths["json"], run_json(run))
     atomic_write_text(paths["layers_csv"], layers_csv(run))
     atomic_write_text(paths["latencies_csv"], latencies_csv(run))
     return paths

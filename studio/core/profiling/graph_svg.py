@@ -81,7 +81,7 @@ def _hot_path(nodes: list[str], edges: list[tuple[str, str]], heat: dict[str, fl
 def heat_graph_svg(
     graph: Any, heat: dict[str, float], *, title: str = "Graph heat", max_nodes: int = 60
 ) -> tuple[str, str]:
-    """(svg, caption). ``heat``: node id -> share (0..1) of the run's total, e.g. ProfileRun.overlay()."""
+    """(svg, caption). ``heat``: node id -> share (0..1) of the run's total, e.g. ProfileRun.overlay().values."""
     nodes, edges = _drawable_edges(graph)
     if not nodes:
         return "", "The graph has no nodes to draw."

@@ -17,8 +17,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from studio.core import jsonread
 from studio.core.atomic import atomic_write_json, read_json_strict
 from studio.core.errors import BadInputError
+from studio.core.overlay import NodeOverlay
 from studio.core.profiling.stats import LatencyStats
 
 SCHEMA_VERSION = 1
@@ -73,10 +75,14 @@ class LayerRow:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LayerRow:
+        return cls.from_field(jsonread.wrap(data, "layer row"))
+
+    @classmethod
+    def from_field(cls, row: jsonread.Field) -> LayerRow:
+        """A row of a saved run; errors name the file and the row (``layers[3].node_id``)."""
         names = {f.name for f in fields(cls)}
-        if "node_id" not in data:
-            raise BadInputError("layer row lacks node_id")
-        return cls(**{k: v for k, v in data.items() if k in names})
+        row.key("node_id").string()
+        return cls(**{k: v for k, v in row.object().items() if k in names})
 
 
 def _now() -> str:
@@ -136,15 +142,19 @@ class ProfileRun:
         rows = [r for r in self.all_rows if r.measure == m and r.value is not None]
         return sorted(rows, key=lambda r: r.value or 0.0, reverse=True)
 
-    def overlay(self) -> dict[str, float]:
-        """Per-node share of cost, keyed by ONNX node id: the graph view's heat overlay.
+    def overlay(self) -> NodeOverlay:
+        """Per-node share of cost, keyed by ONNX node id: the heat overlay of the report's graph.
 
-        Fused nodes are listed under the row they were folded into, so they take no value.
+        Fused nodes are listed under the row they were folded into, so they take no value. The
+        shares derive from the run's own figures, so the overlay names where those came from.
         """
         m = self.primary_measure
-        return {
+        values = {
             r.node_id: float(r.share) for r in self.layers if r.share is not None and r.measure == m
         }
+        what = "emulated" if self.is_emulated() else "measured"
+        source = f"share of {m or 'cost'}, {what} ({self.label or self.backend.upper()})"
+        return NodeOverlay("share", values, "fraction", "derived", source, "inferno")
 
     def is_emulated(self) -> bool:
         """HTP on an x86-64 host is the emulator: its times and cycles describe no device."""
@@ -170,25 +180,24 @@ class ProfileRun:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ProfileRun:
-        if not isinstance(data, dict):
-            raise BadInputError("profile run must be a JSON object")
-        version = data.get("schema_version")
-        if not isinstance(version, int) or version < 1:
-            raise BadInputError(f"profile run has no valid schema_version (got {version!r})")
+    def from_json(cls, data: dict[str, Any], source: str = "profile run") -> ProfileRun:
+        """Read a record (a job's result or a saved file, named by ``source`` in errors)."""
+        doc = jsonread.wrap(data, source)
+        version = doc.key("schema_version", None).integer(low=1)
         if version > SCHEMA_VERSION:
-            raise BadInputError(
-                f"profile run schema_version {version} is newer than this studio "
-                f"understands ({SCHEMA_VERSION}); update npu-studio"
+            raise doc.key("schema_version").fail(
+                f"{version} is newer than this studio understands ({SCHEMA_VERSION}); "
+                "update npu-studio"
             )
-        for key in ("model_path", "backend", "stats", "latencies_ms"):
-            if key not in data:
-                raise BadInputError(f"profile run lacks '{key}'")
+        doc.key("model_path").string()
+        doc.key("backend").string()
+        doc.key("stats").object()
+        doc.key("latencies_ms").array()
         names = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in names}
+        kwargs = {k: v for k, v in doc.object().items() if k in names}
         kwargs["stats"] = LatencyStats.from_json(data["stats"])
-        kwargs["layers"] = [LayerRow.from_json(r) for r in data.get("layers", [])]
-        kwargs["extra"] = [LayerRow.from_json(r) for r in data.get("extra", [])]
+        kwargs["layers"] = [LayerRow.from_field(r) for r in doc.key("layers", []).elements()]
+        kwargs["extra"] = [LayerRow.from_field(r) for r in doc.key("extra", []).elements()]
         kwargs.setdefault("model_sha256", "")
         kwargs["schema_version"] = SCHEMA_VERSION
         return cls(**kwargs)
@@ -200,4 +209,4 @@ class ProfileRun:
 
     @classmethod
     def load(cls, path: str | Path) -> ProfileRun:
-        return cls.from_json(read_json_strict(path, error_type=BadInputError))
+        return cls.from_json(read_json_strict(path, error_type=BadInputError), str(path))

@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from studio.core import jsonread
 from studio.core.atomic import atomic_write_json, read_json_strict
 from studio.core.errors import BadInputError
 from studio.core.hashing import file_sha256
@@ -182,28 +183,27 @@ def load_bundle(path: str | Path) -> Bundle:
     root = Path(path)
     if not is_bundle(root):
         raise BadInputError(f"not a bundle: no {MANIFEST} in this folder", path=str(root))
-    manifest = read_json_strict(root / MANIFEST, error_type=BadInputError)
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-        raise BadInputError("manifest.json has no 'files' table", path=str(root / MANIFEST))
-    version = manifest.get("schema_version")
-    if type(version) is not int or version > BUNDLE_SCHEMA_VERSION:
-        raise BadInputError(
-            f"manifest schema_version {version!r} is not supported (this studio reads "
-            f"<= {BUNDLE_SCHEMA_VERSION})",
-            path=str(root / MANIFEST),
+    doc = jsonread.read(root / MANIFEST)
+    files = doc.key("files")
+    files.object()
+    version = doc.key("schema_version", None)
+    if version.integer() > BUNDLE_SCHEMA_VERSION:
+        raise version.fail(
+            f"{version.value} is not supported (this studio reads <= {BUNDLE_SCHEMA_VERSION})"
         )
-    for rel, meta in manifest["files"].items():
+    for rel, meta in files.items():
         target = root / rel
         if ".." in Path(rel).parts or Path(rel).is_absolute():
             raise BadInputError(f"manifest names a file outside the bundle: {rel}", path=str(root))
         if not target.is_file():
             raise BadInputError(f"bundle file '{rel}' is missing", path=str(root))
-        if file_sha256(target) != meta.get("sha256"):
+        if file_sha256(target) != meta.key("sha256", None).string():
             raise BadInputError(
                 f"bundle file '{rel}' was modified after compilation (sha256 mismatch); "
                 "recompile or restore it",
                 path=str(root),
             )
+    manifest = doc.value
     bundle = Bundle(root=root, manifest=manifest, backend=str(manifest.get("backend", "htp")))
     ctx_model = root / CONTEXT_DIR / f"{bundle.backend}_context.onnx"
     ctx_bin = root / CONTEXT_DIR / f"{bundle.backend}_context.bin"

@@ -23,10 +23,11 @@ from typing import Any
 
 from studio.core.atomic import atomic_write_text
 from studio.core.errors import BadInputError
+from studio.core.profiling.columns import Column, column, report_columns
 from studio.core.profiling.compare import compare_runs
-from studio.core.profiling.export import latencies_csv, layers_csv, runs_csv
+from studio.core.profiling.export import latencies_csv, layers_csv, run_json, runs_csv
 from studio.core.profiling.graph_svg import heat_color, heat_graph_svg
-from studio.core.profiling.records import ProfileRun
+from studio.core.profiling.records import LayerRow, ProfileRun
 from studio.core.profiling.suggestions import Suggestion, measure_words, suggest
 from studio.core.profiling.svg import esc, hbar_svg, histogram_svg, line_svg
 from studio.core.workflows.summary import (
@@ -100,6 +101,22 @@ def _records(items: list[dict[str, Any]], limit: int = 200) -> str:
         else ""
     )
     return f"<div class='scroll'><table><tr>{head}</tr>{''.join(body)}</table></div>{more}"
+
+
+def _column_table(rows: list[LayerRow], cols: list[Column]) -> str:
+    """Per-layer rows under profiler columns (``profiling/columns.py``), as the UI table shows them."""
+    head = "".join(
+        f"<th title='{esc(c.tip)}'>{esc(c.label)}</th>" if c.tip else f"<th>{esc(c.label)}</th>"
+        for c in cols
+    )
+    body = []
+    for r in rows:
+        cells = []
+        for c in cols:
+            cls = " class='num'" if c.numeric else ""
+            cells.append(f"<td{cls}>{esc(c.text(r)) or '–'}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<div class='scroll'><table><tr>{head}</tr>{''.join(body)}</table></div>"
 
 
 def _data_link(name: str, mime: str, text: str) -> str:
@@ -196,38 +213,19 @@ def _layers_section(run: ProfileRun) -> str:
         by_op[key] = by_op.get(key, 0.0) + float(r.value or 0)
     ops = sorted(by_op.items(), key=lambda kv: kv[1], reverse=True)
     op_bars = [(f"{k} {v / total:.1%}", v, "") for k, v in ops[:TOP_N]]
-    table = [
-        {
-            "node": r.node_id,
-            "op": r.op_type,
-            "backend": r.backend,
-            unit: r.value,
-            "share %": None if r.share is None else 100 * r.share,
-            "MACs": r.macs,
-            "cycles/MAC": r.cycles_per_mac,
-            "range over runs": (
-                f"{r.value_range[0]:,.0f}-{r.value_range[1]:,.0f}" if r.value_range else None
-            ),
-            "note": r.note,
-        }
-        for r in ranked[:TOP_N]
-    ]
+    table = _column_table(ranked[:TOP_N], report_columns(run))
     others = [r for r in run.all_rows if r.measure != measure and r.measure]
     other_html = ""
     if others:
         other_html = (
             "<p><b>Nodes measured in another unit</b> (e.g. CPU fallback timed by ORT):</p>"
         )
-        other_html += _records(
-            [
-                {"node": r.node_id, "op": r.op_type, "backend": r.backend, "µs": r.time_us}
-                for r in others
-            ]
-        )
+        keys = ("node_id", "op_type", "backend", "time_us")
+        other_html += _column_table(others, [column(k) for k in keys])
     return (
         f"<h2>Slowest layers</h2><p class='muted'>{esc(run.layer_source)}</p>"
         f"<div class='charts'>{hbar_svg(bars, title=f'Top {len(bars)} layers', unit=unit)}"
-        f"{hbar_svg(op_bars, title='By op type', unit=unit)}</div>{_records(table)}{other_html}"
+        f"{hbar_svg(op_bars, title='By op type', unit=unit)}</div>{table}{other_html}"
         + (
             f"<p class='muted'>Not reported by the backend and not attributable: "
             f"{esc(', '.join(run.unmapped_nodes[:30]))}</p>"
@@ -411,8 +409,8 @@ def build_report(
     parts.append(_suggestions_section(items))
     if graph_png is not None:
         parts.append(_graph_png_section(graph_png, graph_png_caption or default_png_caption(run)))
-    elif graph is not None and run.overlay():
-        svg, caption = heat_graph_svg(graph, run.overlay(), max_nodes=max_graph_nodes)
+    elif graph is not None and (heat := run.overlay()).values:
+        svg, caption = heat_graph_svg(graph, heat.values, max_nodes=max_graph_nodes)
         parts.append(
             f"<h2>Where the time goes in the graph</h2><p class='muted'>{esc(caption)} Colour: "
             f"share of {esc(measure_words(run.primary_measure))}, grey = no figure (fused, folded or not "
@@ -433,7 +431,7 @@ def build_report(
         model = {"path": run.model_path, "sha256": run.model_sha256}
     quant = {k: v for k, v in (quantization or {}).items() if k != "warnings"}
     exports = [
-        _data_link(f"run_{run.id}.json", "application/json", json.dumps(run.to_json(), indent=1)),
+        _data_link(f"run_{run.id}.json", "application/json", json.dumps(run_json(run), indent=1)),
         _data_link(f"layers_{run.id}.csv", "text/csv", layers_csv(run)),
         _data_link(f"latencies_{run.id}.csv", "text/csv", latencies_csv(run)),
         _data_link("runs.csv", "text/csv", runs_csv(runs)),

@@ -475,6 +475,8 @@ class BackendsWorkspace(QWidget):
             {d.node_id: OVERLAY_VALUE[d.backend] for d in plan.decisions},
             "coolwarm",
             "",
+            kind="derived",
+            source="backend plan",
         )
         s = plan.summary
         self.status.setText(

@@ -153,6 +153,9 @@ def _caption(workspace: Any, scale: float, columns: int) -> str:
         text += f" · {len(layout.members):,} scopes collapsed"
     if workspace.active_overlay:
         text += f" · colour: {workspace.active_overlay}"
+        overlay = workspace.overlays.get(workspace.active_overlay)
+        if overlay is not None:  # what the colours' numbers are (measured, emulated, estimated)
+            text += f" ({', '.join(x for x in (overlay.kind, overlay.source) if x)})"
     if columns > 1:
         text += f" · in {columns} columns, top to bottom, left to right"
     return text + f" · {scale * 100:.0f}%"

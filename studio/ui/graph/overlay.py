@@ -1,7 +1,8 @@
 """Overlays on the graph: per-node values -> colours, badges, and the legend that explains them.
 
 An overlay is plain data keyed by node id (DESIGN.md: "per-node data is a separate overlay keyed by
-node id, loadable onto any graph"): ``{node_id: float}`` with a colour map and a unit. Turning it
+node id, loadable onto any graph"): a ``studio.core.overlay.NodeOverlay`` (values by node id,
+unit, kind, source, colour map), the one type the project, the report and the CLI use too. Turning it
 into colours is numpy work over the layout's vertices, so applying one never re-lays the graph.
 A collapsed group shows the sum of its members (for built-ins, whose figures add up) or the
 maximum (for overlays from other workspaces, where a sum means nothing: the worst SQNR is still
@@ -11,15 +12,15 @@ visible because the colour map is chosen by the sender).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QFontMetrics, QLinearGradient, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QLinearGradient, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
 from studio.core.model import layout as lay
+from studio.core.overlay import NodeOverlay
 from studio.ui.graph import colormaps
 from studio.ui.widgets.theme import COLORS
 
@@ -30,25 +31,14 @@ BUILTIN = {
 }
 
 
-@dataclass
-class Overlay:
-    """One overlay as received: values by node id, a colour map and a unit label."""
-
-    name: str
-    values: dict[str, float]
-    colormap: str = colormaps.DEFAULT
-    unit: str = ""
-    aggregate: str = "max"  # how a collapsed group combines its members: "sum" or "max"
-
-
-def builtin_overlay(graph: Any, title: str) -> Overlay:
+def builtin_overlay(graph: Any, title: str) -> NodeOverlay:
     """One of the built-in overlays (MACs, parameters, activation bytes) computed from NodeInfo."""
     attr, unit, cmap = BUILTIN[title]
     values = {n.id: float(getattr(n, attr)) for n in graph.nodes}
-    return Overlay(title, values, cmap, unit, aggregate="sum")
+    return NodeOverlay(title, values, unit, "counted", "the model", cmap, aggregate="sum")
 
 
-def vertex_values(layout: lay.Layout, overlay: Overlay) -> np.ndarray:
+def vertex_values(layout: lay.Layout, overlay: NodeOverlay) -> np.ndarray:
     """The overlay's value for each layout vertex (NaN where it has none)."""
     out = np.full(layout.size, np.nan)
     vals = overlay.values
@@ -85,13 +75,15 @@ def format_value(value: float, unit: str = "") -> str:
 
 
 class LegendWidget(QWidget):
-    """A floating card: overlay title, colour bar with min and max (and unit), no-data swatch."""
+    """A floating card: overlay title and what its numbers are (measured, emulated, estimated...),
+    colour bar with min and max (and unit), no-data swatch."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("graphLegend")
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
         self.title = ""
+        self.kind = ""  # NodeOverlay.kind, shown beside the title
         self.unit = ""
         self.vmin = 0.0
         self.vmax = 0.0
@@ -110,8 +102,10 @@ class LegendWidget(QWidget):
         unit: str,
         log: bool,
         has_missing: bool,
+        kind: str = "",
     ) -> None:
         self.title, self.table, self.vmin, self.vmax = title, table, vmin, vmax
+        self.kind = kind
         self.unit, self.log, self.has_missing = unit, log, has_missing
         self.show()
         self.raise_()
@@ -137,9 +131,19 @@ class LegendWidget(QWidget):
         p.setFont(font)
         p.setPen(QColor(COLORS["text"]))
         title = self.title + ("  (log scale)" if self.log else "")
-        p.drawText(QRectF(12, 8, self.width() - 24, 18), Qt.AlignmentFlag.AlignLeft, title)
+        head = QRectF(12, 8, self.width() - 24, 18)
+        plain = QFont(font)
+        plain.setBold(False)
+        kind_width = QFontMetrics(plain).horizontalAdvance(self.kind) + 10 if self.kind else 0
+        title = QFontMetrics(font).elidedText(
+            title, Qt.TextElideMode.ElideRight, int(head.width() - kind_width)
+        )
+        p.drawText(head, Qt.AlignmentFlag.AlignLeft, title)
         font.setBold(False)
         p.setFont(font)
+        if self.kind:
+            p.setPen(QColor(COLORS["muted"]))
+            p.drawText(head, Qt.AlignmentFlag.AlignRight, self.kind)
         bar = QRectF(12, 32, self.width() - 24, 14)
         gradient = QLinearGradient(bar.topLeft(), bar.topRight())
         for k in range(0, len(self.table), max(1, len(self.table) // 16)):

@@ -26,11 +26,12 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.model import layout as lay
+from studio.core.overlay import NodeOverlay
 from studio.ui.graph import colormaps
 from studio.ui.graph.canvas import GraphCanvas
 from studio.ui.graph.export import ask_and_save_png, render_graph_png
 from studio.ui.graph.netron_tab import NetronTab
-from studio.ui.graph.overlay import BUILTIN, Overlay, builtin_overlay, vertex_values
+from studio.ui.graph.overlay import BUILTIN, builtin_overlay, vertex_values
 from studio.ui.graph.properties import PropertiesPanel
 from studio.ui.graph.scene import ScenePrep, prepare_scene
 from studio.ui.graph.search import SearchBar, find_nodes
@@ -56,7 +57,7 @@ class GraphWorkspace(QWidget):
         self.layout_data: lay.Layout | None = None
         self.collapsed: set[str] = set()
         self.levels: dict[int, list[str]] = {}  # scope depth -> scopes ("Group" choices)
-        self.overlays: dict[str, Overlay] = {}
+        self.overlays: dict[str, NodeOverlay] = {}
         self.active_overlay = ""
         self.badge_sets: dict[str, dict[str, str]] = {}
         self.matches: list[str] = []
@@ -482,7 +483,12 @@ class GraphWorkspace(QWidget):
 
     # ----- overlays and badges ----------------------------------------------------------------
     def _on_overlay_changed(self, name: str, values: Any, colormap: str, unit: str) -> None:
-        self.overlays[name] = Overlay(name, dict(values or {}), colormap or colormaps.DEFAULT, unit)
+        current = self.ctx.current_overlay
+        if current is not None and current.name == name:
+            self.overlays[name] = current  # with its kind and source
+        else:
+            cmap = colormap or colormaps.DEFAULT
+            self.overlays[name] = NodeOverlay(name, dict(values or {}), unit, colormap=cmap)
         if self.overlay_combo.findText(name) < 0:
             self.overlay_combo.addItem(name)
         self.show_overlay(name)
@@ -510,7 +516,10 @@ class GraphWorkspace(QWidget):
         self.scene.set_overlay_values(t, table)
         node_mask = layout.kinds == lay.KIND_NODE
         missing = bool(np.any(~np.isfinite(values[node_mask | (layout.kinds == lay.KIND_GROUP)])))
-        self.canvas.legend.set_overlay(overlay.name, table, vmin, vmax, overlay.unit, log, missing)
+        legend = self.canvas.legend
+        legend.set_overlay(
+            overlay.name, table, vmin, vmax, overlay.unit, log, missing, overlay.kind
+        )
         self.canvas.minimap.invalidate()
 
     def _on_badges_changed(self, name: str, badges: Any) -> None:

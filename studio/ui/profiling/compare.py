@@ -30,10 +30,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.profiling.columns import fmt_count
 from studio.core.profiling.compare import Comparison, compare_runs
 from studio.core.profiling.records import ProfileRun
 from studio.ui.profiling.plots import SERIES, OverlaidHistograms
-from studio.ui.profiling.view_data import fmt_count, fmt_ms, run_tag
+from studio.ui.profiling.view_data import fmt_ms, run_tag
 from studio.ui.widgets.table_model import ColumnsTableModel, Index
 from studio.ui.widgets.theme import COLORS
 

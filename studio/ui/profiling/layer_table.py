@@ -1,13 +1,14 @@
 """The table of every per-layer row of a run: a QAbstractTableModel over the record's rows.
 
+Its columns (headers, tooltips, cell text, sort keys) are the ``TABLE`` columns of
+``studio.core.profiling.columns``, the spec the CSV export and the report read too.
+
 Sorting uses the raw numbers (``Qt.UserRole``), not the formatted text, so 1.2 M sorts above
 950 k. Rows the backend inserted (layout transposes, graph I/O) are kept, in a muted italic, because
 their cost is real; they have no ONNX node to select.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from PySide6.QtCore import (
     QModelIndex,
@@ -28,48 +29,27 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.profiling.columns import TABLE, Column, columns
 from studio.core.profiling.records import MEASURE_CYCLES, LayerRow, ProfileRun
-from studio.ui.profiling.view_data import fmt_count
 from studio.ui.widgets.table_model import ColumnsTableModel, Index
 from studio.ui.widgets.theme import COLORS
 
-COLUMNS = ("Node", "Op", "Backend", "Cycles", "Time (µs)", "Share", "MACs", "Cycles/MAC", "Note")
-NUMERIC = {3, 4, 5, 6, 7}
-HEADER_TIPS = {
-    3: "QNN profiler cycles per inference (the simulator's on x86-64), median of profiled runs",
-    4: "ORT kernel time per inference (CPU EP), median of profiled runs",
-    5: "Share of the run's total of the same measure (cycles with cycles, time with time)",
-    6: "Multiply-accumulates of the node (and of nodes the backend fused into it)",
-    7: "Cycles per MAC: how efficiently the backend runs this layer's arithmetic",
-}
+
+def _columns() -> list[Column]:
+    """The table's columns, read from the one column spec each time (``core/profiling/columns``)."""
+    return columns(TABLE)
 
 
-def _cell(row: LayerRow, col: int) -> tuple[str, Any]:
-    """(display text, sort key) of one cell."""
-    if col == 0:
-        return row.node_id, row.node_id
-    if col == 1:
-        return row.op_type, row.op_type
-    if col == 2:
-        return row.backend.upper(), row.backend
-    if col == 3:
-        return (fmt_count(row.cycles) if row.cycles is not None else "", row.cycles or -1.0)
-    if col == 4:
-        return (f"{row.time_us:.1f}" if row.time_us is not None else "", row.time_us or -1.0)
-    if col == 5:
-        return (f"{row.share * 100:.2f}%" if row.share is not None else "", row.share or -1.0)
-    if col == 6:
-        return (fmt_count(row.macs) if row.macs else "", float(row.macs))
-    if col == 7:
-        cpm = row.cycles_per_mac
-        return (f"{cpm:.3f}" if cpm is not None else "", cpm if cpm is not None else -1.0)
-    return row.note, row.note
+def _column_index(key: str) -> int:
+    return next(i for i, c in enumerate(_columns()) if c.key == key)
 
 
 class LayerTableModel(ColumnsTableModel):
     """Rows of one ProfileRun (ONNX-node rows first, then rows inserted by the backend)."""
 
-    columns = COLUMNS
+    @property
+    def columns(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(c.label for c in _columns())
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -88,19 +68,20 @@ class LayerTableModel(ColumnsTableModel):
 
     def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
-            return HEADER_TIPS.get(section)
+            cols = _columns()
+            return (cols[section].tip or None) if 0 <= section < len(cols) else None
         return super().headerData(section, orientation, role)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
         row = self.rows[index.row()]
-        col = index.column()
+        col = _columns()[index.column()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return _cell(row, col)[0]
+            return col.text(row)
         if role == Qt.ItemDataRole.UserRole:
-            return _cell(row, col)[1]
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in NUMERIC:
+            return col.sort_key(row)
+        if role == Qt.ItemDataRole.TextAlignmentRole and col.numeric:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and row.inserted:
             return self._muted
@@ -168,7 +149,7 @@ class LayerTablePanel(QWidget):
         self.view = QTableView(self)
         self.view.setModel(self.proxy)
         self.view.setSortingEnabled(True)
-        self.view.sortByColumn(5, Qt.SortOrder.DescendingOrder)
+        self.view.sortByColumn(_column_index("share"), Qt.SortOrder.DescendingOrder)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setAlternatingRowColors(True)
@@ -203,8 +184,8 @@ class LayerTablePanel(QWidget):
             src += f", {len(run.unmapped_nodes)} nodes without figures"
         self.summary.setText(src)
         self.summary.setToolTip(run.layer_source)
-        column = 3 if run.primary_measure == MEASURE_CYCLES else 4
-        self.view.sortByColumn(column, Qt.SortOrder.DescendingOrder)
+        key = "cycles" if run.primary_measure == MEASURE_CYCLES else "time_us"
+        self.view.sortByColumn(_column_index(key), Qt.SortOrder.DescendingOrder)
         self.view.resizeColumnsToContents()
         self.view.setColumnWidth(0, max(180, min(320, self.view.columnWidth(0))))
 

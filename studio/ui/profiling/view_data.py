@@ -9,9 +9,9 @@ estimated across measures.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
+from studio.core.overlay import NodeOverlay
 from studio.core.profiling.records import MEASURE_CYCLES, MEASURE_TIME, LayerRow, ProfileRun
 
 MEASURE_LABEL = {MEASURE_CYCLES: "cycles", MEASURE_TIME: "time (µs)"}
@@ -44,16 +44,7 @@ def op_type_breakdown(run: ProfileRun) -> list[tuple[str, float, float]]:
     return sorted(out, key=lambda t: t[1], reverse=True)
 
 
-@dataclass(frozen=True)
-class Overlay:
-    """What "Show on graph" sends to the Graph workspace."""
-
-    name: str
-    values: dict[str, float]
-    unit: str
-
-
-def overlay_for(run: ProfileRun) -> Overlay | None:
+def overlay_for(run: ProfileRun) -> NodeOverlay | None:
     """Per-ONNX-node cost in the primary measure (cycles, or milliseconds for kernel time).
 
     Rows inserted by the backend have no ONNX node and are left out; nodes fused into another
@@ -63,9 +54,13 @@ def overlay_for(run: ProfileRun) -> Overlay | None:
     rows = rows_with(run, measure, include_inserted=False)
     if not rows:
         return None
+    kind = "emulated" if run.is_emulated() else "measured"
+    source = run.label or run.backend.upper()
     if measure == MEASURE_CYCLES:
-        return Overlay("cycles", {r.node_id: float(r.cycles or 0.0) for r in rows}, "cycles")
-    return Overlay("time", {r.node_id: float(r.time_us or 0.0) / 1000.0 for r in rows}, "ms")
+        values = {r.node_id: float(r.cycles or 0.0) for r in rows}
+        return NodeOverlay("cycles", values, "cycles", kind, source, "inferno")
+    values = {r.node_id: float(r.time_us or 0.0) / 1000.0 for r in rows}
+    return NodeOverlay("time", values, "ms", kind, source, "inferno")
 
 
 def histogram(values: list[float], bins: int | None = None) -> tuple[list[float], list[int]]:
@@ -113,17 +108,6 @@ def fmt_ms(value: float | None) -> str:
     if value >= 1:
         return f"{value:.3f} ms"
     return f"{value * 1000:.1f} µs"
-
-
-def fmt_count(value: float | None) -> str:
-    """1.23 M / 45.6 k style, for cycles and MACs."""
-    if value is None:
-        return "—"
-    v = float(value)
-    for div, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
-        if abs(v) >= div:
-            return f"{v / div:.2f}{suffix}"
-    return f"{v:.0f}"
 
 
 def setup_figures(run: ProfileRun) -> list[tuple[str, str]]:

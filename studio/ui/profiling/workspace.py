@@ -343,7 +343,7 @@ class ProfilingWorkspace(QWidget):
     def _send_overlay(self) -> None:
         overlay = overlay_for(self.run) if self.run else None
         if overlay is not None:
-            self.ctx.set_overlay(overlay.name, overlay.values, "inferno", overlay.unit)
+            self.ctx.show_overlay(overlay)
 
     def _run_renamed(self, run_id: str) -> None:
         """A compared run's new label shows in the comparison at once."""

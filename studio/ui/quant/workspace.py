@@ -313,7 +313,12 @@ class QuantizationWorkspace(QWidget):
         self.editor.model.refresh()
         if self.session.sqnr and not self.session.sqnr_stale:
             self.ctx.set_overlay(
-                "sqnr", self.session.node_values(self.session.sqnr), "RdYlGn", "dB"
+                "sqnr",
+                self.session.node_values(self.session.sqnr),
+                "RdYlGn",
+                "dB",
+                kind="measured",
+                source="float vs QDQ on this host (ORT CPU)",
             )
 
     def _publish_badges(self) -> None:

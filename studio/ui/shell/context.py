@@ -14,6 +14,8 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
+from studio.core.overlay import NodeOverlay
+
 
 class StudioContext(QObject):
     """Shared state of one studio window. Signals carry plain Python data (no Qt types)."""
@@ -44,6 +46,7 @@ class StudioContext(QObject):
         )
         self.target_device: str | None = None  # catalogue name or adb:SERIAL, chosen in Deploy
         self.input_shapes: dict[str, list[int]] = {}
+        self.current_overlay: NodeOverlay | None = None  # what the graph is coloured by
         # One undo stack for every edit in every workspace (Edit > Undo, History view).
         self.undo_stack = QUndoStack(self)
         self.project: Any = None  # studio.core.project.Project, when one is open
@@ -73,14 +76,31 @@ class StudioContext(QObject):
             self.node_selected.emit(node_id)
 
     def set_overlay(
-        self, name: str, values: dict[str, float], colormap: str = "viridis", unit: str = ""
+        self,
+        name: str,
+        values: dict[str, float],
+        colormap: str = "viridis",
+        unit: str = "",
+        *,
+        kind: str = "measured",
+        source: str = "",
     ) -> None:
-        self.overlay_changed.emit(name, dict(values), colormap, unit)
+        """Show per-node ``values`` on the graph (a :class:`NodeOverlay` built from the parts)."""
+        overlay = NodeOverlay(name, dict(values), unit, kind, source, colormap)
+        self.show_overlay(overlay)
+
+    def show_overlay(self, overlay: NodeOverlay) -> None:
+        """Show ``overlay`` on the graph; ``current_overlay`` keeps it (kind and source too)."""
+        self.current_overlay = overlay
+        self.overlay_changed.emit(
+            overlay.name, dict(overlay.values), overlay.colormap, overlay.unit
+        )
 
     def set_badges(self, name: str, badges: dict[str, str]) -> None:
         self.badges_changed.emit(name, dict(badges))
 
     def clear_overlay(self) -> None:
+        self.current_overlay = None
         self.overlay_cleared.emit()
 
     def show_error(self, title: str, message: str) -> None:

@@ -87,6 +87,6 @@ class TargetSelector(QWidget):
             return None
         self.last_estimate = est
         self.estimate_label.setText(est.label)
-        self.ctx.set_overlay(f"Estimated ms on {est.device}", est.node_ms(), "magma", "ms")
+        self.ctx.show_overlay(est.overlay())
         self.ctx.status_message.emit(est.label)
         return est

@@ -16,6 +16,9 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QObject
 
+from studio.core.errors import BadInputError
+from studio.core.overlay import NodeOverlay
+
 # Overlays larger than this are not stored: the values come back when their source (a run, an
 # analysis) is shown again, and the project file stays small.
 MAX_OVERLAY_VALUES = 50_000
@@ -51,11 +54,13 @@ class ProjectViewState(QObject):
         store = self._overlays()
         if store is None:
             return
-        finite = {str(k): float(v) for k, v in values.items() if _finite(v)}
-        if len(finite) > MAX_OVERLAY_VALUES:
+        overlay = self.ctx.current_overlay
+        if overlay is None or overlay.name != name:
+            overlay = NodeOverlay(name, values, unit, colormap=colormap)
+        if len(overlay.values) > MAX_OVERLAY_VALUES:
             store.pop("active", None)
             return
-        store["active"] = {"name": name, "values": finite, "colormap": colormap, "unit": unit}
+        store["active"] = overlay.to_json()
 
     def _on_badges(self, name: str, badges: dict) -> None:
         store = self._overlays()
@@ -107,20 +112,11 @@ class ProjectViewState(QObject):
         known = set(getattr(graph, "node_by_id", {}))
         self._restoring = True
         try:
-            active = overlays.get("active")
-            if isinstance(active, dict) and isinstance(active.get("values"), dict):
-                values = {
-                    k: float(v)
-                    for k, v in active["values"].items()
-                    if k in known and isinstance(v, (int, float)) and _finite(v)
-                }
-                if values:
-                    self.ctx.set_overlay(
-                        str(active.get("name", "overlay")),
-                        values,
-                        str(active.get("colormap", "viridis")),
-                        str(active.get("unit", "")),
-                    )
+            overlay = _saved_overlay(overlays.get("active"))
+            if overlay is not None:
+                overlay.values = {k: v for k, v in overlay.values.items() if k in known}
+                if overlay.values:
+                    self.ctx.show_overlay(overlay)
             for name, badges in (overlays.get("badges") or {}).items():
                 if isinstance(badges, dict):
                     kept = {k: str(v) for k, v in badges.items() if k in known}
@@ -130,6 +126,19 @@ class ProjectViewState(QObject):
             self._restoring = False
         if self.ctx.project is not None:
             self.ctx.project.overlays = overlays  # what was restored is what stays recorded
+
+
+def _saved_overlay(data: Any) -> NodeOverlay | None:
+    """The project's saved overlay, or None when it is absent or damaged (nothing worth an error:
+    the overlay comes back when its source is shown again)."""
+    if not isinstance(data, dict) or not isinstance(data.get("values"), dict):
+        return None
+    values = {k: v for k, v in data["values"].items() if _finite(v) and not isinstance(v, bool)}
+    data = {**data, "values": values}
+    try:
+        return NodeOverlay.from_json(data)
+    except BadInputError:
+        return None
 
 
 def _finite(value: Any) -> bool:

@@ -78,7 +78,7 @@ def _parse(text: str) -> _Images:
 @pytest.mark.parametrize("as_path", [False, True])
 def test_graph_png_is_embedded_in_place_of_the_svg(run_and_graph, tmp_path, as_path):
     run, graph = run_and_graph
-    assert run.overlay(), "the CPU run gave per-node figures"
+    assert run.overlay().values, "the CPU run gave per-node figures"
     png = _png(320, 200)
     given = png
     if as_path:
