@@ -28,7 +28,7 @@ def main(out: Path) -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    from studio.core.resources import demo_model_path
+    from studio.resources import demo_model_path
     from studio.ui.shell.main_window import MainWindow
     from studio.ui.shell.walkthrough import Walkthrough
     from studio.ui.widgets.theme import apply_theme

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QSettings
 
-from studio.core.resources import demo_model_path
+from studio.resources import demo_model_path
 from studio.ui.shell import dialogs
 from studio.ui.shell.main_window import MainWindow
 from studio.ui.shell.walkthrough import MAIN_BUTTONS, Walkthrough

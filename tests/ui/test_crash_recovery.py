@@ -15,7 +15,7 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from studio.core import project as proj
-from studio.core.resources import demo_model_path
+from studio.resources import demo_model_path
 from studio.ui.shell import dialogs
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from studio.core.calibration.samples import (
     heldout_source,
 )
 from studio.core.model.graph import ModelGraph
-from studio.core.resources import demo_model_path
+from studio.resources import demo_model_path
 from studio.ui.quant import dialogs as quant_dialogs
 from studio.ui.quant.workspace import QuantizationWorkspace
 from studio.ui.shell.context import StudioContext

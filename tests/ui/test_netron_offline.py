@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from studio.core.resources import demo_model_path
+from studio.resources import demo_model_path
 from studio.ui.graph import netron_tab
 from studio.ui.graph.netron_server import OfflineNetron
 

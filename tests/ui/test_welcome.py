@@ -6,7 +6,7 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from studio.core import project as proj
-from studio.core.resources import demo_model_path
+from studio.resources import demo_model_path
 from studio.ui.shell import dialogs
 from studio.ui.shell.main_window import MainWindow
 

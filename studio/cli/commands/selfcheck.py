@@ -114,7 +114,7 @@ def _open_in_window(model: str) -> dict[str, Any]:
 
 
 def selfcheck(args: argparse.Namespace) -> int:
-    from studio.core.resources import demo_model_path
+    from studio.resources import demo_model_path
 
     model = os.path.abspath(args.model or str(demo_model_path()))
     report: dict[str, Any] = {"model": model}

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core import project as proj
-from studio.core.resources import demo_model_path
+from studio.resources import demo_model_path
 
 # (workspace key, button text, what the step does); "open" is the File > Open step
 STEPS: tuple[tuple[str, str, str], ...] = (
