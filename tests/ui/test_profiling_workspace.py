@@ -202,6 +202,10 @@ def test_history_and_comparison_of_two_runs(qtbot, cnn_path, tmp_path):
     html = w.export("html", tmp_path / "report.html").read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "<svg" in html
     assert f"run {first.id}" in html and second.label in html
+    # Export ▸ PDF report…: the same report printed by QtWebEngine, nothing left beside it.
+    pdf = w.export("pdf", tmp_path / "pdf" / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-") and pdf.count(b"/Type /Page") >= 2
+    assert [p.name for p in (tmp_path / "pdf").iterdir()] == ["report.pdf"]
     _save_shot(qtbot, w, "profiling_compare.png")
 
 

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-from PySide6.QtCore import QPoint, Qt, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
-    QMenu,
     QSplitter,
     QTabWidget,
     QToolButton,
@@ -27,22 +25,20 @@ from PySide6.QtWidgets import (
 
 from studio.core.model import layout as lay
 from studio.core.overlay import NodeOverlay
-from studio.ui.graph import colormaps
 from studio.ui.graph.canvas import GraphCanvas
 from studio.ui.graph.export import ask_and_save_png, render_graph_png
 from studio.ui.graph.netron_tab import NetronTab
-from studio.ui.graph.overlay import BUILTIN, builtin_overlay, vertex_values
+from studio.ui.graph.overlay import BUILTIN
+from studio.ui.graph.painting import NO_OVERLAY, OverlayPainting
 from studio.ui.graph.properties import PropertiesPanel
 from studio.ui.graph.scene import ScenePrep, prepare_scene
+from studio.ui.graph.scopes import ScopeGrouping
 from studio.ui.graph.search import SearchBar, find_nodes
 from studio.ui.jobs.background import Background
 from studio.ui.shell.model_loader import start_for_file
 
-NO_OVERLAY = "No overlay"
-MAX_LEVELS = 6
 
-
-class GraphWorkspace(QWidget):
+class GraphWorkspace(ScopeGrouping, OverlayPainting, QWidget):
     """Toolbar (fit, grouping, overlay, search) over a canvas and a properties panel."""
 
     # a new layout is on screen and its model complete (tests and the benchmark wait for it)
@@ -303,81 +299,6 @@ class GraphWorkspace(QWidget):
     def zoom_to_fit(self) -> None:
         self.view.zoom_to_fit()
 
-    # ----- grouping -------------------------------------------------------------------------
-    def _fill_levels(self) -> None:
-        self.level_combo.clear()
-        self.level_combo.addItem("All nodes", 0)
-        if self.graph is None:
-            return
-        for level, scopes in self.levels.items():
-            if level <= MAX_LEVELS and scopes:
-                self.level_combo.addItem(f"Scopes, level {level} ({len(scopes)})", level)
-
-    def _on_level_chosen(self, index: int) -> None:
-        self.collapse_to_level(int(self.level_combo.itemData(index) or 0))
-
-    def collapse_to_level(self, level: int) -> None:
-        if self.graph is None:
-            return
-        if level > 0 and not self.levels:
-            self.levels = lay.scope_levels(self.graph)
-        self.collapsed = set(self.levels.get(level, ())) if level > 0 else set()
-        self.level_combo.setCurrentIndex(max(0, self.level_combo.findData(level)))
-        self.relayout()
-
-    def collapse(self, scope: str) -> None:
-        """Fold one name scope (``encoder/layer.3``) into a box; inner collapsed scopes merge in."""
-        self.collapsed = {s for s in self.collapsed if not s.startswith(scope + "/")}
-        self.collapsed.add(scope)
-        self._pending_focus = lay.GROUP_PREFIX + scope
-        self.relayout()
-
-    def expand(self, scope: str) -> None:
-        self.collapsed.discard(scope)
-        members = (
-            self.layout_data.members.get(lay.GROUP_PREFIX + scope, []) if self.layout_data else []
-        )
-        if members:
-            self._pending_focus = members[0]
-        self.relayout()
-
-    def expand_all(self) -> None:
-        if self.collapsed:
-            self.collapsed = set()
-            self.level_combo.setCurrentIndex(0)
-            self.relayout()
-
-    def _on_double_click(self, vertex: int) -> None:
-        if vertex >= 0 and self.layout_data is not None:
-            vid = self.layout_data.ids[vertex]
-            if vid.startswith(lay.GROUP_PREFIX):
-                self.expand(vid[len(lay.GROUP_PREFIX) :])
-
-    def _on_context_menu(self, vertex: int, pos: QPoint) -> None:
-        menu = self.context_menu(vertex)
-        menu.exec(pos)
-
-    def context_menu(self, vertex: int) -> QMenu:
-        menu = QMenu(self)
-        if vertex >= 0 and self.layout_data is not None:
-            vid = self.layout_data.ids[vertex]
-            if vid.startswith(lay.GROUP_PREFIX):
-                scope = vid[len(lay.GROUP_PREFIX) :]
-                menu.addAction(f"Expand /{scope}", lambda: self.expand(scope))
-            elif vid in self.graph.node_by_id:
-                node = self.graph.node_by_id[vid]
-                for depth in range(len(node.scope), 0, -1):
-                    scope = lay.scope_key(node.scope[:depth])
-                    menu.addAction(f"Collapse /{scope}", lambda s=scope: self.collapse(s))
-            menu.addAction("Copy id", lambda: QGuiApplication.clipboard().setText(vid))
-            menu.addSeparator()
-        menu.addAction("Zoom to fit", self.zoom_to_fit)
-        if self.collapsed:
-            menu.addAction("Expand all", self.expand_all)
-        if self.layout_data is not None:
-            menu.addAction("Export graph as PNG…", self.ask_export_png)
-        return menu
-
     # ----- picture --------------------------------------------------------------------------
     def render_png(self, width: int = 1600, height: int = 1000) -> bytes:
         """The whole graph with its current overlay and legend, as PNG bytes (``export.py``)."""
@@ -480,73 +401,6 @@ class GraphWorkspace(QWidget):
         if 0 <= self.match_index < len(self.matches):
             current = layout.vertex_of.get(self.matches[self.match_index], -1)
         self.scene.set_hits(hits, current)
-
-    # ----- overlays and badges ----------------------------------------------------------------
-    def _on_overlay_changed(self, name: str, values: Any, colormap: str, unit: str) -> None:
-        current = self.ctx.current_overlay
-        if current is not None and current.name == name:
-            self.overlays[name] = current  # with its kind and source
-        else:
-            cmap = colormap or colormaps.DEFAULT
-            self.overlays[name] = NodeOverlay(name, dict(values or {}), unit, colormap=cmap)
-        if self.overlay_combo.findText(name) < 0:
-            self.overlay_combo.addItem(name)
-        self.show_overlay(name)
-
-    def show_overlay(self, name: str) -> None:
-        """Colour the graph by overlay ``name`` (a built-in title or one received); no re-layout."""
-        if name in BUILTIN and self.graph is not None:
-            self.overlays[name] = builtin_overlay(self.graph, name)
-        self.active_overlay = name if name in self.overlays else ""
-        index = self.overlay_combo.findText(self.active_overlay or NO_OVERLAY)
-        self.overlay_combo.setCurrentIndex(max(0, index))
-        self._recolour()
-
-    def _recolour(self) -> None:
-        layout = self.layout_data
-        overlay = self.overlays.get(self.active_overlay)
-        if layout is None or overlay is None:
-            self.scene.set_overlay_values(None)
-            self.canvas.legend.hide()
-            self.canvas.minimap.invalidate()
-            return
-        values = vertex_values(layout, overlay)
-        t, vmin, vmax, log = colormaps.normalise(values)
-        table = colormaps.lut(overlay.colormap)
-        self.scene.set_overlay_values(t, table)
-        node_mask = layout.kinds == lay.KIND_NODE
-        missing = bool(np.any(~np.isfinite(values[node_mask | (layout.kinds == lay.KIND_GROUP)])))
-        legend = self.canvas.legend
-        legend.set_overlay(
-            overlay.name, table, vmin, vmax, overlay.unit, log, missing, overlay.kind
-        )
-        self.canvas.minimap.invalidate()
-
-    def _on_badges_changed(self, name: str, badges: Any) -> None:
-        if badges:
-            self.badge_sets[name] = {str(k): str(v) for k, v in dict(badges).items()}
-        else:
-            self.badge_sets.pop(name, None)
-        self._rebadge()
-
-    def _rebadge(self) -> None:
-        layout = self.layout_data
-        if layout is None:
-            return
-        per_vertex: dict[int, list[str]] = {}
-        for badges in self.badge_sets.values():
-            for node_id, text in badges.items():
-                vertex = layout.vertex_of.get(node_id)
-                if vertex is not None and text and text not in per_vertex.get(vertex, []):
-                    per_vertex.setdefault(vertex, []).append(text)
-        self.scene.set_badges(per_vertex)
-
-    def _on_overlay_cleared(self) -> None:
-        self.active_overlay = ""
-        self.badge_sets = {}
-        self.overlay_combo.setCurrentIndex(0)
-        self._recolour()
-        self._rebadge()
 
     # ----- lifetime -----------------------------------------------------------------------------
     def shutdown(self) -> None:

@@ -35,6 +35,7 @@ def export_menu(ws, parent: QWidget) -> QMenu:
     menu.addAction("Comparison (CSV)…", lambda: ask_export(ws, "compare"))
     menu.addSeparator()
     menu.addAction("HTML report…", lambda: ask_export(ws, "html"))
+    menu.addAction("PDF report…", lambda: ask_export(ws, "pdf"))
     return menu
 
 
@@ -57,6 +58,8 @@ def export(ws, kind: str, path: str | Path) -> Path:
         return Path(path)
     if kind == "html":
         return _write_html(ws, Path(path))
+    if kind == "pdf":
+        return _write_pdf(ws, Path(path))
     raise StudioError(f"unknown export kind '{kind}'")
 
 
@@ -78,6 +81,23 @@ def _write_html(ws, path: Path) -> Path:
         graph_png_caption=caption,
         extra_sections=[sweep_html] if sweep_html else None,
     )
+
+
+def _write_pdf(ws, path: Path) -> Path:
+    """The same report printed to A4 by QtWebEngine, written beside ``path`` and then moved
+    into place, so an interrupted print never leaves half a PDF under the user's name."""
+    import os
+    import tempfile
+
+    from studio.ui.widgets.html_export import export_html
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".report-", dir=path.parent) as scratch:
+        html = _write_html(ws, Path(scratch) / "report.html")
+        printed = Path(scratch) / "report.pdf"
+        export_html(html, pdf=printed)
+        os.replace(printed, path)
+    return path
 
 
 def _graph_picture(ws, run: ProfileRun) -> tuple[bytes | None, str | None]:
@@ -141,6 +161,7 @@ def ask_export(ws, kind: str) -> None:
         "latencies": "CSV (*.csv)",
         "compare": "CSV (*.csv)",
         "html": "HTML (*.html)",
+        "pdf": "PDF (*.pdf)",
     }
     stem = (ws.run.label if ws.run else "profile").replace(" · ", "_").replace(" ", "_")
     suffix = filters[kind].split("*")[1].rstrip(")")
