@@ -41,35 +41,17 @@ from studio.core.accuracy.taps import (
 from studio.core.engine.sessions import make_session
 from studio.core.errors import BadInputError
 from studio.core.jobs.protocol import JobContext
+from studio.core.model.expose import with_outputs
 from studio.core.model.normalise import fixed_batch_nodes
 
 _BATCH = 8  # samples stacked per CPU run (and per float/QDQ phase)
-_BATCH_DIM = "sqnr_batch"
 
 __all__ = ["Analyser", "LayerSqnr", "QuantTap", "SqnrReport", "qdq_pairs", "sqnr_db", "weight_sqnr"]
 
 
 def _expose(model: onnx.ModelProto, names: Iterable[str], *, batched: bool = False) -> bytes:
     """The model with ``names`` added as outputs; ``batched`` frees the inputs' leading dim."""
-    aug = onnx.ModelProto()
-    aug.CopyFrom(model)
-    have = {o.name for o in aug.graph.output}
-    for name in names:
-        if name not in have:
-            vi = onnx.ValueInfoProto()
-            vi.name = name
-            aug.graph.output.append(vi)
-            have.add(name)
-    if batched:
-        inits = {t.name for t in aug.graph.initializer}
-        for vi in aug.graph.input:
-            if vi.name not in inits:
-                vi.type.tensor_type.shape.dim[0].dim_param = _BATCH_DIM
-        del aug.graph.value_info[:]
-        for vi in aug.graph.output:
-            if vi.type.HasField("tensor_type"):
-                vi.type.tensor_type.ClearField("shape")
-    return aug.SerializeToString()
+    return with_outputs(model, names, batched=batched).SerializeToString()
 
 
 def _static_shapes(proto: onnx.ModelProto) -> dict[str, list[int]]:

@@ -18,39 +18,18 @@ import onnx
 import onnxruntime as ort
 
 from studio.core.errors import BadInputError
+from studio.core.model.expose import with_outputs
 from studio.core.model.normalise import fixed_batch_nodes
 
 MAX_BATCH = 16
 MAX_BATCH_BYTES = 256 << 20  # exposed activations of one batch
-_BATCH_DIM = "calibration_batch"
 
 
 def build_session(
     proto: onnx.ModelProto, tensors: list[str], threads: int | None, *, batched: bool
 ) -> ort.InferenceSession:
     """A CPU session whose outputs are the model's outputs plus every tensor in ``tensors``."""
-    aug = onnx.ModelProto()
-    aug.CopyFrom(proto)
-    inits = {t.name for t in aug.graph.initializer}
-    existing = {o.name for o in aug.graph.output} | {i.name for i in aug.graph.input}
-    infos = {v.name: v for v in aug.graph.value_info}
-    for name in tensors:
-        if name in existing:
-            continue
-        vi = onnx.ValueInfoProto()
-        if name in infos and not batched:
-            vi.CopyFrom(infos[name])
-        else:
-            vi.name = name
-        aug.graph.output.append(vi)
-    if batched:
-        for vi in aug.graph.input:
-            if vi.name not in inits:
-                vi.type.tensor_type.shape.dim[0].dim_param = _BATCH_DIM
-        del aug.graph.value_info[:]  # single-sample shapes: ORT re-infers them
-        for vi in aug.graph.output:
-            if vi.type.HasField("tensor_type"):
-                vi.type.tensor_type.ClearField("shape")
+    aug = with_outputs(proto, tensors, batched=batched, keep_types=True, skip_inputs=True)
     so = ort.SessionOptions()
     so.log_severity_level = 3
     # full optimisation still pays with every tensor exposed (NCHWc convs: ~2.5x on CPU)

@@ -16,6 +16,8 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
+from studio.core.model.expose import with_outputs
+
 MAX_ROWS = 4096  # input patches per layer kept for H (a random subset when more)
 MAX_DIM = 4608  # skip layers whose patch is longer than this (H would not fit in ~80 MB)
 
@@ -137,15 +139,8 @@ def collect_inputs(
     its :class:`LayerInputs` (a random subset of at most ``MAX_ROWS`` patches per sample batch)."""
     inits = {t.name: t for t in proto.graph.initializer}
     wanted = sorted({layer.input for layer in layers})
-    aug = onnx.ModelProto()
-    aug.CopyFrom(proto)
-    have = {o.name for o in aug.graph.output}
-    graph_inputs = {i.name for i in aug.graph.input}
-    for name in wanted:
-        if name not in have and name not in graph_inputs:
-            vi = onnx.ValueInfoProto()
-            vi.name = name
-            aug.graph.output.append(vi)
+    graph_inputs = {i.name for i in proto.graph.input}
+    aug = with_outputs(proto, wanted, skip_inputs=True)
     so = ort.SessionOptions()
     so.log_severity_level = 3
     sess = ort.InferenceSession(aug.SerializeToString(), so, providers=["CPUExecutionProvider"])
