@@ -10,9 +10,9 @@ import re
 import pytest
 
 from studio.core.calibration.samples import find_sample_data
-from studio.resources import demo_model_path
 from studio.core.workflows import pipeline
 from studio.core.workflows.summary import rank_warnings
+from studio.resources import demo_model_path
 
 DEMO = demo_model_path()
 
