@@ -136,3 +136,14 @@ def bench_model(nodes: int, kind: str, cache: Path | None = None) -> Path:
         if not external:
             tmp.rename(path)
     return path
+
+
+def emit(result: dict, out: str | None = None) -> int:
+    """Print a benchmark's JSON result (and write it to ``out`` when given); exit status 0."""
+    import json
+
+    text = json.dumps(result, indent=1)
+    if out:
+        Path(out).write_text(text)
+    print(text)
+    return 0

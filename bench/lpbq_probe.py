@@ -25,6 +25,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _measure  # noqa: E402
 
 CIN, COUT = 64, 32
 
@@ -155,11 +158,7 @@ def main() -> int:
         "architectures": archs,
         "rows": rows,
     }
-    text = json.dumps(result, indent=1)
-    if args.out:
-        Path(args.out).write_text(text)
-    print(text)
-    return 0
+    return _measure.emit(result, args.out)
 
 
 if __name__ == "__main__":

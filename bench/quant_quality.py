@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -31,6 +30,11 @@ import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _measure  # noqa: E402
+
+from studio.core.quantize.techniques.bias_correction import output_sqnr_db  # noqa: E402
 
 # name -> (package==version, path in the wheel, input shapes, data kind)
 MODELS = {
@@ -191,20 +195,6 @@ def _outputs(model, feeds):
     return names, [dict(zip(names, sess.run(names, f), strict=True)) for f in feeds]
 
 
-def output_sqnr(ref, test, names) -> float:
-    """Worst output's SQNR pooled over samples (as the studio's reports)."""
-    worst = math.inf
-    for name in names:
-        sig = noise = 0.0
-        for r, t in zip(ref, test, strict=True):
-            x = np.asarray(r[name], np.float64).reshape(-1)
-            y = np.asarray(t[name], np.float64).reshape(-1)
-            sig += float(x @ x)
-            noise += float((x - y) @ (x - y))
-        worst = min(worst, math.inf if noise == 0 else 10 * math.log10(sig / noise))
-    return worst
-
-
 class _Reader:
     def __init__(self, feeds):
         self.it = iter(feeds)
@@ -252,7 +242,7 @@ def run_model(name, models_dir: Path, args, work: Path) -> dict:
     names, ref = _outputs(prepared, eval_feeds)
 
     def score(qdq) -> float:
-        return round(output_sqnr(ref, _outputs(qdq, eval_feeds)[1], names), 2)
+        return round(output_sqnr_db(ref, _outputs(qdq, eval_feeds)[1], names), 2)
 
     default = build_qdq(stats, QuantPlan(), work / f"{name}_w8a8.onnx")
     row["studio_w8a8"] = score(default.qdq_path)
@@ -319,7 +309,7 @@ def run_model(name, models_dir: Path, args, work: Path) -> dict:
             arrays = np.load(out)
             test = [{n: arrays[n][i] for n in arrays.files} for i in range(len(eval_feeds))]
             row["aimet"][method] = round(
-                output_sqnr(ref, test, [n for n in names if n in arrays.files]), 2
+                output_sqnr_db(ref, test, [n for n in names if n in arrays.files]), 2
             )
         numbers = [v for v in row["aimet"].values() if isinstance(v, float)]
         row["aimet_best"] = max(numbers) if numbers else None
@@ -359,11 +349,7 @@ def main() -> int:
         "host_cpus": os.cpu_count(),
         "rows": rows,
     }
-    text = json.dumps(result, indent=1)
-    if args.out:
-        Path(args.out).write_text(text)
-    print(text)
-    return 0
+    return _measure.emit(result, args.out)
 
 
 if __name__ == "__main__":

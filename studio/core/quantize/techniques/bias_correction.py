@@ -275,8 +275,8 @@ def correct_biases(
         deltas[key] = (deltas[key] - step).astype(np.float32)
     last = shifts()
     zeros = {k: np.zeros_like(v) for k, v in deltas.items()}
-    before_db = _output_db(float_final, _runs(sess, finals, feeds, zeros), finals)
-    after_db = _output_db(float_final, _runs(sess, finals, feeds, deltas), finals)
+    before_db = output_sqnr_db(float_final, _runs(sess, finals, feeds, zeros), finals)
+    after_db = output_sqnr_db(float_final, _runs(sess, finals, feeds, deltas), finals)
     result = BiasCorrection(
         [layer.node for layer in layers], _rms(first), _rms(last), before_db, after_db
     )
@@ -306,7 +306,7 @@ def _runs(
     ]
 
 
-def _output_db(
+def output_sqnr_db(
     ref: list[dict[str, np.ndarray]], test: list[dict[str, np.ndarray]], names: list[str]
 ) -> float:
     """The worst output's SQNR pooled over samples (the figure the studio reports)."""
