@@ -38,6 +38,10 @@ def test_selfcheck_gui_reports_a_model_the_window_cannot_open(tmp_path):
     broken.write_bytes(b"this is not a protobuf")
     done = _selfcheck("--model", str(broken), tmp_path=tmp_path)
     assert done.returncode != 0
-    report = json.loads(done.stdout) if done.stdout.strip().startswith("{") else None
-    assert report is None or report["window"]["ok"] is False
-    assert "broken.onnx" in (done.stdout + done.stderr)
+    report = json.loads(done.stdout)  # the report is printed even when the checks fail
+    assert report["window"]["ok"] is False and report["window"]["nodes"] == 0
+    assert (
+        "broken.onnx" in report["window"]["error"]
+        and "not an ONNX model" in report["window"]["error"]
+    )
+    assert not report["cpu"]["ok"] and not report["htp"]["ok"]
