@@ -40,7 +40,7 @@ from studio.core.accuracy.sqnr import Analyser
 from studio.core.calibration import CalibrationStats
 from studio.core.errors import BadInputError, StudioError
 from studio.core.jobs.protocol import JobContext
-from studio.core.quantize import QuantPlan, build_qdq
+from studio.core.quantize import QuantPlan, TensorOverride, build_qdq
 
 SCHEMA_VERSION = 1
 ProfileFn = Callable[[str], float]
@@ -108,10 +108,31 @@ class AutoMpResult:
     # weight -> technique at the chosen point, and every fitted layer's effect before/after
     techniques: dict[str, str] = field(default_factory=dict)
     technique_effects: list[dict[str, Any]] = field(default_factory=list)
-    estimated_for: str | None = None  # the device of ``estimated_ms``, with its error
+    estimated_for: str | None = None  # the device of ``estimated_ms``
+    # the override each kept technique move set ("seqmse:w" -> TensorOverride JSON), so that
+    # any point of the curve can be rebuilt from its plan alone
+    move_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the float model with AdaRound's weights of the chosen point (not in JSON: a plan cannot
     # carry rounded weights, so a result read back from JSON has only its plan)
     model: Any = field(default=None, repr=False)
+
+    def plan_at(self, start: QuantPlan, index: int) -> QuantPlan:
+        """The plan of curve point ``index``: ``start`` with the kept moves up to it (for a
+        point that was undone, the kept ones before it). AdaRound's rounded weights are not a
+        plan: a point with AdaRound moves rebuilds with nearest rounding on its grid."""
+        plan = start.copy()
+        for point in self.curve[: index + 1]:
+            if not point.kept:
+                continue
+            for name in point.promoted:
+                ov = self.plan.overrides.get(name)
+                if ov is not None:
+                    plan.set_override(TensorOverride.from_json(ov.to_json()))
+            for key in point.techniques:
+                data = self.move_overrides.get(key)
+                if data is not None:
+                    plan.set_override(TensorOverride.from_json(data))
+        return plan
 
     def pareto(self) -> list[CurvePoint]:
         """Points no other point beats on both SQNR and estimated ms (needs estimates)."""
@@ -146,6 +167,7 @@ class AutoMpResult:
             "techniques": dict(self.techniques),
             "technique_effects": list(self.technique_effects),
             "estimated_for": self.estimated_for,
+            "move_overrides": dict(self.move_overrides),
         }
 
     @classmethod
@@ -166,6 +188,7 @@ class AutoMpResult:
             techniques=dict(data.get("techniques", {})),
             technique_effects=list(data.get("technique_effects", [])),
             estimated_for=data.get("estimated_for"),
+            move_overrides=dict(data.get("move_overrides", {})),
         )
 
 
@@ -237,32 +260,72 @@ def _model_with(
     return proto
 
 
-PROBED_MOVES = 3  # precision moves (best gain first) built per step to learn their device cost
+PROBED_MOVES = 2  # precision moves (best gain first) priced per step beside the chosen ones
 CostFn = Callable[[Move], float | None]
+
+
+@dataclass
+class _Prices:
+    """Device cost of each precision move, and the base point it was priced against: a price
+    from an earlier base ranks (the next step's cost is close to it), but a move is chosen only
+    at a price of the current base, so every chosen move's ``predicted_ms`` is exact for the
+    point it was applied to."""
+
+    cost_fn: CostFn
+    base: int = 0  # bumped when a point is kept
+    known: dict[str, tuple[float | None, int]] = field(default_factory=dict)
+
+    def price(self, move: Move) -> None:
+        self.known[move.key] = (self.cost_fn(move), self.base)
+
+    def fresh(self, move: Move) -> bool:
+        return self.known.get(move.key, (None, -1))[1] == self.base
 
 
 def _choose(
     moves: list[Move],
-    cost_fn: CostFn | None,
+    prices: _Prices | None,
     count: int,
     base_ms: float | None,
     budget_ms: float | None,
 ) -> tuple[list[Move], bool]:
     """Up to ``count`` moves, best gain per estimated ms first, within ``budget_ms``; and
-    whether a move was left out only because of the budget. ``cost_fn`` (None: no estimates,
-    best gain first) prices the ``PROBED_MOVES`` + ``count`` precision moves of best gain;
-    the others wait for a later step."""
-    if cost_fn is not None:
-        precision = sorted((m for m in moves if m.cost_ms is None), key=lambda m: -m.gain_db)
-        probed = precision[: PROBED_MOVES + count]
-        for m in probed:
-            m.cost_ms = cost_fn(m)
-        moves = [m for m in moves if m.cost_ms is not None]
+    whether a move was left out only because of the budget. With ``prices`` (None: no
+    estimates, best gain first) the ``PROBED_MOVES`` + ``count`` precision moves of best gain
+    are priced if they never were; the others wait for a later step."""
+    if prices is None:
+        return _select(moves, count, None, budget_ms, ranked_by_ms=False)
+    precision = sorted(
+        (m for m in moves if m.kind not in TECHNIQUE_MOVES), key=lambda m: -m.gain_db
+    )
+    for m in precision[: PROBED_MOVES + count]:
+        if m.key not in prices.known:
+            prices.price(m)
+    while True:
+        for m in precision:
+            m.cost_ms = prices.known[m.key][0] if m.key in prices.known else None
+        usable = [m for m in moves if m.cost_ms is not None]
+        chosen, held_back = _select(usable, count, base_ms, budget_ms, ranked_by_ms=True)
+        stale = [m for m in chosen if m.kind not in TECHNIQUE_MOVES and not prices.fresh(m)]
+        if not stale:
+            return chosen, held_back
+        for m in stale:  # re-price at the current base, then choose again
+            prices.price(m)
+
+
+def _select(
+    moves: list[Move],
+    count: int,
+    base_ms: float | None,
+    budget_ms: float | None,
+    *,
+    ranked_by_ms: bool,
+) -> tuple[list[Move], bool]:
     chosen: list[Move] = []
     seen: set[str] = set()
     spent = 0.0
     held_back = False
-    for m in ranked(moves, base_ms if cost_fn is not None else None):
+    for m in ranked(moves, base_ms if ranked_by_ms else None):
         if len(chosen) >= count:
             break
         if m.tensor in seen:
@@ -352,6 +415,7 @@ def auto_mixed_precision(
             return None
         return float(estimate_fn(str(probe_path))) - best_ms
 
+    prices = _Prices(move_cost) if rank_by_ms else None
     tried: set[str] = set()
     just: list[Move] = []
     promoted_total: list[str] = []
@@ -381,9 +445,15 @@ def auto_mixed_precision(
                 )
             )
             if kept:  # better: this is the new base, and its model the current answer
+                if prices is not None:
+                    prices.base += 1
                 best_db, best_plan, best_report = report.output_sqnr_db, current.copy(), report
                 best_applied, best_ms = dict(applied), est_ms
                 promoted_total += [m.tensor for m in just if m.kind not in TECHNIQUE_MOVES]
+                for m in just:
+                    if m.kind in TECHNIQUE_MOVES:
+                        ov = options[m.kind][m.tensor].override
+                        result.move_overrides[m.key] = ov.to_json()
                 work.replace(out)
             else:  # no gain (or over the budget): undo, and do not try these moves again
                 why = "over the latency budget" if over else "no gain"
@@ -407,8 +477,7 @@ def auto_mixed_precision(
                 room = max_promoted - len(promoted_total)
                 moves = moves if room > 0 else []
             moves += technique_moves(options, applied, current, tried)
-            cost_fn = move_cost if rank_by_ms else None
-            just, held_back = _choose(moves, cost_fn, step_size, best_ms, latency_budget_ms)
+            just, held_back = _choose(moves, prices, step_size, best_ms, latency_budget_ms)
             if max_promoted is not None:
                 just = _cap_precision(just, max_promoted - len(promoted_total))
             tried.update(m.key for m in just)

@@ -128,6 +128,6 @@ class TechniqueEffectsView(QWidget):
             )
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                if col == 4 and math.isfinite(g):
+                if col == 4 and math.isfinite(g) and abs(g) >= 0.05:
                     item.setBackground(QBrush(GAIN_COLOUR if g > 0 else LOSS_COLOUR))
                 self.table.setItem(i, col, item)

@@ -350,9 +350,17 @@ class QuantizationWorkspace(QWidget):
         return evaluation.automix_dialog(self)
 
     def auto_mix(
-        self, target_db: float, max_steps: int = 10, backend: str = "cpu", cycles: bool = False
+        self,
+        target_db: float,
+        max_steps: int = 10,
+        backend: str = "cpu",
+        cycles: bool = False,
+        latency_budget_ms: float | None = None,
+        techniques: tuple[str, ...] = ("seqmse",),
     ) -> None:
-        evaluation.auto_mix(self, target_db, max_steps, backend, cycles)
+        evaluation.auto_mix(
+            self, target_db, max_steps, backend, cycles, latency_budget_ms, techniques
+        )
 
     def apply_mix_point(self, index: int) -> bool:
         return evaluation.apply_mix_point(self, index)
