@@ -102,8 +102,15 @@ def test_technique_moves_per_layer_are_free_and_reproducible_from_the_plan(setup
         ov = result.plan.overrides[weight]
         assert ov.bitwidth == 4 and ov.scale and len(ov.scale) > 1  # pinned per-channel grid
     rebuilt = build_qdq(stats, result.plan, tmp / "again.onnx")
-    db = Analyser(stats.prepared_model).analyse(rebuilt.qdq_path, feeds).output_sqnr_db
+    analyser = Analyser(stats.prepared_model)
+    db = analyser.analyse(rebuilt.qdq_path, feeds).output_sqnr_db
     assert db == pytest.approx(result.final_report.output_sqnr_db, abs=1e-6)
+    # every point is its own plan: point 1 rebuilt from plan_at measures what the search did
+    again = AutoMpResult.from_json(result.to_json())
+    one = build_qdq(stats, again.plan_at(plan, 1), tmp / "one.onnx")
+    assert analyser.analyse(one.qdq_path, feeds).output_sqnr_db == pytest.approx(
+        result.curve[1].output_sqnr_db, abs=1e-6
+    )
 
 
 def test_adaround_moves_round_the_chosen_layers_weights(setup):
