@@ -138,3 +138,21 @@ def _float(stats):
     import onnx
 
     return onnx.load(str(stats.prepared_model))
+
+
+def test_an_undone_point_is_rebuilt_from_plan_at(setup):
+    """A point the search undid still names a measured configuration: plan_at gives it."""
+    stats, feeds, tmp = setup
+    result = auto_mixed_precision(
+        stats, QuantPlan(), feeds, tmp / "mp.onnx", target_db=200.0, max_steps=2,
+        device=DEVICE, min_gain_db=1e9,  # every step is undone
+    )  # fmt: skip
+    assert [p.kept for p in result.curve] == [True, False, False] and result.promoted == []
+    analyser = Analyser(stats.prepared_model)
+    for index in (1, 2):
+        plan = AutoMpResult.from_json(result.to_json()).plan_at(QuantPlan(), index)
+        (move,) = result.curve[index].moves
+        assert set(plan.overrides) == {move["tensor"]}  # the point's own move, nothing kept
+        built = build_qdq(stats, plan, tmp / f"p{index}.onnx")
+        db = analyser.analyse(built.qdq_path, feeds).output_sqnr_db
+        assert db == pytest.approx(result.curve[index].output_sqnr_db, abs=1e-6)

@@ -37,7 +37,7 @@ def ws(qtbot, tmp_path, monkeypatch):
     w.runner.wait(10000)
 
 
-def test_latency_budget_from_the_dialog_stops_the_search(qtbot, ws, tmp_path):
+def test_latency_budget_from_the_dialog_and_the_techniques_tab(qtbot, ws, tmp_path):
     device = current_device()
     start = build_qdq(ws.session.stats, ws.session.plan, tmp_path / "start.onnx")
     start_ms = estimate_model(start.qdq_path, device).total_ms
@@ -63,9 +63,11 @@ def test_latency_budget_from_the_dialog_stops_the_search(qtbot, ws, tmp_path):
     assert result.technique_effects == []  # the box was off: precision moves only
     assert ws.mix_curve.budget.isVisible() and ws.mix_curve.budget.value() == budget
     assert "budget" in ws.mix_curve.caption.text()
+    # the same window, per-layer MSE scales on: the Techniques tab shows each layer
+    _techniques_tab_shows_each_layer_before_and_after(qtbot, ws)
 
 
-def test_techniques_tab_shows_each_layer_before_and_after(qtbot, ws):
+def _techniques_tab_shows_each_layer_before_and_after(qtbot, ws):
     with qtbot.waitSignal(ws.runner.result, timeout=120000):
         ws.auto_mix(150.0, max_steps=2, techniques=("seqmse",))
     _start, result = ws.mix_result

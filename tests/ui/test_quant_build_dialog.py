@@ -44,7 +44,7 @@ def _dialog(qtbot, ws):
     return dialog
 
 
-def test_blockwise_is_offered_only_where_the_target_htp_takes_it(qtbot, ws, monkeypatch):
+def test_blockwise_offered_only_where_htp_takes_it_and_built_so(qtbot, ws, monkeypatch, tmp_path):
     dialog = _dialog(qtbot, ws)  # A8W8: no 4-bit weight at all
     assert not dialog.blockwise.isEnabled() and "W4" in dialog.block_note.text()
     assert "Samsung Galaxy S24" in dialog.check_note.text()
@@ -71,11 +71,11 @@ def test_blockwise_is_offered_only_where_the_target_htp_takes_it(qtbot, ws, monk
     dialog = _dialog(qtbot, ws)
     assert not dialog.blockwise.isEnabled() and "v69" in dialog.block_note.text()
     dialog.reject()
+    monkeypatch.setenv(TARGET_ENV, "Samsung Galaxy S24|57|75")
+    _the_dialog_builds_blockwise_weights_through_the_workflow(qtbot, ws, tmp_path)
 
 
-def test_the_dialog_builds_blockwise_weights_through_the_workflow(qtbot, ws, tmp_path):
-    ws.set_defaults(weight_bitwidth=4)
-    ws.set_defaults(activation_bitwidth=16)
+def _the_dialog_builds_blockwise_weights_through_the_workflow(qtbot, ws, tmp_path):
     dialog = _dialog(qtbot, ws)
     out = tmp_path / "pw.bq.onnx"
     dialog.path.setText(str(out))

@@ -331,5 +331,5 @@ def _move_text(move: dict[str, Any]) -> str:
     """One move of the curve: what changed on which tensor, with its predicted est. ms."""
     text = f"{MOVE_TEXT.get(move['kind'], move['kind'])} {move['tensor']}"
     if move.get("predicted_ms") is not None:
-        text += f" (+{move['predicted_ms']:.4f} ms predicted)"
+        text += f" ({move['predicted_ms']:+.4f} est. ms)"
     return text

@@ -109,30 +109,36 @@ class AutoMpResult:
     techniques: dict[str, str] = field(default_factory=dict)
     technique_effects: list[dict[str, Any]] = field(default_factory=list)
     estimated_for: str | None = None  # the device of ``estimated_ms``
-    # the override each kept technique move set ("seqmse:w" -> TensorOverride JSON), so that
-    # any point of the curve can be rebuilt from its plan alone
+    # the override each move set ("act16:t", "seqmse:w" -> TensorOverride JSON), so that any
+    # point of the curve can be rebuilt from its plan alone (``plan_at``)
     move_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the float model with AdaRound's weights of the chosen point (not in JSON: a plan cannot
     # carry rounded weights, so a result read back from JSON has only its plan)
     model: Any = field(default=None, repr=False)
 
     def plan_at(self, start: QuantPlan, index: int) -> QuantPlan:
-        """The plan of curve point ``index``: ``start`` with the kept moves up to it (for a
-        point that was undone, the kept ones before it). AdaRound's rounded weights are not a
-        plan: a point with AdaRound moves rebuilds with nearest rounding on its grid."""
+        """The plan curve point ``index`` measured: ``start`` with the kept moves before it and
+        its own moves (kept or undone). AdaRound's rounded weights are not a plan: a point with
+        AdaRound moves rebuilds with nearest rounding on its grid."""
         plan = start.copy()
-        for point in self.curve[: index + 1]:
-            if not point.kept:
+        for i, point in enumerate(self.curve[: index + 1]):
+            if not point.kept and i != index:
                 continue
-            for name in point.promoted:
-                ov = self.plan.overrides.get(name)
-                if ov is not None:
-                    plan.set_override(TensorOverride.from_json(ov.to_json()))
-            for key in point.techniques:
-                data = self.move_overrides.get(key)
+            for move in point.moves:
+                data = self.move_overrides.get(f"{move['kind']}:{move['tensor']}")
                 if data is not None:
                     plan.set_override(TensorOverride.from_json(data))
+            if not point.moves:  # a result written before moves were recorded
+                for name in point.promoted:
+                    ov = self.plan.overrides.get(name)
+                    if ov is not None:
+                        plan.set_override(TensorOverride.from_json(ov.to_json()))
         return plan
+
+    def touched(self) -> set[str]:
+        """Every tensor a move of the curve changed."""
+        names = {m["tensor"] for p in self.curve for m in p.moves}
+        return names | {n for p in self.curve for n in p.promoted}
 
     def pareto(self) -> list[CurvePoint]:
         """Points no other point beats on both SQNR and estimated ms (needs estimates)."""
@@ -450,10 +456,6 @@ def auto_mixed_precision(
                 best_db, best_plan, best_report = report.output_sqnr_db, current.copy(), report
                 best_applied, best_ms = dict(applied), est_ms
                 promoted_total += [m.tensor for m in just if m.kind not in TECHNIQUE_MOVES]
-                for m in just:
-                    if m.kind in TECHNIQUE_MOVES:
-                        ov = options[m.kind][m.tensor].override
-                        result.move_overrides[m.key] = ov.to_json()
                 work.replace(out)
             else:  # no gain (or over the budget): undo, and do not try these moves again
                 why = "over the latency budget" if over else "no gain"
@@ -491,6 +493,7 @@ def auto_mixed_precision(
                 break  # nothing left to change
             for m in just:
                 apply_move(current, m, options, applied)
+                result.move_overrides[m.key] = current.overrides[m.tensor].to_json()
             ctx.log(f"step {step + 1}: {', '.join(m.key for m in just)}")
     finally:
         for path in (work, probe_path):

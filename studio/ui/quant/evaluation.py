@@ -347,18 +347,17 @@ def auto_mix(
 
 
 def apply_mix_point(ws, index: int) -> bool:
-    """Apply curve point ``index`` (its plan: the kept moves up to it, ``AutoMpResult.plan_at``):
-    every tensor the search changed takes that plan's override, or what it had before the
-    search. One undo step."""
+    """Apply curve point ``index``: the configuration it measured (``AutoMpResult.plan_at``:
+    the kept moves before it and its own, even if the search then undid them). Every tensor the
+    search changed takes that plan's override, or what it had before the search. One undo
+    step."""
     if ws.mix_result is None:
         return False
     start_plan, result = ws.mix_result
     if not 0 <= index < len(result.curve):
         return False
     plan = result.plan_at(start_plan, index)
-    touched = set(result.promoted) | {
-        key.split(":", 1)[1] for p in result.curve if p.kept for key in p.techniques
-    }
+    touched = result.touched()
     changes = {name: plan.overrides.get(name) for name in sorted(touched)}
     changes = {n: ov for n, ov in changes.items() if _differs(ov, ws.session.plan.overrides.get(n))}
     point = result.curve[index]
@@ -366,11 +365,8 @@ def apply_mix_point(ws, index: int) -> bool:
     if not changes:
         ws.show_message(f"auto-mix point {index}: {point.output_sqnr_db:.1f} dB, the plan as it is")
         return True
-    widened = sum(1 for n in result.promoted if n in plan.overrides)
     return ws.push_overrides(
-        changes,
-        f"auto-mix: {widened} tensors widened, {len(touched) - len(set(result.promoted))} "
-        f"layer technique(s) ({point.output_sqnr_db:.1f} dB at step {index})",
+        changes, f"auto-mix: point {index} applied ({point.output_sqnr_db:.1f} dB)"
     )
 
 
