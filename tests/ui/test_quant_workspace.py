@@ -729,6 +729,10 @@ def test_build_qdq_with_techniques_and_the_mse_column(qtbot, ws, tmp_path):
     assert out.is_file() and tech["techniques"] == ["bias-correction"]
     assert tech["layers"] and "techniques bias-correction" in ws.message.text()
     assert "random samples" in tech["data_label"]
+    # each layer's effect, before and after, in the Techniques tab
+    rows = ws.technique_view.rows
+    assert {r["name"] for r in rows} == {f"{e['node']} / {e['weight']}" for e in tech["layers"]}
+    assert ws.technique_view.table.rowCount() == len(tech["layers"])
     # the relative quantisation-MSE column: a number for quantised tensors
     from studio.ui.quant.table import COL
 

@@ -167,7 +167,10 @@ def check_request(req: QuantizeRequest) -> None:
     if req.latency_budget_ms is not None and (not req.auto_mp or req.latency_budget_ms <= 0):
         raise BadInputError("--latency-budget-ms needs --auto-mp and a value > 0")
     if parse_techniques(req.techniques) and req.auto_mp:
-        raise BadInputError("--techniques and --auto-mp cannot be combined yet: run one of them")
+        raise BadInputError(
+            "--techniques and --auto-mp cannot be combined: --auto-mp chooses techniques per "
+            "layer itself (--mp-techniques seqmse,adaround)"
+        )
     mp_technique_names(req)  # unknown names fail here
     if req.mp_cycles and not req.auto_mp:
         raise BadInputError("--mp-cycles measures the --auto-mp curve: add --auto-mp")
