@@ -28,6 +28,7 @@ import onnx
 
 from studio.core.accuracy.mp_moves import (
     TECHNIQUE_MOVES,
+    Layers,
     LayerTechnique,
     Move,
     apply_move,
@@ -399,6 +400,7 @@ def auto_mixed_precision(
         ctx.progress(0.0, f"fitting {', '.join(techniques)} per layer")
     options = fit_layer_techniques(stats, plan, technique_feeds or feeds, tuple(techniques))
     result.technique_effects = _effects(options)
+    layers = Layers(onnx.load(str(stats.prepared_model)))
     best_db = -math.inf
     best_plan = current.copy()
     best_report: SqnrReport | None = None
@@ -474,11 +476,11 @@ def auto_mixed_precision(
             if step == max_steps:
                 break
             assert best_report is not None
-            moves = precision_moves(current, best_report, tried)
+            moves = precision_moves(current, best_report, tried, layers)
             if max_promoted is not None:
                 room = max_promoted - len(promoted_total)
                 moves = moves if room > 0 else []
-            moves += technique_moves(options, applied, current, tried)
+            moves += technique_moves(options, applied, current, tried, best_report, layers)
             just, held_back = _choose(moves, prices, step_size, best_ms, latency_budget_ms)
             if max_promoted is not None:
                 just = _cap_precision(just, max_promoted - len(promoted_total))

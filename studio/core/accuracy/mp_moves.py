@@ -53,11 +53,71 @@ class Move:
         }
 
 
-def precision_moves(plan: QuantPlan, report: SqnrReport, tried: set[str]) -> list[Move]:
+# ASSUMED own SQNR of an 8-bit activation's quantisation (dB), used only to split a layer's added
+# error between its weight and its output when ranking moves; the search measures every move
+ACT8_OWN_DB = 40.0
+FUSED_AFTER = ("Relu", "Clip", "BatchNormalization")
+RELIABLE_ADDED_DB = 0.5  # below this a layer's added dB says little about its weight
+
+
+class Layers:
+    """Which weight produces which analysed tensor, and how a layer's added error splits.
+
+    A layer's ``added_db`` (the SQNR its output loses against its input) holds both its weight's
+    error and its output's quantisation. The split uses the weight's measured SQNR and an
+    assumed 8-bit activation SQNR (ACT8_OWN_DB): with a 4-bit weight at ~19 dB nearly all of
+    it is the weight's, so widening the output to 16 bits would buy almost nothing."""
+
+    def __init__(self, proto: Any) -> None:
+        consumers: dict[str, list[Any]] = {}
+        for node in proto.graph.node:
+            for name in node.input:
+                consumers.setdefault(name, []).append(node)
+        inits = {t.name for t in proto.graph.initializer}
+        self.outputs: dict[str, list[str]] = {}  # weight -> tensors its layer's figures use
+        for node in proto.graph.node:
+            if len(node.input) < 2 or node.input[1] not in inits or not node.output:
+                continue
+            if node.op_type not in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
+                continue
+            chain, tensor = [node.output[0]], node.output[0]
+            for _ in range(2):  # BN and ReLU/Clip folded after it: figures measured there
+                nxt = consumers.get(tensor, [])
+                if len(nxt) != 1 or nxt[0].op_type not in FUSED_AFTER or not nxt[0].output:
+                    break
+                tensor = nxt[0].output[0]
+                chain.append(tensor)
+            self.outputs[node.input[1]] = chain
+        self.weight_of = {t: w for w, chain in self.outputs.items() for t in chain}
+
+    def added_db(self, report: SqnrReport, weight: str) -> float | None:
+        found = [
+            layer.added_db
+            for t in self.outputs.get(weight, [])
+            if (layer := report.layer(t)) is not None and math.isfinite(layer.added_db)
+        ]
+        return max(found) if found else None
+
+    @staticmethod
+    def weight_share(report: SqnrReport, weight: str | None) -> float:
+        """The part of a layer's added error its weight causes (0 without a weight)."""
+        if weight is None or weight not in report.weights:
+            return 0.0
+        nw = 10 ** (-report.weights[weight] / 10)
+        na = 10 ** (-ACT8_OWN_DB / 10)
+        return nw / (nw + na)
+
+
+def precision_moves(
+    plan: QuantPlan, report: SqnrReport, tried: set[str], layers: Layers | None = None
+) -> list[Move]:
     """Activations that add error and are still 8-bit; 4-bit weights (see the module)."""
     moves: list[Move] = []
     for layer in report.layers:
-        move = Move(layer.tensor, "act16", layer.added_db)
+        share = 1.0
+        if layers is not None:
+            share = 1.0 - layers.weight_share(report, layers.weight_of.get(layer.tensor))
+        move = Move(layer.tensor, "act16", layer.added_db * share)
         if move.key in tried:
             continue
         bits = plan.activation_bits(layer.tensor)
@@ -71,8 +131,13 @@ def precision_moves(plan: QuantPlan, report: SqnrReport, tried: set[str]) -> lis
         bits = (ov.bitwidth if ov is not None and ov.bitwidth else None) or plan.weight_bitwidth
         if bits != 4 or f"weight8:{name}" in tried:
             continue
-        # a 4-bit weight near 20 dB hurts about as much as an activation adding 6+ dB
-        moves.append(Move(name, "weight8", max(0.0, 26.0 - db)))
+        # a 4-bit weight near 20 dB hurts about as much as an activation adding 6+ dB; where
+        # its layer's measured added error says more (a 4-bit head), that figure
+        gain = max(0.0, 26.0 - db)
+        added = layers.added_db(report, name) if layers is not None else None
+        if added is not None and layers is not None:
+            gain = max(gain, added * layers.weight_share(report, name))
+        moves.append(Move(name, "weight8", gain))
     return moves
 
 
@@ -92,11 +157,17 @@ def technique_moves(
     applied: dict[str, str],
     plan: QuantPlan,
     tried: set[str],
+    report: SqnrReport | None = None,
+    layers: Layers | None = None,
 ) -> list[Move]:
-    """Per layer, each technique that beats what the layer has now by MIN_TECHNIQUE_GAIN_DB."""
+    """Per layer, each technique that beats what the layer has now by MIN_TECHNIQUE_GAIN_DB.
+
+    Its expected gain is its weight-only layer SQNR gain, capped by the part of the layer's
+    measured added error its weight causes (a layer that adds nothing at the output cannot
+    gain there, however much its weight-only figure moves)."""
     moves: list[Move] = []
-    for kind, layers in options.items():
-        for weight, tech in layers.items():
+    for kind, fitted in options.items():
+        for weight, tech in fitted.items():
             move = Move(weight, kind, 0.0, cost_ms=0.0)
             if move.key in tried or applied.get(weight) == kind:
                 continue
@@ -106,6 +177,14 @@ def technique_moves(
             now = applied.get(weight)
             current_db = options[now][weight].after_db if now else tech.before_db
             move.gain_db = tech.after_db - current_db
+            if report is not None and layers is not None:
+                added = layers.added_db(report, weight)
+                # a layer measured after a folded ReLU often reads ~0 added dB (the clip hides
+                # its error there): then a quarter of the weight-only gain is expected
+                cap = move.gain_db / 4
+                if added is not None and added > RELIABLE_ADDED_DB:
+                    cap = added * layers.weight_share(report, weight)
+                move.gain_db = min(move.gain_db, cap)
             if move.gain_db >= MIN_TECHNIQUE_GAIN_DB:
                 moves.append(move)
     return moves
