@@ -263,7 +263,8 @@ def _print_human(summary: dict[str, Any], args: argparse.Namespace) -> None:
             )
         if extra.get("stopped_by_budget"):
             print(
-                f"  stopped: the next point exceeded the latency budget {extra['latency_budget_ms']} ms"
+                "  stopped: no further move fits the latency budget "
+                f"{extra['latency_budget_ms']:g} ms (estimated on {extra['estimated_for']})"
             )
     if summary["promoted"]:
         print(

@@ -489,7 +489,7 @@ def auto_mixed_precision(
                 if held_back:
                     ctx.log(
                         f"step {step + 1}: every remaining move would exceed the latency budget "
-                        f"{latency_budget_ms:.3f} ms (estimated); stopped"
+                        f"{latency_budget_ms:.4g} ms (estimated); stopped"
                     )
                     result.stopped_by_budget = True
                 break  # nothing left to change
