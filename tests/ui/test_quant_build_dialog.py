@@ -71,6 +71,11 @@ def test_blockwise_offered_only_where_htp_takes_it_and_built_so(qtbot, ws, monke
     dialog = _dialog(qtbot, ws)
     assert not dialog.blockwise.isEnabled() and "v69" in dialog.block_note.text()
     dialog.reject()
+    # the editor refuses what a v66 target cannot run: an INT4 Conv weight under A16
+    monkeypatch.setenv(TARGET_ENV, "Google Pixel 4|12|66")
+    assert not ws.edit_field("k3.w", "bits", "4")
+    assert "v66 has no INT4 Conv" in ws.message.text()
+    assert ws.edit_field("fc.w", "bits", "4")  # a Gemm weight: fine there
     monkeypatch.setenv(TARGET_ENV, "Samsung Galaxy S24|57|75")
     _the_dialog_builds_blockwise_weights_through_the_workflow(qtbot, ws, tmp_path)
 

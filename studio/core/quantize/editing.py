@@ -265,7 +265,7 @@ def check_plan_for_htp(plan, proto: onnx.ModelProto, htp_arch: int | None = None
         bits = ov.bitwidth if ov is not None and ov.bitwidth else plan.weight_bitwidth
         if bits == 32:
             continue  # biases
-        reason = why_not(proto, name, bits, htp_arch, _activation_bits_of(plan, proto, name))
+        reason = why_not(proto, name, bits, htp_arch, activation_bits_of(plan, proto, name))
         if reason is None:
             continue
         if ov is not None and ov.bitwidth:
@@ -278,7 +278,7 @@ def check_plan_for_htp(plan, proto: onnx.ModelProto, htp_arch: int | None = None
         )
 
 
-def _activation_bits_of(plan, proto: onnx.ModelProto, weight: str) -> int | None:
+def activation_bits_of(plan, proto: onnx.ModelProto, weight: str) -> int | None:
     """The widest activation width the ops reading ``weight`` as a weight take as input."""
     widths = [
         plan.activation_bits(node.input[0]) or 0
