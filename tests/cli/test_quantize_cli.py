@@ -271,3 +271,37 @@ def test_quantize_block_wise_int4(capsys, tmp_path):
     rc, _, err = _run(capsys, "quantize", model, "-o", out, "--calib", tmp_path / "d.npz",
                       "--weight-bw", "4", "--block-size", "24")  # fmt: skip
     assert rc == 2 and "power of two" in err
+
+
+def test_auto_mp_json_has_moves_techniques_and_the_device_estimate(
+    capsys, conv_model, calib, tmp_path
+):
+    rc, stdout, err = _run(
+        capsys, "quantize", conv_model, "-o", tmp_path / "q.onnx", "--calib", calib,
+        "--weight-bw", "4", "--auto-mp", "--target-sqnr", "200", "--max-steps", "1",
+        "--mp-techniques", "seqmse", "--latency-budget-ms", "50", "--cache-dir", tmp_path / "c",
+        "--json",
+    )  # fmt: skip
+    assert rc == 0, err
+    data = json.loads(stdout)
+    extra = data["auto_mp"]
+    assert extra["mp_techniques"] == ["seqmse"] and extra["latency_budget_ms"] == 50.0
+    assert (
+        extra["estimated_for"] in extra["estimate_label"] and "estimated" in extra["estimate_label"]
+    )
+    assert {e["weight"] for e in extra["technique_effects"]} >= {"stem.weight", "head.weight"}
+    assert set(extra["pareto_steps"]) <= {p["step"] for p in data["curve"]}
+    for point in data["curve"][1:]:
+        (move,) = point["moves"]
+        assert move["kind"] in ("act16", "weight8", "seqmse") and move["predicted_ms"] is not None
+    kept = [p for p in data["curve"] if p["kept"]]
+    assert data["promoted"] == [t for p in kept for t in p["promoted"]]
+    assert extra["chosen_estimated_ms"] == kept[-1]["estimated_ms"]
+
+
+def test_unknown_mp_technique_is_refused(capsys, conv_model, tmp_path):
+    rc, _, err = _run(
+        capsys, "quantize", conv_model, "-o", tmp_path / "q.onnx", "--auto-mp",
+        "--target-sqnr", "30", "--mp-techniques", "cle",
+    )  # fmt: skip
+    assert rc == 2 and "--mp-techniques" in err and "cle" in err

@@ -75,3 +75,28 @@ def test_weight_sqnr_is_finite_for_int4(cnn_stats, tmp_path):
     feeds = [{"input": np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)}]
     report = Analyser(cnn_stats.prepared_model).analyse(built.qdq_path, feeds)
     assert 5 < report.weights["stem.weight"] < 30  # 4-bit weights really stored at 4 bits
+
+
+def test_int4_conv_weights_with_16_bit_activations_need_htp_v68(cnn_stats, tmp_path, monkeypatch):
+    """HTP v65/v66 has no INT4 Conv kernel under 16-bit activations (bench/lpbq_probe.py);
+    Gemm/MatMul take it everywhere, and v68+ takes the Conv too."""
+    from studio.core.engine.sessions import TARGET_ENV
+    from studio.core.quantize.editing import check_plan_for_htp
+
+    proto = onnx.load(str(cnn_stats.prepared_model))
+    assert "v66" in why_not(proto, "stem.weight", 4, 66, activation_bits=16)
+    assert why_not(proto, "stem.weight", 4, 66, activation_bits=8) is None
+    assert why_not(proto, "stem.weight", 4, 68, activation_bits=16) is None
+    assert why_not(proto, "head.weight", 4, 66, activation_bits=16) is None  # a Gemm weight
+    a16w4 = QuantPlan(activation_bitwidth=16, weight_bitwidth=4)
+    check_plan_for_htp(a16w4, proto, 68)
+    check_plan_for_htp(QuantPlan(weight_bitwidth=4), proto, 66)
+    # one 16-bit Conv input is enough to refuse that Conv's INT4 weight
+    plan = QuantPlan(weight_bitwidth=4)
+    plan.set_override(TensorOverride("/stem/Relu_output_0", bitwidth=16))
+    with pytest.raises(BadInputError, match=r"'block.conv.weight'.*v66 has no INT4 Conv"):
+        check_plan_for_htp(plan, proto, 66)
+    monkeypatch.setenv(TARGET_ENV, "Google Pixel 4|12|66")
+    with pytest.raises(BadInputError, match=r"4-bit weights cannot run on QNN HTP: tensor"):
+        build_qdq(cnn_stats, a16w4, tmp_path / "q.onnx")
+    assert not (tmp_path / "q.onnx").exists()

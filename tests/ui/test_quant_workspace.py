@@ -346,22 +346,38 @@ def test_auto_mix_curve_points_apply(qtbot, ws, ctx):
         ws.analyse()
     base = ws.sqnr_report.output_sqnr_db
     with qtbot.waitSignal(ws.runner.result, timeout=120000):
-        ws.auto_mix(base + 40.0, max_steps=3)  # out of reach: the search runs every step
+        ws.auto_mix(base + 40.0, max_steps=2)  # out of reach: the search runs every step
     _start, result = ws.mix_result
-    assert len(result.curve) == 4 and not result.met
+    assert len(result.curve) == 3 and not result.met
+    # x: each point's estimated ms on the target device (the speed axis), Pareto points ringed
+    from studio.core.devices.catalogue import current_device
+
     x, y = ws.mix_curve.curve.getData()
-    assert list(x) == [p.wide_tensors for p in result.curve]
+    assert list(x) == pytest.approx([p.estimated_ms for p in result.curve])
+    assert all(v > 0 for v in x) and result.estimated_for == current_device().name
     assert list(y) == pytest.approx([p.output_sqnr_db for p in result.curve])
     assert y[0] == pytest.approx(base, abs=1e-6)
-    # the last point was applied as one undo step
-    promoted = result.promoted
-    assert promoted and ctx.undo_stack.count() == 1
+    px, py = ws.mix_curve.pareto_item.getData()
+    pareto = [p for p in result.curve if p.step in {q.step for q in result.pareto()}]
+    assert list(px) == pytest.approx([p.estimated_ms for p in pareto]) and len(px) >= 1
+    assert "estimated ms" in ws.mix_curve.plot.plotItem.getAxis("bottom").labelText
+    assert "Pareto" in ws.mix_curve.caption.text() and "estimate" in ws.mix_curve.caption.text()
+    ws.mix_curve.x_axis.setCurrentIndex(ws.mix_curve.x_axis.findData("count"))
+    assert list(ws.mix_curve.curve.getData()[0]) == [p.wide_tensors for p in result.curve]
+    # every fitted per-layer technique is in the Techniques tab, the kept ones marked
+    rows = ws.technique_view.rows
+    assert {r["name"] for r in rows} == {e["weight"] for e in result.technique_effects}
+    assert sum(r["chosen"] for r in rows) == len(result.techniques)
+    # the last kept point was applied as one undo step
+    promoted, techniques = result.promoted, set(result.techniques)
+    assert (promoted or techniques) and ctx.undo_stack.count() == 1
     assert all(ws.session.override(n).bitwidth == 16 for n in promoted)
+    assert all(ws.session.override(n).scale for n in techniques)  # the pinned MSE scales
     # ... and its measured SQNR is what the table shows now
     assert not ws.session.sqnr_stale and ws.sqnr_report is result.final_report
     # clicking the first point goes back to the starting plan (another undo step)
     ws.mix_curve.point_clicked.emit(0)
-    assert all(ws.session.override(n) is None for n in promoted)
+    assert all(ws.session.override(n) is None for n in [*promoted, *techniques])
     assert ctx.undo_stack.count() == 2
     ctx.undo_stack.undo()
     assert all(ws.session.override(n).bitwidth == 16 for n in promoted)
@@ -695,7 +711,7 @@ def test_auto_mix_with_htp_cycles_plots_the_cycles_axis(qtbot, ws, monkeypatch):
     assert len(result.curve) == 3 and all(p.cycles > 10_000 for p in result.curve)
     assert ws.mix_curve.plot.plotItem.getAxis("right").isVisible()
     x, y = ws.mix_curve.cycles_curve.getData()
-    assert list(x) == [p.wide_tensors for p in result.curve]
+    assert list(x) == pytest.approx([p.estimated_ms for p in result.curve])  # the x axis
     assert list(y) == [p.cycles for p in result.curve]
     assert "HTP cycles per inference" in ws.mix_curve.caption.text()
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -713,6 +729,10 @@ def test_build_qdq_with_techniques_and_the_mse_column(qtbot, ws, tmp_path):
     assert out.is_file() and tech["techniques"] == ["bias-correction"]
     assert tech["layers"] and "techniques bias-correction" in ws.message.text()
     assert "random samples" in tech["data_label"]
+    # each layer's effect, before and after, in the Techniques tab
+    rows = ws.technique_view.rows
+    assert {r["name"] for r in rows} == {f"{e['node']} / {e['weight']}" for e in tech["layers"]}
+    assert ws.technique_view.table.rowCount() == len(tech["layers"])
     # the relative quantisation-MSE column: a number for quantised tensors
     from studio.ui.quant.table import COL
 

@@ -4,7 +4,8 @@
         [--eval DATA] [--method minmax|percentile|entropy|mse] [--percentile P] [--act-bw 8|16] [--weight-bw 8|4]
         [--per-channel | --no-per-channel] [--encodings IN.json]
         [--export-encodings OUT.json --format FORMAT]  (any registered encodings format)
-        [--auto-mp --target-sqnr DB [--max-steps N] [--mp-backend cpu|htp] [--mp-cycles]]
+        [--auto-mp --target-sqnr DB [--max-steps N] [--latency-budget-ms MS]
+         [--mp-techniques seqmse,adaround|none] [--mp-backend cpu|htp] [--mp-cycles]]
         [--mean R,G,B --std R,G,B --layout NCHW|NHWC]
         [--input-shape NAME=D0,D1,...] [--cache-dir DIR] [--plan PLAN.json] [--check-htp] [--json]
 
@@ -15,7 +16,10 @@ measured on CPU (float vs the written QDQ model; on HTP with ``--mp-backend htp`
 device) on data calibration did not see: ``--eval``, else the last quarter of ``--calib`` (which
 calibration then leaves out); with under 16 samples all of them, and the figure says so. ``--mp-cycles`` also measures each point of the curve on
 QNN HTP (accelerator cycles of one inference, CPU fallback disabled; simulated on x86-64) so
-accuracy and speed can be weighed together.
+accuracy and speed can be weighed together. ``--auto-mp`` chooses per layer among 16-bit
+activations, 8-bit weights (from 4) and the techniques of ``--mp-techniques`` (default seqmse),
+by SQNR gained per millisecond of the target device's latency estimate; ``--latency-budget-ms``
+stops it before a move whose estimated cost would exceed the budget.
 Nothing is written unless everything succeeded.
 """
 
@@ -90,6 +94,12 @@ def register(subparsers: Any) -> None:
         type=float,
         help="--auto-mp: stop before a step whose estimated latency on the target device "
         "(--device) exceeds this many ms",
+    )
+    parser.add_argument(
+        "--mp-techniques",
+        default="seqmse",
+        help="--auto-mp: per-layer technique moves it may choose beside precision, "
+        "comma-separated: seqmse, adaround; or none (default seqmse)",
     )
     parser.add_argument(
         "--mp-backend",
@@ -200,6 +210,7 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
         target_sqnr=args.target_sqnr,
         max_steps=args.max_steps,
         latency_budget_ms=args.latency_budget_ms,
+        mp_techniques=args.mp_techniques,
         mp_backend=args.mp_backend,
         mp_cycles=args.mp_cycles,
         export_encodings=args.export_encodings,
@@ -244,12 +255,21 @@ def _print_human(summary: dict[str, Any], args: argparse.Namespace) -> None:
             "`npu-studio estimate`); Pareto points (SQNR vs est. ms): steps "
             + ", ".join(map(str, extra["pareto_steps"]))
         )
+        print(f"  chosen point: {extra['estimate_label']}")
+        if extra.get("techniques"):
+            print(
+                "  techniques per layer: "
+                + ", ".join(f"{w} {k}" for w, k in sorted(extra["techniques"].items()))
+            )
         if extra.get("stopped_by_budget"):
             print(
-                f"  stopped: the next point exceeded the latency budget {extra['latency_budget_ms']} ms"
+                "  stopped: no further move fits the latency budget "
+                f"{extra['latency_budget_ms']:g} ms (estimated on {extra['estimated_for']})"
             )
     if summary["promoted"]:
-        print(f"promoted to 16 bit: {', '.join(summary['promoted'])}")
+        print(
+            f"widened (activations to 16 bit, 4-bit weights to 8): {', '.join(summary['promoted'])}"
+        )
     if args.export_encodings:
         print(f"encodings ({args.format}) written to {args.export_encodings}")
     tech = summary.get("techniques")
@@ -293,6 +313,24 @@ def curve_table(curve: list[dict[str, Any]]) -> str:
         if with_est:
             est = p.get("estimated_ms")
             line += f"  {est:>8.3f}" if est is not None else f"  {'-':>8}"
-        tried = ", ".join(p["promoted"]) or "(start)"
+        tried = ", ".join(_move_text(m) for m in p.get("moves", [])) or (
+            ", ".join(p["promoted"]) or "(start)"
+        )
         lines.append(f"{line}  {'kept' if p['kept'] else 'undone'}: {tried}")
     return "\n".join(lines)
+
+
+MOVE_TEXT = {
+    "act16": "16-bit",
+    "weight8": "8-bit weight",
+    "seqmse": "seqmse",
+    "adaround": "adaround",
+}
+
+
+def _move_text(move: dict[str, Any]) -> str:
+    """One move of the curve: what changed on which tensor, with its predicted est. ms."""
+    text = f"{MOVE_TEXT.get(move['kind'], move['kind'])} {move['tensor']}"
+    if move.get("predicted_ms") is not None:
+        text += f" ({move['predicted_ms']:+.4f} est. ms)"
+    return text

@@ -1,12 +1,17 @@
-"""Automatic mixed precision: promote the most damaging tensors until the output SQNR target.
+"""Automatic mixed precision: per layer, the precision or technique that buys the most SQNR per
+estimated millisecond on the target device, until the output SQNR target or the latency budget.
 
-Greedy and measured, never estimated: each step builds the QDQ model for the current plan (no
-recalibration, ~tens of ms), measures per-layer SQNR on the evaluation samples, stops when the
-worst model output reaches ``target_db`` or the budget is spent, else promotes the ``step``
-tensors that ADD the most error themselves (``LayerSqnr.added_db``, not the cumulative SQNR,
-which is low everywhere downstream of one bad layer): activations 8 -> 16 bit, and weights 4 -> 8
-bit when their own SQNR is the worst. Float fallback is not used: on QNN HTP a float tensor
-leaves the NPU. The curve keeps every point, with HTP cycles when ``profile_fn`` is given.
+Greedy and measured: each step builds the QDQ model for the current plan (no recalibration,
+~tens of ms), measures per-layer SQNR on the evaluation samples and, with ``device``, the target
+device's latency estimate of that very model. It stops when the worst model output reaches
+``target_db``, when the next move would break ``latency_budget_ms``, or when the step budget is
+spent. The moves (``mp_moves``): an activation 8 -> 16 bit, a 4-bit weight -> 8 bit, or the MSE
+scale search / AdaRound on one layer's weight (fitted once, on calibration samples). They are
+ranked by expected gain (the error a tensor ADDS itself, ``LayerSqnr.added_db``, not the
+cumulative SQNR, which is low everywhere downstream of one bad layer; a technique's weight-only
+layer SQNR gain) per predicted estimated ms. Float fallback is not used: on QNN HTP a float
+tensor leaves the NPU. The curve keeps every point, with HTP cycles when ``profile_fn`` is given,
+and its Pareto points (SQNR against estimated ms).
 """
 
 from __future__ import annotations
@@ -19,10 +24,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 
+from studio.core.accuracy.mp_moves import (
+    TECHNIQUE_MOVES,
+    Layers,
+    LayerTechnique,
+    Move,
+    apply_move,
+    precision_moves,
+    ranked,
+    technique_moves,
+)
 from studio.core.accuracy.report import SqnrReport, _num, _unnum
 from studio.core.accuracy.sqnr import Analyser
 from studio.core.calibration import CalibrationStats
+from studio.core.errors import BadInputError, StudioError
 from studio.core.jobs.protocol import JobContext
 from studio.core.quantize import QuantPlan, TensorOverride, build_qdq
 
@@ -42,6 +59,9 @@ class CurvePoint:
     kept: bool = True
     # the target device's estimated latency of this point (the speed axis decisions use)
     estimated_ms: float | None = None
+    # technique moves of this step ("seqmse:conv1.weight"), and every move with its prediction
+    techniques: list[str] = field(default_factory=list)
+    moves: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +72,8 @@ class CurvePoint:
             "cycles": self.cycles,
             "kept": self.kept,
             "estimated_ms": self.estimated_ms,
+            "techniques": list(self.techniques),
+            "moves": list(self.moves),
         }
 
     @classmethod
@@ -64,6 +86,8 @@ class CurvePoint:
             cycles=data.get("cycles"),
             kept=bool(data.get("kept", True)),
             estimated_ms=data.get("estimated_ms"),
+            techniques=list(data.get("techniques", [])),
+            moves=list(data.get("moves", [])),
         )
 
 
@@ -82,6 +106,40 @@ class AutoMpResult:
     elapsed_s: float = 0.0
     latency_budget_ms: float | None = None
     stopped_by_budget: bool = False
+    # weight -> technique at the chosen point, and every fitted layer's effect before/after
+    techniques: dict[str, str] = field(default_factory=dict)
+    technique_effects: list[dict[str, Any]] = field(default_factory=list)
+    estimated_for: str | None = None  # the device of ``estimated_ms``
+    # the override each move set ("act16:t", "seqmse:w" -> TensorOverride JSON), so that any
+    # point of the curve can be rebuilt from its plan alone (``plan_at``)
+    move_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the float model with AdaRound's weights of the chosen point (not in JSON: a plan cannot
+    # carry rounded weights, so a result read back from JSON has only its plan)
+    model: Any = field(default=None, repr=False)
+
+    def plan_at(self, start: QuantPlan, index: int) -> QuantPlan:
+        """The plan curve point ``index`` measured: ``start`` with the kept moves before it and
+        its own moves (kept or undone). AdaRound's rounded weights are not a plan: a point with
+        AdaRound moves rebuilds with nearest rounding on its grid."""
+        plan = start.copy()
+        for i, point in enumerate(self.curve[: index + 1]):
+            if not point.kept and i != index:
+                continue
+            for move in point.moves:
+                data = self.move_overrides.get(f"{move['kind']}:{move['tensor']}")
+                if data is not None:
+                    plan.set_override(TensorOverride.from_json(data))
+            if not point.moves:  # a result written before moves were recorded
+                for name in point.promoted:
+                    ov = self.plan.overrides.get(name)
+                    if ov is not None:
+                        plan.set_override(TensorOverride.from_json(ov.to_json()))
+        return plan
+
+    def touched(self) -> set[str]:
+        """Every tensor a move of the curve changed."""
+        names = {m["tensor"] for p in self.curve for m in p.moves}
+        return names | {n for p in self.curve for n in p.promoted}
 
     def pareto(self) -> list[CurvePoint]:
         """Points no other point beats on both SQNR and estimated ms (needs estimates)."""
@@ -113,6 +171,10 @@ class AutoMpResult:
             "latency_budget_ms": self.latency_budget_ms,
             "stopped_by_budget": self.stopped_by_budget,
             "pareto": [p.step for p in self.pareto()],
+            "techniques": dict(self.techniques),
+            "technique_effects": list(self.technique_effects),
+            "estimated_for": self.estimated_for,
+            "move_overrides": dict(self.move_overrides),
         }
 
     @classmethod
@@ -130,7 +192,159 @@ class AutoMpResult:
             elapsed_s=float(data.get("elapsed_s", 0.0)),
             latency_budget_ms=data.get("latency_budget_ms"),
             stopped_by_budget=bool(data.get("stopped_by_budget", False)),
+            techniques=dict(data.get("techniques", {})),
+            technique_effects=list(data.get("technique_effects", [])),
+            estimated_for=data.get("estimated_for"),
+            move_overrides=dict(data.get("move_overrides", {})),
         )
+
+
+def fit_layer_techniques(
+    stats: CalibrationStats,
+    plan: QuantPlan,
+    feeds: list[dict[str, np.ndarray]],
+    kinds: tuple[str, ...] | list[str],
+) -> dict[str, dict[str, LayerTechnique]]:
+    """Per technique kind, per weight: what it does to that layer alone (see ``mp_moves``).
+
+    Fitted once on the calibration ``feeds`` at the plan's weight widths, by the techniques'
+    own code: ``seqmse`` is the MSE scale search, ``adaround`` AdaRound on that search's grid.
+    """
+    from studio.core.quantize.techniques import apply_techniques
+    from studio.core.quantize.techniques.layers import initializer
+
+    unknown = [k for k in kinds if k not in TECHNIQUE_MOVES]
+    if unknown:
+        raise BadInputError(
+            f"auto-MP techniques: unknown {', '.join(unknown)} (choose {', '.join(TECHNIQUE_MOVES)})"
+        )
+    if not kinds:
+        return {}
+    proto = onnx.load(str(stats.prepared_model))
+    options: dict[str, dict[str, LayerTechnique]] = {}
+    for kind in kinds:
+        names = ["seqmse"] if kind == "seqmse" else ["seqmse", "adaround"]
+        res = apply_techniques(proto, plan, feeds, names)
+        effects = {e.weight: e for e in res.effects}
+        layers: dict[str, LayerTechnique] = {}
+        for weight, ov in res.overrides.items():
+            eff = effects.get(weight)
+            if eff is None:
+                continue
+            values = initializer(res.model, weight) if kind == "adaround" else None
+            layers[weight] = LayerTechnique(ov, values, eff.before_db, eff.after_db)
+        options[kind] = layers
+    return options
+
+
+def _effects(options: dict[str, dict[str, LayerTechnique]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "weight": weight,
+            "kind": kind,
+            "before_db": _num(tech.before_db),
+            "after_db": _num(tech.after_db),
+        }
+        for kind, layers in options.items()
+        for weight, tech in layers.items()
+    ]
+
+
+def _model_with(
+    stats: CalibrationStats,
+    options: dict[str, dict[str, LayerTechnique]],
+    applied: dict[str, str],
+) -> onnx.ModelProto | None:
+    """The float model with AdaRound's rounded weights for the layers that have them."""
+    rounded = {w: options[k][w].weight for w, k in applied.items() if k == "adaround"}
+    if not rounded:
+        return None
+    from studio.core.quantize.techniques.layers import set_initializer
+
+    proto = onnx.load(str(stats.prepared_model))
+    for weight, values in rounded.items():
+        set_initializer(proto, weight, values)
+    return proto
+
+
+PROBED_MOVES = 2  # precision moves (best gain first) priced per step beside the chosen ones
+CostFn = Callable[[Move], float | None]
+
+
+@dataclass
+class _Prices:
+    """Device cost of each precision move, and the base point it was priced against: a price
+    from an earlier base ranks (the next step's cost is close to it), but a move is chosen only
+    at a price of the current base, so every chosen move's ``predicted_ms`` is exact for the
+    point it was applied to."""
+
+    cost_fn: CostFn
+    base: int = 0  # bumped when a point is kept
+    known: dict[str, tuple[float | None, int]] = field(default_factory=dict)
+
+    def price(self, move: Move) -> None:
+        self.known[move.key] = (self.cost_fn(move), self.base)
+
+    def fresh(self, move: Move) -> bool:
+        return self.known.get(move.key, (None, -1))[1] == self.base
+
+
+def _choose(
+    moves: list[Move],
+    prices: _Prices | None,
+    count: int,
+    base_ms: float | None,
+    budget_ms: float | None,
+) -> tuple[list[Move], bool]:
+    """Up to ``count`` moves, best gain per estimated ms first, within ``budget_ms``; and
+    whether a move was left out only because of the budget. With ``prices`` (None: no
+    estimates, best gain first) the ``PROBED_MOVES`` + ``count`` precision moves of best gain
+    are priced if they never were; the others wait for a later step."""
+    if prices is None:
+        return _select(moves, count, None, budget_ms, ranked_by_ms=False)
+    precision = sorted(
+        (m for m in moves if m.kind not in TECHNIQUE_MOVES), key=lambda m: -m.gain_db
+    )
+    for m in precision[: PROBED_MOVES + count]:
+        if m.key not in prices.known:
+            prices.price(m)
+    while True:
+        for m in precision:
+            m.cost_ms = prices.known[m.key][0] if m.key in prices.known else None
+        usable = [m for m in moves if m.cost_ms is not None]
+        chosen, held_back = _select(usable, count, base_ms, budget_ms, ranked_by_ms=True)
+        stale = [m for m in chosen if m.kind not in TECHNIQUE_MOVES and not prices.fresh(m)]
+        if not stale:
+            return chosen, held_back
+        for m in stale:  # re-price at the current base, then choose again
+            prices.price(m)
+
+
+def _select(
+    moves: list[Move],
+    count: int,
+    base_ms: float | None,
+    budget_ms: float | None,
+    *,
+    ranked_by_ms: bool,
+) -> tuple[list[Move], bool]:
+    chosen: list[Move] = []
+    seen: set[str] = set()
+    spent = 0.0
+    held_back = False
+    for m in ranked(moves, base_ms if ranked_by_ms else None):
+        if len(chosen) >= count:
+            break
+        if m.tensor in seen:
+            continue
+        cost = m.cost_ms or 0.0
+        if budget_ms is not None and base_ms is not None and base_ms + spent + cost > budget_ms:
+            held_back = True
+            continue
+        chosen.append(m)
+        seen.add(m.tensor)
+        spent += cost
+    return chosen, held_back
 
 
 def auto_mixed_precision(
@@ -149,6 +363,9 @@ def auto_mixed_precision(
     ctx: JobContext | None = None,
     estimate_fn: ProfileFn | None = None,
     latency_budget_ms: float | None = None,
+    device: Any = None,
+    techniques: tuple[str, ...] | list[str] = (),
+    technique_feeds: list[dict[str, np.ndarray]] | None = None,
 ) -> AutoMpResult:
     """Search from ``plan`` (left unchanged) and write the chosen QDQ model to ``out_path``.
 
@@ -156,30 +373,65 @@ def auto_mixed_precision(
     CPU QDQ reference: slower per step, but it ranks what the NPU really loses (e.g. its 8-bit
     Softmax differs from ORT's CPU kernel by tens of dB on the demo model). A step that gains
     less than ``min_gain_db`` is measured, shown in the curve (``kept=False``) and undone, and
-    its tensors are not tried again: 16-bit tensors cost cycles and must earn their place.
+    its moves are not tried again: 16-bit tensors cost device time and must earn their place.
 
-    ``estimate_fn`` (model path -> estimated ms on the target device) gives every point its speed;
-    with ``latency_budget_ms`` a point whose estimate exceeds the budget is undone and the search
-    stops there (the budget is a stopping rule beside the SQNR target).
+    ``device`` (a catalogue device or name) gives every point its estimated ms on that device
+    and ranks the moves by gain per predicted ms; ``estimate_fn`` (model path -> ms) may give
+    the points' figure instead. With ``latency_budget_ms`` a move predicted to exceed it is not
+    tried, a point measured above it is undone, and the search stops when no move fits.
+    ``techniques`` (``seqmse``, ``adaround``) adds per-layer technique moves, fitted on
+    ``technique_feeds`` (calibration samples; default ``feeds``).
     """
     ctx = ctx or JobContext()
     start = time.perf_counter()
+    if device is not None and estimate_fn is None:
+        from studio.core.devices.estimate import estimate_model
+
+        def estimate_fn(path: str) -> float:
+            return estimate_model(path, device).total_ms
+
+    rank_by_ms = device is not None  # moves priced on the device estimate (each a build)
     current = plan.copy()
     analyser = Analyser(stats.prepared_model)
     out = Path(out_path)
     work = out.with_name(out.stem + ".search.onnx")
     result = AutoMpResult(target_db=float(target_db), met=False, plan=current, backend=backend)
+    if techniques:
+        ctx.progress(0.0, f"fitting {', '.join(techniques)} per layer")
+    options = fit_layer_techniques(stats, plan, technique_feeds or feeds, tuple(techniques))
+    result.technique_effects = _effects(options)
+    layers = Layers(onnx.load(str(stats.prepared_model)))
     best_db = -math.inf
     best_plan = current.copy()
     best_report: SqnrReport | None = None
+    best_ms: float | None = None
+    applied: dict[str, str] = {}
+    best_applied: dict[str, str] = {}
+    probe_path = out.with_name(out.stem + ".probe.onnx")
+
+    def move_cost(move: Move) -> float | None:
+        """Estimated ms of the current point with ``move`` built in, minus the point's own."""
+        if move.kind in TECHNIQUE_MOVES or best_ms is None or estimate_fn is None:
+            return 0.0 if move.kind in TECHNIQUE_MOVES else None
+        trial, trial_applied = current.copy(), dict(applied)
+        apply_move(trial, move, options, trial_applied)
+        try:
+            build_qdq(stats, trial, probe_path, model=_model_with(stats, options, trial_applied))
+        except StudioError as exc:  # HTP would not take it: never a candidate
+            ctx.log(f"{move.key}: not buildable ({exc}); skipped")
+            tried.add(move.key)
+            return None
+        return float(estimate_fn(str(probe_path))) - best_ms
+
+    prices = _Prices(move_cost) if rank_by_ms else None
     tried: set[str] = set()
-    just_promoted: list[str] = []
+    just: list[Move] = []
     promoted_total: list[str] = []
     try:
         for step in range(max_steps + 1):
             ctx.check_cancelled()
             ctx.progress(step / (max_steps + 1), f"mixed precision: step {step}")
-            built = build_qdq(stats, current, work)
+            built = build_qdq(stats, current, work, model=_model_with(stats, options, applied))
             report = analyser.analyse(work, feeds, backend=backend)
             cycles = float(profile_fn(str(work))) if profile_fn is not None else None
             est_ms = float(estimate_fn(str(work))) if estimate_fn is not None else None
@@ -192,23 +444,29 @@ def auto_mixed_precision(
                     step=step,
                     wide_tensors=len(built.wide_tensors),
                     output_sqnr_db=report.output_sqnr_db,
-                    promoted=list(just_promoted),
+                    promoted=[m.tensor for m in just if m.kind not in TECHNIQUE_MOVES],
                     cycles=cycles,
                     kept=kept,
                     estimated_ms=est_ms,
+                    techniques=[m.key for m in just if m.kind in TECHNIQUE_MOVES],
+                    moves=[m.to_json() for m in just],
                 )
             )
             if kept:  # better: this is the new base, and its model the current answer
+                if prices is not None:
+                    prices.base += 1
                 best_db, best_plan, best_report = report.output_sqnr_db, current.copy(), report
-                promoted_total += just_promoted
+                best_applied, best_ms = dict(applied), est_ms
+                promoted_total += [m.tensor for m in just if m.kind not in TECHNIQUE_MOVES]
                 work.replace(out)
-            else:  # no gain: undo, and do not try these tensors again
-                ctx.log(f"step {step}: no gain from {', '.join(just_promoted)}; reverted")
-                current = best_plan.copy()
+            else:  # no gain (or over the budget): undo, and do not try these moves again
+                why = "over the latency budget" if over else "no gain"
+                ctx.log(f"step {step}: {why} from {', '.join(m.key for m in just)}; reverted")
+                current, applied = best_plan.copy(), dict(best_applied)
             if best_db >= target_db:
                 result.met = True
                 break
-            if over:
+            if over and step > 0 and not rank_by_ms:  # no estimate to pick a cheaper move by
                 ctx.log(
                     f"step {step}: estimated {est_ms:.3f} ms > latency budget "
                     f"{latency_budget_ms:.3f} ms; stopped"
@@ -217,56 +475,55 @@ def auto_mixed_precision(
                 break
             if step == max_steps:
                 break
-            if max_promoted is not None and len(promoted_total) >= max_promoted:
-                break
-            budget = step_size
-            if max_promoted is not None:
-                budget = min(budget, max_promoted - len(promoted_total))
             assert best_report is not None
-            just_promoted = _promote(current, best_report, budget, tried)
-            tried.update(just_promoted)
-            if not just_promoted:
-                break  # nothing left to widen
-            ctx.log(f"step {step + 1}: 16-bit {', '.join(just_promoted)}")
+            moves = precision_moves(current, best_report, tried, layers)
+            if max_promoted is not None:
+                room = max_promoted - len(promoted_total)
+                moves = moves if room > 0 else []
+            moves += technique_moves(options, applied, current, tried, best_report, layers)
+            just, held_back = _choose(moves, prices, step_size, best_ms, latency_budget_ms)
+            if max_promoted is not None:
+                just = _cap_precision(just, max_promoted - len(promoted_total))
+            tried.update(m.key for m in just)
+            if not just:
+                if held_back:
+                    ctx.log(
+                        f"step {step + 1}: every remaining move would exceed the latency budget "
+                        f"{latency_budget_ms:.4g} ms (estimated); stopped"
+                    )
+                    result.stopped_by_budget = True
+                break  # nothing left to change
+            for m in just:
+                apply_move(current, m, options, applied)
+                result.move_overrides[m.key] = current.overrides[m.tensor].to_json()
+            ctx.log(f"step {step + 1}: {', '.join(m.key for m in just)}")
     finally:
-        if work.exists():
-            work.unlink()
+        for path in (work, probe_path):
+            if path.exists():
+                path.unlink()
     result.plan = best_plan
     result.latency_budget_ms = latency_budget_ms
     result.final_report = best_report
     result.qdq_path = str(out)
     result.promoted = promoted_total
+    result.techniques = best_applied
+    result.model = _model_with(stats, options, best_applied)
+    if device is not None:
+        from studio.core.devices.catalogue import resolve_device
+
+        result.estimated_for = resolve_device(device).name
     result.elapsed_s = time.perf_counter() - start
     ctx.progress(1.0, "mixed precision done")
     return result
 
 
-def _promote(plan: QuantPlan, report: SqnrReport, count: int, tried: set[str]) -> list[str]:
-    """Widen the ``count`` worst offenders not tried before; returns their names."""
-    candidates: list[tuple[float, str, str]] = []
-    for layer in report.layers:
-        if layer.tensor in tried:
-            continue
-        bits = plan.activation_bits(layer.tensor)
-        if bits is None or bits >= 16 or (layer.bitwidth or 8) >= 16:
-            continue
-        if math.isinf(layer.added_db) or math.isnan(layer.added_db):
-            continue
-        candidates.append((layer.added_db, layer.tensor, "act"))
-    if plan.weight_bitwidth == 4:
-        for name, db in report.weights.items():
-            if name in tried:
+def _cap_precision(moves: list[Move], room: int) -> list[Move]:
+    """At most ``room`` precision moves (``max_promoted``); technique moves are not counted."""
+    out = []
+    for m in moves:
+        if m.kind not in TECHNIQUE_MOVES:
+            if room <= 0:
                 continue
-            ov = plan.overrides.get(name)
-            if ov is not None and (ov.bitwidth or 4) >= 8:
-                continue
-            # a 4-bit weight near 20 dB hurts about as much as an activation adding 6+ dB
-            candidates.append((max(0.0, 26.0 - db), name, "weight"))
-    candidates.sort(key=lambda c: -c[0])
-    chosen = []
-    for _score, name, kind in candidates[:count]:
-        ov = plan.overrides.get(name) or TensorOverride(name)
-        ov.bitwidth = 16 if kind == "act" else 8
-        plan.set_override(ov)
-        chosen.append(name)
-    return chosen
+            room -= 1
+        out.append(m)
+    return out

@@ -49,8 +49,12 @@ def blockwise_why_not(
     block_size: int,
     *,
     lpbq: bool = False,
+    input_axis: int | None = None,
 ) -> str | None:
-    """None when HTP ``htp_arch`` runs this weight block-wise INT4 (see the module), else why."""
+    """None when HTP ``htp_arch`` runs this weight block-wise INT4 (see the module), else why.
+
+    ``input_axis``: the weight's input-channel axis when it is not the op's usual one (a Gemm
+    with ``transB`` stores [out, in])."""
     if op_type not in BLOCK_OPS:
         return f"block-wise INT4 runs on HTP only as a Conv/Gemm/MatMul weight, not {op_type}"
     if activation_bits != 16:
@@ -60,7 +64,9 @@ def blockwise_why_not(
             "onnxruntime-qnn 2.7 refuses block-wise Conv weights with a kernel larger than 1x1 "
             "(its scale count leaves out the kernel's spatial dimensions)"
         )
-    channels = weight_shape[1] if op_type == "Conv" else weight_shape[0]
+    if input_axis is None:
+        input_axis = 1 if op_type == "Conv" else 0
+    channels = weight_shape[input_axis]
     if block_size < 16 or block_size & (block_size - 1) or channels % block_size:
         return (
             f"block size {block_size} must be a power of two >= 16 that divides the "
@@ -89,7 +95,7 @@ def block_scales(w: np.ndarray, axis: int, block_size: int) -> np.ndarray:
     return np.moveaxis(np.maximum(absmax, 1e-12) / 7.0, 0, axis).astype(np.float32)
 
 
-def _input_axis(op_type: str, node: onnx.NodeProto) -> int:
+def weight_input_axis(op_type: str, node: onnx.NodeProto) -> int:
     """The weight's input-channel axis (blocks run along it)."""
     if op_type == "Conv":
         return 1
@@ -126,7 +132,7 @@ def make_blockwise(
         if name is None:
             continue
         w = np.asarray(float_weights[name], np.float32)
-        axis = _input_axis(node.op_type, node)
+        axis = weight_input_axis(node.op_type, node)
         if w.ndim < 2 or w.shape[axis] % block_size:
             continue
         scales = block_scales(w, axis, block_size)
@@ -164,3 +170,50 @@ def _drop_unused_initializers(proto: onnx.ModelProto) -> None:
     keep = [t for t in proto.graph.initializer if t.name in used]
     del proto.graph.initializer[:]
     proto.graph.initializer.extend(keep)
+
+
+@dataclass
+class BlockwiseChoice:
+    """Whether one 4-bit weight of a plan would be written block-wise, and if not, why."""
+
+    tensor: str
+    op_type: str
+    input_channels: int
+    reason: str | None  # None: HTP takes it block-wise
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "tensor": self.tensor,
+            "op_type": self.op_type,
+            "input_channels": self.input_channels,
+            "reason": self.reason,
+        }
+
+
+def blockwise_preview(
+    proto: onnx.ModelProto, plan, htp_arch: int, block_size: int
+) -> list[BlockwiseChoice]:
+    """For every 4-bit Conv/Gemm/MatMul weight of ``plan`` on the float model ``proto``: would
+    the build write it block-wise on HTP ``htp_arch`` (the rule the build applies, with the
+    plan's activation widths), or why not. Lets an editor offer the option only where it works."""
+    inits = {t.name: t for t in proto.graph.initializer}
+    out: list[BlockwiseChoice] = []
+    for node in proto.graph.node:
+        if node.op_type not in BLOCK_OPS or len(node.input) < 2 or node.input[1] not in inits:
+            continue
+        name = node.input[1]
+        ov = plan.overrides.get(name)
+        if ov is not None and ov.dtype == "float":
+            continue
+        bits = ov.bitwidth if ov is not None and ov.bitwidth else plan.weight_bitwidth
+        if bits != 4:
+            continue
+        shape = tuple(int(d) for d in inits[name].dims)
+        a_bits = plan.activation_bits(node.input[0]) or 16
+        axis = weight_input_axis(node.op_type, node)
+        reason = blockwise_why_not(
+            node.op_type, shape, a_bits, htp_arch, block_size, input_axis=axis
+        )
+        channels = shape[axis] if len(shape) > axis else 0
+        out.append(BlockwiseChoice(name, node.op_type, channels, reason))
+    return out

@@ -82,6 +82,7 @@ class BuildResult:
             "folded_tensors": list(self.folded_tensors),
             "warnings": list(self.warnings),
             "coverage_notes": list(self.coverage_notes),
+            "blockwise": dict(self.blockwise),
         }
 
     @classmethod
@@ -97,6 +98,7 @@ class BuildResult:
             folded_tensors=list(data.get("folded_tensors", [])),
             warnings=list(data.get("warnings", [])),
             coverage_notes=list(data.get("coverage_notes", [])),
+            blockwise={k: int(v) for k, v in data.get("blockwise", {}).items()},
         )
 
 
@@ -412,7 +414,7 @@ def _blockwise_weights(
     line each saying why."""
     from onnx import numpy_helper
 
-    from studio.core.quantize.blockwise import blockwise_why_not, make_blockwise
+    from studio.core.quantize.blockwise import blockwise_why_not, make_blockwise, weight_input_axis
     from studio.core.quantize.editing import target_arch
 
     size = int(plan.weight_block_size or 0)
@@ -431,7 +433,9 @@ def _blockwise_weights(
         if bits != 4 or node.op_type not in ("Conv", "Gemm", "MatMul"):
             continue
         a_bits = act_bits.get(node.input[0], plan.activation_bitwidth)
-        reason = blockwise_why_not(node.op_type, tuple(inits[name].dims), a_bits, arch, size)
+        shape = tuple(inits[name].dims)
+        axis = weight_input_axis(node.op_type, node)
+        reason = blockwise_why_not(node.op_type, shape, a_bits, arch, size, input_axis=axis)
         if reason is None:
             chosen[name] = numpy_helper.to_array(inits[name])
         else:

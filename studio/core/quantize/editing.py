@@ -172,6 +172,9 @@ ACTIVATION_BITS = (8, 16)
 INT4_WEIGHT_OPS = {"Conv", "Gemm", "MatMul"}
 NO_INT16_WEIGHT_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "DepthToSpace"}
 INT16_WEIGHTS_FROM_ARCH = 73
+# INT4 Conv weights under 16-bit activations: refused by HTP v65 and v66, taken from v68 (Gemm
+# and MatMul take them everywhere; bench/lpbq_probe.py, one session per architecture)
+INT4_CONV_A16_FROM_ARCH = 68
 
 
 def target_arch(htp_arch: int | None = None) -> int:
@@ -211,11 +214,27 @@ def allowed_bitwidths(
 
 
 def why_not(
-    proto: onnx.ModelProto, tensor: str, bitwidth: int, htp_arch: int | None = None
+    proto: onnx.ModelProto,
+    tensor: str,
+    bitwidth: int,
+    htp_arch: int | None = None,
+    activation_bits: int | None = None,
 ) -> str | None:
-    """None when HTP takes ``bitwidth`` for ``tensor``, else the reason in words."""
+    """None when HTP takes ``bitwidth`` for ``tensor``, else the reason in words.
+
+    ``activation_bits`` (the width of the activations the weight's ops read) adds the rule
+    for INT4 Conv weights with 16-bit activations, which HTP v65/v66 has no kernel for."""
     allowed = allowed_bitwidths(proto, tensor, htp_arch)
     if bitwidth in allowed:
+        if bitwidth == 4 and activation_bits == 16:
+            arch = target_arch(htp_arch)
+            convs = [op for op, i in weight_consumers(proto, tensor) if i == 1 and op == "Conv"]
+            if convs and arch < INT4_CONV_A16_FROM_ARCH:
+                return (
+                    f"QNN HTP v{arch} has no INT4 Conv weights with 16-bit activations "
+                    f"(v{INT4_CONV_A16_FROM_ARCH} and newer have; use 8-bit activations or "
+                    "8-bit weights)"
+                )
         return None
     ops = sorted({op for op, i in weight_consumers(proto, tensor) if i == 1})
     if bitwidth == 16 and ops:
@@ -246,14 +265,24 @@ def check_plan_for_htp(plan, proto: onnx.ModelProto, htp_arch: int | None = None
         bits = ov.bitwidth if ov is not None and ov.bitwidth else plan.weight_bitwidth
         if bits == 32:
             continue  # biases
-        reason = why_not(proto, name, bits, htp_arch)
+        reason = why_not(proto, name, bits, htp_arch, activation_bits_of(plan, proto, name))
         if reason is None:
             continue
         if ov is not None and ov.bitwidth:
             raise BadInputError(f"tensor '{name}': {bits}-bit weights: {reason}")
         if bits == 4 and 4 not in allowed_bitwidths(proto, name, htp_arch):
             continue  # default W4 applies only where HTP has INT4 kernels (others stay 8-bit)
+        fix = "" if bits == 4 else "; use 8-bit weights (or 16-bit activations) instead"
         raise BadInputError(
-            f"{bits}-bit weights cannot run on QNN HTP: tensor '{name}': {reason}; "
-            "use 8-bit weights (or 16-bit activations) instead"
+            f"{bits}-bit weights cannot run on QNN HTP: tensor '{name}': {reason}{fix}"
         )
+
+
+def activation_bits_of(plan, proto: onnx.ModelProto, weight: str) -> int | None:
+    """The widest activation width the ops reading ``weight`` as a weight take as input."""
+    widths = [
+        plan.activation_bits(node.input[0]) or 0
+        for node in proto.graph.node
+        if len(node.input) > 1 and node.input[1] == weight
+    ]
+    return max(widths) or None if widths else None

@@ -1,4 +1,5 @@
-"""The auto-mixed-precision job: the accuracy search with the profiler's cycles as its speed axis.
+"""The auto-mixed-precision job: the accuracy search on the target device's latency estimate,
+optionally with the profiler's cycles beside it.
 
 Why in workflows: every point of the curve is scored by accuracy (SQNR) and, with
 ``"cycles": "htp"``, measured by profiling (:func:`studio.core.profiling.cycles.htp_total_cycles`);
@@ -55,8 +56,14 @@ def _cycles_fn(request: dict[str, Any]):
 @job
 def auto_mp_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """``{"stats_dir", "plan"?, "data", "out", "target_db", "max_steps"?, "step_size"?,
-    "max_promoted"?, "samples"?, "cycles"? ("htp"), "profile_fn"?, "backend"?}``."""
+    "max_promoted"?, "samples"?, "cycles"? ("htp"), "profile_fn"?, "backend"?,
+    "estimate"? (true: every point's estimated ms on the process's target device, and moves
+    ranked by it), "latency_budget_ms"?, "techniques"? (["seqmse", "adaround"]),
+    "calib_data"? (where techniques are fitted; default ``data``)}``."""
     profile_fn = _cycles_fn(request)  # a bad request fails before any work
+    budget = request.get("latency_budget_ms")
+    if budget is not None and not request.get("estimate"):
+        raise BadInputError("auto-MP request: 'latency_budget_ms' needs 'estimate': true")
     stats = CalibrationStats.load(request["stats_dir"])
     plan = QuantPlan.from_json(request["plan"]) if request.get("plan") else QuantPlan()
     feeds = load_feeds(
@@ -65,6 +72,21 @@ def auto_mp_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         preprocess=Preprocess.from_json(request.get("preprocess")),
         limit=int(request.get("samples", DEFAULT_EVAL_SAMPLES)),
     )
+    techniques = tuple(request.get("techniques") or ())
+    technique_feeds = None
+    if techniques:
+        technique_feeds = load_feeds(
+            str(stats.prepared_model),
+            request.get("calib_data") or request["data"],
+            preprocess=Preprocess.from_json(request.get("preprocess")),
+            limit=32,
+            seed=0,
+        )
+    device = None
+    if request.get("estimate"):
+        from studio.core.devices.catalogue import current_device
+
+        device = current_device()
     result = auto_mixed_precision(
         stats,
         plan,
@@ -77,5 +99,9 @@ def auto_mp_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         profile_fn=profile_fn,
         backend=str(request.get("backend", "cpu")),
         ctx=ctx,
+        device=device,
+        latency_budget_ms=float(budget) if budget is not None else None,
+        techniques=techniques,
+        technique_feeds=technique_feeds,
     )
     return result.to_json()

@@ -47,6 +47,8 @@ class QuantizeRequest:
     target_sqnr: float | None = None
     max_steps: int = 10
     latency_budget_ms: float | None = None  # auto-MP stops at this estimated device latency
+    # per-layer technique moves auto-MP may choose beside precision ("seqmse,adaround", "none")
+    mp_techniques: str = "seqmse"
     mp_backend: str = "cpu"  # where auto-MP (and then the final SQNR) is measured
     mp_cycles: bool = False  # measure HTP cycles of every auto-MP point
     export_encodings: str | None = None
@@ -165,7 +167,11 @@ def check_request(req: QuantizeRequest) -> None:
     if req.latency_budget_ms is not None and (not req.auto_mp or req.latency_budget_ms <= 0):
         raise BadInputError("--latency-budget-ms needs --auto-mp and a value > 0")
     if parse_techniques(req.techniques) and req.auto_mp:
-        raise BadInputError("--techniques and --auto-mp cannot be combined yet: run one of them")
+        raise BadInputError(
+            "--techniques and --auto-mp cannot be combined: --auto-mp chooses techniques per "
+            "layer itself (--mp-techniques seqmse,adaround)"
+        )
+    mp_technique_names(req)  # unknown names fail here
     if req.mp_cycles and not req.auto_mp:
         raise BadInputError("--mp-cycles measures the --auto-mp curve: add --auto-mp")
     if req.export_encodings and Path(req.export_encodings).resolve() == Path(req.output).resolve():
@@ -240,6 +246,23 @@ def evaluation_feeds(req: QuantizeRequest, stats: CalibrationStats) -> list[dict
     )
 
 
+def mp_technique_names(req: QuantizeRequest) -> tuple[str, ...]:
+    """``mp_techniques`` as names ("none" or empty: precision moves only)."""
+    from studio.core.accuracy.mp_moves import TECHNIQUE_MOVES
+
+    text = (req.mp_techniques or "").strip()
+    if text in ("", "none"):
+        return ()
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    bad = [t for t in names if t not in TECHNIQUE_MOVES]
+    if bad:
+        raise BadInputError(
+            f"--mp-techniques: unknown {', '.join(bad)} (choose from {', '.join(TECHNIQUE_MOVES)}"
+            " or none)"
+        )
+    return names
+
+
 def _cycles_fn(req: QuantizeRequest) -> Callable[[Any], float] | None:
     if not req.mp_cycles:
         return None
@@ -266,12 +289,24 @@ def automix_stage(
     feeds: list[dict[str, Any]],
     target: Path,
     ctx: JobContext,
+    calib_limit: int | None = None,
 ) -> _Built:
-    """Auto mixed precision on the target device's latency estimate, then the build."""
+    """Auto mixed precision over precision and per-layer technique moves, ranked and stopped
+    on the target device's latency estimate; then the build of the chosen point."""
     from studio.core.devices.catalogue import current_device
     from studio.core.devices.estimate import estimate_model
 
     device = current_device()
+    names = mp_technique_names(req)
+    calib_feeds = None
+    if names:  # techniques are fitted on calibration samples, never on the SQNR data
+        calib_feeds = load_feeds(
+            str(stats.prepared_model),
+            req.calib,
+            preprocess=req.preprocess,
+            limit=min(32, calib_limit or 32),
+            seed=0,
+        )
     mp = auto_mixed_precision(
         stats,
         plan,
@@ -282,15 +317,25 @@ def automix_stage(
         backend=req.mp_backend,
         profile_fn=_cycles_fn(req),
         ctx=ctx,
-        estimate_fn=lambda path: estimate_model(path, device).total_ms,
+        device=device,
         latency_budget_ms=req.latency_budget_ms,
+        techniques=names,
+        technique_feeds=calib_feeds,
     )
-    built = build_qdq(stats, mp.plan, target, ctx=ctx)
+    built = build_qdq(stats, mp.plan, target, ctx=ctx, model=mp.model)
+    start_ms = mp.curve[0].estimated_ms if mp.curve else None
+    chosen = next((p for p in reversed(mp.curve) if p.kept), None)
     extra = {
         "latency_budget_ms": req.latency_budget_ms,
         "stopped_by_budget": mp.stopped_by_budget,
         "pareto_steps": [p.step for p in mp.pareto()],
         "estimated_for": device.name,
+        "estimate_label": estimate_model(target, device).label,
+        "start_estimated_ms": start_ms,
+        "chosen_estimated_ms": chosen.estimated_ms if chosen else None,
+        "mp_techniques": list(names),
+        "techniques": mp.techniques,
+        "technique_effects": mp.technique_effects,
     }
     return _Built(stats, mp.plan, built, mp.promoted, [p.to_json() for p in mp.curve], extra)
 
@@ -343,7 +388,8 @@ def build_stage(
     """Build the QDQ model at ``target``: auto-MP or techniques first when asked."""
     if req.auto_mp:
         feeds = split.feeds if split is not None else evaluation_feeds(req, stats)
-        return automix_stage(req, stats, plan, feeds, target, ctx)
+        limit = split.calib_limit if split is not None else None
+        return automix_stage(req, stats, plan, feeds, target, ctx, limit)
     if req.techniques and split is not None:
         return techniques_stage(req, stats, plan, split, target, ctx)
     return _Built(stats, plan, build_qdq(stats, plan, target, ctx=ctx))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QDialog, QFileDialog
+from PySide6.QtWidgets import QDialog
 
 from studio.core.calibration import CalibrationStats
 from studio.core.encodings import coverage, load_encodings, save_encodings
@@ -102,23 +102,53 @@ def quantize_request(
     )
 
 
-def build_dialog(ws) -> None:
+def build_dialog(ws):
+    """Open the (window-modal, non-blocking) Build QDQ dialog; accepting it starts the build."""
     if not need_stats(ws, "Building the QDQ model"):
-        return
+        return None
+    from PySide6.QtCore import Qt
+
+    from studio.core.devices.catalogue import current_device
+    from studio.ui.quant.build_dialog import BuildQdqDialog
+    from studio.ui.quant.toolbar import TECHNIQUE_CHOICES
+
     model = model_path(ws) or "model.onnx"
     default = str(Path(model).with_suffix(".qdq.onnx"))
-    path, _ = QFileDialog.getSaveFileName(ws, "Build QDQ model", default, "ONNX (*.onnx)")
-    if path:
-        build_qdq(ws, path)
+    proto = ws.session.proto
+    if proto is None:
+        import onnx
+
+        proto = onnx.load(str(ws.session.stats.prepared_model))
+    technique = ws.techniques.currentData() if hasattr(ws, "techniques") else ""
+    dialog = BuildQdqDialog(
+        ws, default, proto, ws.session.plan, current_device(), TECHNIQUE_CHOICES, technique
+    )
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+    def accepted() -> None:
+        choice = dialog.choice()
+        if hasattr(ws, "techniques"):  # the toolbar shows what was built
+            ws.techniques.setCurrentIndex(max(0, ws.techniques.findData(choice.techniques)))
+        build_qdq(ws, choice.path, techniques=choice.techniques, block_size=choice.block_size)
+
+    dialog.accepted.connect(accepted)
+    dialog.open()
+    return dialog
 
 
-def build_qdq(ws, path: str) -> None:
+def build_qdq(ws, path: str, techniques: str | None = None, block_size: int | None = None) -> None:
     """Build the plan's QDQ model at ``path`` through the quantise workflow (the CLI's
-    ``quantize``), from the statistics the table shows; then whether QNN HTP takes all of it."""
+    ``quantize``), from the statistics the table shows; then whether QNN HTP takes all of it.
+    ``techniques`` (default: the toolbar's choice) and ``block_size`` (block-wise INT4 weights,
+    ``--block-size``) are the Build dialog's choices."""
     if not need_stats(ws, "Building the QDQ model"):
         return
     stats, plan = ws.session.stats, ws.session.plan.copy()
-    techniques = ws.techniques.currentData() if hasattr(ws, "techniques") else ""
+    if block_size is not None:
+        plan.weight_block_size = int(block_size)
+        plan.validate()
+    if techniques is None:
+        techniques = ws.techniques.currentData() if hasattr(ws, "techniques") else ""
     data_spec = ws.data_spec
     if techniques and not data_spec:
         ws.show_message("Techniques need the calibration data: Calibrate first.", error=True)
@@ -142,6 +172,12 @@ def build_qdq(ws, path: str) -> None:
             f"QDQ model written to {result.qdq_path} in {result.elapsed_s:.1f} s: "
             f"{len(result.wide_tensors)} activations at 16 bits, {len(result.float_tensors)} float"
         )
+        if result.blockwise:
+            sizes = sorted(set(result.blockwise.values()))
+            text += (
+                f", {len(result.blockwise)} weights block-wise INT4 (block "
+                f"{'/'.join(map(str, sizes))})"
+            )
         tech = getattr(ws, "last_techniques", None)
         if tech:
             chosen = "+".join(tech["techniques"]) or "none (the default was best)"
@@ -152,6 +188,9 @@ def build_qdq(ws, path: str) -> None:
             )
             if gains:
                 text += f", layers +{max(gains):.1f} dB at best (weight-only output SQNR)"
+            view = getattr(ws, "technique_view", None)
+            if view is not None:
+                view.show_build(tech)
         if offload.get("ok"):
             text += "; QNN HTP runs it fully offloaded"
         elif offload:

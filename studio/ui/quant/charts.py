@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from studio.ui.quant.style import PLOT_FG, color, sqnr_color, themed_plot
+from studio.ui.quant.style import PLOT_BG, PLOT_FG, color, sqnr_color, themed_plot
 
 
 def _placeholder(plot: pg.PlotWidget, text: str) -> pg.TextItem:
@@ -113,20 +113,32 @@ class SqnrChart(QWidget):
 
 
 class MixCurve(QWidget):
-    """Model SQNR against the number of tensors raised to 16 bits; points are clickable."""
+    """Model SQNR against the target device's estimated ms (or the number of tensors raised to
+    16 bits); Pareto points (no other point has more SQNR for fewer estimated ms) are ringed.
+    Points are clickable."""
 
     point_clicked = Signal(int)
+
+    _budget: float | None = None
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.caption = QLabel(
-            "Run Auto-mix to see how output SQNR grows as tensors move to 16 bits", self
+            "Run Auto-mix to see how output SQNR grows, per estimated millisecond on the target "
+            "device, as layers get 16 bits or a technique",
+            self,
         )
         self.caption.setObjectName("quantChartCaption")
         self.caption.setWordWrap(True)
+        self.x_axis = QComboBox(self)
+        self.x_axis.addItem("x: estimated ms", "ms")
+        self.x_axis.addItem("x: tensors at 16 bits", "count")
+        self.x_axis.setToolTip("What the horizontal axis shows")
+        self.x_axis.currentIndexChanged.connect(lambda _i: self._replot())
         self.plot = themed_plot(self, x_grid=False)
         self.plot.setLabel("left", "output SQNR", units="dB", color=PLOT_FG)
         self.plot.setLabel("bottom", "tensors at 16 bits", color=PLOT_FG)
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)  # ms stay ms, not "x0.001"
         self.curve = pg.PlotDataItem(
             pen=pg.mkPen(color("accent"), width=2),
             symbol="o",
@@ -136,6 +148,13 @@ class MixCurve(QWidget):
         )
         self.curve.sigPointsClicked.connect(self._points_clicked)
         self.plot.addItem(self.curve)
+        self.pareto_item = pg.ScatterPlotItem(
+            size=13,
+            symbol="o",
+            brush=pg.mkBrush(0, 0, 0, 0),
+            pen=pg.mkPen(color("warning"), width=2),
+        )
+        self.plot.addItem(self.pareto_item)
         self.target = pg.InfiniteLine(
             angle=0,
             movable=False,
@@ -145,6 +164,15 @@ class MixCurve(QWidget):
         )
         self.target.hide()
         self.plot.addItem(self.target)
+        self.budget = pg.InfiniteLine(
+            angle=90,
+            movable=False,
+            pen=pg.mkPen(color("error"), style=Qt.PenStyle.DashLine),
+            label="budget",
+            labelOpts={"color": color("error"), "position": 0.92},
+        )
+        self.budget.hide()
+        self.plot.addItem(self.budget)
         self.chosen = pg.ScatterPlotItem(
             size=15, brush=pg.mkBrush(0, 0, 0, 0), pen=pg.mkPen(color("ok"), width=2)
         )
@@ -166,13 +194,23 @@ class MixCurve(QWidget):
             symbolBrush=pg.mkBrush(color("ok")),
         )
         self.cycles_vb.addItem(self.cycles_curve)
+        top = QHBoxLayout()
+        top.addWidget(self.caption, 1)
+        top.addWidget(self.x_axis)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
-        layout.addWidget(self.caption)
+        layout.addLayout(top)
         layout.addWidget(self.plot, 1)
         self.xs: list[float] = []
         self.ys: list[float] = []
+        self.counts: list[float] = []
+        self.estimated: list[float | None] = []
+        self.cycles: list[float | None] = []
+        self.pareto: list[int] = []
+        self.kept: list[bool] = []
+        self.estimated_for = ""
+        self._chosen: int | None = None
 
     def set_curve(
         self,
@@ -182,12 +220,67 @@ class MixCurve(QWidget):
         caption: str = "",
         chosen: int | None = None,
         cycles: Sequence[float | None] | None = None,
+        estimated_ms: Sequence[float | None] | None = None,
+        pareto: Sequence[int] | None = None,
+        estimated_for: str = "",
+        budget_ms: float | None = None,
+        kept: Sequence[bool] | None = None,
     ) -> None:
         """The search's points; ``cycles`` (one per point, None where unmeasured) adds the
-        right-hand HTP cycles axis, shown only when at least one point has a figure."""
-        self.xs, self.ys = [float(c) for c in counts], [float(s) for s in sqnr]
-        self.curve.setData(self.xs, self.ys)
-        measured = [(x, c) for x, c in zip(self.xs, cycles or [], strict=False) if c is not None]
+        right-hand HTP cycles axis, shown only when at least one point has a figure;
+        ``estimated_ms`` (the target device's estimate per point) becomes the x axis when every
+        point has one, with the ``pareto`` points (indices) ringed and ``budget_ms`` drawn;
+        points the search undid (``kept`` False) are hollow."""
+        self.counts = [float(c) for c in counts]
+        self.ys = [float(s) for s in sqnr]
+        self.cycles = list(cycles or [])
+        self.estimated = list(estimated_ms or [])
+        self.pareto = list(pareto or [])
+        self.estimated_for = estimated_for
+        self.kept = list(kept) if kept is not None else [True] * len(self.ys)
+        if target is None:
+            self.target.hide()
+        else:
+            self.target.setValue(target)
+            self.target.label.setFormat(f"target {target:.1f} dB")
+            self.target.show()
+        self._budget = budget_ms
+        self._chosen = chosen
+        if caption:
+            self.caption.setText(caption)
+        self._replot()
+
+    @property
+    def by_ms(self) -> bool:
+        """True when the x axis shows estimated ms (every point has an estimate)."""
+        have = bool(self.estimated) and all(e is not None for e in self.estimated)
+        self.x_axis.setEnabled(have)
+        return have and self.x_axis.currentData() == "ms"
+
+    def _replot(self) -> None:
+        by_ms = self.by_ms
+        self.xs = [float(e) for e in self.estimated] if by_ms else list(self.counts)  # type: ignore[arg-type]
+        fill, hollow = pg.mkBrush(color("accent")), pg.mkBrush(PLOT_BG)
+        brushes = (
+            [fill if k else hollow for k in self.kept] if len(self.kept) == len(self.ys) else None
+        )
+        outline = pg.mkPen(color("accent"), width=1.5)
+        self.curve.setData(self.xs, self.ys, symbolBrush=brushes or fill, symbolPen=outline)
+        if by_ms:
+            where = f" on {self.estimated_for}" if self.estimated_for else ""
+            self.plot.setLabel("bottom", f"estimated ms{where} (device estimate)", color=PLOT_FG)
+            pts = [(self.xs[i], self.ys[i]) for i in self.pareto if 0 <= i < len(self.xs)]
+            self.pareto_item.setData([p[0] for p in pts], [p[1] for p in pts])
+        else:
+            self.plot.setLabel("bottom", "tensors at 16 bits", color=PLOT_FG)
+            self.pareto_item.setData([], [])
+        if by_ms and self._budget is not None:
+            self.budget.setValue(self._budget)
+            self.budget.label.setFormat(f"budget {self._budget:.3g} ms")
+            self.budget.show()
+        else:
+            self.budget.hide()
+        measured = [(x, c) for x, c in zip(self.xs, self.cycles, strict=False) if c is not None]
         item = self.plot.plotItem
         if measured:
             self.cycles_curve.setData([m[0] for m in measured], [m[1] for m in measured])
@@ -201,18 +294,11 @@ class MixCurve(QWidget):
             self.cycles_curve.setData([], [])
             item.hideAxis("right")
         self.placeholder.setVisible(not self.xs)
-        if target is None:
-            self.target.hide()
-        else:
-            self.target.setValue(target)
-            self.target.label.setFormat(f"target {target:.1f} dB")
-            self.target.show()
-        self.mark(chosen)
-        if caption:
-            self.caption.setText(caption)
+        self.mark(self._chosen)
         self.plot.enableAutoRange()
 
     def mark(self, index: int | None) -> None:
+        self._chosen = index
         if index is None or not 0 <= index < len(self.xs):
             self.chosen.setData([], [])
         else:

@@ -190,14 +190,23 @@ class ExportDialog(QDialog):
 
 
 class AutoMixDialog(QDialog):
-    """Target output SQNR of the auto-mix search, and whether each point's HTP cycles are measured.
+    """Target output SQNR of the auto-mix search, its latency budget on the target device's
+    estimate, whether per-layer MSE scales are among its moves, and whether each point's HTP
+    cycles are measured.
 
     The cycles box follows ``probe`` (a :class:`studio.ui.quant.htp_probe.HtpProbe`): enabled only
     once the backend probe says QNN HTP is available here, otherwise disabled with the reason,
     so the curve never promises a speed axis this machine cannot measure.
     """
 
-    def __init__(self, parent: QWidget | None = None, target_db: float = 30.0, probe=None) -> None:
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        target_db: float = 30.0,
+        probe=None,
+        device: str = "",
+        start_ms: float | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("autoMixDialog")
         self.setWindowTitle("Auto mixed precision")
@@ -211,6 +220,33 @@ class AutoMixDialog(QDialog):
         self.steps.setRange(1, 100)
         self.steps.setValue(10)
         self.steps.setToolTip("Search steps: each widens the worst tensor and measures again")
+        self.use_budget = QCheckBox("Latency budget", self)
+        self.budget = QDoubleSpinBox(self)
+        self.budget.setRange(0.001, 100000.0)
+        self.budget.setDecimals(3)
+        self.budget.setSuffix(" ms")
+        self.budget.setValue(round((start_ms or 1.0) * 1.1, 3))
+        self.budget.setEnabled(False)
+        self.use_budget.toggled.connect(self.budget.setEnabled)
+        where = device or "the target device"
+        self.budget.setToolTip(
+            f"Stop before a move whose estimated latency on {where} would exceed this "
+            "(device estimate, not a measurement)"
+        )
+        self.speed_note = QLabel(
+            f"Moves are ranked by SQNR gained per estimated ms on {where} (device estimate); "
+            "every point shows its estimate."
+            + (f" Now ≈{start_ms:.3g} ms (estimated)." if start_ms else ""),
+            self,
+        )
+        self.speed_note.setObjectName("quantChartCaption")
+        self.speed_note.setWordWrap(True)
+        self.techniques = QCheckBox("Also try MSE-optimal weight scales per layer (seqmse)", self)
+        self.techniques.setChecked(True)
+        self.techniques.setToolTip(
+            "A technique move changes a layer's weight scales, not its bit width: it costs no "
+            "device time and is kept only where the measured output SQNR gains"
+        )
         self.cycles = QCheckBox("Measure HTP cycles of each point", self)
         self.cycles_note = QLabel(self)
         self.cycles_note.setObjectName("quantChartCaption")
@@ -218,6 +254,12 @@ class AutoMixDialog(QDialog):
         form = QFormLayout()
         form.addRow("Target output SQNR", self.target)
         form.addRow("Max steps", self.steps)
+        budget_row = QHBoxLayout()
+        budget_row.addWidget(self.use_budget)
+        budget_row.addWidget(self.budget, 1)
+        form.addRow("Speed", budget_row)
+        form.addRow("", self.speed_note)
+        form.addRow("", self.techniques)
         form.addRow("", self.cycles)
         form.addRow("", self.cycles_note)
         buttons = QDialogButtonBox(
@@ -239,6 +281,13 @@ class AutoMixDialog(QDialog):
         """(target dB, max steps, measure HTP cycles)."""
         measure = self.cycles.isEnabled() and self.cycles.isChecked()
         return self.target.value(), self.steps.value(), measure
+
+    def options(self) -> dict:
+        """``latency_budget_ms`` (None: no budget) and ``techniques`` (per-layer moves)."""
+        return {
+            "latency_budget_ms": self.budget.value() if self.use_budget.isChecked() else None,
+            "techniques": ("seqmse",) if self.techniques.isChecked() else (),
+        }
 
     def _update(self) -> None:
         available = None if self.probe is None else self.probe.available

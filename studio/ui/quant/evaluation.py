@@ -199,16 +199,30 @@ def htp_probe(ws) -> HtpProbe:
 
 def automix_dialog(ws) -> AutoMixDialog:
     """Open the (window-modal, non-blocking) Auto-mix dialog; accepting it starts the search."""
+    from studio.core.devices.catalogue import current_device
+
     start = 30.0
     report = getattr(ws, "sqnr_report", None)
     if report is not None and math.isfinite(report.output_sqnr_db):
         start = round(report.output_sqnr_db + 6.0)
-    dialog = AutoMixDialog(ws, start, htp_probe(ws))
+    start_ms = None
+    if ws.mix_result is not None and ws.mix_result[1].curve:
+        start_ms = ws.mix_result[1].curve[0].estimated_ms
+    dialog = AutoMixDialog(ws, start, htp_probe(ws), current_device().name, start_ms)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
     def accepted() -> None:
         target, steps, cycles = dialog.choice()
-        auto_mix(ws, target, steps, backend=ws.backend.currentData(), cycles=cycles)
+        options = dialog.options()
+        auto_mix(
+            ws,
+            target,
+            steps,
+            backend=ws.backend.currentData(),
+            cycles=cycles,
+            latency_budget_ms=options["latency_budget_ms"],
+            techniques=options["techniques"],
+        )
 
     dialog.accepted.connect(accepted)
     dialog.open()
@@ -216,23 +230,36 @@ def automix_dialog(ws) -> AutoMixDialog:
 
 
 def auto_mix(
-    ws, target_db: float, max_steps: int = 10, backend: str = "cpu", cycles: bool = False
+    ws,
+    target_db: float,
+    max_steps: int = 10,
+    backend: str = "cpu",
+    cycles: bool = False,
+    latency_budget_ms: float | None = None,
+    techniques: tuple[str, ...] = ("seqmse",),
 ) -> None:
-    """Raise the worst tensors to 16 bits until the output SQNR meets ``target_db``; the curve
-    is shown and its last point applied as one undoable step (any point can be applied).
-    ``backend="htp"`` measures every point's SQNR on QNN HTP, ``cycles`` its HTP cycles too
-    (the right-hand axis of the curve); either runs the search in the worker process, where a
-    native crash in QNN fails only the job."""
+    """Search per layer among 16-bit activations, 8-bit weights and ``techniques`` (per-layer
+    MSE scales) until the output SQNR meets ``target_db`` or the next move would break
+    ``latency_budget_ms`` on the target device's estimate; moves are ranked by SQNR gained per
+    estimated ms. The curve is shown against estimated ms with its Pareto points, and its last
+    point applied as one undoable step (any point can be applied). ``backend="htp"`` measures
+    every point's SQNR on QNN HTP, ``cycles`` its HTP cycles too (the right-hand axis of the
+    curve); either runs the search in the worker process, where a native crash in QNN fails
+    only the job."""
     if not need_stats(ws, "Auto-mix") or not _need_data(ws):
         return
     from studio.core.accuracy import auto_mixed_precision
+    from studio.core.devices.catalogue import current_device
 
     stats, start_plan = ws.session.stats, ws.session.plan.copy()
     out = ws.scratch_path("automix.qdq.onnx")
-
+    device = current_device()
     data = _eval_source(ws)
+    calib = ws.data_spec
 
     def job(jctx):
+        from studio.core.devices.estimate import estimate_model
+
         if backend != "cpu" or cycles:  # every step runs on QNN: in the worker process
             from studio.core.accuracy import AutoMpResult
             from studio.core.jobs.client import run_in_worker
@@ -246,40 +273,73 @@ def auto_mix(
                 "max_steps": int(max_steps),
                 "samples": EVAL_SAMPLES,
                 "backend": backend,
+                "estimate": True,
+                "latency_budget_ms": latency_budget_ms,
+                "techniques": list(techniques),
+                "calib_data": calib,
             }
             if cycles:
                 request["cycles"] = "htp"
-            result = run_in_worker(job_kind(auto_mp_job), request, jctx)
-            return AutoMpResult.from_json(result)
-        _analyser, feeds = _evaluation(ws, stats)
-        return auto_mixed_precision(
-            stats, start_plan, feeds, out, target_db=target_db, max_steps=max_steps, ctx=jctx
-        )
+            result = AutoMpResult.from_json(run_in_worker(job_kind(auto_mp_job), request, jctx))
+        else:
+            from studio.core.accuracy.jobs import load_feeds
 
-    def done(result) -> None:
+            _analyser, feeds = _evaluation(ws, stats)
+            technique_feeds = None
+            if techniques:
+                technique_feeds = load_feeds(str(stats.prepared_model), calib, limit=32, seed=0)
+            result = auto_mixed_precision(
+                stats, start_plan, feeds, out, target_db=target_db, max_steps=max_steps,
+                ctx=jctx, device=device, latency_budget_ms=latency_budget_ms,
+                techniques=techniques, technique_feeds=technique_feeds,
+            )  # fmt: skip
+        return result, estimate_model(out, device).error_text
+
+    def done(outcome) -> None:
+        result, error_text = outcome
         ws.mix_result = (start_plan, result)
         curve = result.curve
         measured = [p.cycles for p in curve if p.cycles is not None]
+        est = [p.estimated_ms for p in curve if p.estimated_ms is not None]
         caption = (
             f"{len(curve)} configurations measured on {result.backend.upper()} in "
             f"{result.elapsed_s:.1f} s; target "
             f"{target_db:.1f} dB {'met' if result.met else 'NOT met'}. Click a point to apply it."
         )
+        if est:
+            caption += (
+                f" Estimated {min(est):.3g} .. {max(est):.3g} ms on {device.name} (device "
+                f"estimate, {error_text}); ringed: Pareto points (SQNR vs est. ms)."
+            )
+        if result.stopped_by_budget:
+            caption += f" Stopped: no further move fits the {latency_budget_ms:.3g} ms budget."
+        if result.techniques:
+            caption += f" {len(result.techniques)} layer(s) with MSE scales (Techniques tab)."
         caption += (
             f" HTP cycles per inference {min(measured):,.0f} .. {max(measured):,.0f} (QNN "
             f"profiler, lowest of {DEFAULT_RUNS} runs{SIMULATED if is_x86_host() else ''})."
             if measured
             else " Cycles: not measured (tick 'Measure HTP cycles' in Auto-mix…)."
         )
+        pareto_steps = {p.step for p in result.pareto()}
         ws.mix_curve.set_curve(
             [p.wide_tensors for p in curve],
             [p.output_sqnr_db for p in curve],
             target_db,
             caption,
             cycles=[p.cycles for p in curve],
+            estimated_ms=[p.estimated_ms for p in curve],
+            pareto=[i for i, p in enumerate(curve) if p.step in pareto_steps],
+            estimated_for=device.name,
+            budget_ms=latency_budget_ms,
+            kept=[p.kept for p in curve],
         )
+        view = getattr(ws, "technique_view", None)
+        if view is not None and result.technique_effects:
+            view.show_automix(result.technique_effects, result.techniques)
         ws.tabs.setCurrentWidget(ws.mix_curve)
-        if apply_mix_point(ws, len(curve) - 1) and result.final_report is not None:
+        last_kept = max((i for i, p in enumerate(curve) if p.kept), default=len(curve) - 1)
+        if apply_mix_point(ws, last_kept) and result.final_report is not None:
             # the search measured exactly the configuration just applied: show its SQNR
             _show_report(ws, result.final_report, "auto-mix final point")
 
@@ -287,28 +347,28 @@ def auto_mix(
 
 
 def apply_mix_point(ws, index: int) -> bool:
-    """Apply curve point ``index``: tensors promoted up to it take the search's override, the
-    ones promoted after it go back to what they were before the search. One undo step."""
+    """Apply curve point ``index``: the configuration it measured (``AutoMpResult.plan_at``:
+    the kept moves before it and its own, even if the search then undid them). Every tensor the
+    search changed takes that plan's override, or what it had before the search. One undo
+    step."""
     if ws.mix_result is None:
         return False
     start_plan, result = ws.mix_result
     if not 0 <= index < len(result.curve):
         return False
-    upto = {name for point in result.curve[: index + 1] for name in point.promoted}
-    changes = {}
-    for name in result.promoted:
-        if name in upto:
-            changes[name] = result.plan.overrides.get(name)
-        else:
-            changes[name] = start_plan.overrides.get(name)
+    plan = result.plan_at(start_plan, index)
+    touched = result.touched()
+    changes = {name: plan.overrides.get(name) for name in sorted(touched)}
+    changes = {n: ov for n, ov in changes.items() if _differs(ov, ws.session.plan.overrides.get(n))}
     point = result.curve[index]
     ws.mix_curve.mark(index)
     if not changes:
-        ws.show_message(
-            f"auto-mix point {index}: the starting plan ({point.output_sqnr_db:.1f} dB)"
-        )
+        ws.show_message(f"auto-mix point {index}: {point.output_sqnr_db:.1f} dB, the plan as it is")
         return True
     return ws.push_overrides(
-        changes,
-        f"auto-mix: {len(upto)} tensors widened ({point.output_sqnr_db:.1f} dB at step {index})",
+        changes, f"auto-mix: point {index} applied ({point.output_sqnr_db:.1f} dB)"
     )
+
+
+def _differs(a, b) -> bool:
+    return (a.to_json() if a is not None else None) != (b.to_json() if b is not None else None)

@@ -340,7 +340,10 @@ class QuantSession(QObject):
         weight = row is not None and row.kind not in ("activation", "bias")
         if key == "bits" and self.proto is not None and weight:
             dtype, bits = editing.parse_bitwidth(str(value))
-            reason = None if dtype == "float" else editing.why_not(self.proto, name, bits)
+            acts = editing.activation_bits_of(self.plan, self.proto, name)
+            reason = (
+                None if dtype == "float" else editing.why_not(self.proto, name, bits, None, acts)
+            )
             if reason is not None:  # the editor offers only what HTP runs
                 raise EncodingsError(f"tensor '{name}': {bits}-bit: {reason}")
         return editing.edited_override(

@@ -40,6 +40,7 @@ from studio.ui.quant.prepare import prepared_with_rows
 from studio.ui.quant.session import QuantSession
 from studio.ui.quant.simcheck_view import SimVsHtpView
 from studio.ui.quant.style import color
+from studio.ui.quant.technique_view import TechniqueEffectsView
 from studio.ui.quant.toolbar import build_toolbar, install_local_shortcuts
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,8 @@ class QuantizationWorkspace(QWidget):
         self.tabs.addTab(self.mix_curve, "Auto mixed precision")
         self.sim_vs_htp_view = SimVsHtpView(self)
         self.tabs.addTab(self.sim_vs_htp_view, "Sim vs HTP")
+        self.technique_view = TechniqueEffectsView(self)
+        self.tabs.addTab(self.technique_view, "Techniques")
         from studio.ui.sweeps.view import SweepsView
 
         self.sweeps = SweepsView(self)
@@ -347,9 +350,17 @@ class QuantizationWorkspace(QWidget):
         return evaluation.automix_dialog(self)
 
     def auto_mix(
-        self, target_db: float, max_steps: int = 10, backend: str = "cpu", cycles: bool = False
+        self,
+        target_db: float,
+        max_steps: int = 10,
+        backend: str = "cpu",
+        cycles: bool = False,
+        latency_budget_ms: float | None = None,
+        techniques: tuple[str, ...] = ("seqmse",),
     ) -> None:
-        evaluation.auto_mix(self, target_db, max_steps, backend, cycles)
+        evaluation.auto_mix(
+            self, target_db, max_steps, backend, cycles, latency_budget_ms, techniques
+        )
 
     def apply_mix_point(self, index: int) -> bool:
         return evaluation.apply_mix_point(self, index)
@@ -370,11 +381,13 @@ class QuantizationWorkspace(QWidget):
     def export_encodings(self, path: str, fmt: str) -> bool:
         return building.export_encodings(self, path, fmt)
 
-    def build_dialog(self) -> None:
-        building.build_dialog(self)
+    def build_dialog(self):
+        return building.build_dialog(self)
 
-    def build_qdq(self, path: str) -> None:
-        building.build_qdq(self, path)
+    def build_qdq(
+        self, path: str, techniques: str | None = None, block_size: int | None = None
+    ) -> None:
+        building.build_qdq(self, path, techniques, block_size)
 
     # ------------------------------------------------------------------ status
     def show_message(self, text: str, error: bool = False) -> None:
