@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -57,6 +58,10 @@ FIT_MODELS = {
     "resnext101": ("resnext101_32x8d", 224),
 }
 PRECISIONS = {"float": "float_dir", "w8a8": "qdq_dir"}
+# cached features are stale once the featuriser changes: its source is part of the cache stamp
+FEATURES_CODE = hashlib.sha256(
+    b"".join((ROOT / "studio/core/devices" / f).read_bytes() for f in ("features.py", "folding.py"))
+).hexdigest()[:12]
 RIDGE = 0.02
 MIN_MODELS = 8
 # Work HTP has no int8 fast path for: softmax / layer-norm / GELU kernels and activation x
@@ -102,7 +107,7 @@ def feature_table(folder: Path, cache: Path) -> dict[str, dict[str, float]]:
         if not path.exists():
             print(f"  missing {path}", file=sys.stderr)
             continue
-        stamp = f"{path.stat().st_size}:{path.stat().st_mtime_ns}"
+        stamp = f"{path.stat().st_size}:{path.stat().st_mtime_ns}:{FEATURES_CODE}"
         if known.get(model, {}).get("stamp") != stamp:
             known[model] = {"stamp": stamp, "totals": totals(node_features(ModelGraph.load(path)))}
             cache.write_text(json.dumps(known, indent=1))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from studio.core.devices.folding import fold_shape_constants, static_tensors
 from studio.core.model.costs import dtype_bits, num_elements
 from studio.core.model.graph import ModelGraph, NodeInfo
 
@@ -57,27 +58,6 @@ class NodeFeatures:
     op_type: str
     bits: int
     values: dict[str, float] = field(default_factory=dict)
-
-
-def _const_like(graph: ModelGraph, tensor: str) -> bool:
-    """An initializer, or a DequantizeLinear of one (a quantised weight)."""
-    info = graph.tensors.get(tensor)
-    if info is None:
-        return False
-    if info.is_initializer:
-        return True
-    prod = graph.node_by_id.get(info.producer or "")
-    return (
-        prod is not None
-        and prod.op_type in QDQ_OPS | {"Constant"}
-        and _const_like_chain(graph, prod)
-    )
-
-
-def _const_like_chain(graph: ModelGraph, node: NodeInfo) -> bool:
-    if node.op_type == "Constant":
-        return True
-    return bool(node.inputs) and _const_like(graph, node.inputs[0])
 
 
 def _bits_of(graph: ModelGraph, tensor: str, quantized: bool) -> int:
@@ -141,7 +121,13 @@ def is_quantized(graph: ModelGraph) -> bool:
 
 
 def node_features(graph: ModelGraph) -> list[NodeFeatures]:
-    """One NodeFeatures per compute node (Q/DQ and free ops left out), in graph order."""
+    """One NodeFeatures per compute node (Q/DQ and free ops left out), in graph order.
+
+    The graph is first folded as the compiler folds it (``folding.py``): shape arithmetic of a
+    dynamic export is constant once the input shapes are fixed, and costs nothing on the HTP.
+    """
+    graph = fold_shape_constants(graph)
+    static, _ = static_tensors(graph)
     quantized = is_quantized(graph)
     out: list[NodeFeatures] = []
     for node in graph.nodes:
@@ -149,11 +135,11 @@ def node_features(graph: ModelGraph) -> list[NodeFeatures]:
         if op in QDQ_OPS or op in FREE_OPS or _fused(graph, node):
             continue
         ins = [t for t in node.inputs if t]
-        # A node all of whose inputs are constants is folded by the compiler.
-        if ins and all(_const_like(graph, t) for t in ins):
+        # A node computed only from compile-time constants is folded by the compiler.
+        if all(t in static for t in node.outputs if t):
             continue
-        act_in = [t for t in ins if not _const_like(graph, t)]
-        weights = [t for t in ins if _const_like(graph, t)]
+        act_in = [t for t in ins if t not in static]
+        weights = [t for t in ins if t in static]
         bits = max([_bits_of(graph, t, quantized) for t in act_in] or [FLOAT_BITS])
         act_bytes = 0.0
         for t in act_in:
