@@ -139,12 +139,7 @@ def _shape_constants(
         return _run_for(graph, model, wanted, feeds)
     # the shape nodes, and every node feeding them (Constants, casts of small initializers)
     include: set[str] = set()
-    need = {
-        t
-        for n in graph.nodes
-        if n.outputs and all(o in from_shape for o in n.outputs if o)
-        for t in [n.id]
-    }
+    need = {n.id for n in graph.nodes if n.outputs and all(o in from_shape for o in n.outputs if o)}
     for node in reversed(graph.nodes):
         if node.id in need:
             include.add(node.id)
