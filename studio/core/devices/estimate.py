@@ -25,6 +25,7 @@ from typing import Any
 from studio.core.atomic import atomic_write_json
 from studio.core.devices.catalogue import Device, resolve_device
 from studio.core.devices.features import FEATURES, NodeFeatures, is_quantized, node_features
+from studio.core.devices.folding import fold_shape_constants
 from studio.core.errors import ConfigError, StudioError
 from studio.core.hashing import file_sha256
 from studio.core.model.graph import ModelGraph
@@ -219,6 +220,8 @@ def estimate_graph(
     fitted_name = _coeff_device(dev, coeffs)
     entry = coeffs["devices"][fitted_name]
     quantized = is_quantized(graph)
+    # as compiled: shape arithmetic folded (the CPU figure below counts the same graph)
+    graph = fold_shape_constants(graph)
     feats = node_features(graph)
     nodes: list[NodeEstimate] = []
     for f in feats:
