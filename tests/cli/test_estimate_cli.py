@@ -37,3 +37,16 @@ def test_devices_lists_catalogue(capsys):
     assert main(["devices", "--catalogue", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert any(d["name"] == "Samsung Galaxy S25" and d["htp_arch"] == 79 for d in data["devices"])
+
+
+def test_estimate_cpu_figure_takes_assumed_constants(conv_model, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("NPU_STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    args = ["estimate", str(conv_model), "--device", "Samsung Galaxy S24", "--json"]
+    assert main(args) == 0
+    base = json.loads(capsys.readouterr().out)
+    assert main([*args, "--assume", "cpu_op_overhead_ms=1"]) == 0
+    slow = json.loads(capsys.readouterr().out)
+    assert slow["cpu_assumptions"]["op_overhead_ms"] == 1.0
+    assert slow["cpu_total_ms"] >= base["cpu_total_ms"] + 0.9 * len(slow["cpu_nodes"])
+    assert slow["total_ms"] == base["total_ms"]
+    assert main([*args, "--assume", "cpu_op_overhead_ms=-1"]) == 2

@@ -160,3 +160,119 @@ def test_phone_cpu_figure_is_labelled_assumed(tmp_path, monkeypatch):
     assert est.cpu_total_ms > est.total_ms  # the NPU beats the phone CPU on convolutions
     data = est.to_json()
     assert "assumed" in data["cpu_label"] and data["cpu_assumptions"] == ASSUMED_CPU
+
+
+def _flatten_head(path, dynamic: bool):
+    """Conv -> Reshape(x, [1, -1]) -> Gemm, the reshape target either computed from the Conv's
+    Shape as a dynamic torch export writes it (Shape -> Gather -> Unsqueeze -> Concat) or given
+    as a constant."""
+    rng = np.random.default_rng(1)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.standard_normal((10, 8 * 16 * 16)).astype(np.float32), "fc"),
+    ]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv")]
+    if dynamic:
+        inits += [
+            numpy_helper.from_array(np.array(0, dtype=np.int64), "zero"),
+            numpy_helper.from_array(np.array([-1], dtype=np.int64), "minus1"),
+            numpy_helper.from_array(np.array([0], dtype=np.int64), "axes"),
+        ]
+        nodes += [
+            helper.make_node("Shape", ["c"], ["s"], name="shape"),
+            helper.make_node("Gather", ["s", "zero"], ["n"], axis=0, name="gather"),
+            helper.make_node("Unsqueeze", ["n", "axes"], ["n1"], name="unsqueeze"),
+            helper.make_node("Concat", ["n1", "minus1"], ["target"], axis=0, name="concat"),
+        ]
+    else:
+        inits.append(numpy_helper.from_array(np.array([1, -1], dtype=np.int64), "target"))
+    nodes += [
+        helper.make_node("Reshape", ["c", "target"], ["flat"], name="reshape"),
+        helper.make_node("Gemm", ["flat", "fc"], ["y"], transB=1, name="fc"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "head",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+        inits,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_shape_arithmetic_of_a_dynamic_export_is_folded_before_featurising(tmp_path):
+    from studio.core.devices.features import node_features, totals
+    from studio.core.model.graph import ModelGraph
+
+    dynamic = ModelGraph.load(_flatten_head(tmp_path / "dyn.onnx", True))
+    static = ModelGraph.load(_flatten_head(tmp_path / "static.onnx", False))
+    assert {"shape", "gather", "unsqueeze", "concat"} <= set(dynamic.node_by_id)
+    feats = node_features(dynamic)
+    # the Reshape feeding only the Gemm is the FullyConnected's input reshape (QNN EP fusion)
+    assert [f.id for f in feats] == ["conv", "fc"]
+    assert totals(feats) == pytest.approx(totals(node_features(static)))
+    assert totals(feats)["macs_dense"] > 10 * 8 * 16 * 16  # the Gemm's MACs are counted
+
+
+def test_phone_cpu_figure_follows_the_assumed_constants(tmp_path):
+    from studio.core.assignment.assumptions import Assumptions
+    from studio.core.assignment.scoring import device_costs_for
+    from studio.core.model.graph import ModelGraph
+
+    path = _conv_chain(tmp_path / "c.onnx", 64, 3, 32)
+    base = estimate_model(path, "Samsung Galaxy S24")
+    faster = estimate_model(path, "Samsung Galaxy S24", assumptions={"cpu_macs_per_ms": 4e7})
+    assert faster.total_ms == base.total_ms  # the NPU estimate is fitted, not assumed
+    assert faster.cpu_assumptions["macs_per_ms"] == 4e7
+    conv = "conv1"  # compute-bound: twice the MAC rate halves its compute time
+    assert faster.cpu_nodes[conv] < 0.6 * base.cpu_nodes[conv]
+    # the assignment's CPU costs and the estimate's CPU figure are the same numbers
+    graph = ModelGraph.load(path)
+    costs = device_costs_for(graph, "Samsung Galaxy S24", Assumptions({"cpu_macs_per_ms": 4e7}))
+    assert costs["cpu"][conv][0] == pytest.approx(faster.cpu_nodes[conv])
+
+
+def _qdq_concat(path, second_scale: float):
+    """Two int8 activations concatenated: the second quantised at ``second_scale``, the output
+    (and the first input) at 0.1."""
+    inits = [
+        numpy_helper.from_array(np.array(0.1, dtype=np.float32), "s_a"),
+        numpy_helper.from_array(np.array(second_scale, dtype=np.float32), "s_b"),
+        numpy_helper.from_array(np.array(0.1, dtype=np.float32), "s_out"),
+        numpy_helper.from_array(np.array(0, dtype=np.int8), "zp"),
+    ]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="relu_a"),
+        helper.make_node("Sigmoid", ["x"], ["b"], name="sig_b"),
+        helper.make_node("QuantizeLinear", ["a", "s_a", "zp"], ["qa"], name="qa"),
+        helper.make_node("DequantizeLinear", ["qa", "s_a", "zp"], ["da"], name="da"),
+        helper.make_node("QuantizeLinear", ["b", "s_b", "zp"], ["qb"], name="qb"),
+        helper.make_node("DequantizeLinear", ["qb", "s_b", "zp"], ["db"], name="db"),
+        helper.make_node("Concat", ["da", "db"], ["cat"], axis=1, name="concat"),
+        helper.make_node("QuantizeLinear", ["cat", "s_out", "zp"], ["qc"], name="qc"),
+        helper.make_node("DequantizeLinear", ["qc", "s_out", "zp"], ["y"], name="dc"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "qcat",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 8])],
+        inits,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_concat_requantisation_counts_only_inputs_at_another_scale(tmp_path):
+    from studio.core.devices.features import node_features
+    from studio.core.model.graph import ModelGraph
+
+    def concat(scale):
+        feats = node_features(ModelGraph.load(_qdq_concat(tmp_path / f"c{scale}.onnx", scale)))
+        return next(f for f in feats if f.op_type == "Concat").values
+
+    shared, rescaled = concat(0.1), concat(0.05)
+    assert shared["requant_bytes"] == 0.0  # one scale: a copy
+    assert rescaled["requant_bytes"] == 4 * 8 * 8  # the int8 input at 0.05 is rescaled
+    assert shared["concat_bytes"] == rescaled["concat_bytes"] == 8 * 8 * 8

@@ -1,13 +1,16 @@
 """``npu-studio estimate``: predicted latency of a model on a Snapdragon device's NPU.
 
     npu-studio estimate MODEL [--device NAME|CHIPSET] [--json] [--top N] [--no-cache]
+        [--assume KEY=VALUE ...] [--assumptions FILE.json]
 
 The estimate is the device model's (studio.core.devices.estimate): per-node features of the graph
 as HTP runs it (a float model in fp16, a QDQ model at its own int8/int16 precisions), with
 coefficients fitted on Qualcomm AI Hub phone measurements of a fixed model set. The label carries
 its measured error on held-out models. ``--json`` prints ``total_ms`` and ``nodes: [{id, op_type,
 ms}]`` at the top level, and ``overlay``: the same per-node ms as a NodeOverlay (unit, kind
-estimated, source with the error). Estimates are cached by model content hash.
+estimated, source with the error). Estimates are cached by model content hash. The phone-CPU
+figure beside it uses the assumed CPU rates, changed as for ``assign`` (``--assume``,
+``--assumptions``).
 """
 
 from __future__ import annotations
@@ -29,12 +32,28 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print the estimate as JSON")
     parser.add_argument("--top", type=int, default=10, help="slowest nodes to list (default 10)")
     parser.add_argument("--no-cache", action="store_true", help="recompute even if cached")
+    parser.add_argument(
+        "--assume",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change an assumed constant of the phone-CPU figure, e.g. cpu_macs_per_ms=4e7",
+    )
+    parser.add_argument(
+        "--assumptions", metavar="FILE.json", help="assumed constants as a JSON object KEY: VALUE"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from studio.core.assignment.assumptions import load_assumptions_file, parse_assume_items
+
     device = device_from_args(args)
-    est = estimate_model(args.model, device, use_cache=not args.no_cache)
+    assumptions = {
+        **(load_assumptions_file(args.assumptions) if args.assumptions else {}),
+        **parse_assume_items(args.assume),
+    }
+    est = estimate_model(args.model, device, use_cache=not args.no_cache, assumptions=assumptions)
     if args.json:
         # ``overlay``: the per-node figures as the graph and the project carry them (core/overlay)
         print_json({**est.to_json(), "overlay": est.overlay().to_json()})

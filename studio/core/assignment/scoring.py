@@ -443,7 +443,7 @@ def device_costs_for(
     """
     from studio.core.devices.estimate import estimate_graph
 
-    est = estimate_graph(graph, device)
+    est = estimate_graph(graph, device, assumptions=assumptions.values())
     label = "estimated"  # for plan.summary["device"], with the device model's error
     htp_ms = est.node_ms()
     costs: dict[str, dict[str, tuple[float, str]]] = {"htp": {}, "cpu": {}, "gpu": {}}

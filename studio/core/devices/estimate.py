@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -24,21 +25,42 @@ from typing import Any
 from studio.core.atomic import atomic_write_json
 from studio.core.devices.catalogue import Device, resolve_device
 from studio.core.devices.features import FEATURES, NodeFeatures, is_quantized, node_features
+from studio.core.devices.folding import fold_shape_constants
 from studio.core.errors import ConfigError, StudioError
 from studio.core.hashing import file_sha256
 from studio.core.model.graph import ModelGraph
 from studio.core.overlay import NodeOverlay
 
 COEFFS_PATH = Path(__file__).resolve().parents[3] / "resources" / "devices" / "estimate_coeffs.json"
-SCHEMA_VERSION = 2  # 2: CPU figures (assumed) beside the NPU estimate
+SCHEMA_VERSION = 3  # 2: CPU figures (assumed) beside the NPU estimate; 3: with the rates used
 # ASSUMED rates of the phone's CPU (fp32, a few big cores): no phone CPU figure is published with
 # the AI Hub data the studio ships, so these are visible, labelled assumptions, not a fit.
 ASSUMED_CPU = {"macs_per_ms": 2e7, "bytes_per_ms": 5e6, "op_overhead_ms": 0.002}
 
 
-def assumed_cpu_ms(macs: float, activation_bytes: float) -> float:
+# The same rates as the assignment's assumed constants (assumptions.py), under its keys.
+CPU_ASSUMPTION_KEYS = {
+    "cpu_macs_per_ms": "macs_per_ms",
+    "cpu_bytes_per_ms": "bytes_per_ms",
+    "cpu_op_overhead_ms": "op_overhead_ms",
+}
+
+
+def cpu_rates(assumptions: Mapping[str, float] | None = None) -> dict[str, float]:
+    """The assumed phone-CPU rates in force: ASSUMED_CPU, overridden by the project's assumed
+    constants (``cpu_macs_per_ms`` etc., as the assignment reads them; other keys are not CPU's)."""
+    rates = dict(ASSUMED_CPU)
+    for key, value in (assumptions or {}).items():
+        if key in CPU_ASSUMPTION_KEYS:
+            rates[CPU_ASSUMPTION_KEYS[key]] = float(value)
+    return rates
+
+
+def assumed_cpu_ms(
+    macs: float, activation_bytes: float, rates: Mapping[str, float] | None = None
+) -> float:
     """Assumed phone-CPU time of one op: dispatch + the larger of compute and memory time."""
-    a = ASSUMED_CPU
+    a = rates or ASSUMED_CPU
     return a["op_overhead_ms"] + max(macs / a["macs_per_ms"], activation_bytes / a["bytes_per_ms"])
 
 
@@ -77,6 +99,7 @@ class DeviceEstimate:
     # The same model on the phone's CPU, from ASSUMED rates (kind "assumed"), per node and total.
     cpu_total_ms: float = 0.0
     cpu_nodes: dict[str, float] = field(default_factory=dict)
+    cpu_assumptions: dict[str, float] = field(default_factory=lambda: dict(ASSUMED_CPU))
 
     @property
     def cpu_label(self) -> str:
@@ -116,7 +139,6 @@ class DeviceEstimate:
         d["nodes"] = [n.to_json() for n in self.nodes]
         d["label"] = self.label
         d["cpu_label"] = self.cpu_label
-        d["cpu_assumptions"] = ASSUMED_CPU
         d["schema_version"] = SCHEMA_VERSION
         return d
 
@@ -185,13 +207,21 @@ def model_precision(feats: list[NodeFeatures], quantized: bool) -> str:
     )
 
 
-def estimate_graph(graph: ModelGraph, device: Device | str | None = None) -> DeviceEstimate:
-    """Estimate from an already loaded graph (no cache)."""
+def estimate_graph(
+    graph: ModelGraph,
+    device: Device | str | None = None,
+    *,
+    assumptions: Mapping[str, float] | None = None,
+) -> DeviceEstimate:
+    """Estimate from an already loaded graph (no cache). ``assumptions``: the project's assumed
+    constants (as in ``assignment/assumptions.py``); the phone-CPU figure uses its CPU rates."""
     dev = resolve_device(device)
     coeffs = load_coefficients()
     fitted_name = _coeff_device(dev, coeffs)
     entry = coeffs["devices"][fitted_name]
     quantized = is_quantized(graph)
+    # as compiled: shape arithmetic folded (the CPU figure below counts the same graph)
+    graph = fold_shape_constants(graph)
     feats = node_features(graph)
     nodes: list[NodeEstimate] = []
     for f in feats:
@@ -210,14 +240,16 @@ def estimate_graph(graph: ModelGraph, device: Device | str | None = None) -> Dev
             f"no AI Hub fit for {dev.name}; coefficients of {fitted_name} "
             f"(HTP v{entry['htp_arch']}) used"
         )
+    rates = cpu_rates(assumptions)
     cpu_nodes = {
-        n.id: assumed_cpu_ms(float(n.macs), float(n.activation_bytes or 0))
+        n.id: assumed_cpu_ms(float(n.macs), float(n.activation_bytes or 0), rates)
         for n in graph.nodes
         if n.op_type not in ("Constant",)
     }
     return DeviceEstimate(
         cpu_total_ms=float(sum(cpu_nodes.values())),
         cpu_nodes=cpu_nodes,
+        cpu_assumptions=rates,
         device=dev.name,
         device_label=dev.label,
         soc_model=dev.soc_model,
@@ -243,18 +275,24 @@ def estimate_cache_dir() -> Path:
 
 
 def estimate_model(
-    model_path: str | Path, device: Device | str | None = None, *, use_cache: bool = True
+    model_path: str | Path,
+    device: Device | str | None = None,
+    *,
+    use_cache: bool = True,
+    assumptions: Mapping[str, float] | None = None,
 ) -> DeviceEstimate:
     """Predicted latency of the model at ``model_path`` on ``device``'s NPU (default target if None).
 
     A float model is estimated as HTP runs it (fp16); a QDQ model at its own int8/int16 precisions.
-    Cached on disk by model content hash, device and coefficient file.
+    Cached on disk by model content hash, device, coefficient file and the assumed CPU rates
+    (``assumptions``: the project's assumed constants; see :func:`estimate_graph`).
     """
     dev = resolve_device(device)
     sha = file_sha256(model_path)
     coeffs = load_coefficients()
+    rates = json.dumps(cpu_rates(assumptions), sort_keys=True)
     key = hashlib.sha256(
-        f"{sha}|{dev.name}|{coeffs['_sha256']}|{SCHEMA_VERSION}".encode()
+        f"{sha}|{dev.name}|{coeffs['_sha256']}|{SCHEMA_VERSION}|{rates}".encode()
     ).hexdigest()[:32]
     cache = estimate_cache_dir() / f"{key}.json"
     if use_cache and cache.exists():
@@ -262,7 +300,7 @@ def estimate_model(
             return DeviceEstimate.from_json(json.loads(cache.read_text()))
         except (OSError, ValueError, TypeError):
             pass  # a damaged cache entry is recomputed
-    est = estimate_graph(ModelGraph.load(model_path), dev)
+    est = estimate_graph(ModelGraph.load(model_path), dev, assumptions=assumptions)
     est.model_sha256 = sha
     if use_cache:
         try:

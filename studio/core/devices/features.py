@@ -6,6 +6,11 @@ and in a quantised graph concatenations of differently scaled inputs and normali
 kernels cost far more than their MACs say. Each node gets a small vector of such features; the
 device model (``estimate.py``) turns it into milliseconds with coefficients fitted offline.
 
+The graph is featurised as the QNN EP receives and builds it: shape arithmetic folded
+(``folding.py``), Conv+BN+ReLU, MatMul+bias and Reshape->Gemm->Reshape as one op, HardSigmoid(x)*x
+as one HardSwish, and in a QDQ graph each Concat input at another scale than the output counted
+as requantised bytes (the host reads the scales from the model).
+
 Precision: a float model runs fp16 on HTP (2 bytes per element); a QDQ model runs each op at the
 bit width of the DequantizeLinear that feeds it. Q/DQ nodes themselves are plumbing, not work.
 """
@@ -14,6 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from onnx import numpy_helper
+
+from studio.core.devices.folding import fold_shape_constants, static_tensors
 from studio.core.model.costs import dtype_bits, num_elements
 from studio.core.model.graph import ModelGraph, NodeInfo
 
@@ -26,6 +34,7 @@ FEATURES = (
     "nodes",  # one per compute op (dispatch cost)
     "concat_bytes",  # output bytes of Concat (requantisation in quantised graphs)
     "norm_elems",  # elements through Softmax / LayerNorm / GELU / Erf / reductions
+    "requant_bytes",  # Concat inputs quantised at another scale than the output: rescaled first
 )
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 # Ops that do no work on HTP once compiled (constants, shape arithmetic, identities).
@@ -57,27 +66,6 @@ class NodeFeatures:
     op_type: str
     bits: int
     values: dict[str, float] = field(default_factory=dict)
-
-
-def _const_like(graph: ModelGraph, tensor: str) -> bool:
-    """An initializer, or a DequantizeLinear of one (a quantised weight)."""
-    info = graph.tensors.get(tensor)
-    if info is None:
-        return False
-    if info.is_initializer:
-        return True
-    prod = graph.node_by_id.get(info.producer or "")
-    return (
-        prod is not None
-        and prod.op_type in QDQ_OPS | {"Constant"}
-        and _const_like_chain(graph, prod)
-    )
-
-
-def _const_like_chain(graph: ModelGraph, node: NodeInfo) -> bool:
-    if node.op_type == "Constant":
-        return True
-    return bool(node.inputs) and _const_like(graph, node.inputs[0])
 
 
 def _bits_of(graph: ModelGraph, tensor: str, quantized: bool) -> int:
@@ -136,24 +124,161 @@ def _fused(graph: ModelGraph, node: NodeInfo) -> bool:
     return prod.op_type in FUSE_INTO
 
 
+def _bias_add(graph: ModelGraph, node: NodeInfo, static: set[str]) -> bool:
+    """True for the Add of a constant bias to a MatMul by a constant weight: ORT fuses the two into
+    one Gemm before the QNN EP sees the graph (MatMulAddFusion), so HTP runs one op."""
+    if node.op_type != "Add" or len(node.inputs) != 2:
+        return False
+    consts = [t for t in node.inputs if t in static]
+    acts = [t for t in node.inputs if t not in static]
+    if len(consts) != 1 or len(acts) != 1:
+        return False
+    prod = _real_producer(graph, acts[0])
+    info = graph.tensors.get(acts[0])
+    return bool(
+        prod is not None
+        and prod.op_type == "MatMul"
+        and sum(t in static for t in prod.inputs) == 1
+        and info is not None
+        and len(info.consumers) == 1
+    )
+
+
+def _real_consumers(graph: ModelGraph, tensor: str) -> list[NodeInfo]:
+    """The nodes consuming ``tensor``, looking through Q/DQ pairs."""
+    out: list[NodeInfo] = []
+    info = graph.tensors.get(tensor)
+    for c in info.consumers if info else []:
+        node = graph.node_by_id.get(c)
+        if node is None:
+            continue
+        if node.op_type in QDQ_OPS and node.outputs:
+            out.extend(_real_consumers(graph, node.outputs[0]))
+        else:
+            out.append(node)
+    return out
+
+
+def _qnn_ep_fused(graph: ModelGraph, node: NodeInfo) -> bool:
+    """True for ops the QNN EP folds into a neighbour when it builds the QNN graph (its node-group
+    fusions): HardSigmoid(x) * x runs as one HardSwish (the QDQ build writes HardSwish that way),
+    and a Reshape feeding only a Gemm becomes the FullyConnected's own input reshape (how ORT's
+    MatMul + Add fusion leaves an N-D MatMul in a prepared model: Reshape -> Gemm -> Reshape)."""
+    if node.op_type == "Mul" and len(node.inputs) == 2:
+        prods = [_real_producer(graph, t) for t in node.inputs]
+        for i, prod in enumerate(prods):
+            other = prods[1 - i]
+            if (
+                prod is not None
+                and prod.op_type == "HardSigmoid"
+                and prod.inputs
+                and _real_producer(graph, prod.inputs[0]) is other
+            ):
+                return True
+    if node.op_type == "Reshape" and node.outputs:
+        users = _real_consumers(graph, node.outputs[0])
+        if len(users) == 1 and users[0].op_type == "Gemm":
+            return True
+        # ... and the Reshape back to N-D after that Gemm: together they are one N-D MatMul
+        prod = _real_producer(graph, node.inputs[0]) if node.inputs else None
+        before = _real_producer(graph, prod.inputs[0]) if prod and prod.inputs else None
+        return bool(
+            prod is not None
+            and prod.op_type == "Gemm"
+            and before is not None
+            and before.op_type == "Reshape"
+            and len(_real_consumers(graph, prod.outputs[0])) == 1
+        )
+    return False
+
+
+def _scalars(graph: ModelGraph) -> dict[str, float]:
+    """Single-value initializers and Constants (Q/DQ scales) by tensor name."""
+    out: dict[str, float] = {}
+    for t in graph.proto.graph.initializer:
+        if len(t.dims) == 0 or (len(t.dims) == 1 and t.dims[0] == 1):
+            try:
+                out[t.name] = float(numpy_helper.to_array(t).reshape(-1)[0])
+            except (ValueError, TypeError):  # external or unreadable: not a scale we can compare
+                pass
+    for n in graph.proto.graph.node:
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+            arr = numpy_helper.to_array(n.attribute[0].t)
+            if arr.size == 1:
+                out[n.output[0]] = float(arr.reshape(-1)[0])
+    return out
+
+
+def _scale_in(graph: ModelGraph, tensor: str, scalars: dict[str, float]) -> float | None:
+    """The scale of the DequantizeLinear producing ``tensor`` (None if not a per-tensor DQ)."""
+    info = graph.tensors.get(tensor)
+    prod = graph.node_by_id.get(info.producer or "") if info else None
+    if prod is None or prod.op_type != "DequantizeLinear" or len(prod.inputs) < 2:
+        return None
+    return scalars.get(prod.inputs[1])
+
+
+def _scale_out(graph: ModelGraph, tensor: str, scalars: dict[str, float]) -> float | None:
+    """The scale of the QuantizeLinear consuming ``tensor``."""
+    info = graph.tensors.get(tensor)
+    for c in info.consumers if info else []:
+        q = graph.node_by_id.get(c)
+        if q is not None and q.op_type == "QuantizeLinear" and len(q.inputs) > 1:
+            return scalars.get(q.inputs[1])
+    return None
+
+
+def requant_bytes(graph: ModelGraph, node: NodeInfo, scalars: dict[str, float]) -> float:
+    """Bytes of a quantised Concat's inputs that HTP must rescale to the output's scale first.
+
+    A Concat of int8 tensors at one shared scale is a copy; every input at another scale is
+    requantised (read, rescaled, written) before it. A densely concatenating CNN quantised per
+    tensor has hundreds of such inputs, which is why AI Hub measures it slower at w8a8 than fp16.
+    """
+    if node.op_type != "Concat" or not node.outputs:
+        return 0.0
+    out = _scale_out(graph, node.outputs[0], scalars)
+    total = 0.0
+    for t in node.inputs:
+        if not t:
+            continue
+        s = _scale_in(graph, t, scalars)
+        if s is None or out is None or abs(s - out) > 1e-6 * abs(out):
+            total += _elements(graph, t) * _bits_of(graph, t, True) / 8
+    return total
+
+
 def is_quantized(graph: ModelGraph) -> bool:
     return any(n.op_type in QDQ_OPS for n in graph.nodes)
 
 
 def node_features(graph: ModelGraph) -> list[NodeFeatures]:
-    """One NodeFeatures per compute node (Q/DQ and free ops left out), in graph order."""
+    """One NodeFeatures per compute node (Q/DQ and free ops left out), in graph order.
+
+    The graph is first folded as the compiler folds it (``folding.py``): shape arithmetic of a
+    dynamic export is constant once the input shapes are fixed, and costs nothing on the HTP.
+    """
+    graph = fold_shape_constants(graph)
+    static, _ = static_tensors(graph)
     quantized = is_quantized(graph)
+    scalars = _scalars(graph) if quantized else {}
     out: list[NodeFeatures] = []
     for node in graph.nodes:
         op = node.op_type
-        if op in QDQ_OPS or op in FREE_OPS or _fused(graph, node):
+        if (
+            op in QDQ_OPS
+            or op in FREE_OPS
+            or _fused(graph, node)
+            or _bias_add(graph, node, static)
+            or _qnn_ep_fused(graph, node)
+        ):
             continue
         ins = [t for t in node.inputs if t]
-        # A node all of whose inputs are constants is folded by the compiler.
-        if ins and all(_const_like(graph, t) for t in ins):
+        # A node computed only from compile-time constants is folded by the compiler.
+        if all(t in static for t in node.outputs if t):
             continue
-        act_in = [t for t in ins if not _const_like(graph, t)]
-        weights = [t for t in ins if _const_like(graph, t)]
+        act_in = [t for t in ins if t not in static]
+        weights = [t for t in ins if t in static]
         bits = max([_bits_of(graph, t, quantized) for t in act_in] or [FLOAT_BITS])
         act_bytes = 0.0
         for t in act_in:
@@ -194,6 +319,8 @@ def node_features(graph: ModelGraph) -> list[NodeFeatures]:
             v["norm_elems"] = float(out_elems)
         if op == "Concat":
             v["concat_bytes"] = out_elems * bits / 8
+            if quantized:
+                v["requant_bytes"] = requant_bytes(graph, node, scalars)
         v["act_bytes"] = act_bytes
         v["weight_bytes"] = weight_bytes
         v["nodes"] = 1.0

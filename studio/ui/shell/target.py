@@ -81,7 +81,9 @@ class TargetSelector(QWidget):
             self.ctx.status_message.emit("Open a model first")
             return None
         try:
-            est = estimate_model(self.ctx.model_path, self.device)
+            project = self.ctx.project
+            assumed = dict(project.constraints.assumptions) if project is not None else {}
+            est = estimate_model(self.ctx.model_path, self.device, assumptions=assumed)
         except StudioError as exc:
             self.ctx.show_error("Estimate failed", str(exc))
             return None
