@@ -48,9 +48,12 @@ def test_each_move_is_priced_by_the_estimate_of_its_own_build(setup):
     for before, point in zip(result.curve, result.curve[1:], strict=False):
         (move,) = point.moves
         assert move["kind"] == "act16" and move["predicted_ms"] is not None
-        assert point.estimated_ms == pytest.approx(before.estimated_ms + move["predicted_ms"])
+        # the same build, estimated twice: equal up to float rounding of the scales it reads
+        assert point.estimated_ms == pytest.approx(
+            before.estimated_ms + move["predicted_ms"], rel=1e-4
+        )
     assert estimate_model(tmp / "mp.onnx", DEVICE).total_ms == pytest.approx(
-        result.curve[-1].estimated_ms
+        result.curve[-1].estimated_ms, rel=1e-4
     )
     assert result.curve[-1].estimated_ms > result.curve[0].estimated_ms  # 16 bits cost time
     again = AutoMpResult.from_json(result.to_json())
