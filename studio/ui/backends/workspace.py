@@ -39,6 +39,7 @@ from studio.ui.backends.table import (
     NodeTableModel,
 )
 from studio.ui.jobs.background import Background
+from studio.ui.widgets import progress
 
 OVERLAY_VALUE = {"htp": 0.0, "gpu": 1.0, "cpu": 2.0}
 OVERLAY_NAME = "Backend (0 HTP, 1 GPU, 2 CPU)"
@@ -80,6 +81,7 @@ class BackendsWorkspace(ConstraintsEditing, QWidget):
         self.last_run: dict[str, Any] | None = None
         self.background = Background(self, jobs=lambda: getattr(ctx, "jobs", None), lane="backends")
         self._build()
+        self._progress_stream = progress.Throttle(self._show_progress, self)
         self.background.progress.connect(self._on_progress)
         self.background.error.connect(self._on_error)
         self.background.finished.connect(self._on_finished)
@@ -299,17 +301,23 @@ class BackendsWorkspace(ConstraintsEditing, QWidget):
 
     def _run(self, title: str, fn: Any, on_done: Any) -> None:
         self.background.start(title, fn, on_result=on_done)  # a running one is cancelled first
-        self.progress.setValue(0)
+        self._progress_stream.drop()
+        progress.set_value(self.progress, 0)
         self.progress.show()
         self.status.setText(f"{title}…")
         self._update_buttons()
 
     def _on_progress(self, fraction: float, _stage: str, text: str) -> None:
-        self.progress.setValue(int(fraction * 100))
+        """A job's progress, at most a few times a second (``widgets/progress``)."""
+        self._progress_stream(fraction, text)
+
+    def _show_progress(self, fraction: float, text: str) -> None:
+        progress.set_value(self.progress, int(fraction * 100))
         if text:
             self.status.setText(text)
 
     def _on_finished(self, _state: str) -> None:
+        self._progress_stream.drop()
         self.progress.hide()
         self._update_buttons()
 
