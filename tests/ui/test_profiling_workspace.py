@@ -299,7 +299,7 @@ def test_profile_through_the_main_windows_job_manager(qtbot, cnn_path):
         # Cancel reaches the managed job too.
         w.controls.sustained.setChecked(True)
         w.controls.duration.setValue(60.0)
-        with qtbot.waitSignal(w.runner.data, timeout=JOB_TIMEOUT_MS):
+        with qtbot.waitSignal(w.live_shown, timeout=JOB_TIMEOUT_MS):
             w.controls.start_btn.click()
         assert "measuring" in w.latency.plotItem.titleLabel.text
         with qtbot.waitSignal(w.runner.finished, timeout=10_000, check_params_cb=_cancelled):
@@ -324,7 +324,8 @@ def test_latency_plots_fill_while_the_profile_is_still_measuring(qtbot, cnn_path
         w.controls.runs.setValue(runs)
         w.controls.warmup.setValue(1)
         handle_data: list[dict] = []
-        with qtbot.waitSignal(w.runner.data, timeout=JOB_TIMEOUT_MS):
+        # live latencies reach the plots a few times a second, over two turns: live_shown
+        with qtbot.waitSignal(w.live_shown, timeout=JOB_TIMEOUT_MS):
             w.controls.start_btn.click()
             ctx.jobs.jobs[-1].data.connect(handle_data.append)
         handle = ctx.jobs.jobs[-1]
@@ -335,7 +336,7 @@ def test_latency_plots_fill_while_the_profile_is_still_measuring(qtbot, cnn_path
         assert "measuring" in w.latency.plotItem.titleLabel.text
         assert w.live is not None and 0 < w.live.count < runs
         assert np.all(np.asarray(w.latency.per_run.yData) > 0)
-        with qtbot.waitSignal(w.runner.data, timeout=JOB_TIMEOUT_MS):
+        with qtbot.waitSignal(w.live_shown, timeout=JOB_TIMEOUT_MS):
             pass
         assert len(w.latency.per_run.yData) > first and handle.state == "running"
         _save_shot(qtbot, w, "profiling_live.png")

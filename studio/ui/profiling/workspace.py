@@ -45,8 +45,11 @@ from studio.ui.profiling.plots import HistogramPlot, LatencyPlot, OpTypePlot, Sl
 from studio.ui.profiling.runner import PROFILE_KIND, GraphCache
 from studio.ui.profiling.suggestions import SuggestionsPanel
 from studio.ui.profiling.view_data import LiveLatencies, overlay_for
+from studio.ui.widgets import progress
 from studio.ui.widgets.theme import COLORS
 from studio.ui.widgets.turns import TurnSteps
+
+LIVE_MS = 250  # live latency plots refreshed at most this often
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +67,16 @@ class ProfilingWorkspace(QWidget):
     """The Profiling tab of the main window (``studio.ui.shell.workspaces``)."""
 
     run_shown = Signal(str)  # run id: table, plots and suggestions now all show that run
+    live_shown = Signal()  # the latency plots show the running profile's latencies so far
 
     def __init__(self, ctx: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
         self._showing = TurnSteps(self)  # show_run's remaining steps, one per event-loop turn
+        self._live_showing = TurnSteps(self)  # the two live plots, one per turn
+        self._live_showing.done.connect(self.live_shown)
+        # live latencies arrive several times a second; the plots follow at most 4 times a second
+        self._live_refresh = progress.Throttle(self._show_live, self, interval_ms=LIVE_MS)
         self.setObjectName("profilingWorkspace")
         self.setStyleSheet(QSS)
         self.run: ProfileRun | None = None
@@ -240,10 +248,22 @@ class ProfilingWorkspace(QWidget):
                 "Measuring: the latency plots fill as runs complete; key figures and per-layer "
                 "results follow when the run ends."
             )
-        self.latency.show_live(self.live)
-        self.hist.show_live(self.live)
+        self._live_refresh()
+
+    def _show_live(self) -> None:
+        live = self.live
+        if live is None:
+            return
+        self._live_showing.run(
+            [lambda: self.latency.show_live(live), lambda: self.hist.show_live(live)]
+        )
+
+    def _stop_live_updates(self) -> None:
+        self._live_refresh.drop()
+        self._live_showing.cancel()
 
     def _on_result(self, result: Any) -> None:
+        self._stop_live_updates()
         self.live = None
         self.controls.set_running(False)
         try:
@@ -280,6 +300,7 @@ class ProfilingWorkspace(QWidget):
     def _end_live(self) -> None:
         """A failed or cancelled profile is no result: its partial curve leaves the plots."""
         had_points = self.live is not None and bool(self.live.values)
+        self._stop_live_updates()
         self.live = None
         if not had_points:
             return
