@@ -48,13 +48,15 @@ def _profile(qtbot, w: ProfilingWorkspace, backend: str, runs: int, warmup: int 
     assert w.controls.select_backend(backend)
     w.controls.runs.setValue(runs)
     w.controls.warmup.setValue(warmup)
-    with qtbot.waitSignal(w.runner.result, timeout=JOB_TIMEOUT_MS) as blocker:
-        qtbot.mouseClick(w.controls.start_btn, Qt.MouseButton.LeftButton)
-        assert w.controls.cancel_btn.isEnabled()
-    assert not w.controls.cancel_btn.isEnabled()
+    # the dashboard fills over several event-loop turns after the result: run_shown ends them
+    with qtbot.waitSignal(w.run_shown, timeout=JOB_TIMEOUT_MS) as shown:
+        with qtbot.waitSignal(w.runner.result, timeout=JOB_TIMEOUT_MS) as blocker:
+            qtbot.mouseClick(w.controls.start_btn, Qt.MouseButton.LeftButton)
+            assert w.controls.cancel_btn.isEnabled()
+        assert not w.controls.cancel_btn.isEnabled()
     qtbot.wait(50)  # let the dashboard's posted layout settle (bar counts follow plot height)
     run = w.run
-    assert run is not None and run.id == blocker.args[0]["id"]
+    assert run is not None and run.id == blocker.args[0]["id"] == shown.args[0]
     return run
 
 
@@ -167,7 +169,9 @@ def test_history_and_comparison_of_two_runs(qtbot, cnn_path, tmp_path):
     assert w.history.list.item(0).data(Qt.ItemDataRole.UserRole) == second.id
 
     # Pick the older run: the dashboard shows it.
-    w.history.list.setCurrentRow(1)
+    with qtbot.waitSignal(w.run_shown, timeout=5000) as shown:
+        w.history.list.setCurrentRow(1)
+    assert shown.args == [first.id]
     assert w.run.id == first.id and sum(w.hist.counts) == 12
 
     w.history.select_ids([first.id, second.id])
@@ -295,7 +299,7 @@ def test_profile_through_the_main_windows_job_manager(qtbot, cnn_path):
         # Cancel reaches the managed job too.
         w.controls.sustained.setChecked(True)
         w.controls.duration.setValue(60.0)
-        with qtbot.waitSignal(w.runner.data, timeout=JOB_TIMEOUT_MS):
+        with qtbot.waitSignal(w.live_shown, timeout=JOB_TIMEOUT_MS):
             w.controls.start_btn.click()
         assert "measuring" in w.latency.plotItem.titleLabel.text
         with qtbot.waitSignal(w.runner.finished, timeout=10_000, check_params_cb=_cancelled):
@@ -320,7 +324,8 @@ def test_latency_plots_fill_while_the_profile_is_still_measuring(qtbot, cnn_path
         w.controls.runs.setValue(runs)
         w.controls.warmup.setValue(1)
         handle_data: list[dict] = []
-        with qtbot.waitSignal(w.runner.data, timeout=JOB_TIMEOUT_MS):
+        # live latencies reach the plots a few times a second, over two turns: live_shown
+        with qtbot.waitSignal(w.live_shown, timeout=JOB_TIMEOUT_MS):
             w.controls.start_btn.click()
             ctx.jobs.jobs[-1].data.connect(handle_data.append)
         handle = ctx.jobs.jobs[-1]
@@ -331,11 +336,11 @@ def test_latency_plots_fill_while_the_profile_is_still_measuring(qtbot, cnn_path
         assert "measuring" in w.latency.plotItem.titleLabel.text
         assert w.live is not None and 0 < w.live.count < runs
         assert np.all(np.asarray(w.latency.per_run.yData) > 0)
-        with qtbot.waitSignal(w.runner.data, timeout=JOB_TIMEOUT_MS):
+        with qtbot.waitSignal(w.live_shown, timeout=JOB_TIMEOUT_MS):
             pass
         assert len(w.latency.per_run.yData) > first and handle.state == "running"
         _save_shot(qtbot, w, "profiling_live.png")
-        with qtbot.waitSignal(w.runner.result, timeout=JOB_TIMEOUT_MS):
+        with qtbot.waitSignal(w.run_shown, timeout=JOB_TIMEOUT_MS):
             pass
         # The record replaces the live points: every run, percentile markers shown.
         assert w.run is not None and w.run.stats.count == runs and w.live is None
@@ -408,7 +413,7 @@ def test_sustained_mode_plots_latency_over_time(qtbot, cnn_path):
     w.controls.select_backend("cpu")
     w.controls.sustained.setChecked(True)
     w.controls.duration.setValue(1.0)
-    with qtbot.waitSignal(w.runner.result, timeout=JOB_TIMEOUT_MS):
+    with qtbot.waitSignal(w.run_shown, timeout=JOB_TIMEOUT_MS):
         w.controls.start_btn.click()
     run = w.run
     assert run.options["duration_s"] == 1.0 and run.stats.wall_s >= 0.9

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
 
 from studio.core.assignment.plan import BACKEND_ORDER
@@ -36,6 +36,11 @@ class NodeTableModel(ColumnsTableModel):
         self.plan: Any = None  # Plan
         self.pins: dict[str, str] = {}
         self._decisions: dict[str, Any] = {}
+        # cell texts and colours, computed once per change: a repaint asks for every visible
+        # cell's roles, and on the UI thread each ask is a Python call
+        self._text: dict[tuple[int, int], str] = {}
+        self._brush: dict[tuple[int, int], Any] = {}
+        self._rows: dict[str, int] = {}
 
     # ----- feeding ------------------------------------------------------------------------------
     def set_graph(self, graph: Any) -> None:
@@ -46,6 +51,8 @@ class NodeTableModel(ColumnsTableModel):
             else [n for n in graph.nodes if not (n.op_type == "Constant" and not n.inputs)]
         )
         self.report, self.plan, self._decisions = None, None, {}
+        self._rows = {n.id: i for i, n in reversed(list(enumerate(self.nodes)))}
+        self._text, self._brush = {}, {}
         self.endResetModel()
 
     def set_report(self, report: Any) -> None:
@@ -62,16 +69,23 @@ class NodeTableModel(ColumnsTableModel):
         self._changed()
 
     def _changed(self) -> None:
+        self._text, self._brush = {}, {}
         if self.nodes:
             last = self.index(len(self.nodes) - 1, len(COLUMNS) - 1)
             self.dataChanged.emit(self.index(0, 0), last)
 
     def row_of(self, node_id: str) -> int:
-        return next((i for i, n in enumerate(self.nodes) if n.id == node_id), -1)
+        return self._rows.get(node_id, -1)
 
     # ----- Qt model -----------------------------------------------------------------------------
     def row_count(self) -> int:
         return len(self.nodes)
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802 - Qt, hot path
+        return 0 if parent.isValid() else len(self.nodes)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802 - hot path
+        return 0 if parent.isValid() else len(COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
@@ -88,13 +102,20 @@ class NodeTableModel(ColumnsTableModel):
         if role == NODE_ID_ROLE:
             return node.id
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(node, col)
+            key = (index.row(), col)
+            text = self._text.get(key)
+            if text is None:
+                text = self._text[key] = self._display(node, col)
+            return text
         if role == SORT_ROLE:
             return self._sort_key(node, col)
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(node, col)
         if role == Qt.ItemDataRole.ForegroundRole:
-            return self._foreground(node, col)
+            key = (index.row(), col)
+            if key not in self._brush:
+                self._brush[key] = self._foreground(node, col)
+            return self._brush[key]
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (
             COL_MACS,
             COL_HTP,

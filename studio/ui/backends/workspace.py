@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -39,6 +39,8 @@ from studio.ui.backends.table import (
     NodeTableModel,
 )
 from studio.ui.jobs.background import Background
+from studio.ui.widgets import progress
+from studio.ui.widgets.turns import TurnSteps
 
 OVERLAY_VALUE = {"htp": 0.0, "gpu": 1.0, "cpu": 2.0}
 OVERLAY_NAME = "Backend (0 HTP, 1 GPU, 2 CPU)"
@@ -69,9 +71,12 @@ def project_measurements(project: Any, graph: Any) -> dict[str, dict[str, float]
 class BackendsWorkspace(ConstraintsEditing, QWidget):
     """Per-node table, constraint controls, probe/assign buttons and a summary panel."""
 
+    plan_shown = Signal()  # an assignment is on the table, the summary and the graph
+
     def __init__(self, ctx: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
+        self._showing = TurnSteps(self)  # a new plan's display steps, one per turn
         self.graph: Any = None
         self.report: Any = None
         self.plan: Any = None
@@ -80,6 +85,7 @@ class BackendsWorkspace(ConstraintsEditing, QWidget):
         self.last_run: dict[str, Any] | None = None
         self.background = Background(self, jobs=lambda: getattr(ctx, "jobs", None), lane="backends")
         self._build()
+        self._progress_stream = progress.Throttle(self._show_progress, self)
         self.background.progress.connect(self._on_progress)
         self.background.error.connect(self._on_error)
         self.background.finished.connect(self._on_finished)
@@ -210,6 +216,7 @@ class BackendsWorkspace(ConstraintsEditing, QWidget):
     # ----- model --------------------------------------------------------------------------------
     def set_graph(self, graph: Any) -> None:
         self.background.cancel()
+        self._showing.cancel()  # a plan of the previous model no longer shows
         self.graph, self.report, self.plan, self.last_run = graph, None, None, None
         self.model.set_graph(graph)
         self._load_constraints()
@@ -299,17 +306,23 @@ class BackendsWorkspace(ConstraintsEditing, QWidget):
 
     def _run(self, title: str, fn: Any, on_done: Any) -> None:
         self.background.start(title, fn, on_result=on_done)  # a running one is cancelled first
-        self.progress.setValue(0)
+        self._progress_stream.drop()
+        progress.set_value(self.progress, 0)
         self.progress.show()
         self.status.setText(f"{title}…")
         self._update_buttons()
 
     def _on_progress(self, fraction: float, _stage: str, text: str) -> None:
-        self.progress.setValue(int(fraction * 100))
+        """A job's progress, at most a few times a second (``widgets/progress``)."""
+        self._progress_stream(fraction, text)
+
+    def _show_progress(self, fraction: float, text: str) -> None:
+        progress.set_value(self.progress, int(fraction * 100))
         if text:
             self.status.setText(text)
 
     def _on_finished(self, _state: str) -> None:
+        self._progress_stream.drop()
         self.progress.hide()
         self._update_buttons()
 
@@ -331,28 +344,46 @@ class BackendsWorkspace(ConstraintsEditing, QWidget):
         self.ctx.set_badges("backend", {})
 
     def _on_assigned(self, result: Any) -> None:
+        """Show a plan over several event-loop turns (issue 15: no UI-thread stall > 50 ms).
+
+        The table, the summary, the graph's badges and its overlay each take a turn of their
+        own; ``self.plan`` is set in the last one, then ``plan_shown`` is emitted.
+        """
         report, plan = result
+        self._showing.run(
+            [
+                lambda: self._show_plan_table(report, plan),
+                lambda: self.summary.setHtml(summary_html(plan)),
+                lambda: self.ctx.set_badges(
+                    "backend", {d.node_id: d.backend.upper() for d in plan.decisions}
+                ),
+                lambda: self.ctx.set_overlay(
+                    OVERLAY_NAME,
+                    {d.node_id: OVERLAY_VALUE[d.backend] for d in plan.decisions},
+                    "coolwarm",
+                    "",
+                    kind="derived",
+                    source="backend plan",
+                ),
+                lambda: self._plan_shown(plan),
+            ]
+        )
+
+    def _show_plan_table(self, report: Any, plan: Any) -> None:
         if self.report is not report:
             self._on_probed(report)
+        self.model.set_plan(plan)
+
+    def _plan_shown(self, plan: Any) -> None:
         self.plan = plan
         self.ctx.plan = plan  # shared: the Deploy workspace compiles it
-        self.model.set_plan(plan)
-        self.summary.setHtml(summary_html(plan))
-        badges = {d.node_id: d.backend.upper() for d in plan.decisions}
-        self.ctx.set_badges("backend", badges)
-        self.ctx.set_overlay(
-            OVERLAY_NAME,
-            {d.node_id: OVERLAY_VALUE[d.backend] for d in plan.decisions},
-            "coolwarm",
-            "",
-            kind="derived",
-            source="backend plan",
-        )
         s = plan.summary
         self.status.setText(
             f"Assigned: {s['segments']} segment(s), {s['boundaries']} boundary(ies), "
             f"{s['estimated_total_ms']:.3f} ms ({'/'.join(s['cost_sources'])})."
         )
+        self._update_buttons()
+        self.plan_shown.emit()
 
     def _update_buttons(self) -> None:
         has_model = self.graph is not None

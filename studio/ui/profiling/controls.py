@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from studio.core.assignment.plan import BACKEND_ORDER
 from studio.core.engine.backends import REGISTRY
 from studio.ui.jobs.background import Background
+from studio.ui.widgets import progress
 
 BACKENDS = tuple((name, REGISTRY[name].label) for name in BACKEND_ORDER)  # (name, label)
 BROWSE = "__browse__"
@@ -126,6 +127,7 @@ class ControlBar(QWidget):
         layout.addWidget(self.cancel_btn)
         layout.addWidget(self.progress)
         layout.addWidget(self.status, 1)
+        self._progress_stream = progress.Throttle(self._show_progress, self)
         self._probe_background = Background(self)
         self._probing = False
         self._model_ready = False
@@ -265,8 +267,17 @@ class ControlBar(QWidget):
         self.runs.setEnabled(not running and not self.sustained.isChecked())
         self.duration.setEnabled(not running and self.sustained.isChecked())
         if running:
-            self.progress.setValue(0)
+            progress.set_value(self.progress, 0)
+
+    def report_progress(self, fraction: float, stage: str, text: str) -> None:
+        """A running job's progress: shown at most a few times a second (``Throttle``)."""
+        self._progress_stream(fraction, stage, text)
 
     def show_progress(self, fraction: float, stage: str, text: str) -> None:
-        self.progress.setValue(int(fraction * 1000))
+        """Show a state now (start, done, failed); a pending job message is dropped."""
+        self._progress_stream.drop()
+        self._show_progress(fraction, stage, text)
+
+    def _show_progress(self, fraction: float, stage: str, text: str) -> None:
+        progress.set_value(self.progress, int(fraction * 1000))
         self.status.setText(f"{stage}: {text}" if stage else text)

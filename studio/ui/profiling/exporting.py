@@ -41,6 +41,7 @@ def export_menu(ws, parent: QWidget) -> QMenu:
 
 def export(ws, kind: str, path: str | Path) -> Path:
     """Write the current run (or comparison) as ``kind``; raises StudioError if none."""
+    ws.finish_showing()  # the report reads the suggestions of the run on the dashboard
     if kind == "compare":
         if ws.compare.comparison is None:
             raise StudioError("nothing to export: compare two or more runs first")

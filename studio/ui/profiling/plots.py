@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics
 
 from studio.core.profiling.records import MEASURE_CYCLES, ProfileRun
 from studio.ui.profiling import view_data as vd
+from studio.ui.widgets.plot_axis import fast_axes
 from studio.ui.widgets.theme import COLORS
 
 PLOT_BG = COLORS["base"]
@@ -36,10 +37,14 @@ def time_scale(typical_ms: float) -> tuple[float, str]:
 
 
 class StudioPlot(pg.PlotWidget):
-    """A PlotWidget dressed for the dark theme, with a title and a scalable font."""
+    """A PlotWidget dressed for the dark theme, with a title and a scalable font.
+
+    Its axes fill the translucent grid lines instead of stroking them (``widgets/plot_axis``):
+    stroked, they made each plot's repaint cost ~15 ms of UI-thread time on a software rasteriser.
+    """
 
     def __init__(self, title: str, parent=None) -> None:
-        super().__init__(parent, background=PLOT_BG)
+        super().__init__(parent, background=PLOT_BG, axisItems=fast_axes())
         self.setMenuEnabled(False)
         self.hideButtons()
         self.showGrid(x=True, y=True, alpha=0.12)

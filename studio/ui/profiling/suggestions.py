@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from studio.ui.widgets.theme import COLORS
+
+CARDS_PER_STEP = 3  # suggestion cards built per event-loop turn
 
 _KIND = {
     "hotspot": ("HOTSPOT", COLORS["accent"]),
@@ -103,16 +106,39 @@ class SuggestionsPanel(QWidget):
         self.info.setText("Bottlenecks of the shown run appear here, each naming its nodes.")
 
     def set_suggestions(self, suggestions: list[Any], error: str = "") -> None:
+        """Replace the cards at once (see ``card_steps`` for the same over several turns)."""
+        for step in self.card_steps(suggestions, error):
+            step()
+
+    def card_steps(self, suggestions: list[Any], error: str = "") -> list[Callable[[], None]]:
+        """Replacing the cards as steps of a few cards each (``widgets.turns.TurnSteps``).
+
+        Each card lays out rich text; ten of them took ~90 ms of one UI-thread turn on a busy
+        host, so the dashboard builds them a few per turn.
+        """
+        ordered = sorted(suggestions, key=lambda s: s.impact, reverse=True)
+        steps: list[Callable[[], None]] = [self._clear_cards]
+        for start in range(0, len(ordered), CARDS_PER_STEP):
+            chunk = ordered[start : start + CARDS_PER_STEP]
+            steps.append(lambda chunk=chunk: self._add_cards(chunk))
+        steps.append(lambda: self._set_info(error))
+        return steps
+
+    def _clear_cards(self) -> None:
         for card in self.cards:
             card.setParent(None)
             card.deleteLater()
         self.cards = []
-        for s in sorted(suggestions, key=lambda s: s.impact, reverse=True):
+
+    def _add_cards(self, suggestions: list[Any]) -> None:
+        for s in suggestions:
             card = SuggestionCard(s, self.body)
             card.clicked.connect(self.node_activated)
             self.body_layout.insertWidget(self.body_layout.count() - 1, card)
             card.show()
             self.cards.append(card)
+
+    def _set_info(self, error: str) -> None:
         if error:
             self.info.setText(error)
         elif not self.cards:

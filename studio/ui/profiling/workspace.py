@@ -9,6 +9,10 @@ comes from a core ``ProfileRun``; this class only wires panels to the context:
   table selection and highlights the bar, so graph, chart and table always agree;
 * "Show on graph" sends the run's per-node cost to the Graph workspace (``ctx.set_overlay``);
 * finished runs go to the project (``Project.add_run``) or, without one, to this session's list.
+
+A run reaches the dashboard over several event-loop turns (``show_run``: the table, then one plot
+per turn, then the suggestions), each followed by its repaint, so the window never freezes while
+a result lands (issue 15: no UI-thread stall above 50 ms); ``run_shown`` says it is complete.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -41,7 +45,11 @@ from studio.ui.profiling.plots import HistogramPlot, LatencyPlot, OpTypePlot, Sl
 from studio.ui.profiling.runner import PROFILE_KIND, GraphCache
 from studio.ui.profiling.suggestions import SuggestionsPanel
 from studio.ui.profiling.view_data import LiveLatencies, overlay_for
+from studio.ui.widgets import progress
 from studio.ui.widgets.theme import COLORS
+from studio.ui.widgets.turns import TurnSteps
+
+LIVE_MS = 250  # live latency plots refreshed at most this often
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +66,17 @@ QProgressBar::chunk {{ background: {COLORS["accent"]}; border-radius: 4px; }}
 class ProfilingWorkspace(QWidget):
     """The Profiling tab of the main window (``studio.ui.shell.workspaces``)."""
 
+    run_shown = Signal(str)  # run id: table, plots and suggestions now all show that run
+    live_shown = Signal()  # the latency plots show the running profile's latencies so far
+
     def __init__(self, ctx: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
+        self._showing = TurnSteps(self)  # show_run's remaining steps, one per event-loop turn
+        self._live_showing = TurnSteps(self)  # the two live plots, one per turn
+        self._live_showing.done.connect(self.live_shown)
+        # live latencies arrive several times a second; the plots follow at most 4 times a second
+        self._live_refresh = progress.Throttle(self._show_live, self, interval_ms=LIVE_MS)
         self.setObjectName("profilingWorkspace")
         self.setStyleSheet(QSS)
         self.run: ProfileRun | None = None
@@ -101,7 +117,7 @@ class ProfilingWorkspace(QWidget):
 
         self.controls.start_requested.connect(self.start_profile)
         self.controls.cancel_requested.connect(self.runner.cancel)
-        self.runner.progress.connect(self.controls.show_progress)
+        self.runner.progress.connect(self.controls.report_progress)
         self.runner.data.connect(self._on_live_data)
         self.runner.result.connect(self._on_result)
         self.runner.error.connect(self._on_failed)
@@ -181,6 +197,7 @@ class ProfilingWorkspace(QWidget):
         # run that is not in it leaves the dashboard.
         ids = {e.id for e in self.store.entries()}
         if self.run is not None and self.run.id not in ids:
+            self._showing.cancel()
             self.run = None
             self.figures.clear()
             self.table.set_run(None)
@@ -231,10 +248,22 @@ class ProfilingWorkspace(QWidget):
                 "Measuring: the latency plots fill as runs complete; key figures and per-layer "
                 "results follow when the run ends."
             )
-        self.latency.show_live(self.live)
-        self.hist.show_live(self.live)
+        self._live_refresh()
+
+    def _show_live(self) -> None:
+        live = self.live
+        if live is None:
+            return
+        self._live_showing.run(
+            [lambda: self.latency.show_live(live), lambda: self.hist.show_live(live)]
+        )
+
+    def _stop_live_updates(self) -> None:
+        self._live_refresh.drop()
+        self._live_showing.cancel()
 
     def _on_result(self, result: Any) -> None:
+        self._stop_live_updates()
         self.live = None
         self.controls.set_running(False)
         try:
@@ -271,6 +300,7 @@ class ProfilingWorkspace(QWidget):
     def _end_live(self) -> None:
         """A failed or cancelled profile is no result: its partial curve leaves the plots."""
         had_points = self.live is not None and bool(self.live.values)
+        self._stop_live_updates()
         self.live = None
         if not had_points:
             return
@@ -289,20 +319,38 @@ class ProfilingWorkspace(QWidget):
             self.ctx.show_error("Cannot open run", str(exc))
 
     def show_run(self, run: ProfileRun) -> None:
-        """Put ``run`` on the dashboard; every plot updates its existing items in place."""
+        """Put ``run`` on the dashboard; every plot updates its existing items in place.
+
+        The key figures change at once; the table, each plot and the suggestions follow on
+        turns of their own (``TurnSteps``), and ``run_shown`` is emitted after the last one.
+        """
         self.run = run
         self.figures.show_run(run)
-        self.latency.show_run(run)
-        self.hist.show_run(run)
-        self.slowest.show_run(run)
-        self.optypes.show_run(run)
-        self.table.set_run(run)
-        self._update_suggestions(run)
         self.overlay_btn.setEnabled(overlay_for(run) is not None)
+        self._showing.run(
+            [
+                lambda: self.table.set_run(run),
+                self.table.fit_columns,
+                lambda: self.latency.show_run(run),
+                lambda: self.hist.show_run(run),
+                lambda: self.slowest.show_run(run),
+                lambda: self.optypes.show_run(run),
+                lambda: self._showing.insert_next(self._suggestion_steps(run)),
+                lambda: self._run_on_dashboard(run),
+            ]
+        )
+
+    def _run_on_dashboard(self, run: ProfileRun) -> None:
+        """show_run's last step: the overlay and the selection follow, then ``run_shown``."""
         if self.overlay_btn.isChecked():
             self._send_overlay()
         if self.ctx.selected_node:
             self._follow_selection(self.ctx.selected_node)
+        self.run_shown.emit(run.id)
+
+    def finish_showing(self) -> None:
+        """Complete a pending ``show_run`` now (an export reads the whole dashboard)."""
+        self._showing.finish()
 
     def _clear_dashboard(self) -> None:
         for plot in (self.latency, self.hist, self.slowest, self.optypes):
@@ -311,6 +359,11 @@ class ProfilingWorkspace(QWidget):
 
     def _update_suggestions(self, run: ProfileRun) -> None:
         """Suggestions now from the figures; again with structure once the graph is loaded."""
+        for step in self._suggestion_steps(run):
+            step()
+
+    def _suggestion_steps(self, run: ProfileRun) -> list:
+        """The suggestions of ``run`` (computed now) as card-building steps for ``TurnSteps``."""
         from studio.core.profiling.suggestions import suggest
 
         graph = self.graphs.get(run.model_path)
@@ -321,9 +374,9 @@ class ProfilingWorkspace(QWidget):
         else:
             note = "Reading the model for structural rules…"
         try:
-            self.suggestions.set_suggestions(suggest(run, graph), note)
+            return self.suggestions.card_steps(suggest(run, graph), note)
         except StudioError as exc:
-            self.suggestions.set_suggestions([], str(exc))
+            return self.suggestions.card_steps([], str(exc))
 
     def _graph_ready(self, path: str) -> None:
         if self.run is not None and self.graphs.key(self.run.model_path) == path:

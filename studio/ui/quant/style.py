@@ -45,7 +45,10 @@ def themed_plot(parent: Any, *, x_grid: bool = True) -> Any:
     (the quantization charts and the sweeps' Pareto plot all look alike)."""
     import pyqtgraph as pg
 
-    plot = pg.PlotWidget(parent, background=PLOT_BG)
+    from studio.ui.widgets.plot_axis import fast_axes
+
+    # grid lines filled, not stroked: translucent strokes are slow to paint (widgets/plot_axis)
+    plot = pg.PlotWidget(parent, background=PLOT_BG, axisItems=fast_axes())
     plot.setMenuEnabled(False)
     plot.hideButtons()
     plot.showGrid(x=x_grid, y=True, alpha=0.15)

@@ -42,6 +42,7 @@ from studio.ui.quant.simcheck_view import SimVsHtpView
 from studio.ui.quant.style import color
 from studio.ui.quant.technique_view import TechniqueEffectsView
 from studio.ui.quant.toolbar import build_toolbar, install_local_shortcuts
+from studio.ui.widgets import progress
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ class QuantizationWorkspace(QWidget):
         self.progress.setTextVisible(False)
         self.progress.setMaximumHeight(8)
         self.progress_text = QLabel(self)
+        self._progress_stream = progress.Throttle(self._show_progress, self)
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.clicked.connect(self.runner.cancel)
         self.message = QLabel("Open a model, then Calibrate.", self)
@@ -410,12 +412,17 @@ class QuantizationWorkspace(QWidget):
             self.build_button,
         ):
             b.setEnabled(not busy)
+        self._progress_stream.drop()  # a late job message must not follow the final state
         if busy:
-            self.progress.setValue(0)
+            progress.set_value(self.progress, 0)
             self.progress_text.setText(title)
 
     def _progress(self, fraction: float, _stage: str, text: str) -> None:
-        self.progress.setValue(int(fraction * 1000))
+        """A job's progress, at most a few times a second (``widgets/progress``)."""
+        self._progress_stream(fraction, text)
+
+    def _show_progress(self, fraction: float, text: str) -> None:
+        progress.set_value(self.progress, int(fraction * 1000))
         if text:
             self.progress_text.setText(text)
 
