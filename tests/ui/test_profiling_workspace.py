@@ -571,6 +571,10 @@ def test_htp_profile_of_the_qdq_model_against_float_on_cpu(qtbot, tmp_path):
     # The float model is open; its CPU run is the baseline.
     ctx, w = _workspace(qtbot, tmp_path / "small_cnn.onnx")
     cpu_run = _profile(qtbot, w, "cpu", runs=10)
+    # a host CPU run leads with the phone CPU's figure, labelled as assumed, not the NPU's
+    assert "CPU, assumed" in w.figures.cards["device"].sub.text()
+    assert w.figures.cards["device"].value.text() != "—"
+    assert cpu_run.device_lead()[0] == pytest.approx(cpu_run.device_estimate["cpu_total_ms"])
     # The QDQ file (as the Quantization workspace writes it) is chosen as another model.
     w.controls.add_model(str(qdq))
     assert w.controls.model_path() == str(qdq.resolve())

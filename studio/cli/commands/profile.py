@@ -139,9 +139,9 @@ def run(args: argparse.Namespace) -> int:
 def _print_summary(record: Any, items: list[Any]) -> None:
     s = record.stats
     print(f"{record.label}: {record.backend.upper()} on {', '.join(record.providers)}")
-    est = record.device_estimate
-    if est:  # a simulated run leads with the device estimate
-        print(f"  device: {est.get('label')}")
+    lead = record.device_lead()
+    if lead:  # a simulated HTP or host CPU run leads with the target device's figure
+        print(f"  device: {lead[2]}")
     for note in record.notes:
         print(f"  note: {note}", file=sys.stderr if note.startswith("warning") else sys.stdout)
     emulated = "emulated " if record.is_emulated() else ""

@@ -365,6 +365,7 @@ def _measure_stage(
     )
     if is_simulated(opts.backend):
         notes.append(SIMULATION_NOTE)
+    if is_simulated(opts.backend) or opts.backend == "cpu":
         record.device_estimate = _device_estimate(opts.model, ctx)
     notes.append(
         "latencies measured with profiling off; per-layer figures come from a separate, shorter "
@@ -411,7 +412,7 @@ def _layers_stage(
 
 
 def _device_estimate(model: Any, ctx: JobContext) -> dict[str, Any]:
-    """The target device's estimate for a simulated run (what it leads with); {} if none."""
+    """The target device's estimate for a simulated HTP or host CPU run; {} if none."""
     from studio.core.devices.catalogue import current_device
     from studio.core.devices.estimate import estimate_model
     from studio.core.errors import StudioError

@@ -116,9 +116,28 @@ class ProfileRun:
     unmapped_nodes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     # The target device's estimate for this model (studio.core.devices.estimate), the figure a
-    # simulated run leads with; empty when none was made.
+    # simulated HTP run or a host CPU run leads with; empty when none was made.
     device_estimate: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+
+    def device_lead(self) -> tuple[float, str, str] | None:
+        """(ms, short caption, full label) of the target-device figure this run leads with.
+
+        A simulated HTP run leads with the NPU estimate (its own times are the emulator's); a run
+        on this host's CPU leads with the phone CPU's figure from assumed rates, because the host's
+        x86 cores say nothing of a phone's. None when no estimate was made.
+        """
+        est = self.device_estimate or {}
+        if not est:
+            return None
+        device = str(est.get("device", ""))
+        if self.backend == "cpu":
+            if not est.get("cpu_total_ms"):
+                return None
+            return (float(est["cpu_total_ms"]), f"{device} CPU, assumed", str(est["cpu_label"]))
+        err = est.get("median_abs_rel_err")
+        caption = device + (f" ±{err * 100:.0f}%" if err else "")
+        return float(est.get("total_ms", 0.0)), caption, str(est.get("label", ""))
 
     @property
     def all_rows(self) -> list[LayerRow]:

@@ -113,16 +113,11 @@ class KeyFiguresPanel(QWidget):
     def show_run(self, run: ProfileRun) -> None:
         s = run.stats
         c = self.cards
-        est = run.device_estimate or {}
-        if est:  # a simulated run leads with the device estimate; its own times are emulated
-            err = est.get("median_abs_rel_err")
-            c["device"].set(
-                vd.fmt_ms(float(est.get("total_ms", 0.0))),
-                f"{est.get('device', '')}" + (f" ±{err * 100:.0f}%" if err else ""),
-                str(est.get("label", "")),
-            )
+        lead = run.device_lead()
+        if lead:  # a simulated or host-CPU run leads with the target device's figure
+            c["device"].set(vd.fmt_ms(lead[0]), lead[1], lead[2])
         else:
-            c["device"].set("—", "no estimate", "only simulated HTP runs carry a device estimate")
+            c["device"].set("—", "no estimate", "only simulated HTP and host CPU runs carry one")
         where = "emulated, median" if run.is_emulated() else "median"
         c["p50"].set(vd.fmt_ms(s.p50_ms), where, run.latency_measure())
         c["p95"].set(vd.fmt_ms(s.p95_ms), f"min {vd.fmt_ms(s.min_ms)}")
