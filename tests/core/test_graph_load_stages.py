@@ -83,3 +83,22 @@ def test_the_checker_refuses_in_the_second_stage(tmp_path):
         quick.complete()
     assert str(bad) in str(info.value)
     assert quick.shapes_pending
+
+
+def test_attributes_and_scopes_of_the_first_stage_are_those_of_the_protobuf(tmp_path):
+    """Attributes are read on first use and scope lists shared per prefix: same values."""
+    from studio.core.model.graph import scope_of
+    from studio.core.model.prepare import attribute_value
+
+    path = builders.save(builders.small_cnn(), tmp_path / "small_cnn.onnx")
+    proto = onnx.load(str(path))
+    quick = ModelGraph.load(path, shapes=False)
+    assert any(not isinstance(n.attribute_source, dict) for n in quick.nodes)  # not read yet
+    for node, raw in zip(quick.nodes, proto.graph.node, strict=True):
+        assert node.attributes == {a.name: attribute_value(a) for a in raw.attribute}
+        assert node.scope == scope_of(raw.name)
+    assert any(n.attributes for n in quick.nodes)
+    fresh = ModelGraph.load(path, shapes=False)
+    fresh.complete()  # reads every node's attributes before the protobuf is swapped
+    assert all(isinstance(n.attribute_source, dict) for n in fresh.nodes)
+    assert [n.attributes for n in fresh.nodes] == [n.attributes for n in quick.nodes]

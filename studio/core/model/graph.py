@@ -72,7 +72,12 @@ class TensorInfo:
 
 @dataclass
 class NodeInfo:
-    """One operator with the figures the UI shows: parameters, MACs and activation bytes."""
+    """One operator with the figures the UI shows: parameters, MACs and activation bytes.
+
+    ``attributes`` is read from the protobuf on first use (``ModelGraph.complete`` reads the
+    rest): 8,000 of a 20k-node export's nodes carry attributes, and converting them all cost
+    ~50 ms before the graph could be drawn.
+    """
 
     id: str
     name: str
@@ -81,12 +86,26 @@ class NodeInfo:
     domain: str = ""
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
-    attributes: dict[str, Any] = field(default_factory=dict)
     synthetic_id: bool = False
     params: int = 0
     macs: int = 0
     activation_bytes: int = 0
     scope: list[str] = field(default_factory=list)
+    # a dict, or the protobuf's attribute list until ``attributes`` is first read
+    attribute_source: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """The node's attributes as plain values (``prepare.attribute_value``)."""
+        source = self.attribute_source
+        if type(source) is not dict:
+            source = {a.name: attribute_value(a) for a in source} if source else {}
+            self.attribute_source = source
+        return source
+
+    @attributes.setter
+    def attributes(self, value: dict[str, Any]) -> None:
+        self.attribute_source = dict(value)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -236,6 +255,7 @@ class ModelGraph:
         byte_cache: dict[str, int] = {}
         param_cache: dict[str, int] = {}
         for node in self.nodes:
+            node.attributes  # noqa: B018 - read now: no reference to the old protobuf stays
             self._node_stats(node, byte_cache, param_cache)
         self.notes.extend(notes)
         self.proto = inferred
@@ -276,44 +296,58 @@ class ModelGraph:
 
         protos = list(g.node)
         node_names = [n.name for n in protos]
-        names = Counter(n for n in node_names if n)
+        names = Counter(node_names)
+        scopes: dict[str, list[str]] = {}  # "/a/b" -> ["a", "b"]: nodes of one scope share it
         node_by_id = self.node_by_id
         append = self.nodes.append
+        get_tensor = tensors.get
         for index, node in enumerate(protos):
             name = node_names[index]
             op_type = node.op_type
             unique = bool(name) and names[name] == 1
-            node_id = name if unique else f"{op_type}_{index}"
+            if unique:
+                node_id = name
+                cut = name.rstrip("/").rfind("/")  # as scope_of: the last part is the op
+                prefix = name[:cut] if cut > 0 else ""
+                scope = scopes.get(prefix)
+                if scope is None:
+                    scope = scopes[prefix] = [p for p in prefix.split("/") if p]
+            else:
+                node_id = f"{op_type}_{index}"
+                scope = []
             while node_id in node_by_id:
                 node_id += "_"
-            inputs = list(node.input)
-            outputs = list(node.output)
+            inputs = node.input[:]
+            outputs = node.output[:]
             attributes = node.attribute
             info = NodeInfo(
-                id=node_id,
-                name=name,
-                index=index,
-                op_type=op_type,
-                domain=node.domain,
-                inputs=inputs,
-                outputs=outputs,
-                attributes={a.name: attribute_value(a) for a in attributes} if attributes else {},
-                synthetic_id=not unique,
-                scope=scope_of(name) if unique else [],
+                node_id,
+                name,
+                index,
+                op_type,
+                node.domain,
+                inputs,
+                outputs,
+                not unique,
+                0,
+                0,
+                0,
+                scope,
+                attributes if attributes else None,
             )
             append(info)
             node_by_id[node_id] = info
             for t in inputs:
                 if t:
-                    tensor = tensors.get(t)
+                    tensor = get_tensor(t)
                     if tensor is None:
-                        tensor = tensors[t] = TensorInfo(name=t)
+                        tensor = tensors[t] = TensorInfo(t)
                     tensor.consumers.append(node_id)
             for t in outputs:
                 if t:
-                    tensor = tensors.get(t)
+                    tensor = get_tensor(t)
                     if tensor is None:
-                        tensor = tensors[t] = TensorInfo(name=t)
+                        tensor = tensors[t] = TensorInfo(t)
                     elif tensor.consumers:
                         return False  # consumed before it is produced (or by its producer)
                     tensor.producer = node_id

@@ -124,19 +124,38 @@ def iter_graph_tensors(graph: onnx.GraphProto) -> Iterator[TensorProto]:
         yield sparse.values
         yield sparse.indices
     for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == AttributeProto.TENSOR:
+        attributes = node.attribute
+        if not attributes:  # most nodes: skip the per-attribute reads
+            continue
+        for attr in attributes:
+            kind = attr.type
+            if kind == _TENSOR:
                 yield attr.t
-            elif attr.type == AttributeProto.TENSORS:
+            elif kind in _PLAIN:  # numbers and strings hold no tensor
+                continue
+            elif kind == AttributeProto.TENSORS:
                 yield from attr.tensors
-            elif attr.type == AttributeProto.SPARSE_TENSOR:
+            elif kind == AttributeProto.SPARSE_TENSOR:
                 yield attr.sparse_tensor.values
                 yield attr.sparse_tensor.indices
-            elif attr.type == AttributeProto.GRAPH:
+            elif kind == AttributeProto.GRAPH:
                 yield from iter_graph_tensors(attr.g)
-            elif attr.type == AttributeProto.GRAPHS:
+            elif kind == AttributeProto.GRAPHS:
                 for sub in attr.graphs:
                     yield from iter_graph_tensors(sub)
+
+
+_TENSOR = AttributeProto.TENSOR
+_PLAIN = frozenset(
+    {
+        AttributeProto.FLOAT,
+        AttributeProto.INT,
+        AttributeProto.STRING,
+        AttributeProto.FLOATS,
+        AttributeProto.INTS,
+        AttributeProto.STRINGS,
+    }
+)
 
 
 def iter_model_tensors(model: onnx.ModelProto) -> Iterator[TensorProto]:
