@@ -141,7 +141,7 @@ def apply_techniques(
             flat = max(float(np.abs(m).max()), 1e-12) / (2 ** (bits - 1) - 1)
             scales = np.full(m.shape[0], flat)
         before = fake_quant_rows(m, scales, bits)
-        signal = float(np.einsum("od,de,oe->", m, stats.hessian, m))
+        signal = float(output_mse(m, stats.hessian).sum())
         before_db = _db(signal, float(output_mse(before - m, stats.hessian).sum()))
         if "seqmse" in names:
             scales = _seqmse.best_scales(m, stats, bits, per_channel)
