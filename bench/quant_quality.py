@@ -331,9 +331,16 @@ def run_model(name, models_dir: Path, args, work: Path) -> dict:
                 continue
             arrays = np.load(out)
             test = [{n: arrays[n][i] for n in arrays.files} for i in range(len(eval_feeds))]
-            row["aimet"][method] = round(
-                output_sqnr_db(ref, test, [n for n in names if n in arrays.files]), 2
-            )
+            shared = [n for n in names if n in arrays.files]
+            db = output_sqnr_db(ref, test, shared) if shared else None
+            if db is None or not np.isfinite(db):
+                # no output in common, or bit-identical to float: the sim quantised nothing
+                row["aimet"][method] = (
+                    "identical to float (no quantiser took effect)" if shared else
+                    f"no output in common with the float model ({', '.join(arrays.files)})"
+                )  # fmt: skip
+                continue
+            row["aimet"][method] = round(db, 2)
         numbers = [v for v in row["aimet"].values() if isinstance(v, float)]
         row["aimet_best"] = max(numbers) if numbers else None
     row["elapsed_s"] = round(time.perf_counter() - start, 1)
