@@ -236,7 +236,7 @@ def test_bias_correction_removes_the_shift_that_float_statistics_miss(tmp_path):
     wl = weight_layers(old)
     stats_in = collect_inputs(old, wl, calib)
     for layer in wl:
-        if layer.bias is None or layer.node not in stats_in:
+        if layer.bias is None or layer.groups > 1 or layer.node not in stats_in:
             continue
         m = layer.matrix(initializer(old, layer.weight).astype(np.float64))
         mq = fake_quant_rows(m, symmetric_scales(m, 8), 8)
@@ -258,3 +258,187 @@ def test_bias_correction_removes_the_shift_that_float_statistics_miss(tmp_path):
     assert shift["new"] < 0.35 * shift["default"], shift
     assert new.output_sqnr_db >= _db(stats, base, held_out), new.technique.notes
     assert any("empirical" in n and "mean shift" in n for n in new.technique.notes)
+
+
+def _depthwise_block(seed: int = 0) -> onnx.ModelProto:
+    """Conv -> ReLU -> depthwise Conv (group 8, 3x3) -> ReLU -> pointwise Conv: MobileNet's block,
+    the depthwise weights with channels of very different ranges (what 8 bits handle worst)."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(0, 0.3, (8, 3, 3, 3))
+    dw = rng.normal(0, 0.3, (8, 1, 3, 3)) * np.logspace(-1, 1, 8).reshape(8, 1, 1, 1)
+    dw[:, :, 0, 0] *= 6.0  # an outlier tap per channel: min/max scales waste the grid on it
+    w3 = rng.normal(0, 0.3, (4, 8, 1, 1))
+    inits = [
+        numpy_helper.from_array(a.astype(np.float32), n)
+        for a, n in (
+            (w1, "c1.w"),
+            (rng.normal(0, 0.1, 8), "c1.b"),
+            (dw, "dw.w"),
+            (rng.normal(0, 0.1, 8), "dw.b"),
+            (w3, "pw.w"),
+            (rng.normal(0, 0.1, 4), "pw.b"),
+        )
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "c1.w", "c1.b"], ["a"], name="c1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["ar"], name="r1"),
+        helper.make_node("Conv", ["ar", "dw.w", "dw.b"], ["d"], name="dw", group=8,
+                         pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["d"], ["dr"], name="r2"),
+        helper.make_node("Conv", ["dr", "pw.w", "pw.b"], ["y"], name="pw"),
+    ]  # fmt: skip
+    graph = helper.make_graph(
+        nodes,
+        "dwblock",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 12, 12])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 12, 12])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_weight_techniques_cover_depthwise_convolutions():
+    """A depthwise Conv gets one H per group, and that H predicts the layer's real output error:
+    the error of a perturbed weight computed from H equals the one ORT's Conv produces."""
+    model = _depthwise_block()
+    rng = np.random.default_rng(4)
+    feeds = [{"x": rng.random((1, 3, 12, 12), dtype=np.float32)} for _ in range(8)]
+    layers = weight_layers(model)
+    assert [la.node for la in layers] == ["c1", "dw", "pw"]
+    inputs = collect_inputs(model, layers, feeds)
+    assert inputs["dw"].hessian.shape == (8, 9, 9)
+    # H from every patch (no subsampling at 8 x 144 rows) against the Conv itself, unshrunk
+    assert next(la for la in layers if la.node == "dw").groups == 8
+    w = numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == "dw.w"))
+    delta = rng.normal(0, 0.05, (8, 9))
+    x = [np.maximum(_run_to(model, "ar", f), 0) for f in feeds]
+    err = [_conv(xi, delta.reshape(w.shape), group=8) for xi in x]
+    measured = np.mean([(e**2).sum(axis=(0, 2, 3)) / (12 * 12) for e in err], axis=0)
+    n = inputs["dw"].rows
+    rho = 9 / (9 + n)
+    h = inputs["dw"].hessian
+    traces = np.trace(h, axis1=1, axis2=2)[:, None, None] / 9
+    raw = (h - rho * traces * np.eye(9)) / (1 - rho)  # undo the shrinkage
+    np.testing.assert_allclose(output_mse(delta, raw), measured, rtol=1e-4)
+    # the search and AdaRound now lower the depthwise layer's output error too (4-bit weights,
+    # where the rounding choice matters most)
+    result = apply_techniques(model, QuantPlan(weight_bitwidth=4), feeds, ["seqmse", "adaround"])
+    effect = next(e for e in result.effects if e.node == "dw")
+    assert effect.after_db > effect.before_db, effect
+    assert "dw.w" in result.overrides
+
+
+def _run_to(model: onnx.ModelProto, name: str, feed: dict) -> np.ndarray:
+    from studio.core.model.expose import with_outputs
+
+    sess = ort.InferenceSession(with_outputs(model, [name]).SerializeToString())
+    return sess.run([name], feed)[0]
+
+
+def _conv(x: np.ndarray, w: np.ndarray, group: int) -> np.ndarray:
+    """ORT's Conv of x with weight w (no bias, SAME 3x3 padding)."""
+    node = helper.make_node("Conv", ["x", "w"], ["y"], group=group, pads=[1, 1, 1, 1])
+    graph = helper.make_graph(
+        [node], "c",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape)),
+         helper.make_tensor_value_info("w", TensorProto.FLOAT, list(w.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )  # fmt: skip
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    sess = ort.InferenceSession(m.SerializeToString())
+    return sess.run(None, {"x": x.astype(np.float32), "w": w.astype(np.float32)})[0]
+
+
+def _decomposed_layernorm(keepdims: int) -> onnx.ModelProto:
+    """LayerNorm over the last axis with its variance as E[x²] - E[x]² (as jax2tf exports it):
+    ReduceSum * 1/n without keepdims (magika's form) or ReduceMean with keepdims."""
+    n = 32
+    inits = [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in (
+        ("inv_n", 1.0 / n), ("eps", 1e-6), ("two", 2.0),
+        ("gamma", np.linspace(0.5, 1.5, n)))]  # fmt: skip
+    inits.append(numpy_helper.from_array(np.asarray([2], np.int64), "axes"))
+    if keepdims:
+        mean = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[2], keepdims=1)]
+        second = [
+            helper.make_node("Pow", ["x", "two"], ["x2"]),
+            helper.make_node("ReduceMean", ["x2"], ["ex2"], axes=[2], keepdims=1),
+        ]
+        m_b = "m"
+    else:
+        mean = [
+            helper.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=0),
+            helper.make_node("Mul", ["s", "inv_n"], ["m"]),
+        ]
+        second = [
+            helper.make_node("Mul", ["x", "x"], ["x2"]),
+            helper.make_node("ReduceSum", ["x2", "axes"], ["s2"], keepdims=0),
+            helper.make_node("Mul", ["s2", "inv_n"], ["ex2"]),
+        ]
+        mean.append(helper.make_node("Unsqueeze", ["m", "axes"], ["m_u"]))
+        m_b = "m_u"
+    nodes = (
+        mean
+        + second
+        + [
+            helper.make_node("Mul", ["m", "m"], ["m2"]),
+            helper.make_node("Sub", ["ex2", "m2"], ["var"], name="var_sub"),
+            helper.make_node("Add", ["var", "eps"], ["var_eps"]),
+            helper.make_node("Sqrt", ["var_eps"], ["std"]),
+            helper.make_node("Reciprocal", ["std"], ["rstd"]),
+        ]
+    )
+    if not keepdims:
+        nodes.append(helper.make_node("Unsqueeze", ["rstd", "axes"], ["rstd_u"]))
+    nodes += [
+        helper.make_node("Sub", ["x", m_b], ["xc"]),
+        helper.make_node("Mul", ["xc", "rstd" if keepdims else "rstd_u"], ["xn"]),
+        helper.make_node("Mul", ["xn", "gamma"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "ln",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, n])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, n])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_stable_variance_rewrites_a_decomposed_layernorm(tmp_path, keepdims):
+    """E[x²] - E[x]² becomes E[(x - E[x])²]: the float function stays, the quantised one stops
+    drowning the variance in the rounding of two large terms (rows with mean ~3, std ~0.05)."""
+    from studio.core.quantize.techniques.variance import stabilise_variance
+
+    model = _decomposed_layernorm(keepdims)
+    rng = np.random.default_rng(5)
+
+    def rows(count):
+        offset = rng.uniform(2.0, 4.0, (count, 1, 16, 1))
+        spread = rng.uniform(0.02, 0.2, (count, 1, 16, 1))
+        return (offset + spread * rng.standard_normal((count, 1, 16, 32))).astype(np.float32)
+
+    x = rows(1)[0]
+    before = _run(model, x)
+    rewritten = onnx.ModelProto()
+    rewritten.CopyFrom(model)
+    notes = stabilise_variance(rewritten)
+    assert len(notes) == 1 and "var_sub" in notes[0]
+    assert "var_sub" not in {n.name for n in rewritten.graph.node}
+    onnx.checker.check_model(rewritten)
+    np.testing.assert_allclose(_run(rewritten, x), before, rtol=1e-3, atol=1e-3)
+    assert stabilise_variance(rewritten) == []  # nothing left to rewrite
+
+    path = tmp_path / "ln.onnx"
+    onnx.save(model, path)
+    np.savez(tmp_path / "calib.npz", x=rows(16))
+    stats = calibrate(path, tmp_path / "calib.npz", cache_dir=tmp_path / "c")
+    calib = load_feeds(str(stats.prepared_model), str(tmp_path / "calib.npz"), limit=16)
+    held_out = [{"x": r} for r in rows(8)]
+    base = _db(stats, build_qdq(stats, QuantPlan(), tmp_path / "base.onnx").qdq_path, held_out)
+    run = run_techniques(stats, QuantPlan(), ["stable-variance"], tmp_path / "sv.onnx",
+                         calib_feeds=calib, eval_feeds=held_out,
+                         recalibrate=lambda p: calibrate(p, tmp_path / "calib.npz",
+                                                         cache_dir=tmp_path / "c"))  # fmt: skip
+    assert run.technique.recalibrate
+    assert run.output_sqnr_db > base + 6.0, (base, run.output_sqnr_db, run.technique.notes)

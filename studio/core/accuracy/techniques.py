@@ -24,9 +24,11 @@ from studio.core.quantize.plan import QuantPlan
 from studio.core.quantize.techniques import (
     AUTO_CANDIDATES,
     TechniqueResult,
+    applicable,
     apply_techniques,
 )
 from studio.core.quantize.techniques.bias_correction import correct_biases
+from studio.core.quantize.techniques.variance import stabilise_variance
 
 
 @dataclass
@@ -67,10 +69,25 @@ def run_techniques(
     measure its output SQNR against ``reference`` (default: ``stats``' prepared float model)."""
     start = time.perf_counter()
     proto = onnx.load(str(stats.prepared_model))
-    tech = apply_techniques(proto, plan, calib_feeds, names)
     run_stats = stats
+    notes: list[str] = []
+    rest = list(names)
+    if "stable-variance" in names:
+        # a structural rewrite: calibrate it and let the preparation (fusions) see it before
+        # the other techniques, so they and the builder work on the graph the stats name
+        notes = stabilise_variance(proto) or ["stable variance: no E[x²] - E[x]² in the graph"]
+        rest = [n for n in names if n != "stable-variance"]
+        with tempfile.TemporaryDirectory(prefix="npu-studio-var-") as tmp:
+            path = Path(tmp) / "variance.onnx"
+            onnx.save(proto, str(path))
+            run_stats = recalibrate(str(path))
+        proto = onnx.load(str(run_stats.prepared_model))
+    tech = apply_techniques(proto, plan, calib_feeds, rest)
+    tech.notes[:0] = notes
+    tech.applied = list(names)
+    tech.recalibrate = tech.recalibrate or bool(notes)
     model = tech.model
-    if tech.recalibrate:
+    if "cle" in rest:
         with tempfile.TemporaryDirectory(prefix="npu-studio-cle-") as tmp:
             path = Path(tmp) / "cle.onnx"
             onnx.save(model, str(path))
@@ -115,7 +132,12 @@ def choose_techniques(
     out = Path(out_path)
     best: TechniqueRun | None = None
     tried: list[dict[str, Any]] = []
+    prepared = onnx.load(str(stats.prepared_model))
     for index, names in enumerate(candidates):
+        why_not = applicable(prepared, names)
+        if why_not:
+            tried.append({"techniques": list(names), "skipped": why_not})
+            continue
         if best is not None and time.perf_counter() - start > budget_s:
             tried.append({"techniques": list(names), "skipped": "time budget spent"})
             continue

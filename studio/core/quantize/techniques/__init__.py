@@ -1,7 +1,8 @@
-"""Post-training techniques on ORT/numpy: cross-layer equalisation, bias correction, AdaRound and
-an MSE scale search (AIMET's "sequential MSE", layer-wise), one module each.
+"""Post-training techniques on ORT/numpy: cross-layer equalisation, bias correction, AdaRound,
+an MSE scale search (AIMET's "sequential MSE", layer-wise) and the stable-variance rewrite of a
+decomposed LayerNorm (``variance``), one module each.
 
-How they compose (:func:`apply_techniques`): CLE rewrites the float model (the function is
+How they compose (:func:`apply_techniques`): the variance rewrite and CLE rewrite the float model (the function is
 unchanged, the activations between pairs are not, so the model is calibrated again); then, per
 Conv/Gemm/MatMul, the scale search picks each channel's scale, AdaRound picks each weight's
 rounding on that grid; bias correction comes last and needs the built QDQ model (it measures the
@@ -27,6 +28,7 @@ from studio.core.quantize.plan import QuantPlan, TensorOverride
 from studio.core.quantize.techniques import adaround as _adaround
 from studio.core.quantize.techniques import cle as _cle
 from studio.core.quantize.techniques import seqmse as _seqmse
+from studio.core.quantize.techniques import variance as _variance
 from studio.core.quantize.techniques.layers import (
     collect_inputs,
     fake_quant_rows,
@@ -37,11 +39,13 @@ from studio.core.quantize.techniques.layers import (
     weight_layers,
 )
 
-TECHNIQUES = ("cle", "bias-correction", "adaround", "seqmse")
+TECHNIQUES = ("cle", "bias-correction", "adaround", "seqmse", "stable-variance")
 AUTO_CANDIDATES = (
     (),
     ("bias-correction",),
     ("seqmse", "bias-correction"),
+    # tried only where the graph computes a variance as E[x²] - E[x]² (``applicable``)
+    ("stable-variance", "seqmse", "bias-correction"),
     ("cle", "bias-correction"),
     ("cle", "seqmse", "bias-correction"),
     ("adaround", "bias-correction"),
@@ -65,7 +69,15 @@ def parse_techniques(text: str | None) -> list[str] | str:
     return [t for t in TECHNIQUES_ORDER if t in names]
 
 
-TECHNIQUES_ORDER = ("cle", "seqmse", "adaround", "bias-correction")
+TECHNIQUES_ORDER = ("stable-variance", "cle", "seqmse", "adaround", "bias-correction")
+
+
+def applicable(proto: onnx.ModelProto, names: list[str] | tuple[str, ...]) -> str | None:
+    """None when ``names`` can change ``proto``'s QDQ model; else why not (``auto`` skips
+    such a candidate instead of spending a build on a copy of another one)."""
+    if "stable-variance" in names and not _variance.has_unstable_variance(proto):
+        return "no variance computed as E[x²] - E[x]² in the graph"
+    return None
 
 
 @dataclass
@@ -116,10 +128,15 @@ def apply_techniques(
     model = onnx.ModelProto()
     model.CopyFrom(proto)
     result = TechniqueResult(model=model, overrides={}, applied=list(names))
+    if "stable-variance" in names:
+        result.notes += _variance.stabilise_variance(model) or [
+            "stable variance: no E[x²] - E[x]² in the graph"
+        ]
+        result.recalibrate = True
     if "cle" in names:
         result.notes += _cle.equalise(model) or ["CLE: no Conv -> ReLU -> Conv pair to equalise"]
         result.recalibrate = True
-    weight_steps = [n for n in names if n != "cle"]
+    weight_steps = [n for n in names if n not in ("cle", "stable-variance")]
     if not weight_steps:
         return result
     layers = weight_layers(model)
@@ -141,7 +158,7 @@ def apply_techniques(
             flat = max(float(np.abs(m).max()), 1e-12) / (2 ** (bits - 1) - 1)
             scales = np.full(m.shape[0], flat)
         before = fake_quant_rows(m, scales, bits)
-        signal = float(np.einsum("od,de,oe->", m, stats.hessian, m))
+        signal = float(output_mse(m, stats.hessian).sum())
         before_db = _db(signal, float(output_mse(before - m, stats.hessian).sum()))
         if "seqmse" in names:
             scales = _seqmse.best_scales(m, stats, bits, per_channel)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from studio.core.quantize.techniques.layers import LayerInputs
+from studio.core.quantize.techniques.layers import LayerInputs, output_mse, times_hessian
 
 ITERATIONS = 400
 LEARNING_RATE = 1e-2
@@ -35,20 +35,20 @@ def adaround(m: np.ndarray, scales: np.ndarray, inputs: LayerInputs, bits: int) 
     p = np.clip((rest - GAMMA) / (ZETA - GAMMA), 1e-4, 1 - 1e-4)
     v = np.log(p / (1 - p))
     hess = inputs.hessian
-    norm = float(np.trace(hess)) / hess.shape[0] or 1.0
+    norm = float(np.trace(hess, axis1=-2, axis2=-1).mean()) / hess.shape[-1] or 1.0
     hess = hess / norm
     m1 = np.zeros_like(v)
     m2 = np.zeros_like(v)
     b1, b2, eps = 0.9, 0.999, 1e-8
     nearest = np.clip(np.round(m / s), lo, hi)
-    base_err = float(np.einsum("od,de,oe->", (nearest * s - m), hess, (nearest * s - m)))
+    base_err = float(output_mse(nearest * s - m, hess).sum())
     for step in range(ITERATIONS):
         frac = step / ITERATIONS
         beta = 20.0 - (20.0 - 2.0) * frac
         h = _h(v)
         q = np.clip(floor + h, lo, hi)
         delta = q * s - m
-        grad_q = 2.0 * (delta @ hess) * s  # d loss / d h
+        grad_q = 2.0 * times_hessian(delta, hess) * s  # d loss / d h
         sig = 1.0 / (1.0 + np.exp(-v))
         dh_dv = sig * (1 - sig) * (ZETA - GAMMA)
         dh_dv = np.where((h > 0) & (h < 1), dh_dv, 0.0)
@@ -65,5 +65,5 @@ def adaround(m: np.ndarray, scales: np.ndarray, inputs: LayerInputs, bits: int) 
         vhat = m2 / (1 - b2 ** (step + 1))
         v -= LEARNING_RATE * 10 * mhat / (np.sqrt(vhat) + eps)
     learned = np.clip(floor + (_h(v) >= 0.5), lo, hi)
-    err = float(np.einsum("od,de,oe->", (learned * s - m), hess, (learned * s - m)))
+    err = float(output_mse(learned * s - m, hess).sum())
     return learned if err <= base_err else nearest
