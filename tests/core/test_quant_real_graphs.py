@@ -19,6 +19,7 @@ from onnx import numpy_helper
 from studio.core.accuracy import Analyser, auto_mixed_precision
 from studio.core.calibration import calibrate
 from studio.core.encodings import load_encodings, save_encodings
+from studio.core.engine.sessions import simulation_session
 from studio.core.model.normalise import fixed_batch_nodes, normalise_gemm_biases
 from studio.core.quantize import QuantPlan, build_coverage, build_qdq
 from tests import real_graphs as rg
@@ -119,9 +120,9 @@ def test_fixed_batch_reshapes_are_found_and_evaluation_runs_per_sample(calibrate
     analyser = Analyser(stats.prepared_model)
     assert analyser.fixed_batch
     report = analyser.analyse(built.qdq_path, feeds)
-    # the pooled figure equals the per-sample figures pooled by hand
+    # the pooled figure equals the per-sample figures pooled by hand (QDQ simulated unfused)
     fsess = ort.InferenceSession(str(stats.prepared_model))
-    qsess = ort.InferenceSession(built.qdq_path)
+    qsess = simulation_session(built.qdq_path)
     out = fsess.get_outputs()[0].name
     sig = noise = 0.0
     for feed in feeds:

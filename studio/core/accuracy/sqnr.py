@@ -38,7 +38,7 @@ from studio.core.accuracy.taps import (
     qdq_pairs,
     weight_sqnr,
 )
-from studio.core.engine.sessions import make_session
+from studio.core.engine.sessions import make_session, simulation_session
 from studio.core.errors import BadInputError
 from studio.core.jobs.protocol import JobContext
 from studio.core.model.expose import with_outputs
@@ -75,11 +75,8 @@ def _stack(group: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def _cpu_session(data: bytes | str) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    # two sessions take turns here: idle pool threads spinning would steal the other's cores
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    # two sessions take turns here (float and QDQ); QDQ runs unfused (see simulation_session)
+    return simulation_session(data, spin=False)
 
 
 class Analyser:

@@ -111,6 +111,25 @@ class SessionInfo:
     qnn_nodes: int = 0
 
 
+def simulation_session(model: bytes | str, *, spin: bool = True) -> ort.InferenceSession:
+    """A CPU session that simulates a QDQ model's integer arithmetic the same way on every host.
+
+    ORT's CPU EP normally fuses DequantizeLinear -> op -> QuantizeLinear into its own int8 kernels
+    (QLinearConv, QGemm). On x86-64 without VNNI those multiply uint8 by int8 through 16-bit
+    intermediate sums that saturate (vpmaddubsw), so the same QDQ model scored 12 dB on one host
+    and 28 dB on another, and neither is HTP, which accumulates in 32 bits. With the fusion off
+    the graph runs as written: exactly quantised values, float arithmetic on them, requantised at
+    every Q node - the quantisation every accuracy figure of the studio is meant to describe.
+    Float models are unaffected (they have no QDQ pairs to fuse).
+    """
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if not spin:  # sessions taking turns: idle pool threads spinning would steal the other's cores
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.add_session_config_entry("session.disable_quant_qdq", "1")
+    return ort.InferenceSession(model, so, providers=[CPU_EP])
+
+
 def make_session(
     model_path: str | Path,
     backend: str = "cpu",

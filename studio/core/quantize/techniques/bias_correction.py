@@ -43,6 +43,7 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
+from studio.core.engine.sessions import simulation_session
 from studio.core.model.expose import with_outputs
 
 MIN_GAIN = 0.25  # a ReLU channel that is almost always off gets at most 4x its mean shift
@@ -91,10 +92,7 @@ def bias_layers(proto: onnx.ModelProto) -> list[BiasLayer]:
 
 def _session(proto: onnx.ModelProto, names: list[str]) -> ort.InferenceSession:
     """A CPU session of ``proto`` that also returns the tensors in ``names``."""
-    aug = with_outputs(proto, names)
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    return ort.InferenceSession(aug.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return simulation_session(with_outputs(proto, names).SerializeToString())
 
 
 def _run_means(
