@@ -67,6 +67,24 @@ def test_one_symbolic_dim_cannot_get_two_sizes():
     assert _dims(model.graph.input[0]) == ["n", 4]  # nothing changed before the error
 
 
+def test_anonymous_dims_are_fixed_one_by_one():
+    """Paddle writes every unknown size as '?': ppocr's classifier input is [?, 3, ?, ?]. Each
+    '?' is its own size, so H=48 and W=192 are accepted, loaded and run."""
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu")],
+        "paddle",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["?", 3, "?", "?"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["?", 3, "?", "?"])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    fix_input_shapes(model, {"x": [1, 3, 48, 192]}, "cls.onnx")
+    assert _dims(model.graph.input[0]) == [1, 3, 48, 192]
+    assert _dims(model.graph.output[0]) == ["?", 3, "?", "?"]  # '?' shares nothing: left alone
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {"x": -np.ones((1, 3, 48, 192), np.float32)})[0]
+    assert out.shape == (1, 3, 48, 192) and not out.any()
+
+
 def test_an_input_without_a_shape_takes_the_given_rank():
     graph = helper.make_graph(
         [helper.make_node("Relu", ["x"], ["y"])],

@@ -152,6 +152,9 @@ def check_input_shapes(
     return {name: inputs[name] for name in shapes}
 
 
+ANONYMOUS_DIMS = frozenset({"?", ""})  # symbolic dims that name no size shared with others
+
+
 def fix_input_shapes(
     model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]], path: str | Path | None
 ) -> None:
@@ -161,14 +164,16 @@ def fix_input_shapes(
     QNN session opens (``engine.feeds.write_fixed_copy``), so all three accept and refuse the
     same requests (``check_input_shapes``). A symbolic dim is replaced wherever the graph uses it,
     not only on the input (a ``batch`` output becomes the same number, as onnxruntime's
-    ``make_dim_param_fixed`` does), so one name cannot be given two sizes.
+    ``make_dim_param_fixed`` does), so one name cannot be given two sizes. Anonymous dims (``?``,
+    as Paddle writes every unknown size, or an empty name) name nothing shared: each is fixed on
+    its own input only (ppocr's classifier has H and W both '?', 48 and 192).
     """
     where = str(path) if path is not None else None
     inputs = check_input_shapes(model, shapes, path)
     params: dict[str, tuple[int, str]] = {}
     for name, dims in shapes.items():
         for d, want in zip(inputs[name].type.tensor_type.shape.dim, dims, strict=False):
-            if d.WhichOneof("value") != "dim_param":
+            if d.WhichOneof("value") != "dim_param" or d.dim_param in ANONYMOUS_DIMS:
                 continue
             seen = params.setdefault(d.dim_param, (int(want), name))
             if seen[0] != int(want):
