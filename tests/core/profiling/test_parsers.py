@@ -108,7 +108,10 @@ def test_ort_profile_groups_runs(prof_models, tmp_path):
     assert len(prof.runs) == 3
     for run in prof.runs:
         names = {n.name for n in run.nodes}
-        assert "/head/Gemm" in names and "/pool/GlobalAveragePool" in names
+        ops = {n.op_type for n in run.nodes}
+        # where ORT rewrites Conv/pool into NCHWc kernels (AVX2 hosts) it names them after their
+        # outputs ('/pool/GAP_output_0_nchwc'): the op types stay, the Gemm keeps its name
+        assert "/head/Gemm" in names and {"Conv", "GlobalAveragePool", "Gemm"} <= ops
         assert all(n.provider == "CPUExecutionProvider" for n in run.nodes)
         assert sum(n.dur_us for n in run.nodes) <= run.dur_us
     assert prof.setup_us["session_initialization"] > 0
