@@ -102,3 +102,19 @@ def test_attributes_and_scopes_of_the_first_stage_are_those_of_the_protobuf(tmp_
     fresh.complete()  # reads every node's attributes before the protobuf is swapped
     assert all(isinstance(n.attribute_source, dict) for n in fresh.nodes)
     assert [n.attributes for n in fresh.nodes] == [n.attributes for n in quick.nodes]
+
+
+def test_file_based_shape_inference_equals_the_in_memory_one(tmp_path):
+    """The second stage infers shapes through files (that binding releases the GIL, so the window
+    keeps running); it must infer exactly what the in-memory call does, symbolic dims included."""
+    from studio.core.model.prepare import _onnx_infer
+
+    model = builders.small_cnn()
+    for vi in (*model.graph.input, *model.graph.output):
+        vi.type.tensor_type.shape.dim[0].dim_param = "batch"
+    del model.graph.value_info[:]
+    expected = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    got = _onnx_infer(model)
+    assert len(got.graph.value_info) == len(expected.graph.value_info) > 0
+    assert got.graph.value_info == expected.graph.value_info
+    assert got.graph.output == expected.graph.output
