@@ -122,7 +122,15 @@ class SuggestionsPanel(QWidget):
             chunk = ordered[start : start + CARDS_PER_STEP]
             steps.append(lambda chunk=chunk: self._add_cards(chunk))
         steps.append(lambda: self._set_info(error))
-        return steps
+        # A newer set of cards (the model's structure arriving while a run is still being shown)
+        # makes the older steps still queued do nothing, or they would put the old cards back.
+        self._generation = getattr(self, "_generation", 0) + 1
+        generation = self._generation
+
+        def current(step: Callable[[], None]) -> Callable[[], None]:
+            return lambda: step() if generation == self._generation else None
+
+        return [current(step) for step in steps]
 
     def _clear_cards(self) -> None:
         for card in self.cards:
