@@ -14,6 +14,9 @@ of convnext_tiny on this host: 18 Gelu ops, no Erf, 2 of the model's 46 Transpos
 graph each Concat input at another scale than the output is one more op (a rescale that reads and
 writes it; the host reads the scales from the model).
 
+A grouped convolution counts the MACs HMX really spends: each group's input channels padded to
+HMX's channel block (``HMX_CHANNEL_TILE``).
+
 Costs the fit set cannot see on their own are priced by what the fit set does calibrate, because
 they are the same hardware work: a MatMul of two activations by the per-MAC rate of every other
 MatMul/Conv (HMX runs both), an activation tensor too large for VTCM by the per-byte rate of
@@ -26,6 +29,7 @@ bit width of the DequantizeLinear that feeds it. Q/DQ nodes themselves are plumb
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from onnx import numpy_helper
@@ -72,6 +76,11 @@ NORM_OPS = frozenset(
     }
 )
 FLOAT_BITS = 16  # HTP runs float graphs in fp16
+# Input channels HMX takes per block in a grouped convolution. Chosen by leave-one-out on the fit
+# set only (none / 16 / 32 / 64; the fit set's grouped convolutions are ResNeXt-101's 8- to
+# 64-channel groups and RegNetX-3.2GF's 48-channel ones): 32 had the lowest mean LOO error on
+# both phones (scripts/fit_device_estimate.py; validation figures were not looked at).
+HMX_CHANNEL_TILE = 32
 # An activation larger than half of an 8 MB VTCM (the studio's assumed size, support.py) cannot sit
 # there beside its producer's or consumer's other operand: it goes to DRAM and back.
 SPILL_BYTES = 4 * 1024 * 1024
@@ -209,6 +218,15 @@ def _qnn_ep_fused(graph: ModelGraph, node: NodeInfo) -> bool:
     return False
 
 
+def _group_padding(group: int, c_in: int) -> float:
+    """MACs HMX spends per useful MAC of a grouped convolution: it takes input channels in blocks
+    of ``HMX_CHANNEL_TILE``, so a group narrower than a block is padded (a 4-channel group of
+    ResNeXt-50 costs a 32-channel one). 1.0 for ungrouped convolutions and full groups."""
+    if group <= 1 or c_in <= 0:
+        return 1.0
+    return math.ceil(c_in / HMX_CHANNEL_TILE) * HMX_CHANNEL_TILE / c_in
+
+
 def _gelu_members(graph: ModelGraph, static: set[str]) -> set[str]:
     """Ids of the Div/Add/Mul nodes of each exported erf-GELU, ``x * 0.5 * (1 + erf(x / sqrt 2))``:
     the QNN EP builds the five nodes as one Gelu op (its QNN graph dump of convnext_tiny has 18
@@ -329,6 +347,27 @@ def requant_bytes(graph: ModelGraph, node: NodeInfo, scalars: dict[str, float]) 
     )
 
 
+# Highest tensor rank the QNN HTP backend takes: on this host the QNN EP rejects every rank-6
+# Reshape/Transpose of swin_tiny ("Failed to add node"; rank 5 compiles), so on a phone those
+# nodes run on the CPU, between HTP partitions.
+HTP_MAX_RANK = 5
+
+
+def over_rank(graph: ModelGraph, feats: list[NodeFeatures]) -> list[str]:
+    """Ids of featurised nodes with a tensor above ``HTP_MAX_RANK``: the HTP cannot take them."""
+    out = []
+    for f in feats:
+        node = graph.node_by_id.get(f.id)
+        if node is None:
+            continue
+        for t in list(node.inputs) + list(node.outputs):
+            info = graph.tensors.get(t) if t else None
+            if info is not None and info.shape is not None and len(info.shape) > HTP_MAX_RANK:
+                out.append(f.id)
+                break
+    return out
+
+
 def is_quantized(graph: ModelGraph) -> bool:
     return any(n.op_type in QDQ_OPS for n in graph.nodes)
 
@@ -393,7 +432,7 @@ def node_features(graph: ModelGraph) -> list[NodeFeatures]:
             if group > 1 and c_in == 1:
                 v["macs_dw"] = macs
             else:
-                v["macs_dense"] = macs
+                v["macs_dense"] = macs * _group_padding(group, c_in)
         elif op in ("MatMul", "Gemm"):
             v["macs_dense"] = macs
         else:
