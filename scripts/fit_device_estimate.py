@@ -295,6 +295,9 @@ def main() -> None:
             "features": list(FEATURES),
             "ridge": "per device, by leave-one-out on the fit set only (devices.*.ridge, "
             f"devices.*.loo_median_abs_rel_err; grid {list(RIDGE_GRID)})",
+            "selection": "hyperparameters (the ridge per device; HMX_CHANNEL_TILE in features.py) "
+            "are chosen by leave-one-out on the fit models only; the validation figures "
+            "(bench/device_estimate.py) never enter a choice",
             "tied": TIED,
             "not_fitted": list(NOT_FITTED),
             "w8a8_floored_at_float": list(NO_INT8_FAST_PATH),
