@@ -29,10 +29,10 @@ features as diagnostics and are not fitted (``NOT_FITTED``, coefficient 0).
 Quantised graphs: DRAM bytes (weights, spills) cost the same whatever they hold, so the w8a8 fit
 takes those coefficients (``PRECISION_INDEPENDENT``) from the float fit and fits the rest: MAC
 rates, per-op and per-activation-byte costs (int8 ops dispatch and move data differently from
-fp16 ones; taking those from the float fit too gave a LOO w8a8 error of 21% on the S24, fitting
-them 11%), and the per-inference constant. Special-function/normalisation kernels have no int8
-fast path (AI Hub measures a ViT slower at w8a8 than at float), so the w8a8 ``norm_elems``
-coefficient is floored at the float one (``NO_INT8_FAST_PATH``).
+fp16 ones; taking those from the float fit too gives a LOO w8a8 error of 14.8% / 12.8% on the
+S24 / S25, fitting them 12.3% / 4.8%), and the per-inference constant. Special-function and
+normalisation kernels have no int8 fast path (AI Hub measures a ViT slower at w8a8 than at
+float), so the w8a8 ``norm_elems`` coefficient is floored at the float one (``NO_INT8_FAST_PATH``).
 """
 
 from __future__ import annotations
