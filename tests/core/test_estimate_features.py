@@ -35,8 +35,10 @@ def _const(name, value):
     return numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)
 
 
-def test_erf_gelu_is_one_op(tmp_path):
-    """x * 0.5 * (1 + erf(x / sqrt 2)) as torch exports it: one Gelu (the Erf) in a float graph."""
+@pytest.mark.parametrize("half_first", [False, True])
+def test_erf_gelu_is_one_op(tmp_path, half_first):
+    """x * 0.5 * (1 + erf(x / sqrt 2)) as exported (either Mul order): one Gelu (the Erf) in a
+    float graph."""
     rng = np.random.default_rng(0)
     inits = [
         numpy_helper.from_array(rng.standard_normal((16, 32)).astype(np.float32), "w"),
@@ -49,9 +51,17 @@ def test_erf_gelu_is_one_op(tmp_path):
         helper.make_node("Div", ["h", "sqrt2"], ["d"], name="div"),
         helper.make_node("Erf", ["d"], ["e"], name="erf"),
         helper.make_node("Add", ["e", "one"], ["a"], name="add"),
-        helper.make_node("Mul", ["h", "a"], ["m"], name="mul"),
-        helper.make_node("Mul", ["m", "half"], ["y"], name="mul_half"),
     ]
+    if half_first:
+        nodes += [
+            helper.make_node("Mul", ["h", "half"], ["hh"], name="mul_half"),
+            helper.make_node("Mul", ["hh", "a"], ["y"], name="mul"),
+        ]
+    else:
+        nodes += [
+            helper.make_node("Mul", ["h", "a"], ["m"], name="mul"),
+            helper.make_node("Mul", ["m", "half"], ["y"], name="mul_half"),
+        ]
     path = _save(
         tmp_path,
         "gelu",
@@ -64,6 +74,23 @@ def test_erf_gelu_is_one_op(tmp_path):
     assert set(feats) == {"fc", "erf"}
     assert feats["erf"].values["norm_elems"] == 8 * 32
     assert totals(list(feats.values()))["nodes"] == 2
+
+
+def test_erf_without_the_gelu_around_it_is_not_fused(tmp_path):
+    nodes = [
+        helper.make_node("Div", ["x", "sqrt2"], ["d"], name="div"),
+        helper.make_node("Erf", ["d"], ["e"], name="erf"),
+        helper.make_node("Add", ["e", "one"], ["y"], name="add"),
+    ]
+    path = _save(
+        tmp_path,
+        "erf",
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 16])],
+        [_const("sqrt2", 1.4142135), _const("one", 1.0)],
+    )
+    assert set(_feats(path)) == {"div", "erf", "add"}
 
 
 def test_only_layout_transposes_are_free(tmp_path):

@@ -257,7 +257,8 @@ def _gelu_members(graph: ModelGraph, static: set[str]) -> set[str]:
         m1 = muls[0]
         others = [_real_producer(graph, t) for t in m1.inputs]
         half = next((o for o in others if o is not None and o.op_type == "Mul"), None)
-        if x in m1.inputs or any(o is _real_producer(graph, x) for o in others):
+        px = _real_producer(graph, x)
+        if x in m1.inputs or (px is not None and any(o is px for o in others)):
             tail = _real_consumers(graph, m1.outputs[0])
             if (
                 len(tail) == 1
@@ -265,7 +266,7 @@ def _gelu_members(graph: ModelGraph, static: set[str]) -> set[str]:
                 and any(t in static for t in tail[0].inputs)
             ):
                 members.update({div.id, adds[0].id, m1.id, tail[0].id})
-        elif half is not None and any(t in static for t in half.inputs):
+        elif half is not None and x in half.inputs and any(t in static for t in half.inputs):
             members.update({div.id, adds[0].id, half.id, m1.id})
     return members
 
