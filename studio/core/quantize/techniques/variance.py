@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from studio.core.quantize.techniques.bias_correction import _topological_sort
+from studio.core.model.prepare import sort_nodes
 
 
 def _producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
@@ -142,7 +142,7 @@ def stabilise_variance(proto: onnx.ModelProto) -> list[str]:
         )
     if notes:
         _prune(graph)
-        _topological_sort(graph)
+        sort_nodes(graph)
     return notes
 
 
