@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from onnx import numpy_helper
 
-from studio.core.devices.folding import fold_shape_constants, static_tensors
+from studio.core.devices.folding import QDQ_OPS, fold_shape_constants, static_tensors
 from studio.core.model.costs import dtype_bits, num_elements
 from studio.core.model.graph import ModelGraph, NodeInfo
 
@@ -49,7 +49,6 @@ FEATURES = (
     "requant_bytes",  # Concat inputs quantised at another scale than the output: rescaled first
     "spill_bytes",  # activation tensors too large for VTCM: written to and read back from DRAM
 )
-QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 # Ops that do no work on HTP once compiled (constants, shape arithmetic, identities).
 FREE_OPS = frozenset(
     {"Constant", "Identity", "Shape", "Gather_shape", "Unsqueeze", "Squeeze", "Flatten", "Dropout"}
