@@ -208,6 +208,48 @@ def small_cnn_erf_head(seed: int = 0) -> onnx.ModelProto:
     return model
 
 
+def transformer_mlp_block(seed: int = 0, tokens: int = 16, dim: int = 64) -> onnx.ModelProto:
+    """A pre-norm transformer MLP block as torch exports it (opset 17): LayerNormalization,
+    MatMul + Add, the erf-GELU decomposed into Div/Erf/Add/Mul/Mul, MatMul, residual Add.
+
+    ``x`` is ``[1, tokens, dim]``; the GELU's nodes are ``/mlp/act/{Div,Erf,Add,Mul,Mul_1}``
+    (intermediates ``gelu_div``, ``gelu_erf``, ``gelu_add``, ``gelu_mul``; output ``gelu``).
+    """
+    rng = np.random.default_rng(seed)
+    hidden = 4 * dim
+    nodes = [
+        helper.make_node(
+            "LayerNormalization",
+            ["x", "ln.weight", "ln.bias"],
+            ["ln"],
+            name="/ln/LayerNormalization",
+            axis=-1,
+            epsilon=1e-6,
+        ),
+        helper.make_node("MatMul", ["ln", "fc1.weight"], ["fc1_mm"], name="/mlp/fc1/MatMul"),
+        helper.make_node("Add", ["fc1_mm", "fc1.bias"], ["fc1"], name="/mlp/fc1/Add"),
+        helper.make_node("Div", ["fc1", "sqrt2"], ["gelu_div"], name="/mlp/act/Div"),
+        helper.make_node("Erf", ["gelu_div"], ["gelu_erf"], name="/mlp/act/Erf"),
+        helper.make_node("Add", ["gelu_erf", "one"], ["gelu_add"], name="/mlp/act/Add"),
+        helper.make_node("Mul", ["fc1", "gelu_add"], ["gelu_mul"], name="/mlp/act/Mul"),
+        helper.make_node("Mul", ["gelu_mul", "half"], ["gelu"], name="/mlp/act/Mul_1"),
+        helper.make_node("MatMul", ["gelu", "fc2.weight"], ["fc2"], name="/mlp/fc2/MatMul"),
+        helper.make_node("Add", ["fc2", "x"], ["y"], name="/residual/Add"),
+    ]
+    inits = [
+        _init("ln.weight", 1.0 + 0.2 * rng.standard_normal(dim)),
+        _init("ln.bias", 0.1 * rng.standard_normal(dim)),
+        _init("fc1.weight", rng.standard_normal((dim, hidden)) / np.sqrt(dim)),
+        _init("fc1.bias", 0.1 * rng.standard_normal(hidden)),
+        _init("fc2.weight", rng.standard_normal((hidden, dim)) / np.sqrt(hidden)),
+        _init("sqrt2", np.array(np.sqrt(2.0))),
+        _init("one", np.array(1.0)),
+        _init("half", np.array(0.5)),
+    ]
+    shape = [1, tokens, dim]
+    return float_model("transformer_mlp_block", nodes, inits, shape, shape)
+
+
 def quantize_for_qnn(float_path: Path, qdq_path: Path, samples: int = 4, seed: int = 0) -> Path:
     """QDQ model for QNN HTP: ORT's quantize with get_qnn_qdq_config (uint8 act, int8 weights)."""
     from onnxruntime.quantization import CalibrationDataReader, quantize

@@ -32,6 +32,7 @@ from studio.core.calibration import CalibrationStats
 from studio.core.encodings import Encoding, EncodingSet
 from studio.core.errors import BadInputError, EncodingsError
 from studio.core.jobs.protocol import JobContext
+from studio.core.quantize.fusion import fuse_erf_gelu
 from studio.core.quantize.plan import QuantPlan
 from studio.core.quantize.readback import encodings_of_qdq
 
@@ -154,7 +155,19 @@ def build_qdq(
             )
     kept_float = _keep_unexpressible_float(planned, proto)
     warnings += kept_float
-    act_names = [n for n in stats.tensor_names() if n in planned]
+    if model is not None:  # the caller's model stays as it was given
+        proto = _copy(proto)
+    pinned = set(plan.overrides) | {n for n, e in planned.items() if e.is_float}
+    fused = fuse_erf_gelu(proto, keep=pinned)  # one Gelu: QNN HTP has no quantised Erf
+    gone = set(fused)
+    if plan.imported is not None:
+        dropped = [t for t in fused if t in plan.imported]
+        if dropped:
+            warnings.append(
+                f"{len(dropped)} imported encoding(s) name parts of an erf-GELU the build fuses "
+                f"into one Gelu (e.g. '{dropped[0]}'): not needed, not applied"
+            )
+    act_names = [n for n in stats.tensor_names() if n in planned and n not in gone]
     float_acts = [n for n in act_names if planned[n].is_float]
     cfg = _typed_config(proto, plan, planned, act_names, float_acts)
     ranges, act_bits = _pin_activations(cfg, plan, planned, act_names, float_acts)
@@ -173,7 +186,7 @@ def build_qdq(
     _replace(out, qproto.SerializeToString())
     ctx.progress(1.0, "QDQ model written")
     present = {name for node in qproto.graph.node for name in (*node.input, *node.output)}
-    folded = [
+    folded = fused + [  # the fused GELUs' parts are gone too
         n for n in act_names if n not in present and f"{n}_QuantizeLinear_Input" not in present
     ]
     return BuildResult(
@@ -208,6 +221,9 @@ def _typed_config(
         if not enc.is_float and enc.bitwidth != plan.activation_bitwidth:
             type_overrides[name] = [{"quant_type": QuantType[_ACT_TYPES[enc.bitwidth]]}]
     type_overrides.update(_weight_overrides(plan, planned, proto))
+    if plan.weight_bitwidth in (4, 8):
+        for name in _layernorm_scales(proto):
+            type_overrides.setdefault(name, [_layernorm_scale_type()])
     excluded = _nodes_for_float(proto, planned, float_acts)
     with _quiet_ort_logging():
         try:
@@ -578,3 +594,39 @@ def _name_unnamed_nodes(proto: onnx.ModelProto) -> None:
                 name += "_"
             node.name = name
             used.add(name)
+
+
+def _copy(proto: onnx.ModelProto) -> onnx.ModelProto:
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    return out
+
+
+def _layernorm_scales(proto: onnx.ModelProto) -> list[str]:
+    """The constant scales (gamma) of the model's LayerNormalization nodes."""
+    inits = {t.name for t in proto.graph.initializer}
+    names: list[str] = []
+    for node in proto.graph.node:
+        if node.op_type == "LayerNormalization" and len(node.input) > 1:
+            if node.input[1] in inits and node.input[1] not in names:
+                names.append(node.input[1])
+    return names
+
+
+def _layernorm_scale_type() -> dict[str, Any]:
+    """The type a LayerNorm scale is stored at, for 8- and 4-bit weight plans, so that QNN HTP
+    builds the node.
+
+    QNN's HTP LayerNorm refuses a signed 8-bit scale: with the plan's default symmetric INT8
+    weights every quantised LayerNormalization was refused ("Failed to add node",
+    backendValidateOpConfig error 3110; all 25 of vit_b_16's), and the same scale as asymmetric
+    UINT8 builds, with 8- and 16-bit activations (measured with onnxruntime-qnn 2.7, HTP v75).
+    Asymmetric unsigned is also what onnxruntime's own QNN recipe writes (its default weight
+    type is QUInt8), and for a scale that is all positive it spends all 256 levels on [0, max]
+    instead of 128. A LayerNorm scale has no INT4 kernel: 4-bit plans store it at 8 bits too.
+    16-bit plans keep their signed symmetric INT16 scale: HTP builds that one with 16-bit
+    activations and refuses an unsigned 16-bit one (same measurement).
+    """
+    from onnxruntime.quantization import QuantType
+
+    return {"quant_type": QuantType.QUInt8, "symmetric": False}
