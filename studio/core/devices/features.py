@@ -382,7 +382,9 @@ def node_features(graph: ModelGraph) -> list[NodeFeatures]:
     static, _ = static_tensors(graph)
     quantized = is_quantized(graph)
     scalars = _scalars(graph) if quantized else {}
-    # the QDQ build runs GELU's parts as written (no Gelu in its QNN graph dump)
+    # A QDQ model's erf-GELU parts each carry their own Q/DQ, so the QNN EP cannot match them
+    # into one Gelu and runs them as written; the studio's own build fuses them into a Gelu
+    # node first (quantize/fusion.py), which is then featurised as one op like any other.
     gelu = set() if quantized else _gelu_members(graph, static)
     out: list[NodeFeatures] = []
     for node in graph.nodes:
