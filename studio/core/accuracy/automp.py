@@ -12,6 +12,16 @@ cumulative SQNR, which is low everywhere downstream of one bad layer; a techniqu
 layer SQNR gain) per predicted estimated ms. Float fallback is not used: on QNN HTP a float
 tensor leaves the NPU. The curve keeps every point, with HTP cycles when ``profile_fn`` is given,
 and its Pareto points (SQNR against estimated ms).
+
+``rank="measured"`` ranks the 16-bit moves by measured sensitivity instead (AIMET's AMP does the
+same): from the all-16-bit model, each candidate alone goes back to 8 bits and the output SQNR it
+loses there is its gain. Why: errors in series do not add up one tensor at a time. silero_vad's
+STFT magnitude is ``sqrt(re² + im²)``; 16 bits on any one of the squares, their sum or the sqrt
+buys nothing while the others stay 8-bit (each measured +0.0 dB from W8A8), so the greedy search
+undid every such move and promoted 0 of 32 tensors; those three together win back 76% of the
+W8A8 -> W8A16 gap. In this mode a step that measures no gain but costs no more than
+``CARRY_TOLERANCE_DB`` is carried into the next step (``CurvePoint.carried``) instead of undone,
+so a chain completes over several steps.
 """
 
 from __future__ import annotations
@@ -62,6 +72,8 @@ class CurvePoint:
     # technique moves of this step ("seqmse:conv1.weight"), and every move with its prediction
     techniques: list[str] = field(default_factory=list)
     moves: list[dict[str, Any]] = field(default_factory=list)
+    # not kept, but its moves stayed in the plan of the next step (``rank="measured"``)
+    carried: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +86,7 @@ class CurvePoint:
             "estimated_ms": self.estimated_ms,
             "techniques": list(self.techniques),
             "moves": list(self.moves),
+            "carried": self.carried,
         }
 
     @classmethod
@@ -88,6 +101,7 @@ class CurvePoint:
             estimated_ms=data.get("estimated_ms"),
             techniques=list(data.get("techniques", [])),
             moves=list(data.get("moves", [])),
+            carried=bool(data.get("carried", False)),
         )
 
 
@@ -113,17 +127,21 @@ class AutoMpResult:
     # the override each move set ("act16:t", "seqmse:w" -> TensorOverride JSON), so that any
     # point of the curve can be rebuilt from its plan alone (``plan_at``)
     move_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # rank="measured": dB the all-16-bit point loses with each activation alone at 8 bits
+    sensitivity: dict[str, float] = field(default_factory=dict)
     # the float model with AdaRound's weights of the chosen point (not in JSON: a plan cannot
     # carry rounded weights, so a result read back from JSON has only its plan)
     model: Any = field(default=None, repr=False)
 
     def plan_at(self, start: QuantPlan, index: int) -> QuantPlan:
-        """The plan curve point ``index`` measured: ``start`` with the kept moves before it and
-        its own moves (kept or undone). AdaRound's rounded weights are not a plan: a point with
-        AdaRound moves rebuilds with nearest rounding on its grid."""
+        """The plan curve point ``index`` measured: ``start`` with the kept (and carried)
+        moves before it and its own moves (kept or undone). AdaRound's rounded weights are not a
+        plan: a point with AdaRound moves rebuilds with nearest rounding on its grid."""
         plan = start.copy()
         for i, point in enumerate(self.curve[: index + 1]):
-            if not point.kept and i != index:
+            if not (point.kept or point.carried) and i != index:
+                continue
+            if point.carried and i != index and not self._carried_into_kept(i, index):
                 continue
             for move in point.moves:
                 data = self.move_overrides.get(f"{move['kind']}:{move['tensor']}")
@@ -135,6 +153,16 @@ class AutoMpResult:
                     if ov is not None:
                         plan.set_override(TensorOverride.from_json(ov.to_json()))
         return plan
+
+    def _carried_into_kept(self, i: int, index: int) -> bool:
+        """Whether carried point ``i`` was still in the plan at point ``index``: carried moves
+        stay until a later point is undone (which resets to the last kept point)."""
+        for point in self.curve[i + 1 : index]:
+            if not point.kept and not point.carried:
+                return False  # undone: back to the last kept point, the carried moves dropped
+            if point.kept:
+                return True
+        return True
 
     def touched(self) -> set[str]:
         """Every tensor a move of the curve changed."""
@@ -175,6 +203,7 @@ class AutoMpResult:
             "technique_effects": list(self.technique_effects),
             "estimated_for": self.estimated_for,
             "move_overrides": dict(self.move_overrides),
+            "sensitivity": {k: _num(v) for k, v in self.sensitivity.items()},
         }
 
     @classmethod
@@ -196,6 +225,7 @@ class AutoMpResult:
             technique_effects=list(data.get("technique_effects", [])),
             estimated_for=data.get("estimated_for"),
             move_overrides=dict(data.get("move_overrides", {})),
+            sensitivity={k: _unnum(v) for k, v in data.get("sensitivity", {}).items()},
         )
 
 
@@ -268,6 +298,63 @@ def _model_with(
 
 
 PROBED_MOVES = 2  # precision moves (best gain first) priced per step beside the chosen ones
+RANKS = ("gain", "measured")
+# rank="measured": a step that loses at most this much is carried, not undone (a chain of
+# tensors in series gains only once complete; its partial steps measure about 0)
+CARRY_TOLERANCE_DB = 1.0
+
+
+def measured_sensitivity(
+    stats: CalibrationStats,
+    plan: QuantPlan,
+    candidates: list[str],
+    feeds: list[dict[str, np.ndarray]],
+    work: Path,
+    *,
+    backend: str = "cpu",
+    model: onnx.ModelProto | None = None,
+    ctx: JobContext | None = None,
+) -> tuple[float, dict[str, float]]:
+    """The all-16-bit point's output SQNR and, per candidate activation, the dB that point loses
+    when that one tensor alone is back at ``plan``'s width (one build and one analysis each).
+
+    Measured from the wide end because errors in series interact: at W8A8 one tensor's 16 bits
+    are drowned by its 8-bit neighbours, while at W8A16 its own 8-bit error shows (see module).
+    A candidate whose build fails (HTP would not take it) is left out.
+    """
+    ctx = ctx or JobContext()
+    # every activation at 16 bits (the W8A16 point: fused Conv outputs, which have no tap of
+    # their own, included), then each candidate alone back at the plan's width
+    wide = plan.copy()
+    wide.activation_bitwidth = 16
+    narrow = plan.activation_bitwidth
+    analyser = Analyser(stats.prepared_model)
+
+    def score(trial: QuantPlan) -> float:
+        build_qdq(stats, trial, work, model=model)
+        return analyser.analyse(work, feeds, backend=backend).output_sqnr_db
+
+    base = score(wide)
+    drops: dict[str, float] = {}
+    try:
+        for index, name in enumerate(candidates):
+            ctx.check_cancelled()
+            ctx.progress(index / max(len(candidates), 1), f"sensitivity of {name}")
+            trial = wide.copy()
+            ov = plan.overrides.get(name)
+            ov = TensorOverride.from_json(ov.to_json()) if ov is not None else TensorOverride(name)
+            ov.bitwidth = plan.activation_bits(name) or narrow
+            trial.set_override(ov)
+            try:
+                drops[name] = base - score(trial)
+            except StudioError as exc:
+                ctx.log(f"sensitivity of {name}: not buildable ({exc}); left out")
+    finally:
+        if work.exists():
+            work.unlink()
+    return base, drops
+
+
 CostFn = Callable[[Move], float | None]
 
 
@@ -366,6 +453,8 @@ def auto_mixed_precision(
     device: Any = None,
     techniques: tuple[str, ...] | list[str] = (),
     technique_feeds: list[dict[str, np.ndarray]] | None = None,
+    rank: str = "gain",
+    sensitivity_samples: int = 4,
 ) -> AutoMpResult:
     """Search from ``plan`` (left unchanged) and write the chosen QDQ model to ``out_path``.
 
@@ -381,7 +470,13 @@ def auto_mixed_precision(
     tried, a point measured above it is undone, and the search stops when no move fits.
     ``techniques`` (``seqmse``, ``adaround``) adds per-layer technique moves, fitted on
     ``technique_feeds`` (calibration samples; default ``feeds``).
+
+    ``rank="measured"`` ranks the 16-bit moves by :func:`measured_sensitivity` on the first
+    ``sensitivity_samples`` feeds (one build and analysis per candidate activation, before the
+    first step) and carries no-gain steps forward (see the module); ``"gain"`` is the heuristic.
     """
+    if rank not in RANKS:
+        raise BadInputError(f"auto-MP rank '{rank}': choose {' or '.join(RANKS)}")
     ctx = ctx or JobContext()
     start = time.perf_counter()
     if device is not None and estimate_fn is None:
@@ -427,6 +522,8 @@ def auto_mixed_precision(
     tried: set[str] = set()
     just: list[Move] = []
     promoted_total: list[str] = []
+    carried: list[str] = []  # act16 moves of carried steps since the last kept point
+    sensitivity: dict[str, float] | None = None
     try:
         for step in range(max_steps + 1):
             ctx.check_cancelled()
@@ -439,6 +536,13 @@ def auto_mixed_precision(
                 latency_budget_ms is not None and est_ms is not None and est_ms > latency_budget_ms
             )
             kept = report.output_sqnr_db > best_db + min_gain_db and (not over or step == 0)
+            carry = (
+                rank == "measured"
+                and not kept
+                and not over
+                and report.output_sqnr_db >= best_db - CARRY_TOLERANCE_DB
+                and any(m.kind not in TECHNIQUE_MOVES for m in just)
+            )
             result.curve.append(
                 CurvePoint(
                     step=step,
@@ -450,6 +554,7 @@ def auto_mixed_precision(
                     estimated_ms=est_ms,
                     techniques=[m.key for m in just if m.kind in TECHNIQUE_MOVES],
                     moves=[m.to_json() for m in just],
+                    carried=carry,
                 )
             )
             if kept:  # better: this is the new base, and its model the current answer
@@ -457,12 +562,19 @@ def auto_mixed_precision(
                     prices.base += 1
                 best_db, best_plan, best_report = report.output_sqnr_db, current.copy(), report
                 best_applied, best_ms = dict(applied), est_ms
-                promoted_total += [m.tensor for m in just if m.kind not in TECHNIQUE_MOVES]
+                promoted_total += carried + [
+                    m.tensor for m in just if m.kind not in TECHNIQUE_MOVES
+                ]
+                carried = []
                 work.replace(out)
+            elif carry:  # part of a chain, maybe: keep it in the plan for the next step
+                carried += [m.tensor for m in just if m.kind not in TECHNIQUE_MOVES]
+                ctx.log(f"step {step}: no gain yet from {', '.join(m.key for m in just)}; carried")
             else:  # no gain (or over the budget): undo, and do not try these moves again
                 why = "over the latency budget" if over else "no gain"
                 ctx.log(f"step {step}: {why} from {', '.join(m.key for m in just)}; reverted")
                 current, applied = best_plan.copy(), dict(best_applied)
+                carried = []
             if best_db >= target_db:
                 result.met = True
                 break
@@ -477,13 +589,23 @@ def auto_mixed_precision(
                 break
             assert best_report is not None
             moves = precision_moves(current, best_report, tried, layers)
+            if rank == "measured":
+                if sensitivity is None:
+                    ctx.progress(0.0, f"measuring the sensitivity of {len(moves)} activations")
+                    _, sensitivity = measured_sensitivity(
+                        stats, current, [m.tensor for m in moves if m.kind == "act16"],
+                        feeds[: max(1, sensitivity_samples)], probe_path, backend=backend,
+                        model=_model_with(stats, options, applied), ctx=ctx,
+                    )  # fmt: skip
+                    result.sensitivity = dict(sensitivity)
+                moves = _by_sensitivity(moves, sensitivity, min_gain_db)
             if max_promoted is not None:
-                room = max_promoted - len(promoted_total)
+                room = max_promoted - len(promoted_total) - len(carried)
                 moves = moves if room > 0 else []
             moves += technique_moves(options, applied, current, tried, best_report, layers)
             just, held_back = _choose(moves, prices, step_size, best_ms, latency_budget_ms)
             if max_promoted is not None:
-                just = _cap_precision(just, max_promoted - len(promoted_total))
+                just = _cap_precision(just, max_promoted - len(promoted_total) - len(carried))
             tried.update(m.key for m in just)
             if not just:
                 if held_back:
@@ -515,6 +637,20 @@ def auto_mixed_precision(
     result.elapsed_s = time.perf_counter() - start
     ctx.progress(1.0, "mixed precision done")
     return result
+
+
+def _by_sensitivity(moves: list[Move], drops: dict[str, float], floor_db: float) -> list[Move]:
+    """16-bit moves with their measured sensitivity as gain, those below ``floor_db`` (or not
+    measured) left out; other moves as they are."""
+    out = []
+    for m in moves:
+        if m.kind == "act16":
+            drop = drops.get(m.tensor)
+            if drop is None or drop < floor_db:
+                continue
+            m.gain_db = drop
+        out.append(m)
+    return out
 
 
 def _cap_precision(moves: list[Move], room: int) -> list[Move]:
