@@ -285,8 +285,10 @@ def run_model(name, models_dir: Path, args, work: Path) -> dict:
         step_size=max(1, -(-budget // steps)) if args.mp_steps else 1,
         max_promoted=budget,
         rank=args.mp_rank,
+        refine=args.mp_refine,
     )
     row["auto_mp_rank"] = args.mp_rank
+    row["auto_mp_refine"] = args.mp_refine
     row["auto_mp_steps"] = len(mp.curve) - 1
     row["auto_mp_s"] = round(mp.elapsed_s, 1)
     row["auto_mp"] = score(mp.qdq_path)
@@ -346,6 +348,12 @@ def main() -> int:
         default="measured",
         choices=("measured", "gain"),
         help="auto-MP move ranking: measured sensitivity or the added-error estimate",
+    )
+    parser.add_argument(
+        "--mp-refine",
+        type=int,
+        default=0,
+        help="auto-MP (measured): re-measure this many best-ranked moves at each step",
     )
     parser.add_argument("--technique-budget", type=float, default=300.0)
     parser.add_argument("--aimet-timeout", type=int, default=900)

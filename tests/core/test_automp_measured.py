@@ -159,3 +159,40 @@ def test_an_undone_step_drops_the_carried_moves_before_it(setup):
     assert wide(result.plan_at(QuantPlan(), 3)) == {"power"}
     result.curve[2].kept = True  # had step 2 gained, step 3 would have built on both
     assert wide(result.plan_at(QuantPlan(), 3)) == {"re2", "im2", "power"}
+
+
+def test_a_rewritten_pair_scores_as_the_build_with_that_width(setup):
+    """The refinement scores rewritten copies of one build instead of building each candidate:
+    a tensor's pair rewritten to 16 bits must give about the figure the real build with that
+    tensor at 16 bits gives (within 1 dB: the build nudges the range so that 0 is a code and
+    converts at the 8/16-bit boundaries). Downwards the build differs by design: onnxruntime's
+    mixed-precision fixer puts a narrowed tensor's producer inputs and consumer outputs at 8
+    bits too, while the sensitivity measures the tensor alone; it must still measure a loss."""
+    from studio.core.accuracy.automp import _OutputScorer, _with_width
+
+    tmp, stats, feeds, w8, w16, score = setup
+    scorer = _OutputScorer(stats.prepared_model, feeds)
+    narrow = onnx.load(str(build_qdq(stats, QuantPlan(), tmp / "n.onnx").qdq_path))
+    wide_plan = QuantPlan(activation_bitwidth=16)
+    wide = onnx.load(str(build_qdq(stats, wide_plan, tmp / "w.onnx").qdq_path))
+    assert abs(scorer(narrow.SerializeToString()) - w8) < 0.01
+    assert abs(scorer(wide.SerializeToString()) - w16) < 0.01
+    for name in ("power", "re2"):
+        plan = QuantPlan()
+        plan.set_override(TensorOverride(name, bitwidth=16))
+        up = scorer(_with_width(narrow, name, 16))
+        assert abs(up - score(plan, f"up_{name}")) < 1.0, name
+        assert scorer(_with_width(wide, name, 8)) < w16 - 0.5, name
+    assert _with_width(narrow, "power", 8) is None  # already 8 bits
+    assert _with_width(narrow, "no_such_tensor", 16) is None
+
+
+def test_refined_search_also_wins_back_the_gap(setup):
+    tmp, stats, feeds, w8, w16, _ = setup
+    budget = max(1, int(0.15 * len(stats.tensor_names())))
+    run = auto_mixed_precision(
+        stats, QuantPlan(), feeds, tmp / "mp_refined.onnx", target_db=w16,
+        max_steps=2 * budget, step_size=1, max_promoted=budget, rank="measured", refine=3,
+    )  # fmt: skip
+    recovered = (run.final_report.output_sqnr_db - w8) / (w16 - w8)
+    assert recovered >= 0.75 and len(run.promoted) <= budget, (recovered, run.promoted)

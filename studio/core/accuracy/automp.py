@@ -308,6 +308,72 @@ RANKS = ("gain", "measured")
 CARRY_TOLERANCE_DB = 1.0
 
 
+class _OutputScorer:
+    """Output SQNR of QDQ model bytes against the float model on fixed samples, outputs only
+    (the unfused CPU simulation): for comparing many rewritten copies of one build."""
+
+    def __init__(self, float_model: Path, feeds: list[dict[str, np.ndarray]]) -> None:
+        sess = ort.InferenceSession(str(float_model), providers=["CPUExecutionProvider"])
+        self.names = [o.name for o in sess.get_outputs()]
+        self.feeds = feeds
+        self.ref = [dict(zip(self.names, sess.run(self.names, f), strict=True)) for f in feeds]
+
+    def __call__(self, data: bytes) -> float:
+        sess = simulation_session(data)
+        test = [dict(zip(self.names, sess.run(self.names, f), strict=True)) for f in self.feeds]
+        return output_sqnr_db(self.ref, test, self.names)
+
+
+def _with_width(proto: onnx.ModelProto, tensor: str, bits: int) -> bytes | None:
+    """``proto`` serialised with ``tensor``'s own Q/DQ pair at ``bits`` (8 or 16, unsigned) over
+    the same range, or None when the tensor has no unsigned pair of the other width. The
+    proto is left as it was."""
+    inits = {t.name: t for t in proto.graph.initializer}
+    scale, zero = inits.get(f"{tensor}_scale"), inits.get(f"{tensor}_zero_point")
+    have = {onnx.TensorProto.UINT8: 8, onnx.TensorProto.UINT16: 16}
+    if scale is None or zero is None or have.get(zero.data_type) not in (8, 16):
+        return None
+    old_bits = have[zero.data_type]
+    if old_bits == bits:
+        return None
+    kept = (onnx.TensorProto(), onnx.TensorProto())
+    kept[0].CopyFrom(scale)
+    kept[1].CopyFrom(zero)
+    s_old = float(numpy_helper.to_array(scale).reshape(-1)[0])
+    z_old = int(numpy_helper.to_array(zero).reshape(-1)[0])
+    lo, hi = -z_old * s_old, ((1 << old_bits) - 1 - z_old) * s_old
+    top = (1 << bits) - 1
+    s_new = (hi - lo) / top
+    z_new = int(np.clip(round(-lo / s_new), 0, top))
+    dtype = np.uint8 if bits == 8 else np.uint16
+    scale.CopyFrom(numpy_helper.from_array(np.asarray(s_new, np.float32), scale.name))
+    zero.CopyFrom(numpy_helper.from_array(np.asarray(z_new, dtype), zero.name))
+    # 16-bit Q/DQ are ONNX ops from opset 21; below it, onnxruntime's own (com.microsoft)
+    moved: list[onnx.NodeProto] = []
+    added_domain = False
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if bits == 16 and opset < 21:
+        moved = [
+            n for n in proto.graph.node
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.domain in ("", "ai.onnx")
+            and len(n.input) > 1 and n.input[1] == scale.name
+        ]  # fmt: skip
+        for n in moved:
+            n.domain = "com.microsoft"
+        if not any(o.domain == "com.microsoft" for o in proto.opset_import):
+            proto.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
+            added_domain = True
+    try:
+        return proto.SerializeToString()
+    finally:
+        scale.CopyFrom(kept[0])
+        zero.CopyFrom(kept[1])
+        for n in moved:
+            n.domain = ""
+        if added_domain:
+            del proto.opset_import[-1]
+
+
 def measured_sensitivity(
     stats: CalibrationStats,
     plan: QuantPlan,
@@ -344,41 +410,17 @@ def measured_sensitivity(
     finally:
         if work.exists():
             work.unlink()
-    float_sess = ort.InferenceSession(str(stats.prepared_model), providers=["CPUExecutionProvider"])
-    names = [o.name for o in float_sess.get_outputs()]
-    ref = [dict(zip(names, float_sess.run(names, f), strict=True)) for f in feeds]
-
-    def score(data: bytes) -> float:
-        sess = simulation_session(data)
-        test = [dict(zip(names, sess.run(names, f), strict=True)) for f in feeds]
-        return output_sqnr_db(ref, test, names)
-
+    score = _OutputScorer(stats.prepared_model, feeds)
     base = score(proto.SerializeToString())
-    inits = {t.name: t for t in proto.graph.initializer}
     drops: dict[str, float] = {}
     for index, name in enumerate(candidates):
         ctx.check_cancelled()
         ctx.progress(index / max(len(candidates), 1), f"sensitivity of {name}")
         if plan.activation_bits(name) != 8:
             continue
-        scale, zero = inits.get(f"{name}_scale"), inits.get(f"{name}_zero_point")
-        if scale is None or zero is None or zero.data_type != onnx.TensorProto.UINT16:
-            continue  # no 16-bit Q/DQ pair of its own
-        kept = (onnx.TensorProto(), onnx.TensorProto())
-        kept[0].CopyFrom(scale)
-        kept[1].CopyFrom(zero)
-        s16 = float(numpy_helper.to_array(scale).reshape(-1)[0])
-        z16 = int(numpy_helper.to_array(zero).reshape(-1)[0])
-        lo, hi = -z16 * s16, (65535 - z16) * s16
-        s8 = (hi - lo) / 255.0
-        z8 = int(np.clip(round(-lo / s8), 0, 255))
-        scale.CopyFrom(numpy_helper.from_array(np.asarray(s8, np.float32), scale.name))
-        zero.CopyFrom(numpy_helper.from_array(np.asarray(z8, np.uint8), zero.name))
-        try:
-            drops[name] = base - score(proto.SerializeToString())
-        finally:
-            scale.CopyFrom(kept[0])
-            zero.CopyFrom(kept[1])
+        data = _with_width(proto, name, 8)
+        if data is not None:  # else no 16-bit Q/DQ pair of its own
+            drops[name] = base - score(data)
     return base, drops
 
 
@@ -516,6 +558,7 @@ def auto_mixed_precision(
     technique_feeds: list[dict[str, np.ndarray]] | None = None,
     rank: str = "gain",
     sensitivity_samples: int = 4,
+    refine: int = 0,
 ) -> AutoMpResult:
     """Search from ``plan`` (left unchanged) and write the chosen QDQ model to ``out_path``.
 
@@ -535,6 +578,12 @@ def auto_mixed_precision(
     ``rank="measured"`` ranks the 16-bit moves by :func:`measured_sensitivity` on the first
     ``sensitivity_samples`` feeds (one build and analysis per candidate activation, before the
     first step) and carries no-gain steps forward (see the module); ``"gain"`` is the heuristic.
+    With ``refine`` N, each step then measures the ``N`` best-ranked 16-bit moves at the current
+    point itself (rewritten copies of its build, as the sensitivity) and takes the one that
+    gains most there (forward selection on a short list: where errors are spread over many
+    tensors, the ranking from the all-16-bit end is only a first guess); when the ranking's
+    first gains nothing there, it is taken as without ``refine`` (a chain's first link gains
+    nothing alone).
     """
     if rank not in RANKS:
         raise BadInputError(f"auto-MP rank '{rank}': choose {' or '.join(RANKS)}")
@@ -585,11 +634,15 @@ def auto_mixed_precision(
     promoted_total: list[str] = []
     carried: list[str] = []  # act16 moves of carried steps since the last kept point
     sensitivity: dict[str, float] | None = None
+    refiner: _OutputScorer | None = None
+    best_proto: onnx.ModelProto | None = None  # rank="measured" with refine: the points' builds
+    best_proto_for_refine: onnx.ModelProto | None = None
     try:
         for step in range(max_steps + 1):
             ctx.check_cancelled()
             ctx.progress(step / (max_steps + 1), f"mixed precision: step {step}")
             built = build_qdq(stats, current, work, model=_model_with(stats, options, applied))
+            point_proto = onnx.load(str(work)) if refine and rank == "measured" else None
             report = analyser.analyse(work, feeds, backend=backend)
             cycles = float(profile_fn(str(work))) if profile_fn is not None else None
             est_ms = float(estimate_fn(str(work))) if estimate_fn is not None else None
@@ -623,6 +676,7 @@ def auto_mixed_precision(
                     prices.base += 1
                 best_db, best_plan, best_report = report.output_sqnr_db, current.copy(), report
                 best_applied, best_ms = dict(applied), est_ms
+                best_proto = point_proto
                 promoted_total += carried + [
                     m.tensor for m in just if m.kind not in TECHNIQUE_MOVES
                 ]
@@ -630,6 +684,7 @@ def auto_mixed_precision(
                 work.replace(out)
             elif carry:  # part of a chain, maybe: keep it in the plan for the next step
                 carried += [m.tensor for m in just if m.kind not in TECHNIQUE_MOVES]
+                best_proto_for_refine = point_proto
                 ctx.log(f"step {step}: no gain yet from {', '.join(m.key for m in just)}; carried")
             else:  # no gain (or over the budget): undo, and do not try these moves again
                 why = "over the latency budget" if over else "no gain"
@@ -660,6 +715,13 @@ def auto_mixed_precision(
                     )  # fmt: skip
                     result.sensitivity = dict(sensitivity)
                 moves = _by_sensitivity(moves, sensitivity, min_gain_db)
+                base_proto = best_proto_for_refine if carried else best_proto
+                if refine and base_proto is not None:
+                    if refiner is None:
+                        refiner = _OutputScorer(
+                            stats.prepared_model, feeds[: max(1, sensitivity_samples)]
+                        )
+                    moves = _refined(moves, base_proto, refiner, refine, min_gain_db)
             if max_promoted is not None:
                 room = max_promoted - len(promoted_total) - len(carried)
                 moves = moves if room > 0 else []
@@ -712,6 +774,36 @@ def _by_sensitivity(moves: list[Move], drops: dict[str, float], floor_db: float)
             m.gain_db = drop
         out.append(m)
     return out
+
+
+def _refined(
+    moves: list[Move],
+    point: onnx.ModelProto,
+    score: _OutputScorer,
+    count: int,
+    floor_db: float,
+) -> list[Move]:
+    """The ``count`` best-ranked 16-bit moves measured at ``point`` (its build, rewritten per
+    move); those that gain at least ``floor_db`` there, best first, with that gain. When the
+    best-ranked one does not gain: ``moves`` as they were (the ranking decides, and the step
+    may be carried)."""
+    act = sorted((m for m in moves if m.kind == "act16"), key=lambda m: -m.gain_db)[:count]
+    if not act:
+        return moves
+    here = score(point.SerializeToString())
+    gains: dict[str, float] = {}
+    for m in act:
+        data = _with_width(point, m.tensor, 16)
+        if data is not None:
+            gains[m.key] = score(data) - here
+    winners = [m for m in act if gains.get(m.key, -math.inf) >= floor_db]
+    if not winners or act[0] not in winners:
+        # the ranking's first gains nothing here: maybe a chain's first link (see the module),
+        # which only the ranking knows; it decides, and the step may be carried
+        return moves
+    for m in winners:
+        m.gain_db = gains[m.key]
+    return winners + [m for m in moves if m.kind in TECHNIQUE_MOVES]
 
 
 def _cap_precision(moves: list[Move], room: int) -> list[Move]:
