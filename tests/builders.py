@@ -20,6 +20,25 @@ def save(model: onnx.ModelProto, path: Path) -> Path:
     return Path(path)
 
 
+def float_model(
+    name: str,
+    nodes: list[onnx.NodeProto],
+    inits: list[onnx.TensorProto],
+    x_shape: list[int],
+    y_shape: list[int],
+    y: str = "y",
+) -> onnx.ModelProto:
+    """A model of ``nodes`` with one float input ``x`` and one float output ``y`` (opset 17)."""
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info(y, TensorProto.FLOAT, y_shape)],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
 def conv_relu(seed: int = 0) -> onnx.ModelProto:
     rng = np.random.default_rng(seed)
     w = _init("conv1.weight", rng.normal(0, 0.2, (8, 3, 3, 3)))

@@ -59,6 +59,28 @@ def add_input_shape_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_assumption_args(parser: argparse.ArgumentParser, assume_help: str) -> None:
+    """``--assume KEY=VALUE`` (repeatable) and ``--assumptions FILE.json``: the assumed constants
+    (``studio.core.assignment.assumptions``) of the commands that use them, read by
+    :func:`assumptions_from_args`."""
+    parser.add_argument(
+        "--assume", action="append", default=[], metavar="KEY=VALUE", help=assume_help
+    )
+    parser.add_argument(
+        "--assumptions", metavar="FILE.json", help="assumed constants as a JSON object KEY: VALUE"
+    )
+
+
+def assumptions_from_args(args: argparse.Namespace) -> dict[str, float]:
+    """The ``--assumptions`` file's values, each ``--assume`` overriding them."""
+    from studio.core.assignment.assumptions import load_assumptions_file, parse_assume_items
+
+    return {
+        **(load_assumptions_file(args.assumptions) if args.assumptions else {}),
+        **parse_assume_items(args.assume),
+    }
+
+
 def parse_input_shapes(items: list[str]) -> dict[str, list[int]]:
     """Parse repeated ``NAME=1,3,224,224`` arguments into ``{name: [dims]}``."""
     from studio.core.model.prepare import parse_dims  # onnx only when shapes are given

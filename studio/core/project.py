@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,9 @@ from studio.core.hashing import file_sha256
 from studio.core.jsonread import Field
 
 SCHEMA_VERSION = 2
+# Run records written off the caller's thread (``Project.add_run(..., background=True)``): one
+# writer, so records land in the order they were added.
+_RUN_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-record-writer")
 PROJECT_SUFFIX = ".npustudio"
 BACKENDS = ("htp", "gpu", "cpu")
 
@@ -160,6 +165,10 @@ class Project:
     target_device: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # sections from newer tools, kept verbatim
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # run id -> the background write of its record (``add_run(background=True)``), until saved
+    _run_writes: dict[str, Future] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
     dirty: bool = False
 
     # ----- creation and persistence -------------------------------------------------------
@@ -190,7 +199,16 @@ class Project:
         if target.suffix != PROJECT_SUFFIX:
             target = target.with_suffix(PROJECT_SUFFIX)
         target = target.resolve()
+        self._finish_run_writes()
+        old_runs = self.runs_dir()
+        new_runs = target.with_suffix(".runs")
+        if old_runs != new_runs and old_runs.is_dir():
+            # The records travel with the project (a first save, or "save as"); copied before the
+            # project that references them is written. An unsaved project's scratch copy goes.
+            shutil.copytree(old_runs, new_runs, dirs_exist_ok=True)
         atomic_write_json(target, self.to_json(base=target.parent))
+        if self.path is None and old_runs != new_runs:
+            shutil.rmtree(old_runs, ignore_errors=True)
         self.path = target
         self.dirty = False
         discard_recovery(self)
@@ -216,18 +234,55 @@ class Project:
         setattr(self, section, value)
         self.dirty = True
 
-    def add_run(self, run_id: str, label: str, record: dict[str, Any], backend: str = "") -> RunRef:
-        """Store a profiling run record beside the project and reference it in the history."""
+    def add_run(
+        self,
+        run_id: str,
+        label: str,
+        record: dict[str, Any],
+        backend: str = "",
+        *,
+        background: bool = False,
+    ) -> RunRef:
+        """Store a profiling run record beside the project and reference it in the history.
+
+        ``background=True`` lists the run at once and writes its record on a writer thread:
+        a large model's record is megabytes of JSON, and checking, serialising and fsyncing it
+        held the UI thread. ``run_write(run_id)`` is that write's future (its exception is
+        the failure); ``save`` waits for pending writes and leaves out runs whose write failed.
+        """
         folder = self.runs_dir()
         folder.mkdir(parents=True, exist_ok=True)
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
-        atomic_write_json(folder / f"{safe}.json", record)
+        target = folder / f"{safe}.json"
+        if background:
+            self._run_writes[run_id] = _RUN_WRITER.submit(atomic_write_json, target, record)
+        else:
+            atomic_write_json(target, record)
         ref = RunRef(
             id=run_id, label=label, file=f"{safe}.json", backend=backend, created=time.time()
         )
         self.runs = [r for r in self.runs if r.id != run_id] + [ref]
         self.dirty = True
         return ref
+
+    def run_write(self, run_id: str) -> Future | None:
+        """The pending or finished background write of ``run_id``'s record (None: none)."""
+        return self._run_writes.get(run_id)
+
+    def forget_run(self, run_id: str) -> None:
+        """Drop a run from the history (its record could not be written)."""
+        self._run_writes.pop(run_id, None)
+        kept = [r for r in self.runs if r.id != run_id]
+        if len(kept) != len(self.runs):
+            self.runs = kept
+            self.dirty = True
+
+    def _finish_run_writes(self) -> None:
+        """Wait for background record writes; a run whose write failed leaves the history."""
+        for run_id, write in list(self._run_writes.items()):
+            if write.exception() is not None:
+                self.forget_run(run_id)
+        self._run_writes.clear()
 
     def rename_run(self, run_id: str, label: str) -> None:
         """Relabel a run in the history; its record, place and time stay as they were."""
@@ -243,6 +298,9 @@ class Project:
         raise ConfigError(f"no run '{run_id}' in the project")
 
     def load_run(self, run_id: str) -> dict[str, Any]:
+        write = self._run_writes.get(run_id)
+        if write is not None and write.exception() is not None:  # waits for a pending write
+            raise ConfigError(f"run '{run_id}' was not saved: {write.exception()}")
         for ref in self.runs:
             if ref.id == run_id:
                 return read_json_strict(self.runs_dir() / ref.file, error_type=ConfigError)

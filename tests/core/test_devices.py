@@ -7,7 +7,7 @@ import json
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from studio.core.devices.catalogue import (
     DEFAULT_DEVICE,
@@ -66,15 +66,12 @@ def _conv_chain(path, channels: int, layers: int, size: int = 32):
         )
         nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}"))
         prev, c_in = f"r{i}", channels
-    graph = helper.make_graph(
-        nodes,
-        "chain",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [1, channels, size, size])],
-        inits,
+    onnx.save(
+        builders.float_model(
+            "chain", nodes, inits, [1, 3, size, size], [1, channels, size, size], y=prev
+        ),
+        path,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.save(model, path)
     return path
 
 
@@ -190,14 +187,7 @@ def _flatten_head(path, dynamic: bool):
         helper.make_node("Reshape", ["c", "target"], ["flat"], name="reshape"),
         helper.make_node("Gemm", ["flat", "fc"], ["y"], transB=1, name="fc"),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "head",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
-        inits,
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    onnx.save(builders.float_model("head", nodes, inits, [1, 3, 16, 16], [1, 10]), path)
     return path
 
 
@@ -253,14 +243,7 @@ def _qdq_concat(path, second_scale: float):
         helper.make_node("QuantizeLinear", ["cat", "s_out", "zp"], ["qc"], name="qc"),
         helper.make_node("DequantizeLinear", ["qc", "s_out", "zp"], ["y"], name="dc"),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "qcat",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 8])],
-        inits,
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    onnx.save(builders.float_model("qcat", nodes, inits, [1, 4, 8, 8], [1, 8, 8, 8]), path)
     return path
 
 

@@ -104,7 +104,7 @@ def test_attributes_and_scopes_of_the_first_stage_are_those_of_the_protobuf(tmp_
     assert [n.attributes for n in fresh.nodes] == [n.attributes for n in quick.nodes]
 
 
-def test_file_based_shape_inference_equals_the_in_memory_one(tmp_path):
+def test_file_based_shape_inference_equals_the_in_memory_one():
     """The second stage infers shapes through files (that binding releases the GIL, so the window
     keeps running); it must infer exactly what the in-memory call does, symbolic dims included."""
     from studio.core.model.prepare import _onnx_infer

@@ -134,6 +134,40 @@ def test_runs_are_stored_beside_the_project(tiny_model, tmp_path, data_dir):
     assert loaded.load_run("run-1") == {"stats": {"p50_ms": 1.5}}
 
 
+def test_runs_made_before_the_first_save_travel_with_it(tiny_model, tmp_path, data_dir):
+    """A run profiled in an unsaved project, then "save" and "save as": nothing is lost."""
+    project = Project.new(tiny_model)
+    project.add_run("early", "before saving", {"stats": {"p50_ms": 2.0}})
+    scratch = project.runs_dir()
+    project.save(tmp_path / "first.npustudio")
+    assert not scratch.exists(), "the unsaved project's scratch records were moved"
+    assert Project.load(tmp_path / "first.npustudio").load_run("early") == {
+        "stats": {"p50_ms": 2.0}
+    }
+    project.save(tmp_path / "copy.npustudio")
+    for name in ("first", "copy"):
+        assert Project.load(tmp_path / f"{name}.npustudio").load_run("early") == {
+            "stats": {"p50_ms": 2.0}
+        }
+
+
+def test_background_run_write_lands_and_a_failed_one_leaves_the_history(
+    tiny_model, tmp_path, data_dir
+):
+    project = Project.new(tiny_model)
+    project.save(tmp_path / "p.npustudio")
+    project.add_run("bg", "written on the writer thread", {"p50_ms": 3.0}, background=True)
+    assert [r.id for r in project.runs] == ["bg"], "listed at once"
+    assert project.load_run("bg") == {"p50_ms": 3.0}, "reading waits for the write"
+    project.add_run("bad", "not JSON-safe", {"p50_ms": float("nan")}, background=True)
+    write = project.run_write("bad")
+    assert write is not None and write.exception() is not None
+    with pytest.raises(ConfigError, match="was not saved"):
+        project.load_run("bad")
+    project.save()
+    assert [r.id for r in Project.load(tmp_path / "p.npustudio").runs] == ["bg"]
+
+
 def test_v1_project_is_migrated(tiny_model, tmp_path, data_dir):
     legacy = {
         "schema_version": 1,

@@ -44,14 +44,7 @@ def _unbalanced_pair(seed: int = 0) -> onnx.ModelProto:
         helper.make_node("Conv", ["r1", "conv2.weight", "conv2.bias"], ["y"], name="conv2",
                          pads=[1, 1, 1, 1]),
     ]  # fmt: skip
-    graph = helper.make_graph(
-        nodes,
-        "pair",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])],
-        inits,
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return builders.float_model("pair", nodes, inits, [1, 3, 16, 16], [1, 8, 16, 16])
 
 
 def _run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
@@ -287,14 +280,7 @@ def _depthwise_block(seed: int = 0) -> onnx.ModelProto:
         helper.make_node("Relu", ["d"], ["dr"], name="r2"),
         helper.make_node("Conv", ["dr", "pw.w", "pw.b"], ["y"], name="pw"),
     ]  # fmt: skip
-    graph = helper.make_graph(
-        nodes,
-        "dwblock",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 12, 12])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 12, 12])],
-        inits,
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return builders.float_model("dwblock", nodes, inits, [1, 3, 12, 12], [1, 4, 12, 12])
 
 
 def test_weight_techniques_cover_depthwise_convolutions():
@@ -394,14 +380,7 @@ def _decomposed_layernorm(keepdims: int) -> onnx.ModelProto:
         helper.make_node("Mul", ["xc", "rstd" if keepdims else "rstd_u"], ["xn"]),
         helper.make_node("Mul", ["xn", "gamma"], ["y"]),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "ln",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, n])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, n])],
-        inits,
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return builders.float_model("ln", nodes, inits, [1, 16, n], [1, 16, n])
 
 
 @pytest.mark.parametrize("keepdims", [0, 1])

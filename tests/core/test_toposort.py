@@ -9,7 +9,7 @@ from onnx import TensorProto, helper
 from studio.core.errors import ModelLoadError
 from studio.core.model import layout as lay
 from studio.core.model.graph import ModelGraph
-from studio.core.model.prepare import topological_order
+from studio.core.model.prepare import sort_nodes, topological_order
 from studio.core.model.toposort import kahn_order
 
 
@@ -69,6 +69,29 @@ def test_loading_names_the_nodes_of_a_cycle_and_a_self_loop(tmp_path):
     with pytest.raises(ModelLoadError, match="node 'loop' consumes its own output 'y'") as err:
         topological_order(selfish, tmp_path / "s.onnx")
     assert "s.onnx" in str(err.value)
+
+
+def test_a_rewrite_appending_a_producer_is_sorted_back_and_a_cycle_kept_at_the_end():
+    # the bias-correction rewrite: a node appended after its consumer
+    graph = _relu_graph(
+        [
+            helper.make_node("Relu", ["x"], ["a"], name="first"),
+            helper.make_node("Relu", ["b"], ["y"], name="consumer"),
+            helper.make_node("Relu", ["a"], ["b"], name="appended"),
+        ]
+    )
+    sort_nodes(graph)
+    assert [n.name for n in graph.node] == ["first", "appended", "consumer"]
+    cyclic = _relu_graph(
+        [
+            helper.make_node("Relu", ["c"], ["y"], name="after"),
+            helper.make_node("Add", ["x", "c"], ["a"], name="add"),
+            helper.make_node("Relu", ["a"], ["c"], name="relu"),
+            helper.make_node("Relu", ["x"], ["free"], name="free"),
+        ]
+    )
+    sort_nodes(cyclic)  # no error: the cycle's nodes and the one below it keep their order
+    assert [n.name for n in cyclic.node] == ["free", "after", "add", "relu"]
 
 
 def test_layout_draws_a_cycle_that_collapsing_two_scopes_makes(tmp_path):

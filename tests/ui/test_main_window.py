@@ -401,3 +401,23 @@ def test_closing_while_shapes_are_inferred_drops_the_late_result(qtbot, win, con
     win.close()  # the second stage is running or about to: its result must find no window
     qtbot.wait(800)  # pytest-qt fails the test on an exception raised in a slot
     assert win._completing is None
+
+
+def test_a_dock_gaining_content_does_not_shrink_the_workspaces(qtbot, win):
+    """Bottom docks keep their height when a panel grows (a probe's notes, more rows).
+
+    Before, the dock area followed its contents' minimum size: a probe result with notes grew
+    it by a row and every plot of the Profiling dashboard was re-laid out and repainted at once.
+    """
+    from studio.core.engine.registry import BackendStatus
+
+    qtbot.waitExposed(win)
+    before = win.centralWidget().height()
+    note = "simulated on this host: " + "wall-clock times are the host's, not a phone's. " * 3
+    statuses = [
+        BackendStatus(f"b{i}", f"Backend {i}", True, simulated=True, note=note) for i in range(6)
+    ]
+    win.backend_dock.widget().set_statuses(statuses)
+    qtbot.wait(50)
+    assert win.backend_dock.widget().note_label.isVisibleTo(win.backend_dock.widget())
+    assert win.centralWidget().height() == before

@@ -372,6 +372,49 @@ def test_a_run_the_project_cannot_store_is_kept_and_the_user_told(qtbot, cnn_pat
     assert w.history.list.count() == 0 and w.run is None
 
 
+def test_a_record_write_that_fails_on_the_writer_thread_is_reported(
+    qtbot, cnn_path, tmp_path, monkeypatch
+):
+    """The record is written off the UI thread; its failure still reaches the user."""
+    import studio.core.project as project_module
+    from studio.core.project import Project
+
+    def disk_full(path, _data):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(project_module, "atomic_write_json", disk_full)
+    project = Project.new(cnn_path)
+    project.path = tmp_path / "demo.npustudio"
+    ctx, w = _workspace(qtbot, cnn_path, project=project)
+    errors: list[tuple[str, str]] = []
+    ctx.error_raised.connect(lambda t, m: errors.append((t, m)))
+    run = _profile(qtbot, w, "cpu", runs=5)
+    qtbot.waitUntil(lambda: bool(errors), timeout=5000)
+    assert errors[0][0] == "Run not saved in the project" and "No space left" in errors[0][1]
+    assert project.runs == [], "a run whose record was not written leaves the project"
+    assert [w.history.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(1)] == [run.id]
+    assert w.history.list.count() == 1 and w.run is not None and w.run.id == run.id
+
+
+def test_the_plots_first_paint_is_spread_over_turns(qtbot, cnn_path):
+    """Shown for the first time, the tab paints one plot per event-loop turn (issue 15)."""
+    ctx = StudioContext()
+    ctx.set_model(ModelGraph.load(cnn_path), str(cnn_path))
+    w = ProfilingWorkspace(ctx)
+    w._probed = True
+    qtbot.addWidget(w)
+    w.resize(1600, 1000)
+    plots = (w.latency, w.hist, w.slowest, w.optypes)
+    w.show()
+    assert not any(p.updatesEnabled() for p in plots), "nothing painted in the showing turn"
+    with qtbot.waitSignal(w._first_paint.done, timeout=5000):
+        pass
+    assert all(p.updatesEnabled() for p in plots)
+    w.hide()
+    w.show()
+    assert all(p.updatesEnabled() for p in plots), "only the first show is spread"
+
+
 def test_gpu_is_shown_unavailable_with_the_probe_reason(qtbot, cnn_path):
     from studio.core.engine.registry import probe_backends
 

@@ -10,31 +10,17 @@ import pytest
 
 from studio.core.devices.catalogue import current_device
 from studio.core.devices.estimate import estimate_model
-from studio.core.model.graph import ModelGraph
 from studio.core.quantize import build_qdq
-from studio.ui.quant.workspace import QuantizationWorkspace
-from studio.ui.shell.context import StudioContext
 
 DEMO = Path(__file__).resolve().parents[2] / "resources" / "models" / "demo_cnn.onnx"
 SHOTS = Path(os.environ.get("NPU_STUDIO_SHOTS", "/tmp/shots"))
 
 
 @pytest.fixture
-def ws(qtbot, tmp_path, monkeypatch):
+def ws(calibrated_quant_workspace, tmp_path, monkeypatch):
     monkeypatch.setenv("NPU_STUDIO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("NPU_STUDIO_CACHE_DIR", str(tmp_path / "cache"))
-    ctx = StudioContext()
-    ctx.set_model(ModelGraph.load(DEMO), str(DEMO))
-    w = QuantizationWorkspace(ctx)
-    qtbot.addWidget(w)
-    w.resize(1500, 850)
-    w.show()
-    qtbot.waitUntil(lambda: not w.session.preparing, timeout=20000)
-    with qtbot.waitSignal(w.runner.result, timeout=30000):
-        w.calibrate("random:4")
-    yield w
-    w.runner.cancel()
-    w.runner.wait(10000)
+    return calibrated_quant_workspace(DEMO)
 
 
 def test_latency_budget_from_the_dialog_and_the_techniques_tab(qtbot, ws, tmp_path):

@@ -10,9 +10,6 @@ import onnx
 import pytest
 
 from studio.core.engine.sessions import TARGET_ENV
-from studio.core.model.graph import ModelGraph
-from studio.ui.quant.workspace import QuantizationWorkspace
-from studio.ui.shell.context import StudioContext
 from tests import builders
 from tests import real_graphs as rg
 
@@ -20,22 +17,11 @@ SHOTS = Path(os.environ.get("NPU_STUDIO_SHOTS", "/tmp/shots"))
 
 
 @pytest.fixture
-def ws(qtbot, tmp_path, monkeypatch):
+def ws(calibrated_quant_workspace, tmp_path, monkeypatch):
     monkeypatch.setenv("NPU_STUDIO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv(TARGET_ENV, "Samsung Galaxy S24|57|75")
     path = builders.save(rg.pointwise_int4(), tmp_path / "pw.onnx")
-    ctx = StudioContext()
-    ctx.set_model(ModelGraph.load(path), str(path))
-    w = QuantizationWorkspace(ctx)
-    qtbot.addWidget(w)
-    w.resize(1400, 800)
-    w.show()
-    qtbot.waitUntil(lambda: not w.session.preparing, timeout=20000)
-    with qtbot.waitSignal(w.runner.result, timeout=30000):
-        w.calibrate("random:4")
-    yield w
-    w.runner.cancel()
-    w.runner.wait(10000)
+    return calibrated_quant_workspace(path, size=(1400, 800))
 
 
 def _dialog(qtbot, ws):

@@ -21,8 +21,10 @@ import argparse
 from typing import Any
 
 from studio.cli.common import (
+    add_assumption_args,
     add_command,
     add_input_shape_arg,
+    assumptions_from_args,
     parse_input_shapes,
     print_json,
     stderr_context,
@@ -55,16 +57,7 @@ def register(subparsers: Any) -> None:
         metavar="RUN.json",
         help="a saved profile run whose per-layer times replace the estimates (repeatable)",
     )
-    parser.add_argument(
-        "--assume",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change an assumed constant, e.g. cpu_macs_per_ms=4e7 (repeatable)",
-    )
-    parser.add_argument(
-        "--assumptions", metavar="FILE.json", help="assumed constants as a JSON object KEY: VALUE"
-    )
+    add_assumption_args(parser, "change an assumed constant, e.g. cpu_macs_per_ms=4e7 (repeatable)")
     parser.add_argument("--vtcm-mb", type=float, default=8.0, help="HTP VTCM size (default 8)")
     parser.add_argument("--no-cache", action="store_true", help="re-probe op support")
     add_input_shape_arg(parser)
@@ -87,7 +80,6 @@ def parse_pins(items: list[str]) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     device = device_from_args(args)
-    from studio.core.assignment.assumptions import load_assumptions_file, parse_assume_items
     from studio.core.assignment.scoring import is_real_hardware, measured_from_profile, plan_for
     from studio.core.assignment.support import probe_op_support
     from studio.core.atomic import atomic_write_json, read_json_strict
@@ -101,10 +93,7 @@ def run(args: argparse.Namespace) -> int:
         performance_critical=args.performance_critical,
         latency_budget_ms=args.latency_budget_ms,
         pins=parse_pins(args.pin),
-        assumptions={
-            **(load_assumptions_file(args.assumptions) if args.assumptions else {}),
-            **parse_assume_items(args.assume),
-        },
+        assumptions=assumptions_from_args(args),
     )
     measured: dict[str, dict[str, float]] = {}
     ignored: list[str] = []

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from studio.cli.common import add_command, print_json
+from studio.cli.common import add_assumption_args, add_command, assumptions_from_args, print_json
 from studio.cli.device_option import add_device_arg, device_from_args
 from studio.core.devices.estimate import estimate_model
 
@@ -32,27 +32,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print the estimate as JSON")
     parser.add_argument("--top", type=int, default=10, help="slowest nodes to list (default 10)")
     parser.add_argument("--no-cache", action="store_true", help="recompute even if cached")
-    parser.add_argument(
-        "--assume",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change an assumed constant of the phone-CPU figure, e.g. cpu_macs_per_ms=4e7",
-    )
-    parser.add_argument(
-        "--assumptions", metavar="FILE.json", help="assumed constants as a JSON object KEY: VALUE"
+    add_assumption_args(
+        parser, "change an assumed constant of the phone-CPU figure, e.g. cpu_macs_per_ms=4e7"
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.core.assignment.assumptions import load_assumptions_file, parse_assume_items
-
     device = device_from_args(args)
-    assumptions = {
-        **(load_assumptions_file(args.assumptions) if args.assumptions else {}),
-        **parse_assume_items(args.assume),
-    }
+    assumptions = assumptions_from_args(args)
     est = estimate_model(args.model, device, use_cache=not args.no_cache, assumptions=assumptions)
     if args.json:
         # ``overlay``: the per-node figures as the graph and the project carry them (core/overlay)

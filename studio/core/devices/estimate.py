@@ -24,7 +24,14 @@ from typing import Any
 
 from studio.core.atomic import atomic_write_json
 from studio.core.devices.catalogue import Device, resolve_device
-from studio.core.devices.features import FEATURES, NodeFeatures, is_quantized, node_features
+from studio.core.devices.features import (
+    FEATURES,
+    HTP_MAX_RANK,
+    NodeFeatures,
+    is_quantized,
+    node_features,
+    over_rank,
+)
 from studio.core.devices.folding import fold_shape_constants
 from studio.core.errors import ConfigError, StudioError
 from studio.core.hashing import file_sha256
@@ -239,6 +246,13 @@ def estimate_graph(
         notes.append(
             f"no AI Hub fit for {dev.name}; coefficients of {fitted_name} "
             f"(HTP v{entry['htp_arch']}) used"
+        )
+    too_high = over_rank(graph, feats)
+    if too_high:
+        notes.append(
+            f"{len(too_high)} node(s) have tensors of rank > {HTP_MAX_RANK}, which the HTP does not "
+            f"take (e.g. {too_high[0]}): on the phone they run on the CPU between HTP partitions, "
+            "which this estimate prices as HTP work, so it is likely low"
         )
     rates = cpu_rates(assumptions)
     cpu_nodes = {

@@ -95,7 +95,8 @@ def static_tensors(graph: ModelGraph) -> tuple[set[str], set[str]]:
     return static, from_shape
 
 
-def _run_for(graph: ModelGraph, model: onnx.ModelProto, wanted: list[str], feeds: dict) -> dict:
+def _run_for(model: onnx.ModelProto, wanted: list[str], feeds: dict) -> dict:
+    """The ``wanted`` tensors of ``model`` on ``feeds``, unoptimised (as the graph defines them)."""
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -136,7 +137,7 @@ def _shape_constants(
             )
             for t in graph.inputs
         }
-        return _run_for(graph, model, wanted, feeds)
+        return _run_for(model, wanted, feeds)
     # the shape nodes, and every node feeding them (Constants, casts of small initializers)
     include: set[str] = set()
     need = {n.id for n in graph.nodes if n.outputs and all(o in from_shape for o in n.outputs if o)}
@@ -176,7 +177,7 @@ def _shape_constants(
     model = onnx.helper.make_model(sub, opset_imports=list(graph.proto.opset_import))
     model.ir_version = graph.proto.ir_version
     _inline_external(model, graph)
-    return _run_for(graph, model, wanted, {})
+    return _run_for(model, wanted, {})
 
 
 def _inline_external(model: onnx.ModelProto, graph: ModelGraph) -> None:

@@ -104,6 +104,29 @@ def topological_order(graph: onnx.GraphProto, path: Path) -> list[int]:
     return order
 
 
+def sort_nodes(graph: onnx.GraphProto) -> None:
+    """Put ``graph``'s nodes in a topological order in place (``toposort.kahn_order``), for a
+    rewrite that appended nodes ahead of their consumers (ORT wants producers first).
+
+    Unlike :func:`topological_order` a cycle is not an error here: the nodes on it, and those
+    downstream of it, keep their order at the end (the session that loads the graph says why).
+    """
+    nodes = list(graph.node)
+    producer = {out: i for i, node in enumerate(nodes) for out in node.output if out}
+    edges = [
+        (producer[name], i)
+        for i, node in enumerate(nodes)
+        for name in node.input
+        if name in producer
+    ]
+    order, stuck = kahn_order(len(nodes), edges)
+    copies = [onnx.NodeProto() for _ in nodes]
+    for copy_, i in zip(copies, order + stuck, strict=True):
+        copy_.CopyFrom(nodes[i])
+    del graph.node[:]
+    graph.node.extend(copies)
+
+
 def parse_dims(text: str, what: str) -> list[int]:
     """``"1,3,224,224"`` (or ``1x3x224x224``) as dims; ``what`` names the field in the error.
 

@@ -62,15 +62,6 @@ class _File:
         self.fd, self.size = fd, size
         self.base, self.data = 0, b""
 
-    def byte(self, pos: int) -> int:
-        i = pos - self.base
-        if 0 <= i < len(self.data):
-            return self.data[i]
-        if pos >= self.size:
-            raise NotSkeletonable("truncated message")
-        self.base, self.data = pos, os.pread(self.fd, self.WINDOW, pos)
-        return self.data[0]
-
     def move(self, pos: int) -> None:
         if pos >= self.size:
             raise NotSkeletonable("truncated message")
@@ -87,16 +78,18 @@ class _File:
 
 
 def _varint(buf: _File, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = buf.byte(pos)
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise NotSkeletonable("varint too long")
+    """The varint at file offset ``pos``: its value and the offset after it.
+
+    Reads the at most 10 bytes a varint can take and decodes them with :func:`_varint_in`.
+    """
+    stop = min(pos + 10, buf.size)
+    if pos >= stop:
+        raise NotSkeletonable("truncated message")
+    try:
+        value, i = _varint_in(buf.read(pos, stop), 0)
+    except IndexError:  # the file ends inside the varint
+        raise NotSkeletonable("truncated message") from None
+    return value, pos + i
 
 
 def _encode_varint(value: int) -> bytes:
@@ -117,7 +110,7 @@ def _fields(buf: _File, start: int, end: int):
     """(field number, wire type, start of field, start of payload, end of field) of a message.
 
     Decodes from the window's bytes directly (a 20k-node graph has ~30,000 fields: one method
-    call per byte cost ~0.1 s); falls back to :meth:`_File.byte` at the window's edge.
+    call per byte cost ~0.1 s); moves the window (:meth:`_File.move`) at its edge.
     """
     pos = start
     base, data = buf.base, buf.data

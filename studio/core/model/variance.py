@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from studio.core.model.toposort import kahn_order
+from studio.core.model.prepare import sort_nodes
 
 
 def _producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
@@ -148,7 +148,7 @@ def stabilise_variance(proto: onnx.ModelProto) -> list[str]:
         )
     if notes:
         _prune(graph)
-        _topological_sort(graph)
+        sort_nodes(graph)
     return notes
 
 
@@ -160,22 +160,6 @@ def _axes(reduce: onnx.NodeProto, graph: onnx.GraphProto) -> list[int] | None:
         value = _constant(graph, reduce.input[1])
         return None if value is None else [int(v) for v in value.reshape(-1)]
     return None
-
-
-def _topological_sort(graph: onnx.GraphProto) -> None:
-    """Reorder ``graph.node`` so every node follows its producers (the new chain was appended)."""
-    nodes = list(graph.node)
-    producer = {out: i for i, node in enumerate(nodes) for out in node.output if out}
-    edges = [(producer[name], i) for i, node in enumerate(nodes)
-             for name in node.input if name in producer]  # fmt: skip
-    order, stuck = kahn_order(len(nodes), edges)
-    copies = []
-    for index in order + stuck:  # a cycle or an outer-scope name: left as it was, at the end
-        copy = onnx.NodeProto()
-        copy.CopyFrom(nodes[index])
-        copies.append(copy)
-    del graph.node[:]
-    graph.node.extend(copies)
 
 
 def _prune(graph: onnx.GraphProto) -> None:

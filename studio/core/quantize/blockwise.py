@@ -25,6 +25,7 @@ catalogue architecture, CPU fallback disabled, block 32 over 64 input channels):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -190,25 +191,34 @@ class BlockwiseChoice:
         }
 
 
+def four_bit_weights(
+    proto: onnx.ModelProto, plan
+) -> Iterator[tuple[onnx.NodeProto, onnx.TensorProto]]:
+    """``(node, weight initializer)`` of every Conv/Gemm/MatMul of ``proto`` whose constant weight
+    ``plan`` quantises to 4 bits, in graph order: the candidates for block-wise INT4, one rule
+    for the build (``build._blockwise_weights``) and its preview (:func:`blockwise_preview`)."""
+    inits = {t.name: t for t in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type not in BLOCK_OPS or len(node.input) < 2 or node.input[1] not in inits:
+            continue
+        ov = plan.overrides.get(node.input[1])
+        if ov is not None and ov.dtype == "float":
+            continue
+        bits = ov.bitwidth if ov is not None and ov.bitwidth else plan.weight_bitwidth
+        if bits == 4:
+            yield node, inits[node.input[1]]
+
+
 def blockwise_preview(
     proto: onnx.ModelProto, plan, htp_arch: int, block_size: int
 ) -> list[BlockwiseChoice]:
     """For every 4-bit Conv/Gemm/MatMul weight of ``plan`` on the float model ``proto``: would
     the build write it block-wise on HTP ``htp_arch`` (the rule the build applies, with the
     plan's activation widths), or why not. Lets an editor offer the option only where it works."""
-    inits = {t.name: t for t in proto.graph.initializer}
     out: list[BlockwiseChoice] = []
-    for node in proto.graph.node:
-        if node.op_type not in BLOCK_OPS or len(node.input) < 2 or node.input[1] not in inits:
-            continue
-        name = node.input[1]
-        ov = plan.overrides.get(name)
-        if ov is not None and ov.dtype == "float":
-            continue
-        bits = ov.bitwidth if ov is not None and ov.bitwidth else plan.weight_bitwidth
-        if bits != 4:
-            continue
-        shape = tuple(int(d) for d in inits[name].dims)
+    for node, weight in four_bit_weights(proto, plan):
+        name = weight.name
+        shape = tuple(int(d) for d in weight.dims)
         a_bits = plan.activation_bits(node.input[0]) or 16
         axis = weight_input_axis(node.op_type, node)
         reason = blockwise_why_not(

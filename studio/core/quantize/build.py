@@ -483,30 +483,26 @@ def _blockwise_weights(
     line each saying why."""
     from onnx import numpy_helper
 
-    from studio.core.quantize.blockwise import blockwise_why_not, make_blockwise, weight_input_axis
+    from studio.core.quantize.blockwise import (
+        blockwise_why_not,
+        four_bit_weights,
+        make_blockwise,
+        weight_input_axis,
+    )
     from studio.core.quantize.editing import target_arch
 
     size = int(plan.weight_block_size or 0)
     arch = target_arch()
-    inits = {t.name: t for t in proto.graph.initializer}
     chosen: dict[str, np.ndarray] = {}
     notes: list[str] = []
-    for node in proto.graph.node:
-        if len(node.input) < 2 or node.input[1] not in inits:
-            continue
-        name = node.input[1]
-        ov = plan.overrides.get(name)
-        if ov is not None and ov.dtype == "float":
-            continue
-        bits = ov.bitwidth if ov is not None and ov.bitwidth else plan.weight_bitwidth
-        if bits != 4 or node.op_type not in ("Conv", "Gemm", "MatMul"):
-            continue
+    for node, weight in four_bit_weights(proto, plan):
+        name = weight.name
         a_bits = act_bits.get(node.input[0], plan.activation_bitwidth)
-        shape = tuple(inits[name].dims)
+        shape = tuple(weight.dims)
         axis = weight_input_axis(node.op_type, node)
         reason = blockwise_why_not(node.op_type, shape, a_bits, arch, size, input_axis=axis)
         if reason is None:
-            chosen[name] = numpy_helper.to_array(inits[name])
+            chosen[name] = numpy_helper.to_array(weight)
         else:
             notes.append(f"tensor '{name}' stays per-channel INT4: {reason}")
     written = make_blockwise(qproto, chosen, size)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.assignment.assumptions import ASSUMPTIONS, BY_KEY
+from studio.ui.widgets.dialog_buttons import ok_cancel_buttons
 
 
 def _fmt(value: float) -> str:
@@ -62,12 +63,8 @@ class AssumptionsDialog(QDialog):
             grid.addWidget(QLabel(_fmt(a.default)), row, 3)
         self.reset_button = QPushButton("Reset to defaults")
         self.reset_button.clicked.connect(self.reset)
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
+        self.buttons = ok_cancel_buttons(self)
         self.buttons.addButton(self.reset_button, QDialogButtonBox.ButtonRole.ResetRole)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addLayout(grid)

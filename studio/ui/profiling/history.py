@@ -11,7 +11,7 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
+from PySide6.QtCore import QModelIndex, QObject, QPoint, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -44,14 +44,28 @@ class HistoryEntry:
     error: str = ""
 
 
-class RunStore:
-    """Where runs live: the open project (saved beside it) or an in-memory list."""
+class _WriteFailures(QObject):
+    """Brings a background record write's failure from the writer thread to the UI thread."""
 
-    def __init__(self, ctx: Any) -> None:
+    failed = Signal(object, str)  # the run, the reason
+
+
+class RunStore:
+    """Where runs live: the open project (saved beside it) or an in-memory list.
+
+    A project's run record is written on the project's writer thread (``Project.add_run(...,
+    background=True)``); a write that fails calls ``on_write_failed(run, reason)`` on the UI
+    thread, after the run has moved to this session's in-memory list.
+    """
+
+    def __init__(self, ctx: Any, on_write_failed: Any = None) -> None:
         self.ctx = ctx
         self._memory: list[ProfileRun] = []
         self._memory_owner: Any = None  # the project (or None) the in-memory runs belong to
         self._cache: dict[str, ProfileRun] = {}
+        self._failures = _WriteFailures()
+        self._failures.failed.connect(self._write_failed)
+        self._on_write_failed = on_write_failed
 
     @property
     def project(self) -> Any:
@@ -59,10 +73,27 @@ class RunStore:
 
     def add(self, run: ProfileRun) -> None:
         self._cache[run.id] = run
-        if self.project is not None:
-            self.project.add_run(run.id, run.label, run.to_json(), backend=run.backend)
-        else:
+        project = self.project
+        if project is None:
             self.keep_in_memory(run)
+            return
+        project.add_run(run.id, run.label, run.to_json(), backend=run.backend, background=True)
+        write = project.run_write(run.id)
+        if write is not None:  # the callback runs on the writer thread: a queued signal
+            write.add_done_callback(
+                lambda done: (
+                    done.exception() is not None
+                    and self._failures.failed.emit(run, str(done.exception()))
+                )
+            )
+
+    def _write_failed(self, run: ProfileRun, reason: str) -> None:
+        project = self.project
+        if project is not None:
+            project.forget_run(run.id)
+        self.keep_in_memory(run)
+        if self._on_write_failed is not None:
+            self._on_write_failed(run, reason)
 
     def keep_in_memory(self, run: ProfileRun) -> None:
         """Fallback when the project cannot store a run: list it for this session."""

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.quantize.blockwise import BlockwiseChoice, blockwise_preview
 from studio.ui.quant.style import color
+from studio.ui.widgets.dialog_buttons import ok_cancel_buttons
 
 BLOCK_SIZES = (16, 32, 64, 128, 256)
 
@@ -94,12 +95,7 @@ class BuildQdqDialog(QDialog):
         form.addRow("4-bit weights", block_row)
         form.addRow("", self.block_note)
         form.addRow("", self.check_note)
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
-        )
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Build")
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
+        self.buttons = ok_cancel_buttons(self, "Build")
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.buttons)

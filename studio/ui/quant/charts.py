@@ -25,6 +25,23 @@ def _placeholder(plot: pg.PlotWidget, text: str) -> pg.TextItem:
     return item
 
 
+def _limit_line(
+    plot: pg.PlotWidget, angle: float, colour: str, label: str, position: float
+) -> pg.InfiniteLine:
+    """A dashed, labelled line (hidden until a limit is set) across ``plot``: horizontal
+    (``angle`` 0) or vertical (90); ``position`` places the label along it."""
+    line = pg.InfiniteLine(
+        angle=angle,
+        movable=False,
+        pen=pg.mkPen(color(colour), style=Qt.PenStyle.DashLine),
+        label=label,
+        labelOpts={"color": color(colour), "position": position},
+    )
+    line.hide()
+    plot.addItem(line)
+    return line
+
+
 class SqnrChart(QWidget):
     """One bar per analysed tensor, coloured red (bad) to green (good)."""
 
@@ -155,24 +172,8 @@ class MixCurve(QWidget):
             pen=pg.mkPen(color("warning"), width=2),
         )
         self.plot.addItem(self.pareto_item)
-        self.target = pg.InfiniteLine(
-            angle=0,
-            movable=False,
-            pen=pg.mkPen(color("warning"), style=Qt.PenStyle.DashLine),
-            label="target",
-            labelOpts={"color": color("warning"), "position": 0.08},
-        )
-        self.target.hide()
-        self.plot.addItem(self.target)
-        self.budget = pg.InfiniteLine(
-            angle=90,
-            movable=False,
-            pen=pg.mkPen(color("error"), style=Qt.PenStyle.DashLine),
-            label="budget",
-            labelOpts={"color": color("error"), "position": 0.92},
-        )
-        self.budget.hide()
-        self.plot.addItem(self.budget)
+        self.target = _limit_line(self.plot, 0, "warning", "target", 0.08)  # the SQNR target
+        self.budget = _limit_line(self.plot, 90, "error", "budget", 0.92)  # the latency budget
         self.chosen = pg.ScatterPlotItem(
             size=15, brush=pg.mkBrush(0, 0, 0, 0), pen=pg.mkPen(color("ok"), width=2)
         )

@@ -34,6 +34,7 @@ from studio.core.encodings.formats import REGISTRY as FORMAT_REGISTRY
 from studio.core.engine.registry import is_x86_host
 from studio.core.profiling.cycles import DEFAULT_RUNS
 from studio.ui.quant.style import color
+from studio.ui.widgets.dialog_buttons import ok_cancel_buttons
 
 SOURCE_KINDS = (
     ("folder", "Image or .npy folder"),
@@ -100,12 +101,7 @@ class CalibrateDialog(QDialog):
         form.addRow("", self.warning)
         form.addRow("Range method", self.method)
         form.addRow("Percentile", self.percentile)
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
-        )
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Calibrate")
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
+        self.buttons = ok_cancel_buttons(self, "Calibrate")
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.buttons)
@@ -262,16 +258,10 @@ class AutoMixDialog(QDialog):
         form.addRow("", self.techniques)
         form.addRow("", self.cycles)
         form.addRow("", self.cycles_note)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
-        )
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Search")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        self.buttons = buttons
+        self.buttons = ok_cancel_buttons(self, "Search")
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        layout.addWidget(buttons)
+        layout.addWidget(self.buttons)
         self.probe = probe
         if probe is not None:
             probe.changed.connect(self._update)

@@ -260,7 +260,10 @@ def auto_mix(
     def job(jctx):
         from studio.core.devices.estimate import estimate_model
 
-        if backend != "cpu" or cycles:  # every step runs on QNN: in the worker process
+        # In the worker process: QNN's native code may crash (HTP, cycles), and on CPU the
+        # search builds and scores QDQ models holding the GIL for seconds at a time, which in a
+        # thread of this process froze the window (a 515 ms stall seen on the demo model).
+        if backend != "cpu" or cycles or stats.folder is not None:
             from studio.core.accuracy import AutoMpResult
             from studio.core.jobs.client import run_in_worker
 

@@ -15,7 +15,6 @@ from typing import Any
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import (
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -30,6 +29,7 @@ from studio.core.errors import BadInputError
 from studio.core.importers import jobs as import_jobs
 from studio.core.jobs.protocol import job_kind
 from studio.core.model.prepare import parse_dims
+from studio.ui.widgets.dialog_buttons import ok_cancel_buttons
 
 PYTHON_KEY = "import/python"
 IMPORT_FILTER = "PyTorch / TFLite models (*.pt *.pt2 *.tflite)"
@@ -90,13 +90,7 @@ class ImportDialog(QDialog):
         if info.get("kind") != "tflite":
             form.addRow("Python interpreter", self.python)
         layout.addLayout(form)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Convert")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
+        layout.addWidget(ok_cancel_buttons(self, "Convert"))
         self.error = QLabel("")
         self.error.setStyleSheet("color: #c0392b")
         layout.addWidget(self.error)
@@ -214,11 +208,6 @@ def ask_python(window: Any) -> None:
     )
     field = PythonField(python_setting(window.settings))
     layout.addWidget(field)
-    buttons = QDialogButtonBox(
-        QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-    )
-    buttons.accepted.connect(dialog.accept)
-    buttons.rejected.connect(dialog.reject)
-    layout.addWidget(buttons)
+    layout.addWidget(ok_cancel_buttons(dialog))
     if dialog.exec() == QDialog.DialogCode.Accepted:
         window.settings.setValue(PYTHON_KEY, field.value())

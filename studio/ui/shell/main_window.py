@@ -52,6 +52,7 @@ OPENABLE = (".onnx", PROJECT_SUFFIX, ".pt", ".pt2", ".tflite")  # the last three
 # first-run height of the bottom dock area (Jobs | History | Backends): a few job rows beside
 # the selected job's log; a user's own height is kept by saveState/restoreState
 DOCK_HEIGHT = 150
+DOCK_MIN_HEIGHT = 60  # a dock's contents may be squeezed this low; they scroll or clip below
 # a previewed model's shapes are inferred once the Graph workspace drew it, or after this long
 COMPLETE_AFTER_MS = 3000
 
@@ -159,6 +160,10 @@ class MainWindow(QMainWindow):
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
+        # An explicit minimum replaces the contents' size hint: without it the bottom dock area
+        # grew whenever a panel gained a row or a note (a probe's result, a new job), which
+        # shrank the workspace above and re-laid out and repainted every plot in it at once.
+        widget.setMinimumHeight(DOCK_MIN_HEIGHT)
         dock.setWidget(widget)
         dock.setAllowedAreas(Qt.DockWidgetArea.AllDockWidgetAreas)
         self.addDockWidget(area, dock)

@@ -45,6 +45,7 @@ from onnx import numpy_helper
 
 from studio.core.engine.sessions import simulation_session
 from studio.core.model.expose import with_outputs
+from studio.core.model.prepare import sort_nodes
 
 MIN_GAIN = 0.25  # a ReLU channel that is almost always off gets at most 4x its mean shift
 
@@ -177,7 +178,7 @@ def _with_bias_inputs(qdq: onnx.ModelProto, layers: list[BiasLayer]) -> list[Bia
         )
         found.append(layer)
     # Add nodes were appended: restore a topological order for ORT
-    _topological_sort(qdq.graph)
+    sort_nodes(qdq.graph)
     return found
 
 
@@ -189,29 +190,6 @@ def _bias_size(qdq: onnx.ModelProto, name: str, inits: dict) -> int | None:
             source = inits.get(node.input[0])
             return int(np.prod(source.dims)) if source is not None else None
     return None
-
-
-def _topological_sort(graph: onnx.GraphProto) -> None:
-    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
-    pending = list(graph.node)
-    ordered = []
-    while pending:
-        rest = []
-        for node in pending:
-            if all(i in ready for i in node.input):
-                ordered.append(node)
-                ready.update(node.output)
-            else:
-                rest.append(node)
-        if len(rest) == len(pending):
-            ordered += rest  # a cycle or an outer-scope name: leave the rest as it was
-            break
-        pending = rest
-    copies = [onnx.NodeProto() for _ in ordered]
-    for copy, node in zip(copies, ordered, strict=True):
-        copy.CopyFrom(node)
-    del graph.node[:]
-    graph.node.extend(copies)
 
 
 def correct_biases(
