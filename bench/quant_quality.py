@@ -271,16 +271,26 @@ def run_model(name, models_dir: Path, args, work: Path) -> dict:
     row["studio_w8a16"] = score(w16.qdq_path)
     acts = len(stats.tensor_names())
     budget = max(1, int(0.15 * acts))
+    # enough steps to spend the whole 15% budget, one tensor at a time, with room for the
+    # steps that are undone (the old 4 steps of budget // 4 left most of it unused); with
+    # --mp-steps N, ceil(budget / N) moves a step
+    steps = args.mp_steps or 2 * budget
     mp = auto_mixed_precision(
         stats,
         QuantPlan(),
         eval_feeds,
         work / f"{name}_mp.onnx",
         target_db=row["studio_w8a16"],
-        max_steps=args.mp_steps,
-        step_size=max(1, budget // max(args.mp_steps, 1)),
+        max_steps=steps,
+        step_size=max(1, -(-budget // steps)) if args.mp_steps else 1,
         max_promoted=budget,
+        rank=args.mp_rank,
+        refine=args.mp_refine,
     )
+    row["auto_mp_rank"] = args.mp_rank
+    row["auto_mp_refine"] = args.mp_refine
+    row["auto_mp_steps"] = len(mp.curve) - 1
+    row["auto_mp_s"] = round(mp.elapsed_s, 1)
     row["auto_mp"] = score(mp.qdq_path)
     row["auto_mp_16bit_tensors"] = len(mp.promoted)
     row["activations"] = acts
@@ -330,7 +340,21 @@ def main() -> int:
     parser.add_argument("--only", help="comma-separated model names")
     parser.add_argument("--calib", type=int, default=24)
     parser.add_argument("--eval", type=int, default=8)
-    parser.add_argument("--mp-steps", type=int, default=4)
+    parser.add_argument(
+        "--mp-steps", type=int, default=0, help="auto-MP steps (0: twice the 16-bit budget)"
+    )
+    parser.add_argument(
+        "--mp-rank",
+        default="measured",
+        choices=("measured", "gain"),
+        help="auto-MP move ranking: measured sensitivity or the added-error estimate",
+    )
+    parser.add_argument(
+        "--mp-refine",
+        type=int,
+        default=0,
+        help="auto-MP (measured): re-measure this many best-ranked moves at each step",
+    )
     parser.add_argument("--technique-budget", type=float, default=300.0)
     parser.add_argument("--aimet-timeout", type=int, default=900)
     parser.add_argument(

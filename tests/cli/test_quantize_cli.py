@@ -131,6 +131,19 @@ def test_auto_mp_reports_curve(capsys, conv_model, calib, tmp_path):
     assert data["curve"][0]["wide_tensors"] == 0
 
 
+def test_auto_mp_ranked_by_measured_sensitivity(capsys, conv_model, calib, tmp_path):
+    rc, stdout, err = _run(
+        capsys, "quantize", conv_model, "-o", tmp_path / "q.onnx", "--calib", calib,
+        "--auto-mp", "--target-sqnr", "200", "--max-steps", "2", "--mp-rank", "measured",
+        "--mp-techniques", "none", "--cache-dir", tmp_path / "c", "--json",
+    )  # fmt: skip
+    assert rc == 0, err
+    data = json.loads(stdout)
+    assert len(data["curve"]) == 3 and all("carried" in p for p in data["curve"])
+    assert data["curve"][1]["moves"][0]["kind"] == "act16"
+    assert set(data["promoted"]) <= set(data["wide_tensors"])
+
+
 def test_compare_json(capsys, conv_model, calib, tmp_path):
     out = tmp_path / "q.onnx"
     assert _run(capsys, "quantize", conv_model, "-o", out, "--calib", calib, "--cache-dir",

@@ -411,7 +411,10 @@ def test_stable_variance_rewrites_a_decomposed_layernorm(tmp_path, keepdims):
     path = tmp_path / "ln.onnx"
     onnx.save(model, path)
     np.savez(tmp_path / "calib.npz", x=rows(16))
-    stats = calibrate(path, tmp_path / "calib.npz", cache_dir=tmp_path / "c")
+    # prepared without optimisation: the graph as exported (the default preparation already
+    # applies the rewrite, checked below)
+    stats = calibrate(path, tmp_path / "calib.npz", cache_dir=tmp_path / "c", optimize=False)
+    assert "var_sub" in {n.name for n in onnx.load(str(stats.prepared_model)).graph.node}
     calib = load_feeds(str(stats.prepared_model), str(tmp_path / "calib.npz"), limit=16)
     held_out = [{"x": r} for r in rows(8)]
     base = _db(stats, build_qdq(stats, QuantPlan(), tmp_path / "base.onnx").qdq_path, held_out)
@@ -421,3 +424,10 @@ def test_stable_variance_rewrites_a_decomposed_layernorm(tmp_path, keepdims):
                                                          cache_dir=tmp_path / "c"))  # fmt: skip
     assert run.technique.recalibrate
     assert run.output_sqnr_db > base + 6.0, (base, run.output_sqnr_db, run.technique.notes)
+
+    # the default preparation rewrites it for every model: the default W8A8 has the gain too
+    default = calibrate(path, tmp_path / "calib.npz", cache_dir=tmp_path / "c")
+    names = {n.name for n in onnx.load(str(default.prepared_model)).graph.node}
+    assert "var_sub" not in names and any(n.endswith(".stable_var.reduce") for n in names)
+    built = build_qdq(default, QuantPlan(), tmp_path / "default.onnx").qdq_path
+    assert _db(stats, built, held_out) > base + 6.0

@@ -5,7 +5,7 @@
         [--per-channel | --no-per-channel] [--encodings IN.json]
         [--export-encodings OUT.json --format FORMAT]  (any registered encodings format)
         [--auto-mp --target-sqnr DB [--max-steps N] [--latency-budget-ms MS]
-         [--mp-techniques seqmse,adaround|none] [--mp-backend cpu|htp] [--mp-cycles]]
+         [--mp-techniques seqmse,adaround|none] [--mp-backend cpu|htp] [--mp-rank gain|measured] [--mp-cycles]]
         [--mean R,G,B --std R,G,B --layout NCHW|NHWC]
         [--input-shape NAME=D0,D1,...] [--cache-dir DIR] [--plan PLAN.json] [--check-htp] [--json]
 
@@ -106,6 +106,14 @@ def register(subparsers: Any) -> None:
         default="cpu",
         choices=("cpu", "htp"),
         help="where --auto-mp measures SQNR (default cpu; htp runs every step on QNN HTP)",
+    )
+    parser.add_argument(
+        "--mp-rank",
+        default="gain",
+        choices=("gain", "measured"),
+        help="--auto-mp: rank 16-bit moves by estimated added error (gain, default) or by each "
+        "activation's measured sensitivity (measured: one extra run per activation first; finds "
+        "tensors in series that only gain together)",
     )
     parser.add_argument(
         "--mp-cycles",
@@ -212,6 +220,7 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any]:
         latency_budget_ms=args.latency_budget_ms,
         mp_techniques=args.mp_techniques,
         mp_backend=args.mp_backend,
+        mp_rank=args.mp_rank,
         mp_cycles=args.mp_cycles,
         export_encodings=args.export_encodings,
         export_format=args.format,

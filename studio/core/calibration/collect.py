@@ -43,13 +43,16 @@ from studio.core.errors import BadInputError, ModelLoadError
 from studio.core.jobs.protocol import JobContext, job
 from studio.core.model.graph import check_model_file
 from studio.core.model.loading import file_sha256
-from studio.core.model.normalise import normalise_gemm_biases
+from studio.core.model.normalise import drop_unbounded_extrema, normalise_gemm_biases
 from studio.core.model.prepare import fix_input_shapes
+from studio.core.model.variance import stabilise_variance
 
 # stack up to this many samples / bytes of activations before one histogram pass per tensor
 _FLUSH_SAMPLES = 16
 MIN_OPSET = 13
-PREPARE_VERSION = 4  # 4: Gemm biases as vectors (normalise_gemm_biases)
+# 4: Gemm biases as vectors (normalise_gemm_biases); 5: Max(x, -inf) removed
+# (drop_unbounded_extrema) and E[x²] - E[x]² rewritten as E[(x - E[x])²] (stabilise_variance)
+PREPARE_VERSION = 5
 _FLUSH_BYTES = 64 << 20
 # Histograms of tensors with at least HIST_SAMPLE_MIN values over the whole pass bin every
 # HIST_SAMPLE_EVERY-th value (min/max/count stay exact); see RunningHistogram.sample_every.
@@ -83,7 +86,9 @@ def prepare_model(
     *,
     optimize: bool = True,
 ) -> onnx.ModelProto:
-    """Write the model calibration and quantisation work on: shapes fixed, BN/constants folded.
+    """Write the model calibration and quantisation work on: shapes fixed, BN/constants folded,
+    ``Max(x, -inf)`` identities removed and ``E[x²] - E[x]²`` variances rewritten in the stable
+    form (``model.normalise``, ``model.variance``; the last only with ``optimize``).
 
     Quantising an unfolded BatchNorm (or a Paddle ``Constant`` feeding a Mul) as an activation costs
     many dB (REFERENCE.md §7); folding first is what ORT's pre-processing and QNN's converter do.
@@ -111,6 +116,12 @@ def prepare_model(
     # ORT's pre-processing fuses MatMul + Add into Gemm with the Add's [1, N] bias: the QDQ
     # quantiser needs C as a vector (see studio.core.model.normalise)
     normalise_gemm_biases(proto)
+    # Max(x, -inf) is the identity; quantised, its infinite constant gets an infinite scale
+    drop_unbounded_extrema(proto)
+    if optimize:
+        # float-equal, like the BN fold: a variance as the difference of two large quantised
+        # terms is rounding noise (magika: 3.5 dB of output SQNR at W8A8 before, 46.6 after)
+        stabilise_variance(proto)
     try:
         proto = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
     except Exception:  # partial shapes are fine: ORT reports output types at run time

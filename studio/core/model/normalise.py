@@ -1,6 +1,6 @@
 """Graph facts and rewrites that real exporters make necessary before quantising or batching.
 
-Two mechanisms, not per-model patches (REFERENCE.md §7):
+Three mechanisms, not per-model patches (REFERENCE.md §7):
 
 - :func:`normalise_gemm_biases`: exporters write a Gemm's C (or a MatMul + Add bias that ORT's
   pre-processing fuses into a Gemm) as ``[1, N]``, a scalar, or ``[M, N]``. onnxruntime's QDQ
@@ -11,6 +11,10 @@ Two mechanisms, not per-model patches (REFERENCE.md §7):
 - :func:`fixed_batch_nodes`: a Reshape/Expand whose target shape is a constant with a literal
   leading dim (Paddle's ``[1, 200]``) pins the batch; stacking samples into such a model fails.
   Knowing it before running avoids the failing run (and onnxruntime's error log).
+- :func:`drop_unbounded_extrema`: ``Max(x, -inf)`` / ``Min(x, +inf)`` is the identity (jax2tf
+  writes ``max(-inf, ReduceMax(logits))`` before a softmax). Quantised, the infinite constant is
+  a weight whose scale is inf (its zero point NaN): the Max then outputs 0 instead of ``x``, and
+  the softmax after it saturates. Removing the identity is exact in float.
 """
 
 from __future__ import annotations
@@ -118,3 +122,94 @@ def _gemm_outputs(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> i
         return None
     trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
     return int(b.dims[0] if trans_b else b.dims[1])
+
+
+def _float_constant(proto: onnx.ModelProto, name: str) -> np.ndarray | None:
+    for tensor in proto.graph.initializer:
+        if tensor.name == name:
+            return numpy_helper.to_array(tensor) if tensor.data_type in _FLOATS else None
+    for node in proto.graph.node:
+        if node.op_type == "Constant" and node.output and node.output[0] == name:
+            attr = next((a for a in node.attribute if a.name == "value"), None)
+            if attr is not None and attr.t.data_type in _FLOATS:
+                return numpy_helper.to_array(attr.t)
+    return None
+
+
+_FLOATS = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE)
+# the constant that makes each op the identity on its other operand
+_NEUTRAL = {"Max": -np.inf, "Min": np.inf}
+
+
+class _Ranks:
+    """Tensor ranks from the model's value infos, shape-inferred (on a copy) on first need."""
+
+    def __init__(self, proto: onnx.ModelProto) -> None:
+        self.proto = proto
+        self.known: dict[str, int] | None = None
+
+    def __call__(self, name: str) -> int | None:
+        if self.known is None:
+            try:
+                typed = onnx.shape_inference.infer_shapes(self.proto, strict_mode=False)
+            except Exception:  # partial shapes: what the model itself records
+                typed = self.proto
+            g = typed.graph
+            self.known = {
+                vi.name: len(vi.type.tensor_type.shape.dim)
+                for vi in (*g.input, *g.value_info, *g.output)
+                if vi.type.tensor_type.HasField("shape")
+            }
+        return self.known.get(name)
+
+
+def drop_unbounded_extrema(proto: onnx.ModelProto) -> list[str]:
+    """Remove every ``Max(x, -inf)`` / ``Min(x, +inf)`` (in place); returns one note each.
+
+    Only where the infinite operand is a constant that does not broadcast ``x`` to a larger shape
+    (a scalar, or all-1 dims of no higher rank than ``x``). Consumers read ``x`` instead; when the
+    output is a graph output the node becomes an Identity so the output keeps its name.
+    """
+    graph = proto.graph
+    outputs = {o.name for o in graph.output}
+    rank_of = _Ranks(proto)
+    rewire: dict[str, str] = {}
+    notes: list[str] = []
+    for node in list(graph.node):
+        neutral = _NEUTRAL.get(node.op_type)
+        if neutral is None or len(node.input) != 2 or len(node.output) != 1:
+            continue
+        for slot in (0, 1):
+            value = _float_constant(proto, node.input[slot])
+            if value is None or value.size != 1 or float(value.reshape(-1)[0]) != neutral:
+                continue
+            other = rewire.get(node.input[1 - slot], node.input[1 - slot])
+            rank = rank_of(other) if value.ndim else 0
+            if value.ndim and (rank is None or value.ndim > rank):
+                continue  # it would broadcast x to a higher rank: not the identity
+            label, op = node.name or node.output[0], node.op_type
+            if node.output[0] in outputs:
+                identity = helper.make_node("Identity", [other], [node.output[0]], name=label)
+                node.CopyFrom(identity)
+            else:
+                rewire[node.output[0]] = other
+                graph.node.remove(node)
+            notes.append(f"{op} '{label}' with a constant {neutral} removed (the identity)")
+            break
+    if rewire:
+        for node in graph.node:
+            for i, name in enumerate(node.input):
+                if name in rewire:
+                    node.input[i] = rewire[name]
+        _drop_unused_constants(proto)
+    return notes
+
+
+def _drop_unused_constants(proto: onnx.ModelProto) -> None:
+    used = {i for n in proto.graph.node for i in n.input} | {o.name for o in proto.graph.output}
+    for tensor in list(proto.graph.initializer):
+        if tensor.name not in used:
+            proto.graph.initializer.remove(tensor)
+    for node in list(proto.graph.node):
+        if node.op_type == "Constant" and node.output and node.output[0] not in used:
+            proto.graph.node.remove(node)

@@ -167,9 +167,11 @@ def build_qdq(
                 f"{len(dropped)} imported encoding(s) name parts of an erf-GELU the build fuses "
                 f"into one Gelu (e.g. '{dropped[0]}'): not needed, not applied"
             )
+    unbounded, notes = _nodes_reading_nonfinite(proto)
+    warnings += notes
     act_names = [n for n in stats.tensor_names() if n in planned and n not in gone]
     float_acts = [n for n in act_names if planned[n].is_float]
-    cfg = _typed_config(proto, plan, planned, act_names, float_acts)
+    cfg = _typed_config(proto, plan, planned, act_names, float_acts, unbounded)
     ranges, act_bits = _pin_activations(cfg, plan, planned, act_names, float_acts)
     ctx.progress(0.3, "writing the QDQ model")
     with _quiet_ort_logging():
@@ -208,6 +210,7 @@ def _typed_config(
     planned: EncodingSet,
     act_names: list[str],
     float_acts: list[str],
+    keep_float_nodes: list[str] | None = None,
 ) -> Any:
     """Step 1: ORT's QNN config from types only (per-tensor widths, weights, float nodes)."""
     from onnxruntime.quantization import QuantType
@@ -224,7 +227,10 @@ def _typed_config(
     if plan.weight_bitwidth in (4, 8):
         for name in _layernorm_scales(proto):
             type_overrides.setdefault(name, [_layernorm_scale_type()])
+    for name in _per_tensor_weights(proto, plan, type_overrides):
+        type_overrides[name] = [{"quant_type": QuantType.QUInt8, "symmetric": False}]
     excluded = _nodes_for_float(proto, planned, float_acts)
+    excluded += [n for n in keep_float_nodes or [] if n not in excluded]
     with _quiet_ort_logging():
         try:
             return get_qnn_qdq_config(
@@ -240,6 +246,33 @@ def _typed_config(
             )
         except ValueError as exc:
             raise BadInputError(f"these quantisation settings cannot be built: {exc}") from exc
+
+
+def _per_tensor_weights(
+    proto: onnx.ModelProto, plan: QuantPlan, taken: dict[str, Any]
+) -> list[str]:
+    """MatMul weights the default per-channel 8-bit plan quantises per tensor (QNN has no
+    per-channel MatMul), which are written asymmetric uint8 instead of symmetric int8.
+
+    Why: symmetric over one range for the whole matrix spends half the grid on values the
+    weight does not have when its values are skewed (an embedding table, a classifier head):
+    on magika's 257x64 byte embedding the MatMul output loses 3.7 dB to onnxruntime's QNN
+    recipe (uint8 asymmetric, what QNN's converter writes for per-tensor weights too), and the
+    model's output 1.8 dB. Asymmetric min/max never has a coarser step than symmetric, and HTP
+    runs per-tensor uint8 weights. Per-channel weights stay symmetric (HTP wants offset 0 there);
+    explicit weight overrides (edits, imports, techniques) are left as they are.
+    """
+    if not (plan.per_channel and plan.weight_symmetric and plan.weight_bitwidth == 8):
+        return []
+    inits = {t.name for t in proto.graph.initializer}
+    names: list[str] = []
+    for node in proto.graph.node:
+        if node.op_type != "MatMul":
+            continue
+        for name in node.input[:2]:
+            if name in inits and name not in taken and name not in names:
+                names.append(name)
+    return names
 
 
 def _pin_activations(
@@ -401,6 +434,42 @@ def _keep_unexpressible_float(planned: EncodingSet, proto: onnx.ModelProto) -> l
             f"type; kept float (consumer {users} runs unquantised)"
         )
     return notes
+
+
+def _nodes_reading_nonfinite(proto: onnx.ModelProto) -> tuple[list[str], list[str]]:
+    """Nodes with a float constant input holding inf or NaN, which stay unquantised; one warning
+    line per constant.
+
+    Why: onnxruntime's quantiser derives a constant's scale from its min/max, so an infinite
+    value gives scale inf and zero point NaN, and the dequantised constant is garbage (NaN or
+    0); the model still builds and runs, silently wrong. The preparation removes the common
+    harmless case (``Max(x, -inf)``, ``normalise.drop_unbounded_extrema``); any other such
+    constant keeps its consumers float, named, instead of being quantised to nonsense.
+    """
+    from onnx import numpy_helper
+
+    floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE)
+    bad = {
+        t.name
+        for t in proto.graph.initializer
+        if t.data_type in floats and not np.isfinite(numpy_helper.to_array(t)).all()
+    }
+    if not bad:
+        return [], []
+    nodes: list[str] = []
+    users: dict[str, list[str]] = {}
+    for node in proto.graph.node:
+        hit = [i for i in node.input if i in bad]
+        if hit:
+            nodes.append(node.name)
+            for name in hit:
+                users.setdefault(name, []).append(node.name)
+    notes = [
+        f"tensor '{name}' holds inf/NaN values, which have no quantisation scale: "
+        f"{', '.join(repr(u) for u in names)} kept float"
+        for name, names in users.items()
+    ]
+    return nodes, notes
 
 
 def _replace(path: Path, data: bytes) -> None:

@@ -59,7 +59,8 @@ def auto_mp_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     "max_promoted"?, "samples"?, "cycles"? ("htp"), "profile_fn"?, "backend"?,
     "estimate"? (true: every point's estimated ms on the process's target device, and moves
     ranked by it), "latency_budget_ms"?, "techniques"? (["seqmse", "adaround"]),
-    "calib_data"? (where techniques are fitted; default ``data``)}``."""
+    "calib_data"? (where techniques are fitted; default ``data``), "rank"? ("gain" or
+    "measured"), "refine"? (with "measured": moves re-measured per step)}``."""
     profile_fn = _cycles_fn(request)  # a bad request fails before any work
     budget = request.get("latency_budget_ms")
     if budget is not None and not request.get("estimate"):
@@ -103,5 +104,7 @@ def auto_mp_job(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         latency_budget_ms=float(budget) if budget is not None else None,
         techniques=techniques,
         technique_feeds=technique_feeds,
+        rank=str(request.get("rank", "gain")),
+        refine=int(request.get("refine", 0)),
     )
     return result.to_json()

@@ -50,6 +50,9 @@ class QuantizeRequest:
     # per-layer technique moves auto-MP may choose beside precision ("seqmse,adaround", "none")
     mp_techniques: str = "seqmse"
     mp_backend: str = "cpu"  # where auto-MP (and then the final SQNR) is measured
+    # how auto-MP ranks 16-bit moves: "gain" (estimated added error) or "measured" (each
+    # activation's measured sensitivity; finds tensors that only gain together)
+    mp_rank: str = "gain"
     mp_cycles: bool = False  # measure HTP cycles of every auto-MP point
     export_encodings: str | None = None
     export_format: str = "qnn"
@@ -315,6 +318,7 @@ def automix_stage(
         target_db=float(req.target_sqnr),  # type: ignore[arg-type] - check_request made sure
         max_steps=req.max_steps,
         backend=req.mp_backend,
+        rank=req.mp_rank,
         profile_fn=_cycles_fn(req),
         ctx=ctx,
         device=device,
