@@ -77,7 +77,8 @@ class RunStore:
         if project is None:
             self.keep_in_memory(run)
             return
-        project.add_run(run.id, run.label, run.to_json(), backend=run.backend, background=True)
+        # the record is built on the writer thread too: run.to_json walks every layer row
+        project.add_run(run.id, run.label, run.to_json, backend=run.backend, background=True)
         write = project.run_write(run.id)
         if write is not None:  # the callback runs on the writer thread: a queued signal
             write.add_done_callback(

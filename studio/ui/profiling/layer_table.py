@@ -59,6 +59,7 @@ class LayerTableModel(ColumnsTableModel):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.rows: list[LayerRow] = []
+        self._sorted_by: tuple[int, Qt.SortOrder] | None = None  # the rows' current order
         # the column spec, read at construction and at each reset (a view asks for it per cell)
         self._cols = _columns()
         self._labels = tuple(c.label for c in self._cols)
@@ -66,12 +67,22 @@ class LayerTableModel(ColumnsTableModel):
         self._italic = QFont()
         self._italic.setItalic(True)
 
-    def set_run(self, run: ProfileRun | None) -> None:
+    def set_run(self, run: ProfileRun | None, sort: tuple[int, Qt.SortOrder] | None = None) -> None:
+        """Show ``run``'s rows, already sorted by ``sort`` (column, order) when given: the
+        proxy then filters them once, where a sort after the reset filtered them again."""
         self.beginResetModel()
         self.rows = list(run.all_rows) if run is not None else []
         self._cols = _columns()
         self._labels = tuple(c.label for c in self._cols)
+        self._sorted_by = None
+        if sort is not None and 0 <= sort[0] < len(self._cols):
+            self._sort_rows(*sort)
         self.endResetModel()
+
+    def _sort_rows(self, column: int, order: Qt.SortOrder) -> None:
+        key = self._cols[column].sort_key
+        self.rows.sort(key=key, reverse=order == Qt.SortOrder.DescendingOrder)
+        self._sorted_by = (column, order)
 
     def row_count(self) -> int:
         return len(self.rows)
@@ -83,13 +94,12 @@ class LayerTableModel(ColumnsTableModel):
         that was ~300k Python calls and a 700 ms UI-thread stall. Selections and the current
         row follow their rows (persistent indexes are moved).
         """
-        if not 0 <= column < len(self._cols):
-            return
+        if not 0 <= column < len(self._cols) or self._sorted_by == (column, order):
+            return  # already in that order (set_run sorted them): nothing moves
         self.layoutAboutToBeChanged.emit()
         persistent = self.persistentIndexList()
         held = [self.rows[i.row()] for i in persistent]
-        key = self._cols[column].sort_key
-        self.rows.sort(key=key, reverse=order == Qt.SortOrder.DescendingOrder)
+        self._sort_rows(column, order)
         where = {id(row): i for i, row in enumerate(self.rows)}
         self.changePersistentIndexList(
             persistent,
@@ -209,7 +219,9 @@ class LayerTablePanel(QWidget):
         layout.addWidget(self.view)
 
     def set_run(self, run: ProfileRun | None) -> None:
-        self.model.set_run(run)
+        key = "cycles" if run is not None and run.primary_measure == MEASURE_CYCLES else "time_us"
+        order = Qt.SortOrder.DescendingOrder
+        self.model.set_run(run, sort=(_column_index(key), order))
         if run is None:
             self.summary.setText("")
             return
@@ -218,8 +230,7 @@ class LayerTablePanel(QWidget):
             src += f", {len(run.unmapped_nodes)} nodes without figures"
         self.summary.setText(src)
         self.summary.setToolTip(run.layer_source)
-        key = "cycles" if run.primary_measure == MEASURE_CYCLES else "time_us"
-        self.view.sortByColumn(_column_index(key), Qt.SortOrder.DescendingOrder)
+        self.view.sortByColumn(_column_index(key), order)  # the header shows it; rows are sorted
 
     def fit_columns(self, rows: int = FIT_ROWS) -> None:
         """Size each column to its header and the texts of the costliest ``rows`` rows.
