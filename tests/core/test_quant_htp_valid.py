@@ -100,3 +100,12 @@ def test_int4_conv_weights_with_16_bit_activations_need_htp_v68(cnn_stats, tmp_p
     with pytest.raises(BadInputError, match=r"4-bit weights cannot run on QNN HTP: tensor"):
         build_qdq(cnn_stats, a16w4, tmp_path / "q.onnx")
     assert not (tmp_path / "q.onnx").exists()
+
+
+def test_a_weights_bits_are_its_overrides_else_the_plans():
+    plan = QuantPlan(weight_bitwidth=4)
+    plan.set_override(TensorOverride("head.weight", bitwidth=8))
+    plan.set_override(TensorOverride("other.weight", dtype="float"))
+    assert plan.weight_bits("head.weight") == 8
+    assert plan.weight_bits("stem.weight") == 4
+    assert plan.weight_bits("other.weight") == 4, "float-ness is the caller's question"

@@ -127,8 +127,7 @@ def precision_moves(
             continue
         moves.append(move)
     for name, db in report.weights.items():
-        ov = plan.overrides.get(name)
-        bits = (ov.bitwidth if ov is not None and ov.bitwidth else None) or plan.weight_bitwidth
+        bits = plan.weight_bits(name)
         if bits != 4 or f"weight8:{name}" in tried:
             continue
         # a 4-bit weight near 20 dB hurts about as much as an activation adding 6+ dB; where

@@ -204,8 +204,7 @@ def four_bit_weights(
         ov = plan.overrides.get(node.input[1])
         if ov is not None and ov.dtype == "float":
             continue
-        bits = ov.bitwidth if ov is not None and ov.bitwidth else plan.weight_bitwidth
-        if bits == 4:
+        if plan.weight_bits(node.input[1]) == 4:
             yield node, inits[node.input[1]]
 
 

@@ -262,7 +262,7 @@ def check_plan_for_htp(plan, proto: onnx.ModelProto, htp_arch: int | None = None
         ov = plan.overrides.get(name)
         if ov is not None and ov.dtype == "float":
             continue
-        bits = ov.bitwidth if ov is not None and ov.bitwidth else plan.weight_bitwidth
+        bits = plan.weight_bits(name)
         if bits == 32:
             continue  # biases
         reason = why_not(proto, name, bits, htp_arch, activation_bits_of(plan, proto, name))

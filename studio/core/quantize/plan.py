@@ -183,6 +183,15 @@ class QuantPlan:
             raise ConfigError(f"malformed quant_plan: {exc}") from exc
 
     # ----- decisions ------------------------------------------------------------------------
+    def weight_bits(self, tensor: str) -> int:
+        """Bitwidth a weight is quantised to: its override's, else the plan's weight width.
+
+        Whether the weight stays float, or a user's scale replaces it, is each caller's own
+        question (an edit check, a technique, a move each skip such weights differently).
+        """
+        ov = self.overrides.get(tensor)
+        return ov.bitwidth if ov is not None and ov.bitwidth else self.weight_bitwidth
+
     def activation_bits(self, tensor: str) -> int | None:
         """Bitwidth of an activation, or None when it stays float."""
         ov = self.overrides.get(tensor)

@@ -148,7 +148,7 @@ def apply_techniques(
         ov = plan.overrides.get(layer.weight)
         if ov is not None and (ov.dtype == "float" or ov.scale is not None):
             continue  # the user's own encoding wins
-        bits = (ov.bitwidth if ov is not None and ov.bitwidth else None) or plan.weight_bitwidth
+        bits = plan.weight_bits(layer.weight)
         per_channel = plan.per_channel and layer.op_type != "MatMul"
         w = initializer(model, layer.weight).astype(np.float64)
         m = layer.matrix(w)
