@@ -124,19 +124,26 @@ def _gemm_outputs(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> i
     return int(b.dims[0] if trans_b else b.dims[1])
 
 
-def _float_constant(proto: onnx.ModelProto, name: str) -> np.ndarray | None:
-    for tensor in proto.graph.initializer:
+def constant_value(graph: onnx.GraphProto, name: str) -> np.ndarray | None:
+    """The value of ``name`` when it is an initializer or a Constant node's ``value`` tensor.
+
+    One reader for the graph rewrites here and in ``model.variance`` (each had its own copy).
+    """
+    for tensor in graph.initializer:
         if tensor.name == name:
-            return numpy_helper.to_array(tensor) if tensor.data_type in _FLOATS else None
-    for node in proto.graph.node:
+            return numpy_helper.to_array(tensor)
+    for node in graph.node:
         if node.op_type == "Constant" and node.output and node.output[0] == name:
             attr = next((a for a in node.attribute if a.name == "value"), None)
-            if attr is not None and attr.t.data_type in _FLOATS:
-                return numpy_helper.to_array(attr.t)
+            return None if attr is None else numpy_helper.to_array(attr.t)
     return None
 
 
-_FLOATS = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE)
+def _float_constant(proto: onnx.ModelProto, name: str) -> np.ndarray | None:
+    value = constant_value(proto.graph, name)
+    return value if value is not None and value.dtype.kind == "f" else None
+
+
 # the constant that makes each op the identity on its other operand
 _NEUTRAL = {"Max": -np.inf, "Min": np.inf}
 

@@ -28,21 +28,12 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from studio.core.model.normalise import constant_value
 from studio.core.model.prepare import sort_nodes
 
 
 def _producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
     return {out: node for node in graph.node for out in node.output}
-
-
-def _constant(graph: onnx.GraphProto, name: str) -> np.ndarray | None:
-    for t in graph.initializer:
-        if t.name == name:
-            return numpy_helper.to_array(t)
-    for node in graph.node:
-        if node.op_type == "Constant" and node.output[0] == name:
-            return numpy_helper.to_array(node.attribute[0].t)
-    return None
 
 
 def _square_of(node: onnx.NodeProto | None, graph: onnx.GraphProto) -> str | None:
@@ -52,7 +43,7 @@ def _square_of(node: onnx.NodeProto | None, graph: onnx.GraphProto) -> str | Non
     if node.op_type == "Mul" and node.input[0] == node.input[1]:
         return node.input[0]
     if node.op_type == "Pow":
-        exponent = _constant(graph, node.input[1])
+        exponent = constant_value(graph, node.input[1])
         if exponent is not None and exponent.size == 1 and float(exponent.reshape(-1)[0]) == 2.0:
             return node.input[0]
     return None
@@ -69,7 +60,7 @@ def _mean_of(name: str, graph: onnx.GraphProto, producers: dict) -> tuple | None
     if node.op_type == "Mul":
         for a, b in ((0, 1), (1, 0)):
             reduce = producers.get(node.input[a])
-            c = _constant(graph, node.input[b])
+            c = constant_value(graph, node.input[b])
             if reduce is not None and reduce.op_type == "ReduceSum" and c is not None:
                 if c.size == 1:
                     return reduce.input[0], reduce, node.input[b]
@@ -113,7 +104,7 @@ def stabilise_variance(proto: onnx.ModelProto) -> list[str]:
             continue
         if (c1 is None) != (c2 is None):
             continue
-        if c1 is not None and not np.allclose(_constant(graph, c1), _constant(graph, c2)):
+        if c1 is not None and not np.allclose(constant_value(graph, c1), constant_value(graph, c2)):
             continue
         tag = f"{sub.name or sub.output[0]}.stable_var"
         keepdims = next((a.i for a in r1.attribute if a.name == "keepdims"), 1)
@@ -157,7 +148,7 @@ def _axes(reduce: onnx.NodeProto, graph: onnx.GraphProto) -> list[int] | None:
         if a.name == "axes":
             return list(a.ints)
     if len(reduce.input) > 1 and reduce.input[1]:
-        value = _constant(graph, reduce.input[1])
+        value = constant_value(graph, reduce.input[1])
         return None if value is None else [int(v) for v in value.reshape(-1)]
     return None
 
