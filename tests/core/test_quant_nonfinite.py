@@ -137,6 +137,23 @@ def test_max_with_minus_inf_on_a_graph_output_becomes_an_identity():
     np.testing.assert_array_equal(_run(model, x), before)
 
 
+def test_the_calibration_log_names_the_rewrites_of_its_preparation(tmp_path):
+    """The prepared model is not the file as written: the job's log says what was rewritten."""
+    from studio.core.jobs.protocol import JobContext
+
+    path = tmp_path / "head.onnx"
+    onnx.save(_softmax_head(), path)
+    np.savez(tmp_path / "calib.npz", x=_inputs(4, 0))
+    lines: list[str] = []
+    ctx = JobContext()
+    ctx.on_log = lines.append
+    calibrate(path, tmp_path / "calib.npz", cache_dir=tmp_path / "c", ctx=ctx)
+    assert any(
+        line.startswith("prepared model: Max 'maximum'") and "removed (the identity)" in line
+        for line in lines
+    ), lines
+
+
 def test_per_tensor_matmul_weights_are_asymmetric_and_beat_symmetric(tmp_path):
     stats, feeds = _calibrated(_softmax_head(), tmp_path)
     default = build_qdq(stats, QuantPlan(), tmp_path / "asym.onnx")

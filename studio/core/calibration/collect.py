@@ -85,6 +85,7 @@ def prepare_model(
     input_shapes: dict[str, list[int]] | None = None,
     *,
     optimize: bool = True,
+    notes: list[str] | None = None,
 ) -> onnx.ModelProto:
     """Write the model calibration and quantisation work on: shapes fixed, BN/constants folded,
     ``Max(x, -inf)`` identities removed and ``E[x²] - E[x]²`` variances rewritten in the stable
@@ -94,7 +95,8 @@ def prepare_model(
     many dB (REFERENCE.md §7); folding first is what ORT's pre-processing and QNN's converter do.
     Folded weights and biases take the original node's weight/bias names back (and a fused Conv
     output already has the BatchNorm's output name), so every name an encodings file or an edit
-    uses exists in the user's model, as AIMET's exports do.
+    uses exists in the user's model, as AIMET's exports do. ``notes`` receives one line per
+    identity removed and variance rewritten (their tensors are not the user's model's).
     """
     proto = model if isinstance(model, onnx.ModelProto) else load_fixed(model, input_shapes)
     proto = _at_least_opset(proto, MIN_OPSET)
@@ -117,11 +119,13 @@ def prepare_model(
     # quantiser needs C as a vector (see studio.core.model.normalise)
     normalise_gemm_biases(proto)
     # Max(x, -inf) is the identity; quantised, its infinite constant gets an infinite scale
-    drop_unbounded_extrema(proto)
+    rewrites = drop_unbounded_extrema(proto)
     if optimize:
         # float-equal, like the BN fold: a variance as the difference of two large quantised
         # terms is rounding noise (magika: 3.5 dB of output SQNR at W8A8 before, 46.6 after)
-        stabilise_variance(proto)
+        rewrites += stabilise_variance(proto)
+    if notes is not None:
+        notes.extend(rewrites)
     try:
         proto = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
     except Exception:  # partial shapes are fine: ORT reports output types at run time
@@ -335,7 +339,12 @@ def calibrate(
     # build the entry in a scratch folder and rename it: a crash never leaves half an entry
     tmp = Path(tempfile.mkdtemp(prefix=".calib-", dir=root))
     try:
-        proto = prepare_model(raw, tmp / PREPARED_MODEL, optimize=optimize)
+        # the rewrites go to the job's log: the prepared model is not the file as written (the
+        # names of rewritten tensors are gone), but it computes the same, so no warning
+        rewrites: list[str] = []
+        proto = prepare_model(raw, tmp / PREPARED_MODEL, optimize=optimize, notes=rewrites)
+        for note in rewrites:
+            ctx.log(f"prepared model: {note}")
         hists, dtypes, shapes, n = collect_stats(proto, source, bins=bins, ctx=ctx, threads=threads)
         if default_opset(raw) < MIN_OPSET:
             source.warnings.append(
