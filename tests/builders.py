@@ -274,3 +274,174 @@ def quantize_for_qnn(float_path: Path, qdq_path: Path, samples: int = 4, seed: i
 
     quantize(str(float_path), str(qdq_path), get_qnn_qdq_config(str(float_path), Reader()))
     return Path(qdq_path)
+
+
+# ops a weight-width QDQ case can be built for (qdq_weight_case): the weight-carrying ops the
+# studio quantises, with the initializer input that carries the weight
+WEIGHT_CASE_OPS = (
+    "Conv",
+    "ConvTranspose",
+    "Gemm",
+    "MatMul",
+    "LayerNormalization",
+    "InstanceNormalization",
+    "Gather",
+    "PRelu",
+    "Mul",
+    "Add",
+)
+
+
+def qdq_weight_case(
+    op: str,
+    weight_bits: int,
+    act_bits: int,
+    *,
+    signed: bool = True,
+    per_channel: bool | None = None,
+    seed: int = 0,
+    quantised: bool = True,
+) -> onnx.ModelProto:
+    """One ``op`` node over a QDQ activation and a QDQ initializer ``w`` at ``weight_bits``.
+
+    What it is for: asking the QNN HTP backend (fallback disabled) whether it runs ``op`` with
+    weights of ``weight_bits`` under ``act_bits`` activations, the way the studio's build writes
+    them: activations asymmetric unsigned, weights symmetric signed (``signed=False``: asymmetric
+    unsigned), per-channel by default for Conv/ConvTranspose/Gemm and per-tensor elsewhere,
+    biases int32 at input scale x weight scale. Opset 21 (INT4/INT16 Q/DQ). The weight
+    initializer is ``w`` (``w.q`` once quantised) and the node is named ``/case/<op>``.
+    ``quantised=False``: the same graph in float, without any Q/DQ (what a plan is checked on).
+    """
+    rng = np.random.default_rng(seed)
+    acts = {8: (TensorProto.UINT8, np.uint8), 16: (TensorProto.UINT16, np.uint16)}
+    act_type, act_np = acts[act_bits]
+    inits: list[onnx.TensorProto] = []
+    nodes: list[onnx.NodeProto] = []
+    x_type = TensorProto.FLOAT
+
+    def act_qdq(name: str, lo: float, hi: float) -> str:
+        if not quantised:
+            return name
+        levels = (1 << act_bits) - 1
+        scale = (hi - lo) / levels
+        zero = int(round(-lo / scale))
+        inits.append(numpy_helper.from_array(np.array(scale, np.float32), f"{name}.s"))
+        inits.append(numpy_helper.from_array(np.array(zero, act_np), f"{name}.z"))
+        nodes.append(
+            helper.make_node("QuantizeLinear", [name, f"{name}.s", f"{name}.z"], [f"{name}.q"])
+        )
+        nodes.append(
+            helper.make_node("DequantizeLinear", [f"{name}.q", f"{name}.s", f"{name}.z"], [f"{name}.dq"])
+        )  # fmt: skip
+        return f"{name}.dq"
+
+    # (x shape, weight shape, per-channel axis of the weight, bias length, y shape)
+    shapes = {
+        "Conv": ([1, 8, 8, 8], [16, 8, 3, 3], 0, 16, [1, 16, 8, 8]),
+        "ConvTranspose": ([1, 8, 8, 8], [8, 16, 2, 2], 1, 16, [1, 16, 16, 16]),
+        "Gemm": ([1, 32], [32, 16], 1, 16, [1, 16]),
+        "MatMul": ([1, 4, 32], [32, 16], 1, 0, [1, 4, 16]),
+        "LayerNormalization": ([1, 4, 32], [32], 0, 32, [1, 4, 32]),
+        "InstanceNormalization": ([1, 8, 8, 8], [8], 0, 8, [1, 8, 8, 8]),
+        "Gather": ([1, 4], [64, 16], 1, 0, [1, 4, 16]),
+        "PRelu": ([1, 8, 8, 8], [8, 1, 1], 0, 0, [1, 8, 8, 8]),
+        "Mul": ([1, 8, 8, 8], [8, 1, 1], 0, 0, [1, 8, 8, 8]),
+        "Add": ([1, 8, 8, 8], [8, 1, 1], 0, 0, [1, 8, 8, 8]),
+    }
+    x_shape, w_shape, axis, bias_len, y_shape = shapes[op]
+    if per_channel is None:
+        per_channel = op in ("Conv", "ConvTranspose", "Gemm")
+    if op == "Gather":
+        x_type = TensorProto.INT64
+        x_in = "x"
+    else:
+        x_in = act_qdq("x", -1.0, 1.0)
+    x_scale = 2.0 / ((1 << act_bits) - 1)
+
+    w = rng.normal(0, 0.2, w_shape).astype(np.float32)
+    if op in ("LayerNormalization", "InstanceNormalization"):
+        w = np.abs(w) + 0.5  # a norm's scale (gamma) is positive
+    reduce = tuple(a for a in range(w.ndim) if a != axis) if per_channel else None
+    if signed:
+        half = (1 << (weight_bits - 1)) - 1
+        w_scale = np.abs(w).max(axis=reduce) / half
+        lo_q, hi_q, zero = -half, half, np.zeros_like(w_scale, dtype=np.int64)
+    else:
+        lo_q, hi_q = 0, (1 << weight_bits) - 1
+        w_min = np.minimum(w.min(axis=reduce), 0.0)
+        w_max = np.maximum(w.max(axis=reduce), 0.0)
+        w_scale = (w_max - w_min) / hi_q
+        zero = np.round(-w_min / w_scale).astype(np.int64)
+    w_scale = np.asarray(w_scale, np.float32)
+    bshape = [1] * w.ndim
+    if per_channel:
+        bshape[axis] = -1
+    codes = np.clip(
+        np.round(w / w_scale.reshape(bshape)) + zero.reshape(bshape), lo_q, hi_q
+    ).astype(np.int64)
+    onnx_type = {
+        (4, True): TensorProto.INT4,
+        (4, False): TensorProto.UINT4,
+        (8, True): TensorProto.INT8,
+        (8, False): TensorProto.UINT8,
+        (16, True): TensorProto.INT16,
+        (16, False): TensorProto.UINT16,
+    }[(weight_bits, signed)]
+    if quantised:
+        inits.append(helper.make_tensor("w.q", onnx_type, w_shape, codes.ravel().tolist()))
+        inits.append(numpy_helper.from_array(w_scale, "w.s"))
+        zeros = zero.ravel().tolist()
+        inits.append(helper.make_tensor("w.z", onnx_type, list(w_scale.shape), zeros))
+        attrs = {"axis": axis} if per_channel else {}
+        nodes.append(helper.make_node("DequantizeLinear", ["w.q", "w.s", "w.z"], ["w"], **attrs))
+    else:
+        inits.append(numpy_helper.from_array(w, "w"))
+    inputs = [x_in, "w"]
+    if op == "Gather":
+        inputs = ["w", x_in]
+    if bias_len:
+        b = rng.normal(0, 0.05, (bias_len,)).astype(np.float32)
+        b_scale = (x_scale * np.broadcast_to(w_scale, (bias_len,))).astype(np.float32)
+        if not per_channel:
+            b_scale = np.array(x_scale * float(w_scale), np.float32)
+        b_q = np.round(b / b_scale).astype(np.int32)
+        if quantised:
+            inits.append(numpy_helper.from_array(b_q, "b.q"))
+            inits.append(numpy_helper.from_array(b_scale, "b.s"))
+            inits.append(numpy_helper.from_array(np.zeros(b_scale.shape, np.int32), "b.z"))
+            battrs = {"axis": 0} if per_channel else {}
+            nodes.append(
+                helper.make_node("DequantizeLinear", ["b.q", "b.s", "b.z"], ["b"], **battrs)
+            )
+        else:
+            inits.append(numpy_helper.from_array(b, "b"))
+        inputs.append("b")
+    attrs = {}
+    if op == "Conv":
+        attrs = {"pads": [1, 1, 1, 1]}
+    elif op == "ConvTranspose":
+        attrs = {"strides": [2, 2]}
+    elif op == "LayerNormalization":
+        attrs = {"axis": -1}
+    nodes.append(helper.make_node(op, inputs, ["y"], name=f"/case/{op}", **attrs))
+    if not quantised:
+        out = "y"
+    elif op == "Gather" and weight_bits == act_bits and not per_channel:
+        # a Gather's output shares its table's encoding (what the build writes, what HTP wants)
+        nodes.append(helper.make_node("QuantizeLinear", ["y", "w.s", "w.z"], ["y.q"]))
+        nodes.append(helper.make_node("DequantizeLinear", ["y.q", "w.s", "w.z"], ["y.dq"]))
+        out = "y.dq"
+    else:
+        out = act_qdq("y", -4.0, 4.0)
+    nodes.append(helper.make_node("Identity", [out], ["out"]))
+    graph = helper.make_graph(
+        nodes,
+        f"qdq_{op}_w{weight_bits}a{act_bits}",
+        [helper.make_tensor_value_info("x", x_type, x_shape)],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, y_shape)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    onnx.checker.check_model(model)
+    return model

@@ -109,3 +109,142 @@ def test_a_weights_bits_are_its_overrides_else_the_plans():
     assert plan.weight_bits("head.weight") == 8
     assert plan.weight_bits("stem.weight") == 4
     assert plan.weight_bits("other.weight") == 4, "float-ness is the caller's question"
+
+
+# --- HTP_WEIGHT_RULES: each rule against the real QNN HTP backend (emulated on x86-64) --------
+# One QDQ node per case (tests.builders.qdq_weight_case, the way the build writes it); the HTP
+# session has CPU fallback disabled, so it opens only when HTP takes the whole node.
+
+
+def _htp_takes(tmp_path, model: onnx.ModelProto, arch: int) -> bool:
+    from studio.core.devices.catalogue import load_catalogue
+    from studio.core.engine.sessions import make_session
+    from studio.core.errors import BackendUnavailableError
+
+    device = next(d for d in load_catalogue().devices if d.htp_arch == arch)
+    path = builders.save(model, tmp_path / f"{model.graph.name}_v{arch}.onnx")
+    try:
+        make_session(
+            path, "htp", disable_cpu_fallback=True, provider_options=device.provider_options()
+        )
+    except BackendUnavailableError:
+        return False
+    return True
+
+
+def _plan(weight_bits: int, act_bits: int, override: bool) -> QuantPlan:
+    """The plan asking for ``weight_bits`` on the case's weight ``w``: as the plan's default
+    weight width, or as the editor does, an override."""
+    if not override:
+        return QuantPlan(weight_bitwidth=weight_bits, activation_bitwidth=act_bits)
+    plan = QuantPlan(activation_bitwidth=act_bits)
+    plan.set_override(TensorOverride("w", bitwidth=weight_bits))
+    return plan
+
+
+@pytest.mark.parametrize("op", ["MatMul", "LayerNormalization", "Conv", "Gemm", "ConvTranspose"])
+@pytest.mark.parametrize("override", [False, True])
+def test_sixteen_bit_weights_under_8_bit_activations_are_refused_like_htp(tmp_path, op, override):
+    """W16A8 runs nowhere (v75, the default target, included); W16A16 runs from v73. The
+    check said yes to W16A8 MatMul/LayerNorm (and Conv/Gemm on v73+) before the rule table."""
+    from studio.core.quantize.editing import check_plan_for_htp
+
+    float_case = builders.qdq_weight_case(op, 16, 8, quantised=False)
+    assert not _htp_takes(tmp_path, builders.qdq_weight_case(op, 16, 8), 75)
+    with pytest.raises(BadInputError, match=rf"'w' \({op}\).*only with 16-bit activations"):
+        check_plan_for_htp(_plan(16, 8, override), float_case, 75)
+    assert 16 not in allowed_bitwidths(float_case, "w", 75, activation_bits=8)
+
+    assert _htp_takes(tmp_path, builders.qdq_weight_case(op, 16, 16), 75)
+    check_plan_for_htp(_plan(16, 16, override), float_case, 75)
+    assert 16 in allowed_bitwidths(float_case, "w", 75, activation_bits=16)
+    # v68 has no 16-bit weights for these ops at all
+    assert not _htp_takes(tmp_path, builders.qdq_weight_case(op, 16, 16), 68)
+    with pytest.raises(BadInputError, match=r"v68 has no 16-bit weights"):
+        check_plan_for_htp(_plan(16, 16, override), float_case, 68)
+
+
+def test_instancenorm_scales_take_16_bits_only_unsigned_under_16_bit_activations(tmp_path):
+    """HTP refuses a signed INT16 InstanceNorm scale everywhere and a 16-bit one under 8-bit
+    activations; it takes an unsigned one under 16-bit activations on every architecture, which
+    is how the build now stores it (and INT4: the op has an INT4 kernel)."""
+    from studio.core.quantize.editing import check_plan_for_htp
+
+    op = "InstanceNormalization"
+    float_case = builders.qdq_weight_case(op, 16, 8, quantised=False)
+    assert not _htp_takes(tmp_path, builders.qdq_weight_case(op, 16, 8, signed=False), 68)
+    assert not _htp_takes(tmp_path, builders.qdq_weight_case(op, 16, 16, signed=True), 75)
+    with pytest.raises(BadInputError, match=r"'w' \(InstanceNormalization\).*16-bit activations"):
+        check_plan_for_htp(_plan(16, 8, False), float_case, 68)
+    assert _htp_takes(tmp_path, builders.qdq_weight_case(op, 16, 16, signed=False), 68)
+    check_plan_for_htp(_plan(16, 16, False), float_case, 68)
+    assert _htp_takes(tmp_path, builders.qdq_weight_case(op, 4, 16), 68)
+    assert allowed_bitwidths(float_case, "w", 68, activation_bits=16) == (4, 8, 16)
+
+
+@pytest.mark.parametrize("op", ["Mul", "Add", "PRelu"])
+def test_a_constant_operand_runs_quantised_only_at_its_activations_width(tmp_path, op):
+    """A Mul/Add operand or PRelu slope is quantised like an activation: at another width HTP
+    v68 refuses the node, so an override to that width is refused there; v75 takes the node
+    (in float), so it is allowed there."""
+    from studio.core.quantize.editing import check_plan_for_htp
+
+    float_case = builders.qdq_weight_case(op, 8, 8, quantised=False)
+    assert not _htp_takes(tmp_path, builders.qdq_weight_case(op, 16, 8, signed=False), 68)
+    with pytest.raises(BadInputError, match=rf"'w' \({op}\).*v68 runs .* as wide as its 8-bit act"):
+        check_plan_for_htp(_plan(16, 8, True), float_case, 68)
+    assert allowed_bitwidths(float_case, "w", 68, activation_bits=8) == (8,)
+    assert _htp_takes(tmp_path, builders.qdq_weight_case(op, 8, 8, signed=False), 68)
+    check_plan_for_htp(_plan(8, 8, True), float_case, 68)
+    check_plan_for_htp(QuantPlan(weight_bitwidth=16), float_case, 68)  # built at 8 bits
+    assert _htp_takes(tmp_path, builders.qdq_weight_case(op, 16, 8, signed=False), 75)
+    check_plan_for_htp(_plan(16, 8, True), float_case, 75)
+
+
+def test_int4_conv_transpose_weights_run_on_htp(tmp_path):
+    """ConvTranspose has INT4 weight kernels on every architecture, under 8- and 16-bit
+    activations (the editor did not offer 4 bits for it)."""
+    from studio.core.quantize.editing import check_plan_for_htp
+
+    float_case = builders.qdq_weight_case("ConvTranspose", 4, 16, quantised=False)
+    assert _htp_takes(tmp_path, builders.qdq_weight_case("ConvTranspose", 4, 16), 66)
+    check_plan_for_htp(_plan(4, 16, True), float_case, 66)
+    assert 4 in allowed_bitwidths(float_case, "w", 66, activation_bits=16)
+
+
+def test_build_refuses_w16a8_transformer_and_builds_what_htp_runs(tmp_path):
+    """The CLI path (build_qdq on the default target, HTP v75): W16A8 on a LayerNorm + MatMul
+    block is refused naming the tensor, the op and the rule (it built a model HTP refused);
+    W16A16, and a 16-bit LayerNorm scale override under 16-bit activations, build a model HTP
+    runs whole (the override was stored unsigned, which HTP refuses)."""
+    path = builders.save(builders.transformer_mlp_block(tokens=4, dim=32), tmp_path / "t.onnx")
+    stats = calibrate(path, "random:2", cache_dir=tmp_path / "c")
+    with pytest.raises(BadInputError, match=r"16-bit weights cannot run on QNN HTP: tensor '"):
+        build_qdq(stats, QuantPlan(weight_bitwidth=16), tmp_path / "w16a8.onnx")
+    assert not (tmp_path / "w16a8.onnx").exists()
+    plan = QuantPlan()
+    plan.set_override(TensorOverride("ln.weight", bitwidth=16))
+    with pytest.raises(BadInputError, match=r"'ln.weight' \(LayerNormalization\).*16-bit act"):
+        build_qdq(stats, plan, tmp_path / "ln16.onnx")
+    built = build_qdq(
+        stats, QuantPlan(weight_bitwidth=16, activation_bitwidth=16), tmp_path / "a.onnx"
+    )
+    assert check_htp_offload(built.qdq_path) == (True, "")
+    plan = QuantPlan(activation_bitwidth=16)
+    plan.set_override(TensorOverride("ln.weight", bitwidth=16))
+    built = build_qdq(stats, plan, tmp_path / "ln16a16.onnx")
+    assert built.encodings.get("ln.weight").symmetric
+    assert check_htp_offload(built.qdq_path) == (True, "")
+
+
+def test_a_16_bit_plan_builds_instancenorm_scales_htp_runs(tmp_path):
+    """W16A16 stored an InstanceNorm scale signed INT16, which HTP refuses on every
+    architecture; the build stores it unsigned, which HTP runs."""
+    case = builders.qdq_weight_case("InstanceNormalization", 8, 8, quantised=False)
+    path = builders.save(case, tmp_path / "in.onnx")
+    stats = calibrate(path, "random:2", cache_dir=tmp_path / "c")
+    plan = QuantPlan(weight_bitwidth=16, activation_bitwidth=16)
+    built = build_qdq(stats, plan, tmp_path / "in.qdq.onnx")
+    enc = built.encodings.get("w")
+    assert enc.bitwidth == 16 and not enc.symmetric
+    assert check_htp_offload(built.qdq_path) == (True, "")

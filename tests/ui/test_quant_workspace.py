@@ -175,6 +175,22 @@ def test_bulk_edit_is_one_command(qtbot, ws, ctx, monkeypatch):
     assert "skipped" in ws.message.text()
 
 
+def test_sixteen_bit_weights_are_offered_only_under_16_bit_activations(qtbot, ws, ctx):
+    """HTP (v75, the default target) runs 16-bit Conv weights only with 16-bit activations
+    (studio.core.quantize.editing.HTP_WEIGHT_RULES): the editor offers and takes 16 bits for a
+    Conv weight once the plan's activations are 16-bit, not before."""
+    calibrate(qtbot, ws)
+    weight = first_weight(ws)
+    assert ws.session.allowed_bitwidths(weight) == (4, 8)
+    assert not ws.editor.proxy.setData(index_of(ws, weight, "bits"), "16", Qt.ItemDataRole.EditRole)
+    assert "only with 16-bit activations" in ws.message.text() and weight in ws.message.text()
+    assert ctx.undo_stack.count() == 0
+    assert ws.set_defaults(activation_bitwidth=16)
+    assert ws.session.allowed_bitwidths(weight) == (4, 8, 16)
+    assert ws.editor.proxy.setData(index_of(ws, weight, "bits"), "16", Qt.ItemDataRole.EditRole)
+    assert ws.session.encoding(weight).bitwidth == 16
+
+
 def test_invalid_scale_rejected_with_message(qtbot, ws, ctx):
     calibrate(qtbot, ws)
     before = ws.session.encoding(ADD)

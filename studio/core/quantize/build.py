@@ -227,6 +227,9 @@ def _typed_config(
     if plan.weight_bitwidth in (4, 8):
         for name in _layernorm_scales(proto):
             type_overrides.setdefault(name, [_layernorm_scale_type()])
+    if plan.weight_bitwidth == 16:
+        for name in _norm_scales(proto, "InstanceNormalization"):
+            type_overrides.setdefault(name, [_instancenorm_scale_type()])
     for name in _per_tensor_weights(proto, plan, type_overrides):
         type_overrides[name] = [{"quant_type": QuantType.QUInt8, "symmetric": False}]
     excluded = _nodes_for_float(proto, planned, float_acts)
@@ -529,7 +532,7 @@ def _check_plan(plan: QuantPlan, stats: CalibrationStats, proto: onnx.ModelProto
     """Overrides must name real tensors with buildable settings; imports may miss some (warned)."""
     from studio.core.quantize.editing import check_plan_for_htp
 
-    check_plan_for_htp(plan, proto)  # only what QNN HTP runs: no 16-bit Conv/Gemm weights
+    check_plan_for_htp(plan, proto)  # only what QNN HTP runs (editing.HTP_WEIGHT_RULES)
     inits = {t.name for t in proto.graph.initializer}
     acts = set(stats.tensor_names())
     for name, ov in plan.overrides.items():
@@ -673,13 +676,32 @@ def _copy(proto: onnx.ModelProto) -> onnx.ModelProto:
 
 def _layernorm_scales(proto: onnx.ModelProto) -> list[str]:
     """The constant scales (gamma) of the model's LayerNormalization nodes."""
+    return _norm_scales(proto, "LayerNormalization")
+
+
+def _norm_scales(proto: onnx.ModelProto, op_type: str) -> list[str]:
+    """The constant scales (input 1) of the model's ``op_type`` nodes."""
     inits = {t.name for t in proto.graph.initializer}
     names: list[str] = []
     for node in proto.graph.node:
-        if node.op_type == "LayerNormalization" and len(node.input) > 1:
+        if node.op_type == op_type and len(node.input) > 1:
             if node.input[1] in inits and node.input[1] not in names:
                 names.append(node.input[1])
     return names
+
+
+def _instancenorm_scale_type() -> dict[str, Any]:
+    """The type a 16-bit plan stores an InstanceNormalization scale at: asymmetric UINT16.
+
+    QNN HTP's InstanceNorm refuses a signed INT16 scale (what the plan's symmetric 16-bit
+    weights would write) on every architecture, with 8- and 16-bit activations, and takes an
+    unsigned one under 16-bit activations everywhere (bench/weight_bits_probe.py,
+    onnxruntime-qnn 2.7.0, emulated). Under 8-bit activations no 16-bit scale runs; the plan
+    check refuses that before building.
+    """
+    from onnxruntime.quantization import QuantType
+
+    return {"quant_type": QuantType.QUInt16, "symmetric": False}
 
 
 def _layernorm_scale_type() -> dict[str, Any]:

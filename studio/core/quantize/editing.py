@@ -10,16 +10,21 @@ can act on. The GUI's session only looks up the encoding and applies the result.
 What QNN HTP accepts, per tensor: the bit widths the editor and the CLI may offer.
 
 Why one rule table: a plan the HTP backend refuses builds a QDQ model that silently falls back
-to the CPU (or does not open at all with fallback disabled). Measured with onnxruntime-qnn 2.7:
-16-bit Conv/Gemm weights are refused; 4-bit weights are taken by the ops with INT4 weight kernels
-(Conv, Gemm, MatMul with a constant weight; per-channel or block-wise) and by nothing else; other
-initializers (an elementwise operand, a LayerNorm scale) take 8 or 16 bits. Activations take 8 or
-16 bits everywhere. Float is always allowed (it runs off the NPU, which the UI says).
+to the CPU (or does not open at all with fallback disabled). :data:`HTP_WEIGHT_RULES` holds
+what bench/weight_bits_probe.py measured (onnxruntime-qnn 2.7.0, every catalogue HTP
+architecture, emulated on x86-64): 16-bit weights run only under 16-bit activations, for
+Conv/ConvTranspose/Gemm/MatMul/LayerNorm from v73 (InstanceNorm everywhere); 4-bit weights
+run on the ops with INT4 kernels (Conv - under 16-bit activations from v68 -, ConvTranspose,
+Gemm, MatMul, InstanceNorm) and nothing else; other constants (an elementwise operand, a
+PRelu slope) run quantised only at their node's activation width (before v69 nothing else
+runs; from v69 HTP runs such a node in float). Activations take 8 or 16 bits everywhere.
+Float is always allowed (it runs off the NPU, which the UI says).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import onnx
@@ -166,15 +171,65 @@ def _pin_bits(ov: TensorOverride, enc: Encoding) -> None:
 
 # What QNN HTP accepts (measured with onnxruntime-qnn 2.7; see the module docstring).
 ACTIVATION_BITS = (8, 16)
-# ops whose weight input (index 1) has HTP INT4/INT8 kernels, and no INT16 weight kernel before
-# INT16_WEIGHTS_FROM_ARCH: a W16A16 Conv was refused by HTP v65, v66, v68 and v69 targets and
-# taken by v73, v75, v79, v81 and v85 (one session per catalogue architecture, fallback off).
-INT4_WEIGHT_OPS = {"Conv", "Gemm", "MatMul"}
-NO_INT16_WEIGHT_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "DepthToSpace"}
-INT16_WEIGHTS_FROM_ARCH = 73
-# INT4 Conv weights under 16-bit activations: refused by HTP v65 and v66, taken from v68 (Gemm
-# and MatMul take them everywhere; bench/lpbq_probe.py, one session per architecture)
-INT4_CONV_A16_FROM_ARCH = 68
+
+
+@dataclass(frozen=True)
+class WeightRule:
+    """The widths QNN HTP runs one op's weight input at, written the way the studio's build
+    writes it (symmetric signed weights; a LayerNorm scale unsigned at 8 bits, signed at 16;
+    an InstanceNorm scale unsigned at 16 bits).
+
+    ``four``: an INT4 kernel exists (``four_a16_from_arch``: under 16-bit activations only from
+    that architecture). ``sixteen_from_arch``: 16-bit weights run under 16-bit activations from
+    that architecture (None: never); under 8-bit activations no op takes them.
+    """
+
+    four: bool
+    sixteen_from_arch: int | None
+    four_a16_from_arch: int = 0
+
+
+# (op, input index) -> rule. Measured by bench/weight_bits_probe.py: one QDQ node per op, weight
+# width (4/8/16, signed and unsigned) and activation width (8/16), one QNN HTP session with CPU
+# fallback disabled per catalogue architecture (v65 ... v85), emulated (the QNN HTP backend of
+# onnxruntime-qnn 2.7.0 on x86-64), a width counting only where HTP's compiled graph runs the op
+# on fixed-point tensors. 16-bit weights under 8-bit activations: refused for every op below on
+# every architecture (W16A8 MatMul and LayerNorm included); under 16-bit activations Conv,
+# ConvTranspose, Gemm, MatMul and a signed LayerNorm scale run from v73, an unsigned
+# InstanceNorm scale everywhere (a signed one nowhere). INT4 Conv under 16-bit activations from
+# v68; INT4 ConvTranspose/Gemm/MatMul/InstanceNorm everywhere; a LayerNorm scale has no INT4
+# kernel the build writes (plans of 4 bits store it at 8).
+HTP_WEIGHT_RULES: dict[tuple[str, int], WeightRule] = {
+    ("Conv", 1): WeightRule(four=True, sixteen_from_arch=73, four_a16_from_arch=68),
+    ("ConvTranspose", 1): WeightRule(four=True, sixteen_from_arch=73),
+    ("Gemm", 1): WeightRule(four=True, sixteen_from_arch=73),
+    ("MatMul", 1): WeightRule(four=True, sixteen_from_arch=73),
+    ("LayerNormalization", 1): WeightRule(four=False, sixteen_from_arch=73),
+    ("InstanceNormalization", 1): WeightRule(four=True, sixteen_from_arch=0),
+}
+# biases: int32 at input scale x weight scale, derived by the build (never edited)
+BIAS_INPUTS = {
+    (op, 2)
+    for op in (
+        "Conv",
+        "ConvTranspose",
+        "Gemm",
+        "LayerNormalization",
+        "InstanceNormalization",
+        "BatchNormalization",
+    )
+}
+# inputs whose encoding the node's output shares (a Gather's table): any activation width runs
+# (same probe: a table at the output's width is quantised everywhere)
+SHARED_ENCODING_INPUTS = {("Gather", 0), ("GatherElements", 0)}
+# Other constants (a Mul/Add operand, a PRelu slope) are quantised like activations: HTP runs
+# the node quantised only when the constant has the width of the node's activations (same
+# probe: Mul, Add, PRelu). At another width v65-v68 refuse the node; from v69 the EP splits
+# the QDQ unit and HTP runs the node in float (its compiled graph shows float tensors), so the
+# session still offloads fully and the width is allowed there.
+FLOAT_NODES_FROM_ARCH = 69
+# the ops with an INT4 weight kernel (named in refusals)
+INT4_WEIGHT_OPS = {op for (op, _), rule in HTP_WEIGHT_RULES.items() if rule.four}
 
 
 def target_arch(htp_arch: int | None = None) -> int:
@@ -196,21 +251,48 @@ def weight_consumers(proto: onnx.ModelProto, tensor: str) -> list[tuple[str, int
     ]
 
 
+def weight_rules(proto: onnx.ModelProto, tensor: str) -> list[tuple[str, WeightRule]]:
+    """(op, rule) for each use of ``tensor`` as a weight with a measured rule."""
+    return [
+        (op, HTP_WEIGHT_RULES[(op, i)])
+        for op, i in weight_consumers(proto, tensor)
+        if (op, i) in HTP_WEIGHT_RULES
+    ]
+
+
 def allowed_bitwidths(
-    proto: onnx.ModelProto, tensor: str, htp_arch: int | None = None
+    proto: onnx.ModelProto,
+    tensor: str,
+    htp_arch: int | None = None,
+    activation_bits: int | None = None,
 ) -> tuple[int, ...]:
-    """Integer bit widths the HTP of ``htp_arch`` (default: the current target's) accepts for
-    ``tensor`` (an activation or an initializer)."""
+    """Integer bit widths the HTP of ``htp_arch`` (default: the current target's) runs
+    ``tensor`` (an activation or an initializer) at, by :data:`HTP_WEIGHT_RULES`.
+
+    ``activation_bits``: the width of the activations the tensor's nodes read (see
+    :func:`activation_bits_of`); pass it where known, since 16-bit weights need 16-bit
+    activations and a constant operand needs the activations' width. None (unknown) allows
+    every width some activation width would take.
+    """
     inits = {t.name for t in proto.graph.initializer}
     if tensor not in inits:
         return ACTIVATION_BITS
-    uses = weight_consumers(proto, tensor)
-    weight_uses = [(op, i) for op, i in uses if i == 1 and op in NO_INT16_WEIGHT_OPS]
-    if weight_uses:
-        four = all(op in INT4_WEIGHT_OPS for op, _ in weight_uses)
-        sixteen = target_arch(htp_arch) >= INT16_WEIGHTS_FROM_ARCH
+    rules = weight_rules(proto, tensor)
+    if rules:
+        arch = target_arch(htp_arch)
+        four = all(
+            r.four and (activation_bits != 16 or arch >= r.four_a16_from_arch) for _, r in rules
+        )
+        sixteen = activation_bits != 8 and all(
+            r.sixteen_from_arch is not None and arch >= r.sixteen_from_arch for _, r in rules
+        )
         return ((4,) if four else ()) + (8,) + ((16,) if sixteen else ())
-    return (8, 16)
+    uses = weight_consumers(proto, tensor)
+    if uses and all(use in SHARED_ENCODING_INPUTS | BIAS_INPUTS for use in uses):
+        return ACTIVATION_BITS
+    if activation_bits in ACTIVATION_BITS and target_arch(htp_arch) < FLOAT_NODES_FROM_ARCH:
+        return (activation_bits,)
+    return ACTIVATION_BITS
 
 
 def why_not(
@@ -220,40 +302,67 @@ def why_not(
     htp_arch: int | None = None,
     activation_bits: int | None = None,
 ) -> str | None:
-    """None when HTP takes ``bitwidth`` for ``tensor``, else the reason in words.
+    """None when HTP runs ``tensor`` at ``bitwidth``, else the rule it breaks, in words.
 
-    ``activation_bits`` (the width of the activations the weight's ops read) adds the rule
-    for INT4 Conv weights with 16-bit activations, which HTP v65/v66 has no kernel for."""
-    allowed = allowed_bitwidths(proto, tensor, htp_arch)
+    ``activation_bits`` (the width of the activations the tensor's ops read; None: unknown)
+    adds the rules that depend on it: 16-bit weights need 16-bit activations, INT4 Conv weights
+    under 16-bit activations need v68, a constant operand needs the activations' width."""
+    allowed = allowed_bitwidths(proto, tensor, htp_arch, activation_bits)
     if bitwidth in allowed:
-        if bitwidth == 4 and activation_bits == 16:
-            arch = target_arch(htp_arch)
-            convs = [op for op, i in weight_consumers(proto, tensor) if i == 1 and op == "Conv"]
-            if convs and arch < INT4_CONV_A16_FROM_ARCH:
-                return (
-                    f"QNN HTP v{arch} has no INT4 Conv weights with 16-bit activations "
-                    f"(v{INT4_CONV_A16_FROM_ARCH} and newer have; use 8-bit activations or "
-                    "8-bit weights)"
-                )
         return None
-    ops = sorted({op for op, i in weight_consumers(proto, tensor) if i == 1})
-    if bitwidth == 16 and ops:
+    arch = target_arch(htp_arch)
+    rules = weight_rules(proto, tensor)
+    ops = "/".join(sorted({op for op, _ in rules}))
+    if rules and bitwidth == 16:
+        never = sorted({op for op, r in rules if r.sixteen_from_arch is None})
+        late = [r.sixteen_from_arch for _, r in rules if r.sixteen_from_arch is not None]
+        if never:
+            return f"QNN HTP has no 16-bit weights for {'/'.join(never)} (allowed here: {allowed})"
+        since = max(late)
+        if arch < since:
+            return (
+                f"QNN HTP v{arch} has no 16-bit weights for {ops} (v{since} and newer have, "
+                f"with 16-bit activations; allowed here: {allowed})"
+            )
         return (
-            f"QNN HTP v{target_arch(htp_arch)} has no 16-bit weights for {'/'.join(ops)} "
-            f"(v{INT16_WEIGHTS_FROM_ARCH} and newer have; allowed here: {allowed})"
+            f"QNN HTP runs 16-bit weights for {ops} only with 16-bit activations (these read "
+            f"8-bit ones; allowed here: {allowed})"
+        )
+    if rules and bitwidth == 4:
+        no_int4 = sorted({op for op, r in rules if not r.four})
+        if no_int4:
+            return (
+                f"QNN HTP has no 4-bit weights for {'/'.join(no_int4)} (4-bit weights run as "
+                f"{'/'.join(sorted(INT4_WEIGHT_OPS))} weights; allowed here: {allowed})"
+            )
+        since = max(r.four_a16_from_arch for _, r in rules)
+        return (
+            f"QNN HTP v{arch} has no INT4 {ops} weights with 16-bit activations "
+            f"(v{since} and newer have; use 8-bit activations or 8-bit weights)"
         )
     if bitwidth == 4:
         return (
-            f"4-bit weights run on HTP only as Conv/Gemm/MatMul weights (allowed here: {allowed})"
+            f"4-bit weights run on HTP only as {'/'.join(sorted(INT4_WEIGHT_OPS))} weights "
+            f"(allowed here: {allowed})"
+        )
+    if bitwidth in ACTIVATION_BITS and activation_bits in ACTIVATION_BITS:
+        users = "/".join(sorted({op for op, _ in weight_consumers(proto, tensor)}))
+        return (
+            f"QNN HTP v{arch} runs {users} only with a constant as wide as its "
+            f"{activation_bits}-bit activations (v{FLOAT_NODES_FROM_ARCH} and newer take the "
+            f"node, in float; allowed here: {allowed})"
         )
     return f"QNN HTP takes {', '.join(map(str, allowed))}-bit here, not {bitwidth}"
 
 
 def check_plan_for_htp(plan, proto: onnx.ModelProto, htp_arch: int | None = None) -> None:
-    """Raise BadInputError naming the first tensor whose planned bit width HTP refuses.
+    """Raise BadInputError naming the first tensor whose planned bit width HTP refuses: the
+    tensor, its op and the rule (:data:`HTP_WEIGHT_RULES`), before anything is built.
 
-    The plan's default weight width applies to every quantised weight, so ``weight_bitwidth=16``
-    on a model with Conv weights is refused as a whole (an override can widen other tensors).
+    The plan's default weight width applies to every weight with a rule, so
+    ``weight_bitwidth=16`` on a model with Conv weights and 8-bit activations is refused as a
+    whole. Biases are int32 (derived by the build); other constants are built at the
+    activations' width unless an override gives them one, which is then checked.
     """
     from studio.core.quantize.scope import quantised_initializers
 
@@ -262,27 +371,38 @@ def check_plan_for_htp(plan, proto: onnx.ModelProto, htp_arch: int | None = None
         ov = plan.overrides.get(name)
         if ov is not None and ov.dtype == "float":
             continue
+        uses = weight_consumers(proto, name)
+        if uses and all(use in BIAS_INPUTS for use in uses):
+            continue
+        explicit = ov is not None and bool(ov.bitwidth)
+        if not explicit and not weight_rules(proto, name):
+            continue  # quantised like an activation, at the plan's activation width
         bits = plan.weight_bits(name)
         if bits == 32:
-            continue  # biases
+            continue
         reason = why_not(proto, name, bits, htp_arch, activation_bits_of(plan, proto, name))
         if reason is None:
             continue
-        if ov is not None and ov.bitwidth:
-            raise BadInputError(f"tensor '{name}': {bits}-bit weights: {reason}")
+        ops = "/".join(sorted({op for op, _ in uses}))
+        if explicit:
+            raise BadInputError(f"tensor '{name}' ({ops}): {bits}-bit weights: {reason}")
         if bits == 4 and 4 not in allowed_bitwidths(proto, name, htp_arch):
             continue  # default W4 applies only where HTP has INT4 kernels (others stay 8-bit)
         fix = "" if bits == 4 else "; use 8-bit weights (or 16-bit activations) instead"
         raise BadInputError(
-            f"{bits}-bit weights cannot run on QNN HTP: tensor '{name}': {reason}{fix}"
+            f"{bits}-bit weights cannot run on QNN HTP: tensor '{name}' ({ops}): {reason}{fix}"
         )
 
 
 def activation_bits_of(plan, proto: onnx.ModelProto, weight: str) -> int | None:
-    """The widest activation width the ops reading ``weight`` as a weight take as input."""
+    """The widest activation width among the other inputs of the nodes reading ``weight``
+    (a Conv's data input, a Mul's other operand); None when none is quantised."""
+    inits = {t.name for t in proto.graph.initializer}
     widths = [
-        plan.activation_bits(node.input[0]) or 0
+        plan.activation_bits(other) or 0
         for node in proto.graph.node
-        if len(node.input) > 1 and node.input[1] == weight
+        if weight in node.input
+        for other in node.input
+        if other and other != weight and other not in inits
     ]
-    return max(widths) or None if widths else None
+    return (max(widths) or None) if widths else None

@@ -327,7 +327,12 @@ class QuantPlan:
         if not is_weight:
             # other constants (Add/Mul operands...) are quantised like activations by ORT
             bits = (ov.bitwidth if ov and ov.bitwidth else None) or self.activation_bitwidth
-            return Encoding.from_range(name, data.min(), data.max(), bits, kind="param")
+            # QNN HTP takes a 16-bit LayerNorm scale only signed symmetric (INT16): an unsigned
+            # one was refused on every architecture (bench/weight_bits_probe.py)
+            ln_scale = any(u.op_type == "LayerNormalization" and u.index == 1 for u in uses)
+            return Encoding.from_range(
+                name, data.min(), data.max(), bits, symmetric=bits == 16 and ln_scale, kind="param"
+            )
         bits = (ov.bitwidth if ov and ov.bitwidth else None) or self.weight_bitwidth
         symmetric = self.weight_symmetric if ov is None or ov.symmetric is None else ov.symmetric
         if ov is not None and ov.scale is not None and ov.offset is not None:

@@ -230,11 +230,18 @@ class QuantSession(QObject):
 
     def allowed_bitwidths(self, name: str) -> tuple[int, ...]:
         """Integer widths QNN HTP takes for this tensor (the bit-width editor offers these)."""
-        from studio.core.quantize.editing import ACTIVATION_BITS, allowed_bitwidths
+        from studio.core.quantize.editing import (
+            ACTIVATION_BITS,
+            activation_bits_of,
+            allowed_bitwidths,
+        )
 
         if self.proto is None:
             return ACTIVATION_BITS
-        return allowed_bitwidths(self.proto, name)
+        # the rule depends on the activations the tensor's nodes read (16-bit weights need
+        # 16-bit activations; a constant operand needs their width)
+        acts = activation_bits_of(self.plan, self.proto, name)
+        return allowed_bitwidths(self.proto, name, activation_bits=acts)
 
     def can_per_channel(self, name: str) -> bool:
         """Only weights of rank >= 2 have output channels to scale separately."""
