@@ -8,7 +8,8 @@ loaded the machine was (``loadavg``) and how long a fixed reference workload too
 from __future__ import annotations
 
 import os
-import threading
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,13 +28,16 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def tree_rss_mb(root: int | None = None) -> float:
-    """Resident memory of a process and all its descendants (QtWebEngine, workers), in MB."""
+def tree_rss_mb(root: int | None = None, exclude: int | None = None) -> float:
+    """Resident memory of a process and all its descendants (QtWebEngine, workers), in MB;
+    ``exclude``: a process (with its descendants) left out (the sampler itself)."""
     root = os.getpid() if root is None else root
     tree = _children()
     total, stack = 0, [root]
     while stack:
         pid = stack.pop()
+        if pid == exclude:
+            continue
         stack.extend(tree.get(pid, []))
         try:
             with open(f"/proc/{pid}/statm") as handle:
@@ -43,30 +47,61 @@ def tree_rss_mb(root: int | None = None) -> float:
     return total * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
+_SAMPLER_LOOP = """
+import os, sys, select, _measure
+root, interval = int(sys.argv[1]), float(sys.argv[2])
+peak = 0.0
+while True:
+    peak = max(peak, _measure.tree_rss_mb(root, os.getpid()))
+    ready, _, _ = select.select([sys.stdin], [], [], interval)
+    if ready:
+        if sys.stdin.readline().strip() != "reset":
+            print(peak, flush=True)
+            break
+        peak = _measure.tree_rss_mb(root, os.getpid())
+        print(peak, flush=True)
+"""
+
+
 class RssSampler:
-    """Samples :func:`tree_rss_mb` every ``interval_s`` on a thread; ``peak`` is the maximum."""
+    """Samples :func:`tree_rss_mb` of this process's tree every ``interval_s``; ``peak`` is the max.
+
+    The sampling runs in a child process of its own (not counted in the tree it measures): walking
+    ``/proc`` every 20 ms is pure Python, and on a thread of the measured app it held the GIL the
+    UI thread waits for, a stall the bench itself caused (a third of the app's GIL time in a
+    sampled run of ``ui_stall.py``).
+    """
 
     def __init__(self, interval_s: float = 0.02) -> None:
         self.interval_s = interval_s
         self.peak = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, tree_rss_mb())
-            self._stop.wait(self.interval_s)
+        self._proc: subprocess.Popen | None = None
 
     def start(self) -> RssSampler:
-        self._thread.start()
+        here = str(Path(__file__).resolve().parent)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _SAMPLER_LOOP, str(os.getpid()), str(self.interval_s)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": here},
+        )
         return self
 
+    def _ask(self, line: str) -> float:
+        assert self._proc is not None and self._proc.stdin and self._proc.stdout
+        self._proc.stdin.write(line + "\n")
+        self._proc.stdin.flush()
+        return float(self._proc.stdout.readline() or 0.0)
+
     def reset(self) -> None:
-        self.peak = tree_rss_mb()
+        self.peak = self._ask("reset")
 
     def stop(self) -> float:
-        self._stop.set()
-        self._thread.join()
+        if self._proc is not None:
+            self.peak = self._ask("stop")
+            self._proc.wait(timeout=10)
+            self._proc = None
         return self.peak
 
 

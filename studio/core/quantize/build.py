@@ -572,6 +572,8 @@ def _run_qdq_quantizer(proto: onnx.ModelProto, cfg: Any, ranges: dict[str, Any])
     from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
     from onnxruntime.quantization.quant_utils import add_infer_metadata, update_opset_version
 
+    from studio.core.quantize.ort_indexing import indexed_quantizer
+
     model = onnx.ModelProto()
     model.CopyFrom(proto)
     add_infer_metadata(model)
@@ -593,7 +595,8 @@ def _run_qdq_quantizer(proto: onnx.ModelProto, cfg: Any, ranges: dict[str, Any])
         cfg.op_types_to_quantize,
         cfg.extra_options,
     )
-    quantizer.quantize_model()
+    with indexed_quantizer(quantizer):  # ORT's own lookups are quadratic in the model's size
+        quantizer.quantize_model()
     quantizer.model.topological_sort()
     out = quantizer.model.model
     # our marker is not part of the product
