@@ -95,8 +95,10 @@ def loads_json_strict(
     def no_constants(name: str) -> Any:
         raise ValueError(f"{name} is not allowed")
 
-    try:
-        return json.loads(text, parse_constant=no_constants)
+    from studio.core.json_pieces import loads_in_pieces
+
+    try:  # in pieces: a large file read on a background thread must not hold the GIL throughout
+        return loads_in_pieces(text, parse_constant=no_constants)
     except json.JSONDecodeError as exc:
         raise error_type(
             f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", path=source

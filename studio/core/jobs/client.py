@@ -30,6 +30,7 @@ from studio.core.errors import BadInputError, JobCancelledError, JobFailedError,
 from studio.core.jobs.native_log import CAPTURE_DIR_ENV
 from studio.core.jobs.protocol import JobContext
 from studio.core.jobs.worker import PARENT_PID_ENV
+from studio.core.json_pieces import loads_in_pieces
 
 TERM_GRACE_S = 0.5  # SIGTERM lets a job clean up; SIGKILL follows after this long
 POLL_S = 0.05  # cancel / timeout are checked this often
@@ -320,8 +321,8 @@ class WorkerProcess:
     def _on_protocol_line(self, text: str, ctx: JobContext) -> dict[str, Any] | None:
         if not text:
             return None
-        try:
-            event = json.loads(text)
+        try:  # in pieces: a large result decoded in one C call froze the UI thread (the GIL)
+            event = loads_in_pieces(text)
         except json.JSONDecodeError:
             event = None
         if not isinstance(event, dict):

@@ -15,6 +15,7 @@ Overlays only change the per-vertex colour index and drop the cached fill paths:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,8 +148,12 @@ class GraphScene(QGraphicsScene):
             band.fills = None
         self._changed()
 
-    def set_badges(self, badges: dict[int, list[str]]) -> None:
-        self.badges = {k: list(v) for k, v in badges.items() if v}
+    def set_badges(self, badges: Mapping[int, list[str]]) -> None:
+        """vertex -> texts; a lazy mapping (the Graph workspace's MergedBadges) is kept as it is,
+        so that only drawn vertices are looked up."""
+        if isinstance(badges, dict):
+            badges = {k: list(v) for k, v in badges.items() if v}
+        self.badges = badges
         self._changed()
 
     def set_selected(self, vertex: int) -> None:

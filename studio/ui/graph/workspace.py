@@ -56,6 +56,8 @@ class GraphWorkspace(ScopeGrouping, OverlayPainting, QWidget):
         self.overlays: dict[str, NodeOverlay] = {}
         self.active_overlay = ""
         self.badge_sets: dict[str, dict[str, str]] = {}
+        self.badge_vertices: dict[str, dict[int, str]] = {}
+        self.badge_layout: Any = None
         self.matches: list[str] = []
         self.match_index = -1
         self._pending_focus = ""

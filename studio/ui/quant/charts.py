@@ -14,7 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from studio.ui.quant.style import PLOT_BG, PLOT_FG, color, sqnr_color, themed_plot
+from studio.ui.quant.style import PLOT_BG, PLOT_FG, color, sqnr_brushes, themed_plot
 
 
 def _placeholder(plot: pg.PlotWidget, text: str) -> pg.TextItem:
@@ -86,7 +86,7 @@ class SqnrChart(QWidget):
         if stale:
             brushes = [pg.mkBrush(color("border")) for _ in self.values]
         else:
-            brushes = [pg.mkBrush(sqnr_color(v)) for v in self.values]
+            brushes = sqnr_brushes(self.values)
         # (an explicit empty ``pens`` list trips pyqtgraph 0.14; one shared pen is used instead)
         self.bars.setOpts(
             x=x, height=self.values, width=0.8, brushes=brushes or None, pen=pg.mkPen(None)

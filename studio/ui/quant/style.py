@@ -72,5 +72,35 @@ def sqnr_color(db: float) -> QColor:
     return rdylgn((db - SQNR_BAD_DB) / (SQNR_GOOD_DB - SQNR_BAD_DB))
 
 
+SQNR_COLOR_STEPS = 64  # colours a chart tells apart; 0.5 dB apart over the 10-40 dB ramp
+
+
+def sqnr_brushes(values: Any) -> list[Any]:
+    """One brush per SQNR value (dB), from :data:`SQNR_COLOR_STEPS` shared brushes.
+
+    Why: a 20,000-layer model's chart made 20,000 colours and brushes one by one on the UI
+    thread (a quarter of a second); the ramp is quantised with numpy and each step made once."""
+    import numpy as np
+
+    fractions = (np.asarray(values, dtype=np.float64) - SQNR_BAD_DB) / (SQNR_GOOD_DB - SQNR_BAD_DB)
+    fractions = np.nan_to_num(fractions, nan=0.0, posinf=1.0, neginf=0.0)
+    steps = np.rint(np.clip(fractions, 0.0, 1.0) * (SQNR_COLOR_STEPS - 1)).astype(int)
+    palette = _step_brushes()
+    return [palette[i] for i in steps.tolist()]
+
+
+_PALETTE: list[Any] = []
+
+
+def _step_brushes() -> list[Any]:
+    if not _PALETTE:
+        import pyqtgraph as pg
+
+        _PALETTE.extend(
+            pg.mkBrush(rdylgn(i / (SQNR_COLOR_STEPS - 1))) for i in range(SQNR_COLOR_STEPS)
+        )
+    return _PALETTE
+
+
 KIND_COLORS = {"activation": "#4c9bff", "param": "#c792ea", "bias": "#8b919a"}
 BITWIDTH_COLORS = {4: "#f07178", 8: "#d8dbe0", 16: "#7ec699", 32: "#8b919a"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from studio.ui.shell.workspaces import WORKSPACES, create_workspace
 from studio.ui.widgets.backend_panel import BackendPanel
 
 log = logging.getLogger(__name__)
+UI_SWITCH_INTERVAL_S = 0.001  # see MainWindow.__init__
 
 OPENABLE = (".onnx", PROJECT_SUFFIX, ".pt", ".pt2", ".tflite")  # the last three: imported
 # first-run height of the bottom dock area (Jobs | History | Backends): a few job rows beside
@@ -87,6 +89,11 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         _warm_imports()
+        # Background threads of this process (model loading, assignment, result decoding) run
+        # Python; each time the UI thread hands the GIL over (every Qt call) it waits up to one
+        # switch interval to get it back. 1 ms instead of Python's 5 ms keeps a busy thread from
+        # stretching a frame's many short waits into a visible stall.
+        sys.setswitchinterval(UI_SWITCH_INTERVAL_S)
         self.setObjectName("mainWindow")
         self.setWindowTitle("npu-studio")
         self.resize(1440, 900)
