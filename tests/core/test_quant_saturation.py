@@ -9,6 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from studio.core.accuracy.report import SqnrReport
 from studio.core.accuracy.sqnr import Analyser
 from studio.core.calibration import calibrate
 from studio.core.quantize import QuantPlan, TensorOverride, build_qdq, check_htp_offload
@@ -138,3 +139,24 @@ def test_clipped_saturating_inputs_gain_sqnr_and_run_on_htp(gate):
             assert r_after.output_sqnr_db >= r_before.output_sqnr_db - 0.01
     ok, reason = check_htp_offload(tmp / "after8.onnx")
     assert ok, reason
+
+
+def test_clipped_tensors_are_measured_after_their_saturating_function(gate):
+    """The per-layer figures of a clipped tensor compare what the saturating function makes of
+    it (as for a fused Relu): against its unclipped float values the Tanh input read ~0 dB
+    and its added error looked the model's worst, which is neither true nor what propagates."""
+    stats, tmp = gate
+    built = build_qdq(stats, QuantPlan(), tmp / "measured.onnx")
+    report = Analyser(stats.prepared_model).analyse(built.qdq_path, _feeds(8, 2))
+    t_db = report.layer("t").sqnr_db
+    for name, node in (("pre", "tanh"), ("inner", "tanh"), ("u", "hardsigmoid")):
+        layer = report.layer(name)
+        assert layer.saturates_in == node and layer.fused_with is None, name
+        assert layer.sqnr_db > 15, (name, layer.sqnr_db)  # was ~0 against the raw values
+    # Tanh's input measured after tanh differs from its output only by the output's rounding
+    assert report.layer("pre").sqnr_db >= t_db - 0.5
+    assert report.layer("zg").saturates_in == report.layer("z").saturates_in == "sigmoid"
+    # a tensor other ops read too is compared as it is
+    assert report.layer("h").saturates_in is None
+    back = SqnrReport.from_json(report.to_json())
+    assert back.layer("pre").saturates_in == "tanh"

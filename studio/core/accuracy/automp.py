@@ -614,7 +614,8 @@ def auto_mixed_precision(
     ``sensitivity_samples`` feeds (one build and analysis per candidate activation, before the
     first step) and carries no-gain steps forward (see the module); ``"gain"`` is the heuristic.
     With ``refine`` N, each step then measures the ``N`` best-ranked 16-bit moves at the current
-    point itself (rewritten copies of its build, as the sensitivity) and takes the one that
+    point itself (rewritten copies of its build, as the sensitivity, on all of ``feeds``: the
+    samples the step is kept or undone on) and takes the one that
     gains most there (forward selection on a short list: where errors are spread over many
     tensors, the ranking from the all-16-bit end is only a first guess); when the ranking's
     first gains nothing there, it is taken as without ``refine`` (a chain's first link gains
@@ -777,9 +778,10 @@ def auto_mixed_precision(
                 base_proto = best_proto_for_refine if carried else best_proto
                 if refine and base_proto is not None:
                     if refiner is None:
-                        refiner = _OutputScorer(
-                            stats.prepared_model, feeds[: max(1, sensitivity_samples)]
-                        )
+                        # on every sample the step is then judged on: on the first 4 of
+                        # 8, STFT power's 16 bits measured +1.1 dB at W8A8, on all 8 -0.02
+                        # dB, and the refinement took a step that could not be kept
+                        refiner = _OutputScorer(stats.prepared_model, feeds)
                     moves = _refined(moves, base_proto, refiner, refine, min_gain_db)
             if max_promoted is not None:
                 room = max_promoted - len(promoted_total) - len(carried)

@@ -52,7 +52,7 @@ def saturation_limits(
             consumers.setdefault(name, []).append(node)
     producer = {o: n for n in proto.graph.node for o in n.output}
     outputs = {o.name for o in proto.graph.output}
-    scalars = _scalar_constants(proto)
+    scalars = scalar_constants(proto)
     limits: dict[str, Range] = {}
     for name, users in consumers.items():
         if name not in ranges or name in outputs or not users:
@@ -144,7 +144,7 @@ def _walk_back(
         name, limit = src, (lo, hi)
 
 
-def _scalar_constants(proto: onnx.ModelProto) -> dict[str, float]:
+def scalar_constants(proto: onnx.ModelProto) -> dict[str, float]:
     """Finite one-element float constants (initializers and Constant nodes) by name."""
     out: dict[str, float] = {}
     tensors = list(proto.graph.initializer)
