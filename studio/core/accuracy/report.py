@@ -28,6 +28,9 @@ class LayerSqnr:
 
     ``fused_with`` names the lone Relu/Clip the tensor feeds: its figures are measured after that
     activation (applied to the float and the quantised value alike), which is what propagates.
+    ``saturates_in`` names the Tanh/Sigmoid/HardSigmoid the tensor alone feeds (directly or
+    through scalar Mul/Div/Add/Sub): the builder quantises it only over the range that function
+    tells apart, so its figures are measured after the function too.
     """
 
     tensor: str
@@ -37,6 +40,7 @@ class LayerSqnr:
     added_db: float = 0.0
     bitwidth: int | None = None
     fused_with: str | None = None
+    saturates_in: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +51,7 @@ class LayerSqnr:
             "added_db": _num(self.added_db),
             "bitwidth": self.bitwidth,
             "fused_with": self.fused_with,
+            "saturates_in": self.saturates_in,
         }
 
     @classmethod
@@ -59,6 +64,7 @@ class LayerSqnr:
             added_db=_unnum(data.get("added_db", 0.0)),
             bitwidth=data.get("bitwidth"),
             fused_with=data.get("fused_with"),
+            saturates_in=data.get("saturates_in"),
         )
 
 

@@ -356,7 +356,9 @@ def _accumulate_codes(
     y *= np.float32(tap.scale)
     if act is not None:
         # never in place on x: the float values may be cached
-        x = np.clip(x, np.float32(act.lo), np.float32(act.hi), out=scratch.get(1, x.size))
+        ref_out = scratch.get(1, x.size)
+        np.copyto(ref_out, x)
+        x = act.apply(ref_out)
         act.apply(y)
     y -= x
     acc[0] += float(np.dot(x, x))

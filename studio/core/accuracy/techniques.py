@@ -43,6 +43,10 @@ class TechniqueRun:
     output_sqnr_db: float
     report: Any = None
     elapsed_s: float = 0.0
+    # the float model before bias correction (None when it was not applied): correction is
+    # measured against one plan's QDQ model, so a search that changes the plan (auto-MP)
+    # starts from this one and corrects its own chosen point (``auto_mixed_precision``)
+    uncorrected: onnx.ModelProto | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -95,7 +99,10 @@ def run_techniques(
         # the weight steps ran on the equalised model; the recalibrated stats name its tensors
         model = tech.model
     run_plan = tech.plan_for(plan)
+    uncorrected = None
     if "bias-correction" in names:
+        uncorrected = onnx.ModelProto()
+        uncorrected.CopyFrom(model)
         # last: it measures the shifts in the QDQ model the other steps produced
         tech.notes += correct_biases(model, run_stats, run_plan, calib_feeds).notes()
     build_qdq(run_stats, run_plan, out_path, model=model)
@@ -110,6 +117,7 @@ def run_techniques(
         output_sqnr_db=report.output_sqnr_db,
         report=report,
         elapsed_s=time.perf_counter() - start,
+        uncorrected=uncorrected,
     )
 
 

@@ -22,6 +22,7 @@ from studio.core.calibration import METHODS, CalibrationStats
 from studio.core.encodings import Encoding, EncodingSet
 from studio.core.encodings.model_info import ModelView
 from studio.core.errors import ConfigError
+from studio.core.quantize.saturation import clip_to, saturation_limits
 from studio.core.quantize.scope import quantised_initializers
 
 SCHEMA_VERSION = 1
@@ -264,6 +265,11 @@ class QuantPlan:
             method = ov.method if ov is not None and ov.method else self.method
             bits = self.activation_bits(name) or 16
             ranges[name] = stats.range(name, method, bitwidth=bits, percentile=self.percentile)
+        # A tensor only Tanh/Sigmoid/HardSigmoid read needs its range only up to where they
+        # saturate (``saturation``): magika's Tanh input spans +-9500, tanh is flat past +-4.
+        # Before the fold below, so that a Relu folded into such a tensor's producer follows.
+        for name, limit in saturation_limits(proto, ranges, self.activation_bits).items():
+            ranges[name] = clip_to(ranges[name], limit)
         # A lone Relu/Clip after a tensor is folded into its producer by ORT (and QNN): the
         # producer then emits the activation's range. Mirror it so the plan shows what runs.
         consumers: dict[str, list[onnx.NodeProto]] = {}
