@@ -445,3 +445,19 @@ def qdq_weight_case(
     model.ir_version = 10
     onnx.checker.check_model(model)
     return model
+
+
+def calibrated_cnn(tmp: Path, samples: int = 16, eval_samples: int = 6, seed: int = 3):
+    """:func:`small_cnn` calibrated on ``samples`` random images: (stats, calibration feeds,
+    held-out eval feeds, the calibration data's path), for the technique and auto-MP tests."""
+    from studio.core.accuracy.jobs import load_feeds
+    from studio.core.calibration import calibrate
+
+    path = save(small_cnn(), tmp / "cnn.onnx")
+    rng = np.random.default_rng(seed)
+    data = tmp / "d.npz"
+    np.savez(data, input=rng.random((samples, 3, 32, 32), dtype=np.float32))
+    stats = calibrate(path, data, cache_dir=tmp / "c")
+    calib = load_feeds(str(stats.prepared_model), str(data), limit=samples)
+    feeds = [{"input": rng.random((1, 3, 32, 32), dtype=np.float32)} for _ in range(eval_samples)]
+    return stats, calib, feeds, data

@@ -56,7 +56,7 @@ def _value(text: str, index: int, decoder: json.JSONDecoder, depth: int) -> tupl
         if text[index] == "{":
             return _object(text, index + 1, decoder, depth - 1)
         if text[index] == "[":
-            return _array(text, index + 1, decoder, depth - 1)
+            return _array(text, index + 1, decoder)
     return decoder.raw_decode(text, index)
 
 
@@ -75,38 +75,40 @@ def _object(text: str, index: int, decoder: json.JSONDecoder, depth: int) -> tup
         if text[index : index + 1] != ":":
             raise json.JSONDecodeError("Expecting ':' delimiter", text, index)
         result[key], index = _value(text, _skip(text, index + 1), decoder, depth)
-        index = _skip(text, index)
-        delimiter = text[index : index + 1]
-        if delimiter == "}":
-            return result, index + 1
-        if delimiter != ",":
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, index)
-        index = _skip(text, index + 1)
+        closed, index = _after_item(text, index, "}")
+        if closed:
+            return result, index
 
 
-def _array(text: str, index: int, decoder: json.JSONDecoder, depth: int) -> tuple[list, int]:
+def _array(text: str, index: int, decoder: json.JSONDecoder) -> tuple[list, int]:
     result: list[Any] = []
     index = _skip(text, index)
     if text[index : index + 1] == "]":
         return result, index + 1
-    append, scan, end = result.append, decoder.scan_once, len(text)
+    append, scan = result.append, decoder.scan_once
     while True:
         try:  # each element whole, in one C call (rows are many and small)
             item, index = scan(text, index)
         except StopIteration as exc:
             raise json.JSONDecodeError("Expecting value", text, exc.value) from None
         append(item)
-        if index < end and text[index] == ",":
-            index += 1
-            if index < end and text[index] == " ":  # json.dumps's ", "
-                index += 1
-            if index < end and text[index] in _SPACE:
-                index = _skip(text, index)
-            continue
-        index = _skip(text, index)
-        delimiter = text[index : index + 1]
-        if delimiter == "]":
-            return result, index + 1
-        if delimiter != ",":
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, index)
-        index = _skip(text, index + 1)
+        closed, index = _after_item(text, index, "]")
+        if closed:
+            return result, index
+
+
+def _after_item(text: str, index: int, close: str) -> tuple[bool, int]:
+    """After a member: (True, past ``close``) at the container's end, (False, at the next
+    member) after a comma; anything else is an error."""
+    if text[index : index + 2] == ", ":  # json.dumps's separator, mostly without the regex
+        index += 2
+        if text[index : index + 1] in _SPACE:  # more space (or the end: the next scan says so)
+            index = _skip(text, index)
+        return False, index
+    index = _skip(text, index)
+    delimiter = text[index : index + 1]
+    if delimiter == close:
+        return True, index + 1
+    if delimiter != ",":
+        raise json.JSONDecodeError("Expecting ',' delimiter", text, index)
+    return False, _skip(text, index + 1)

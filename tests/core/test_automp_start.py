@@ -10,9 +10,9 @@ from onnx import numpy_helper
 
 from studio.core.accuracy import Analyser, auto_mixed_precision
 from studio.core.accuracy.automp import AutoMpResult
-from studio.core.accuracy.jobs import load_feeds
 from studio.core.accuracy.techniques import run_techniques
 from studio.core.calibration import calibrate
+from studio.core.model.loading import copy_model
 from studio.core.quantize import QuantPlan, build_qdq
 from tests import builders
 
@@ -22,12 +22,7 @@ def _biases(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
 
 
 def test_search_from_a_technique_model_then_correct_its_own_point(tmp_path):
-    path = builders.save(builders.small_cnn(), tmp_path / "cnn.onnx")
-    rng = np.random.default_rng(3)
-    np.savez(tmp_path / "d.npz", input=rng.random((16, 3, 32, 32), dtype=np.float32))
-    stats = calibrate(path, tmp_path / "d.npz", cache_dir=tmp_path / "c")
-    calib = load_feeds(str(stats.prepared_model), str(tmp_path / "d.npz"), limit=16)
-    feeds = [{"input": rng.random((1, 3, 32, 32), dtype=np.float32)} for _ in range(6)]
+    stats, calib, feeds, _ = builders.calibrated_cnn(tmp_path)
     analyser = Analyser(stats.prepared_model)
 
     def score(plan: QuantPlan, name: str, model: onnx.ModelProto | None = None) -> float:
@@ -48,8 +43,7 @@ def test_search_from_a_technique_model_then_correct_its_own_point(tmp_path):
     )
 
     # every point is built from the given model: step 0 is the W8A8 build of that model
-    shifted = onnx.ModelProto()
-    shifted.CopyFrom(prepared)
+    shifted = copy_model(prepared)
     bias = next(t for t in shifted.graph.initializer if "bias" in t.name)
     bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) + 0.5, bias.name))
     acts = len(stats.tensor_names())

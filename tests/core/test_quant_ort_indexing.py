@@ -62,7 +62,7 @@ def test_the_indexed_build_writes_the_same_bytes_as_orts_own_scans(
 
 
 def test_the_indexed_build_is_several_times_faster_on_an_export(tmp_path, monkeypatch):
-    """ORT's scans are quadratic: at 2,000 nodes they took 5.1 s against 0.74 s indexed (2 cores)."""
+    """ORT's scans are quadratic: at 2,000 nodes 4.0 s against 0.53 s indexed (measured, 2 cores)."""
     path = tmp_path / "m.onnx"
     model = exported_transformer(2000, hidden=32, heads=2, ffn=64, static=(1, 16), type_vocab=16)
     onnx.save(model, path)

@@ -129,12 +129,7 @@ def test_scale_search_and_adaround_lower_each_layers_output_error(pair_setup):
 
 
 def test_bias_correction_and_auto_on_a_cnn(tmp_path):
-    path = builders.save(builders.small_cnn(), tmp_path / "cnn.onnx")
-    rng = np.random.default_rng(3)
-    np.savez(tmp_path / "d.npz", input=rng.random((16, 3, 32, 32), dtype=np.float32))
-    stats = calibrate(path, tmp_path / "d.npz", cache_dir=tmp_path / "c")
-    calib_feeds = load_feeds(str(stats.prepared_model), str(tmp_path / "d.npz"), limit=16)
-    eval_feeds = [{"input": rng.random((1, 3, 32, 32), dtype=np.float32)} for _ in range(6)]
+    stats, calib_feeds, eval_feeds, _ = builders.calibrated_cnn(tmp_path)
     base = _db(stats, build_qdq(stats, QuantPlan(), tmp_path / "b.onnx").qdq_path, eval_feeds)
 
     def recal(p):

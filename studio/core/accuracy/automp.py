@@ -54,6 +54,7 @@ from studio.core.calibration import CalibrationStats
 from studio.core.engine.sessions import simulation_session
 from studio.core.errors import BadInputError, StudioError
 from studio.core.jobs.protocol import JobContext
+from studio.core.model.loading import copy_model
 from studio.core.quantize import QuantPlan, TensorOverride, build_qdq
 from studio.core.quantize.techniques.bias_correction import output_sqnr_db
 
@@ -275,7 +276,7 @@ def fit_layer_techniques(
         )
     if not kinds:
         return {}
-    proto = _copy(model) if model is not None else onnx.load(str(stats.prepared_model))
+    proto = copy_model(model) if model is not None else onnx.load(str(stats.prepared_model))
     options: dict[str, dict[str, LayerTechnique]] = {}
     for kind in kinds:
         names = ["seqmse"] if kind == "seqmse" else ["seqmse", "adaround"]
@@ -305,12 +306,6 @@ def _effects(options: dict[str, dict[str, LayerTechnique]]) -> list[dict[str, An
     ]
 
 
-def _copy(proto: onnx.ModelProto) -> onnx.ModelProto:
-    out = onnx.ModelProto()
-    out.CopyFrom(proto)
-    return out
-
-
 def _model_with(
     stats: CalibrationStats,
     options: dict[str, dict[str, LayerTechnique]],
@@ -324,7 +319,7 @@ def _model_with(
         return base
     from studio.core.quantize.techniques.layers import set_initializer
 
-    proto = _copy(base) if base is not None else onnx.load(str(stats.prepared_model))
+    proto = copy_model(base) if base is not None else onnx.load(str(stats.prepared_model))
     for weight, values in rounded.items():
         set_initializer(proto, weight, values)
     return proto
@@ -809,7 +804,9 @@ def auto_mixed_precision(
             ctx.progress(1.0, "bias correction of the chosen point")
             from studio.core.quantize.techniques.bias_correction import correct_biases
 
-            fixed = _copy(chosen) if chosen is not None else onnx.load(str(stats.prepared_model))
+            fixed = (
+                copy_model(chosen) if chosen is not None else onnx.load(str(stats.prepared_model))
+            )
             correct_biases(fixed, stats, best_plan, bias_correction_feeds)
             built = build_qdq(stats, best_plan, work, model=fixed)
             report = analyser.analyse(work, feeds, backend=backend)

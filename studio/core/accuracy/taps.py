@@ -15,7 +15,12 @@ import onnx
 from onnx import numpy_helper
 
 from studio.core.accuracy.report import LayerSqnr, sqnr_db
-from studio.core.quantize.saturation import AFFINE, SATURATING, scalar_constants
+from studio.core.quantize.saturation import (
+    SATURATING,
+    hardsigmoid_params,
+    scalar_constants,
+    scalar_operand,
+)
 
 _FLOAT = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
 
@@ -122,23 +127,19 @@ def _saturating(
             return None
         node = users[0]
         if node.op_type in SATURATING and node.input[0] == cur:
-            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            alpha, beta = hardsigmoid_params(node)
             return FusedActivation(
                 node.name or node.op_type,
                 kind=node.op_type.lower(),
                 steps=tuple(steps),
-                alpha=float(attrs.get("alpha", 0.2)),
-                beta=float(attrs.get("beta", 0.5)),
+                alpha=alpha,
+                beta=beta,
             )
-        if node.op_type not in AFFINE or len(node.input) != 2:
+        operand = scalar_operand(node, scalars)
+        # c / x is not affine: apply() has no step for it
+        if operand is None or operand[0] != cur or (operand[2] and node.op_type == "Div"):
             return None
-        a, b = node.input
-        if a == cur and b in scalars and b != cur:
-            steps.append((node.op_type, scalars[b], False))
-        elif b == cur and a in scalars and node.op_type in ("Mul", "Add", "Sub"):
-            steps.append((node.op_type, scalars[a], True))
-        else:
-            return None
+        steps.append((node.op_type, operand[1], operand[2]))
         cur = node.output[0]
     return None
 

@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 
 from studio.core.accuracy.sqnr import Analyser
+from studio.core.model.loading import copy_model
 from studio.core.quantize.build import build_qdq
 from studio.core.quantize.plan import QuantPlan
 from studio.core.quantize.techniques import (
@@ -101,8 +102,7 @@ def run_techniques(
     run_plan = tech.plan_for(plan)
     uncorrected = None
     if "bias-correction" in names:
-        uncorrected = onnx.ModelProto()
-        uncorrected.CopyFrom(model)
+        uncorrected = copy_model(model)
         # last: it measures the shifts in the QDQ model the other steps produced
         tech.notes += correct_biases(model, run_stats, run_plan, calib_feeds).notes()
     build_qdq(run_stats, run_plan, out_path, model=model)

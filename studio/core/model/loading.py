@@ -55,6 +55,13 @@ def _describe_non_model(head: bytes) -> str | None:
     return None
 
 
+def copy_model(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A deep copy of ``proto`` (rewrites and searches change copies, never a caller's model)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    return out
+
+
 def read_model_proto(path: Path) -> onnx.ModelProto:
     """Parse ``path`` as an ONNX ModelProto without loading weights.
 

@@ -32,6 +32,7 @@ from studio.core.calibration import CalibrationStats
 from studio.core.encodings import Encoding, EncodingSet
 from studio.core.errors import BadInputError, EncodingsError
 from studio.core.jobs.protocol import JobContext
+from studio.core.model.loading import copy_model
 from studio.core.quantize.fusion import fuse_erf_gelu
 from studio.core.quantize.plan import QuantPlan
 from studio.core.quantize.readback import encodings_of_qdq
@@ -156,7 +157,7 @@ def build_qdq(
     kept_float = _keep_unexpressible_float(planned, proto)
     warnings += kept_float
     if model is not None:  # the caller's model stays as it was given
-        proto = _copy(proto)
+        proto = copy_model(proto)
     pinned = set(plan.overrides) | {n for n, e in planned.items() if e.is_float}
     fused = fuse_erf_gelu(proto, keep=pinned)  # one Gelu: QNN HTP has no quantised Erf
     gone = set(fused)
@@ -574,8 +575,7 @@ def _run_qdq_quantizer(proto: onnx.ModelProto, cfg: Any, ranges: dict[str, Any])
 
     from studio.core.quantize.ort_indexing import indexed_quantizer
 
-    model = onnx.ModelProto()
-    model.CopyFrom(proto)
+    model = copy_model(proto)
     add_infer_metadata(model)
     model = update_opset_version(
         model,
@@ -669,12 +669,6 @@ def _name_unnamed_nodes(proto: onnx.ModelProto) -> None:
                 name += "_"
             node.name = name
             used.add(name)
-
-
-def _copy(proto: onnx.ModelProto) -> onnx.ModelProto:
-    out = onnx.ModelProto()
-    out.CopyFrom(proto)
-    return out
 
 
 def _layernorm_scales(proto: onnx.ModelProto) -> list[str]:

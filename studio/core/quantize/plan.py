@@ -268,14 +268,15 @@ class QuantPlan:
         # A tensor only Tanh/Sigmoid/HardSigmoid read needs its range only up to where they
         # saturate (``saturation``): magika's Tanh input spans +-9500, tanh is flat past +-4.
         # Before the fold below, so that a Relu folded into such a tensor's producer follows.
-        for name, limit in saturation_limits(proto, ranges, self.activation_bits).items():
-            ranges[name] = clip_to(ranges[name], limit)
-        # A lone Relu/Clip after a tensor is folded into its producer by ORT (and QNN): the
-        # producer then emits the activation's range. Mirror it so the plan shows what runs.
         consumers: dict[str, list[onnx.NodeProto]] = {}
         for node in proto.graph.node:
             for i in node.input:
                 consumers.setdefault(i, []).append(node)
+        limits = saturation_limits(proto, ranges, self.activation_bits, consumers)
+        for name, limit in limits.items():
+            ranges[name] = clip_to(ranges[name], limit)
+        # A lone Relu/Clip after a tensor is folded into its producer by ORT (and QNN): the
+        # producer then emits the activation's range. Mirror it so the plan shows what runs.
         for node in proto.graph.node:
             if node.op_type not in FOLDABLE_ACTIVATIONS or not node.input:
                 continue

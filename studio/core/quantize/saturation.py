@@ -38,18 +38,21 @@ def saturation_limits(
     proto: onnx.ModelProto,
     ranges: dict[str, Range],
     output_bits: Callable[[str], int | None],
+    consumers: dict[str, list[onnx.NodeProto]] | None = None,
 ) -> dict[str, Range]:
     """Per tensor that only saturating functions read (directly, or through scalar affine
     steps with one consumer each), the interval outside which its values change no output.
 
     ``ranges`` are the calibrated (min, max) of the activations (the consumers' output ranges
     set their grids); ``output_bits`` gives an activation's bitwidth (None: stays float, its
-    consumer's input is then left alone). Only tensors in ``ranges`` are returned.
+    consumer's input is then left alone); ``consumers``: tensor -> reading nodes, when the
+    caller has it. Only tensors in ``ranges`` are returned.
     """
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in proto.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    if consumers is None:
+        consumers = {}
+        for node in proto.graph.node:
+            for name in node.input:
+                consumers.setdefault(name, []).append(node)
     producer = {o: n for n in proto.graph.node for o in n.output}
     outputs = {o.name for o in proto.graph.output}
     scalars = scalar_constants(proto)
@@ -80,8 +83,7 @@ def _limit(
     if node.op_type not in SATURATING or not node.output:
         return None
     if node.op_type == "HardSigmoid":
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
+        alpha, beta = hardsigmoid_params(node)
         if alpha <= 0:
             return None
         lo, hi = -beta / alpha, (1.0 - beta) / alpha
@@ -113,15 +115,10 @@ def _walk_back(
     """Map ``limit`` back through single-consumer scalar affine producers (see the module)."""
     for _ in range(8):
         node = producer.get(name)
-        if node is None or node.op_type not in AFFINE or len(node.input) != 2:
+        operand = scalar_operand(node, scalars) if node is not None else None
+        if operand is None:
             return
-        a, b = node.input
-        if b in scalars and a not in scalars:
-            src, c, const_first = a, scalars[b], False
-        elif a in scalars and b not in scalars:
-            src, c, const_first = b, scalars[a], True
-        else:
-            return
+        src, c, const_first = operand
         if src in outputs or len(consumers.get(src, [])) != 1 or src not in ranges:
             return
         lo, hi = limit
@@ -144,24 +141,44 @@ def _walk_back(
         name, limit = src, (lo, hi)
 
 
+def scalar_operand(
+    node: onnx.NodeProto, scalars: dict[str, float]
+) -> tuple[str, float, bool] | None:
+    """(the tensor input, the constant, whether the constant is the first input) of a
+    Mul/Div/Add/Sub with one scalar constant input (``scalars``: :func:`scalar_constants`);
+    None for any other node. The one reading of an affine step, forward (the SQNR taps) and back
+    (:func:`saturation_limits`)."""
+    if node.op_type not in AFFINE or len(node.input) != 2:
+        return None
+    a, b = node.input
+    if b in scalars and a not in scalars:
+        return a, scalars[b], False
+    if a in scalars and b not in scalars:
+        return b, scalars[a], True
+    return None
+
+
+def hardsigmoid_params(node: onnx.NodeProto) -> tuple[float, float]:
+    """A HardSigmoid's (alpha, beta), with ONNX's defaults."""
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    return float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
+
+
 def scalar_constants(proto: onnx.ModelProto) -> dict[str, float]:
     """Finite one-element float constants (initializers and Constant nodes) by name."""
-    out: dict[str, float] = {}
-    tensors = list(proto.graph.initializer)
+    tensors = [(t.name, t) for t in proto.graph.initializer]
     for node in proto.graph.node:
         if node.op_type == "Constant" and node.output:
-            for attr in node.attribute:
-                if attr.name == "value" and attr.t is not None:
-                    t = onnx.TensorProto()
-                    t.CopyFrom(attr.t)
-                    t.name = node.output[0]
-                    tensors.append(t)
-    for t in tensors:
+            value = next((a.t for a in node.attribute if a.name == "value"), None)
+            if value is not None:
+                tensors.append((node.output[0], value))
+    out: dict[str, float] = {}
+    for name, t in tensors:
         if t.data_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE):
             continue
         if int(np.prod(t.dims)) != 1:
             continue
         value = float(numpy_helper.to_array(t).reshape(-1)[0])
         if math.isfinite(value):
-            out[t.name] = value
+            out[name] = value
     return out

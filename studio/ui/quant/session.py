@@ -57,6 +57,7 @@ class QuantSession(QObject):
         self.stats: CalibrationStats | None = None
         self.graph: Any = None  # studio.core.model.graph.ModelGraph of the original model
         self.proto: onnx.ModelProto | None = None  # the model the tensor names belong to
+        self._uses_cache: tuple[Any, editing.TensorUses] | None = None  # (proto, its index)
         self.prepared: onnx.ModelProto | None = None  # folded model before calibration
         self.preparing = False  # the prepared model is being computed (no rows yet)
         self.rows: list[TensorRow] = []
@@ -240,8 +241,17 @@ class QuantSession(QObject):
             return ACTIVATION_BITS
         # the rule depends on the activations the tensor's nodes read (16-bit weights need
         # 16-bit activations; a constant operand needs their width)
-        acts = activation_bits_of(self.plan, self.proto, name)
-        return allowed_bitwidths(self.proto, name, activation_bits=acts)
+        uses = self._tensor_uses()
+        acts = activation_bits_of(self.plan, self.proto, name, uses)
+        return allowed_bitwidths(self.proto, name, activation_bits=acts, uses=uses)
+
+    def _tensor_uses(self) -> editing.TensorUses:
+        """Who reads each tensor of ``self.proto``, indexed once per model: the editor asks
+        per tensor, and each rule check would otherwise scan every node (twice)."""
+        cached = self._uses_cache
+        if cached is None or cached[0] is not self.proto:
+            cached = self._uses_cache = (self.proto, editing.tensor_uses(self.proto))
+        return cached[1]
 
     def can_per_channel(self, name: str) -> bool:
         """Only weights of rank >= 2 have output channels to scale separately."""
@@ -347,9 +357,12 @@ class QuantSession(QObject):
         weight = row is not None and row.kind not in ("activation", "bias")
         if key == "bits" and self.proto is not None and weight:
             dtype, bits = editing.parse_bitwidth(str(value))
-            acts = editing.activation_bits_of(self.plan, self.proto, name)
+            uses = self._tensor_uses()
+            acts = editing.activation_bits_of(self.plan, self.proto, name, uses)
             reason = (
-                None if dtype == "float" else editing.why_not(self.proto, name, bits, None, acts)
+                None
+                if dtype == "float"
+                else editing.why_not(self.proto, name, bits, None, acts, uses)
             )
             if reason is not None:  # the editor offers only what HTP runs
                 raise EncodingsError(f"tensor '{name}': {bits}-bit: {reason}")

@@ -6,6 +6,7 @@ here; the SQNR colour scale is the same red-yellow-green the graph overlay uses 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from PySide6.QtGui import QColor
@@ -89,17 +90,11 @@ def sqnr_brushes(values: Any) -> list[Any]:
     return [palette[i] for i in steps.tolist()]
 
 
-_PALETTE: list[Any] = []
+@functools.cache
+def _step_brushes() -> tuple[Any, ...]:
+    import pyqtgraph as pg
 
-
-def _step_brushes() -> list[Any]:
-    if not _PALETTE:
-        import pyqtgraph as pg
-
-        _PALETTE.extend(
-            pg.mkBrush(rdylgn(i / (SQNR_COLOR_STEPS - 1))) for i in range(SQNR_COLOR_STEPS)
-        )
-    return _PALETTE
+    return tuple(pg.mkBrush(rdylgn(i / (SQNR_COLOR_STEPS - 1))) for i in range(SQNR_COLOR_STEPS))
 
 
 KIND_COLORS = {"activation": "#4c9bff", "param": "#c792ea", "bias": "#8b919a"}
